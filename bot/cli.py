@@ -1,0 +1,308 @@
+"""The ``tensionbot`` command line.
+
+Every command loads the configuration once (``--config PATH``, default ``./config.toml``, else
+the built-in defaults), validates it, and exits non-zero with a message naming the file, line or
+key when something is wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bot.config import Config, ConfigError, load_config
+from bot.forms import FormError, load_form
+
+T = TypeVar("T")
+ADMIN = "cli"
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _run(config: Config, work: Callable[[Any], Awaitable[T]], *, migrate: bool = True) -> T:
+    """Build the services, run one coroutine with them, close them."""
+    from bot.app import build_services
+
+    async def main() -> T:
+        services = await build_services(config, migrate=migrate)
+        try:
+            return await work(services)
+        finally:
+            await services.close()
+
+    return asyncio.run(main())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="Configuration file (default: ./config.toml, else built-in defaults).")
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
+    """tensionbot: the monthly community-tension return as a chat bot."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
+    if ctx.invoked_subcommand == "demo":
+        return  # the demo builds its own configuration
+    try:
+        ctx.obj = load_config(config_path)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+@main.command("check-config")
+@click.pass_obj
+def check_config(config: Config) -> None:
+    """Validate the configuration and the form file, then exit."""
+    try:
+        form = load_form(config.form.path)
+    except FormError as exc:
+        _fail(str(exc))
+    click.echo(f"configuration OK ({config.source})")
+    click.echo(f"  partnership: {config.partnership.name}, {len(config.partnership.wards)} wards, "
+               f"{config.partnership.timezone}")
+    click.echo(f"  database:    {config.database.url.split('@')[-1]}")
+    click.echo(f"  telegram:    {config.telegram.mode} via {config.telegram.api_base_url}, token "
+               f"{'set' if config.secrets.telegram_token else 'NOT set'}")
+    s = config.schedule
+    click.echo(f"  schedule:    opens day {s.open_day} {s.open_time:%H:%M}, reminders on days "
+               f"{', '.join(map(str, s.reminder_days)) or 'none'}, closes day {s.close_day} "
+               f"{s.close_time:%H:%M}")
+    click.echo(f"  form:        {form.title} v{form.version}, {len(form.questions)} questions")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.pass_obj
+def db_upgrade(config: Config) -> None:
+    """Apply migrations up to the newest (also done automatically at start)."""
+    from storage.database import Database
+    from storage.migrate import current_revision, upgrade
+
+    async def work() -> str | None:
+        database = Database(config.database.url)
+        try:
+            await upgrade(database.engine)
+            return await current_revision(database.engine)
+        finally:
+            await database.dispose()
+
+    click.echo(f"database at revision {asyncio.run(work())}")
+
+
+@main.group()
+def people() -> None:
+    """People: import, list."""
+
+
+@people.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def people_import(config: Config, file: Path) -> None:
+    """Import or update people from a CSV file (all or nothing).
+
+    Columns: name, role, wards (separated by ';', or 'all'), organisation, email, slack_user_id.
+    People are matched by email: a re-import updates them and never duplicates.
+    """
+    from bot.services.people import ImportError_
+
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        _fail(f"{file}: not UTF-8 text")
+    try:
+        result = _run(config, lambda s: s.people.import_csv(text, source=str(file), actor=ADMIN))
+    except ImportError_ as exc:
+        _fail("nothing was imported:\n" + "\n".join(f"  {p}" for p in exc.problems))
+    click.echo(f"imported {file}: {result.created} created, {result.updated} updated, "
+               f"{result.unchanged} unchanged")
+
+
+@people.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.pass_obj
+def people_list(config: Config, fmt: str) -> None:
+    """Everyone, and whether their Telegram is linked."""
+    rows = [
+        {"name": p.name, "role": p.role, "email": p.email, "wards": ";".join(p.wards),
+         "organisation": p.organisation,
+         "telegram": "blocked" if p.blocked_at else ("linked" if p.linked else "not linked"),
+         "active": p.active}
+        for p in _run(config, lambda s: s.people.list())
+    ]
+    _emit(rows, fmt)
+
+
+def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if fmt == "csv":
+        buf = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        click.echo(buf.getvalue(), nl=False)
+        return
+    if not rows:
+        click.echo("(none)")
+        return
+    cols = list(rows[0])
+    widths = {c: min(40, max(len(c), *(len(str(r[c])) for r in rows))) for c in cols}
+    click.echo("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        click.echo("  ".join(str(r[c])[:40].ljust(widths[c]) for c in cols))
+
+
+@main.command("invites")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.option("--person", "email", default=None, help="Only this person (by email), linked or not.")
+@click.pass_obj
+def invites(config: Config, fmt: str, email: str | None) -> None:
+    """Print a personal, single-use, expiring Telegram link for everyone not yet linked.
+
+    Each run issues fresh links; earlier unused links of the same people stop working.
+    """
+    try:
+        links = _run(config, lambda s: s.people.issue_invites(actor=ADMIN, email=email))
+    except LookupError as exc:
+        _fail(str(exc.args[0]))
+    _emit([{"name": link.person.name, "email": link.person.email, "link": link.url,
+            "expires": link.expires_at.astimezone(config.partnership.tz).strftime("%Y-%m-%d %H:%M")}
+           for link in links], fmt)
+
+
+@main.group()
+def campaign() -> None:
+    """Returns: open one, see its status."""
+
+
+@campaign.command("open")
+@click.option("--period", default=None, help="YYYY-MM (default: this month).")
+@click.option("--extra", is_flag=True, help="An extra return (e.g. weekly or daily in a crisis).")
+@click.option("--wards", default="", help="Extra return: wards, separated by ';'.")
+@click.option("--roles", default="", help="Extra return: roles, separated by ';'.")
+@click.option("--closes-in", "closes_in", type=click.FloatRange(0.5, 744), default=48.0,
+              show_default=True, help="Extra return: hours until it closes.")
+@click.pass_obj
+def campaign_open(config: Config, period: str | None, extra: bool, wards: str, roles: str,
+                  closes_in: float) -> None:
+    """Open this month's return now (once per period), or an extra one.
+
+    The running bot sends the forms (its dispatcher picks them up within a second).
+    """
+    from bot.services.campaigns import CampaignError
+
+    def split(value: str) -> list[str]:
+        return [v.strip() for v in value.split(";") if v.strip()]
+
+    async def work(s: Any) -> tuple[Any, bool]:
+        if extra:
+            closes = s.clock.now() + timedelta(hours=closes_in)
+            c = await s.campaigns.open_extra(closes_at=closes, wards=split(wards),
+                                             roles=split(roles), actor=ADMIN)
+            return c, True
+        return await s.campaigns.open_monthly(period, actor=ADMIN, force=True)  # type: ignore[no-any-return]
+
+    try:
+        camp, created = _run(config, work)
+    except CampaignError as exc:
+        _fail(str(exc))
+    verb = "opened" if created else "already open"
+    click.echo(f"{verb}: {camp.key} ({camp.title}), closes "
+               f"{camp.closes_at.astimezone(config.partnership.tz):%Y-%m-%d %H:%M}")
+
+
+@campaign.command("status")
+@click.option("--period", default=None, help="YYYY-MM: that month's return.")
+@click.option("--key", default=None, help="A campaign key (for extra returns).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def campaign_status(config: Config, period: str | None, key: str | None, as_json: bool) -> None:
+    """Who has answered, sent a nil return, not replied, or cannot be reached."""
+    from bot.services.campaigns import CampaignError
+
+    async def work(s: Any) -> Any:
+        camp = await s.campaigns.resolve(period, key)
+        return await s.campaigns.status(camp.id, actor=ADMIN)
+
+    try:
+        status = _run(config, work)
+    except CampaignError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(status.as_dict(), indent=2))
+        return
+    click.echo(format_status(status))
+
+
+def format_status(status: Any) -> str:
+    """A human-readable campaign status."""
+    lines = [f"{status.title}  [{status.key}, {status.status}, form v{status.form_version}]",
+             f"  opens {status.opens_at}  closes {status.closes_at}  reminders "
+             f"{status.reminders_done}/{status.reminders_planned}",
+             "  " + ", ".join(f"{k}: {v}" for k, v in sorted(status.counts.items()))]
+    for p in status.people:
+        extra = f"{p.tensions} tension(s)" if p.tensions else p.detail
+        lines.append(f"  {p.name:<28} {p.role:<17} {p.outcome:<12} reminded {p.reminders}  "
+                     f"{'; '.join(p.wards)[:30]:<30} {extra}")
+    return "\n".join(lines)
+
+
+@main.command("run")
+@click.pass_obj
+def run(config: Config) -> None:
+    """Run the bot: Telegram (polling or webhook), the outbox and the scheduler."""
+    from bot.app import TelegramRuntime, build_services, telegram_token
+
+    try:
+        token = telegram_token(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+    async def main_loop() -> None:
+        services = await build_services(config)
+        runtime = TelegramRuntime(services, token)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, runtime.stop)
+        try:
+            await runtime.run()
+        finally:
+            await services.close()
+
+    asyncio.run(main_loop())
+
+
+@main.command("demo")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("demo-output"),
+              show_default=True, help="Folder for the demo's database, transcripts and status.")
+def demo(out: Path) -> None:
+    """Run the whole product offline against a simulated Telegram, and print what happened."""
+    from bot.demo import run_demo
+
+    sys.exit(asyncio.run(run_demo(out)))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,259 @@
+"""Configuration: one validated pydantic model, loaded once from TOML, secrets from the environment.
+
+Nothing here reads files or the environment at import time; :func:`load_config` is called by the
+composition root and the result is passed explicitly to whoever needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from datetime import time
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_CONFIG_PATH = Path("config.toml")
+DEFAULT_FORM_PATH = Path(__file__).parent / "forms" / "tension_return.toml"
+
+#: The 20 wards of the City of Wolverhampton (the first partnership to use tensionbot).
+WOLVERHAMPTON_WARDS: tuple[str, ...] = (
+    "Bilston East", "Bilston North", "Blakenhall", "Bushbury North", "Bushbury South and Low Hill",
+    "East Park", "Ettingshall", "Fallings Park", "Graiseley", "Heath Town", "Merry Hill", "Oxley",
+    "Park", "Penn", "Spring Vale", "St Peter's", "Tettenhall Regis", "Tettenhall Wightwick",
+    "Wednesfield North", "Wednesfield South",
+)  # fmt: skip
+
+ENV_TELEGRAM_TOKEN = "TENSIONBOT_TELEGRAM_TOKEN"  # noqa: S105 - the variable's name, not a secret
+ENV_SLACK_BOT_TOKEN = "TENSIONBOT_SLACK_BOT_TOKEN"  # noqa: S105
+ENV_SLACK_SIGNING_SECRET = "TENSIONBOT_SLACK_SIGNING_SECRET"  # noqa: S105
+
+
+class ConfigError(Exception):
+    """Configuration is missing or invalid; the message names the file and the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PartnershipConfig(_Section):
+    """Who runs the bot."""
+
+    name: str = "Safer Wolverhampton Partnership"
+    short_name: str = "SWP"
+    timezone: str = "Europe/London"
+    contact: str = Field(
+        default="the Prevent and Cohesion Officer (community.safety@wolverhampton.gov.uk)",
+        description="Who an unknown user should contact to be added.",
+    )
+    wards: list[str] = Field(default_factory=lambda: list(WOLVERHAMPTON_WARDS))
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    @field_validator("wards")
+    @classmethod
+    def _unique_wards(cls, value: list[str]) -> list[str]:
+        cleaned = [w.strip() for w in value]
+        if not cleaned or any(not w for w in cleaned):
+            raise ValueError("wards must be a non-empty list of non-empty names")
+        if len({w.casefold() for w in cleaned}) != len(cleaned):
+            raise ValueError("wards must not repeat")
+        return cleaned
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The partnership's timezone as a ``ZoneInfo``."""
+        return ZoneInfo(self.timezone)
+
+
+class DatabaseConfig(_Section):
+    """Where state lives. SQLite is the embedded default; PostgreSQL for production."""
+
+    url: str = "sqlite+aiosqlite:///tensionbot.sqlite3"
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _supported_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with 'sqlite+aiosqlite://' or 'postgresql+asyncpg://'"
+            )
+        return value
+
+
+class TelegramConfig(_Section):
+    """Telegram Bot API settings. The token comes from TENSIONBOT_TELEGRAM_TOKEN."""
+
+    api_base_url: str = "https://api.telegram.org"
+    bot_username: str = "tensionbot"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    webhook_path: str = "/telegram"
+    poll_timeout: int = Field(default=25, ge=0, le=60)
+    global_rate: float = Field(default=28.0, gt=0, description="messages per second, all chats")
+    per_chat_rate: float = Field(default=1.0, gt=0, description="messages per second, one chat")
+    max_in_flight: int = Field(default=8, ge=1, le=64)
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _webhook_needs_url(self) -> TelegramConfig:
+        if self.mode == "webhook" and not self.webhook_url:
+            raise ValueError("mode = 'webhook' needs telegram.webhook_url")
+        return self
+
+
+class ScheduleConfig(_Section):
+    """When the monthly return opens, is chased, and closes (days of the month, local time)."""
+
+    open_day: int = Field(default=1, ge=1, le=28)
+    open_time: time = time(9, 0)
+    reminder_days: list[int] = Field(default_factory=lambda: [8, 12])
+    close_day: int = Field(default=15, ge=1, le=28)
+    close_time: time = time(17, 0)
+    tick_seconds: int = Field(default=60, ge=1, le=3600)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScheduleConfig:
+        if self.close_day <= self.open_day:
+            raise ValueError("close_day must be after open_day")
+        for day in self.reminder_days:
+            if not self.open_day < day <= self.close_day:
+                raise ValueError(
+                    f"reminder day {day} must be after open_day ({self.open_day}) "
+                    f"and not after close_day ({self.close_day})"
+                )
+        if sorted(set(self.reminder_days)) != self.reminder_days:
+            raise ValueError("reminder_days must be increasing with no repeats")
+        return self
+
+
+class FormConfig(_Section):
+    """The form definition file (default: the standard tension return shipped with tensionbot)."""
+
+    path: Path = DEFAULT_FORM_PATH
+    max_text_length: int = Field(default=2000, ge=100, le=4000)
+
+
+class InviteConfig(_Section):
+    """Telegram deep-link invitations."""
+
+    expires_days: int = Field(default=14, ge=1, le=90)
+
+
+class Secrets(BaseModel):
+    """Secrets, only ever from the environment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    telegram_token: SecretStr | None = None
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Secrets:
+        """Read the secrets from an environment mapping (``os.environ`` by default)."""
+
+        def get(name: str) -> SecretStr | None:
+            value = env.get(name, "").strip()
+            return SecretStr(value) if value else None
+
+        return cls(
+            telegram_token=get(ENV_TELEGRAM_TOKEN),
+            slack_bot_token=get(ENV_SLACK_BOT_TOKEN),
+            slack_signing_secret=get(ENV_SLACK_SIGNING_SECRET),
+        )
+
+
+class Config(_Section):
+    """The whole configuration."""
+
+    partnership: PartnershipConfig = PartnershipConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    telegram: TelegramConfig = TelegramConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    form: FormConfig = FormConfig()
+    invites: InviteConfig = InviteConfig()
+    secrets: Secrets = Field(default_factory=Secrets, exclude=True)
+    source: str = Field(default="<built-in defaults>", exclude=True)
+
+
+def _format_errors(source: str, exc: ValidationError) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def config_from_mapping(
+    data: Mapping[str, object], *, source: str, env: Mapping[str, str] | None = None
+) -> Config:
+    """Validate a parsed TOML mapping; errors name the source and the dotted key."""
+    if "secrets" in data:
+        raise ConfigError(
+            f"{source}: secrets: tokens are read only from the environment "
+            f"({ENV_TELEGRAM_TOKEN}, {ENV_SLACK_BOT_TOKEN}, {ENV_SLACK_SIGNING_SECRET})"
+        )
+    secrets = Secrets.from_env(os.environ if env is None else env)
+    try:
+        return Config.model_validate({**data, "secrets": secrets, "source": source})
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(source, exc)) from None
+
+
+def load_config(path: Path | None = None, *, env: Mapping[str, str] | None = None) -> Config:
+    """Load the configuration.
+
+    With ``path`` given the file must exist. Without it, ``./config.toml`` is used when present and
+    the built-in defaults otherwise.
+    """
+    if path is None:
+        if not DEFAULT_CONFIG_PATH.exists():
+            return config_from_mapping({}, source="<built-in defaults>", env=env)
+        path = DEFAULT_CONFIG_PATH
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    config = config_from_mapping(data, source=str(path), env=env)
+    form_path = config.form.path
+    if not form_path.is_absolute():
+        # A relative form path is relative to the config file, not to the working directory.
+        form = config.form.model_copy(update={"path": (path.parent / form_path).resolve()})
+        config = config.model_copy(update={"form": form})
+    return config

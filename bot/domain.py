@@ -1,0 +1,210 @@
+"""Domain records: plain dataclasses, mapped to tables by ``storage`` (imperative mapping).
+
+The core works on these objects only. Mutable JSON fields (``draft``, ``tensions`` ...) are always
+re-assigned, never mutated in place, so the mapper notices the change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Role(StrEnum):
+    """What a person is to the partnership."""
+
+    COUNCILLOR = "councillor"
+    COMMUNITY_LEADER = "community_leader"
+    OFFICER = "officer"
+    PREVENT_OFFICER = "prevent_officer"
+    ADMIN = "admin"
+
+
+#: Roles that are sent the monthly return.
+REPORTER_ROLES = frozenset({Role.COUNCILLOR, Role.COMMUNITY_LEADER})
+
+
+class DeliveryStatus(StrEnum):
+    """Where one person's copy of one campaign stands."""
+
+    QUEUED = "queued"  # in the outbox, not yet confirmed sent
+    SENT = "sent"
+    UNCERTAIN = "uncertain"  # the process died while the send was in flight
+    UNREACHABLE = "unreachable"  # never linked, or blocked the bot
+    RESPONDED = "responded"  # submitted one or more tensions
+    NIL = "nil"  # nothing to report
+
+
+class OutboxStatus(StrEnum):
+    """Lifecycle of one outbound message."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"  # permanently (blocked, bad request) or out of attempts
+    UNCERTAIN = "uncertain"  # in flight when the process died; not resent (at most once)
+
+
+@dataclass(eq=False)
+class Person:
+    """A councillor, community leader, officer or admin."""
+
+    name: str
+    role: str
+    email: str
+    organisation: str = ""
+    wards: list[str] = field(default_factory=list)
+    slack_user_id: str | None = None
+    telegram_user_id: int | None = None
+    telegram_chat_id: int | None = None
+    linked_at: datetime | None = None
+    blocked_at: datetime | None = None
+    active: bool = True
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    id: int | None = None
+
+    @property
+    def linked(self) -> bool:
+        """True when the bot can message this person on Telegram."""
+        return self.telegram_chat_id is not None
+
+
+@dataclass(eq=False)
+class Invite:
+    """A single-use, expiring Telegram deep-link token (only its hash is stored)."""
+
+    person_id: int
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+    revoked_at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class FormVersion:
+    """A form definition as it was when used; campaigns and reports point at it."""
+
+    version: str
+    sha256: str
+    definition: dict[str, Any]
+    created_at: datetime
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class Campaign:
+    """One return: the monthly one for a period, or an extra one for chosen wards or roles."""
+
+    key: str  # unique: "monthly:2026-11" or "extra:2026-11-22T1015:<n>"
+    kind: str  # "monthly" | "extra"
+    period: str  # YYYY-MM the return is about
+    title: str
+    form_version_id: int
+    opens_at: datetime
+    closes_at: datetime
+    reminder_times: list[str] = field(default_factory=list)  # ISO datetimes (UTC)
+    reminders_done: int = 0
+    target_wards: list[str] = field(default_factory=list)  # empty: all
+    target_roles: list[str] = field(default_factory=list)  # empty: reporter roles
+    status: str = "open"  # open | closed
+    created_by: str = "scheduler"
+    created_at: datetime | None = None
+    closed_at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class Delivery:
+    """One person's copy of one campaign."""
+
+    campaign_id: int
+    person_id: int
+    status: str = DeliveryStatus.QUEUED.value
+    detail: str = ""
+    sent_at: datetime | None = None
+    reminders: int = 0
+    last_reminded_at: datetime | None = None
+    responded_at: datetime | None = None
+    message_ref: str | None = None  # the platform message id of the form, once sent
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class Conversation:
+    """A guided conversation in progress; every answer is stored as it arrives."""
+
+    person_id: int
+    flow: str  # "monthly" | "adhoc"
+    form_version_id: int
+    started_at: datetime
+    updated_at: datetime
+    campaign_id: int | None = None
+    status: str = "active"  # active | submitted | cancelled
+    step: str = ""  # a question id, "review" or "edit"
+    draft: dict[str, str] = field(default_factory=dict)
+    tensions: list[dict[str, str]] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)
+    editing: bool = False
+    seq: int = 0  # bumped on every move; buttons carry it so stale taps are refused
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class Report:
+    """A submitted tension."""
+
+    reference: str
+    person_id: int
+    source: str  # "monthly" | "adhoc"
+    ward: str
+    category: str
+    level: int
+    basis: str
+    answers: dict[str, str]
+    form_version_id: int
+    created_at: datetime
+    campaign_id: int | None = None
+    consent_contact: bool = False
+    consent_share: bool = False
+    status: str = "received"
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class OutboxMessage:
+    """One message waiting to go out, or gone. The dispatcher is the only sender."""
+
+    channel: str  # "telegram"
+    recipient: str  # chat id
+    payload: dict[str, Any]  # an OutgoingMessage as JSON
+    idempotency_key: str
+    created_at: datetime
+    next_attempt_at: datetime
+    purpose: str = "reply"  # reply | form | reminder | notice
+    priority: int = 0  # 0 interactive replies first, 1 broadcast
+    edit_ref: str | None = None  # edit this message instead of sending a new one
+    delivery_id: int | None = None
+    status: str = OutboxStatus.PENDING.value
+    attempts: int = 0
+    last_error: str | None = None
+    claimed_until: datetime | None = None
+    sent_at: datetime | None = None
+    result_ref: str | None = None
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class AuditEntry:
+    """Who saw or changed what (append-only)."""
+
+    at: datetime
+    actor: str
+    action: str
+    subject: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None

@@ -1,0 +1,566 @@
+"""The guided conversation: commands, buttons and text answers, every answer stored as it arrives.
+
+A handler turns a platform event into one call here. Each call is one unit of work: it checks the
+sender, drops a redelivered update, moves the conversation on, queues the replies in the outbox and
+commits — so a crash at any point either loses the whole step (and the platform redelivers it) or
+keeps all of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from bot.buttons import Action, BadPayload, Kind
+from bot.clock import Clock
+from bot.config import Config
+from bot.domain import (
+    Campaign,
+    Conversation,
+    DeliveryStatus,
+    Person,
+    Report,
+)
+from bot.forms import FormDefinition, Question
+from bot.messages import MessageBuilder, OutgoingMessage
+from bot.ports import UnitOfWork, UnitOfWorkFactory
+from bot.services import texts
+from bot.services.common import Outcome, Sender, Waker, audit, clean_text, enqueue
+from bot.services.forms import FormService
+from bot.services.people import PeopleService
+
+log = logging.getLogger(__name__)
+
+REVIEW = "review"
+EDIT = "edit"
+ANSWERED = {DeliveryStatus.RESPONDED.value, DeliveryStatus.NIL.value}
+
+
+class _Step:
+    """Per-call context: the unit of work, the person, where to reply, and a reply counter."""
+
+    def __init__(self, uow: UnitOfWork, person: Person, sender: Sender, now: datetime) -> None:
+        self.uow = uow
+        self.person = person
+        self.sender = sender
+        self.now = now
+        self.replies = 0
+        self.toast: str | None = None
+
+    def key(self) -> str:
+        self.replies += 1
+        ident = self.sender.update_id if self.sender.update_id is not None else self.now.timestamp()
+        return f"in:{self.sender.platform}:{ident}:{self.replies}"
+
+
+class ConversationService:
+    """Everything a reporter can do in chat."""
+
+    def __init__(
+        self,
+        config: Config,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        forms: FormService,
+        people: PeopleService,
+        wake: Waker,
+    ) -> None:
+        self.config = config
+        self.uow_factory = uow_factory
+        self.clock = clock
+        self.forms = forms
+        self.people = people
+        self.wake = wake
+        self.tz = config.partnership.tz
+        self.wards = config.partnership.wards
+
+    # ----------------------------------------------------------------- entry points
+
+    async def start(self, sender: Sender, token: str | None) -> Outcome:
+        """``/start`` with or without an invitation token."""
+        if token:
+            result = await self.people.link_telegram(sender, token)
+            if result.person is None:
+                return Outcome(direct=MessageBuilder().line(result.message).build())
+            self.wake()
+            return Outcome()
+        return await self._run(sender, self._help, refuse=True)
+
+    async def command(self, sender: Sender, name: str) -> Outcome:
+        """``/help``, ``/report``, ``/status``, ``/cancel``, ``/return``."""
+        handlers = {
+            "help": self._help,
+            "report": self._report,
+            "status": self._status,
+            "cancel": self._cancel_command,
+            "return": self._return,
+        }
+        handler = handlers.get(name)
+        if handler is None:
+            return await self._run(sender, self._unknown_command)
+        return await self._run(sender, handler)
+
+    async def text(self, sender: Sender, text: str) -> Outcome:
+        """A free-text message."""
+
+        async def handle(step: _Step) -> None:
+            await self._on_text(step, text)
+
+        return await self._run(sender, handle)
+
+    async def unsupported(self, sender: Sender, kind: str) -> Outcome:
+        """A photo, voice note, sticker, file ... which the form cannot take."""
+
+        async def handle(step: _Step) -> None:
+            conv = await step.uow.conversations.active_for(self._pid(step))
+            msg = MessageBuilder().line(
+                f"Sorry, I can only take typed text here, not a {kind}. "
+                "Please describe it in words (and do not send photos of people)."
+            )
+            await self._reply(step, msg.build())
+            if conv is not None:
+                await self._reask(step, conv)
+
+        return await self._run(sender, handle)
+
+    async def button(self, sender: Sender, data: str, message_ref: str | None) -> Outcome:
+        """A tap on one of our buttons."""
+        try:
+            action = Action.decode(data)
+        except BadPayload:
+            log.warning("refused a malformed button payload from telegram user %s", sender.user_id)
+            return Outcome(toast="That button is not valid any more.")
+
+        async def handle(step: _Step) -> None:
+            await self._on_button(step, action, message_ref)
+
+        return await self._run(sender, handle)
+
+    # ----------------------------------------------------------------- plumbing
+
+    async def _run(self, sender: Sender, handler: Any, refuse: bool = True) -> Outcome:
+        async with self.uow_factory() as uow:
+            person = await uow.people.by_telegram_user(sender.user_id)
+            if person is None or not person.active:
+                # Nothing about an unknown user is stored: not even the update id.
+                log.info("refused an unknown telegram user")
+                return Outcome(
+                    toast="Sorry, this bot is only for invited people.",
+                    direct=texts.refusal(self.config.partnership.name, self.config.partnership.contact),
+                )
+            now = self.clock.now()
+            if sender.update_id is not None and await uow.inbound.seen(
+                sender.platform, sender.update_id, now
+            ):
+                log.info("ignored redelivered update %s", sender.update_id)
+                return Outcome()
+            if person.telegram_chat_id != sender.chat_id or person.blocked_at is not None:
+                # They wrote to us again: they are reachable (again) in this chat.
+                person.telegram_chat_id = sender.chat_id
+                person.blocked_at = None
+            step = _Step(uow, person, sender, now)
+            await handler(step)
+            await uow.commit()
+        if step.replies:
+            self.wake()
+        return Outcome(toast=step.toast)
+
+    @staticmethod
+    def _pid(step: _Step) -> int:
+        assert step.person.id is not None
+        return step.person.id
+
+    async def _reply(
+        self, step: _Step, message: OutgoingMessage, edit_ref: str | None = None
+    ) -> None:
+        await enqueue(
+            step.uow,
+            channel=step.sender.platform,
+            recipient=step.sender.chat_id,
+            message=message,
+            key=step.key(),
+            now=step.now,
+            edit_ref=edit_ref,
+        )
+
+    async def _form_for(self, step: _Step, conv: Conversation) -> FormDefinition:
+        return await self.forms.definition(step.uow, conv.form_version_id)
+
+    # ----------------------------------------------------------------- commands
+
+    async def _help(self, step: _Step) -> None:
+        form = await self.forms.current(step.uow)
+        await self._reply(step, texts.help_message(self.config.partnership.name, form.definition))
+
+    async def _unknown_command(self, step: _Step) -> None:
+        await self._reply(
+            step, MessageBuilder().line("I don't know that command. Send /help for what I can do.").build()
+        )
+
+    async def _status(self, step: _Step) -> None:
+        pid = self._pid(step)
+        open_returns: list[tuple[Campaign, str]] = []
+        for campaign in await step.uow.campaigns.open():
+            assert campaign.id is not None
+            delivery = await step.uow.deliveries.get_for(campaign.id, pid)
+            if delivery is not None:
+                open_returns.append((campaign, delivery.status))
+        reports = await step.uow.reports.for_person(pid, limit=10)
+        form = (await self.forms.current(step.uow)).definition
+        await audit(step.uow, step.now, f"person:{pid}", "status.view", f"person:{pid}")
+        await self._reply(step, texts.status_message(open_returns, reports, form, self.tz))
+
+    async def _cancel_command(self, step: _Step) -> None:
+        conv = await step.uow.conversations.active_for(self._pid(step))
+        if conv is None:
+            await self._reply(step, MessageBuilder().line("There is nothing to cancel.").build())
+            return
+        await self._cancel(step, conv, None)
+
+    async def _report(self, step: _Step) -> None:
+        """An urgent (ad hoc) report; resumes a draft if one is open."""
+        conv = await step.uow.conversations.active_for(self._pid(step))
+        if conv is not None:
+            note = "You have a report in progress, so we carry on with it."
+            if conv.flow == "monthly" and not await self._campaign_open(step, conv.campaign_id):
+                conv.flow, conv.campaign_id = "adhoc", None
+                note = "That return has closed; your answers are kept as an urgent report."
+            await self._reask(step, conv, note=note)
+            return
+        form = await self.forms.current(step.uow)
+        assert form.id is not None
+        conv = await self._new_conversation(step, "adhoc", None, form.id)
+        intro = (
+            MessageBuilder()
+            .line(texts.bold("Report a tension"))
+            .line(texts.italic(form.definition.emergency_notice))
+            .build()
+        )
+        await self._reply(step, intro)
+        await self._ask(step, conv, form.definition)
+
+    async def _return(self, step: _Step) -> None:
+        """Start or resume the open return for this person."""
+        conv = await step.uow.conversations.active_for(self._pid(step))
+        if conv is not None:
+            await self._reask(step, conv, note="Carrying on where you left off.")
+            return
+        for campaign in await step.uow.campaigns.open():
+            assert campaign.id is not None
+            delivery = await step.uow.deliveries.get_for(campaign.id, self._pid(step))
+            if delivery is not None and delivery.status not in ANSWERED:
+                form = await self.forms.definition(step.uow, campaign.form_version_id)
+                await self._reply(step, texts.form_message(campaign, form, self.tz))
+                return
+        await self._reply(
+            step,
+            MessageBuilder()
+            .line("There is no open return waiting for you. To report a tension now, send /report.")
+            .build(),
+        )
+
+    # ----------------------------------------------------------------- buttons
+
+    async def _on_button(self, step: _Step, action: Action, ref: str | None) -> None:
+        if action.kind in (Kind.START, Kind.NIL):
+            await self._on_campaign_button(step, action, ref)
+            return
+        conv = await step.uow.conversations.get(action.target)
+        if conv is None or conv.person_id != step.person.id:
+            log.warning("refused a button for someone else's conversation")
+            step.toast = "That button is not valid any more."
+            return
+        if conv.status != "active" or conv.seq != action.seq:
+            step.toast = "That question has moved on: please use the latest message."
+            return
+        if conv.flow == "monthly" and not await self._campaign_open(step, conv.campaign_id):
+            await self._closed(step, conv.campaign_id)
+            return
+        form = await self._form_for(step, conv)
+        match action.kind:
+            case Kind.ANSWER:
+                await self._on_choice(step, conv, form, action.value, ref)
+            case Kind.SKIP:
+                q = self._current_question(conv, form)
+                if q is None or not q.optional:
+                    step.toast = "This question needs an answer."
+                    return
+                await self._accept(step, conv, form, q, "", ref)
+            case Kind.BACK:
+                await self._back(step, conv, form, ref)
+            case Kind.CANCEL:
+                await self._cancel(step, conv, ref)
+            case Kind.REVIEW_SUBMIT if conv.step == REVIEW:
+                await self._submit(step, conv, form, ref)
+            case Kind.REVIEW_EDIT if conv.step == REVIEW:
+                self._move(conv, EDIT, push=True)
+                await self._reply(step, texts.edit_menu(conv, form), edit_ref=ref)
+            case Kind.EDIT_FIELD if conv.step == EDIT:
+                if not 0 <= action.value < len(form.questions):
+                    step.toast = "That button is not valid any more."
+                    return
+                q = form.questions[action.value]
+                if not form.visible(q, conv.draft):
+                    step.toast = "That question does not apply any more."
+                    return
+                conv.editing = True
+                self._move(conv, q.id, push=True)
+                await self._ask(step, conv, form, edit_ref=ref)
+            case Kind.ADD_ANOTHER if conv.step == REVIEW:
+                conv.tensions = [*conv.tensions, dict(conv.draft)]
+                conv.draft = {}
+                conv.history = []
+                first = form.questions[0]
+                self._move(conv, first.id, push=False)
+                await self._ask(step, conv, form, edit_ref=ref,
+                                note=f"Tension {len(conv.tensions)} is saved. Now the next one.")
+            case _:
+                step.toast = "That button is not valid here."
+
+    async def _on_campaign_button(self, step: _Step, action: Action, ref: str | None) -> None:
+        campaign = await step.uow.campaigns.get(action.target)
+        pid = self._pid(step)
+        delivery = (
+            await step.uow.deliveries.get_for(action.target, pid) if campaign is not None else None
+        )
+        if campaign is None or delivery is None:
+            step.toast = "That return was not sent to you."
+            return
+        if not await self._campaign_open(step, campaign.id):
+            await self._closed(step, campaign.id)
+            return
+        form = await self.forms.definition(step.uow, campaign.form_version_id)
+        active = await step.uow.conversations.active_for(pid)
+        if action.kind is Kind.NIL:
+            if delivery.status == DeliveryStatus.RESPONDED.value:
+                step.toast = "You have already sent reports for this return."
+                return
+            if active is not None and active.campaign_id == campaign.id:
+                active.status = "cancelled"
+                active.updated_at = step.now
+            if delivery.status != DeliveryStatus.NIL.value:
+                delivery.status = DeliveryStatus.NIL.value
+                delivery.responded_at = step.now
+                await audit(step.uow, step.now, f"person:{pid}", "return.nil", campaign.key)
+            step.toast = "Nil return recorded. Thank you."
+            await self._reply(step, texts.nil_recorded(campaign), edit_ref=ref)
+            return
+        # START
+        if active is not None:
+            if active.campaign_id != campaign.id and active.flow == "monthly":
+                active.status = "cancelled"  # an older return's draft; this one supersedes it
+                active.updated_at = step.now
+            else:
+                await self._reask(step, active, note="Carrying on where you left off.")
+                return
+        assert campaign.id is not None
+        conv = await self._new_conversation(step, "monthly", campaign.id, campaign.form_version_id)
+        await self._ask(step, conv, form, edit_ref=None)
+
+    async def _on_choice(
+        self, step: _Step, conv: Conversation, form: FormDefinition, index: int, ref: str | None
+    ) -> None:
+        q = self._current_question(conv, form)
+        if q is None or q.kind == "text":
+            step.toast = "Please type your answer."
+            return
+        values = [o.value for o in q.options] if q.kind == "choice" else self.wards
+        if not 0 <= index < len(values):
+            step.toast = "That button is not valid any more."
+            return
+        await self._accept(step, conv, form, q, values[index], ref)
+
+    # ----------------------------------------------------------------- text
+
+    async def _on_text(self, step: _Step, raw: str) -> None:
+        conv = await step.uow.conversations.active_for(self._pid(step))
+        if conv is None:
+            await self._reply(
+                step,
+                MessageBuilder()
+                .line("I'm not expecting an answer just now.")
+                .line("Send /report to report a tension, /status for your reports, or /help.")
+                .build(),
+            )
+            return
+        if conv.flow == "monthly" and not await self._campaign_open(step, conv.campaign_id):
+            await self._closed(step, conv.campaign_id)
+            return
+        form = await self._form_for(step, conv)
+        q = self._current_question(conv, form)
+        if q is None or q.kind != "text":
+            await self._reask(step, conv, note="Please use the buttons for this one.")
+            return
+        text = clean_text(raw)
+        limit = min(self.config.form.max_text_length, q.max_length or 10**6)
+        if len(text) > limit:
+            await self._reply(step, MessageBuilder().line(texts.too_long(len(text), limit)).build())
+            return
+        if len(text) < q.min_length:
+            await self._reply(
+                step,
+                MessageBuilder()
+                .line(f"Please give a little more detail (at least {q.min_length} characters).")
+                .build(),
+            )
+            return
+        await self._accept(step, conv, form, q, text, None)
+
+    # ----------------------------------------------------------------- the flow
+
+    async def _campaign_open(self, step: _Step, campaign_id: int | None) -> bool:
+        if campaign_id is None:
+            return False
+        campaign = await step.uow.campaigns.get(campaign_id)
+        return campaign is not None and campaign.status == "open" and step.now < campaign.closes_at
+
+    async def _closed(self, step: _Step, campaign_id: int | None) -> None:
+        campaign = await step.uow.campaigns.get(campaign_id) if campaign_id else None
+        step.toast = "This return has closed."
+        if campaign is not None:
+            await self._reply(step, texts.campaign_closed(campaign, self.tz))
+
+    async def _new_conversation(
+        self, step: _Step, flow: str, campaign_id: int | None, form_version_id: int
+    ) -> Conversation:
+        form = await self.forms.definition(step.uow, form_version_id)
+        conv = Conversation(
+            person_id=self._pid(step),
+            flow=flow,
+            form_version_id=form_version_id,
+            campaign_id=campaign_id,
+            started_at=step.now,
+            updated_at=step.now,
+            step=form.questions[0].id,
+        )
+        await step.uow.conversations.add(conv)
+        return conv
+
+    @staticmethod
+    def _current_question(conv: Conversation, form: FormDefinition) -> Question | None:
+        if conv.step in (REVIEW, EDIT):
+            return None
+        try:
+            return form.question(conv.step)
+        except KeyError:
+            return None
+
+    @staticmethod
+    def _move(conv: Conversation, to: str, *, push: bool) -> None:
+        if push:
+            conv.history = [*conv.history, conv.step]
+        conv.step = to
+        conv.seq += 1
+
+    async def _ask(
+        self,
+        step: _Step,
+        conv: Conversation,
+        form: FormDefinition,
+        edit_ref: str | None = None,
+        note: str = "",
+    ) -> None:
+        conv.updated_at = step.now
+        if conv.step == REVIEW:
+            msg = texts.review_message(conv, form, note=note)
+        elif conv.step == EDIT:
+            msg = texts.edit_menu(conv, form)
+        else:
+            msg = texts.question_message(conv, form, form.question(conv.step), self.wards, note)
+        await self._reply(step, msg, edit_ref=edit_ref)
+
+    async def _reask(self, step: _Step, conv: Conversation, note: str = "") -> None:
+        """Show the current question again as a new message (buttons near the bottom)."""
+        conv.seq += 1  # older copies of the question stop working
+        await self._ask(step, conv, await self._form_for(step, conv), note=note)
+
+    async def _accept(
+        self,
+        step: _Step,
+        conv: Conversation,
+        form: FormDefinition,
+        q: Question,
+        value: str,
+        ref: str | None,
+    ) -> None:
+        conv.draft = form.prune({**conv.draft, q.id: value})
+        nxt = form.next_unanswered(conv.draft)
+        if nxt is None:
+            # Back from the review walks back through the answers in form order.
+            conv.history = [v.id for v in form.visible_questions(conv.draft)]
+            conv.editing = False
+            conv.step, conv.seq = REVIEW, conv.seq + 1
+        else:
+            self._move(conv, nxt.id, push=True)
+        await self._ask(step, conv, form, edit_ref=ref)
+
+    async def _back(
+        self, step: _Step, conv: Conversation, form: FormDefinition, ref: str | None
+    ) -> None:
+        if not conv.history:
+            step.toast = "This is the first question."
+            return
+        previous = conv.history[-1]
+        conv.history = conv.history[:-1]
+        if previous not in (REVIEW, EDIT) and (
+            previous not in {q.id for q in form.visible_questions(conv.draft)}
+        ):
+            previous = REVIEW if form.next_unanswered(conv.draft) is None else conv.step
+        if previous == REVIEW:
+            conv.editing = False
+            conv.history = [v.id for v in form.visible_questions(conv.draft)]
+        conv.step, conv.seq = previous, conv.seq + 1
+        await self._ask(step, conv, form, edit_ref=ref)
+
+    async def _cancel(self, step: _Step, conv: Conversation, ref: str | None) -> None:
+        conv.status = "cancelled"
+        conv.updated_at = step.now
+        conv.seq += 1
+        await audit(step.uow, step.now, f"person:{self._pid(step)}", "conversation.cancel",
+                    f"conversation:{conv.id}")
+        await self._reply(step, texts.cancelled(conv), edit_ref=ref)
+
+    async def _submit(
+        self, step: _Step, conv: Conversation, form: FormDefinition, ref: str | None
+    ) -> None:
+        missing = form.next_unanswered(conv.draft)
+        if missing is not None:
+            self._move(conv, missing.id, push=True)
+            await self._ask(step, conv, form, edit_ref=ref, note="One more answer is needed.")
+            return
+        pid = self._pid(step)
+        local = step.now.astimezone(self.tz)
+        prefix = f"TR-{local:%Y-%m}"
+        made: list[Report] = []
+        for answers in [*conv.tensions, conv.draft]:
+            number = await step.uow.reports.next_number(prefix)
+            report = Report(
+                reference=f"{prefix}-{number:04d}",
+                person_id=pid,
+                source=conv.flow,
+                campaign_id=conv.campaign_id,
+                ward=answers["ward"],
+                category=answers["category"],
+                level=int(answers["level"]),
+                basis=answers["basis"],
+                answers=dict(answers),
+                consent_contact=answers.get("consent_contact") == "yes",
+                consent_share=answers.get("consent_share") == "yes",
+                form_version_id=conv.form_version_id,
+                created_at=step.now,
+            )
+            await step.uow.reports.add(report)
+            made.append(report)
+            await audit(step.uow, step.now, f"person:{pid}", "report.submit", report.reference,
+                        source=conv.flow, ward=report.ward, category=report.category)
+        conv.status = "submitted"
+        conv.updated_at = step.now
+        conv.seq += 1
+        if conv.campaign_id is not None:
+            delivery = await step.uow.deliveries.get_for(conv.campaign_id, pid)
+            if delivery is not None:
+                delivery.status = DeliveryStatus.RESPONDED.value
+                delivery.responded_at = step.now
+        step.toast = "Submitted. Thank you."
+        await self._reply(step, texts.submitted(made, form), edit_ref=ref)

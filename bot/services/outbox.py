@@ -1,0 +1,287 @@
+"""The outbox dispatcher: the only code that sends messages.
+
+Rows are claimed (``pending`` -> ``sending``, with a lease), sent through the platform's
+:class:`~bot.ports.Messenger` within the platform's rate limits, and recorded (``sent``,
+``failed``, or back to ``pending`` with a delay). Limits are enforced with aiolimiter: a global
+bucket (Telegram: ~30 messages/s) and one bucket per chat (~1 message/s). A 429 pauses all
+sending for ``retry_after`` and the message is retried after it.
+
+If the process dies mid-send, the row stays ``sending`` until its lease expires. Recovery then
+decides per purpose: conversational replies are re-sent (a repeated question is harmless, a
+missing one leaves someone stuck), while forms and reminders become ``uncertain`` and are *not*
+re-sent, so nobody gets the form twice; the next reminder round covers them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from aiolimiter import AsyncLimiter
+
+from bot.clock import Clock, SystemClock
+from bot.domain import Delivery, DeliveryStatus, OutboxMessage, OutboxStatus
+from bot.messages import OutgoingMessage
+from bot.ports import Messenger, SendResult, UnitOfWork, UnitOfWorkFactory
+from bot.services.common import audit
+
+log = logging.getLogger(__name__)
+
+AT_LEAST_ONCE = frozenset({"reply"})
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Per-channel sending limits."""
+
+    global_rate: float
+    per_chat_rate: float
+    max_in_flight: int = 8
+
+
+@dataclass
+class DispatchStats:
+    """Counters for the demo, benchmarks and metrics."""
+
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    throttled: int = 0  # 429s received
+    recovered_uncertain: int = 0
+    recovered_resent: int = 0
+
+
+class _ChannelLimiter:
+    """Global + per-recipient token buckets for one channel, and a shared 429 pause."""
+
+    def __init__(self, limits: RateLimits) -> None:
+        self.limits = limits
+        self.global_bucket = AsyncLimiter(limits.global_rate, 1.0)
+        self._per_chat: OrderedDict[str, AsyncLimiter] = OrderedDict()
+        self.paused_until = 0.0
+
+    def for_chat(self, recipient: str) -> AsyncLimiter:
+        bucket = self._per_chat.get(recipient)
+        if bucket is None:
+            bucket = AsyncLimiter(1, 1.0 / self.limits.per_chat_rate)
+            self._per_chat[recipient] = bucket
+            if len(self._per_chat) > 50_000:  # bound memory on huge fan-outs
+                self._per_chat.popitem(last=False)
+        else:
+            self._per_chat.move_to_end(recipient)
+        return bucket
+
+    async def wait(self, recipient: str) -> None:
+        loop = asyncio.get_running_loop()
+        while (delay := self.paused_until - loop.time()) > 0:
+            await asyncio.sleep(delay)
+        await self.for_chat(recipient).acquire()
+        await self.global_bucket.acquire()
+
+    def pause(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        self.paused_until = max(self.paused_until, loop.time() + seconds)
+
+
+class OutboxDispatcher:
+    """Sends queued messages until stopped."""
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        messengers: Mapping[str, Messenger],
+        limits: Mapping[str, RateLimits],
+        *,
+        clock: Clock | None = None,
+        lease: timedelta = timedelta(seconds=30),
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.uow_factory = uow_factory
+        self.messengers = dict(messengers)
+        # Rate limits and retry delays are about real time, whatever the business clock says.
+        self.clock = clock or SystemClock()
+        self.lease = lease
+        self.poll_interval = poll_interval
+        self._limiters = {ch: _ChannelLimiter(lim) for ch, lim in limits.items()}
+        self._max_in_flight = max((lim.max_in_flight for lim in limits.values()), default=8)
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self.stats = DispatchStats()
+
+    def wake(self) -> None:
+        """Something was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    # ----------------------------------------------------------------- recovery
+
+    async def recover(self) -> int:
+        """Settle rows left ``sending`` by a dead process (lease expired). Returns how many."""
+        now = self.clock.now()
+        async with self.uow_factory() as uow:
+            rows = await uow.outbox.recover_in_flight(now)
+            for row in rows:
+                if row.purpose in AT_LEAST_ONCE:
+                    row.status = OutboxStatus.PENDING.value
+                    row.claimed_until = None
+                    self.stats.recovered_resent += 1
+                    continue
+                row.status = OutboxStatus.UNCERTAIN.value
+                row.last_error = "process stopped while sending; not re-sent (at most once)"
+                self.stats.recovered_uncertain += 1
+                if row.delivery_id is not None:
+                    delivery = await uow.deliveries.get(row.delivery_id)
+                    if delivery is not None and delivery.status == DeliveryStatus.QUEUED.value:
+                        delivery.status = DeliveryStatus.UNCERTAIN.value
+                        delivery.detail = "process stopped mid-send"
+            if rows:
+                await audit(uow, now, "dispatcher", "outbox.recover", "", count=len(rows))
+            await uow.commit()
+        if rows:
+            log.warning("recovered %d message(s) left in flight by a stopped process", len(rows))
+        return len(rows)
+
+    # ----------------------------------------------------------------- the loop
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Dispatch until ``stop`` is set; in-flight sends are finished, not abandoned."""
+        await self.recover()
+        next_recovery = asyncio.get_running_loop().time() + self.lease.total_seconds()
+        try:
+            while not stop.is_set():
+                claimed = await self.dispatch_once()
+                if asyncio.get_running_loop().time() >= next_recovery:
+                    await self.recover()
+                    next_recovery = asyncio.get_running_loop().time() + self.lease.total_seconds()
+                if claimed:
+                    continue
+                self._wake.clear()
+                waiters = [asyncio.ensure_future(self._wake.wait()),
+                           asyncio.ensure_future(stop.wait())]
+                if self._in_flight:
+                    waiters.append(asyncio.ensure_future(
+                        asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)))
+                _, pending = await asyncio.wait(
+                    waiters, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
+                )
+                for w in pending:
+                    w.cancel()
+        finally:
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def dispatch_once(self) -> int:
+        """Claim as many due rows as there are free slots and start sending them."""
+        free = self._max_in_flight - len(self._in_flight)
+        if free <= 0:
+            await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+            return 1
+        now = self.clock.now()
+        async with self.uow_factory() as uow:
+            rows = await uow.outbox.claim(now, free, now + self.lease)
+            await uow.commit()
+        for row in rows:
+            task = asyncio.create_task(self._send(row))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+        return len(rows)
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Send everything that is due now, then return (CLI, tests, the demo)."""
+        async def loop() -> None:
+            while True:
+                claimed = await self.dispatch_once()
+                if not claimed and not self._in_flight:
+                    return
+                if not claimed:
+                    await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+
+        await asyncio.wait_for(loop(), timeout)
+
+    # ----------------------------------------------------------------- one message
+
+    async def _send(self, row: OutboxMessage) -> None:
+        assert row.id is not None
+        messenger = self.messengers.get(row.channel)
+        limiter = self._limiters.get(row.channel)
+        if messenger is None or limiter is None:
+            result = SendResult(ok=False, permanent=True, error=f"no messenger for {row.channel}")
+        else:
+            try:
+                await limiter.wait(row.recipient)
+                message = OutgoingMessage.model_validate(row.payload)
+                result = await messenger.send(row.recipient, message, row.edit_ref)
+            except Exception as exc:  # a messenger bug must not kill the dispatcher
+                log.exception("messenger raised for outbox row %s", row.id)
+                result = SendResult(ok=False, error=f"{type(exc).__name__}: {exc}"[:300])
+            if result.retry_after is not None:
+                limiter.pause(result.retry_after)
+                self.stats.throttled += 1
+        await self._record(row.id, result)
+
+    async def _record(self, row_id: int, result: SendResult) -> None:
+        now = self.clock.now()
+        async with self.uow_factory() as uow:
+            row = await uow.outbox.get(row_id)
+            if row is None or row.status != OutboxStatus.SENDING.value:
+                return
+            row.claimed_until = None
+            delivery = await uow.deliveries.get(row.delivery_id) if row.delivery_id else None
+            if result.ok:
+                row.status = OutboxStatus.SENT.value
+                row.sent_at = now
+                row.result_ref = result.message_ref
+                row.last_error = None
+                self.stats.sent += 1
+                if delivery is not None:
+                    if row.purpose == "reminder":
+                        delivery.reminders += 1
+                        delivery.last_reminded_at = now
+                    elif delivery.status in (DeliveryStatus.QUEUED.value,
+                                             DeliveryStatus.UNCERTAIN.value):
+                        delivery.status = DeliveryStatus.SENT.value
+                        delivery.sent_at = now
+                        delivery.detail = ""
+                    if delivery.message_ref is None or row.purpose == "reminder":
+                        delivery.message_ref = result.message_ref
+            elif result.permanent or row.attempts >= MAX_ATTEMPTS:
+                row.status = OutboxStatus.FAILED.value
+                row.last_error = (result.error or "failed")[:500]
+                self.stats.failed += 1
+                log.warning("outbox row %s failed: %s", row.id, row.last_error)
+                if result.blocked:
+                    await self._mark_blocked(uow, row, delivery, now)
+                elif delivery is not None and delivery.status == DeliveryStatus.QUEUED.value:
+                    delivery.status = DeliveryStatus.UNREACHABLE.value
+                    delivery.detail = (result.error or "send failed")[:200]
+            else:
+                self.stats.retried += 1
+                delay = result.retry_after
+                if delay is None:  # exponential backoff with jitter for 5xx and timeouts
+                    delay = min(300.0, 2.0 ** row.attempts) * random.uniform(0.5, 1.0)  # noqa: S311
+                row.status = OutboxStatus.PENDING.value
+                row.next_attempt_at = now + timedelta(seconds=delay)
+                row.last_error = (result.error or "retry")[:500]
+            await uow.commit()
+
+    @staticmethod
+    async def _mark_blocked(
+        uow: UnitOfWork, row: OutboxMessage, delivery: Delivery | None, now: datetime
+    ) -> None:
+        """The person blocked the bot: remember it and mark this delivery unreachable."""
+        person = None
+        if row.channel == "telegram" and row.recipient.lstrip("-").isdigit():
+            person = await uow.people.by_telegram_chat(int(row.recipient))
+        if person is not None and person.blocked_at is None:
+            person.blocked_at = now
+            await audit(uow, now, "dispatcher", "person.blocked", f"person:{person.id}")
+        if delivery is not None and delivery.status not in (
+            DeliveryStatus.RESPONDED.value, DeliveryStatus.NIL.value
+        ):
+            delivery.status = DeliveryStatus.UNREACHABLE.value
+            delivery.detail = "blocked the bot"

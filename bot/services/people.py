@@ -1,0 +1,285 @@
+"""People: CSV import, Telegram invitations (deep links) and linking."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.domain import Invite, Person, Role
+from bot.ports import UnitOfWorkFactory
+from bot.services import texts
+from bot.services.common import Sender, audit, enqueue
+from bot.services.forms import FormService
+
+if TYPE_CHECKING:
+    from bot.services.campaigns import CampaignService
+
+log = logging.getLogger(__name__)
+
+CSV_COLUMNS = ("name", "role", "wards", "organisation", "email", "slack_user_id")
+REQUIRED_COLUMNS = frozenset({"name", "role", "wards", "email"})
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+
+
+class ImportError_(Exception):
+    """A CSV import was refused; nothing was imported. ``problems`` name file and line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class ImportResult:
+    """What an import did."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+@dataclass(frozen=True)
+class InviteLink:
+    """A personal deep link for one person."""
+
+    person: Person
+    url: str
+    expires_at: datetime
+
+
+@dataclass
+class LinkResult:
+    """Outcome of ``/start <token>``."""
+
+    person: Person | None
+    message: str = ""
+    sent_returns: list[str] = field(default_factory=list)
+
+
+def hash_token(token: str) -> str:
+    """Invitation tokens are stored only as hashes."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    name: str
+    role: str
+    wards: list[str]
+    organisation: str
+    email: str
+    slack_user_id: str | None
+
+
+class PeopleService:
+    """Who may use the bot."""
+
+    def __init__(
+        self, config: Config, uow_factory: UnitOfWorkFactory, clock: Clock, forms: FormService
+    ) -> None:
+        self.config = config
+        self.uow_factory = uow_factory
+        self.clock = clock
+        self.forms = forms
+        self.campaigns: CampaignService | None = None  # set by the composition root
+
+    # ----------------------------------------------------------------- import
+
+    def parse_csv(self, text: str, source: str) -> list[_Row]:
+        """Validate a people CSV completely; raise with every problem found."""
+        reader = csv.DictReader(io.StringIO(text))
+        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+        problems: list[str] = []
+        missing = REQUIRED_COLUMNS - set(header)
+        unknown = set(header) - set(CSV_COLUMNS)
+        if missing:
+            problems.append(f"{source}: line 1: missing column(s): {', '.join(sorted(missing))}")
+        if unknown:
+            problems.append(f"{source}: line 1: unknown column(s): {', '.join(sorted(unknown))}")
+        if problems:
+            raise ImportError_(problems)
+        reader.fieldnames = header
+        wards = {w.casefold(): w for w in self.config.partnership.wards}
+        roles = {r.value for r in Role}
+        rows: list[_Row] = []
+        seen: dict[str, int] = {}
+        for raw in reader:
+            line = reader.line_num
+            if None in raw:
+                problems.append(f"{source}: line {line}: more fields than columns")
+                continue
+            values = {k: (v or "").strip() for k, v in raw.items()}
+            if not any(values.values()):
+                continue
+            err = f"{source}: line {line}"
+            name, role, email = values["name"], values["role"].lower(), values["email"].lower()
+            if not name or len(name) > 200:
+                problems.append(f"{err}: name must be 1 to 200 characters")
+            if role not in roles:
+                problems.append(f"{err}: role {values['role']!r} is not one of {', '.join(sorted(roles))}")
+            if not _EMAIL.match(email) or len(email) > 320:
+                problems.append(f"{err}: email {values['email']!r} is not a valid address")
+            elif email in seen:
+                problems.append(f"{err}: email {email!r} repeats line {seen[email]}")
+            else:
+                seen[email] = line
+            ward_list: list[str] = []
+            for w in (p.strip() for p in values["wards"].split(";")):
+                if not w:
+                    continue
+                if w.casefold() == "all":
+                    ward_list = list(self.config.partnership.wards)
+                elif w.casefold() in wards:
+                    ward_list.append(wards[w.casefold()])
+                else:
+                    problems.append(f"{err}: ward {w!r} is not in partnership.wards")
+            slack = values.get("slack_user_id", "") or None
+            if slack is not None and not _SLACK_ID.match(slack):
+                problems.append(f"{err}: slack_user_id {slack!r} does not look like a Slack user id")
+            if role in ("councillor", "community_leader") and not ward_list:
+                problems.append(f"{err}: a {role} needs at least one ward")
+            rows.append(
+                _Row(line, name, role, sorted(set(ward_list)), values.get("organisation", ""),
+                     email, slack)
+            )
+        if problems:
+            raise ImportError_(problems)
+        if not rows:
+            raise ImportError_([f"{source}: no people in the file"])
+        return rows
+
+    async def import_csv(self, text: str, *, source: str, actor: str) -> ImportResult:
+        """Create or update people from CSV (keyed by email); all or nothing."""
+        rows = self.parse_csv(text, source)
+        result = ImportResult()
+        now = self.clock.now()
+        async with self.uow_factory() as uow:
+            for row in rows:
+                person = await uow.people.by_email(row.email)
+                if person is None:
+                    await uow.people.add(
+                        Person(name=row.name, role=row.role, email=row.email,
+                               organisation=row.organisation, wards=row.wards,
+                               slack_user_id=row.slack_user_id, created_at=now, updated_at=now)
+                    )
+                    result.created += 1
+                    continue
+                fields = {"name": row.name, "role": row.role, "organisation": row.organisation,
+                          "wards": row.wards, "slack_user_id": row.slack_user_id, "active": True}
+                if all(getattr(person, k) == v for k, v in fields.items()):
+                    result.unchanged += 1
+                    continue
+                for k, v in fields.items():
+                    setattr(person, k, v)
+                person.updated_at = now
+                result.updated += 1
+            await audit(uow, now, actor, "people.import", source, created=result.created,
+                        updated=result.updated, unchanged=result.unchanged)
+            await uow.commit()
+        return result
+
+    async def list(self) -> Sequence[Person]:
+        """Everyone, by name."""
+        async with self.uow_factory() as uow:
+            return await uow.people.all()
+
+    # ----------------------------------------------------------------- invitations
+
+    async def issue_invites(self, *, actor: str, email: str | None = None) -> list[InviteLink]:
+        """Fresh single-use links for everyone not yet linked (or one person by email).
+
+        Earlier unused links of the same people stop working: only the newest is valid.
+        """
+        now = self.clock.now()
+        expires = now + timedelta(days=self.config.invites.expires_days)
+        links: list[InviteLink] = []
+        async with self.uow_factory() as uow:
+            if email is not None:
+                person = await uow.people.by_email(email)
+                if person is None:
+                    raise LookupError(f"no person with email {email!r}")
+                people: Sequence[Person] = [person]
+            else:
+                people = [p for p in await uow.people.all() if p.active and not p.linked]
+            for person in people:
+                assert person.id is not None
+                for old in await uow.invites.unused_for(person.id):
+                    old.revoked_at = now
+                token = secrets.token_urlsafe(24)  # 32 URL-safe characters; deep links allow 64
+                await uow.invites.add(
+                    Invite(person_id=person.id, token_hash=hash_token(token), created_at=now,
+                           expires_at=expires)
+                )
+                url = f"https://t.me/{self.config.telegram.bot_username}?start={token}"
+                links.append(InviteLink(person, url, expires))
+            await audit(uow, now, actor, "invites.issue", email or "all-unlinked", count=len(links))
+            await uow.commit()
+        return links
+
+    async def link_telegram(self, sender: Sender, token: str) -> LinkResult:
+        """``/start <token>``: connect this Telegram chat to the invited person."""
+        contact = self.config.partnership.contact
+        now = self.clock.now()
+        async with self.uow_factory() as uow:
+            invite = await uow.invites.by_hash(hash_token(token.strip()))
+            if invite is None:
+                log.info("refused an unknown invitation token")
+                return LinkResult(None, f"That invitation link is not valid. Please ask {contact} "
+                                        "for a new one.")
+            if invite.used_at is not None:
+                person = await uow.people.get(invite.person_id)
+                if person is not None and person.telegram_user_id == sender.user_id:
+                    return LinkResult(None, "You are already connected. Send /help to see what "
+                                            "you can do.")
+                return LinkResult(None, f"That invitation link has already been used. If you need "
+                                        f"to connect a new account, ask {contact} for a new link.")
+            if invite.revoked_at is not None:
+                return LinkResult(None, f"That invitation link has been replaced by a newer one. "
+                                        f"Please use the latest link, or ask {contact}.")
+            if invite.expires_at <= now:
+                return LinkResult(None, f"That invitation link expired on "
+                                        f"{invite.expires_at.astimezone(self.config.partnership.tz):%d %B %Y}. "
+                                        f"Please ask {contact} for a new one.")
+            other = await uow.people.by_telegram_user(sender.user_id)
+            if other is not None and other.id != invite.person_id:
+                return LinkResult(None, f"This Telegram account is already connected to someone "
+                                        f"else. Please contact {contact}.")
+            person = await uow.people.get(invite.person_id)
+            if person is None or not person.active:
+                return LinkResult(None, f"That invitation is no longer valid. Please contact "
+                                        f"{contact}.")
+            chat_holder = await uow.people.by_telegram_chat(sender.chat_id)
+            if chat_holder is not None and chat_holder.id != person.id:
+                chat_holder.telegram_chat_id = None
+            person.telegram_user_id = sender.user_id
+            person.telegram_chat_id = sender.chat_id
+            person.linked_at = now
+            person.blocked_at = None
+            person.updated_at = now
+            invite.used_at = now
+            for old in await uow.invites.unused_for(invite.person_id):
+                if old.id != invite.id:
+                    old.revoked_at = now
+            form = await self.forms.current(uow)
+            await audit(uow, now, f"person:{person.id}", "telegram.link", f"person:{person.id}")
+            await enqueue(uow, channel="telegram", recipient=sender.chat_id,
+                          message=texts.linked_welcome(person.name, self.config.partnership.name,
+                                                       form.definition),
+                          key=f"link:{invite.id}", now=now)
+            sent: list[str] = []
+            if self.campaigns is not None:
+                sent = await self.campaigns.deliver_open_returns(uow, person, now)
+            await uow.commit()
+        return LinkResult(person, "linked", sent)

@@ -1,0 +1,1 @@
+"""Thin platform adapters: decode an event, call one core service, render the result."""

@@ -1,0 +1,105 @@
+"""Telegram adapter: register handlers on a python-telegram-bot ``Application``.
+
+Each callback builds a :class:`~bot.services.common.Sender` from the update, calls one core
+service, then answers the button tap and sends any direct (unstored) reply. Only private chats
+are served.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from telegram import Update
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.services.common import Outcome, Sender
+from bot.services.conversation import ConversationService
+from handlers.telegram.render import render_keyboard, render_text
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
+COMMANDS = ("help", "report", "status", "cancel", "return")
+
+
+def _sender(update: Update) -> Sender:
+    user = update.effective_user
+    chat = update.effective_chat
+    assert user is not None and chat is not None
+    return Sender(platform="telegram", user_id=user.id, chat_id=chat.id, update_id=update.update_id)
+
+
+async def _finish(update: Update, outcome: Outcome) -> None:
+    query = update.callback_query
+    if query is not None:
+        await query.answer(outcome.toast)
+    if outcome.direct is not None and update.effective_chat is not None:
+        text, parse_mode = render_text(outcome.direct)
+        await update.effective_chat.send_message(
+            text, parse_mode=parse_mode, reply_markup=render_keyboard(outcome.direct)
+        )
+
+
+def _kind(update: Update) -> str:
+    message = update.effective_message
+    if message is None:
+        return "message"
+    for attr, name in (("photo", "photo"), ("voice", "voice note"), ("sticker", "sticker"),
+                       ("video", "video"), ("video_note", "video message"), ("audio", "audio file"),
+                       ("document", "file"), ("location", "location"), ("contact", "contact"),
+                       ("animation", "GIF"), ("poll", "poll")):
+        if getattr(message, attr, None):
+            return name
+    return "message of that kind"
+
+
+def register(application: Application, conversation: ConversationService) -> None:  # type: ignore[type-arg]
+    """Attach tensionbot's handlers to ``application``."""
+    private = filters.ChatType.PRIVATE
+
+    async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        token = context.args[0] if context.args else None
+        await _finish(update, await conversation.start(_sender(update), token))
+
+    def command(name: str) -> Callback:
+        async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            await _finish(update, await conversation.command(_sender(update), name))
+
+        return on_command
+
+    async def on_other_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await _finish(update, await conversation.command(_sender(update), "unknown"))
+
+    async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        assert message is not None and message.text is not None
+        await _finish(update, await conversation.text(_sender(update), message.text))
+
+    async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await _finish(update, await conversation.unsupported(_sender(update), _kind(update)))
+
+    async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        assert query is not None
+        message = query.message
+        ref = str(message.message_id) if message is not None else None
+        outcome = await conversation.button(_sender(update), query.data or "", ref)
+        await _finish(update, outcome)
+
+    application.add_handler(CommandHandler("start", on_start, filters=private))
+    for name in COMMANDS:
+        application.add_handler(CommandHandler(name, command(name), filters=private))
+    application.add_handler(MessageHandler(private & filters.COMMAND, on_other_command))
+    application.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, on_text))
+    application.add_handler(
+        MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, on_other)
+    )
+    application.add_handler(CallbackQueryHandler(on_button))

@@ -1,0 +1,74 @@
+"""Sends neutral messages through python-telegram-bot and classifies the platform's answer."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from datetime import timedelta
+
+from telegram import Bot, LinkPreviewOptions
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.warnings import PTBDeprecationWarning
+
+from bot.messages import OutgoingMessage
+from bot.ports import SendResult
+from handlers.telegram.render import render_keyboard, render_text
+
+log = logging.getLogger(__name__)
+_NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+def retry_after_seconds(exc: RetryAfter) -> float:
+    """``RetryAfter.retry_after`` as seconds, whichever type this PTB version returns."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class TelegramMessenger:
+    """The :class:`bot.ports.Messenger` for Telegram."""
+
+    channel = "telegram"
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send(
+        self, recipient: str, message: OutgoingMessage, edit_ref: str | None = None
+    ) -> SendResult:
+        """Send (or edit in place) one message and say how it went."""
+        text, parse_mode = render_text(message)
+        markup = render_keyboard(message)
+        chat_id = int(recipient)
+        try:
+            if edit_ref is not None:
+                try:
+                    edited = await self.bot.edit_message_text(
+                        text, chat_id=chat_id, message_id=int(edit_ref), parse_mode=parse_mode,
+                        reply_markup=markup, link_preview_options=_NO_PREVIEW,
+                    )
+                    ref = str(edited.message_id) if not isinstance(edited, bool) else edit_ref
+                    return SendResult(ok=True, message_ref=ref)
+                except BadRequest as exc:
+                    if "not modified" in exc.message.lower():
+                        return SendResult(ok=True, message_ref=edit_ref)
+                    if "edit" not in exc.message.lower() and "not found" not in exc.message.lower():
+                        raise
+                    # The message is gone or too old to edit: send a new one instead.
+            sent = await self.bot.send_message(
+                chat_id, text, parse_mode=parse_mode, reply_markup=markup,
+                link_preview_options=_NO_PREVIEW,
+            )
+            return SendResult(ok=True, message_ref=str(sent.message_id))
+        except RetryAfter as exc:
+            seconds = retry_after_seconds(exc)
+            return SendResult(ok=False, retry_after=seconds, error=f"429 retry after {seconds:g}s")
+        except Forbidden as exc:
+            return SendResult(ok=False, permanent=True, blocked=True, error=f"403 {exc.message}")
+        except BadRequest as exc:
+            return SendResult(ok=False, permanent=True, error=f"400 {exc.message}")
+        except (TimedOut, NetworkError) as exc:
+            return SendResult(ok=False, error=f"{type(exc).__name__}: {exc.message}")
+        except TelegramError as exc:
+            return SendResult(ok=False, error=f"{type(exc).__name__}: {exc.message}")

@@ -1,0 +1,345 @@
+"""SQLAlchemy implementations of the repository protocols in :mod:`bot.ports`.
+
+Repositories add and flush; only the unit of work commits. Aggregations are SQL (GROUP BY).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from bot.domain import (
+    AuditEntry,
+    Campaign,
+    Conversation,
+    Delivery,
+    FormVersion,
+    Invite,
+    OutboxMessage,
+    OutboxStatus,
+    Person,
+    Report,
+)
+from storage import tables
+
+
+class _Repo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+
+class SqlPeopleRepo(_Repo):
+    """People."""
+
+    async def get(self, person_id: int) -> Person | None:
+        return await self.session.get(Person, person_id)
+
+    async def by_email(self, email: str) -> Person | None:
+        stmt = select(Person).where(func.lower(tables.people.c.email) == email.lower())
+        return (await self.session.scalars(stmt)).first()
+
+    async def by_telegram_user(self, user_id: int) -> Person | None:
+        stmt = select(Person).where(tables.people.c.telegram_user_id == user_id)
+        return (await self.session.scalars(stmt)).first()
+
+    async def by_telegram_chat(self, chat_id: int) -> Person | None:
+        stmt = select(Person).where(tables.people.c.telegram_chat_id == chat_id)
+        return (await self.session.scalars(stmt)).first()
+
+    async def all(self) -> Sequence[Person]:
+        stmt = select(Person).order_by(tables.people.c.name, tables.people.c.id)
+        return (await self.session.scalars(stmt)).all()
+
+    async def add(self, person: Person) -> None:
+        self.session.add(person)
+        await self.session.flush()
+
+
+class SqlInviteRepo(_Repo):
+    """Invitations."""
+
+    async def by_hash(self, token_hash: str) -> Invite | None:
+        stmt = select(Invite).where(tables.invites.c.token_hash == token_hash)
+        return (await self.session.scalars(stmt)).first()
+
+    async def unused_for(self, person_id: int) -> Sequence[Invite]:
+        c = tables.invites.c
+        stmt = select(Invite).where(
+            c.person_id == person_id, c.used_at.is_(None), c.revoked_at.is_(None)
+        )
+        return (await self.session.scalars(stmt)).all()
+
+    async def add(self, invite: Invite) -> None:
+        self.session.add(invite)
+        await self.session.flush()
+
+
+class SqlFormRepo(_Repo):
+    """Form versions."""
+
+    async def get(self, form_id: int) -> FormVersion | None:
+        return await self.session.get(FormVersion, form_id)
+
+    async def by_version(self, version: str) -> FormVersion | None:
+        stmt = select(FormVersion).where(tables.form_versions.c.version == version)
+        return (await self.session.scalars(stmt)).first()
+
+    async def add(self, form: FormVersion) -> None:
+        self.session.add(form)
+        await self.session.flush()
+
+
+class SqlCampaignRepo(_Repo):
+    """Campaigns."""
+
+    async def get(self, campaign_id: int) -> Campaign | None:
+        return await self.session.get(Campaign, campaign_id)
+
+    async def by_key(self, key: str) -> Campaign | None:
+        stmt = select(Campaign).where(tables.campaigns.c.key == key)
+        return (await self.session.scalars(stmt)).first()
+
+    async def open(self) -> Sequence[Campaign]:
+        c = tables.campaigns.c
+        stmt = select(Campaign).where(c.status == "open").order_by(c.opens_at, c.id)
+        return (await self.session.scalars(stmt)).all()
+
+    async def latest(self, kind: str | None = None) -> Campaign | None:
+        c = tables.campaigns.c
+        stmt = select(Campaign).order_by(c.opens_at.desc(), c.id.desc()).limit(1)
+        if kind is not None:
+            stmt = stmt.where(c.kind == kind)
+        return (await self.session.scalars(stmt)).first()
+
+    async def for_period(self, period: str) -> Sequence[Campaign]:
+        c = tables.campaigns.c
+        stmt = select(Campaign).where(c.period == period).order_by(c.opens_at, c.id)
+        return (await self.session.scalars(stmt)).all()
+
+    async def add(self, campaign: Campaign) -> None:
+        self.session.add(campaign)
+        await self.session.flush()
+
+
+class SqlDeliveryRepo(_Repo):
+    """Deliveries."""
+
+    async def get(self, delivery_id: int) -> Delivery | None:
+        return await self.session.get(Delivery, delivery_id)
+
+    async def get_for(self, campaign_id: int, person_id: int) -> Delivery | None:
+        c = tables.deliveries.c
+        stmt = select(Delivery).where(c.campaign_id == campaign_id, c.person_id == person_id)
+        return (await self.session.scalars(stmt)).first()
+
+    async def for_campaign(self, campaign_id: int) -> Sequence[Delivery]:
+        c = tables.deliveries.c
+        stmt = select(Delivery).where(c.campaign_id == campaign_id).order_by(c.id)
+        return (await self.session.scalars(stmt)).all()
+
+    async def for_person(self, person_id: int) -> Sequence[Delivery]:
+        c = tables.deliveries.c
+        stmt = select(Delivery).where(c.person_id == person_id).order_by(c.id.desc())
+        return (await self.session.scalars(stmt)).all()
+
+    async def counts(self, campaign_id: int) -> dict[str, int]:
+        c = tables.deliveries.c
+        stmt = (
+            select(c.status, func.count())
+            .where(c.campaign_id == campaign_id)
+            .group_by(c.status)
+        )
+        return {status: n for status, n in (await self.session.execute(stmt)).all()}
+
+    async def add(self, delivery: Delivery) -> None:
+        self.session.add(delivery)
+        await self.session.flush()
+
+
+class SqlConversationRepo(_Repo):
+    """Conversations."""
+
+    async def get(self, conversation_id: int) -> Conversation | None:
+        return await self.session.get(Conversation, conversation_id)
+
+    async def active_for(self, person_id: int) -> Conversation | None:
+        c = tables.conversations.c
+        stmt = (
+            select(Conversation)
+            .where(c.person_id == person_id, c.status == "active")
+            .order_by(c.id.desc())
+        )
+        return (await self.session.scalars(stmt)).first()
+
+    async def active_for_campaign(self, campaign_id: int) -> Sequence[Conversation]:
+        c = tables.conversations.c
+        stmt = select(Conversation).where(c.campaign_id == campaign_id, c.status == "active")
+        return (await self.session.scalars(stmt)).all()
+
+    async def add(self, conversation: Conversation) -> None:
+        self.session.add(conversation)
+        await self.session.flush()
+
+
+class SqlReportRepo(_Repo):
+    """Reports."""
+
+    async def add(self, report: Report) -> None:
+        self.session.add(report)
+        await self.session.flush()
+
+    async def for_person(self, person_id: int, limit: int = 20) -> Sequence[Report]:
+        c = tables.reports.c
+        stmt = (
+            select(Report)
+            .where(c.person_id == person_id)
+            .order_by(c.created_at.desc(), c.id.desc())
+            .limit(limit)
+        )
+        return (await self.session.scalars(stmt)).all()
+
+    async def for_campaign(self, campaign_id: int) -> Sequence[Report]:
+        c = tables.reports.c
+        stmt = select(Report).where(c.campaign_id == campaign_id).order_by(c.id)
+        return (await self.session.scalars(stmt)).all()
+
+    async def count_by_campaign_person(self, campaign_id: int) -> dict[int, int]:
+        c = tables.reports.c
+        stmt = (
+            select(c.person_id, func.count())
+            .where(c.campaign_id == campaign_id)
+            .group_by(c.person_id)
+        )
+        return {pid: n for pid, n in (await self.session.execute(stmt)).all()}
+
+    async def next_number(self, prefix: str) -> int:
+        """Atomically take the next number for a reference prefix (e.g. ``TR-2026-11``)."""
+        t = tables.reference_counters
+        stmt = (
+            update(t).where(t.c.prefix == prefix).values(last=t.c.last + 1).returning(t.c.last)
+        )
+        value = (await self.session.execute(stmt)).scalar_one_or_none()
+        if value is not None:
+            return int(value)
+        try:
+            async with self.session.begin_nested():
+                await self.session.execute(insert(t).values(prefix=prefix, last=1))
+            return 1
+        except IntegrityError:  # another transaction created the row first
+            value = (await self.session.execute(stmt)).scalar_one()
+            return int(value)
+
+
+class SqlOutboxRepo(_Repo):
+    """The outbox."""
+
+    async def add(self, message: OutboxMessage) -> bool:
+        """Queue a message; False (and nothing queued) if its idempotency key exists."""
+        c = tables.outbox.c
+        found = await self.session.scalar(
+            select(c.id).where(c.idempotency_key == message.idempotency_key)
+        )
+        if found is not None:
+            return False
+        self.session.add(message)
+        await self.session.flush()
+        return True
+
+    async def get(self, message_id: int) -> OutboxMessage | None:
+        return await self.session.get(OutboxMessage, message_id)
+
+    async def claim(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> Sequence[OutboxMessage]:
+        """Claim due messages, at most one per recipient and never overtaking an earlier one."""
+        o = tables.outbox
+        earlier = aliased(o)
+        blocked = exists().where(
+            and_(
+                earlier.c.channel == o.c.channel,
+                earlier.c.recipient == o.c.recipient,
+                earlier.c.id < o.c.id,
+                earlier.c.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]),
+            )
+        )
+        stmt = (
+            select(OutboxMessage)
+            .where(
+                o.c.status == OutboxStatus.PENDING.value,
+                or_(o.c.next_attempt_at.is_(None), o.c.next_attempt_at <= now),
+                ~blocked,
+            )
+            .order_by(o.c.priority, o.c.id)
+            .limit(limit)
+        )
+        if self.session.bind.dialect.name == "postgresql":
+            # Several processes may dispatch: each row goes to exactly one of them.
+            stmt = stmt.with_for_update(skip_locked=True, of=o)
+        rows = (await self.session.scalars(stmt)).all()
+        for row in rows:
+            row.status = OutboxStatus.SENDING.value
+            row.claimed_until = lease_until
+            row.attempts += 1
+        await self.session.flush()
+        return rows
+
+    async def recover_in_flight(self, now: datetime) -> Sequence[OutboxMessage]:
+        """Messages whose sender died mid-send (lease expired while still 'sending')."""
+        c = tables.outbox.c
+        stmt = select(OutboxMessage).where(
+            c.status == OutboxStatus.SENDING.value, c.claimed_until < now
+        )
+        return (await self.session.scalars(stmt)).all()
+
+    async def next_due(self) -> datetime | None:
+        c = tables.outbox.c
+        return await self.session.scalar(
+            select(func.min(c.next_attempt_at)).where(c.status == OutboxStatus.PENDING.value)
+        )
+
+    async def counts(self) -> dict[str, int]:
+        c = tables.outbox.c
+        stmt = select(c.status, func.count()).group_by(c.status)
+        return {s: n for s, n in (await self.session.execute(stmt)).all()}
+
+
+class SqlAuditRepo(_Repo):
+    """The audit log (insert only)."""
+
+    async def add(self, entry: AuditEntry) -> None:
+        self.session.add(entry)
+        await self.session.flush()
+
+
+class SqlInboundRepo(_Repo):
+    """Updates already handled."""
+
+    async def seen(self, platform: str, update_id: int, at: datetime) -> bool:
+        """Record the update; True if it had been recorded before (a redelivery)."""
+        t = tables.inbound_updates
+        found = await self.session.scalar(
+            select(t.c.update_id).where(t.c.platform == platform, t.c.update_id == update_id)
+        )
+        if found is not None:
+            return True
+        await self.session.execute(insert(t).values(platform=platform, update_id=update_id, at=at))
+        return False
+
+
+class SqlStateRepo(_Repo):
+    """Key/value state."""
+
+    async def get(self, key: str) -> str | None:
+        t = tables.bot_state
+        return await self.session.scalar(select(t.c.value).where(t.c.key == key))
+
+    async def set(self, key: str, value: str) -> None:
+        t = tables.bot_state
+        result = await self.session.execute(update(t).where(t.c.key == key).values(value=value))
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            await self.session.execute(insert(t).values(key=key, value=value))

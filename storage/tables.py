@@ -1,0 +1,236 @@
+"""Table definitions (the single source for the ORM mapping and for migration checks)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _id() -> Column[int]:
+    return Column("id", Integer, primary_key=True, autoincrement=True)
+
+
+people = Table(
+    "people",
+    metadata,
+    _id(),
+    Column("name", String(200), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("organisation", String(200), nullable=False, default=""),
+    Column("wards", JSON, nullable=False),
+    Column("slack_user_id", String(32), unique=True),
+    Column("telegram_user_id", BigInteger, unique=True),
+    Column("telegram_chat_id", BigInteger, unique=True),
+    Column("linked_at", UTCDateTime),
+    Column("blocked_at", UTCDateTime),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", UTCDateTime),
+    Column("updated_at", UTCDateTime),
+)
+
+invites = Table(
+    "invites",
+    metadata,
+    _id(),
+    Column("person_id", ForeignKey("people.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+)
+
+form_versions = Table(
+    "form_versions",
+    metadata,
+    _id(),
+    Column("version", String(40), nullable=False, unique=True),
+    Column("sha256", String(64), nullable=False),
+    Column("definition", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    _id(),
+    Column("key", String(80), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("period", String(7), nullable=False, index=True),
+    Column("title", String(200), nullable=False),
+    Column("form_version_id", ForeignKey("form_versions.id"), nullable=False),
+    Column("opens_at", UTCDateTime, nullable=False),
+    Column("closes_at", UTCDateTime, nullable=False),
+    Column("reminder_times", JSON, nullable=False),
+    Column("reminders_done", Integer, nullable=False, default=0),
+    Column("target_wards", JSON, nullable=False),
+    Column("target_roles", JSON, nullable=False),
+    Column("status", String(16), nullable=False, default="open", index=True),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime),
+    Column("closed_at", UTCDateTime),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    _id(),
+    Column("campaign_id", ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column("person_id", ForeignKey("people.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("detail", String(200), nullable=False, default=""),
+    Column("sent_at", UTCDateTime),
+    Column("reminders", Integer, nullable=False, default=0),
+    Column("last_reminded_at", UTCDateTime),
+    Column("responded_at", UTCDateTime),
+    Column("message_ref", String(64)),
+    UniqueConstraint("campaign_id", "person_id"),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    _id(),
+    Column("person_id", ForeignKey("people.id", ondelete="CASCADE"), nullable=False),
+    Column("flow", String(16), nullable=False),
+    Column("form_version_id", ForeignKey("form_versions.id"), nullable=False),
+    Column("campaign_id", ForeignKey("campaigns.id", ondelete="SET NULL")),
+    Column("status", String(16), nullable=False),
+    Column("step", String(40), nullable=False),
+    Column("draft", JSON, nullable=False),
+    Column("tensions", JSON, nullable=False),
+    Column("history", JSON, nullable=False),
+    Column("editing", Boolean, nullable=False, default=False),
+    Column("seq", Integer, nullable=False, default=0),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_conversations_person_status", "person_id", "status"),
+)
+
+reports = Table(
+    "reports",
+    metadata,
+    _id(),
+    Column("reference", String(32), nullable=False, unique=True),
+    Column("person_id", ForeignKey("people.id", ondelete="SET NULL")),
+    Column("campaign_id", ForeignKey("campaigns.id", ondelete="SET NULL"), index=True),
+    Column("source", String(16), nullable=False),
+    Column("ward", String(100), nullable=False),
+    Column("category", String(40), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("basis", String(20), nullable=False),
+    Column("answers", JSON, nullable=False),
+    Column("consent_contact", Boolean, nullable=False),
+    Column("consent_share", Boolean, nullable=False),
+    Column("form_version_id", ForeignKey("form_versions.id"), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_reports_created_ward_category", "created_at", "ward", "category"),
+    Index("ix_reports_person_created", "person_id", "created_at"),
+)
+
+reference_counters = Table(
+    "reference_counters",
+    metadata,
+    Column("prefix", String(20), primary_key=True),
+    Column("last", Integer, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    _id(),
+    Column("channel", String(16), nullable=False),
+    Column("recipient", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("idempotency_key", String(160), nullable=False, unique=True),
+    Column("purpose", String(16), nullable=False),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("edit_ref", String(64)),
+    Column("delivery_id", ForeignKey("deliveries.id", ondelete="SET NULL")),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", String(500)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime),
+    Column("claimed_until", UTCDateTime),
+    Column("sent_at", UTCDateTime),
+    Column("result_ref", String(64)),
+    Index("ix_outbox_status_priority_id", "status", "priority", "id"),
+    Index("ix_outbox_channel_recipient_status", "channel", "recipient", "status"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    _id(),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(60), nullable=False),
+    Column("subject", String(200), nullable=False, default=""),
+    Column("details", JSON, nullable=False),
+)
+
+inbound_updates = Table(
+    "inbound_updates",
+    metadata,
+    Column("platform", String(16), primary_key=True),
+    Column("update_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime, nullable=False, index=True),
+)
+
+bot_state = Table(
+    "bot_state",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -1,0 +1,67 @@
+"""The form definition: the shipped file validates; broken definitions are refused clearly."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from typing import Any
+
+import pytest
+
+from bot.config import DEFAULT_FORM_PATH
+from bot.forms import FormError, load_form, parse_form
+
+
+def _raw() -> dict[str, Any]:
+    return tomllib.loads(DEFAULT_FORM_PATH.read_text())
+
+
+def test_shipped_form_has_the_domain_questions() -> None:
+    form = load_form(DEFAULT_FORM_PATH)
+    ids = [q.id for q in form.questions]
+    for required in ("ward", "category", "description", "location", "since", "basis", "level",
+                     "media", "impact", "already_reported", "external_ref", "consent_contact",
+                     "consent_share"):
+        assert required in ids
+    assert [o.value for o in form.question("basis").options] == [
+        "experienced", "evidenced", "potential"]
+    assert "999" in form.emergency_notice and "101" in form.emergency_notice
+    assert len(form.question("category").options) == 11
+
+
+def test_conditional_question_and_pruning() -> None:
+    form = load_form(DEFAULT_FORM_PATH)
+    answers = {"already_reported": "no"}
+    assert "external_ref" not in [q.id for q in form.visible_questions(answers)]
+    answers = {"already_reported": "police", "external_ref": "CR/123"}
+    assert form.prune(answers) == answers
+    assert form.prune({**answers, "already_reported": "no"}) == {"already_reported": "no"}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d["questions"].pop(0), "missing required questions: ward"),
+        (lambda d: d["questions"].append(dict(d["questions"][0])), "unique"),
+        (lambda d: d["questions"][1].update(options=[]), "at least two options"),
+        (lambda d: d["questions"][1]["options"].append({"value": "race", "label": "x"}),
+         "option values must be unique"),
+        (lambda d: d["questions"][10].update(show_if={"question": "nope", "values": ["x"]}),
+         "not an earlier question"),
+        (lambda d: d.pop("emergency_notice"), "emergency_notice"),
+    ],
+)
+def test_bad_definitions_are_refused(mutate: Any, message: str) -> None:
+    data = copy.deepcopy(_raw())
+    mutate(data)
+    with pytest.raises(FormError, match=message):
+        parse_form(data, source="form.toml")
+
+
+def test_hash_is_stable_and_sensitive() -> None:
+    a = parse_form(_raw(), source="a")
+    b = parse_form(_raw(), source="b")
+    assert a.sha256() == b.sha256()
+    data = _raw()
+    data["questions"][0]["prompt"] = "Which ward?"
+    assert parse_form(data, source="c").sha256() != a.sha256()
