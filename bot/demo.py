@@ -1,0 +1,261 @@
+"""``make demo``: the whole monthly return, offline, on the real code.
+
+A fresh SQLite file and a local simulated Telegram Bot API server; simulated councillors and
+community leaders link their chats, get the December return, answer it (or not), are reminded,
+and the return closes. Half-way through a conversation the bot is stopped and started again to
+show nothing is lost. Prints the campaign status and the reports; leaves everything in ``--out``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from bot.clock import FakeClock
+from bot.config import config_from_mapping
+from bot.sim.scripts import answer_question, fill_tension, tension
+from bot.sim.world import SimWorld
+
+LONDON = ZoneInfo("Europe/London")
+TOKEN = "7000000001:DEMO-TOKEN-not-a-real-one"
+
+PEOPLE_CSV = """name,role,wards,organisation,email,slack_user_id
+Cllr Asha Patel,councillor,Heath Town,City of Wolverhampton Council,asha.patel@example.org,
+Cllr Tom Hughes,councillor,Bilston East,City of Wolverhampton Council,tom.hughes@example.org,
+Imam Yusuf Khan,community_leader,East Park;Heath Town,Central Mosque,yusuf.khan@example.org,
+Rev. Sarah Jones,community_leader,Blakenhall,St Luke's Church,sarah.jones@example.org,
+Cllr Mark Evans,councillor,Penn,City of Wolverhampton Council,mark.evans@example.org,
+Gurpreet Singh,community_leader,Graiseley,Guru Nanak Gurdwara,gurpreet.singh@example.org,
+Cllr Linda Brown,councillor,Wednesfield North,City of Wolverhampton Council,linda.brown@example.org,
+Cllr David Green,councillor,Oxley,City of Wolverhampton Council,david.green@example.org,
+Pastor Grace Okafor,community_leader,Ettingshall,New Life Church,grace.okafor@example.org,
+Cllr Fatima Ali,councillor,East Park,City of Wolverhampton Council,fatima.ali@example.org,
+Jane Smith,officer,all,West Midlands Police,jane.smith@example.org,U0JANESMITH
+Sam Clarke,prevent_officer,all,City of Wolverhampton Council,sam.clarke@example.org,U0SAMCLARKE
+"""
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+async def run_demo(out: Path) -> int:
+    """Run the demo into ``out`` (recreated). Returns the exit code."""
+    from bot.sim.fake_telegram import FakeTelegram
+
+    started = time.monotonic()
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "transcripts").mkdir(parents=True)
+    (out / "people.csv").write_text(PEOPLE_CSV)
+
+    fake = FakeTelegram(token=TOKEN, bot_username="swp_tension_bot")
+    await fake.start()
+    config = config_from_mapping(
+        {
+            "database": {"url": f"sqlite+aiosqlite:///{(out / 'tensionbot.sqlite3').resolve()}"},
+            "telegram": {"api_base_url": fake.base_url, "bot_username": "swp_tension_bot",
+                         "poll_timeout": 1},
+        },
+        source="<demo>",
+        env={"TENSIONBOT_TELEGRAM_TOKEN": TOKEN},
+    )
+    clock = FakeClock(datetime(2026, 11, 30, 12, 0, tzinfo=LONDON))
+    world = await SimWorld.start(config, fake, clock)
+    form = (await _current_form(world)).definition
+    try:
+        _say(f"tensionbot demo: {config.partnership.name}, simulated Telegram at {fake.base_url}")
+        result = await world.import_people(PEOPLE_CSV)
+        _say(f"- imported people.csv: {result.created} people")
+        again = await world.import_people(PEOPLE_CSV)
+        _say(f"- re-imported it: {again.created} created, {again.unchanged} unchanged (no duplicates)")
+
+        links = await world.services.people.issue_invites(actor="demo")
+        (out / "invites.csv").write_text(
+            "name,email,link\n" + "".join(f"{x.person.name},{x.person.email},{x.url}\n" for x in links)
+        )
+        _say(f"- issued {len(links)} personal invitation links (invites.csv)")
+        names = {
+            "asha.patel": (1001, "Asha"), "tom.hughes": (1002, "Tom"), "yusuf.khan": (1003, "Yusuf"),
+            "sarah.jones": (1004, "Sarah"), "mark.evans": (1005, "Mark"),
+            "gurpreet.singh": (1006, "Gurpreet"), "linda.brown": (1007, "Linda"),
+            "grace.okafor": (1009, "Grace"), "fatima.ali": (1010, "Fatima"),
+        }  # fmt: skip
+        users = {}
+        for key, (uid, first) in names.items():
+            link = next(x for x in links if x.person.email.startswith(key))
+            user = fake.user(uid, first_name=first)
+            await user.send_command("/start", link.url.split("start=", 1)[1])
+            users[key] = user
+        for user in users.values():
+            await user.wait_for("Welcome")
+        _say(f"- {len(users)} people tapped their link and are connected; David Green never did")
+
+        stranger = fake.user(666, first_name="Stranger")
+        await stranger.send_command("/start")
+        await stranger.wait_for("only for people invited")
+        await stranger.send_command("/start", "forged-token-123")
+        await stranger.wait_for("not valid")
+        _say("- an unknown Telegram user was politely refused; nothing about them was stored")
+
+        fake.block(users["linda.brown"].chat_id)
+        _say("- Linda Brown has since blocked the bot")
+
+        # ---- 1 December, 09:00: the scheduler opens the December return
+        clock.set(datetime(2026, 12, 1, 9, 0, tzinfo=LONDON))
+        await world.tick()
+        _say("- 1 Dec 09:00: the December return opened and the form went out")
+
+        asha, tom, yusuf = users["asha.patel"], users["tom.hughes"], users["yusuf.khan"]
+        sarah, grace, gurpreet = users["sarah.jones"], users["grace.okafor"], users["gurpreet.singh"]
+
+        await tom.press("Nothing to report")
+        await tom.wait_for("nil return is recorded")
+        await sarah.press("Nothing to report")
+        await sarah.wait_for("nil return is recorded")
+
+        # Asha reports two tensions in one return.
+        await asha.press("Report a tension")
+        await fill_tension(asha, form, tension(
+            "Heath Town", "religion",
+            "Leaflets hostile to the new mosque extension were pushed through doors on two streets.",
+            level="2", basis="evidenced", location="Around Chester Avenue", since="Last weekend"))
+        await asha.press("Add another tension")
+        await fill_tension(asha, form, tension(
+            "Heath Town", "gangs_youth",
+            "Groups of young people gathering at the shops after dark; residents feel unsafe.",
+            level="2", already_reported="police", external_ref="WMP 20/123456/26"))
+        await asha.press("Submit all")
+        await asha.wait_for("reports have been submitted")
+
+        # Yusuf goes back to change an answer and edits another on the review screen.
+        await yusuf.press("Report a tension")
+        await answer_question(yusuf, form, "ward", "East Park")
+        await answer_question(yusuf, form, "category", "race")
+        await yusuf.wait_for("What is happening")
+        await yusuf.press("Back")
+        await answer_question(yusuf, form, "category", "online")
+        await fill_tension(yusuf, form, tension(
+            "East Park", "online",
+            "A local Facebook group is sharing a false rumour about a planned march.",
+            level="3", basis="potential", media="social"))
+        await yusuf.press("Edit an answer")
+        await yusuf.press("Level")
+        await answer_question(yusuf, form, "level", "2")
+        await yusuf.wait_for("Please check")
+        await yusuf.press("Submit")
+        await yusuf.wait_for("has been submitted")
+
+        # Grace sends a photo and an over-long answer; then the bot is stopped mid-conversation.
+        await grace.press("Report a tension")
+        await answer_question(grace, form, "ward", "Ettingshall")
+        await answer_question(grace, form, "category", "crime_asb")
+        await grace.wait_for("What is happening")
+        await grace.send_photo()
+        await grace.wait_for("only take typed text")
+        await grace.send_text("x" * 2500)
+        await grace.wait_for("the limit here is 2,000")
+        await world.settle()
+        await world.stop()
+        _say("- the bot was stopped in the middle of Grace's report ...")
+        world = await SimWorld.start(config, fake, clock)
+        _say("  ... and started again: Grace carries on at the same question")
+        await grace.send_text("Repeated graffiti and vandalism at the community centre on Spring Road.")
+        for qid, value in tension("Ettingshall", "crime_asb", "-").items():
+            if qid in ("ward", "category", "description"):
+                continue
+            await answer_question(grace, form, qid, value)
+        await grace.wait_for("Please check")
+        await grace.press("Submit")
+        await grace.wait_for("has been submitted")
+        await asha.send_command("/status")
+        await asha.wait_for("Your reports")
+
+        # ---- 8 December: first reminder round (only to those who have not answered)
+        clock.set(datetime(2026, 12, 8, 9, 0, tzinfo=LONDON))
+        await world.tick()
+        _say("- 8 Dec 09:00: reminders went to everyone who had not answered")
+        await gurpreet.press("Nothing to report")
+        await gurpreet.wait_for("nil return is recorded")
+
+        # ---- 12 December: second round; 15 December 17:00: the return closes
+        clock.set(datetime(2026, 12, 12, 9, 0, tzinfo=LONDON))
+        await world.tick()
+        clock.set(datetime(2026, 12, 15, 17, 0, tzinfo=LONDON))
+        await world.tick()
+        _say("- 15 Dec 17:00: the return closed")
+        mark = users["mark.evans"]
+        await mark.press("Report a tension")
+        await mark.wait_for("closed on")
+        _say("- Mark answered after the close and was pointed to /report")
+
+        # ---- a crisis: an extra return for Heath Town with a 24-hour deadline
+        clock.set(datetime(2026, 12, 16, 10, 0, tzinfo=LONDON))
+        extra = await world.services.campaigns.open_extra(
+            closes_at=clock.now() + timedelta(hours=24), wards=["Heath Town"], actor="demo")
+        await world.settle()
+        await asha.wait_for("extra tension return")
+        await asha.press("Nothing to report")
+        await asha.wait_for("nil return is recorded")
+        _say(f"- 16 Dec: an extra 24-hour return for Heath Town ({extra.key})")
+
+        # ---- and an urgent report at any time
+        await users["fatima.ali"].send_command("/report")
+        await fill_tension(users["fatima.ali"], form, tension(
+            "East Park", "protest_extremism",
+            "Posters announcing a protest outside the hotel housing asylum seekers on Saturday.",
+            level="3", basis="evidenced", media="local"))
+        await users["fatima.ali"].press("Submit")
+        await users["fatima.ali"].wait_for("has been submitted")
+        _say("- Fatima sent an urgent report with /report")
+        await world.settle()
+
+        # ---- results
+        december = await world.services.campaigns.resolve("2026-12")
+        assert december.id is not None
+        status = await world.services.campaigns.status(december.id, actor="demo")
+        from bot.cli import format_status
+
+        _say("\n" + format_status(status))
+        (out / "campaign-status.json").write_text(json.dumps(status.as_dict(), indent=2))
+        async with world.services.db.uow() as uow:
+            reports = []
+            for p in await uow.people.all():
+                assert p.id is not None
+                reports.extend(await uow.reports.for_person(p.id, limit=50))
+        reports.sort(key=lambda r: r.reference)
+        category = form.question("category")
+        _say("\nReports (free text is in the database only):")
+        for r in reports:
+            _say(f"  {r.reference}  {r.source:<7} {r.ward:<12} "
+                 f"{form.display_value(category, r.category):<38} level {r.level}  {r.basis}")
+        for key, user in {**users, "stranger": stranger}.items():
+            (out / "transcripts" / f"{key}.txt").write_text(user.transcript())
+        sent = len(fake.calls_for("sendMessage")) + len(fake.calls_for("editMessageText"))
+        _say(f"\nTelegram API calls: {len(fake.calls)} ({sent} messages sent or edited), "
+             f"{fake.throttled} throttled")
+        _say(f"Output: {out.resolve()} (database, people.csv, invites.csv, campaign-status.json, "
+             f"transcripts/)")
+        _say(f"Done in {time.monotonic() - started:.1f} s")
+        ok = (status.counts.get("responded") == 3 and status.counts.get("nil") == 3
+              and status.counts.get("unreachable") == 2 and status.counts.get("no_reply") == 2)
+        if not ok:
+            _say(f"UNEXPECTED campaign counts: {status.counts}")
+        return 0 if ok else 1
+    finally:
+        await world.stop()
+        await fake.stop()
+
+
+async def _current_form(world: SimWorld):  # type: ignore[no-untyped-def]
+    async with world.services.db.uow() as uow:
+        return await world.services.forms.current(uow)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(asyncio.run(run_demo(Path("demo-output"))))

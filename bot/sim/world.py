@@ -1,0 +1,92 @@
+"""A simulated world for the demo and the end-to-end tests: the real bot (services, PTB
+Application, outbox dispatcher) wired to a fake clock and a local simulated Telegram server.
+
+Only the network peer is simulated; everything on our side of the HTTP connection is the code
+that runs in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from bot.app import Services, TelegramRuntime, build_services, telegram_token
+from bot.clock import FakeClock
+from bot.config import Config
+from bot.domain import OutboxStatus
+from bot.services.people import ImportResult
+
+if TYPE_CHECKING:
+    from bot.sim.fake_telegram import FakeTelegram, SimUser
+
+
+class SimWorld:
+    """The running bot plus handles to drive it."""
+
+    def __init__(
+        self, services: Services, runtime: TelegramRuntime, fake: FakeTelegram, clock: FakeClock
+    ) -> None:
+        self.services = services
+        self.runtime = runtime
+        self.fake = fake
+        self.clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(
+        cls,
+        config: Config,
+        fake: FakeTelegram,
+        clock: FakeClock,
+        *,
+        lease: timedelta = timedelta(seconds=30),
+    ) -> SimWorld:
+        """Build the services and start the bot (polling the fake server) in the background."""
+        services = await build_services(config, clock=clock)
+        runtime = TelegramRuntime(services, telegram_token(config), run_scheduler=False,
+                                  lease=lease)
+        world = cls(services, runtime, fake, clock)
+        world._task = asyncio.create_task(runtime.run(), name="tensionbot")
+        return world
+
+    async def stop(self) -> None:
+        """Stop the bot and close the database."""
+        self.runtime.stop()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.services.close()
+
+    async def import_people(self, csv_text: str) -> ImportResult:
+        """Import people exactly as ``tensionbot people import`` does."""
+        return await self.services.people.import_csv(csv_text, source="people.csv", actor="sim")
+
+    async def link(self, email: str, user_id: int, first_name: str) -> SimUser:
+        """Issue an invitation and have the simulated person tap it (``/start <token>``)."""
+        links = await self.services.people.issue_invites(actor="sim", email=email)
+        token = links[0].url.split("start=", 1)[1]
+        user = self.fake.user(user_id, first_name=first_name)
+        await user.send_command("/start", token)
+        await user.wait_for("Welcome")
+        return user
+
+    async def tick(self) -> None:
+        """Run the scheduler's campaign tick once at the fake clock's time, and let it send."""
+        await self.services.campaigns.tick()
+        await self.settle()
+
+    async def settle(self, timeout: float = 20.0) -> None:
+        """Wait until every queued message that is due has been sent (or given up)."""
+        async def quiet() -> None:
+            while True:
+                async with self.services.db.uow() as uow:
+                    counts = await uow.outbox.counts()
+                busy = counts.get(OutboxStatus.PENDING.value, 0) + counts.get(
+                    OutboxStatus.SENDING.value, 0)
+                if busy == 0:
+                    return
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(quiet(), timeout)

@@ -1,0 +1,78 @@
+"""Test helpers: build the core services on a test database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from bot.app import Services, build_services
+from bot.clock import FakeClock
+from tests.conftest import make_config
+
+PEOPLE_CSV = """name,role,wards,organisation,email,slack_user_id
+Cllr Asha Patel,councillor,Heath Town,Council,asha@example.org,
+Imam Yusuf Khan,community_leader,Park;Heath Town,Mosque,yusuf@example.org,
+Rev Sarah Jones,community_leader,Blakenhall,Church,sarah@example.org,
+Cllr Mark Evans,councillor,Penn,Council,mark@example.org,
+Jane Smith,officer,all,Police,jane@example.org,U0JANE
+"""
+
+
+@asynccontextmanager
+async def services_for(db_url: str, clock: FakeClock, **config: Any) -> AsyncIterator[Services]:
+    """Core services on the test database (no Telegram)."""
+    services = await build_services(make_config(db_url, **config), clock=clock, migrate=False)
+    try:
+        yield services
+    finally:
+        await services.close()
+
+
+class FakeMessenger:
+    """A Messenger for core tests: records messages, can refuse some chats as blocked."""
+
+    channel = "telegram"
+
+    def __init__(self) -> None:
+        from bot.messages import OutgoingMessage
+
+        self.sent: list[tuple[str, OutgoingMessage, str | None]] = []
+        self.blocked: set[str] = set()
+        self.retry_after: dict[str, float] = {}
+        self._next = 100
+
+    async def send(self, recipient: str, message: Any, edit_ref: str | None = None) -> Any:
+        from bot.ports import SendResult
+
+        if recipient in self.blocked:
+            return SendResult(ok=False, permanent=True, blocked=True, error="403 blocked")
+        if recipient in self.retry_after:
+            return SendResult(ok=False, retry_after=self.retry_after.pop(recipient), error="429")
+        self.sent.append((recipient, message, edit_ref))
+        self._next += 1
+        return SendResult(ok=True, message_ref=edit_ref or str(self._next))
+
+    def texts_to(self, recipient: str | int) -> list[str]:
+        return [m.plain_text() for r, m, _ in self.sent if r == str(recipient)]
+
+
+def dispatcher_for(services: Services, messenger: FakeMessenger) -> Any:
+    """A real outbox dispatcher sending through ``messenger``."""
+    from bot.services.outbox import OutboxDispatcher, RateLimits
+
+    return OutboxDispatcher(services.db.uow, {"telegram": messenger},
+                            {"telegram": RateLimits(1000.0, 1000.0, 8)})
+
+
+async def link_all(services: Services, base_user_id: int = 100) -> dict[str, int]:
+    """Link every imported person to a chat id; returns email -> chat id."""
+    from bot.services.common import Sender
+
+    chats: dict[str, int] = {}
+    for i, link in enumerate(await services.people.issue_invites(actor="t")):
+        chat = base_user_id + i
+        token = link.url.split("start=")[1]
+        await services.people.link_telegram(Sender("telegram", chat, chat, None), token)
+        chats[link.person.email] = chat
+    return chats
