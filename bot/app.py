@@ -86,11 +86,12 @@ async def build_services(
     async with db.uow() as uow:
         await forms.current(uow)  # store the form version now, failing early if it is wrong
         await uow.commit()
-    return Services(config, db, clock, forms, people, campaigns, conversation, StateService(db.uow),
-                    wake)
+    return Services(
+        config, db, clock, forms, people, campaigns, conversation, StateService(db.uow), wake
+    )
 
 
-def build_application(config: Config, token: str) -> Application:  # type: ignore[type-arg]
+def build_application(config: Config, token: str) -> Application:
     """The python-telegram-bot Application (no Updater: polling is ours, see transport.poll)."""
     api = config.telegram.api_base_url
     pool = config.telegram.max_in_flight + 4
@@ -99,10 +100,14 @@ def build_application(config: Config, token: str) -> Application:  # type: ignor
         .token(token)
         .base_url(f"{api}/bot")
         .base_file_url(f"{api}/file/bot")
-        .request(HTTPXRequest(connection_pool_size=pool, read_timeout=15, write_timeout=15,
-                              connect_timeout=10))
-        .get_updates_request(HTTPXRequest(connection_pool_size=2,
-                                          read_timeout=config.telegram.poll_timeout + 15))
+        .request(
+            HTTPXRequest(
+                connection_pool_size=pool, read_timeout=15, write_timeout=15, connect_timeout=10
+            )
+        )
+        .get_updates_request(
+            HTTPXRequest(connection_pool_size=2, read_timeout=config.telegram.poll_timeout + 15)
+        )
         .updater(None)
         .build()
     )
@@ -117,7 +122,7 @@ class TelegramRuntime:
         token: str,
         *,
         run_scheduler: bool = True,
-        lease: timedelta = timedelta(seconds=30),
+        lease: timedelta | None = None,
     ) -> None:
         self.services = services
         self.config = services.config
@@ -128,8 +133,8 @@ class TelegramRuntime:
         self.dispatcher = OutboxDispatcher(
             services.db.uow,
             {"telegram": TelegramMessenger(self.application.bot)},
-            {"telegram": RateLimits(tg.global_rate, tg.per_chat_rate, tg.max_in_flight)},
-            lease=lease,
+            {"telegram": RateLimits(tg.global_rate, tg.per_chat_rate, tg.max_in_flight, tg.per_chat_burst)},
+            lease=lease or timedelta(seconds=self.config.telegram.outbox_lease_seconds),
         )
         services.wake.targets.append(self.dispatcher.wake)
         self.run_scheduler = run_scheduler
@@ -154,26 +159,36 @@ class TelegramRuntime:
             tg = self.config.telegram
             if tg.mode == "webhook":
                 secret = self._webhook_secret()
-                runner = web.AppRunner(webhook_app(self.application, path=tg.webhook_path,
-                                                   secret=secret))
+                runner = web.AppRunner(
+                    webhook_app(self.application, path=tg.webhook_path, secret=secret)
+                )
                 await runner.setup()
                 await web.TCPSite(runner, tg.webhook_listen, tg.webhook_port).start()
                 await self.application.bot.set_webhook(
-                    f"{tg.webhook_url}", secret_token=secret, allowed_updates=["message",
-                                                                                "callback_query"]
+                    f"{tg.webhook_url}",
+                    secret_token=secret,
+                    allowed_updates=["message", "callback_query"],
                 )
             else:
                 await self.application.bot.delete_webhook()
-                tasks.append(asyncio.create_task(
-                    poll(self.application,
-                         lambda: services.state.get_int(OFFSET_KEY),
-                         lambda v: services.state.set_int(OFFSET_KEY, v),
-                         self.stop_event, timeout=tg.poll_timeout),
-                    name="poller"))
+                tasks.append(
+                    asyncio.create_task(
+                        poll(
+                            self.application,
+                            lambda: services.state.get_int(OFFSET_KEY),
+                            lambda v: services.state.set_int(OFFSET_KEY, v),
+                            self.stop_event,
+                            timeout=tg.poll_timeout,
+                        ),
+                        name="poller",
+                    )
+                )
             if self.run_scheduler:
-                scheduler = build_scheduler(services.campaigns,
-                                            tick_seconds=self.config.schedule.tick_seconds,
-                                            now=services.clock.now())
+                scheduler = build_scheduler(
+                    services.campaigns,
+                    tick_seconds=self.config.schedule.tick_seconds,
+                    now=services.clock.now(),
+                )
                 scheduler.start()
             log.info("tensionbot is running (%s mode)", tg.mode)
             await self.stop_event.wait()

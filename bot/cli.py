@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -48,12 +49,20 @@ def _run(config: Config, work: Callable[[Any], Awaitable[T]], *, migrate: bool =
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="Configuration file (default: ./config.toml, else built-in defaults).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Configuration file (default: ./config.toml, else built-in defaults).",
+)
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.pass_context
 def main(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
     """tensionbot: the monthly community-tension return as a chat bot."""
+    # Opt in to python-telegram-bot's coming timedelta durations (avoids a deprecation warning
+    # on every 429); our code handles both forms.
+    os.environ.setdefault("PTB_TIMEDELTA", "1")
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
@@ -74,15 +83,21 @@ def check_config(config: Config) -> None:
     except FormError as exc:
         _fail(str(exc))
     click.echo(f"configuration OK ({config.source})")
-    click.echo(f"  partnership: {config.partnership.name}, {len(config.partnership.wards)} wards, "
-               f"{config.partnership.timezone}")
+    click.echo(
+        f"  partnership: {config.partnership.name}, {len(config.partnership.wards)} wards, "
+        f"{config.partnership.timezone}"
+    )
     click.echo(f"  database:    {config.database.url.split('@')[-1]}")
-    click.echo(f"  telegram:    {config.telegram.mode} via {config.telegram.api_base_url}, token "
-               f"{'set' if config.secrets.telegram_token else 'NOT set'}")
+    click.echo(
+        f"  telegram:    {config.telegram.mode} via {config.telegram.api_base_url}, token "
+        f"{'set' if config.secrets.telegram_token else 'NOT set'}"
+    )
     s = config.schedule
-    click.echo(f"  schedule:    opens day {s.open_day} {s.open_time:%H:%M}, reminders on days "
-               f"{', '.join(map(str, s.reminder_days)) or 'none'}, closes day {s.close_day} "
-               f"{s.close_time:%H:%M}")
+    click.echo(
+        f"  schedule:    opens day {s.open_day} {s.open_time:%H:%M}, reminders on days "
+        f"{', '.join(map(str, s.reminder_days)) or 'none'}, closes day {s.close_day} "
+        f"{s.close_time:%H:%M}"
+    )
     click.echo(f"  form:        {form.title} v{form.version}, {len(form.questions)} questions")
 
 
@@ -133,8 +148,10 @@ def people_import(config: Config, file: Path) -> None:
         result = _run(config, lambda s: s.people.import_csv(text, source=str(file), actor=ADMIN))
     except ImportError_ as exc:
         _fail("nothing was imported:\n" + "\n".join(f"  {p}" for p in exc.problems))
-    click.echo(f"imported {file}: {result.created} created, {result.updated} updated, "
-               f"{result.unchanged} unchanged")
+    click.echo(
+        f"imported {file}: {result.created} created, {result.updated} updated, "
+        f"{result.unchanged} unchanged"
+    )
 
 
 @people.command("list")
@@ -143,11 +160,16 @@ def people_import(config: Config, file: Path) -> None:
 def people_list(config: Config, fmt: str) -> None:
     """Everyone, and whether their Telegram is linked."""
     rows = [
-        {"name": p.name, "role": p.role, "email": p.email, "wards": ";".join(p.wards),
-         "organisation": p.organisation,
-         "telegram": "blocked" if p.blocked_at else ("linked" if p.linked else "not linked"),
-         "active": p.active}
-        for p in _run(config, lambda s: s.people.list())
+        {
+            "name": p.name,
+            "role": p.role,
+            "email": p.email,
+            "wards": ";".join(p.wards),
+            "organisation": p.organisation,
+            "telegram": "blocked" if p.blocked_at else ("linked" if p.linked else "not linked"),
+            "active": p.active,
+        }
+        for p in _run(config, lambda s: s.people.everyone())
     ]
     _emit(rows, fmt)
 
@@ -187,9 +209,20 @@ def invites(config: Config, fmt: str, email: str | None) -> None:
         links = _run(config, lambda s: s.people.issue_invites(actor=ADMIN, email=email))
     except LookupError as exc:
         _fail(str(exc.args[0]))
-    _emit([{"name": link.person.name, "email": link.person.email, "link": link.url,
-            "expires": link.expires_at.astimezone(config.partnership.tz).strftime("%Y-%m-%d %H:%M")}
-           for link in links], fmt)
+    _emit(
+        [
+            {
+                "name": link.person.name,
+                "email": link.person.email,
+                "link": link.url,
+                "expires": link.expires_at.astimezone(config.partnership.tz).strftime(
+                    "%Y-%m-%d %H:%M"
+                ),
+            }
+            for link in links
+        ],
+        fmt,
+    )
 
 
 @main.group()
@@ -202,11 +235,18 @@ def campaign() -> None:
 @click.option("--extra", is_flag=True, help="An extra return (e.g. weekly or daily in a crisis).")
 @click.option("--wards", default="", help="Extra return: wards, separated by ';'.")
 @click.option("--roles", default="", help="Extra return: roles, separated by ';'.")
-@click.option("--closes-in", "closes_in", type=click.FloatRange(0.5, 744), default=48.0,
-              show_default=True, help="Extra return: hours until it closes.")
+@click.option(
+    "--closes-in",
+    "closes_in",
+    type=click.FloatRange(0.5, 744),
+    default=48.0,
+    show_default=True,
+    help="Extra return: hours until it closes.",
+)
 @click.pass_obj
-def campaign_open(config: Config, period: str | None, extra: bool, wards: str, roles: str,
-                  closes_in: float) -> None:
+def campaign_open(
+    config: Config, period: str | None, extra: bool, wards: str, roles: str, closes_in: float
+) -> None:
     """Open this month's return now (once per period), or an extra one.
 
     The running bot sends the forms (its dispatcher picks them up within a second).
@@ -219,18 +259,21 @@ def campaign_open(config: Config, period: str | None, extra: bool, wards: str, r
     async def work(s: Any) -> tuple[Any, bool]:
         if extra:
             closes = s.clock.now() + timedelta(hours=closes_in)
-            c = await s.campaigns.open_extra(closes_at=closes, wards=split(wards),
-                                             roles=split(roles), actor=ADMIN)
+            c = await s.campaigns.open_extra(
+                closes_at=closes, wards=split(wards), roles=split(roles), actor=ADMIN
+            )
             return c, True
-        return await s.campaigns.open_monthly(period, actor=ADMIN, force=True)  # type: ignore[no-any-return]
+        return await s.campaigns.open_monthly(period, actor=ADMIN, force=True)
 
     try:
         camp, created = _run(config, work)
     except CampaignError as exc:
         _fail(str(exc))
     verb = "opened" if created else "already open"
-    click.echo(f"{verb}: {camp.key} ({camp.title}), closes "
-               f"{camp.closes_at.astimezone(config.partnership.tz):%Y-%m-%d %H:%M}")
+    click.echo(
+        f"{verb}: {camp.key} ({camp.title}), closes "
+        f"{camp.closes_at.astimezone(config.partnership.tz):%Y-%m-%d %H:%M}"
+    )
 
 
 @campaign.command("status")
@@ -258,14 +301,18 @@ def campaign_status(config: Config, period: str | None, key: str | None, as_json
 
 def format_status(status: Any) -> str:
     """A human-readable campaign status."""
-    lines = [f"{status.title}  [{status.key}, {status.status}, form v{status.form_version}]",
-             f"  opens {status.opens_at}  closes {status.closes_at}  reminders "
-             f"{status.reminders_done}/{status.reminders_planned}",
-             "  " + ", ".join(f"{k}: {v}" for k, v in sorted(status.counts.items()))]
+    lines = [
+        f"{status.title}  [{status.key}, {status.status}, form v{status.form_version}]",
+        f"  opens {status.opens_at}  closes {status.closes_at}  reminders "
+        f"{status.reminders_done}/{status.reminders_planned}",
+        "  " + ", ".join(f"{k}: {v}" for k, v in sorted(status.counts.items())),
+    ]
     for p in status.people:
         extra = f"{p.tensions} tension(s)" if p.tensions else p.detail
-        lines.append(f"  {p.name:<28} {p.role:<17} {p.outcome:<12} reminded {p.reminders}  "
-                     f"{'; '.join(p.wards)[:30]:<30} {extra}")
+        lines.append(
+            f"  {p.name:<28} {p.role:<17} {p.outcome:<12} reminded {p.reminders}  "
+            f"{'; '.join(p.wards)[:30]:<30} {extra}"
+        )
     return "\n".join(lines)
 
 
@@ -295,8 +342,13 @@ def run(config: Config) -> None:
 
 
 @main.command("demo")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("demo-output"),
-              show_default=True, help="Folder for the demo's database, transcripts and status.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("demo-output"),
+    show_default=True,
+    help="Folder for the demo's database, transcripts and status.",
+)
 def demo(out: Path) -> None:
     """Run the whole product offline against a simulated Telegram, and print what happened."""
     from bot.demo import run_demo

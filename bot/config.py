@@ -95,9 +95,7 @@ class DatabaseConfig(_Section):
     @classmethod
     def _supported_driver(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError(
-                "must start with 'sqlite+aiosqlite://' or 'postgresql+asyncpg://'"
-            )
+            raise ValueError("must start with 'sqlite+aiosqlite://' or 'postgresql+asyncpg://'")
         return value
 
 
@@ -114,7 +112,16 @@ class TelegramConfig(_Section):
     poll_timeout: int = Field(default=25, ge=0, le=60)
     global_rate: float = Field(default=28.0, gt=0, description="messages per second, all chats")
     per_chat_rate: float = Field(default=1.0, gt=0, description="messages per second, one chat")
+    per_chat_burst: int = Field(
+        default=3, ge=1, le=10,
+        description="messages a chat may get back to back before per_chat_rate applies",
+    )
     max_in_flight: int = Field(default=8, ge=1, le=64)
+    outbox_lease_seconds: float = Field(
+        default=30.0, ge=1, le=600,
+        description="how long a claimed message may stay in flight before another process or a "
+        "restart treats its sender as dead",
+    )
 
     @field_validator("api_base_url")
     @classmethod

@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.clock import FakeClock
 from bot.config import config_from_mapping
+from bot.domain import Report
 from bot.sim.scripts import answer_question, fill_tension, tension
 from bot.sim.world import SimWorld
 
 LONDON = ZoneInfo("Europe/London")
-TOKEN = "7000000001:DEMO-TOKEN-not-a-real-one"
+TOKEN = "7000000001:DEMO-TOKEN-not-a-real-one"  # noqa: S105 - for the simulator only
 
 PEOPLE_CSV = """name,role,wards,organisation,email,slack_user_id
 Cllr Asha Patel,councillor,Heath Town,City of Wolverhampton Council,asha.patel@example.org,
@@ -48,6 +51,7 @@ async def run_demo(out: Path) -> int:
     """Run the demo into ``out`` (recreated). Returns the exit code."""
     from bot.sim.fake_telegram import FakeTelegram
 
+    os.environ.setdefault("PTB_TIMEDELTA", "1")  # as the CLI does
     started = time.monotonic()
     if out.exists():
         shutil.rmtree(out)
@@ -59,8 +63,11 @@ async def run_demo(out: Path) -> int:
     config = config_from_mapping(
         {
             "database": {"url": f"sqlite+aiosqlite:///{(out / 'tensionbot.sqlite3').resolve()}"},
-            "telegram": {"api_base_url": fake.base_url, "bot_username": "swp_tension_bot",
-                         "poll_timeout": 1},
+            "telegram": {
+                "api_base_url": fake.base_url,
+                "bot_username": "swp_tension_bot",
+                "poll_timeout": 1,
+            },
         },
         source="<demo>",
         env={"TENSIONBOT_TELEGRAM_TOKEN": TOKEN},
@@ -73,11 +80,14 @@ async def run_demo(out: Path) -> int:
         result = await world.import_people(PEOPLE_CSV)
         _say(f"- imported people.csv: {result.created} people")
         again = await world.import_people(PEOPLE_CSV)
-        _say(f"- re-imported it: {again.created} created, {again.unchanged} unchanged (no duplicates)")
+        _say(
+            f"- re-imported it: {again.created} created, {again.unchanged} unchanged (no duplicates)"
+        )
 
         links = await world.services.people.issue_invites(actor="demo")
         (out / "invites.csv").write_text(
-            "name,email,link\n" + "".join(f"{x.person.name},{x.person.email},{x.url}\n" for x in links)
+            "name,email,link\n"
+            + "".join(f"{x.person.name},{x.person.email},{x.url}\n" for x in links)
         )
         _say(f"- issued {len(links)} personal invitation links (invites.csv)")
         names = {
@@ -112,45 +122,83 @@ async def run_demo(out: Path) -> int:
         _say("- 1 Dec 09:00: the December return opened and the form went out")
 
         asha, tom, yusuf = users["asha.patel"], users["tom.hughes"], users["yusuf.khan"]
-        sarah, grace, gurpreet = users["sarah.jones"], users["grace.okafor"], users["gurpreet.singh"]
+        sarah, grace, gurpreet = (
+            users["sarah.jones"],
+            users["grace.okafor"],
+            users["gurpreet.singh"],
+        )
 
-        await tom.press("Nothing to report")
-        await tom.wait_for("nil return is recorded")
-        await sarah.press("Nothing to report")
-        await sarah.wait_for("nil return is recorded")
+        async def nil_return(user: Any) -> None:
+            await user.press("Nothing to report")
+            await user.wait_for("nil return is recorded")
 
-        # Asha reports two tensions in one return.
-        await asha.press("Report a tension")
-        await fill_tension(asha, form, tension(
-            "Heath Town", "religion",
-            "Leaflets hostile to the new mosque extension were pushed through doors on two streets.",
-            level="2", basis="evidenced", location="Around Chester Avenue", since="Last weekend"))
-        await asha.press("Add another tension")
-        await fill_tension(asha, form, tension(
-            "Heath Town", "gangs_youth",
-            "Groups of young people gathering at the shops after dark; residents feel unsafe.",
-            level="2", already_reported="police", external_ref="WMP 20/123456/26"))
-        await asha.press("Submit all")
-        await asha.wait_for("reports have been submitted")
+        async def asha_two_tensions() -> None:
+            await asha.press("Report a tension")
+            await fill_tension(
+                asha,
+                form,
+                tension(
+                    "Heath Town",
+                    "religion",
+                    "Leaflets hostile to the new mosque extension were pushed through doors on two streets.",
+                    level="2",
+                    basis="evidenced",
+                    location="Around Chester Avenue",
+                    since="Last weekend",
+                ),
+            )
+            await asha.press("Add another tension")
+            await fill_tension(
+                asha,
+                form,
+                tension(
+                    "Heath Town",
+                    "gangs_youth",
+                    "Groups of young people gathering at the shops after dark; residents feel unsafe.",
+                    level="2",
+                    already_reported="police",
+                    external_ref="WMP 20/123456/26",
+                ),
+            )
+            await asha.press("Submit all")
+            await asha.wait_for("reports have been submitted")
 
-        # Yusuf goes back to change an answer and edits another on the review screen.
-        await yusuf.press("Report a tension")
-        await answer_question(yusuf, form, "ward", "East Park")
-        await answer_question(yusuf, form, "category", "race")
-        await yusuf.wait_for("What is happening")
-        await yusuf.press("Back")
-        await answer_question(yusuf, form, "category", "online")
-        await fill_tension(yusuf, form, tension(
-            "East Park", "online",
-            "A local Facebook group is sharing a false rumour about a planned march.",
-            level="3", basis="potential", media="social"))
-        await yusuf.press("Edit an answer")
-        await yusuf.press("Level")
-        await answer_question(yusuf, form, "level", "2")
-        await yusuf.wait_for("Please check")
-        await yusuf.press("Submit")
-        await yusuf.wait_for("has been submitted")
+        async def yusuf_back_and_edit() -> None:
+            await yusuf.press("Report a tension")
+            await answer_question(yusuf, form, "ward", "East Park")
+            await answer_question(yusuf, form, "category", "race")
+            await yusuf.wait_for("What is happening")
+            await yusuf.press("Back")
+            await answer_question(yusuf, form, "category", "online")
+            await fill_tension(
+                yusuf,
+                form,
+                tension(
+                    "East Park",
+                    "online",
+                    "A local Facebook group is sharing a false rumour about a planned march.",
+                    level="3",
+                    basis="potential",
+                    media="social",
+                ),
+                start_at="description",
+            )
+            await yusuf.press("Edit an answer")
+            await yusuf.wait_for("Which answer do you want to change")
+            await yusuf.press("Level")
+            await answer_question(yusuf, form, "level", "2")
+            await yusuf.wait_for("Please check")
+            await yusuf.press("Submit")
+            await yusuf.wait_for("has been submitted")
 
+        # Four people answer at the same time, as they would.
+        await asyncio.gather(
+            nil_return(tom), nil_return(sarah), asha_two_tensions(), yusuf_back_and_edit()
+        )
+        _say(
+            "- Tom and Sarah sent nil returns; Asha reported two tensions; Yusuf went Back and "
+            "edited an answer before submitting"
+        )
         # Grace sends a photo and an over-long answer; then the bot is stopped mid-conversation.
         await grace.press("Report a tension")
         await answer_question(grace, form, "ward", "Ettingshall")
@@ -165,7 +213,30 @@ async def run_demo(out: Path) -> int:
         _say("- the bot was stopped in the middle of Grace's report ...")
         world = await SimWorld.start(config, fake, clock)
         _say("  ... and started again: Grace carries on at the same question")
-        await grace.send_text("Repeated graffiti and vandalism at the community centre on Spring Road.")
+
+        # Meanwhile Fatima sends an urgent report with /report (at any time, not the return).
+        async def fatima_urgent() -> None:
+            await users["fatima.ali"].send_command("/report")
+            await fill_tension(
+                users["fatima.ali"],
+                form,
+                tension(
+                    "East Park",
+                    "protest_extremism",
+                    "Posters announcing a protest outside the hotel housing asylum seekers on Saturday.",
+                    level="3",
+                    basis="evidenced",
+                    media="local",
+                ),
+            )
+            await users["fatima.ali"].press("Submit")
+            await users["fatima.ali"].wait_for("has been submitted")
+            _say("- Fatima sent an urgent report with /report")
+
+        fatima = asyncio.create_task(fatima_urgent())
+        await grace.send_text(
+            "Repeated graffiti and vandalism at the community centre on Spring Road."
+        )
         for qid, value in tension("Ettingshall", "crime_asb", "-").items():
             if qid in ("ward", "category", "description"):
                 continue
@@ -173,6 +244,7 @@ async def run_demo(out: Path) -> int:
         await grace.wait_for("Please check")
         await grace.press("Submit")
         await grace.wait_for("has been submitted")
+        await fatima
         await asha.send_command("/status")
         await asha.wait_for("Your reports")
 
@@ -197,22 +269,14 @@ async def run_demo(out: Path) -> int:
         # ---- a crisis: an extra return for Heath Town with a 24-hour deadline
         clock.set(datetime(2026, 12, 16, 10, 0, tzinfo=LONDON))
         extra = await world.services.campaigns.open_extra(
-            closes_at=clock.now() + timedelta(hours=24), wards=["Heath Town"], actor="demo")
+            closes_at=clock.now() + timedelta(hours=24), wards=["Heath Town"], actor="demo"
+        )
         await world.settle()
         await asha.wait_for("extra tension return")
         await asha.press("Nothing to report")
         await asha.wait_for("nil return is recorded")
         _say(f"- 16 Dec: an extra 24-hour return for Heath Town ({extra.key})")
 
-        # ---- and an urgent report at any time
-        await users["fatima.ali"].send_command("/report")
-        await fill_tension(users["fatima.ali"], form, tension(
-            "East Park", "protest_extremism",
-            "Posters announcing a protest outside the hotel housing asylum seekers on Saturday.",
-            level="3", basis="evidenced", media="local"))
-        await users["fatima.ali"].press("Submit")
-        await users["fatima.ali"].wait_for("has been submitted")
-        _say("- Fatima sent an urgent report with /report")
         await world.settle()
 
         # ---- results
@@ -224,7 +288,7 @@ async def run_demo(out: Path) -> int:
         _say("\n" + format_status(status))
         (out / "campaign-status.json").write_text(json.dumps(status.as_dict(), indent=2))
         async with world.services.db.uow() as uow:
-            reports = []
+            reports: list[Report] = []
             for p in await uow.people.all():
                 assert p.id is not None
                 reports.extend(await uow.reports.for_person(p.id, limit=50))
@@ -232,18 +296,28 @@ async def run_demo(out: Path) -> int:
         category = form.question("category")
         _say("\nReports (free text is in the database only):")
         for r in reports:
-            _say(f"  {r.reference}  {r.source:<7} {r.ward:<12} "
-                 f"{form.display_value(category, r.category):<38} level {r.level}  {r.basis}")
+            _say(
+                f"  {r.reference}  {r.source:<7} {r.ward:<12} "
+                f"{form.display_value(category, r.category):<38} level {r.level}  {r.basis}"
+            )
         for key, user in {**users, "stranger": stranger}.items():
             (out / "transcripts" / f"{key}.txt").write_text(user.transcript())
         sent = len(fake.calls_for("sendMessage")) + len(fake.calls_for("editMessageText"))
-        _say(f"\nTelegram API calls: {len(fake.calls)} ({sent} messages sent or edited), "
-             f"{fake.throttled} throttled")
-        _say(f"Output: {out.resolve()} (database, people.csv, invites.csv, campaign-status.json, "
-             f"transcripts/)")
+        _say(
+            f"\nTelegram API calls: {len(fake.calls)} ({sent} messages sent or edited), "
+            f"{fake.throttled} throttled"
+        )
+        _say(
+            f"Output: {out.resolve()} (database, people.csv, invites.csv, campaign-status.json, "
+            f"transcripts/)"
+        )
         _say(f"Done in {time.monotonic() - started:.1f} s")
-        ok = (status.counts.get("responded") == 3 and status.counts.get("nil") == 3
-              and status.counts.get("unreachable") == 2 and status.counts.get("no_reply") == 2)
+        ok = (
+            status.counts.get("responded") == 3
+            and status.counts.get("nil") == 3
+            and status.counts.get("unreachable") == 2
+            and status.counts.get("no_reply") == 2
+        )
         if not ok:
             _say(f"UNEXPECTED campaign counts: {status.counts}")
         return 0 if ok else 1

@@ -184,7 +184,7 @@ class OutboxMessage:
     payload: dict[str, Any]  # an OutgoingMessage as JSON
     idempotency_key: str
     created_at: datetime
-    next_attempt_at: datetime
+    next_attempt_at: datetime | None
     purpose: str = "reply"  # reply | form | reminder | notice
     priority: int = 0  # 0 interactive replies first, 1 broadcast
     edit_ref: str | None = None  # edit this message instead of sending a new one

@@ -17,19 +17,31 @@ from bot.services.campaigns import CampaignService
 log = logging.getLogger(__name__)
 
 
-def build_scheduler(campaigns: CampaignService, *, tick_seconds: int, now: datetime) -> AsyncIOScheduler:
+def build_scheduler(
+    campaigns: CampaignService, *, tick_seconds: int, now: datetime
+) -> AsyncIOScheduler:
     """An AsyncIOScheduler with the campaign tick (open, remind, close), first run at ``now``."""
 
     async def campaign_tick() -> None:
         report = await campaigns.tick()
         if report.opened or report.reminded or report.closed:
-            log.info("campaign tick: opened=%s reminded=%s closed=%s",
-                     report.opened, report.reminded, report.closed)
+            log.info(
+                "campaign tick: opened=%s reminded=%s closed=%s",
+                report.opened,
+                report.reminded,
+                report.closed,
+            )
 
     scheduler = AsyncIOScheduler(timezone="UTC")
     scheduler.add_job(
-        campaign_tick, "interval", seconds=tick_seconds, id="campaign-tick",
-        next_run_time=now, coalesce=True, max_instances=1, misfire_grace_time=None,
+        campaign_tick,
+        "interval",
+        seconds=tick_seconds,
+        id="campaign-tick",
+        next_run_time=now,
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=None,
         replace_existing=True,
     )
     return scheduler

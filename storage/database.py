@@ -77,10 +77,11 @@ class SqlUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         assert self._session is not None
+        # close() rolls back anything uncommitted and detaches the objects *without* expiring
+        # them, so results stay readable after the unit of work ends.
         try:
-            await self._session.rollback()
-        finally:
             await self._session.close()
+        finally:
             self._session = None
 
     async def commit(self) -> None:

@@ -149,11 +149,7 @@ class SqlDeliveryRepo(_Repo):
 
     async def counts(self, campaign_id: int) -> dict[str, int]:
         c = tables.deliveries.c
-        stmt = (
-            select(c.status, func.count())
-            .where(c.campaign_id == campaign_id)
-            .group_by(c.status)
-        )
+        stmt = select(c.status, func.count()).where(c.campaign_id == campaign_id).group_by(c.status)
         return {status: n for status, n in (await self.session.execute(stmt)).all()}
 
     async def add(self, delivery: Delivery) -> None:
@@ -220,9 +216,7 @@ class SqlReportRepo(_Repo):
     async def next_number(self, prefix: str) -> int:
         """Atomically take the next number for a reference prefix (e.g. ``TR-2026-11``)."""
         t = tables.reference_counters
-        stmt = (
-            update(t).where(t.c.prefix == prefix).values(last=t.c.last + 1).returning(t.c.last)
-        )
+        stmt = update(t).where(t.c.prefix == prefix).values(last=t.c.last + 1).returning(t.c.last)
         value = (await self.session.execute(stmt)).scalar_one_or_none()
         if value is not None:
             return int(value)
@@ -277,7 +271,7 @@ class SqlOutboxRepo(_Repo):
             .order_by(o.c.priority, o.c.id)
             .limit(limit)
         )
-        if self.session.bind.dialect.name == "postgresql":
+        if self.session.get_bind().dialect.name == "postgresql":
             # Several processes may dispatch: each row goes to exactly one of them.
             stmt = stmt.with_for_update(skip_locked=True, of=o)
         rows = (await self.session.scalars(stmt)).all()

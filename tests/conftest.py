@@ -24,6 +24,8 @@ from bot.config import Config, config_from_mapping
 from storage.database import Database
 from storage.migrate import upgrade
 
+# As `tensionbot` does at start: python-telegram-bot's timedelta durations (see bot/cli.py).
+os.environ.setdefault("PTB_TIMEDELTA", "1")
 PG_URL = os.environ.get("TENSIONBOT_TEST_DATABASE_URL", "").strip()
 TOKEN = "123456:TEST-TOKEN"
 
@@ -38,7 +40,10 @@ async def _pg_admin(sql: str) -> None:
 
     url = make_url(PG_URL)
     conn = await asyncpg.connect(
-        host=url.host, port=url.port, user=url.username, password=url.password,
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
         database="postgres",
     )
     try:
@@ -103,11 +108,17 @@ async def fake_telegram() -> AsyncIterator[Any]:
 def make_config(db_url: str, api_base_url: str = "http://127.0.0.1:9", **sections: Any) -> Config:
     """A test configuration (six wards keep keyboards short)."""
     data: dict[str, Any] = {
-        "partnership": {"wards": ["Bilston East", "Blakenhall", "Heath Town", "Park", "Penn",
-                                  "Whitmore Reans"]},
+        "partnership": {
+            "wards": ["Bilston East", "Blakenhall", "Heath Town", "Park", "Penn", "Whitmore Reans"]
+        },
         "database": {"url": db_url},
-        "telegram": {"api_base_url": api_base_url, "bot_username": "swp_tension_bot",
-                     "poll_timeout": 1, "global_rate": 200.0, "per_chat_rate": 50.0},
+        "telegram": {
+            "api_base_url": api_base_url,
+            "bot_username": "swp_tension_bot",
+            "poll_timeout": 1,
+            "global_rate": 200.0,
+            "per_chat_rate": 50.0,
+        },
     }
     for key, value in sections.items():
         data[key] = {**data.get(key, {}), **value}

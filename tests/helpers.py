@@ -61,8 +61,9 @@ def dispatcher_for(services: Services, messenger: FakeMessenger) -> Any:
     """A real outbox dispatcher sending through ``messenger``."""
     from bot.services.outbox import OutboxDispatcher, RateLimits
 
-    return OutboxDispatcher(services.db.uow, {"telegram": messenger},
-                            {"telegram": RateLimits(1000.0, 1000.0, 8)})
+    return OutboxDispatcher(
+        services.db.uow, {"telegram": messenger}, {"telegram": RateLimits(1000.0, 1000.0, 8)}
+    )
 
 
 async def link_all(services: Services, base_user_id: int = 100) -> dict[str, int]:

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bot.buttons import Action, Kind
 from bot.clock import FakeClock
 from bot.services.campaigns import CampaignError, schedule_for
 from bot.services.common import Sender
-from bot.buttons import Action, Kind
-from tests.helpers import PEOPLE_CSV, FakeMessenger, dispatcher_for, link_all, services_for
 from tests.conftest import make_config
+from tests.helpers import PEOPLE_CSV, FakeMessenger, dispatcher_for, link_all, services_for
 
 
 def test_schedule_is_local_time() -> None:
@@ -27,7 +27,9 @@ def test_schedule_is_local_time() -> None:
 
 
 async def _form_buttons(messenger: FakeMessenger, chat: int) -> list[str]:
-    return [b.data for _, m, _ in messenger.sent if _ == str(chat) for row in m.buttons for b in row]
+    return [
+        b.data for _, m, _ in messenger.sent if _ == str(chat) for row in m.buttons for b in row
+    ]
 
 
 async def test_a_month_of_ticks(db_url: str) -> None:
@@ -54,8 +56,9 @@ async def test_a_month_of_ticks(db_url: str) -> None:
         await outbox.drain()
         # Reporters only (councillors, community leaders), linked ones: Asha, Yusuf, Sarah.
         recipients = sorted(r for r, _, _ in messenger.sent)
-        assert recipients == sorted(str(chats[e]) for e in
-                                    ("asha@example.org", "yusuf@example.org", "sarah@example.org"))
+        assert recipients == sorted(
+            str(chats[e]) for e in ("asha@example.org", "yusuf@example.org", "sarah@example.org")
+        )
         assert all("December 2026" in m.plain_text() for _, m, _ in messenger.sent)
 
         campaign = await s.campaigns.resolve("2026-12")
@@ -73,7 +76,8 @@ async def test_a_month_of_ticks(db_url: str) -> None:
         assert (await s.campaigns.tick()).reminded == {}
         await outbox.drain()
         assert sorted(r for r, _, _ in messenger.sent) == sorted(
-            str(chats[e]) for e in ("asha@example.org", "yusuf@example.org"))
+            str(chats[e]) for e in ("asha@example.org", "yusuf@example.org")
+        )
         assert all("Reminder" in m.plain_text() for _, m, _ in messenger.sent)
 
         clock.set(datetime(2026, 12, 15, 17, 0, tzinfo=UTC))
@@ -136,13 +140,15 @@ async def test_extra_return_targets_wards_and_roles(db_url: str, clock: FakeCloc
         from datetime import timedelta
 
         extra = await s.campaigns.open_extra(
-            closes_at=clock.now() + timedelta(hours=24), wards=["heath town"], actor="admin")
+            closes_at=clock.now() + timedelta(hours=24), wards=["heath town"], actor="admin"
+        )
         assert extra.kind == "extra" and extra.target_wards == ["Heath Town"]
         assert extra.id is not None
         status = await s.campaigns.status(extra.id, actor="t")
         assert sorted(p.name for p in status.people) == ["Cllr Asha Patel", "Imam Yusuf Khan"]
         with pytest.raises(CampaignError, match="unknown ward"):
-            await s.campaigns.open_extra(closes_at=clock.now() + timedelta(hours=2),
-                                         wards=["Atlantis"], actor="admin")
+            await s.campaigns.open_extra(
+                closes_at=clock.now() + timedelta(hours=2), wards=["Atlantis"], actor="admin"
+            )
         with pytest.raises(CampaignError, match="at least 30 minutes"):
             await s.campaigns.open_extra(closes_at=clock.now(), actor="admin")

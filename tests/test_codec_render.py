@@ -17,8 +17,18 @@ def test_round_trip_and_size() -> None:
 
 
 @pytest.mark.parametrize(
-    "data", ["", "2.a.1.1.1", "1.z.1.1.1", "1.a.1.1", "1.a.x.1.1", "1.a.-1.1.1", "1.a.1.1.1.1",
-             "x" * 65, "1.a.1.1.99999999999999999999"],
+    "data",
+    [
+        "",
+        "2.a.1.1.1",
+        "1.z.1.1.1",
+        "1.a.1.1",
+        "1.a.x.1.1",
+        "1.a.-1.1.1",
+        "1.a.1.1.1.1",
+        "x" * 65,
+        "1.a.1.1.99999999999999999999",
+    ],
 )
 def test_forged_payloads_are_refused(data: str) -> None:
     with pytest.raises(BadPayload):
@@ -45,7 +55,12 @@ def test_over_long_messages_fall_back_to_plain_text() -> None:
 def test_keyboard_rows() -> None:
     from bot.messages import Button
 
-    message = MessageBuilder().line("q").row(Button(label="A", data="1"), Button(label="B", data="2")).build()
+    message = (
+        MessageBuilder()
+        .line("q")
+        .row(Button(label="A", data="1"), Button(label="B", data="2"))
+        .build()
+    )
     keyboard = render_keyboard(message)
     assert keyboard is not None
     assert [[b.text for b in row] for row in keyboard.inline_keyboard] == [["A", "B"]]

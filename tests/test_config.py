@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
 from click.testing import CliRunner
+from pydantic import BaseModel
 
 from bot.cli import main
 from bot.config import Config, ConfigError, config_from_mapping, load_config
@@ -55,7 +55,7 @@ def test_bad_values_name_the_key(data: dict[str, object], key: str) -> None:
 def test_bad_toml_names_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "c.toml"
     bad.write_text("[partnership\nname=1")
-    with pytest.raises(ConfigError, match="c.toml: not valid TOML"):
+    with pytest.raises(ConfigError, match=r"c\.toml: not valid TOML"):
         load_config(bad, env={})
 
 

@@ -40,10 +40,14 @@ class Chat:
         for row in message.buttons:
             for b in row:
                 if b.label == label or label.lower() in b.label.lower():
-                    self.last_outcome = await self.s.conversation.button(self.sender(), b.data, "77")
+                    self.last_outcome = await self.s.conversation.button(
+                        self.sender(), b.data, "77"
+                    )
                     await self.outbox.drain()
                     return self.last_outcome
-        raise AssertionError(f"no button {label!r} in {[b.label for r in message.buttons for b in r]}")
+        raise AssertionError(
+            f"no button {label!r} in {[b.label for r in message.buttons for b in r]}"
+        )
 
     async def say(self, text: str, update_id: int | None = None) -> Outcome:
         self.last_outcome = await self.s.conversation.text(self.sender(update_id), text)
@@ -94,8 +98,18 @@ async def test_full_return_with_back_edit_and_two_tensions(world: Any) -> None:
     await chat.press("Religion or faith")
     assert "What is happening" in chat.last
     await chat.say("Hostile leaflets about the mosque extension on two streets.")
-    for step in ("Skip", None, "Evidenced", "2 Tension", "Social media", "Skip",
-                 "Yes, to the police", None, "Yes", "No, keep me anonymous"):
+    for step in (
+        "Skip",
+        None,
+        "Evidenced",
+        "2 Tension",
+        "Social media",
+        "Skip",
+        "Yes, to the police",
+        None,
+        "Yes",
+        "No, keep me anonymous",
+    ):
         if step is None:
             await chat.say("CR/555/26" if "reference" in chat.last else "Since Saturday")
         else:
@@ -169,7 +183,10 @@ async def test_bad_text_keeps_the_conversation_where_it_was(world: Any) -> None:
     async with s.db.uow() as uow:
         conv = await uow.conversations.active_for(3)
         assert conv is not None and conv.step == "location"
-        assert conv.draft["description"] == "Name-calling at the bus stop aimed at a disabled resident."
+        assert (
+            conv.draft["description"]
+            == "Name-calling at the bus stop aimed at a disabled resident."
+        )
 
 
 async def test_redelivered_update_is_handled_once(world: Any) -> None:
@@ -188,19 +205,25 @@ async def test_redelivered_update_is_handled_once(world: Any) -> None:
 
 
 async def test_unknown_user_is_refused_and_nothing_is_stored(world: Any) -> None:
-    s, messenger, outbox, _ = world
+    s, _, outbox, _ = world
 
     async def count() -> dict[str, int]:
         async with s.db.uow() as uow:
             session = uow.people.session  # type: ignore[attr-defined]
-            return {t.name: await session.scalar(select(func.count()).select_from(t))
-                    for t in tables.metadata.sorted_tables}
+            return {
+                t.name: await session.scalar(select(func.count()).select_from(t))
+                for t in tables.metadata.sorted_tables
+            }
 
     before = await count()
     stranger = Sender("telegram", 999_999, 999_999, 123_456)
-    for call in (s.conversation.command(stranger, "report"), s.conversation.text(stranger, "hi"),
-                 s.conversation.start(stranger, None), s.conversation.start(stranger, "bad-token"),
-                 s.conversation.button(stranger, "1.s.1.0.0", "5")):
+    for call in (
+        s.conversation.command(stranger, "report"),
+        s.conversation.text(stranger, "hi"),
+        s.conversation.start(stranger, None),
+        s.conversation.start(stranger, "bad-token"),
+        s.conversation.button(stranger, "1.s.1.0.0", "5"),
+    ):
         outcome = await call
         assert outcome.direct is not None
         text = outcome.direct.plain_text()

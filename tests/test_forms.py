@@ -19,12 +19,27 @@ def _raw() -> dict[str, Any]:
 def test_shipped_form_has_the_domain_questions() -> None:
     form = load_form(DEFAULT_FORM_PATH)
     ids = [q.id for q in form.questions]
-    for required in ("ward", "category", "description", "location", "since", "basis", "level",
-                     "media", "impact", "already_reported", "external_ref", "consent_contact",
-                     "consent_share"):
+    for required in (
+        "ward",
+        "category",
+        "description",
+        "location",
+        "since",
+        "basis",
+        "level",
+        "media",
+        "impact",
+        "already_reported",
+        "external_ref",
+        "consent_contact",
+        "consent_share",
+    ):
         assert required in ids
     assert [o.value for o in form.question("basis").options] == [
-        "experienced", "evidenced", "potential"]
+        "experienced",
+        "evidenced",
+        "potential",
+    ]
     assert "999" in form.emergency_notice and "101" in form.emergency_notice
     assert len(form.question("category").options) == 11
 
@@ -44,10 +59,14 @@ def test_conditional_question_and_pruning() -> None:
         (lambda d: d["questions"].pop(0), "missing required questions: ward"),
         (lambda d: d["questions"].append(dict(d["questions"][0])), "unique"),
         (lambda d: d["questions"][1].update(options=[]), "at least two options"),
-        (lambda d: d["questions"][1]["options"].append({"value": "race", "label": "x"}),
-         "option values must be unique"),
-        (lambda d: d["questions"][10].update(show_if={"question": "nope", "values": ["x"]}),
-         "not an earlier question"),
+        (
+            lambda d: d["questions"][1]["options"].append({"value": "race", "label": "x"}),
+            "option values must be unique",
+        ),
+        (
+            lambda d: d["questions"][10].update(show_if={"question": "nope", "values": ["x"]}),
+            "not an earlier question",
+        ),
         (lambda d: d.pop("emergency_notice"), "emergency_notice"),
     ],
 )

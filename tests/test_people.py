@@ -16,10 +16,12 @@ async def test_import_creates_then_updates_never_duplicates(db_url: str, clock: 
     async with services_for(db_url, clock) as s:
         first = await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
         assert (first.created, first.updated, first.unchanged) == (5, 0, 0)
-        changed = PEOPLE_CSV.replace("Cllr Mark Evans,councillor,Penn", "Cllr Mark Evans,councillor,Penn;Park")
+        changed = PEOPLE_CSV.replace(
+            "Cllr Mark Evans,councillor,Penn", "Cllr Mark Evans,councillor,Penn;Park"
+        )
         second = await s.people.import_csv(changed, source="p.csv", actor="t")
         assert (second.created, second.updated, second.unchanged) == (0, 1, 4)
-        people = await s.people.list()
+        people = await s.people.everyone()
         assert len(people) == 5
         mark = next(p for p in people if p.email == "mark@example.org")
         assert mark.wards == ["Park", "Penn"]
@@ -33,22 +35,29 @@ async def test_import_creates_then_updates_never_duplicates(db_url: str, clock: 
         ("name,role,wards,email\nA,mayor,Park,a@x.org\n", "line 2: role 'mayor'"),
         ("name,role,wards,email\nA,councillor,Atlantis,a@x.org\n", "line 2: ward 'Atlantis'"),
         ("name,role,wards,email\nA,councillor,Park,not-an-email\n", "line 2: email"),
-        ("name,role,wards,email\nA,councillor,Park,a@x.org\nB,councillor,Park,A@x.org\n",
-         "line 3: email 'a@x.org' repeats line 2"),
+        (
+            "name,role,wards,email\nA,councillor,Park,a@x.org\nB,councillor,Park,A@x.org\n",
+            "line 3: email 'a@x.org' repeats line 2",
+        ),
         ("name,role,email\nA,councillor,a@x.org\n", "missing column(s): wards"),
         ("name,role,wards,email,shoe\nA,councillor,Park,a@x.org,9\n", "unknown column(s): shoe"),
         ("name,role,wards,email\nA,councillor,,a@x.org\n", "needs at least one ward"),
-        ("name,role,wards,email,slack_user_id\nA,officer,Park,a@x.org,<!channel>\n", "slack_user_id"),
+        (
+            "name,role,wards,email,slack_user_id\nA,officer,Park,a@x.org,<!channel>\n",
+            "slack_user_id",
+        ),
     ],
 )
-async def test_bad_csv_is_refused_whole(db_url: str, clock: FakeClock, csv_text: str, message: str) -> None:
+async def test_bad_csv_is_refused_whole(
+    db_url: str, clock: FakeClock, csv_text: str, message: str
+) -> None:
     async with services_for(db_url, clock) as s:
         good = "Z,councillor,Penn,z@x.org\n"
         with pytest.raises(ImportError_) as err:
             await s.people.import_csv(csv_text + good, source="p.csv", actor="t")
         assert message in str(err.value)
         assert "p.csv" in str(err.value)
-        assert await s.people.list() == []  # all or nothing
+        assert await s.people.everyone() == []  # all or nothing
 
 
 async def test_invite_links_are_single_use_and_expire(db_url: str, clock: FakeClock) -> None:
@@ -75,12 +84,17 @@ async def test_invite_links_are_single_use_and_expire(db_url: str, clock: FakeCl
         assert replaced.person is None and "replaced" in replaced.message
         clock.advance(timedelta(days=15))
         expired = await s.people.link_telegram(
-            Sender("telegram", 13, 13, 5), newer.url.split("start=")[1])
+            Sender("telegram", 13, 13, 5), newer.url.split("start=")[1]
+        )
         assert expired.person is None and "expired" in expired.message
 
         remaining = await s.people.issue_invites(actor="t")
         assert {x.person.email for x in remaining} == {
-            "yusuf@example.org", "sarah@example.org", "mark@example.org", "jane@example.org"}
+            "yusuf@example.org",
+            "sarah@example.org",
+            "mark@example.org",
+            "jane@example.org",
+        }
         # Invitation tokens are stored only as hashes.
         async with s.db.uow() as uow:
             stored = await uow.invites.unused_for(remaining[0].person.id or 0)

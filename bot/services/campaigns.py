@@ -264,8 +264,17 @@ class CampaignService:
         targets = [p for p in await uow.people.all() if self._targeted(campaign, p)]
         for person in targets:
             await self._deliver(uow, campaign, person, now)
-        await audit(uow, now, actor, "campaign.open", key, form_version=form.definition.version,
-                    recipients=len(targets), wards=wards, roles=roles)
+        await audit(
+            uow,
+            now,
+            actor,
+            "campaign.open",
+            key,
+            form_version=form.definition.version,
+            recipients=len(targets),
+            wards=wards,
+            roles=roles,
+        )
         log.info("opened %s for %d people", key, len(targets))
         return campaign
 
@@ -381,8 +390,9 @@ class CampaignService:
                 continue
             if await self._queue_form(uow, campaign, person, delivery, now, reminder_round=round_):
                 count += 1
-        await audit(uow, now, "scheduler", "campaign.remind", campaign.key, round=round_,
-                    recipients=count)
+        await audit(
+            uow, now, "scheduler", "campaign.remind", campaign.key, round=round_, recipients=count
+        )
         return count
 
     # ----------------------------------------------------------------- status
@@ -421,8 +431,13 @@ class CampaignService:
                     counts["reminded"] = counts.get("reminded", 0) + 1
                 rows.append(
                     PersonStatus(
-                        name=p.name, role=p.role, wards=list(p.wards), linked=p.linked,
-                        outcome=outcome, detail=detail, tensions=tensions.get(d.person_id, 0),
+                        name=p.name,
+                        role=p.role,
+                        wards=list(p.wards),
+                        linked=p.linked,
+                        outcome=outcome,
+                        detail=detail,
+                        tensions=tensions.get(d.person_id, 0),
                         reminders=d.reminders,
                         sent_at=d.sent_at.isoformat() if d.sent_at else None,
                         responded_at=d.responded_at.isoformat() if d.responded_at else None,
@@ -432,11 +447,18 @@ class CampaignService:
             await uow.commit()
         rows.sort(key=lambda r: (r.outcome, r.name))
         return CampaignStatus(
-            key=campaign.key, title=campaign.title, kind=campaign.kind, period=campaign.period,
-            status=campaign.status, form_version=form.version if form else "?",
-            opens_at=campaign.opens_at.isoformat(), closes_at=campaign.closes_at.isoformat(),
+            key=campaign.key,
+            title=campaign.title,
+            kind=campaign.kind,
+            period=campaign.period,
+            status=campaign.status,
+            form_version=form.version if form else "?",
+            opens_at=campaign.opens_at.isoformat(),
+            closes_at=campaign.closes_at.isoformat(),
             reminders_done=campaign.reminders_done,
-            reminders_planned=len(campaign.reminder_times), counts=counts, people=rows,
+            reminders_planned=len(campaign.reminder_times),
+            counts=counts,
+            people=rows,
         )
 
     @staticmethod

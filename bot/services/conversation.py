@@ -147,7 +147,9 @@ class ConversationService:
                 log.info("refused an unknown telegram user")
                 return Outcome(
                     toast="Sorry, this bot is only for invited people.",
-                    direct=texts.refusal(self.config.partnership.name, self.config.partnership.contact),
+                    direct=texts.refusal(
+                        self.config.partnership.name, self.config.partnership.contact
+                    ),
                 )
             now = self.clock.now()
             if sender.update_id is not None and await uow.inbound.seen(
@@ -195,7 +197,10 @@ class ConversationService:
 
     async def _unknown_command(self, step: _Step) -> None:
         await self._reply(
-            step, MessageBuilder().line("I don't know that command. Send /help for what I can do.").build()
+            step,
+            MessageBuilder()
+            .line("I don't know that command. Send /help for what I can do.")
+            .build(),
         )
 
     async def _status(self, step: _Step) -> None:
@@ -313,8 +318,13 @@ class ConversationService:
                 conv.history = []
                 first = form.questions[0]
                 self._move(conv, first.id, push=False)
-                await self._ask(step, conv, form, edit_ref=ref,
-                                note=f"Tension {len(conv.tensions)} is saved. Now the next one.")
+                await self._ask(
+                    step,
+                    conv,
+                    form,
+                    edit_ref=ref,
+                    note=f"Tension {len(conv.tensions)} is saved. Now the next one.",
+                )
             case _:
                 step.toast = "That button is not valid here."
 
@@ -517,8 +527,13 @@ class ConversationService:
         conv.status = "cancelled"
         conv.updated_at = step.now
         conv.seq += 1
-        await audit(step.uow, step.now, f"person:{self._pid(step)}", "conversation.cancel",
-                    f"conversation:{conv.id}")
+        await audit(
+            step.uow,
+            step.now,
+            f"person:{self._pid(step)}",
+            "conversation.cancel",
+            f"conversation:{conv.id}",
+        )
         await self._reply(step, texts.cancelled(conv), edit_ref=ref)
 
     async def _submit(
@@ -552,8 +567,16 @@ class ConversationService:
             )
             await step.uow.reports.add(report)
             made.append(report)
-            await audit(step.uow, step.now, f"person:{pid}", "report.submit", report.reference,
-                        source=conv.flow, ward=report.ward, category=report.category)
+            await audit(
+                step.uow,
+                step.now,
+                f"person:{pid}",
+                "report.submit",
+                report.reference,
+                source=conv.flow,
+                ward=report.ward,
+                category=report.category,
+            )
         conv.status = "submitted"
         conv.updated_at = step.now
         conv.seq += 1

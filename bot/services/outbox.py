@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from aiolimiter import AsyncLimiter
 
@@ -43,6 +44,7 @@ class RateLimits:
     global_rate: float
     per_chat_rate: float
     max_in_flight: int = 8
+    per_chat_burst: int = 1
 
 
 @dataclass
@@ -62,14 +64,17 @@ class _ChannelLimiter:
 
     def __init__(self, limits: RateLimits) -> None:
         self.limits = limits
-        self.global_bucket = AsyncLimiter(limits.global_rate, 1.0)
+        # Capacity 1, evenly spaced: a bucket of capacity N would allow a burst of N on top of
+        # the steady rate, i.e. up to 2N in some one-second window, which Telegram counts.
+        self.global_bucket = AsyncLimiter(1, 1.0 / limits.global_rate)
         self._per_chat: OrderedDict[str, AsyncLimiter] = OrderedDict()
         self.paused_until = 0.0
 
     def for_chat(self, recipient: str) -> AsyncLimiter:
         bucket = self._per_chat.get(recipient)
         if bucket is None:
-            bucket = AsyncLimiter(1, 1.0 / self.limits.per_chat_rate)
+            burst = self.limits.per_chat_burst
+            bucket = AsyncLimiter(burst, burst / self.limits.per_chat_rate)
             self._per_chat[recipient] = bucket
             if len(self._per_chat) > 50_000:  # bound memory on huge fan-outs
                 self._per_chat.popitem(last=False)
@@ -161,11 +166,16 @@ class OutboxDispatcher:
                 if claimed:
                     continue
                 self._wake.clear()
-                waiters = [asyncio.ensure_future(self._wake.wait()),
-                           asyncio.ensure_future(stop.wait())]
+                waiters: list[asyncio.Future[Any]] = [
+                    asyncio.ensure_future(self._wake.wait()),
+                    asyncio.ensure_future(stop.wait()),
+                ]
                 if self._in_flight:
-                    waiters.append(asyncio.ensure_future(
-                        asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)))
+                    waiters.append(
+                        asyncio.ensure_future(
+                            asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+                        )
+                    )
                 _, pending = await asyncio.wait(
                     waiters, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
                 )
@@ -193,6 +203,7 @@ class OutboxDispatcher:
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Send everything that is due now, then return (CLI, tests, the demo)."""
+
         async def loop() -> None:
             while True:
                 claimed = await self.dispatch_once()
@@ -242,8 +253,10 @@ class OutboxDispatcher:
                     if row.purpose == "reminder":
                         delivery.reminders += 1
                         delivery.last_reminded_at = now
-                    elif delivery.status in (DeliveryStatus.QUEUED.value,
-                                             DeliveryStatus.UNCERTAIN.value):
+                    elif delivery.status in (
+                        DeliveryStatus.QUEUED.value,
+                        DeliveryStatus.UNCERTAIN.value,
+                    ):
                         delivery.status = DeliveryStatus.SENT.value
                         delivery.sent_at = now
                         delivery.detail = ""
@@ -263,7 +276,7 @@ class OutboxDispatcher:
                 self.stats.retried += 1
                 delay = result.retry_after
                 if delay is None:  # exponential backoff with jitter for 5xx and timeouts
-                    delay = min(300.0, 2.0 ** row.attempts) * random.uniform(0.5, 1.0)  # noqa: S311
+                    delay = min(300.0, 2.0**row.attempts) * random.uniform(0.5, 1.0)  # noqa: S311
                 row.status = OutboxStatus.PENDING.value
                 row.next_attempt_at = now + timedelta(seconds=delay)
                 row.last_error = (result.error or "retry")[:500]
@@ -281,7 +294,8 @@ class OutboxDispatcher:
             person.blocked_at = now
             await audit(uow, now, "dispatcher", "person.blocked", f"person:{person.id}")
         if delivery is not None and delivery.status not in (
-            DeliveryStatus.RESPONDED.value, DeliveryStatus.NIL.value
+            DeliveryStatus.RESPONDED.value,
+            DeliveryStatus.NIL.value,
         ):
             delivery.status = DeliveryStatus.UNREACHABLE.value
             delivery.detail = "blocked the bot"

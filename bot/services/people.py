@@ -128,7 +128,9 @@ class PeopleService:
             if not name or len(name) > 200:
                 problems.append(f"{err}: name must be 1 to 200 characters")
             if role not in roles:
-                problems.append(f"{err}: role {values['role']!r} is not one of {', '.join(sorted(roles))}")
+                problems.append(
+                    f"{err}: role {values['role']!r} is not one of {', '.join(sorted(roles))}"
+                )
             if not _EMAIL.match(email) or len(email) > 320:
                 problems.append(f"{err}: email {values['email']!r} is not a valid address")
             elif email in seen:
@@ -147,12 +149,21 @@ class PeopleService:
                     problems.append(f"{err}: ward {w!r} is not in partnership.wards")
             slack = values.get("slack_user_id", "") or None
             if slack is not None and not _SLACK_ID.match(slack):
-                problems.append(f"{err}: slack_user_id {slack!r} does not look like a Slack user id")
+                problems.append(
+                    f"{err}: slack_user_id {slack!r} does not look like a Slack user id"
+                )
             if role in ("councillor", "community_leader") and not ward_list:
                 problems.append(f"{err}: a {role} needs at least one ward")
             rows.append(
-                _Row(line, name, role, sorted(set(ward_list)), values.get("organisation", ""),
-                     email, slack)
+                _Row(
+                    line,
+                    name,
+                    role,
+                    sorted(set(ward_list)),
+                    values.get("organisation", ""),
+                    email,
+                    slack,
+                )
             )
         if problems:
             raise ImportError_(problems)
@@ -170,14 +181,27 @@ class PeopleService:
                 person = await uow.people.by_email(row.email)
                 if person is None:
                     await uow.people.add(
-                        Person(name=row.name, role=row.role, email=row.email,
-                               organisation=row.organisation, wards=row.wards,
-                               slack_user_id=row.slack_user_id, created_at=now, updated_at=now)
+                        Person(
+                            name=row.name,
+                            role=row.role,
+                            email=row.email,
+                            organisation=row.organisation,
+                            wards=row.wards,
+                            slack_user_id=row.slack_user_id,
+                            created_at=now,
+                            updated_at=now,
+                        )
                     )
                     result.created += 1
                     continue
-                fields = {"name": row.name, "role": row.role, "organisation": row.organisation,
-                          "wards": row.wards, "slack_user_id": row.slack_user_id, "active": True}
+                fields = {
+                    "name": row.name,
+                    "role": row.role,
+                    "organisation": row.organisation,
+                    "wards": row.wards,
+                    "slack_user_id": row.slack_user_id,
+                    "active": True,
+                }
                 if all(getattr(person, k) == v for k, v in fields.items()):
                     result.unchanged += 1
                     continue
@@ -185,12 +209,20 @@ class PeopleService:
                     setattr(person, k, v)
                 person.updated_at = now
                 result.updated += 1
-            await audit(uow, now, actor, "people.import", source, created=result.created,
-                        updated=result.updated, unchanged=result.unchanged)
+            await audit(
+                uow,
+                now,
+                actor,
+                "people.import",
+                source,
+                created=result.created,
+                updated=result.updated,
+                unchanged=result.unchanged,
+            )
             await uow.commit()
         return result
 
-    async def list(self) -> Sequence[Person]:
+    async def everyone(self) -> Sequence[Person]:
         """Everyone, by name."""
         async with self.uow_factory() as uow:
             return await uow.people.all()
@@ -219,8 +251,12 @@ class PeopleService:
                     old.revoked_at = now
                 token = secrets.token_urlsafe(24)  # 32 URL-safe characters; deep links allow 64
                 await uow.invites.add(
-                    Invite(person_id=person.id, token_hash=hash_token(token), created_at=now,
-                           expires_at=expires)
+                    Invite(
+                        person_id=person.id,
+                        token_hash=hash_token(token),
+                        created_at=now,
+                        expires_at=expires,
+                    )
                 )
                 url = f"https://t.me/{self.config.telegram.bot_username}?start={token}"
                 links.append(InviteLink(person, url, expires))
@@ -236,30 +272,45 @@ class PeopleService:
             invite = await uow.invites.by_hash(hash_token(token.strip()))
             if invite is None:
                 log.info("refused an unknown invitation token")
-                return LinkResult(None, f"That invitation link is not valid. Please ask {contact} "
-                                        "for a new one.")
+                return LinkResult(
+                    None, f"That invitation link is not valid. Please ask {contact} for a new one."
+                )
             if invite.used_at is not None:
                 person = await uow.people.get(invite.person_id)
                 if person is not None and person.telegram_user_id == sender.user_id:
-                    return LinkResult(None, "You are already connected. Send /help to see what "
-                                            "you can do.")
-                return LinkResult(None, f"That invitation link has already been used. If you need "
-                                        f"to connect a new account, ask {contact} for a new link.")
+                    return LinkResult(
+                        None, "You are already connected. Send /help to see what you can do."
+                    )
+                return LinkResult(
+                    None,
+                    f"That invitation link has already been used. If you need "
+                    f"to connect a new account, ask {contact} for a new link.",
+                )
             if invite.revoked_at is not None:
-                return LinkResult(None, f"That invitation link has been replaced by a newer one. "
-                                        f"Please use the latest link, or ask {contact}.")
+                return LinkResult(
+                    None,
+                    f"That invitation link has been replaced by a newer one. "
+                    f"Please use the latest link, or ask {contact}.",
+                )
             if invite.expires_at <= now:
-                return LinkResult(None, f"That invitation link expired on "
-                                        f"{invite.expires_at.astimezone(self.config.partnership.tz):%d %B %Y}. "
-                                        f"Please ask {contact} for a new one.")
+                return LinkResult(
+                    None,
+                    f"That invitation link expired on "
+                    f"{invite.expires_at.astimezone(self.config.partnership.tz):%d %B %Y}. "
+                    f"Please ask {contact} for a new one.",
+                )
             other = await uow.people.by_telegram_user(sender.user_id)
             if other is not None and other.id != invite.person_id:
-                return LinkResult(None, f"This Telegram account is already connected to someone "
-                                        f"else. Please contact {contact}.")
+                return LinkResult(
+                    None,
+                    f"This Telegram account is already connected to someone "
+                    f"else. Please contact {contact}.",
+                )
             person = await uow.people.get(invite.person_id)
             if person is None or not person.active:
-                return LinkResult(None, f"That invitation is no longer valid. Please contact "
-                                        f"{contact}.")
+                return LinkResult(
+                    None, f"That invitation is no longer valid. Please contact {contact}."
+                )
             chat_holder = await uow.people.by_telegram_chat(sender.chat_id)
             if chat_holder is not None and chat_holder.id != person.id:
                 chat_holder.telegram_chat_id = None
@@ -274,10 +325,16 @@ class PeopleService:
                     old.revoked_at = now
             form = await self.forms.current(uow)
             await audit(uow, now, f"person:{person.id}", "telegram.link", f"person:{person.id}")
-            await enqueue(uow, channel="telegram", recipient=sender.chat_id,
-                          message=texts.linked_welcome(person.name, self.config.partnership.name,
-                                                       form.definition),
-                          key=f"link:{invite.id}", now=now)
+            await enqueue(
+                uow,
+                channel="telegram",
+                recipient=sender.chat_id,
+                message=texts.linked_welcome(
+                    person.name, self.config.partnership.name, form.definition
+                ),
+                key=f"link:{invite.id}",
+                now=now,
+            )
             sent: list[str] = []
             if self.campaigns is not None:
                 sent = await self.campaigns.deliver_open_returns(uow, person, now)

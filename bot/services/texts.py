@@ -42,7 +42,9 @@ def refusal(partnership: str, contact: str) -> OutgoingMessage:
     return (
         MessageBuilder()
         .line(f"Sorry, this bot is only for people invited by the {partnership}.")
-        .line(f"If you should have access, please contact {contact} for a personal invitation link.")
+        .line(
+            f"If you should have access, please contact {contact} for a personal invitation link."
+        )
         .build()
     )
 
@@ -110,7 +112,9 @@ def question_message(
     if q.kind == "text":
         b.line("Type your answer and send it." + (" Or tap Skip." if q.optional else ""))
     if current is not None:
-        b.line("Current answer: ", italic(form.display_value(q, current) if current else "(skipped)"))
+        b.line(
+            "Current answer: ", italic(form.display_value(q, current) if current else "(skipped)")
+        )
     if q.id == "description":
         b.line(italic(form.prevent_notice))
 
@@ -149,7 +153,9 @@ def review_message(conv: Conversation, form: FormDefinition, note: str = "") -> 
     b.line(bold(f"Please check tension {count}" if count > 1 else "Please check your report"))
     _answers_lines(b, form, conv.draft)
     if conv.tensions:
-        b.blank().line(f"Also in this return: {len(conv.tensions)} earlier tension(s), ready to send.")
+        b.blank().line(
+            f"Also in this return: {len(conv.tensions)} earlier tension(s), ready to send."
+        )
     submit = "✅ Submit all" if conv.tensions else "✅ Submit"
     b.row(_btn(submit, Action(Kind.REVIEW_SUBMIT, conv.id, conv.seq)))
     b.row(
@@ -176,12 +182,19 @@ def edit_menu(conv: Conversation, form: FormDefinition) -> OutgoingMessage:
 def submitted(reports: Sequence[Report], form: FormDefinition) -> OutgoingMessage:
     """Thanks, with the reference of each report."""
     category = form.question("category")
-    b = MessageBuilder().line(bold("Thank you: your report has been submitted." if len(reports) == 1
-                                   else f"Thank you: your {len(reports)} reports have been submitted."))
+    b = MessageBuilder().line(
+        bold(
+            "Thank you: your report has been submitted."
+            if len(reports) == 1
+            else f"Thank you: your {len(reports)} reports have been submitted."
+        )
+    )
     for r in reports:
         b.line(code(r.reference), f"  {r.ward} · {form.display_value(category, r.category)}")
-    b.line("Keep the reference: it is in every message we send you about the report, and you will "
-           "be told each time its status changes. /status shows your reports.")
+    b.line(
+        "Keep the reference: it is in every message we send you about the report, and you will "
+        "be told each time its status changes. /status shows your reports."
+    )
     b.blank().line(italic(form.emergency_notice))
     return b.build()
 
@@ -222,8 +235,10 @@ def status_message(
     if open_returns:
         b.line(bold("Open returns"))
         for campaign, status in open_returns:
-            b.line(f"{campaign.title}: {labels.get(status, status)}; closes "
-                   f"{local_time(campaign.closes_at, tz)}")
+            b.line(
+                f"{campaign.title}: {labels.get(status, status)}; closes "
+                f"{local_time(campaign.closes_at, tz)}"
+            )
     else:
         b.line("No return is open for you at the moment.")
     category = form.question("category")
@@ -231,8 +246,10 @@ def status_message(
         b.blank().line(bold("Your reports"))
         for r in reports:
             when = r.created_at.astimezone(tz).strftime("%d %b %Y")
-            b.line(code(r.reference), f"  {when} · {r.ward} · "
-                   f"{form.display_value(category, r.category)} · {r.status}")
+            b.line(
+                code(r.reference),
+                f"  {when} · {r.ward} · {form.display_value(category, r.category)} · {r.status}",
+            )
     else:
         b.blank().line("You have not submitted any reports yet.")
     return b.build()
@@ -240,10 +257,14 @@ def status_message(
 
 def linked_welcome(name: str, partnership: str, form: FormDefinition) -> OutgoingMessage:
     """After a successful /start <token>."""
-    first = name.split()[0] if name.strip() else "there"
-    b = MessageBuilder().line(bold(f"Welcome, {first}. You are now connected to the {partnership}."))
-    b.line("Each month you will get the community tension return here. "
-           "You can also report an urgent tension at any time with /report.")
+    who = name.strip() or "there"
+    b = MessageBuilder().line(
+        bold(f"Welcome, {who}. You are now connected to the {partnership}.")
+    )
+    b.line(
+        "Each month you will get the community tension return here. "
+        "You can also report an urgent tension at any time with /report."
+    )
     b.blank().line(italic(form.emergency_notice))
     return b.build()
 

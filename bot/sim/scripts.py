@@ -30,19 +30,36 @@ async def answer_question(user: SimUser, form: FormDefinition, qid: str, value: 
         await user.press(label)
 
 
-async def fill_tension(user: SimUser, form: FormDefinition, answers: dict[str, str]) -> None:
-    """Answer every applicable question of one tension, then wait for the review screen."""
-    for q in form.visible_questions(answers):
+async def fill_tension(
+    user: SimUser, form: FormDefinition, answers: dict[str, str], start_at: str | None = None
+) -> None:
+    """Answer every applicable question of one tension (from ``start_at`` on), then wait for
+    the review screen."""
+    questions = form.visible_questions(answers)
+    if start_at is not None:
+        questions = questions[[q.id for q in questions].index(start_at) :]
+    for q in questions:
         await answer_question(user, form, q.id, answers.get(q.id, ""))
     await user.wait_for("Please check")
 
 
-def tension(ward: str, category: str, description: str, level: str = "2", **more: str) -> dict[str, str]:
+def tension(
+    ward: str, category: str, description: str, level: str = "2", **more: str
+) -> dict[str, str]:
     """A complete set of answers with sensible defaults."""
     answers = {
-        "ward": ward, "category": category, "description": description, "location": "",
-        "since": "", "basis": "experienced", "level": level, "media": "social", "impact": "",
-        "already_reported": "no", "consent_contact": "yes", "consent_share": "no",
+        "ward": ward,
+        "category": category,
+        "description": description,
+        "location": "",
+        "since": "",
+        "basis": "experienced",
+        "level": level,
+        "media": "social",
+        "impact": "",
+        "already_reported": "no",
+        "consent_contact": "yes",
+        "consent_share": "no",
     }
     answers.update(more)
     return answers

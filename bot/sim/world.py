@@ -41,12 +41,13 @@ class SimWorld:
         fake: FakeTelegram,
         clock: FakeClock,
         *,
-        lease: timedelta = timedelta(seconds=30),
+        lease: timedelta | None = None,
     ) -> SimWorld:
         """Build the services and start the bot (polling the fake server) in the background."""
         services = await build_services(config, clock=clock)
-        runtime = TelegramRuntime(services, telegram_token(config), run_scheduler=False,
-                                  lease=lease)
+        runtime = TelegramRuntime(
+            services, telegram_token(config), run_scheduler=False, lease=lease
+        )
         world = cls(services, runtime, fake, clock)
         world._task = asyncio.create_task(runtime.run(), name="tensionbot")
         return world
@@ -79,12 +80,14 @@ class SimWorld:
 
     async def settle(self, timeout: float = 20.0) -> None:
         """Wait until every queued message that is due has been sent (or given up)."""
+
         async def quiet() -> None:
             while True:
                 async with self.services.db.uow() as uow:
                     counts = await uow.outbox.counts()
                 busy = counts.get(OutboxStatus.PENDING.value, 0) + counts.get(
-                    OutboxStatus.SENDING.value, 0)
+                    OutboxStatus.SENDING.value, 0
+                )
                 if busy == 0:
                     return
                 await asyncio.sleep(0.02)

@@ -8,7 +8,8 @@ are served.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from telegram import Update
 from telegram.ext import (
@@ -26,7 +27,7 @@ from handlers.telegram.render import render_keyboard, render_text
 
 log = logging.getLogger(__name__)
 
-Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
+Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 COMMANDS = ("help", "report", "status", "cancel", "return")
 
 
@@ -52,16 +53,25 @@ def _kind(update: Update) -> str:
     message = update.effective_message
     if message is None:
         return "message"
-    for attr, name in (("photo", "photo"), ("voice", "voice note"), ("sticker", "sticker"),
-                       ("video", "video"), ("video_note", "video message"), ("audio", "audio file"),
-                       ("document", "file"), ("location", "location"), ("contact", "contact"),
-                       ("animation", "GIF"), ("poll", "poll")):
+    for attr, name in (
+        ("photo", "photo"),
+        ("voice", "voice note"),
+        ("sticker", "sticker"),
+        ("video", "video"),
+        ("video_note", "video message"),
+        ("audio", "audio file"),
+        ("document", "file"),
+        ("location", "location"),
+        ("contact", "contact"),
+        ("animation", "GIF"),
+        ("poll", "poll"),
+    ):
         if getattr(message, attr, None):
             return name
     return "message of that kind"
 
 
-def register(application: Application, conversation: ConversationService) -> None:  # type: ignore[type-arg]
+def register(application: Application, conversation: ConversationService) -> None:
     """Attach tensionbot's handlers to ``application``."""
     private = filters.ChatType.PRIVATE
 

@@ -45,8 +45,12 @@ class TelegramMessenger:
             if edit_ref is not None:
                 try:
                     edited = await self.bot.edit_message_text(
-                        text, chat_id=chat_id, message_id=int(edit_ref), parse_mode=parse_mode,
-                        reply_markup=markup, link_preview_options=_NO_PREVIEW,
+                        text,
+                        chat_id=chat_id,
+                        message_id=int(edit_ref),
+                        parse_mode=parse_mode,
+                        reply_markup=markup,
+                        link_preview_options=_NO_PREVIEW,
                     )
                     ref = str(edited.message_id) if not isinstance(edited, bool) else edit_ref
                     return SendResult(ok=True, message_ref=ref)
@@ -57,7 +61,10 @@ class TelegramMessenger:
                         raise
                     # The message is gone or too old to edit: send a new one instead.
             sent = await self.bot.send_message(
-                chat_id, text, parse_mode=parse_mode, reply_markup=markup,
+                chat_id,
+                text,
+                parse_mode=parse_mode,
+                reply_markup=markup,
                 link_preview_options=_NO_PREVIEW,
             )
             return SendResult(ok=True, message_ref=str(sent.message_id))

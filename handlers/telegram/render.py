@@ -34,6 +34,8 @@ def render_keyboard(message: OutgoingMessage) -> InlineKeyboardMarkup | None:
     if not message.buttons:
         return None
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(b.label[:64], callback_data=b.data) for b in row]
-         for row in message.buttons]
+        [
+            [InlineKeyboardButton(b.label[:64], callback_data=b.data) for b in row]
+            for row in message.buttons
+        ]
     )

@@ -1,0 +1,738 @@
+"""A local simulated Telegram Bot API server (aiohttp, 127.0.0.1).
+
+It is a network peer, not a mock: python-telegram-bot talks to it over HTTP exactly as it talks to
+api.telegram.org (``Bot(token, base_url=f"{fake.base_url}/bot")``), and it answers with real Bot API
+JSON. It keeps each private chat's messages (with edits applied), delivers updates from simulated
+users by ``getUpdates`` long polling or by webhook, can enforce Telegram's rate limits (429 with
+``retry_after``), and can inject errors (429, 403, 400, 5xx, timeouts) for fault tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import math
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+SENDING_METHODS = frozenset(
+    {
+        "sendMessage",
+        "sendPhoto",
+        "sendDocument",
+        "editMessageText",
+        "editMessageReplyMarkup",
+        "copyMessage",
+        "forwardMessage",
+    }
+)
+_STRING_FIELDS = frozenset(
+    {
+        "text",
+        "caption",
+        "callback_query_id",
+        "parse_mode",
+        "url",
+        "secret_token",
+        "inline_message_id",
+    }
+)
+
+
+@dataclass
+class ApiCall:
+    """One recorded request."""
+
+    method: str
+    params: dict[str, Any]
+    chat_id: int | None
+    at: float
+    status: int = 200
+
+
+@dataclass
+class SentMessage:
+    """A bot message as it currently stands (edits applied)."""
+
+    chat_id: int
+    message_id: int
+    text: str | None
+    caption: str | None = None
+    parse_mode: str | None = None
+    reply_markup: dict[str, Any] | None = None
+    edits: int = 0
+    kind: str = "text"
+    date: int = 0
+
+    def buttons(self) -> list[tuple[str, str]]:
+        """(text, callback_data) of the inline keyboard, row by row."""
+        rows = (self.reply_markup or {}).get("inline_keyboard", [])
+        return [(b.get("text", ""), b.get("callback_data", "")) for row in rows for b in row]
+
+
+@dataclass
+class _Injection:
+    status: int
+    method: str | None
+    chat_id: int | None
+    times: int
+    retry_after: int
+    description: str | None
+
+
+@dataclass
+class _Chat:
+    user: SimUser
+    messages: list[SentMessage] = field(default_factory=list)
+    blocked: bool = False
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.status, self.description, self.retry_after = status, description, retry_after
+
+
+class FakeTelegram:
+    """The fake Bot API server."""
+
+    def __init__(
+        self,
+        *,
+        token: str = "123456:TEST-TOKEN",  # noqa: S107 - a fake server's fake token
+        bot_username: str = "tensionbot_demo_bot",
+        global_rate: float | None = None,
+        per_chat_rate: float | None = None,
+    ) -> None:
+        self.token = token
+        self.bot_username = bot_username
+        self.global_rate = global_rate
+        self.per_chat_rate = per_chat_rate
+        self.base_url = ""
+        self.calls: list[ApiCall] = []
+        self.throttled = 0
+        self._chats: dict[int, _Chat] = {}
+        self._injections: list[_Injection] = []
+        self._updates: deque[dict[str, Any]] = deque()
+        self._update_ids = itertools.count(1)
+        self._message_ids: dict[int, itertools.count[int]] = defaultdict(lambda: itertools.count(1))
+        self._new_update = asyncio.Condition()
+        self.changed = asyncio.Condition()
+        self._sent_times: deque[float] = deque()
+        self._chat_times: dict[int, deque[float]] = defaultdict(deque)
+        self._webhook_url: str | None = None
+        self._webhook_secret: str | None = None
+        self._runner: web.AppRunner | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self.bot_id = int(token.split(":", 1)[0])
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Start listening; returns the base URL (``http://127.0.0.1:PORT``)."""
+        app = web.Application()
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or []
+        actual = sockets[0].getsockname()[1]
+        self.base_url = f"http://{host}:{actual}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Stop the server."""
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ----------------------------------------------------------------- inspection
+
+    def calls_for(self, method: str) -> list[ApiCall]:
+        """Recorded calls of one method (successful or not)."""
+        return [c for c in self.calls if c.method == method]
+
+    def messages(self, chat_id: int) -> list[SentMessage]:
+        """The bot's messages in a chat, in send order, edits applied."""
+        chat = self._chats.get(chat_id)
+        return list(chat.messages) if chat else []
+
+    def sends_to(self, chat_id: int) -> int:
+        """Successful sends (not edits) to a chat."""
+        return sum(
+            1
+            for c in self.calls
+            if c.chat_id == chat_id
+            and c.status == 200
+            and c.method in ("sendMessage", "sendPhoto", "sendDocument")
+        )
+
+    # ----------------------------------------------------------------- faults
+
+    def inject(
+        self,
+        status: int,
+        *,
+        method: str | None = None,
+        chat_id: int | None = None,
+        times: int = 1,
+        retry_after: int = 1,
+        description: str | None = None,
+    ) -> None:
+        """Make the next ``times`` matching calls fail (status 0: hang, a timeout)."""
+        self._injections.append(
+            _Injection(status, method, chat_id, times, retry_after, description)
+        )
+
+    def block(self, chat_id: int) -> None:
+        """The person blocks the bot: every later send or edit to the chat gets 403."""
+        self._chat(chat_id).blocked = True
+
+    # ----------------------------------------------------------------- users and updates
+
+    def user(self, user_id: int, first_name: str = "Test", username: str | None = None) -> SimUser:
+        """The simulated person with this id (private chat id == user id)."""
+        chat = self._chats.get(user_id)
+        if chat is None:
+            chat = _Chat(SimUser(self, user_id, first_name, username))
+            self._chats[user_id] = chat
+        return chat.user
+
+    def _chat(self, chat_id: int) -> _Chat:
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            raise _ApiError(400, "Bad Request: chat not found")
+        return chat
+
+    async def push_update(self, update: dict[str, Any]) -> None:
+        """Deliver an update from a user (webhook if one is set, else queued for getUpdates)."""
+        update = {"update_id": next(self._update_ids), **update}
+        if self._webhook_url:
+            await self._post_webhook(update)
+            return
+        async with self._new_update:
+            self._updates.append(update)
+            self._new_update.notify_all()
+
+    async def _post_webhook(self, update: dict[str, Any]) -> None:
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        headers = (
+            {"X-Telegram-Bot-Api-Secret-Token": self._webhook_secret}
+            if self._webhook_secret
+            else {}
+        )
+        assert self._webhook_url is not None
+        for _ in range(5):
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with self._http.post(
+                    self._webhook_url,
+                    json=update,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=10),
+                ) as resp:
+                    if 200 <= resp.status < 300:
+                        return
+            await asyncio.sleep(0.2)
+
+    # ----------------------------------------------------------------- HTTP
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await self._params(request)
+        chat_id = _int_or_none(params.get("chat_id"))
+        call = ApiCall(method, params, chat_id, time.monotonic())
+        self.calls.append(call)
+        if request.match_info["token"] != self.token:
+            return self._error(call, _ApiError(401, "Unauthorized"))
+        try:
+            await self._apply_injection(method, chat_id)
+            if method in SENDING_METHODS:
+                self._enforce_rate(chat_id)
+            handler = getattr(self, f"_api_{method}", None)
+            if handler is None:
+                raise _ApiError(404, "Not Found")
+            result = await handler(params)
+        except _ApiError as exc:
+            return self._error(call, exc)
+        return web.json_response({"ok": True, "result": result})
+
+    @staticmethod
+    async def _params(request: web.Request) -> dict[str, Any]:
+        params: dict[str, Any] = dict(request.query)
+        if request.content_type == "application/json":
+            body = await request.json()
+            params.update(body if isinstance(body, dict) else {})
+            return params
+        if request.can_read_body:
+            form = await request.post()
+            for key, value in form.items():
+                if isinstance(value, web.FileField):
+                    params[key] = {"filename": value.filename, "size": len(value.file.read())}
+                elif key in _STRING_FIELDS:
+                    params[key] = value
+                else:
+                    try:
+                        params[key] = json.loads(value)
+                    except ValueError:
+                        params[key] = value
+        return params
+
+    def _error(self, call: ApiCall, exc: _ApiError) -> web.Response:
+        call.status = exc.status
+        body: dict[str, Any] = {
+            "ok": False,
+            "error_code": exc.status,
+            "description": exc.description,
+        }
+        if exc.retry_after is not None:
+            body["parameters"] = {"retry_after": exc.retry_after}
+        return web.json_response(body, status=exc.status)
+
+    async def _apply_injection(self, method: str, chat_id: int | None) -> None:
+        for inj in self._injections:
+            if inj.times <= 0:
+                continue
+            if inj.method is not None and inj.method != method:
+                continue
+            if inj.chat_id is not None and inj.chat_id != chat_id:
+                continue
+            inj.times -= 1
+            if inj.status == 0:
+                await asyncio.sleep(30)
+                raise _ApiError(504, "Gateway Timeout")
+            if inj.status == 429:
+                raise _ApiError(
+                    429,
+                    inj.description or f"Too Many Requests: retry after {inj.retry_after}",
+                    inj.retry_after,
+                )
+            default = {
+                403: "Forbidden: bot was blocked by the user",
+                400: "Bad Request",
+                500: "Internal Server Error",
+                502: "Bad Gateway",
+            }
+            raise _ApiError(inj.status, inj.description or default.get(inj.status, "Error"))
+
+    def _enforce_rate(self, chat_id: int | None) -> None:
+        now = time.monotonic()
+        wait = 0.0
+        if self.global_rate is not None:
+            while self._sent_times and self._sent_times[0] <= now - 1.0:
+                self._sent_times.popleft()
+            if len(self._sent_times) >= self.global_rate:
+                wait = max(wait, self._sent_times[0] + 1.0 - now)
+        if self.per_chat_rate is not None and chat_id is not None:
+            times = self._chat_times[chat_id]
+            while times and times[0] <= now - 1.0:
+                times.popleft()
+            if len(times) >= self.per_chat_rate:
+                wait = max(wait, times[0] + 1.0 - now)
+        if wait > 0:
+            self.throttled += 1
+            retry = max(1, math.ceil(wait))
+            raise _ApiError(429, f"Too Many Requests: retry after {retry}", retry)
+        self._sent_times.append(now)
+        if chat_id is not None:
+            self._chat_times[chat_id].append(now)
+
+    # ----------------------------------------------------------------- methods
+
+    def _bot_user(self) -> dict[str, Any]:
+        return {
+            "id": self.bot_id,
+            "is_bot": True,
+            "first_name": "tensionbot",
+            "username": self.bot_username,
+        }
+
+    def _message_json(self, m: SentMessage) -> dict[str, Any]:
+        chat = self._chats[m.chat_id]
+        data: dict[str, Any] = {
+            "message_id": m.message_id,
+            "date": m.date,
+            "chat": {"id": m.chat_id, "type": "private", "first_name": chat.user.first_name},
+            "from": self._bot_user(),
+        }
+        if m.kind == "text":
+            data["text"] = m.text or ""
+        elif m.kind == "photo":
+            data["photo"] = [
+                {
+                    "file_id": f"photo{m.message_id}",
+                    "file_unique_id": f"p{m.message_id}",
+                    "width": 640,
+                    "height": 480,
+                }
+            ]
+        else:
+            data["document"] = {
+                "file_id": f"doc{m.message_id}",
+                "file_unique_id": f"d{m.message_id}",
+            }
+        if m.caption:
+            data["caption"] = m.caption
+        if m.reply_markup:
+            data["reply_markup"] = m.reply_markup
+        return data
+
+    def _writable_chat(self, params: dict[str, Any]) -> _Chat:
+        chat_id = _int_or_none(params.get("chat_id"))
+        if chat_id is None:
+            raise _ApiError(400, "Bad Request: chat_id is empty")
+        chat = self._chat(chat_id)
+        if chat.blocked:
+            raise _ApiError(403, "Forbidden: bot was blocked by the user")
+        return chat
+
+    async def _store(self, chat: _Chat, message: SentMessage) -> dict[str, Any]:
+        chat.messages.append(message)
+        async with self.changed:
+            self.changed.notify_all()
+        return self._message_json(message)
+
+    async def _api_getMe(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **self._bot_user(),
+            "can_join_groups": False,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
+
+    async def _api_getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self._webhook_url:
+            raise _ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
+        offset = _int_or_none(params.get("offset"))
+        limit = _int_or_none(params.get("limit")) or 100
+        timeout = float(params.get("timeout") or 0)
+        async with self._new_update:
+            if offset is not None:
+                while self._updates and self._updates[0]["update_id"] < offset:
+                    self._updates.popleft()
+            if not self._updates and timeout > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._new_update.wait(), timeout)
+                if offset is not None:
+                    while self._updates and self._updates[0]["update_id"] < offset:
+                        self._updates.popleft()
+            return list(itertools.islice(self._updates, 0, limit))
+
+    async def _api_sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._writable_chat(params)
+        text = params.get("text")
+        if not text:
+            raise _ApiError(400, "Bad Request: message text is empty")
+        if len(str(text)) > 4096:
+            raise _ApiError(400, "Bad Request: message is too long")
+        message = SentMessage(
+            chat_id=chat.user.chat_id,
+            message_id=next(self._message_ids[chat.user.chat_id]),
+            text=str(text),
+            parse_mode=params.get("parse_mode"),
+            reply_markup=params.get("reply_markup"),
+            date=int(time.time()),
+        )
+        return await self._store(chat, message)
+
+    async def _media(self, params: dict[str, Any], kind: str) -> dict[str, Any]:
+        chat = self._writable_chat(params)
+        message = SentMessage(
+            chat_id=chat.user.chat_id,
+            message_id=next(self._message_ids[chat.user.chat_id]),
+            text=None,
+            caption=params.get("caption"),
+            parse_mode=params.get("parse_mode"),
+            reply_markup=params.get("reply_markup"),
+            kind=kind,
+            date=int(time.time()),
+        )
+        return await self._store(chat, message)
+
+    async def _api_sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._media(params, "photo")
+
+    async def _api_sendDocument(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._media(params, "document")
+
+    def _find(self, chat: _Chat, params: dict[str, Any]) -> SentMessage:
+        message_id = _int_or_none(params.get("message_id"))
+        for m in chat.messages:
+            if m.message_id == message_id:
+                return m
+        raise _ApiError(400, "Bad Request: message to edit not found")
+
+    async def _api_editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._writable_chat(params)
+        m = self._find(chat, params)
+        text, markup = str(params.get("text") or ""), params.get("reply_markup")
+        if not text:
+            raise _ApiError(400, "Bad Request: message text is empty")
+        if text == m.text and markup == m.reply_markup:
+            raise _ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message "
+                "content and reply markup are exactly the same as a current "
+                "content and reply markup of the message",
+            )
+        m.text, m.reply_markup, m.parse_mode = text, markup, params.get("parse_mode")
+        m.edits += 1
+        async with self.changed:
+            self.changed.notify_all()
+        return {**self._message_json(m), "edit_date": int(time.time())}
+
+    async def _api_editMessageReplyMarkup(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._writable_chat(params)
+        m = self._find(chat, params)
+        m.reply_markup = params.get("reply_markup")
+        m.edits += 1
+        async with self.changed:
+            self.changed.notify_all()
+        return self._message_json(m)
+
+    async def _api_answerCallbackQuery(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def _api_deleteMessage(self, params: dict[str, Any]) -> bool:
+        chat = self._writable_chat(params)
+        m = self._find(chat, params)
+        chat.messages.remove(m)
+        return True
+
+    async def _api_setWebhook(self, params: dict[str, Any]) -> bool:
+        self._webhook_url = params.get("url") or None
+        self._webhook_secret = params.get("secret_token") or None
+        return True
+
+    async def _api_deleteWebhook(self, params: dict[str, Any]) -> bool:
+        self._webhook_url = None
+        self._webhook_secret = None
+        return True
+
+    async def _api_getWebhookInfo(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": self._webhook_url or "",
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._updates),
+        }
+
+    async def _api_setMyCommands(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def _api_deleteMyCommands(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def _api_getMyCommands(self, params: dict[str, Any]) -> list[Any]:
+        return []
+
+    async def _api_logOut(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def _api_close(self, params: dict[str, Any]) -> bool:
+        return True
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class SimUser:
+    """A simulated person in a private chat with the bot."""
+
+    def __init__(
+        self, fake: FakeTelegram, user_id: int, first_name: str, username: str | None
+    ) -> None:
+        self.fake = fake
+        self.user_id = user_id
+        self.chat_id = user_id
+        self.first_name = first_name
+        self.username = username
+        self._message_ids = itertools.count(1_000_000)
+        self._sent: list[str] = []  # what the person typed, for the transcript
+
+    async def _push(self, update: dict[str, Any]) -> None:
+        # Writing to a bot means the person has (un)blocked it: they can be reached again.
+        chat = self.fake._chats.get(self.chat_id)
+        if chat is not None:
+            chat.blocked = False
+        await self.fake.push_update(update)
+
+    def _user_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.user_id, "is_bot": False, "first_name": self.first_name}
+        if self.username:
+            data["username"] = self.username
+        return data
+
+    def _message(self, **content: Any) -> dict[str, Any]:
+        return {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {"id": self.chat_id, "type": "private", "first_name": self.first_name},
+            "from": self._user_json(),
+            **content,
+        }
+
+    async def send_text(self, text: str) -> None:
+        """Type and send a message."""
+        self._sent.append(text if len(text) < 200 else text[:200] + "…")
+        content: dict[str, Any] = {"text": text}
+        if text.startswith("/"):
+            length = len(text.split()[0])
+            content["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
+        await self._push({"message": self._message(**content)})
+
+    async def send_command(self, command: str, args: str = "") -> None:
+        """Send ``/command args``."""
+        await self.send_text(f"{command} {args}".strip())
+
+    async def send_photo(self) -> None:
+        """Send a photo."""
+        self._sent.append("[photo]")
+        await self._push(
+            {
+                "message": self._message(
+                    photo=[{"file_id": "AgAD", "file_unique_id": "AQAD", "width": 90, "height": 90}]
+                )
+            }
+        )
+
+    async def send_sticker(self) -> None:
+        """Send a sticker."""
+        self._sent.append("[sticker]")
+        await self._push(
+            {
+                "message": self._message(
+                    sticker={
+                        "file_id": "CAAD",
+                        "file_unique_id": "AgAD",
+                        "type": "regular",
+                        "width": 512,
+                        "height": 512,
+                        "is_animated": False,
+                        "is_video": False,
+                    }
+                )
+            }
+        )
+
+    async def send_voice(self) -> None:
+        """Send a voice note."""
+        self._sent.append("[voice note]")
+        await self._push(
+            {
+                "message": self._message(
+                    voice={"file_id": "AwAD", "file_unique_id": "AgAD", "duration": 3}
+                )
+            }
+        )
+
+    @property
+    def messages(self) -> list[SentMessage]:
+        """The bot's messages in this chat."""
+        return self.fake.messages(self.chat_id)
+
+    @property
+    def last(self) -> SentMessage | None:
+        """The newest bot message."""
+        messages = self.messages
+        return messages[-1] if messages else None
+
+    async def press(self, label: str, message: SentMessage | None = None) -> None:
+        """Tap the button whose text contains ``label`` (an exact match wins) on the newest
+        message that has one."""
+        candidates = [message] if message is not None else list(reversed(self.messages))
+        wanted = label.casefold()
+        for m in candidates:
+            buttons = m.buttons()
+            chosen = next((b for b in buttons if b[0].casefold() == wanted), None) or next(
+                (b for b in buttons if wanted in b[0].casefold()), None
+            )
+            if chosen is None:
+                continue
+            self._sent.append(f"[taps {chosen[0]}]")
+            await self._push(
+                {
+                    "callback_query": {
+                        "id": str(next(self._message_ids)),
+                        "from": self._user_json(),
+                        "chat_instance": str(self.chat_id),
+                        "data": chosen[1],
+                        "message": self.fake._message_json(m),
+                    }
+                }
+            )
+            return
+        available = [b[0] for m in candidates[:3] for b in m.buttons()]
+        raise AssertionError(
+            f"no button {label!r} for {self.first_name}; newest buttons: {available}"
+        )
+
+    async def wait_for(
+        self, match: str | Callable[[SentMessage], bool], timeout: float = 5.0, after: int = 0
+    ) -> SentMessage:
+        """Wait until a bot message in this chat matches (``str``: a case-insensitive substring
+        of its text or caption). Candidates: the newest message when called, any message sent
+        since, any message edited since, and with ``after`` every message from that index on."""
+        if isinstance(match, str):
+            needle = match.casefold()
+
+            def predicate(m: SentMessage) -> bool:
+                return needle in (m.text or m.caption or "").casefold()
+        else:
+            predicate = match
+        seen_edits = {m.message_id: m.edits for m in self.messages}
+        first = max(0, min(len(self.messages) - 1, after if after else len(self.messages)))
+
+        def found() -> SentMessage | None:
+            for i, m in enumerate(self.messages):
+                edited = m.edits != seen_edits.get(m.message_id, m.edits)
+                if (i >= first or edited) and predicate(m):
+                    return m
+            return None
+
+        async def wait() -> SentMessage:
+            async with self.fake.changed:
+                while (m := found()) is None:
+                    await self.fake.changed.wait()
+                return m
+
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"{self.first_name} never got {match!r} in {timeout}s. "
+                f"Chat so far:\n{self.transcript()}"
+            ) from None
+
+    def transcript(self) -> str:
+        """The chat so far, readable (bot messages as they stand now)."""
+        lines = [f"Chat with {self.first_name} (id {self.user_id})"]
+        for m in self.messages:
+            body = m.text or m.caption or f"[{m.kind}]"
+            buttons = " | ".join(b[0] for b in m.buttons())
+            lines.append(f"--- bot #{m.message_id}{' (edited)' if m.edits else ''}\n{body}")
+            if buttons:
+                lines.append(f"    [{buttons}]")
+        lines.append("--- what the person sent: " + " / ".join(self._sent))
+        return "\n".join(lines)

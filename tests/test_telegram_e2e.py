@@ -1,0 +1,203 @@
+"""End to end over HTTP: the real python-telegram-bot Application, our handlers, services,
+outbox and database, against a local fake Telegram Bot API server (the only thing faked)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.clock import FakeClock
+from bot.forms import FormDefinition
+from bot.sim.scripts import fill_tension, tension
+from bot.sim.world import SimWorld
+from tests.conftest import make_config
+from tests.helpers import PEOPLE_CSV
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def world(db_url: str, fake_telegram: Any, clock: FakeClock) -> AsyncIterator[SimWorld]:
+    config = make_config(db_url, fake_telegram.base_url)
+    w = await SimWorld.start(config, fake_telegram, clock)
+    await w.import_people(PEOPLE_CSV)
+    yield w
+    await w.stop()
+
+
+async def _form(world: SimWorld) -> FormDefinition:
+    async with world.services.db.uow() as uow:
+        return (await world.services.forms.current(uow)).definition
+
+
+async def test_monthly_return_end_to_end(world: SimWorld) -> None:
+    fake = world.fake
+    asha = await world.link("asha@example.org", 501, "Asha")
+    yusuf = await world.link("yusuf@example.org", 502, "Yusuf")
+    await world.services.campaigns.open_monthly("2026-12", actor="t", force=True)
+    await asha.wait_for("tension return for December 2026")
+    await yusuf.wait_for("tension return for December 2026")
+
+    await yusuf.press("Nothing to report")
+    await yusuf.wait_for("nil return is recorded")
+
+    form = await _form(world)
+    await asha.press("Report a tension")
+    evil = "Posters saying <b>go home</b> & <!channel> <@U024BE7LH> <a href='http://x'>here</a>"
+    await fill_tension(asha, form, tension("Heath Town", "race", evil, level="3"))
+    review = asha.last
+    assert review is not None and review.parse_mode == "HTML"
+    assert "&lt;b&gt;go home&lt;/b&gt; &amp; &lt;!channel&gt;" in (review.text or "")
+    assert "<a " not in (review.text or "")
+    await asha.press("Submit")
+    done = await asha.wait_for("has been submitted")
+    assert "TR-2026-12-0001" in (done.text or "")
+
+    campaign = await world.services.campaigns.resolve("2026-12")
+    assert campaign.id is not None
+    status = await world.services.campaigns.status(campaign.id, actor="t")
+    assert status.counts["responded"] == 1 and status.counts["nil"] == 1
+    # Every button tap was answered (the spinner stops) and nothing was sent twice.
+    assert len(fake.calls_for("answerCallbackQuery")) >= 12
+    forms = [m for m in fake.messages(asha.chat_id) if "return for December" in (m.text or "")]
+    assert len(forms) == 1
+
+
+async def test_unknown_users_and_odd_messages(world: SimWorld) -> None:
+    stranger = world.fake.user(9999, first_name="Eve")
+    await stranger.send_text("hello")
+    refusal = await stranger.wait_for("only for people invited")
+    assert "Prevent and Cohesion Officer" in (refusal.text or "")
+    await stranger.send_command("/start", "made-up-token")
+    await stranger.wait_for("not valid")
+    async with world.services.db.uow() as uow:
+        assert await uow.people.by_telegram_user(9999) is None
+        assert await uow.state.get("nothing") is None
+
+    asha = await world.link("asha@example.org", 501, "Asha")
+    await asha.send_sticker()
+    await asha.wait_for("only take typed text")
+    await asha.send_voice()
+    await asha.wait_for("not a voice note")
+    await asha.send_command("/frobnicate")
+    await asha.wait_for("don't know that command")
+    await asha.send_command("/help")
+    await asha.wait_for("/report")
+
+
+async def test_platform_errors_are_retried_or_recorded(world: SimWorld) -> None:
+    fake = world.fake
+    asha = await world.link("asha@example.org", 501, "Asha")
+    yusuf = await world.link("yusuf@example.org", 502, "Yusuf")
+    sarah = await world.link("sarah@example.org", 503, "Sarah")
+    fake.inject(429, method="sendMessage", chat_id=asha.chat_id, retry_after=1)
+    fake.inject(500, method="sendMessage", chat_id=yusuf.chat_id, times=2)
+    fake.block(sarah.chat_id)
+    await world.services.campaigns.open_monthly("2026-12", actor="t", force=True)
+    await asha.wait_for("return for December", timeout=10)
+    await yusuf.wait_for("return for December", timeout=15)
+    await world.settle()
+    assert world.runtime.dispatcher.stats.throttled >= 1
+    for user in (asha, yusuf):
+        forms = [m for m in fake.messages(user.chat_id) if "return for December" in (m.text or "")]
+        assert len(forms) == 1
+    campaign = await world.services.campaigns.resolve("2026-12")
+    assert campaign.id is not None
+    status = await world.services.campaigns.status(campaign.id, actor="t")
+    by_name = {p.name: (p.outcome, p.detail) for p in status.people}
+    assert by_name["Rev Sarah Jones"] == ("unreachable", "blocked the bot")
+    assert by_name["Cllr Asha Patel"][0] == "awaiting"
+    # Writing to the bot again makes a person reachable again.
+    await sarah.send_command("/status")
+    async with world.services.db.uow() as uow:
+        person = await uow.people.by_email("sarah@example.org")
+        assert person is not None
+    for _ in range(50):
+        async with world.services.db.uow() as uow:
+            person = await uow.people.by_email("sarah@example.org")
+        if person is not None and person.blocked_at is None:
+            break
+        await asyncio.sleep(0.05)
+    assert person is not None and person.blocked_at is None
+
+
+async def test_fan_out_respects_rate_limits(db_url: str, clock: FakeClock) -> None:
+    from bot.sim.fake_telegram import FakeTelegram
+
+    fake = FakeTelegram(token="123456:TEST-TOKEN", global_rate=30, per_chat_rate=1)
+    await fake.start()
+    config = make_config(db_url, fake.base_url,
+                         telegram={"global_rate": 28.0, "per_chat_rate": 1.0, "max_in_flight": 8})
+    world = await SimWorld.start(config, fake, clock)
+    try:
+        rows = "".join(f"Person {i},councillor,Park,p{i}@example.org,\n" for i in range(45))
+        await world.import_people("name,role,wards,email,slack_user_id\n" + rows)
+        links = await world.services.people.issue_invites(actor="t")
+        users = []
+        for i, link in enumerate(links):
+            user = fake.user(7000 + i, first_name=f"P{i}")
+            await user.send_command("/start", link.url.split("start=")[1])
+            users.append(user)
+        for user in users:
+            await user.wait_for("Welcome", timeout=15)
+        await world.services.campaigns.open_monthly("2026-12", actor="t", force=True)
+        for user in users:
+            await user.wait_for("return for December", timeout=15)
+        assert fake.throttled == 0  # ran within Telegram's limits
+        sends = sorted(c.at for c in fake.calls_for("sendMessage"))
+        window = max(sum(1 for t in sends if s <= t < s + 1.0) for s in sends)
+        assert window <= 30
+    finally:
+        await world.stop()
+        await fake.stop()
+
+
+async def test_webhook_mode(db_url: str, fake_telegram: Any, clock: FakeClock) -> None:
+    port = _free_port()
+    config = make_config(db_url, fake_telegram.base_url, telegram={
+        "mode": "webhook", "webhook_url": f"http://127.0.0.1:{port}/telegram",
+        "webhook_port": port, "webhook_listen": "127.0.0.1"})
+    world = await SimWorld.start(config, fake_telegram, clock)
+    try:
+        await world.import_people(PEOPLE_CSV)
+        for _ in range(100):
+            if fake_telegram.calls_for("setWebhook"):
+                break
+            await asyncio.sleep(0.05)
+        asha = await world.link("asha@example.org", 501, "Asha")
+        await asha.send_command("/report")
+        await asha.wait_for("Which ward")
+        async with aiohttp.ClientSession() as http:
+            forged = await http.post(f"http://127.0.0.1:{port}/telegram", json={"update_id": 1},
+                                     headers={"X-Telegram-Bot-Api-Secret-Token": "guess"})
+            assert forged.status == 403
+    finally:
+        await world.stop()
+
+
+async def test_reference_numbers_are_unique_under_concurrency(world: SimWorld) -> None:
+    form = await _form(world)
+    users = [await world.link(e, 600 + i, f"U{i}") for i, e in
+             enumerate(("asha@example.org", "yusuf@example.org", "sarah@example.org"))]
+    for user in users:
+        await user.send_command("/report")
+    await asyncio.gather(*(fill_tension(u, form, tension("Park", "other", "A concern about the park gates.")) for u in users))
+    for user in users:
+        await user.press("Submit")
+    refs = set()
+    for user in users:
+        msg = await user.wait_for("has been submitted")
+        refs |= {w for w in (msg.text or "").replace("<code>", " ").replace("</code>", " ").split()
+                 if w.startswith("TR-")}
+    assert len(refs) == 3
+    assert datetime(2026, 12, 1, tzinfo=UTC) <= world.clock.now()
