@@ -133,7 +133,11 @@ class TelegramRuntime:
         self.dispatcher = OutboxDispatcher(
             services.db.uow,
             {"telegram": TelegramMessenger(self.application.bot)},
-            {"telegram": RateLimits(tg.global_rate, tg.per_chat_rate, tg.max_in_flight, tg.per_chat_burst)},
+            {
+                "telegram": RateLimits(
+                    tg.global_rate, tg.per_chat_rate, tg.max_in_flight, tg.per_chat_burst
+                )
+            },
             lease=lease or timedelta(seconds=self.config.telegram.outbox_lease_seconds),
         )
         services.wake.targets.append(self.dispatcher.wake)

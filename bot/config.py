@@ -113,12 +113,16 @@ class TelegramConfig(_Section):
     global_rate: float = Field(default=28.0, gt=0, description="messages per second, all chats")
     per_chat_rate: float = Field(default=1.0, gt=0, description="messages per second, one chat")
     per_chat_burst: int = Field(
-        default=3, ge=1, le=10,
+        default=3,
+        ge=1,
+        le=10,
         description="messages a chat may get back to back before per_chat_rate applies",
     )
     max_in_flight: int = Field(default=8, ge=1, le=64)
     outbox_lease_seconds: float = Field(
-        default=30.0, ge=1, le=600,
+        default=30.0,
+        ge=1,
+        le=600,
         description="how long a claimed message may stay in flight before another process or a "
         "restart treats its sender as dead",
     )

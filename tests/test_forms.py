@@ -84,3 +84,32 @@ def test_hash_is_stable_and_sensitive() -> None:
     data = _raw()
     data["questions"][0]["prompt"] = "Which ward?"
     assert parse_form(data, source="c").sha256() != a.sha256()
+
+
+async def test_changed_form_needs_a_new_version(db_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from bot.clock import FakeClock
+    from bot.services.forms import FormService
+    from tests.helpers import services_for
+
+    clock = FakeClock(datetime(2026, 12, 1, tzinfo=UTC))
+    async with services_for(db_url, clock) as s:
+        data = _raw()
+        data["questions"][0]["prompt"] = "Which ward, please?"
+        changed = FormService(parse_form(data, source="changed"), clock)
+        async with s.db.uow() as uow:
+            with pytest.raises(FormError, match=r"version is still '2026\.1'"):
+                await changed.current(uow)
+        data["version"] = "2026.2"
+        bumped = FormService(parse_form(data, source="bumped"), clock)
+        async with s.db.uow() as uow:
+            current = await bumped.current(uow)
+            await uow.commit()
+        # The old version stays readable for the campaigns that used it.
+        async with s.db.uow() as uow:
+            old = await s.forms.current(uow)
+            assert old.id != current.id
+            assert (await bumped.definition(uow, old.id)).question(
+                "ward"
+            ).prompt == "Which ward is this in?"

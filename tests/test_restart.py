@@ -29,9 +29,17 @@ class BotProcess:
 
     async def cli(self, *args: str) -> str:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "--config", str(self.config), *args,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=ROOT,
-            env=self._env())
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "--config",
+            str(self.config),
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=ROOT,
+            env=self._env(),
+        )
         out, _ = await proc.communicate()
         assert proc.returncode == 0, out.decode()
         return out.decode()
@@ -42,8 +50,18 @@ class BotProcess:
     async def start(self) -> None:
         handle = self.log.open("ab")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "--config", str(self.config), "-v", "run",
-            stdout=handle, stderr=handle, cwd=ROOT, env=self._env())
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "--config",
+            str(self.config),
+            "-v",
+            "run",
+            stdout=handle,
+            stderr=handle,
+            cwd=ROOT,
+            env=self._env(),
+        )
         handle.close()
 
     async def kill9(self) -> None:
@@ -103,8 +121,9 @@ async def _link_everyone(bot: BotProcess, fake: Any, n: int) -> list[Any]:
     return users
 
 
-async def test_killed_mid_conversation_resumes_at_the_same_question(bot: BotProcess,
-                                                                     fake_telegram: Any) -> None:
+async def test_killed_mid_conversation_resumes_at_the_same_question(
+    bot: BotProcess, fake_telegram: Any
+) -> None:
     await bot.start()
     (user,) = await _link_everyone(bot, fake_telegram, 1)
     await user.send_command("/report")
@@ -128,17 +147,23 @@ async def test_killed_mid_conversation_resumes_at_the_same_question(bot: BotProc
     assert "Since when" in (resumed.text or "")
 
 
-async def test_killed_mid_campaign_nobody_gets_the_form_twice(bot: BotProcess,
-                                                                fake_telegram: Any) -> None:
+async def test_killed_mid_campaign_nobody_gets_the_form_twice(
+    bot: BotProcess, fake_telegram: Any
+) -> None:
     n = 30
     await bot.start()
     users = await _link_everyone(bot, fake_telegram, n)
     await bot.cli("campaign", "open", "--period", "2026-12")
 
     def forms_received() -> dict[int, int]:
-        return {u.chat_id: sum(1 for m in fake_telegram.messages(u.chat_id)
-                               if "return for December 2026" in (m.text or ""))
-                for u in users}
+        return {
+            u.chat_id: sum(
+                1
+                for m in fake_telegram.messages(u.chat_id)
+                if "return for December 2026" in (m.text or "")
+            )
+            for u in users
+        }
 
     for _ in range(400):
         if sum(forms_received().values()) >= n // 3:
@@ -153,8 +178,10 @@ async def test_killed_mid_campaign_nobody_gets_the_form_twice(bot: BotProcess,
     for _ in range(600):
         status = await bot.cli("campaign", "status", "--period", "2026-12", "--json")
         counts = json.loads(status)["counts"]
-        if counts.get("queued", 0) == 0 and sum(forms_received().values()) + counts.get(
-                "awaiting", 0) >= n:
+        if (
+            counts.get("queued", 0) == 0
+            and sum(forms_received().values()) + counts.get("awaiting", 0) >= n
+        ):
             break
         await asyncio.sleep(0.1)
     received = forms_received()

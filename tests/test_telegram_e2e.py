@@ -136,8 +136,11 @@ async def test_fan_out_respects_rate_limits(db_url: str, clock: FakeClock) -> No
 
     fake = FakeTelegram(token="123456:TEST-TOKEN", global_rate=30, per_chat_rate=1)
     await fake.start()
-    config = make_config(db_url, fake.base_url,
-                         telegram={"global_rate": 28.0, "per_chat_rate": 1.0, "max_in_flight": 8})
+    config = make_config(
+        db_url,
+        fake.base_url,
+        telegram={"global_rate": 28.0, "per_chat_rate": 1.0, "max_in_flight": 8},
+    )
     world = await SimWorld.start(config, fake, clock)
     try:
         rows = "".join(f"Person {i},councillor,Park,p{i}@example.org,\n" for i in range(45))
@@ -164,9 +167,16 @@ async def test_fan_out_respects_rate_limits(db_url: str, clock: FakeClock) -> No
 
 async def test_webhook_mode(db_url: str, fake_telegram: Any, clock: FakeClock) -> None:
     port = _free_port()
-    config = make_config(db_url, fake_telegram.base_url, telegram={
-        "mode": "webhook", "webhook_url": f"http://127.0.0.1:{port}/telegram",
-        "webhook_port": port, "webhook_listen": "127.0.0.1"})
+    config = make_config(
+        db_url,
+        fake_telegram.base_url,
+        telegram={
+            "mode": "webhook",
+            "webhook_url": f"http://127.0.0.1:{port}/telegram",
+            "webhook_port": port,
+            "webhook_listen": "127.0.0.1",
+        },
+    )
     world = await SimWorld.start(config, fake_telegram, clock)
     try:
         await world.import_people(PEOPLE_CSV)
@@ -178,8 +188,11 @@ async def test_webhook_mode(db_url: str, fake_telegram: Any, clock: FakeClock) -
         await asha.send_command("/report")
         await asha.wait_for("Which ward")
         async with aiohttp.ClientSession() as http:
-            forged = await http.post(f"http://127.0.0.1:{port}/telegram", json={"update_id": 1},
-                                     headers={"X-Telegram-Bot-Api-Secret-Token": "guess"})
+            forged = await http.post(
+                f"http://127.0.0.1:{port}/telegram",
+                json={"update_id": 1},
+                headers={"X-Telegram-Bot-Api-Secret-Token": "guess"},
+            )
             assert forged.status == 403
     finally:
         await world.stop()
@@ -187,17 +200,27 @@ async def test_webhook_mode(db_url: str, fake_telegram: Any, clock: FakeClock) -
 
 async def test_reference_numbers_are_unique_under_concurrency(world: SimWorld) -> None:
     form = await _form(world)
-    users = [await world.link(e, 600 + i, f"U{i}") for i, e in
-             enumerate(("asha@example.org", "yusuf@example.org", "sarah@example.org"))]
+    users = [
+        await world.link(e, 600 + i, f"U{i}")
+        for i, e in enumerate(("asha@example.org", "yusuf@example.org", "sarah@example.org"))
+    ]
     for user in users:
         await user.send_command("/report")
-    await asyncio.gather(*(fill_tension(u, form, tension("Park", "other", "A concern about the park gates.")) for u in users))
+    await asyncio.gather(
+        *(
+            fill_tension(u, form, tension("Park", "other", "A concern about the park gates."))
+            for u in users
+        )
+    )
     for user in users:
         await user.press("Submit")
     refs = set()
     for user in users:
         msg = await user.wait_for("has been submitted")
-        refs |= {w for w in (msg.text or "").replace("<code>", " ").replace("</code>", " ").split()
-                 if w.startswith("TR-")}
+        refs |= {
+            w
+            for w in (msg.text or "").replace("<code>", " ").replace("</code>", " ").split()
+            if w.startswith("TR-")
+        }
     assert len(refs) == 3
     assert datetime(2026, 12, 1, tzinfo=UTC) <= world.clock.now()

@@ -258,9 +258,7 @@ def status_message(
 def linked_welcome(name: str, partnership: str, form: FormDefinition) -> OutgoingMessage:
     """After a successful /start <token>."""
     who = name.strip() or "there"
-    b = MessageBuilder().line(
-        bold(f"Welcome, {who}. You are now connected to the {partnership}.")
-    )
+    b = MessageBuilder().line(bold(f"Welcome, {who}. You are now connected to the {partnership}."))
     b.line(
         "Each month you will get the community tension return here. "
         "You can also report an urgent tension at any time with /report."

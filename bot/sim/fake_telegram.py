@@ -694,6 +694,7 @@ class SimUser:
         """Wait until a bot message in this chat matches (``str``: a case-insensitive substring
         of its text or caption). Candidates: the newest message when called, any message sent
         since, any message edited since, and with ``after`` every message from that index on."""
+        predicate: Callable[[SentMessage], bool]
         if isinstance(match, str):
             needle = match.casefold()
 

@@ -1,0 +1,98 @@
+"""The tensionbot command line: every command has --help; bad input exits non-zero clearly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import main
+
+COMMANDS = [
+    [],
+    ["check-config"],
+    ["db"],
+    ["db", "upgrade"],
+    ["people"],
+    ["people", "import"],
+    ["people", "list"],
+    ["invites"],
+    ["campaign"],
+    ["campaign", "open"],
+    ["campaign", "status"],
+    ["run"],
+    ["demo"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "tensionbot")
+def test_every_command_has_help(command: list[str]) -> None:
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def _config(tmp_path: Path, db_url: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[database]\nurl = "{db_url}"\n[telegram]\nbot_username = "swp_bot"\n')
+    return path
+
+
+def test_people_invites_campaign_round_trip(tmp_path: Path, db_url: str) -> None:
+    runner = CliRunner()
+    config = _config(tmp_path, db_url)
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "name,role,wards,email\nAsha,councillor,Heath Town,asha@x.org\n"
+        "Tom,councillor,Park;Penn,tom@x.org\n"
+    )
+    base = ["--config", str(config)]
+    ok = runner.invoke(main, [*base, "people", "import", str(people)])
+    assert ok.exit_code == 0, ok.output
+    assert "2 created" in ok.output
+    again = runner.invoke(main, [*base, "people", "import", str(people)])
+    assert "0 created, 0 updated, 2 unchanged" in again.output
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,role,wards,email\nEve,councillor,Narnia,eve@x.org\n")
+    failed = runner.invoke(main, [*base, "people", "import", str(bad)])
+    assert failed.exit_code == 2
+    assert "bad.csv: line 2: ward 'Narnia'" in failed.output
+    assert "nothing was imported" in failed.output
+
+    invites = runner.invoke(main, [*base, "invites", "--format", "csv"])
+    assert invites.exit_code == 0, invites.output
+    rows = invites.output.strip().splitlines()
+    assert rows[0] == "name,email,link,expires"
+    assert all("https://t.me/swp_bot?start=" in r for r in rows[1:]) and len(rows) == 3
+
+    listed = runner.invoke(main, [*base, "people", "list", "--format", "json"])
+    assert {p["telegram"] for p in json.loads(listed.output)} == {"not linked"}
+
+    opened = runner.invoke(main, [*base, "campaign", "open", "--period", "2030-01"])
+    assert opened.exit_code == 0, opened.output
+    assert "opened: monthly:2030-01" in opened.output
+    twice = runner.invoke(main, [*base, "campaign", "open", "--period", "2030-01"])
+    assert "already open: monthly:2030-01" in twice.output
+
+    status = runner.invoke(main, [*base, "campaign", "status", "--period", "2030-01", "--json"])
+    assert status.exit_code == 0, status.output
+    data = json.loads(status.output)
+    assert data["counts"] == {"unreachable": 2}
+    assert {p["detail"] for p in data["people"]} == {"never linked"}
+
+    bad_period = runner.invoke(main, [*base, "campaign", "status", "--period", "2030-13"])
+    assert bad_period.exit_code == 2 and "YYYY-MM" in bad_period.output
+    extra = runner.invoke(main, [*base, "campaign", "open", "--extra", "--wards", "Atlantis"])
+    assert extra.exit_code == 2 and "unknown ward(s): Atlantis" in extra.output
+
+
+def test_run_without_a_token_says_what_is_missing(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TENSIONBOT_TELEGRAM_TOKEN", raising=False)
+    result = CliRunner().invoke(main, ["--config", str(_config(tmp_path, db_url)), "run"])
+    assert result.exit_code == 2
+    assert "TENSIONBOT_TELEGRAM_TOKEN is not set" in result.output
