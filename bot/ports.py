@@ -26,6 +26,10 @@ from bot.domain import (
 from bot.messages import OutgoingMessage
 
 
+class AlreadyExists(Exception):
+    """A record with the same unique key was stored concurrently (by another process)."""
+
+
 class PeopleRepo(Protocol):
     """People and their links to chat platforms."""
 
@@ -50,7 +54,7 @@ class FormRepo(Protocol):
 
     async def get(self, form_id: int) -> FormVersion | None: ...
     async def by_version(self, version: str) -> FormVersion | None: ...
-    async def add(self, form: FormVersion) -> None: ...
+    async def ensure(self, form: FormVersion) -> FormVersion: ...
 
 
 class CampaignRepo(Protocol):

@@ -25,6 +25,7 @@ from bot.domain import (
     Person,
     Report,
 )
+from bot.ports import AlreadyExists
 from storage import tables
 
 
@@ -89,9 +90,19 @@ class SqlFormRepo(_Repo):
         stmt = select(FormVersion).where(tables.form_versions.c.version == version)
         return (await self.session.scalars(stmt)).first()
 
-    async def add(self, form: FormVersion) -> None:
-        self.session.add(form)
-        await self.session.flush()
+    async def ensure(self, form: FormVersion) -> FormVersion:
+        """Store this version unless it is stored already (another process may race us)."""
+        existing = await self.by_version(form.version)
+        if existing is not None:
+            return existing
+        try:
+            async with self.session.begin_nested():
+                self.session.add(form)
+            return form
+        except IntegrityError:
+            stored = await self.by_version(form.version)
+            assert stored is not None
+            return stored
 
 
 class SqlCampaignRepo(_Repo):
@@ -122,8 +133,12 @@ class SqlCampaignRepo(_Repo):
         return (await self.session.scalars(stmt)).all()
 
     async def add(self, campaign: Campaign) -> None:
-        self.session.add(campaign)
-        await self.session.flush()
+        """Store a campaign; :class:`AlreadyExists` if its key was taken meanwhile."""
+        try:
+            async with self.session.begin_nested():
+                self.session.add(campaign)
+        except IntegrityError as exc:
+            raise AlreadyExists(campaign.key) from exc
 
 
 class SqlDeliveryRepo(_Repo):

@@ -152,3 +152,26 @@ async def test_extra_return_targets_wards_and_roles(db_url: str, clock: FakeCloc
             )
         with pytest.raises(CampaignError, match="at least 30 minutes"):
             await s.campaigns.open_extra(closes_at=clock.now(), actor="admin")
+
+
+async def test_two_processes_opening_the_same_return_open_it_once(
+    db_url: str, clock: FakeClock
+) -> None:
+    import asyncio
+
+    async with services_for(db_url, clock) as a, services_for(db_url, clock) as b:
+        await a.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
+        await link_all(a)
+        results = await asyncio.gather(
+            a.campaigns.open_monthly("2026-12", actor="scheduler", force=True),
+            b.campaigns.open_monthly("2026-12", actor="cli", force=True),
+        )
+        assert sorted(created for _, created in results) == [False, True]
+        assert results[0][0].id == results[1][0].id
+        campaign_id = results[0][0].id
+        assert campaign_id is not None
+        async with a.db.uow() as uow:
+            deliveries = await uow.deliveries.for_campaign(campaign_id)
+            assert len(deliveries) == 4  # one per reporter, not two
+            counts = await uow.outbox.counts()
+        assert counts["pending"] == 4 + 5  # the forms, and the 5 welcome messages from linking

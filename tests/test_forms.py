@@ -113,3 +113,32 @@ async def test_changed_form_needs_a_new_version(db_url: str) -> None:
             assert (await bumped.definition(uow, old.id)).question(
                 "ward"
             ).prompt == "Which ward is this in?"
+
+
+async def test_two_processes_starting_at_once_store_the_form_once(db_url: str) -> None:
+    """Regression: the bot and a CLI command starting together both inserted the form version
+    and one of them crashed on the unique constraint."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from bot.clock import FakeClock
+    from bot.services.forms import FormService
+    from storage.database import Database
+
+    clock = FakeClock(datetime(2026, 12, 1, tzinfo=UTC))
+    databases = [Database(db_url), Database(db_url)]
+
+    async def start(db: Database) -> int:
+        service = FormService(load_form(DEFAULT_FORM_PATH), clock)
+        async with db.uow() as uow:
+            current = await service.current(uow)
+            await asyncio.sleep(0.05)  # hold the transaction open while the other one inserts
+            await uow.commit()
+        return current.id
+
+    try:
+        ids = await asyncio.gather(*(start(db) for db in databases))
+        assert ids[0] == ids[1]
+    finally:
+        for db in databases:
+            await db.dispose()

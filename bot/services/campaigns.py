@@ -16,7 +16,7 @@ from typing import Any
 from bot.clock import Clock
 from bot.config import Config
 from bot.domain import REPORTER_ROLES, Campaign, Delivery, DeliveryStatus, Person, Role
-from bot.ports import UnitOfWork, UnitOfWorkFactory
+from bot.ports import AlreadyExists, UnitOfWork, UnitOfWorkFactory
 from bot.services import texts
 from bot.services.common import Waker, audit, enqueue
 from bot.services.forms import FormService
@@ -159,18 +159,30 @@ class CampaignService:
                 f"the {period} return would already be closed "
                 f"({texts.local_time(closes_at, self.tz)}); open an extra return instead"
             )
+        key = f"monthly:{period}"
+        try:
+            return await self._open_monthly_once(key, period, sched, now, actor, force), True
+        except AlreadyExists:
+            # Another process (the scheduler, or an admin's command) opened it at the same time.
+            async with self.uow_factory() as uow:
+                existing = await uow.campaigns.by_key(key)
+            assert existing is not None
+            return existing, False
+
+    async def _open_monthly_once(
+        self, key: str, period: str, sched: Schedule, now: datetime, actor: str, force: bool
+    ) -> Campaign:
         async with self.uow_factory() as uow:
-            key = f"monthly:{period}"
             existing = await uow.campaigns.by_key(key)
             if existing is not None:
-                return existing, False
+                raise AlreadyExists(key)
             campaign = await self._create(
                 uow,
                 key=key,
                 kind="monthly",
                 period=period,
                 opens_at=min(now, sched.opens_at) if not force else now,
-                closes_at=closes_at,
+                closes_at=sched.closes_at,
                 reminders=[r for r in sched.reminders if r > now],
                 wards=[],
                 roles=[],
@@ -179,7 +191,7 @@ class CampaignService:
             )
             await uow.commit()
         self.wake()
-        return campaign, True
+        return campaign
 
     async def open_extra(
         self,

@@ -32,16 +32,15 @@ class FormService:
         if self._current_id is not None:
             return CurrentForm(self._current_id, self._definition)
         form = self._definition
-        stored = await uow.forms.by_version(form.version)
-        if stored is None:
-            stored = FormVersion(
+        stored = await uow.forms.ensure(
+            FormVersion(
                 version=form.version,
                 sha256=form.sha256(),
                 definition=form.model_dump(mode="json"),
                 created_at=self._clock.now(),
             )
-            await uow.forms.add(stored)
-        elif stored.sha256 != form.sha256():
+        )
+        if stored.sha256 != form.sha256():
             raise FormError(
                 f"the form file changed but its version is still {form.version!r}: "
                 "give it a new version so earlier returns keep the questions they were sent with"
