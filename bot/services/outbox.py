@@ -206,11 +206,15 @@ class OutboxDispatcher:
 
         async def loop() -> None:
             while True:
-                claimed = await self.dispatch_once()
-                if not claimed and not self._in_flight:
-                    return
-                if not claimed:
+                if await self.dispatch_once():
+                    continue
+                if self._in_flight:
                     await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                # A send may have finished (and unblocked the next message to its chat) while
+                # the claim above was running: only a claim made with nothing in flight is final.
+                if not await self.dispatch_once():
+                    return
 
         await asyncio.wait_for(loop(), timeout)
 
