@@ -316,6 +316,48 @@ def format_status(status: Any) -> str:
     return "\n".join(lines)
 
 
+@main.group()
+def routing() -> None:
+    """Routing of tensions to teams."""
+
+
+@routing.command("check")
+@click.pass_obj
+def routing_check(config: Config) -> None:
+    """List every category and ward that would reach no team; exit 1 if there are any."""
+    from bot.routing import gaps
+
+    try:
+        form = load_form(config.form.path)
+    except FormError as exc:
+        _fail(str(exc))
+    categories = [o.value for o in form.question("category").options]
+    used = {c for r in config.routing.rules for c in r.categories if c != "*"}
+    unknown = sorted((used | set(config.routing.private_categories)) - set(categories))
+    if unknown:
+        _fail(f"routing refers to categories the form does not have: {', '.join(unknown)}")
+    found = gaps(config, categories)
+    click.echo(
+        f"{len(config.teams)} team(s), {len(config.routing.rules)} rule(s), "
+        f"default team: {config.routing.default_team or 'none'}"
+    )
+    if not found:
+        click.echo(
+            f"every category reaches a team in all {len(config.partnership.wards)} wards "
+            "at every level"
+        )
+        return
+    click.echo(f"{len(found)} category/ward combination(s) reach NO team:")
+    for gap in found:
+        levels = (
+            "all levels"
+            if gap.levels == (1, 2, 3, 4, 5)
+            else "levels " + ", ".join(map(str, gap.levels))
+        )
+        click.echo(f"  {gap.category:<20} {gap.ward:<28} {levels}")
+    sys.exit(1)
+
+
 @main.command("run")
 @click.pass_obj
 def run(config: Config) -> None:

@@ -173,6 +173,52 @@ class FormConfig(_Section):
     max_text_length: int = Field(default=2000, ge=100, le=4000)
 
 
+_KEY = r"^[a-z][a-z0-9_-]{0,39}$"
+_SLACK_CHANNEL = r"^[CDG][A-Z0-9]{2,20}$"
+_SLACK_USER = r"^[UW][A-Z0-9]{2,20}$"
+
+
+class TeamConfig(_Section):
+    """A council or police team that acts on routed tensions in its Slack channel."""
+
+    key: str = Field(pattern=_KEY)
+    name: str = Field(min_length=1, max_length=100)
+    organisation: Literal["council", "police", "other"]
+    slack_channel: str = Field(pattern=_SLACK_CHANNEL)
+    members: list[str] = Field(default_factory=list)
+    restricted: bool = Field(
+        default=False,
+        description="a need-to-know team that may receive private categories (e.g. Prevent)",
+    )
+
+    @field_validator("members")
+    @classmethod
+    def _slack_users(cls, value: list[str]) -> list[str]:
+        import re
+
+        bad = [m for m in value if not re.match(_SLACK_USER, m)]
+        if bad:
+            raise ValueError(f"not Slack user ids: {', '.join(bad)}")
+        return value
+
+
+class RoutingRule(_Section):
+    """Tensions matching every condition go to ``teams``. ``"*"`` matches anything."""
+
+    categories: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    wards: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    min_level: int = Field(default=1, ge=1, le=5)
+    teams: list[str] = Field(min_length=1)
+
+
+class RoutingConfig(_Section):
+    """Routing is data: ordered rules, a default team, and categories that stay need-to-know."""
+
+    rules: list[RoutingRule] = Field(default_factory=list)
+    default_team: str | None = None
+    private_categories: list[str] = Field(default_factory=lambda: ["protest_extremism"])
+
+
 class InviteConfig(_Section):
     """Telegram deep-link invitations."""
 
@@ -206,12 +252,34 @@ class Secrets(BaseModel):
 class Config(_Section):
     """The whole configuration."""
 
+    @model_validator(mode="after")
+    def _routing_refers_to_known_things(self) -> Config:
+        keys = [t.key for t in self.teams]
+        if len(set(keys)) != len(keys):
+            raise ValueError("teams: keys must be unique")
+        known = set(keys)
+        wards = {w.casefold() for w in self.partnership.wards}
+        for i, rule in enumerate(self.routing.rules):
+            missing = [t for t in rule.teams if t not in known]
+            if missing:
+                raise ValueError(f"routing.rules.{i}.teams: unknown team(s) {', '.join(missing)}")
+            odd = [w for w in rule.wards if w != "*" and w.casefold() not in wards]
+            if odd:
+                raise ValueError(
+                    f"routing.rules.{i}.wards: not in partnership.wards: {', '.join(odd)}"
+                )
+        if self.routing.default_team is not None and self.routing.default_team not in known:
+            raise ValueError(f"routing.default_team: unknown team {self.routing.default_team!r}")
+        return self
+
     partnership: PartnershipConfig = PartnershipConfig()
     database: DatabaseConfig = DatabaseConfig()
     telegram: TelegramConfig = TelegramConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     form: FormConfig = FormConfig()
     invites: InviteConfig = InviteConfig()
+    teams: list[TeamConfig] = Field(default_factory=list)
+    routing: RoutingConfig = RoutingConfig()
     secrets: Secrets = Field(default_factory=Secrets, exclude=True)
     source: str = Field(default="<built-in defaults>", exclude=True)
 

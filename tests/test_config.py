@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -65,8 +66,11 @@ def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
         if field.exclude:
             continue
         ann = field.annotation
+        inner = typing.get_args(ann)[0] if typing.get_origin(ann) is list else None
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             keys |= _keys(ann, f"{prefix}{name}.")
+        elif isinstance(inner, type) and issubclass(inner, BaseModel):
+            keys |= _keys(inner, f"{prefix}{name}.")  # documented as [[name]] tables
         else:
             keys.add(f"{prefix}{name}")
     return keys
@@ -77,7 +81,7 @@ def test_example_config_documents_every_key() -> None:
     documented: set[str] = set()
     section = ""
     for line in text.splitlines():
-        if header := re.match(r"^\[([a-z_]+)\]", line):
+        if header := re.match(r"^\[\[?([a-z_.]+)\]\]?", line):
             section = header.group(1)
         elif key := re.match(r"^#?\s?([a-z_]+)\s*=", line):  # commented-out keys count too
             documented.add(f"{section}.{key.group(1)}")
