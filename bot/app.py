@@ -20,6 +20,7 @@ from telegram.request import HTTPXRequest
 from bot.clock import Clock, SystemClock
 from bot.config import Config, ConfigError
 from bot.forms import load_form
+from bot.services.actions import ActionService
 from bot.services.campaigns import CampaignService
 from bot.services.common import Waker
 from bot.services.conversation import ConversationService
@@ -60,6 +61,7 @@ class Services:
     people: PeopleService
     campaigns: CampaignService
     conversation: ConversationService
+    actions: ActionService
     state: StateService
     wake: _WakeRelay
 
@@ -83,11 +85,22 @@ async def build_services(
     campaigns = CampaignService(config, db.uow, clock, forms, wake)
     people.campaigns = campaigns
     conversation = ConversationService(config, db.uow, clock, forms, people, wake)
+    actions = ActionService(config, db.uow, clock, forms, wake)
+    conversation.actions = actions
     async with db.uow() as uow:
         await forms.current(uow)  # store the form version now, failing early if it is wrong
         await uow.commit()
     return Services(
-        config, db, clock, forms, people, campaigns, conversation, StateService(db.uow), wake
+        config,
+        db,
+        clock,
+        forms,
+        people,
+        campaigns,
+        conversation,
+        actions,
+        StateService(db.uow),
+        wake,
     )
 
 
@@ -139,6 +152,7 @@ class TelegramRuntime:
                 )
             },
             lease=lease or timedelta(seconds=self.config.telegram.outbox_lease_seconds),
+            hooks=[services.actions.on_sent],
         )
         services.wake.targets.append(self.dispatcher.wake)
         self.run_scheduler = run_scheduler

@@ -27,6 +27,10 @@ class Kind(StrEnum):
     EDIT_FIELD = "f"  # edit question number <value>
     ADD_ANOTHER = "m"
     CANCEL = "x"
+    ACK = "A"  # officer: acknowledge action <target> at version <seq>
+    UPDATE = "U"  # officer: add an update (opens a form)
+    CLOSE = "C"  # officer: resolve or close (opens a form)
+    REASSIGN = "R"  # officer: pass to another team (opens a form)
 
 
 class BadPayload(ValueError):

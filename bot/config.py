@@ -219,6 +219,17 @@ class RoutingConfig(_Section):
     private_categories: list[str] = Field(default_factory=lambda: ["protest_extremism"])
 
 
+class DeadlineConfig(_Section):
+    """When a team must acknowledge an action, by level (working time in the partnership's zone)."""
+
+    ack_working_days: int = Field(default=2, ge=1, le=20, description="levels below urgent_level")
+    urgent_level: int = Field(default=3, ge=1, le=5, description="disorder and above")
+    urgent_ack_hours: float = Field(default=4.0, gt=0, le=72, description="clock hours")
+    working_day_start: time = time(9, 0)
+    working_day_end: time = time(17, 0)
+    holidays: str = Field(default="GB-ENG", description="bank holidays: country[-subdivision]")
+
+
 class InviteConfig(_Section):
     """Telegram deep-link invitations."""
 
@@ -279,6 +290,7 @@ class Config(_Section):
     form: FormConfig = FormConfig()
     invites: InviteConfig = InviteConfig()
     teams: list[TeamConfig] = Field(default_factory=list)
+    deadlines: DeadlineConfig = DeadlineConfig()
     routing: RoutingConfig = RoutingConfig()
     secrets: Secrets = Field(default_factory=Secrets, exclude=True)
     source: str = Field(default="<built-in defaults>", exclude=True)

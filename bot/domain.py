@@ -189,6 +189,8 @@ class OutboxMessage:
     priority: int = 0  # 0 interactive replies first, 1 broadcast
     edit_ref: str | None = None  # edit this message instead of sending a new one
     delivery_id: int | None = None
+    action_id: int | None = None
+    thread_ref: str | None = None  # post as a reply in this thread (Slack)
     status: str = OutboxStatus.PENDING.value
     attempts: int = 0
     last_error: str | None = None
@@ -207,4 +209,58 @@ class AuditEntry:
     action: str
     subject: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+
+class ActionState(StrEnum):
+    """Where a team's action on a report stands."""
+
+    OPEN = "open"  # routed, waiting to be acknowledged
+    ACKNOWLEDGED = "acknowledged"
+    IN_PROGRESS = "in_progress"
+    CLOSED = "closed"  # with an outcome
+
+
+class Outcome(StrEnum):
+    """How an action was closed."""
+
+    RESOLVED = "resolved"
+    NO_FURTHER_ACTION = "no_further_action"
+    NOT_OUR_RESPONSIBILITY = "not_our_responsibility"
+    REFERRED = "referred"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(eq=False)
+class Action:
+    """One team's job on one report."""
+
+    report_id: int
+    team_key: str
+    created_at: datetime
+    state: str = ActionState.OPEN.value
+    ack_due_at: datetime | None = None
+    escalation_level: int = 0
+    outcome: str | None = None
+    outcome_note: str = ""
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+    delivered_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    closed_at: datetime | None = None
+    version: int = 0  # bumped on every change: two officers clicking at once, one wins
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class ActionEvent:
+    """A step on an action's timeline; ``for_reporter`` ones are relayed to the reporter."""
+
+    action_id: int
+    at: datetime
+    kind: str  # created | delivered | acknowledged | update | closed | reassigned | reopened | ...
+    actor: str
+    text: str = ""
+    for_reporter: bool = False
     id: int | None = None

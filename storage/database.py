@@ -65,6 +65,7 @@ class SqlUnitOfWork:
         self.conversations = r.SqlConversationRepo(session)
         self.reports = r.SqlReportRepo(session)
         self.outbox = r.SqlOutboxRepo(session)
+        self.actions = r.SqlActionRepo(session)
         self.audit = r.SqlAuditRepo(session)
         self.inbound = r.SqlInboundRepo(session)
         self.state = r.SqlStateRepo(session)

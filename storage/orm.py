@@ -24,6 +24,8 @@ def start_mappers() -> None:
         (domain.Report, tables.reports),
         (domain.OutboxMessage, tables.outbox),
         (domain.AuditEntry, tables.audit_log),
+        (domain.Action, tables.actions),
+        (domain.ActionEvent, tables.action_events),
     ]
     for cls, table in pairs:
         _registry.map_imperatively(cls, table)

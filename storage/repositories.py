@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.domain import (
+    Action,
+    ActionEvent,
     AuditEntry,
     Campaign,
     Conversation,
@@ -50,6 +52,10 @@ class SqlPeopleRepo(_Repo):
 
     async def by_telegram_chat(self, chat_id: int) -> Person | None:
         stmt = select(Person).where(tables.people.c.telegram_chat_id == chat_id)
+        return (await self.session.scalars(stmt)).first()
+
+    async def by_slack_user(self, slack_user_id: str) -> Person | None:
+        stmt = select(Person).where(tables.people.c.slack_user_id == slack_user_id)
         return (await self.session.scalars(stmt)).first()
 
     async def all(self) -> Sequence[Person]:
@@ -200,6 +206,9 @@ class SqlConversationRepo(_Repo):
 class SqlReportRepo(_Repo):
     """Reports."""
 
+    async def get(self, report_id: int) -> Report | None:
+        return await self.session.get(Report, report_id)
+
     async def add(self, report: Report) -> None:
         self.session.add(report)
         await self.session.flush()
@@ -315,6 +324,31 @@ class SqlOutboxRepo(_Repo):
         c = tables.outbox.c
         stmt = select(c.status, func.count()).group_by(c.status)
         return {s: n for s, n in (await self.session.execute(stmt)).all()}
+
+
+class SqlActionRepo(_Repo):
+    """Actions and their events."""
+
+    async def get(self, action_id: int) -> Action | None:
+        return await self.session.get(Action, action_id)
+
+    async def for_report(self, report_id: int) -> Sequence[Action]:
+        c = tables.actions.c
+        stmt = select(Action).where(c.report_id == report_id).order_by(c.id)
+        return (await self.session.scalars(stmt)).all()
+
+    async def add(self, action: Action) -> None:
+        self.session.add(action)
+        await self.session.flush()
+
+    async def add_event(self, event: ActionEvent) -> None:
+        self.session.add(event)
+        await self.session.flush()
+
+    async def events(self, action_id: int) -> Sequence[ActionEvent]:
+        c = tables.action_events.c
+        stmt = select(ActionEvent).where(c.action_id == action_id).order_by(c.id)
+        return (await self.session.scalars(stmt)).all()
 
 
 class SqlAuditRepo(_Repo):

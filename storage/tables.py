@@ -197,6 +197,8 @@ outbox = Table(
     Column("priority", Integer, nullable=False, default=0),
     Column("edit_ref", String(64)),
     Column("delivery_id", ForeignKey("deliveries.id", ondelete="SET NULL")),
+    Column("action_id", ForeignKey("actions.id", ondelete="SET NULL")),
+    Column("thread_ref", String(64)),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", String(500)),
@@ -207,6 +209,41 @@ outbox = Table(
     Column("result_ref", String(64)),
     Index("ix_outbox_status_priority_id", "status", "priority", "id"),
     Index("ix_outbox_channel_recipient_status", "channel", "recipient", "status"),
+)
+
+actions = Table(
+    "actions",
+    metadata,
+    _id(),
+    Column("report_id", ForeignKey("reports.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("team_key", String(40), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("ack_due_at", UTCDateTime),
+    Column("escalation_level", Integer, nullable=False, default=0),
+    Column("outcome", String(30)),
+    Column("outcome_note", String(1000), nullable=False, default=""),
+    Column("slack_channel", String(32)),
+    Column("slack_ts", String(32)),
+    Column("delivered_at", UTCDateTime),
+    Column("acknowledged_at", UTCDateTime),
+    Column("acknowledged_by", String(32)),
+    Column("closed_at", UTCDateTime),
+    Column("version", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("report_id", "team_key"),
+    Index("ix_actions_state_due", "state", "ack_due_at"),
+)
+
+action_events = Table(
+    "action_events",
+    metadata,
+    _id(),
+    Column("action_id", ForeignKey("actions.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("text", String(2000), nullable=False, default=""),
+    Column("for_reporter", Boolean, nullable=False, default=False),
 )
 
 audit_log = Table(

@@ -121,7 +121,7 @@ def make_config(db_url: str, api_base_url: str = "http://127.0.0.1:9", **section
         },
     }
     for key, value in sections.items():
-        data[key] = {**data.get(key, {}), **value}
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
     return config_from_mapping(data, source="<test>", env={"TENSIONBOT_TELEGRAM_TOKEN": TOKEN})
 
 

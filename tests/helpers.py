@@ -38,17 +38,26 @@ class FakeMessenger:
         from bot.messages import OutgoingMessage
 
         self.sent: list[tuple[str, OutgoingMessage, str | None]] = []
+        self.threads: dict[int, str] = {}  # index in sent -> thread it was posted in
         self.blocked: set[str] = set()
         self.retry_after: dict[str, float] = {}
         self._next = 100
 
-    async def send(self, recipient: str, message: Any, edit_ref: str | None = None) -> Any:
+    async def send(
+        self,
+        recipient: str,
+        message: Any,
+        edit_ref: str | None = None,
+        thread_ref: str | None = None,
+    ) -> Any:
         from bot.ports import SendResult
 
         if recipient in self.blocked:
             return SendResult(ok=False, permanent=True, blocked=True, error="403 blocked")
         if recipient in self.retry_after:
             return SendResult(ok=False, retry_after=self.retry_after.pop(recipient), error="429")
+        if thread_ref is not None:
+            self.threads[len(self.sent)] = thread_ref
         self.sent.append((recipient, message, edit_ref))
         self._next += 1
         return SendResult(ok=True, message_ref=edit_ref or str(self._next))
@@ -57,13 +66,19 @@ class FakeMessenger:
         return [m.plain_text() for r, m, _ in self.sent if r == str(recipient)]
 
 
-def dispatcher_for(services: Services, messenger: FakeMessenger) -> Any:
-    """A real outbox dispatcher sending through ``messenger``."""
+def dispatcher_for(
+    services: Services, messenger: FakeMessenger, slack: FakeMessenger | None = None
+) -> Any:
+    """A real outbox dispatcher sending through ``messenger`` (and ``slack`` for Slack)."""
     from bot.services.outbox import OutboxDispatcher, RateLimits
 
-    return OutboxDispatcher(
-        services.db.uow, {"telegram": messenger}, {"telegram": RateLimits(1000.0, 1000.0, 8)}
-    )
+    messengers: dict[str, Any] = {"telegram": messenger}
+    limits = {"telegram": RateLimits(1000.0, 1000.0, 8)}
+    if slack is not None:
+        slack.channel = "slack"
+        messengers["slack"] = slack
+        limits["slack"] = RateLimits(1000.0, 1000.0, 8)
+    return OutboxDispatcher(services.db.uow, messengers, limits, hooks=[services.actions.on_sent])
 
 
 async def link_all(services: Services, base_user_id: int = 100) -> dict[str, int]:

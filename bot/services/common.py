@@ -56,6 +56,8 @@ async def enqueue(
     priority: int = 0,
     edit_ref: str | None = None,
     delivery_id: int | None = None,
+    action_id: int | None = None,
+    thread_ref: str | None = None,
 ) -> bool:
     """Queue a message in the outbox (a repeated key queues nothing and returns False)."""
     return await uow.outbox.add(
@@ -70,6 +72,8 @@ async def enqueue(
             priority=priority,
             edit_ref=edit_ref,
             delivery_id=delivery_id,
+            action_id=action_id,
+            thread_ref=thread_ref,
         )
     )
 

@@ -26,6 +26,7 @@ from bot.forms import FormDefinition, Question
 from bot.messages import MessageBuilder, OutgoingMessage
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 from bot.services import texts
+from bot.services.actions import ActionService
 from bot.services.common import Outcome, Sender, Waker, audit, clean_text, enqueue
 from bot.services.forms import FormService
 from bot.services.people import PeopleService
@@ -74,6 +75,7 @@ class ConversationService:
         self.wake = wake
         self.tz = config.partnership.tz
         self.wards = config.partnership.wards
+        self.actions: ActionService | None = None  # set by the composition root
 
     # ----------------------------------------------------------------- entry points
 
@@ -577,6 +579,8 @@ class ConversationService:
                 ward=report.ward,
                 category=report.category,
             )
+        if self.actions is not None:
+            await self.actions.create_for_reports(step.uow, made, step.now)
         conv.status = "submitted"
         conv.updated_at = step.now
         conv.seq += 1

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +34,8 @@ from bot.services.common import audit
 log = logging.getLogger(__name__)
 
 AT_LEAST_ONCE = frozenset({"reply"})
+ResultHook = Callable[[UnitOfWork, OutboxMessage, SendResult, datetime], Awaitable[None]]
+"""Called in the same transaction as a message's final result (sent, or failed for good)."""
 MAX_ATTEMPTS = 8
 
 
@@ -106,6 +108,7 @@ class OutboxDispatcher:
         clock: Clock | None = None,
         lease: timedelta = timedelta(seconds=30),
         poll_interval: float = 1.0,
+        hooks: Sequence[ResultHook] = (),
     ) -> None:
         self.uow_factory = uow_factory
         self.messengers = dict(messengers)
@@ -118,6 +121,7 @@ class OutboxDispatcher:
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self.stats = DispatchStats()
+        self.hooks = list(hooks)
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next poll."""
@@ -230,7 +234,7 @@ class OutboxDispatcher:
             try:
                 await limiter.wait(row.recipient)
                 message = OutgoingMessage.model_validate(row.payload)
-                result = await messenger.send(row.recipient, message, row.edit_ref)
+                result = await messenger.send(row.recipient, message, row.edit_ref, row.thread_ref)
             except Exception as exc:  # a messenger bug must not kill the dispatcher
                 log.exception("messenger raised for outbox row %s", row.id)
                 result = SendResult(ok=False, error=f"{type(exc).__name__}: {exc}"[:300])
@@ -284,6 +288,9 @@ class OutboxDispatcher:
                 row.status = OutboxStatus.PENDING.value
                 row.next_attempt_at = now + timedelta(seconds=delay)
                 row.last_error = (result.error or "retry")[:500]
+            if row.status != OutboxStatus.PENDING.value:
+                for hook in self.hooks:
+                    await hook(uow, row, result, now)
             await uow.commit()
 
     @staticmethod

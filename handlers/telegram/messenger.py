@@ -35,7 +35,11 @@ class TelegramMessenger:
         self.bot = bot
 
     async def send(
-        self, recipient: str, message: OutgoingMessage, edit_ref: str | None = None
+        self,
+        recipient: str,
+        message: OutgoingMessage,
+        edit_ref: str | None = None,
+        thread_ref: str | None = None,  # Telegram private chats have no threads
     ) -> SendResult:
         """Send (or edit in place) one message and say how it went."""
         text, parse_mode = render_text(message)

@@ -1,0 +1,44 @@
+"""Acknowledge-by deadlines: working days (weekends and bank holidays skipped) or clock hours."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+
+import holidays as holiday_calendars
+
+from bot.config import Config
+
+
+@lru_cache(maxsize=8)
+def _calendar(spec: str) -> holiday_calendars.HolidayBase:
+    country, _, subdiv = spec.partition("-")
+    return holiday_calendars.country_holidays(country, subdiv=subdiv or None)
+
+
+def is_working_day(day: date, spec: str) -> bool:
+    """Monday to Friday and not a bank holiday."""
+    return day.weekday() < 5 and day not in _calendar(spec)
+
+
+def ack_deadline(config: Config, level: int, start: datetime) -> datetime:
+    """When an action created at ``start`` for a tension of ``level`` must be acknowledged."""
+    d = config.deadlines
+    if level >= d.urgent_level:
+        return start + timedelta(hours=d.urgent_ack_hours)
+    tz = config.partnership.tz
+    local = start.astimezone(tz)
+    # Outside working hours the clock starts at the next working day's opening time.
+    if not is_working_day(local.date(), d.holidays) or local.time() >= d.working_day_end:
+        day = local.date() + timedelta(days=1)
+        while not is_working_day(day, d.holidays):
+            day += timedelta(days=1)
+        local = datetime.combine(day, d.working_day_start, tzinfo=tz)
+    elif local.time() < d.working_day_start:
+        local = datetime.combine(local.date(), d.working_day_start, tzinfo=tz)
+    day, remaining = local.date(), d.ack_working_days
+    while remaining:
+        day += timedelta(days=1)
+        if is_working_day(day, d.holidays):
+            remaining -= 1
+    return datetime.combine(day, local.time(), tzinfo=tz).astimezone(UTC)

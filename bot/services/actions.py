@@ -1,0 +1,429 @@
+"""Actions: each submitted tension becomes one action per routed team, acted on in Slack.
+
+Every step is an event on the action's timeline; the ones meant for the reporter are relayed to
+their chat with the report's reference. The team's Slack message is rebuilt from the database
+after every change and updated in place, with the change also added to its thread. Two officers
+clicking at once: the action's ``version`` decides, one wins and the other is told.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.buttons import Action as ButtonAction
+from bot.buttons import Kind
+from bot.clock import Clock
+from bot.config import Config, TeamConfig
+from bot.deadlines import ack_deadline
+from bot.domain import Action, ActionEvent, ActionState, OutboxMessage, Outcome, Report, Role
+from bot.forms import FormDefinition
+from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, code, italic
+from bot.ports import SendResult, UnitOfWork, UnitOfWorkFactory
+from bot.routing import route
+from bot.services.common import Waker, audit, enqueue, local_time
+from bot.services.forms import FormService
+
+log = logging.getLogger(__name__)
+
+OUTCOME_LABELS = {
+    Outcome.RESOLVED.value: "Resolved",
+    Outcome.NO_FURTHER_ACTION.value: "Closed: no further action",
+    Outcome.NOT_OUR_RESPONSIBILITY.value: "Closed: not our responsibility",
+    Outcome.REFERRED.value: "Referred on",
+    Outcome.DUPLICATE.value: "Closed: duplicate",
+}
+STATE_LABELS = {
+    ActionState.OPEN.value: "Waiting to be acknowledged",
+    ActionState.ACKNOWLEDGED.value: "Acknowledged",
+    ActionState.IN_PROGRESS.value: "In progress",
+    ActionState.CLOSED.value: "Closed",
+}
+MAX_NOTE = 1000
+_Change = Callable[["UnitOfWork", Action, datetime], Awaitable[str]]
+
+
+class ActionError(Exception):
+    """An officer's request that cannot be done; the message is shown to them."""
+
+
+@dataclass(frozen=True)
+class Officer:
+    """Who clicked, on Slack."""
+
+    slack_user_id: str
+
+
+class ActionService:
+    """Creates, updates and relays actions."""
+
+    def __init__(
+        self,
+        config: Config,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        forms: FormService,
+        wake: Waker,
+    ) -> None:
+        self.config = config
+        self.uow_factory = uow_factory
+        self.clock = clock
+        self.forms = forms
+        self.wake = wake
+        self.teams: dict[str, TeamConfig] = {t.key: t for t in config.teams}
+        self.tz = config.partnership.tz
+
+    # ----------------------------------------------------------------- creation
+
+    async def create_for_reports(
+        self, uow: UnitOfWork, reports: Sequence[Report], now: datetime
+    ) -> None:
+        """Route each report and queue its actions to the teams' channels (same transaction)."""
+        for report in reports:
+            assert report.id is not None
+            r = route(self.config, category=report.category, ward=report.ward, level=report.level)
+            if r.unrouted:
+                report.status = "unrouted"
+                await audit(
+                    uow,
+                    now,
+                    "router",
+                    "report.unrouted",
+                    report.reference,
+                    category=report.category,
+                    ward=report.ward,
+                    reason=r.reason,
+                )
+                log.warning("report %s reaches no team (%s)", report.reference, r.reason)
+                continue
+            report.status = "routed"
+            for key in r.teams:
+                await self._open_action(uow, report, key, now, actor="router")
+
+    async def _open_action(
+        self, uow: UnitOfWork, report: Report, team_key: str, now: datetime, actor: str
+    ) -> Action:
+        assert report.id is not None
+        team = self.teams[team_key]
+        action = Action(
+            report_id=report.id,
+            team_key=team_key,
+            created_at=now,
+            ack_due_at=ack_deadline(self.config, report.level, now),
+            slack_channel=team.slack_channel,
+        )
+        await uow.actions.add(action)
+        await self._event(uow, action, now, "created", actor, f"routed to {team.name}")
+        message = await self.team_message(uow, action)
+        await enqueue(
+            uow,
+            channel="slack",
+            recipient=team.slack_channel,
+            message=message,
+            key=f"action:{action.id}:post",
+            now=now,
+            purpose="action_post",
+            action_id=action.id,
+        )
+        return action
+
+    # ----------------------------------------------------------------- after a send
+
+    async def on_sent(
+        self, uow: UnitOfWork, row: OutboxMessage, result: SendResult, now: datetime
+    ) -> None:
+        """The dispatcher's hook: the team's message is really in Slack now."""
+        now = self.clock.now()  # business time (the dispatcher's clock is for rate limits)
+        if row.purpose != "action_post" or row.action_id is None or not result.ok:
+            return
+        action = await uow.actions.get(row.action_id)
+        if action is None or action.delivered_at is not None:
+            return
+        action.slack_ts = result.message_ref
+        action.delivered_at = now
+        team = self.teams.get(action.team_key)
+        name = team.name if team else action.team_key
+        await self._event(
+            uow, action, now, "delivered", "slack", f"delivered to {name}", for_reporter=True
+        )
+
+    # ----------------------------------------------------------------- officers
+
+    async def acknowledge(self, officer: Officer, action_id: int, version: int) -> str:
+        """Acknowledge an action (members of the owning team, or admins)."""
+
+        async def change(uow: UnitOfWork, action: Action, now: datetime) -> str:
+            if action.state != ActionState.OPEN.value:
+                raise ActionError(f"Already {STATE_LABELS[action.state].lower()}.")
+            action.state = ActionState.ACKNOWLEDGED.value
+            action.acknowledged_at = now
+            action.acknowledged_by = officer.slack_user_id
+            team = self.teams[action.team_key]
+            await self._event(
+                uow,
+                action,
+                now,
+                "acknowledged",
+                officer.slack_user_id,
+                f"acknowledged by {team.name}",
+                for_reporter=True,
+            )
+            return "Acknowledged."
+
+        return await self._change(officer, action_id, version, change)
+
+    async def add_update(
+        self, officer: Officer, action_id: int, version: int, text: str, for_reporter: bool
+    ) -> str:
+        """An update on the timeline; optionally relayed to the reporter."""
+        text = text.strip()
+        if not text:
+            raise ActionError("Please write the update.")
+        if len(text) > MAX_NOTE:
+            raise ActionError(f"Please keep updates under {MAX_NOTE} characters.")
+
+        async def change(uow: UnitOfWork, action: Action, now: datetime) -> str:
+            if action.state == ActionState.CLOSED.value:
+                raise ActionError("This action is closed.")
+            if action.state == ActionState.OPEN.value:
+                action.acknowledged_at, action.acknowledged_by = now, officer.slack_user_id
+            action.state = ActionState.IN_PROGRESS.value
+            await self._event(
+                uow, action, now, "update", officer.slack_user_id, text, for_reporter=for_reporter
+            )
+            return "Update added."
+
+        return await self._change(officer, action_id, version, change)
+
+    async def close(
+        self, officer: Officer, action_id: int, version: int, outcome: str, note: str
+    ) -> str:
+        """Close with an outcome; 'not our responsibility' must say where to go instead."""
+        note = note.strip()
+        if outcome not in OUTCOME_LABELS:
+            raise ActionError("Please choose an outcome.")
+        if outcome == Outcome.NOT_OUR_RESPONSIBILITY.value and not note:
+            raise ActionError("Please say who is responsible, or where to go instead.")
+        if len(note) > MAX_NOTE:
+            raise ActionError(f"Please keep the note under {MAX_NOTE} characters.")
+
+        async def change(uow: UnitOfWork, action: Action, now: datetime) -> str:
+            if action.state == ActionState.CLOSED.value:
+                raise ActionError("This action is already closed.")
+            action.state = ActionState.CLOSED.value
+            action.outcome, action.outcome_note, action.closed_at = outcome, note, now
+            text = OUTCOME_LABELS[outcome] + (f": {note}" if note else "")
+            await self._event(
+                uow, action, now, "closed", officer.slack_user_id, text, for_reporter=True
+            )
+            return "Closed."
+
+        return await self._change(officer, action_id, version, change)
+
+    async def reassign(self, officer: Officer, action_id: int, version: int, team_key: str) -> str:
+        """Hand the action to another team: this one closes as referred, the other opens."""
+        if team_key not in self.teams:
+            raise ActionError("Unknown team.")
+
+        async def change(uow: UnitOfWork, action: Action, now: datetime) -> str:
+            if action.state == ActionState.CLOSED.value:
+                raise ActionError("This action is closed.")
+            if team_key == action.team_key:
+                raise ActionError("It is already with that team.")
+            report = await uow.reports.get(action.report_id)
+            assert report is not None
+            target = self.teams[team_key]
+            if report.category in self.config.routing.private_categories and not target.restricted:
+                raise ActionError(f"{target.name} is not a need-to-know team for this category.")
+            if any(a.team_key == team_key for a in await uow.actions.for_report(report.id or 0)):
+                raise ActionError(f"{target.name} already has this report.")
+            action.state = ActionState.CLOSED.value
+            action.outcome, action.closed_at = Outcome.REFERRED.value, now
+            action.outcome_note = f"reassigned to {target.name}"
+            await self._event(
+                uow,
+                action,
+                now,
+                "reassigned",
+                officer.slack_user_id,
+                f"passed to {target.name}",
+                for_reporter=True,
+            )
+            await self._open_action(uow, report, team_key, now, actor=officer.slack_user_id)
+            return f"Reassigned to {target.name}."
+
+        return await self._change(officer, action_id, version, change)
+
+    async def _change(self, officer: Officer, action_id: int, version: int, change: _Change) -> str:
+        now = self.clock.now()
+        async with self.uow_factory() as uow:
+            action = await uow.actions.get(action_id)
+            if action is None:
+                raise ActionError("That action no longer exists.")
+            team = self.teams.get(action.team_key)
+            if team is None or not await self._may_act(uow, officer, team):
+                log.warning("refused slack user %s on action %s", officer.slack_user_id, action_id)
+                raise ActionError(
+                    f"Only members of {team.name if team else 'the owning team'} can do that."
+                )
+            if action.version != version:
+                raise ActionError(
+                    "Someone else has just changed this action; the message now "
+                    "shows its current state."
+                )
+            reply = await change(uow, action, now)
+            action.version += 1
+            await self._refresh_slack(uow, action, now)
+            await uow.commit()
+        self.wake()
+        return reply
+
+    @staticmethod
+    async def _may_act(uow: UnitOfWork, officer: Officer, team: TeamConfig) -> bool:
+        if officer.slack_user_id in team.members:
+            return True
+        person = await uow.people.by_slack_user(officer.slack_user_id)
+        return person is not None and person.active and person.role == Role.ADMIN.value
+
+    # ----------------------------------------------------------------- timeline and messages
+
+    async def _event(
+        self,
+        uow: UnitOfWork,
+        action: Action,
+        now: datetime,
+        kind: str,
+        actor: str,
+        text: str,
+        *,
+        for_reporter: bool = False,
+    ) -> None:
+        assert action.id is not None
+        event = ActionEvent(
+            action_id=action.id,
+            at=now,
+            kind=kind,
+            actor=actor,
+            text=text,
+            for_reporter=for_reporter,
+        )
+        await uow.actions.add_event(event)
+        if action.slack_ts is not None and kind not in ("created", "delivered"):
+            # The change also goes into the thread under the team's message.
+            await enqueue(
+                uow,
+                channel="slack",
+                recipient=action.slack_channel or "",
+                message=MessageBuilder().line(bold(f"{kind.capitalize()}: "), text).build(),
+                key=f"action:{action.id}:thread:{event.id}",
+                now=now,
+                purpose="action_thread",
+                thread_ref=action.slack_ts,
+            )
+        if for_reporter:
+            await self._tell_reporter(uow, action, event)
+
+    async def _tell_reporter(self, uow: UnitOfWork, action: Action, event: ActionEvent) -> None:
+        report = await uow.reports.get(action.report_id)
+        if report is None or report.person_id is None:
+            return
+        person = await uow.people.get(report.person_id)
+        if person is None or person.telegram_chat_id is None:
+            return
+        message = (
+            MessageBuilder()
+            .line(code(report.reference), " ", bold(_reporter_headline(event)))
+            .line(event.text)
+            .build()
+        )
+        await enqueue(
+            uow,
+            channel="telegram",
+            recipient=person.telegram_chat_id,
+            message=message,
+            key=f"action-event:{event.id}:reporter",
+            now=event.at,
+            purpose="reply",
+        )
+
+    async def _refresh_slack(self, uow: UnitOfWork, action: Action, now: datetime) -> None:
+        if action.slack_ts is None:
+            return  # not posted yet: the post itself will show the current state
+        message = await self.team_message(uow, action)
+        await enqueue(
+            uow,
+            channel="slack",
+            recipient=action.slack_channel or "",
+            message=message,
+            key=f"action:{action.id}:v{action.version}",
+            now=now,
+            purpose="action_update",
+            edit_ref=action.slack_ts,
+        )
+
+    async def team_message(self, uow: UnitOfWork, action: Action) -> OutgoingMessage:
+        """The team's Slack message for an action, built from the database."""
+        assert action.id is not None
+        report = await uow.reports.get(action.report_id)
+        assert report is not None
+        form: FormDefinition = await self.forms.definition(uow, report.form_version_id)
+        category = form.display_value(form.question("category"), report.category)
+        level = form.display_value(form.question("level"), str(report.level))
+        basis = form.display_value(form.question("basis"), report.basis)
+        b = MessageBuilder()
+        b.line(bold(f"{report.reference} · {report.ward} · {category}"))
+        b.line(f"Level: {level} · Basis: {basis.split(':')[0]}")
+        b.line(report.answers.get("description", ""))
+        for qid in ("location", "since", "impact"):
+            if report.answers.get(qid):
+                b.line(italic(f"{form.question(qid).label}: "), report.answers[qid])
+        if report.consent_share and report.person_id is not None:
+            person = await uow.people.get(report.person_id)
+            who = f"{person.name} ({person.organisation or person.role})" if person else "?"
+            b.line(
+                "Reported by: ",
+                who,
+                " · may be contacted" if report.consent_contact else " · do not contact",
+            )
+        else:
+            b.line(italic("Reporter: anonymous to partners (they did not consent to sharing)"))
+        state = STATE_LABELS[action.state]
+        if action.state == ActionState.CLOSED.value and action.outcome:
+            state = OUTCOME_LABELS[action.outcome] + (
+                f": {action.outcome_note}" if action.outcome_note else ""
+            )
+        elif action.state == ActionState.OPEN.value and action.ack_due_at is not None:
+            state += f" (by {local_time(action.ack_due_at, self.tz)})"
+        b.line(bold("Status: "), state)
+        if action.state != ActionState.CLOSED.value:
+            v = action.version
+            buttons = []
+            if action.state == ActionState.OPEN.value:
+                buttons.append(
+                    Button(label="Acknowledge", data=ButtonAction(Kind.ACK, action.id, v).encode())
+                )
+            buttons += [
+                Button(label="Add update", data=ButtonAction(Kind.UPDATE, action.id, v).encode()),
+                Button(label="Resolve", data=ButtonAction(Kind.CLOSE, action.id, v).encode()),
+                Button(label="Reassign", data=ButtonAction(Kind.REASSIGN, action.id, v).encode()),
+            ]
+            b.row(*buttons)
+        return b.build()
+
+    async def timeline(self, action_id: int) -> list[ActionEvent]:
+        """The action's events in order."""
+        async with self.uow_factory() as uow:
+            return list(await uow.actions.events(action_id))
+
+
+def _reporter_headline(event: ActionEvent) -> str:
+    return {
+        "delivered": "Your report has been delivered",
+        "acknowledged": "Your report has been acknowledged",
+        "update": "Update on your report",
+        "closed": "Your report has been closed",
+        "reassigned": "Your report has been passed to another team",
+        "reopened": "Your report has been reopened",
+    }.get(event.kind, "News about your report")

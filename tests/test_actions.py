@@ -1,0 +1,183 @@
+"""Actions in the core: routing on submit, the team's message, officer steps, reporter updates.
+
+The Slack and Telegram messengers are the fake ports here; the Slack adapter is tested over HTTP
+separately.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from bot.buttons import Action as ButtonAction
+from bot.clock import FakeClock
+from bot.services.actions import ActionError, Officer
+from tests.helpers import PEOPLE_CSV, FakeMessenger, dispatcher_for, link_all, services_for
+from tests.test_conversation import Chat
+
+TEAMS = [
+    {
+        "key": "cohesion",
+        "name": "Cohesion Team",
+        "organisation": "council",
+        "slack_channel": "C0COHESION",
+        "members": ["U0JANE"],
+    },
+    {
+        "key": "npt",
+        "name": "Neighbourhood Police",
+        "organisation": "police",
+        "slack_channel": "C0NPT",
+        "members": ["U0PC"],
+    },
+    {
+        "key": "prevent",
+        "name": "Prevent",
+        "organisation": "council",
+        "slack_channel": "G0PREVENT",
+        "members": ["U0SAM"],
+        "restricted": True,
+    },
+]
+ROUTING = {
+    "default_team": "cohesion",
+    "rules": [
+        {"categories": ["crime_asb"], "teams": ["npt", "cohesion"]},
+        {"categories": ["protest_extremism"], "teams": ["prevent"]},
+    ],
+}
+
+
+@pytest.fixture
+async def world(db_url: str) -> Any:
+    # Wednesday 23 December 2026, 15:00: two working days later is Tuesday 29 (bank holidays).
+    clock = FakeClock(datetime(2026, 12, 23, 15, 0, tzinfo=UTC))
+    telegram, slack = FakeMessenger(), FakeMessenger()
+    async with services_for(db_url, clock, teams=TEAMS, routing=ROUTING) as s:
+        await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
+        chats = await link_all(s)
+        outbox = dispatcher_for(s, telegram, slack)
+        await outbox.drain()
+        yield s, telegram, slack, outbox, chats, clock
+
+
+async def _report(chat: Chat, category: str, consent_share: str = "No") -> None:
+    await chat.command("report")
+    await chat.press("Heath Town")
+    await chat.press(category)
+    await chat.say("Graffiti <!channel> on the <b>community centre</b> & shop shutters.")
+    await chat.press("Skip")
+    await chat.press("Skip")
+    await chat.press("Experienced")
+    await chat.press("2 Tension")
+    await chat.press("No")
+    await chat.press("Skip")
+    await chat.press("No")
+    await chat.press("Yes")
+    await chat.press(consent_share)
+    await chat.press("Submit")
+
+
+def _buttons(message: Any) -> dict[str, str]:
+    return {b.label: b.data for row in message.buttons for b in row}
+
+
+async def test_submit_routes_posts_and_tells_the_reporter(world: Any) -> None:
+    s, telegram, slack, outbox, chats, _ = world
+    asha = Chat(s, telegram, outbox, chats["asha@example.org"])
+    await _report(asha, "Crime or anti-social")
+    await outbox.drain()
+    posts = {r: m for r, m, edit in slack.sent if edit is None}
+    assert set(posts) == {"C0NPT", "C0COHESION"}
+    text = posts["C0NPT"].plain_text()
+    assert "TR-2026-12-0001 · Heath Town · Crime or anti-social behaviour" in text
+    assert "<!channel>" in text  # kept as text here; the Slack renderer escapes it
+    assert "Reporter: anonymous to partners" in text and "Asha" not in text
+    assert "Tue 29 Dec 2026, 15:00" in text  # two working days, skipping Christmas
+    assert list(_buttons(posts["C0NPT"])) == ["Acknowledge", "Add update", "Resolve", "Reassign"]
+    told = [t for t in telegram.texts_to(asha.chat_id) if "TR-2026-12-0001" in t]
+    assert any("delivered to Neighbourhood Police" in t for t in told)
+    assert any("delivered to Cohesion Team" in t for t in told)
+
+
+async def test_officer_lifecycle(world: Any) -> None:
+    s, telegram, slack, outbox, chats, _ = world
+    asha = Chat(s, telegram, outbox, chats["asha@example.org"])
+    await _report(asha, "Religion or faith", consent_share="Yes, share my name")
+    await outbox.drain()
+    (post,) = [m for r, m, e in slack.sent if r == "C0COHESION" and e is None]
+    assert "Reported by: Cllr Asha Patel (Council) · may be contacted" in post.plain_text()
+    ack = ButtonAction.decode(_buttons(post)["Acknowledge"])
+
+    with pytest.raises(ActionError, match="Only members of Cohesion Team"):
+        await s.actions.acknowledge(Officer("U0PC"), ack.target, ack.seq)
+    assert await s.actions.acknowledge(Officer("U0JANE"), ack.target, ack.seq) == "Acknowledged."
+    with pytest.raises(ActionError, match="Someone else has just changed"):
+        await s.actions.acknowledge(Officer("U0JANE"), ack.target, ack.seq)  # a double click
+    await s.actions.add_update(Officer("U0JANE"), ack.target, 1, "Visited; cleaning booked.", True)
+    await s.actions.add_update(Officer("U0JANE"), ack.target, 2, "Internal: CCTV asked", False)
+    with pytest.raises(ActionError, match="say who is responsible"):
+        await s.actions.close(Officer("U0JANE"), ack.target, 3, "not_our_responsibility", "")
+    await s.actions.close(Officer("U0JANE"), ack.target, 3, "resolved", "Graffiti removed.")
+    await outbox.drain()
+
+    edits = [m.plain_text() for r, m, e in slack.sent if r == "C0COHESION" and e is not None]
+    assert "Status: Acknowledged" in edits[0]
+    assert "Status: Resolved: Graffiti removed." in edits[-1]
+    assert _buttons([m for r, m, e in slack.sent if e is not None][-1]) == {}
+    threads = [slack.sent[i][1].plain_text() for i in slack.threads]
+    assert threads[0].startswith("Acknowledged:") and any("CCTV" in t for t in threads)
+
+    told = [t for t in telegram.texts_to(asha.chat_id) if "TR-2026-12-0001" in t]
+    assert any("acknowledged by Cohesion Team" in t for t in told)
+    assert any("Visited; cleaning booked." in t for t in told)
+    assert not any("CCTV" in t for t in told)  # not marked for the reporter
+    assert any("closed" in t and "Graffiti removed." in t for t in told)
+    kinds = [e.kind for e in await s.actions.timeline(ack.target)]
+    assert kinds == ["created", "delivered", "acknowledged", "update", "update", "closed"]
+
+
+async def test_reassign_and_need_to_know(world: Any) -> None:
+    s, telegram, slack, outbox, chats, _ = world
+    asha = Chat(s, telegram, outbox, chats["asha@example.org"])
+    await _report(asha, "Protest or extremist")
+    await outbox.drain()
+    posts = [(r, m) for r, m, e in slack.sent if e is None and not r.startswith("U")]
+    assert [r for r, _ in posts] == ["G0PREVENT"]  # private: the restricted team only
+    action = ButtonAction.decode(_buttons(posts[0][1])["Reassign"])
+    with pytest.raises(ActionError, match="not a need-to-know team"):
+        await s.actions.reassign(Officer("U0SAM"), action.target, action.seq, "cohesion")
+
+    await _report(asha, "Race or ethnicity")
+    await outbox.drain()
+    post = [m for r, m, e in slack.sent if r == "C0COHESION" and e is None][-1]
+    action = ButtonAction.decode(_buttons(post)["Reassign"])
+    assert await s.actions.reassign(Officer("U0JANE"), action.target, action.seq, "npt") == (
+        "Reassigned to Neighbourhood Police."
+    )
+    await outbox.drain()
+    assert any(
+        r == "C0NPT" and "TR-2026-12-0002" in m.plain_text() for r, m, e in slack.sent if e is None
+    )
+    assert any("passed to Neighbourhood Police" in t for t in telegram.texts_to(asha.chat_id))
+
+
+async def test_unrouted_report_is_flagged(db_url: str) -> None:
+    clock = FakeClock(datetime(2026, 12, 1, 10, 0, tzinfo=UTC))
+    telegram = FakeMessenger()
+    async with services_for(
+        db_url,
+        clock,
+        teams=TEAMS[:1],
+        routing={"rules": [{"categories": ["race"], "teams": ["cohesion"]}]},
+    ) as s:
+        await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
+        chats = await link_all(s)
+        outbox = dispatcher_for(s, telegram, FakeMessenger())
+        asha = Chat(s, telegram, outbox, chats["asha@example.org"])
+        await _report(asha, "Disability")
+        async with s.db.uow() as uow:
+            reports = await uow.reports.for_person(1)
+            assert reports[0].status == "unrouted"
