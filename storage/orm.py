@@ -24,8 +24,16 @@ def start_mappers() -> None:
         (domain.Report, tables.reports),
         (domain.OutboxMessage, tables.outbox),
         (domain.AuditEntry, tables.audit_log),
-        (domain.Action, tables.actions),
         (domain.ActionEvent, tables.action_events),
     ]
     for cls, table in pairs:
         _registry.map_imperatively(cls, table)
+    # Optimistic locking: an UPDATE only applies if the version is still the one that was read.
+    # The service moves the version itself (officers' changes only), so the delivery marker does
+    # not invalidate the buttons it has just posted.
+    _registry.map_imperatively(
+        domain.Action,
+        tables.actions,
+        version_id_col=tables.actions.c.version,
+        version_id_generator=False,
+    )

@@ -12,6 +12,7 @@ from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.exc import StaleDataError
 
 from bot.domain import (
     Action,
@@ -27,7 +28,7 @@ from bot.domain import (
     Person,
     Report,
 )
-from bot.ports import AlreadyExists
+from bot.ports import AlreadyExists, Stale
 from storage import tables
 
 
@@ -341,9 +342,19 @@ class SqlActionRepo(_Repo):
         self.session.add(action)
         await self.session.flush()
 
+    async def save(self, action: Action) -> None:
+        """Write the changes now; :class:`Stale` if someone else changed it meanwhile."""
+        await self._flush()
+
     async def add_event(self, event: ActionEvent) -> None:
         self.session.add(event)
-        await self.session.flush()
+        await self._flush()
+
+    async def _flush(self) -> None:
+        try:
+            await self.session.flush()
+        except StaleDataError as exc:
+            raise Stale("the action was changed meanwhile") from exc
 
     async def events(self, action_id: int) -> Sequence[ActionEvent]:
         c = tables.action_events.c

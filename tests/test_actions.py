@@ -116,11 +116,12 @@ async def test_officer_lifecycle(world: Any) -> None:
     assert await s.actions.acknowledge(Officer("U0JANE"), ack.target, ack.seq) == "Acknowledged."
     with pytest.raises(ActionError, match="Someone else has just changed"):
         await s.actions.acknowledge(Officer("U0JANE"), ack.target, ack.seq)  # a double click
-    await s.actions.add_update(Officer("U0JANE"), ack.target, 1, "Visited; cleaning booked.", True)
-    await s.actions.add_update(Officer("U0JANE"), ack.target, 2, "Internal: CCTV asked", False)
+    v = ack.seq + 1  # each change moves the version on
+    await s.actions.add_update(Officer("U0JANE"), ack.target, v, "Visited; cleaning booked.", True)
+    await s.actions.add_update(Officer("U0JANE"), ack.target, v + 1, "Internal: CCTV asked", False)
     with pytest.raises(ActionError, match="say who is responsible"):
-        await s.actions.close(Officer("U0JANE"), ack.target, 3, "not_our_responsibility", "")
-    await s.actions.close(Officer("U0JANE"), ack.target, 3, "resolved", "Graffiti removed.")
+        await s.actions.close(Officer("U0JANE"), ack.target, v + 2, "not_our_responsibility", "")
+    await s.actions.close(Officer("U0JANE"), ack.target, v + 2, "resolved", "Graffiti removed.")
     await outbox.drain()
 
     edits = [m.plain_text() for r, m, e in slack.sent if r == "C0COHESION" and e is not None]
@@ -181,3 +182,23 @@ async def test_unrouted_report_is_flagged(db_url: str) -> None:
         async with s.db.uow() as uow:
             reports = await uow.reports.for_person(1)
             assert reports[0].status == "unrouted"
+
+
+async def test_two_officers_acknowledging_at_once_one_wins(world: Any) -> None:
+    """Both read the same version; the database lets only one update through."""
+    import asyncio
+
+    s, telegram, slack, outbox, chats, _ = world
+    asha = Chat(s, telegram, outbox, chats["asha@example.org"])
+    await _report(asha, "Crime or anti-social")
+    await outbox.drain()
+    post = next(m for r, m, e in slack.sent if r == "C0COHESION" and e is None)
+    ack = ButtonAction.decode(_buttons(post)["Acknowledge"])
+    results = await asyncio.gather(
+        s.actions.acknowledge(Officer("U0JANE"), ack.target, ack.seq),
+        s.actions.add_update(Officer("U0JANE"), ack.target, ack.seq, "On it", True),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, ActionError) for r in results) == 1, results
+    kinds = [e.kind for e in await s.actions.timeline(ack.target)]
+    assert kinds.count("acknowledged") + kinds.count("update") == 1

@@ -21,7 +21,7 @@ from bot.deadlines import ack_deadline
 from bot.domain import Action, ActionEvent, ActionState, OutboxMessage, Outcome, Report, Role
 from bot.forms import FormDefinition
 from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, code, italic
-from bot.ports import SendResult, UnitOfWork, UnitOfWorkFactory
+from bot.ports import SendResult, Stale, UnitOfWork, UnitOfWorkFactory
 from bot.routing import route
 from bot.services.common import Waker, audit, enqueue, local_time
 from bot.services.forms import FormService
@@ -256,25 +256,57 @@ class ActionService:
 
         return await self._change(officer, action_id, version, change)
 
+    async def check(self, officer: Officer, action_id: int, version: int) -> None:
+        """Raise :class:`ActionError` unless this officer may act on this version now."""
+        async with self.uow_factory() as uow:
+            await self._load_for(uow, officer, action_id, version)
+
+    async def reassign_choices(self, action_id: int) -> list[tuple[str, str]]:
+        """(key, name) of the teams this action may be passed to."""
+        async with self.uow_factory() as uow:
+            action = await uow.actions.get(action_id)
+            report = await uow.reports.get(action.report_id) if action else None
+        if action is None or report is None:
+            return []
+        private = report.category in self.config.routing.private_categories
+        return [
+            (t.key, t.name)
+            for t in self.config.teams
+            if t.key != action.team_key and (t.restricted or not private)
+        ]
+
+    async def _load_for(
+        self, uow: UnitOfWork, officer: Officer, action_id: int, version: int
+    ) -> Action:
+        action = await uow.actions.get(action_id)
+        if action is None:
+            raise ActionError("That action no longer exists.")
+        team = self.teams.get(action.team_key)
+        if team is None or not await self._may_act(uow, officer, team):
+            log.warning("refused slack user %s on action %s", officer.slack_user_id, action_id)
+            raise ActionError(
+                f"Only members of {team.name if team else 'the owning team'} can do that."
+            )
+        if action.version != version:
+            raise ActionError(
+                "Someone else has just changed this action; the message now shows its current "
+                "state."
+            )
+        return action
+
     async def _change(self, officer: Officer, action_id: int, version: int, change: _Change) -> str:
         now = self.clock.now()
         async with self.uow_factory() as uow:
-            action = await uow.actions.get(action_id)
-            if action is None:
-                raise ActionError("That action no longer exists.")
-            team = self.teams.get(action.team_key)
-            if team is None or not await self._may_act(uow, officer, team):
-                log.warning("refused slack user %s on action %s", officer.slack_user_id, action_id)
+            action = await self._load_for(uow, officer, action_id, version)
+            try:
+                reply = await change(uow, action, now)
+                action.version += 1
+                await uow.actions.save(action)  # applies only if nobody moved it on meanwhile
+            except Stale:
                 raise ActionError(
-                    f"Only members of {team.name if team else 'the owning team'} can do that."
-                )
-            if action.version != version:
-                raise ActionError(
-                    "Someone else has just changed this action; the message now "
-                    "shows its current state."
-                )
-            reply = await change(uow, action, now)
-            action.version += 1
+                    "Someone else has just changed this action; the message now shows its "
+                    "current state."
+                ) from None
             await self._refresh_slack(uow, action, now)
             await uow.commit()
         self.wake()
