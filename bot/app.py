@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from aiohttp import web
+from slack_bolt.async_app import AsyncApp
 from telegram.ext import Application, ApplicationBuilder
 from telegram.request import HTTPXRequest
 
 from bot.clock import Clock, SystemClock
 from bot.config import Config, ConfigError
 from bot.forms import load_form
+from bot.ports import Messenger
 from bot.services.actions import ActionService
 from bot.services.campaigns import CampaignService
 from bot.services.common import Waker
@@ -28,6 +30,10 @@ from bot.services.forms import FormService
 from bot.services.outbox import OutboxDispatcher, RateLimits
 from bot.services.people import PeopleService
 from bot.services.state import StateService
+from handlers.slack.app import build_app as build_slack_app
+from handlers.slack.app import build_client as build_slack_client
+from handlers.slack.app import http_app as slack_http_app
+from handlers.slack.messenger import SlackMessenger
 from handlers.telegram import register as register_telegram
 from handlers.telegram.messenger import TelegramMessenger
 from handlers.telegram.transport import poll, webhook_app
@@ -143,14 +149,29 @@ class TelegramRuntime:
         register_telegram(self.application, services.conversation)
         self.application.add_error_handler(self._on_error)
         tg = self.config.telegram
+        messengers: dict[str, Messenger] = {"telegram": TelegramMessenger(self.application.bot)}
+        limits = {
+            "telegram": RateLimits(
+                tg.global_rate, tg.per_chat_rate, tg.max_in_flight, tg.per_chat_burst
+            )
+        }
+        self.slack_app: AsyncApp | None = None
+        secrets = self.config.secrets
+        if secrets.slack_bot_token is not None and secrets.slack_signing_secret is not None:
+            client = build_slack_client(
+                self.config.slack.api_base_url, secrets.slack_bot_token.get_secret_value()
+            )
+            self.slack_app = build_slack_app(
+                client, secrets.slack_signing_secret.get_secret_value(), services.actions
+            )
+            messengers["slack"] = SlackMessenger(client)
+            limits["slack"] = RateLimits(
+                self.config.slack.global_rate, self.config.slack.per_channel_rate, 4
+            )
         self.dispatcher = OutboxDispatcher(
             services.db.uow,
-            {"telegram": TelegramMessenger(self.application.bot)},
-            {
-                "telegram": RateLimits(
-                    tg.global_rate, tg.per_chat_rate, tg.max_in_flight, tg.per_chat_burst
-                )
-            },
+            messengers,
+            limits,
             lease=lease or timedelta(seconds=self.config.telegram.outbox_lease_seconds),
             hooks=[services.actions.on_sent],
         )
@@ -171,6 +192,7 @@ class TelegramRuntime:
         await self.application.initialize()
         scheduler = None
         runner: web.AppRunner | None = None
+        runners: list[web.AppRunner] = []
         tasks: list[asyncio.Task[None]] = []
         try:
             tasks.append(asyncio.create_task(self.dispatcher.run(self.stop_event), name="outbox"))
@@ -201,6 +223,14 @@ class TelegramRuntime:
                         name="poller",
                     )
                 )
+            if self.slack_app is not None:
+                sc = self.config.slack
+                slack_runner = web.AppRunner(
+                    slack_http_app(self.slack_app, sc.path), access_log=None
+                )
+                await slack_runner.setup()
+                await web.TCPSite(slack_runner, sc.listen, sc.port).start()
+                runners.append(slack_runner)
             if self.run_scheduler:
                 scheduler = build_scheduler(
                     services.campaigns,
@@ -219,6 +249,8 @@ class TelegramRuntime:
                     await task
             if runner is not None:
                 await runner.cleanup()
+            for extra in runners:
+                await extra.cleanup()
             await self.application.shutdown()
 
     def _webhook_secret(self) -> str:

@@ -141,6 +141,28 @@ class TelegramConfig(_Section):
         return self
 
 
+class SlackConfig(_Section):
+    """Slack for council and police teams. Tokens come from the environment."""
+
+    api_base_url: str = "https://slack.com"
+    listen: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=1, le=65535)
+    path: str = "/slack/events"
+    per_channel_rate: float = Field(
+        default=1.0, gt=0, description="messages per second, one channel"
+    )
+    global_rate: float = Field(
+        default=20.0, gt=0, description="Web API posts per second, all channels"
+    )
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+
 class ScheduleConfig(_Section):
     """When the monthly return opens, is chased, and closes (days of the month, local time)."""
 
@@ -286,6 +308,7 @@ class Config(_Section):
     partnership: PartnershipConfig = PartnershipConfig()
     database: DatabaseConfig = DatabaseConfig()
     telegram: TelegramConfig = TelegramConfig()
+    slack: SlackConfig = SlackConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     form: FormConfig = FormConfig()
     invites: InviteConfig = InviteConfig()

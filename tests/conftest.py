@@ -105,7 +105,18 @@ async def fake_telegram() -> AsyncIterator[Any]:
     await fake.stop()
 
 
-def make_config(db_url: str, api_base_url: str = "http://127.0.0.1:9", **sections: Any) -> Config:
+SLACK_ENV = {
+    "TENSIONBOT_SLACK_BOT_TOKEN": "xoxb-test-token",
+    "TENSIONBOT_SLACK_SIGNING_SECRET": "test-signing-secret",
+}
+
+
+def make_config(
+    db_url: str,
+    api_base_url: str = "http://127.0.0.1:9",
+    env: dict[str, str] | None = None,
+    **sections: Any,
+) -> Config:
     """A test configuration (six wards keep keyboards short)."""
     data: dict[str, Any] = {
         "partnership": {
@@ -122,7 +133,9 @@ def make_config(db_url: str, api_base_url: str = "http://127.0.0.1:9", **section
     }
     for key, value in sections.items():
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
-    return config_from_mapping(data, source="<test>", env={"TENSIONBOT_TELEGRAM_TOKEN": TOKEN})
+    return config_from_mapping(
+        data, source="<test>", env={"TENSIONBOT_TELEGRAM_TOKEN": TOKEN, **(env or {})}
+    )
 
 
 @pytest.fixture

@@ -1,0 +1,126 @@
+"""Slack adapter: Bolt listeners for the action buttons and their modals.
+
+``ack()`` comes first (Slack wants it within 3 seconds); the work follows. Each listener decodes
+the button payload, calls one method of the core :class:`~bot.services.actions.ActionService`
+and renders the answer: an ephemeral note to the clicker, a modal, or modal errors. The team's
+message itself is updated by the core through the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.buttons import Action, BadPayload
+from bot.services.actions import OUTCOME_LABELS, ActionError, ActionService, Officer
+from handlers.slack import views
+
+log = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp, actions: ActionService) -> None:
+    """Attach tensionbot's Slack listeners to ``app``."""
+
+    async def tell(client: Any, body: dict[str, Any], text: str) -> None:
+        channel = (body.get("channel") or {}).get("id") or body["container"].get("channel_id")
+        await client.chat_postEphemeral(channel=channel, user=body["user"]["id"], text=text)
+
+    def decode(body: dict[str, Any]) -> Action | None:
+        try:
+            return Action.decode(str(body["actions"][0].get("value", "")))
+        except (BadPayload, KeyError, IndexError):
+            log.warning("refused a malformed Slack button payload")
+            return None
+
+    @app.action("tb_ack")
+    async def on_ack(ack: Any, body: dict[str, Any], client: Any) -> None:
+        await ack()
+        action = decode(body)
+        if action is None:
+            return
+        try:
+            reply = await actions.acknowledge(
+                Officer(body["user"]["id"]), action.target, action.seq
+            )
+        except ActionError as exc:
+            reply = str(exc)
+        await tell(client, body, reply)
+
+    async def open_modal(ack: Any, body: dict[str, Any], client: Any, kind: str) -> None:
+        await ack()
+        action = decode(body)
+        if action is None:
+            return
+        officer = Officer(body["user"]["id"])
+        try:
+            await actions.check(officer, action.target, action.seq)
+        except ActionError as exc:
+            await tell(client, body, str(exc))
+            return
+        meta = action.encode()
+        if kind == "update":
+            view = views.update_modal(meta)
+        elif kind == "close":
+            view = views.close_modal(meta, OUTCOME_LABELS)
+        else:
+            view = views.reassign_modal(meta, await actions.reassign_choices(action.target))
+        await client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    @app.action("tb_update")
+    async def on_update(ack: Any, body: dict[str, Any], client: Any) -> None:
+        await open_modal(ack, body, client, "update")
+
+    @app.action("tb_close")
+    async def on_close(ack: Any, body: dict[str, Any], client: Any) -> None:
+        await open_modal(ack, body, client, "close")
+
+    @app.action("tb_reassign")
+    async def on_reassign(ack: Any, body: dict[str, Any], client: Any) -> None:
+        await open_modal(ack, body, client, "reassign")
+
+    async def submit(ack: Any, body: dict[str, Any], kind: str) -> None:
+        view = body["view"]
+        values = views.values(view)
+        try:
+            action = Action.decode(view.get("private_metadata", ""))
+        except BadPayload:
+            await ack()
+            return
+        officer = Officer(body["user"]["id"])
+        try:
+            if kind == "update":
+                await actions.add_update(
+                    officer,
+                    action.target,
+                    action.seq,
+                    values.get("text", ""),
+                    values.get("for_reporter") == "yes",
+                )
+            elif kind == "close":
+                await actions.close(
+                    officer,
+                    action.target,
+                    action.seq,
+                    values.get("outcome", ""),
+                    values.get("note", ""),
+                )
+            else:
+                await actions.reassign(officer, action.target, action.seq, values.get("team", ""))
+        except ActionError as exc:
+            await ack(response_action="errors", errors={views.ERROR_BLOCK[kind]: str(exc)})
+            return
+        await ack()
+
+    @app.view("tb_update_modal")
+    async def on_update_submit(ack: Any, body: dict[str, Any]) -> None:
+        await submit(ack, body, "update")
+
+    @app.view("tb_close_modal")
+    async def on_close_submit(ack: Any, body: dict[str, Any]) -> None:
+        await submit(ack, body, "close")
+
+    @app.view("tb_reassign_modal")
+    async def on_reassign_submit(ack: Any, body: dict[str, Any]) -> None:
+        await submit(ack, body, "reassign")

@@ -1,0 +1,50 @@
+"""Building the Slack side: the Web API client, the Bolt app and its HTTP endpoint."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.services.actions import ActionService
+from handlers.slack import register
+
+MAX_BODY = 1024 * 1024
+
+
+def build_client(api_base_url: str, token: str) -> AsyncWebClient:
+    """A Web API client that honours 429 Retry-After and retries connection errors."""
+    return AsyncWebClient(
+        token=token,
+        base_url=f"{api_base_url}/api/",
+        retry_handlers=[
+            AsyncRateLimitErrorRetryHandler(max_retry_count=1),
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def build_app(client: AsyncWebClient, signing_secret: str, actions: ActionService) -> AsyncApp:
+    """The Bolt app (signature and timestamp of every request verified by Bolt)."""
+    app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=False)
+    register(app, actions)
+    return app
+
+
+def http_app(app: AsyncApp, path: str) -> web.Application:
+    """An aiohttp application serving Slack's Events API and interactivity at ``path``."""
+
+    async def events(request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return web.Response(status=413, text="too large")
+        bolt_response = await app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_response)
+
+    web_app = web.Application(client_max_size=MAX_BODY)
+    web_app.router.add_post(path, events)
+    return web_app

@@ -1,0 +1,66 @@
+"""Sends neutral messages to Slack channels through slack_sdk and classifies Slack's answer."""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.messages import OutgoingMessage
+from bot.ports import SendResult
+from handlers.slack.render import render
+
+log = logging.getLogger(__name__)
+
+# The channel exists but we cannot post there yet: keep the message queued (an admin can invite
+# the bot) rather than drop it.
+_RETRY_LATER = {"channel_not_found", "not_in_channel", "is_archived", "team_access_not_granted"}
+
+
+class SlackMessenger:
+    """The :class:`bot.ports.Messenger` for Slack."""
+
+    channel = "slack"
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def send(
+        self,
+        recipient: str,
+        message: OutgoingMessage,
+        edit_ref: str | None = None,
+        thread_ref: str | None = None,
+    ) -> SendResult:
+        """Post (or update in place, or reply in a thread) and say how it went."""
+        text, blocks = render(message)
+        try:
+            if edit_ref is not None:
+                response = await self.client.chat_update(
+                    channel=recipient, ts=edit_ref, text=text, blocks=blocks
+                )
+            else:
+                response = await self.client.chat_postMessage(
+                    channel=recipient,
+                    text=text,
+                    blocks=blocks,
+                    thread_ts=thread_ref,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
+            return SendResult(ok=True, message_ref=str(response.get("ts") or edit_ref))
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "unknown_error"))
+            if exc.response.status_code == 429:
+                retry = float(exc.response.headers.get("Retry-After", "1") or 1)
+                return SendResult(ok=False, retry_after=retry, error="ratelimited")
+            if error in _RETRY_LATER:
+                log.error("cannot post to Slack channel %s: %s (kept queued)", recipient, error)
+                return SendResult(ok=False, error=error)
+            if exc.response.status_code >= 500:
+                return SendResult(ok=False, error=f"slack {exc.response.status_code}")
+            return SendResult(ok=False, permanent=True, error=error)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return SendResult(ok=False, error=f"{type(exc).__name__}: {exc}")

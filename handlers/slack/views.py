@@ -1,0 +1,131 @@
+"""Block Kit modals for officers (plain_text inputs: nothing in them is parsed as mrkdwn)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+ERROR_BLOCK = {"update": "text", "close": "note", "reassign": "team"}
+
+
+def _modal(callback_id: str, title: str, meta: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": callback_id,
+        "private_metadata": meta,
+        "title": {"type": "plain_text", "text": title},
+        "submit": {"type": "plain_text", "text": "Save"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": blocks,
+    }
+
+
+def _option(value: str, label: str) -> dict[str, Any]:
+    return {"text": {"type": "plain_text", "text": label[:75]}, "value": value}
+
+
+def update_modal(meta: str) -> dict[str, Any]:
+    """Add an update, optionally relayed to the reporter."""
+    return _modal(
+        "tb_update_modal",
+        "Add an update",
+        meta,
+        [
+            {
+                "type": "input",
+                "block_id": "text",
+                "label": {"type": "plain_text", "text": "Update"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "text",
+                    "multiline": True,
+                    "max_length": 1000,
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "for_reporter",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "The reporter"},
+                "element": {
+                    "type": "checkboxes",
+                    "action_id": "for_reporter",
+                    "options": [_option("yes", "Tell the reporter this update")],
+                },
+            },
+        ],
+    )
+
+
+def close_modal(meta: str, outcomes: Mapping[str, str]) -> dict[str, Any]:
+    """Resolve or close with an outcome and a note."""
+    return _modal(
+        "tb_close_modal",
+        "Resolve or close",
+        meta,
+        [
+            {
+                "type": "input",
+                "block_id": "outcome",
+                "label": {"type": "plain_text", "text": "Outcome"},
+                "element": {
+                    "type": "static_select",
+                    "action_id": "outcome",
+                    "options": [_option(k, v) for k, v in outcomes.items()],
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "note",
+                "optional": True,
+                "label": {
+                    "type": "plain_text",
+                    "text": "Note for the reporter (where to go instead, if not yours)",
+                },
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "note",
+                    "multiline": True,
+                    "max_length": 1000,
+                },
+            },
+        ],
+    )
+
+
+def reassign_modal(meta: str, teams: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Pass the action to another team."""
+    return _modal(
+        "tb_reassign_modal",
+        "Reassign",
+        meta,
+        [
+            {
+                "type": "input",
+                "block_id": "team",
+                "label": {"type": "plain_text", "text": "Team"},
+                "element": {
+                    "type": "static_select",
+                    "action_id": "team",
+                    "options": [_option(k, v) for k, v in teams],
+                },
+            },
+        ],
+    )
+
+
+def values(view: Mapping[str, Any]) -> dict[str, str]:
+    """Flatten a submitted view's state into block_id -> value."""
+    out: dict[str, str] = {}
+    state = (view.get("state") or {}).get("values") or {}
+    for block_id, actions in state.items():
+        for element in actions.values():
+            kind = element.get("type")
+            if kind == "plain_text_input":
+                out[block_id] = element.get("value") or ""
+            elif kind == "static_select":
+                out[block_id] = (element.get("selected_option") or {}).get("value", "")
+            elif kind == "checkboxes":
+                selected = element.get("selected_options") or []
+                out[block_id] = "yes" if any(o.get("value") == "yes" for o in selected) else ""
+    return out

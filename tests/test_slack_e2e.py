@@ -1,0 +1,206 @@
+"""Slack end to end: a tension submitted on Telegram becomes an action in the team's Slack
+channel; officers act on it through the real Bolt app (signed HTTP requests) and the reporter
+hears about every step on Telegram. Both platforms are local fake servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bot.clock import FakeClock
+from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser
+from bot.sim.scripts import fill_tension, tension
+from bot.sim.world import SimWorld
+from tests.conftest import SLACK_ENV, make_config
+from tests.helpers import PEOPLE_CSV
+from tests.test_actions import ROUTING, TEAMS
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    fake = FakeSlack()
+    await fake.start()
+    fake.add_channel("C0COHESION", "cohesion", ["U0JANE"])
+    fake.add_channel("C0NPT", "npt", ["U0PC"])
+    fake.add_channel("G0PREVENT", "prevent", ["U0SAM"])
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def world(
+    db_url: str, fake_telegram: Any, slack: FakeSlack, clock: FakeClock
+) -> AsyncIterator[tuple[SimWorld, str]]:
+    port = _free_port()
+    config = make_config(
+        db_url,
+        fake_telegram.base_url,
+        env=SLACK_ENV,
+        teams=TEAMS,
+        routing=ROUTING,
+        slack={"api_base_url": slack.base_url, "port": port},
+    )
+    w = await SimWorld.start(config, fake_telegram, clock)
+    await w.import_people(PEOPLE_CSV)
+    yield w, f"http://127.0.0.1:{port}/slack/events"
+    await w.stop()
+
+
+async def _wait(predicate: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+async def _submit(w: SimWorld, category: str, description: str) -> Any:
+    asha = await w.link("asha@example.org", 501, "Asha")
+    async with w.services.db.uow() as uow:
+        form = (await w.services.forms.current(uow)).definition
+    await asha.send_command("/report")
+    await fill_tension(asha, form, tension("Heath Town", category, description))
+    await asha.press("Submit")
+    await asha.wait_for("has been submitted")
+    return asha
+
+
+async def test_action_lifecycle_through_slack(
+    world: tuple[SimWorld, str], slack: FakeSlack
+) -> None:
+    w, url = world
+    evil = "Leaflets: <!channel> <@U0PC> <https://evil.example|click> & more"
+    asha = await _submit(w, "religion", evil)
+    post: SlackMessage = (await _wait(lambda: slack.top_level("C0COHESION")))[0]
+    section = json.dumps(post.blocks)
+    assert "&lt;!channel&gt; &lt;@U0PC&gt; &lt;https://evil.example|click&gt; &amp; more" in section
+    assert "<!channel>" not in section and "<!channel>" not in post.text
+    assert post.action_ids() == ["tb_ack", "tb_update", "tb_close", "tb_reassign"]
+    await asha.wait_for("delivered to Cohesion Team")
+
+    # Someone outside the team is refused, privately, and nothing changes.
+    outsider = SlackUser(slack, "U0PC", url)
+    assert await outsider.click(post, "tb_ack") == 200
+    await _wait(lambda: slack.ephemerals("U0PC"))
+    assert "Only members of Cohesion Team" in slack.ephemerals("U0PC")[0]["text"]
+
+    jane = SlackUser(slack, "U0JANE", url)
+    assert await jane.click(post, "tb_ack") == 200
+    await _wait(lambda: post.updates >= 1)
+    assert "Status:* Acknowledged" in json.dumps(post.blocks)
+    assert "tb_ack" not in post.action_ids()
+    await asha.wait_for("acknowledged by Cohesion Team")
+    assert next(m.text for m in slack.thread("C0COHESION", post.ts)).startswith("Acknowledged:")
+    # A double click on the stale Acknowledge button: told, no second event.
+    stale = SlackMessage(post.channel, post.ts, post.text, json.loads(section), None, post.user)
+    await jane.click(stale, "tb_ack")
+    await _wait(lambda: any("Someone else" in e["text"] for e in slack.ephemerals("U0JANE")))
+
+    # Add an update for the reporter through the modal.
+    await jane.click(post, "tb_update")
+    modal = (await _wait(slack.views_opened))[-1]
+    assert modal["callback_id"] == "tb_update_modal"
+    status, body = await jane.submit_view(
+        modal,
+        {
+            "text": {
+                "text": {"type": "plain_text_input", "value": "Officers visited <b>today</b>."}
+            },
+            "for_reporter": {
+                "for_reporter": {"type": "checkboxes", "selected_options": [{"value": "yes"}]}
+            },
+        },
+    )
+    assert status == 200 and body is None
+    await asha.wait_for("Officers visited <b>today</b>.".replace("<", "&lt;").replace(">", "&gt;"))
+    await _wait(lambda: "Status:* In progress" in json.dumps(post.blocks))  # refreshed buttons
+
+    # Resolve: "not our responsibility" without saying where to go is refused in the modal.
+    await jane.click(post, "tb_close")
+    modal = (
+        await _wait(
+            lambda: [v for v in slack.views_opened() if v["callback_id"] == "tb_close_modal"]
+        )
+    )[-1]
+    status, body = await jane.submit_view(
+        modal,
+        {
+            "outcome": {
+                "outcome": {
+                    "type": "static_select",
+                    "selected_option": {"value": "not_our_responsibility"},
+                }
+            },
+            "note": {"note": {"type": "plain_text_input", "value": ""}},
+        },
+    )
+    assert status == 200 and body is not None and body["response_action"] == "errors"
+    status, body = await jane.submit_view(
+        modal,
+        {
+            "outcome": {
+                "outcome": {
+                    "type": "static_select",
+                    "selected_option": {"value": "not_our_responsibility"},
+                }
+            },
+            "note": {"note": {"type": "plain_text_input", "value": "Housing: call 01902 556789"}},
+        },
+    )
+    assert status == 200 and body is None
+    await asha.wait_for("Housing: call 01902 556789")
+    await _wait(lambda: "Closed: not our responsibility" in json.dumps(post.blocks))
+    assert post.action_ids() == []
+
+    timeline = [e.kind for e in await w.services.actions.timeline(1)]
+    assert timeline == ["created", "delivered", "acknowledged", "update", "closed"]
+
+
+async def test_forged_and_stale_signatures_are_refused(
+    world: tuple[SimWorld, str], slack: FakeSlack
+) -> None:
+    w, url = world
+    await _submit(w, "race", "Name-calling outside the school gates every morning.")
+    post = (await _wait(lambda: slack.top_level("C0COHESION")))[0]
+    user = SlackUser(slack, "U0JANE", url)
+    body = b'payload={"type":"block_actions"}'
+    status, _ = await user.raw(
+        body,
+        {
+            **user.sign(body),
+            "X-Slack-Signature": "v0=" + "0" * 64,
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert status == 401
+    old = user.sign(body, timestamp=int(time.time()) - 600)
+    status, _ = await user.raw(body, {**old, "Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 401
+    await asyncio.sleep(0.2)
+    assert post.updates == 0 and slack.ephemerals("U0JANE") == []
+
+
+async def test_unpostable_channel_keeps_the_action_queued(
+    world: tuple[SimWorld, str], slack: FakeSlack
+) -> None:
+    w, _ = world
+    slack.inject("chat.postMessage", error="not_in_channel", times=1)
+    asha = await _submit(w, "disability", "Abuse shouted at a wheelchair user near the market.")
+    post = (await _wait(lambda: slack.top_level("C0COHESION"), timeout=15))[0]
+    assert "TR-2026-12-0001" in post.text
+    await asha.wait_for("delivered to Cohesion Team")
+    assert next(c.error for c in slack.calls_for("chat.postMessage")) == "not_in_channel"
