@@ -234,6 +234,7 @@ class TelegramRuntime:
             if self.run_scheduler:
                 scheduler = build_scheduler(
                     services.campaigns,
+                    services.actions,
                     tick_seconds=self.config.schedule.tick_seconds,
                     now=services.clock.now(),
                 )

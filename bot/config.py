@@ -252,6 +252,40 @@ class DeadlineConfig(_Section):
     holidays: str = Field(default="GB-ENG", description="bank holidays: country[-subdivision]")
 
 
+class EscalationRung(_Section):
+    """One step of the ladder for an unacknowledged action, ``after_hours`` past its deadline."""
+
+    after_hours: float = Field(ge=0, le=24 * 14)
+    target: str = Field(
+        description='"team" (a reminder in the team\'s thread), a channel or a user'
+    )
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        import re
+
+        if value != "team" and not re.match(r"^[CGDUW][A-Z0-9]{2,20}$", value):
+            raise ValueError('must be "team", a Slack channel id or a Slack user id')
+        return value
+
+
+class EscalationConfig(_Section):
+    """The escalation ladder (PagerDuty-style), climbed one rung per scheduler tick at most."""
+
+    rungs: list[EscalationRung] = Field(
+        default_factory=lambda: [EscalationRung(after_hours=0, target="team")]
+    )
+
+    @field_validator("rungs")
+    @classmethod
+    def _ordered(cls, value: list[EscalationRung]) -> list[EscalationRung]:
+        hours = [r.after_hours for r in value]
+        if hours != sorted(hours):
+            raise ValueError("rungs must be in order of after_hours")
+        return value
+
+
 class InviteConfig(_Section):
     """Telegram deep-link invitations."""
 
@@ -314,6 +348,7 @@ class Config(_Section):
     invites: InviteConfig = InviteConfig()
     teams: list[TeamConfig] = Field(default_factory=list)
     deadlines: DeadlineConfig = DeadlineConfig()
+    escalation: EscalationConfig = EscalationConfig()
     routing: RoutingConfig = RoutingConfig()
     secrets: Secrets = Field(default_factory=Secrets, exclude=True)
     source: str = Field(default="<built-in defaults>", exclude=True)

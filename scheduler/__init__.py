@@ -12,15 +12,21 @@ from datetime import datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.services.actions import ActionService
 from bot.services.campaigns import CampaignService
 
 log = logging.getLogger(__name__)
 
 
 def build_scheduler(
-    campaigns: CampaignService, *, tick_seconds: int, now: datetime
+    campaigns: CampaignService,
+    actions: ActionService,
+    *,
+    tick_seconds: int,
+    now: datetime,
 ) -> AsyncIOScheduler:
-    """An AsyncIOScheduler with the campaign tick (open, remind, close), first run at ``now``."""
+    """An AsyncIOScheduler with two stable-id ticks, both first run at ``now``:
+    the campaign tick (open, remind, close) and the action tick (remind, escalate)."""
 
     async def campaign_tick() -> None:
         report = await campaigns.tick()
@@ -32,16 +38,22 @@ def build_scheduler(
                 report.closed,
             )
 
+    async def action_tick() -> None:
+        fired = await actions.tick()
+        if fired:
+            log.info("action tick: reminders and escalations %s", fired)
+
     scheduler = AsyncIOScheduler(timezone="UTC")
-    scheduler.add_job(
-        campaign_tick,
-        "interval",
-        seconds=tick_seconds,
-        id="campaign-tick",
-        next_run_time=now,
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=None,
-        replace_existing=True,
-    )
+    for job, job_id in ((campaign_tick, "campaign-tick"), (action_tick, "action-tick")):
+        scheduler.add_job(
+            job,
+            "interval",
+            seconds=tick_seconds,
+            id=job_id,
+            next_run_time=now,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+            replace_existing=True,
+        )
     return scheduler

@@ -17,6 +17,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from bot.domain import (
     Action,
     ActionEvent,
+    ActionState,
     AuditEntry,
     Campaign,
     Conversation,
@@ -341,6 +342,16 @@ class SqlActionRepo(_Repo):
     async def add(self, action: Action) -> None:
         self.session.add(action)
         await self.session.flush()
+
+    async def overdue(self, now: datetime) -> Sequence[Action]:
+        """Open actions past their acknowledge-by time (indexed on state, ack_due_at)."""
+        c = tables.actions.c
+        stmt = (
+            select(Action)
+            .where(c.state == ActionState.OPEN.value, c.ack_due_at <= now)
+            .order_by(c.ack_due_at, c.id)
+        )
+        return (await self.session.scalars(stmt)).all()
 
     async def save(self, action: Action) -> None:
         """Write the changes now; :class:`Stale` if someone else changed it meanwhile."""

@@ -202,3 +202,59 @@ async def test_two_officers_acknowledging_at_once_one_wins(world: Any) -> None:
     assert sum(isinstance(r, ActionError) for r in results) == 1, results
     kinds = [e.kind for e in await s.actions.timeline(ack.target)]
     assert kinds.count("acknowledged") + kinds.count("update") == 1
+
+
+async def test_unacknowledged_actions_climb_the_ladder_once_per_rung(db_url: str) -> None:
+    from datetime import timedelta
+
+    clock = FakeClock(datetime(2026, 12, 23, 15, 0, tzinfo=UTC))  # due Tue 29 Dec 15:00
+    telegram, slack = FakeMessenger(), FakeMessenger()
+    ladder = {
+        "rungs": [
+            {"after_hours": 0, "target": "team"},
+            {"after_hours": 4, "target": "C0DUTY"},
+            {"after_hours": 24, "target": "U0SAM"},
+        ]
+    }
+    async with services_for(db_url, clock, teams=TEAMS, routing=ROUTING, escalation=ladder) as s:
+        await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
+        chats = await link_all(s)
+        outbox = dispatcher_for(s, telegram, slack)
+        asha = Chat(s, telegram, outbox, chats["asha@example.org"])
+        await _report(asha, "Religion or faith")
+        await outbox.drain()
+
+        assert await s.actions.tick() == {}  # not due yet
+        clock.set(datetime(2026, 12, 29, 15, 0, tzinfo=UTC))
+        assert await s.actions.tick() == {"team": 1}
+        assert await s.actions.tick() == {}  # once per rung
+        clock.advance(timedelta(hours=3))
+        assert await s.actions.tick() == {}
+        clock.advance(timedelta(hours=1))
+        assert await s.actions.tick() == {"C0DUTY": 1}
+        # Down for two days: one rung per tick, never several at once.
+        clock.advance(timedelta(days=2))
+        assert await s.actions.tick() == {"U0SAM": 1}
+        assert await s.actions.tick() == {}
+        await outbox.drain()
+        duty = [m.plain_text() for r, m, _ in slack.sent if r == "C0DUTY"]
+        assert len(duty) == 1 and "TR-2026-12-0001" in duty[0] and "Cohesion Team" in duty[0]
+        assert any(r == "U0SAM" for r, _, _ in slack.sent)
+        threads = [slack.sent[i][1].plain_text() for i in slack.threads]
+        assert any(t.startswith("Reminder: not acknowledged yet") for t in threads)
+        kinds = [e.kind for e in await s.actions.timeline(1)]
+        assert kinds == ["created", "delivered", "reminder", "escalated", "escalated"]
+
+
+async def test_acknowledged_actions_do_not_escalate(world: Any) -> None:
+    from datetime import timedelta
+
+    s, telegram, slack, outbox, chats, clock = world
+    asha = Chat(s, telegram, outbox, chats["asha@example.org"])
+    await _report(asha, "Religion or faith")
+    await outbox.drain()
+    post = next(m for r, m, e in slack.sent if r == "C0COHESION" and e is None)
+    ack = ButtonAction.decode(_buttons(post)["Acknowledge"])
+    await s.actions.acknowledge(Officer("U0JANE"), ack.target, ack.seq)
+    clock.advance(timedelta(days=30))
+    assert await s.actions.tick() == {}

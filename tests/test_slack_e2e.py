@@ -204,3 +204,47 @@ async def test_unpostable_channel_keeps_the_action_queued(
     assert "TR-2026-12-0001" in post.text
     await asha.wait_for("delivered to Cohesion Team")
     assert next(c.error for c in slack.calls_for("chat.postMessage")) == "not_in_channel"
+
+
+async def test_escalation_reaches_channels_and_people(
+    db_url: str, fake_telegram: Any, slack: FakeSlack, clock: FakeClock
+) -> None:
+    from datetime import timedelta
+
+    slack.add_channel("C0DUTY", "swp-duty", ["U0SAM"])
+    config = make_config(
+        db_url,
+        fake_telegram.base_url,
+        env=SLACK_ENV,
+        teams=TEAMS,
+        routing=ROUTING,
+        slack={"api_base_url": slack.base_url, "port": _free_port()},
+        escalation={
+            "rungs": [
+                {"after_hours": 0, "target": "team"},
+                {"after_hours": 1, "target": "C0DUTY"},
+                {"after_hours": 2, "target": "U0SAM"},
+            ]
+        },
+    )
+    w = await SimWorld.start(config, fake_telegram, clock)
+    try:
+        await w.import_people(PEOPLE_CSV)
+        await _submit(w, "crime_asb", "Two groups of teenagers squaring up outside the chip shop.")
+        post = (await _wait(lambda: slack.top_level("C0NPT")))[0]
+        for hours in (24 * 3, 1, 1):  # Tue 1 Dec 09:30 + 2 working days is Thu 3 Dec 09:30
+            clock.advance(timedelta(hours=hours))
+            await w.services.actions.tick()
+        await w.settle()
+        assert any("not acknowledged yet" in m.text for m in slack.thread("C0NPT", post.ts))
+        # Crime/ASB went to two teams; each unacknowledged action climbs its own ladder.
+        duty = slack.top_level("C0DUTY")
+        assert sorted(m.text.split("Routed to ")[1].split(" and")[0] for m in duty) == [
+            "Cohesion Team",
+            "Neighbourhood Police",
+        ]
+        assert {c.params["users"] for c in slack.calls_for("conversations.open")} == {"U0SAM"}
+        dm = [m for c in slack._channels for m in slack.messages(c) if c.startswith("D")]
+        assert len(dm) == 2 and all("Escalation" in m.text for m in dm)
+    finally:
+        await w.stop()

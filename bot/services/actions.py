@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.buttons import Action as ButtonAction
 from bot.buttons import Kind
@@ -443,6 +443,69 @@ class ActionService:
             ]
             b.row(*buttons)
         return b.build()
+
+    # ----------------------------------------------------------------- escalation
+
+    async def tick(self) -> dict[str, int]:
+        """Remind and escalate unacknowledged actions: at most one new rung per action per
+        tick, each rung once (``escalation_level``), so running twice or late is safe."""
+        now = self.clock.now()
+        rungs = self.config.escalation.rungs
+        fired: dict[str, int] = {}
+        async with self.uow_factory() as uow:
+            for action in await uow.actions.overdue(now):
+                assert action.id is not None and action.ack_due_at is not None
+                if action.escalation_level >= len(rungs):
+                    continue
+                rung = rungs[action.escalation_level]
+                if now < action.ack_due_at + timedelta(hours=rung.after_hours):
+                    continue
+                action.escalation_level += 1  # not a version change: buttons stay valid
+                await self._escalate(uow, action, rung.target, now)
+                fired[rung.target] = fired.get(rung.target, 0) + 1
+            await uow.commit()
+        if fired:
+            self.wake()
+        return fired
+
+    async def _escalate(self, uow: UnitOfWork, action: Action, target: str, now: datetime) -> None:
+        report = await uow.reports.get(action.report_id)
+        assert report is not None and action.id is not None and action.ack_due_at is not None
+        team = self.teams[action.team_key]
+        due = local_time(action.ack_due_at, self.tz)
+        if target == "team":
+            await self._event(
+                uow, action, now, "reminder", "scheduler", f"not acknowledged yet: it was due {due}"
+            )
+            return
+        await self._event(
+            uow,
+            action,
+            now,
+            "escalated",
+            "scheduler",
+            f"escalated to {target}: not acknowledged by {team.name} (due {due})",
+        )
+        message = (
+            MessageBuilder()
+            .line(
+                bold("Escalation: "),
+                code(report.reference),
+                f" · {report.ward} · level {report.level}",
+            )
+            .line(f"Routed to {team.name} and not acknowledged; it was due {due}.")
+            .build()
+        )
+        await enqueue(
+            uow,
+            channel="slack",
+            recipient=target,
+            message=message,
+            key=f"action:{action.id}:escalate:{action.escalation_level}",
+            now=now,
+            purpose="escalation",
+            action_id=action.id,
+        )
 
     async def timeline(self, action_id: int) -> list[ActionEvent]:
         """The action's events in order."""

@@ -26,6 +26,16 @@ class SlackMessenger:
 
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
+        self._dms: dict[str, str] = {}
+
+    async def _channel_for(self, recipient: str) -> str:
+        """A user id becomes their direct-message channel (opened once, then cached)."""
+        if not recipient.startswith(("U", "W")):
+            return recipient
+        if recipient not in self._dms:
+            response = await self.client.conversations_open(users=recipient)
+            self._dms[recipient] = str(response["channel"]["id"])
+        return self._dms[recipient]
 
     async def send(
         self,
@@ -37,6 +47,7 @@ class SlackMessenger:
         """Post (or update in place, or reply in a thread) and say how it went."""
         text, blocks = render(message)
         try:
+            recipient = await self._channel_for(recipient)
             if edit_ref is not None:
                 response = await self.client.chat_update(
                     channel=recipient, ts=edit_ref, text=text, blocks=blocks
