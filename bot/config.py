@@ -149,7 +149,10 @@ class SlackConfig(_Section):
     port: int = Field(default=3000, ge=1, le=65535)
     path: str = "/slack/events"
     per_channel_rate: float = Field(
-        default=1.0, gt=0, description="messages per second, one channel"
+        default=0.95,
+        gt=0,
+        description="posts per second to one channel: a little under Slack's 1/s, so network "
+        "jitter never makes two posts land within one second",
     )
     global_rate: float = Field(
         default=20.0, gt=0, description="Web API posts per second, all channels"

@@ -21,7 +21,18 @@ from zoneinfo import ZoneInfo
 from bot.clock import FakeClock
 from bot.config import config_from_mapping
 from bot.domain import Report
-from bot.sim.scripts import answer_question, fill_tension, tension
+from bot.sim.fake_slack import FakeSlack, SlackUser
+from bot.sim.scripts import (
+    answer_question,
+    fill_tension,
+    select_value,
+    tension,
+    text_value,
+    tick_value,
+)
+from bot.sim.scripts import (
+    officer_step as scripted_officer_step,
+)
 from bot.sim.world import SimWorld
 
 LONDON = ZoneInfo("Europe/London")
@@ -43,6 +54,31 @@ Sam Clarke,prevent_officer,all,City of Wolverhampton Council,sam.clarke@example.
 """
 
 
+# The teams' Slack channels and who is in them (as in config.example.toml).
+CHANNELS = [
+    ("C0COHESION", "cohesion", ["U0JANESMITH"]),
+    ("G0PREVENT", "prevent", ["U0SAMCLARKE"]),
+    ("C0WMPNPT", "wmp-npt", ["U0PCKAUR"]),
+    ("C0SWPDUTY", "swp-duty", ["U0SAMCLARKE"]),
+]
+
+
+def _example_sections() -> dict[str, object]:
+    """Teams, routing, deadlines and escalation from config.example.toml (the demo's data)."""
+    import tomllib
+
+    data = tomllib.loads((Path(__file__).resolve().parents[1] / "config.example.toml").read_text())
+    return {k: data[k] for k in ("teams", "routing", "deadlines", "escalation")}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _say(text: str) -> None:
     print(text, flush=True)
 
@@ -60,6 +96,10 @@ async def run_demo(out: Path) -> int:
 
     fake = FakeTelegram(token=TOKEN, bot_username="swp_tension_bot")
     await fake.start()
+    slack = FakeSlack(per_channel_rate=1)  # Slack's ~1 message/s per channel, enforced
+    await slack.start()
+    for channel, name, members in CHANNELS:
+        slack.add_channel(channel, name, members)
     config = config_from_mapping(
         {
             "database": {"url": f"sqlite+aiosqlite:///{(out / 'tensionbot.sqlite3').resolve()}"},
@@ -67,10 +107,23 @@ async def run_demo(out: Path) -> int:
                 "api_base_url": fake.base_url,
                 "bot_username": "swp_tension_bot",
                 "poll_timeout": 1,
+                # Simulated people answer instantly, where a person takes seconds a question:
+                # allow a longer burst per chat so the demo is not paced like a human.
+                "per_chat_burst": 10,
             },
+            "slack": {"api_base_url": slack.base_url, "port": _free_port()},
+            **_example_sections(),
         },
         source="<demo>",
-        env={"TENSIONBOT_TELEGRAM_TOKEN": TOKEN},
+        env={
+            "TENSIONBOT_TELEGRAM_TOKEN": TOKEN,
+            "TENSIONBOT_SLACK_BOT_TOKEN": slack.token,
+            "TENSIONBOT_SLACK_SIGNING_SECRET": slack.signing_secret,
+        },
+    )
+    slack_url = f"http://127.0.0.1:{config.slack.port}{config.slack.path}"
+    jane, pc, sam = (
+        SlackUser(slack, u, slack_url) for u in ("U0JANESMITH", "U0PCKAUR", "U0SAMCLARKE")
     )
     clock = FakeClock(datetime(2026, 11, 30, 12, 0, tzinfo=LONDON))
     world = await SimWorld.start(config, fake, clock)
@@ -248,6 +301,79 @@ async def run_demo(out: Path) -> int:
         await asha.send_command("/status")
         await asha.wait_for("Your reports")
 
+        # ---- officers act in Slack (each team in its own channel, at the same time); the
+        # clock moves on 40 minutes before each step so the timelines read like a real day
+        async def officer_step(*args: Any, **kwargs: Any) -> None:
+            clock.advance(timedelta(minutes=40))
+            await scripted_officer_step(*args, **kwargs)
+
+        async def cohesion_team() -> None:
+            await officer_step(slack, jane, "C0COHESION", "Leaflets hostile", "tb_ack")
+            await officer_step(
+                slack,
+                jane,
+                "C0COHESION",
+                "Leaflets hostile",
+                "tb_update",
+                {
+                    **text_value(
+                        "text",
+                        "We have met the mosque committee; the police will patrol "
+                        "Chester Avenue this weekend.",
+                    ),
+                    **tick_value("for_reporter"),
+                },
+            )
+            await officer_step(
+                slack,
+                jane,
+                "C0COHESION",
+                "Leaflets hostile",
+                "tb_close",
+                {
+                    **select_value("outcome", "resolved"),
+                    **text_value("note", "Leaflets removed; no further incidents reported."),
+                },
+            )
+            await officer_step(
+                slack,
+                jane,
+                "C0COHESION",
+                "Facebook group",
+                "tb_close",
+                {
+                    **select_value("outcome", "not_our_responsibility"),
+                    **text_value(
+                        "note",
+                        "False rumours online: please report the post to Facebook; "
+                        "we have told West Midlands Police's online team.",
+                    ),
+                },
+            )
+
+        async def police_team() -> None:
+            await officer_step(slack, pc, "C0WMPNPT", "Groups of young people", "tb_ack")
+            await officer_step(
+                slack,
+                pc,
+                "C0WMPNPT",
+                "Groups of young people",
+                "tb_update",
+                {
+                    **text_value("text", "PCSOs will patrol the shops from 6pm to 10pm this week."),
+                    **tick_value("for_reporter"),
+                },
+            )
+
+        async def prevent() -> None:
+            await officer_step(slack, sam, "G0PREVENT", "Posters announcing", "tb_ack")
+
+        await asyncio.gather(cohesion_team(), police_team(), prevent())
+        _say(
+            "- officers acknowledged, updated and closed reports in Slack; the reporters were "
+            "told each step on Telegram"
+        )
+
         # ---- 8 December: first reminder round (only to those who have not answered)
         clock.set(datetime(2026, 12, 8, 9, 0, tzinfo=LONDON))
         await world.tick()
@@ -279,6 +405,14 @@ async def run_demo(out: Path) -> int:
 
         await world.settle()
 
+        escalations = [m for m in slack.top_level("C0SWPDUTY")]
+        _say(
+            f"- unacknowledged actions were reminded in their teams' threads and escalated: "
+            f"{len(escalations)} to the duty channel, "
+            f"{len(slack.calls_for('conversations.open'))} direct message(s) to the Prevent "
+            "and Cohesion Officer"
+        )
+
         # ---- results
         december = await world.services.campaigns.resolve("2026-12")
         assert december.id is not None
@@ -300,6 +434,20 @@ async def run_demo(out: Path) -> int:
                 f"  {r.reference}  {r.source:<7} {r.ward:<12} "
                 f"{form.display_value(category, r.category):<38} level {r.level}  {r.basis}"
             )
+        _say("\nEach report's timeline as the reporter saw it (on Telegram):")
+        async with world.services.db.uow() as uow:
+            for r in reports:
+                assert r.id is not None
+                _say(f"  {r.reference}")
+                events = []
+                for action in await uow.actions.for_report(r.id):
+                    assert action.id is not None
+                    events += [e for e in await uow.actions.events(action.id) if e.for_reporter]
+                for e in sorted(events, key=lambda e: (e.at, e.id or 0)):
+                    when = e.at.astimezone(LONDON).strftime("%d %b %H:%M")
+                    _say(f"    {when}  {e.text}")
+                if not events:
+                    _say("    (not routed)")
         for key, user in {**users, "stranger": stranger}.items():
             (out / "transcripts" / f"{key}.txt").write_text(user.transcript())
         sent = len(fake.calls_for("sendMessage")) + len(fake.calls_for("editMessageText"))
@@ -311,8 +459,13 @@ async def run_demo(out: Path) -> int:
             f"Output: {out.resolve()} (database, people.csv, invites.csv, campaign-status.json, "
             f"transcripts/)"
         )
+        posts = sum(len(slack.calls_for(m)) for m in ("chat.postMessage", "chat.update"))
+        _say(
+            f"Slack API calls: {len(slack.calls)} ({posts} posts or updates), "
+            f"{slack.throttled} throttled"
+        )
         _say(f"Done in {time.monotonic() - started:.1f} s")
-        ok = (
+        ok = len(escalations) >= 1 and (
             status.counts.get("responded") == 3
             and status.counts.get("nil") == 3
             and status.counts.get("unreachable") == 2
@@ -324,6 +477,7 @@ async def run_demo(out: Path) -> int:
     finally:
         await world.stop()
         await fake.stop()
+        await slack.stop()
 
 
 async def _current_form(world: SimWorld):  # type: ignore[no-untyped-def]

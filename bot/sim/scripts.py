@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from typing import TYPE_CHECKING, Any
 
 from bot.forms import FormDefinition
 
 if TYPE_CHECKING:
+    from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser
     from bot.sim.fake_telegram import SimUser
 
 
@@ -63,3 +65,56 @@ def tension(
     }
     answers.update(more)
     return answers
+
+
+async def _until(predicate: Any, timeout: float = 15.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    raise TimeoutError("the simulated Slack never showed what was expected")
+
+
+async def team_post(slack: FakeSlack, channel: str, reference: str) -> SlackMessage:
+    """Wait for the team's message about a report (``reference`` may be any text in it)."""
+    return await _until(
+        lambda: next((m for m in slack.top_level(channel) if reference in m.text), None)
+    )
+
+
+async def officer_step(
+    slack: FakeSlack,
+    officer: SlackUser,
+    channel: str,
+    reference: str,
+    action_id: str,
+    values: dict[str, dict[str, Any]] | None = None,
+) -> None:
+    """An officer clicks a button on the team's message (and fills its modal, if any), then
+    waits until the message shows the change."""
+    post = await team_post(slack, channel, reference)
+    before, views = post.updates, len(slack.views_opened())
+    await officer.click(post, action_id)
+    if values is not None:
+        view = await _until(lambda: slack.views_opened()[views:])
+        _, body = await officer.submit_view(view[0], values)
+        if body is not None:
+            raise AssertionError(f"the modal was refused: {body}")
+    await _until(lambda: post.updates > before)
+
+
+def text_value(block: str, value: str) -> dict[str, dict[str, Any]]:
+    """Modal state for a plain text input."""
+    return {block: {block: {"type": "plain_text_input", "value": value}}}
+
+
+def select_value(block: str, value: str) -> dict[str, dict[str, Any]]:
+    """Modal state for a static select."""
+    return {block: {block: {"type": "static_select", "selected_option": {"value": value}}}}
+
+
+def tick_value(block: str) -> dict[str, dict[str, Any]]:
+    """Modal state for a ticked checkbox."""
+    return {block: {block: {"type": "checkboxes", "selected_options": [{"value": "yes"}]}}}

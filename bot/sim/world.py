@@ -74,8 +74,9 @@ class SimWorld:
         return user
 
     async def tick(self) -> None:
-        """Run the scheduler's campaign tick once at the fake clock's time, and let it send."""
+        """Run the scheduler's ticks once at the fake clock's time, and let them send."""
         await self.services.campaigns.tick()
+        await self.services.actions.tick()
         await self.settle()
 
     async def settle(self, timeout: float = 20.0) -> None:
