@@ -249,6 +249,7 @@ class Action:
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
     closed_at: datetime | None = None
+    last_check_at: datetime | None = None  # last "is this still a problem?" to the reporter
     version: int = 0  # bumped on every change: two officers clicking at once, one wins
     id: int | None = None
 

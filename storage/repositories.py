@@ -353,6 +353,20 @@ class SqlActionRepo(_Repo):
         )
         return (await self.session.scalars(stmt)).all()
 
+    async def due_for_check(self, cutoff: datetime) -> Sequence[Action]:
+        """Acknowledged, still-open actions not checked with the reporter since ``cutoff``."""
+        c = tables.actions.c
+        last = func.coalesce(c.last_check_at, c.acknowledged_at)
+        stmt = (
+            select(Action)
+            .where(
+                c.state.in_([ActionState.ACKNOWLEDGED.value, ActionState.IN_PROGRESS.value]),
+                last <= cutoff,
+            )
+            .order_by(c.id)
+        )
+        return (await self.session.scalars(stmt)).all()
+
     async def save(self, action: Action) -> None:
         """Write the changes now; :class:`Stale` if someone else changed it meanwhile."""
         await self._flush()

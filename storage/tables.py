@@ -228,6 +228,7 @@ actions = Table(
     Column("acknowledged_at", UTCDateTime),
     Column("acknowledged_by", String(32)),
     Column("closed_at", UTCDateTime),
+    Column("last_check_at", UTCDateTime),
     Column("version", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("report_id", "team_key"),

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bot.buttons import Action as ButtonAction
+from bot.buttons import Kind
 from bot.clock import FakeClock
 from bot.services.actions import ActionError, Officer
 from tests.helpers import PEOPLE_CSV, FakeMessenger, dispatcher_for, link_all, services_for
@@ -257,4 +258,45 @@ async def test_acknowledged_actions_do_not_escalate(world: Any) -> None:
     ack = ButtonAction.decode(_buttons(post)["Acknowledge"])
     await s.actions.acknowledge(Officer("U0JANE"), ack.target, ack.seq)
     clock.advance(timedelta(days=30))
+    assert await s.actions.tick() == {"reporter-check": 1}  # no reminder, no escalation
+
+
+async def test_reporter_is_asked_every_four_weeks_and_can_reopen(world: Any) -> None:
+    from datetime import timedelta
+
+    s, telegram, slack, outbox, chats, clock = world
+    asha = Chat(s, telegram, outbox, chats["asha@example.org"])
+    await _report(asha, "Religion or faith")
+    await outbox.drain()
+    post = next(m for r, m, e in slack.sent if r == "C0COHESION" and e is None)
+    ack = ButtonAction.decode(_buttons(post)["Acknowledge"])
+    await s.actions.acknowledge(Officer("U0JANE"), ack.target, ack.seq)
+    clock.advance(timedelta(weeks=4) - timedelta(minutes=1))
     assert await s.actions.tick() == {}
+    clock.advance(timedelta(minutes=1))
+    assert await s.actions.tick() == {"reporter-check": 1}
+    assert await s.actions.tick() == {}  # not again for four weeks
+    await outbox.drain()
+    assert "Is this still a problem?" in asha.last
+
+    await asha.press("Still a problem")
+    assert "still a problem" in asha.last and "TR-2026-12-0001" in asha.last
+    latest = [m for r, m, e in slack.sent if r == "C0COHESION" and e is not None][-1]
+    assert "Acknowledge" in _buttons(latest)  # to be acknowledged again, with a new deadline
+    threads = [slack.sent[i][1].plain_text() for i in slack.threads]
+    assert any("still a problem" in t for t in threads)
+    check = next(i for i, m in enumerate(asha.messages()) if "still a problem?" in m.plain_text())
+    await asha.press("Still a problem", index=check)  # the old check again: a reopen once only
+    kinds = [e.kind for e in await s.actions.timeline(ack.target)]
+    assert kinds.count("reopened") == 1
+
+    # Someone else cannot answer for her.
+    yusuf = Chat(s, telegram, outbox, chats["yusuf@example.org"])
+    sorted_ = ButtonAction(Kind.SORTED, ack.target).encode()
+    await s.conversation.button(yusuf.sender(), sorted_, "1")
+    await outbox.drain()
+    assert "not valid" in yusuf.last
+    assert "reporter_sorted" not in [e.kind for e in await s.actions.timeline(ack.target)]
+
+    await asha.command("status")
+    assert "Cohesion Team: waiting to be acknowledged" in asha.last

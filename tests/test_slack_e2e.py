@@ -92,6 +92,16 @@ async def test_action_lifecycle_through_slack(
     assert post.action_ids() == ["tb_ack", "tb_update", "tb_close", "tb_reassign"]
     await asha.wait_for("delivered to Cohesion Team")
 
+    # Nobody acknowledges it by its deadline (Thu 3 Dec 09:30): the ladder's first rung reminds
+    # the team in the message's thread.
+    from datetime import timedelta
+
+    w.clock.advance(timedelta(days=2))
+    assert await w.services.actions.tick() == {"team": 1}
+    await _wait(
+        lambda: any("not acknowledged yet" in m.text for m in slack.thread("C0COHESION", post.ts))
+    )
+
     # Someone outside the team is refused, privately, and nothing changes.
     outsider = SlackUser(slack, "U0PC", url)
     assert await outsider.click(post, "tb_ack") == 200
@@ -104,7 +114,7 @@ async def test_action_lifecycle_through_slack(
     assert "Status:* Acknowledged" in json.dumps(post.blocks)
     assert "tb_ack" not in post.action_ids()
     await asha.wait_for("acknowledged by Cohesion Team")
-    assert next(m.text for m in slack.thread("C0COHESION", post.ts)).startswith("Acknowledged:")
+    assert any(m.text.startswith("Acknowledged:") for m in slack.thread("C0COHESION", post.ts))
     # A double click on the stale Acknowledge button: told, no second event.
     stale = SlackMessage(post.channel, post.ts, post.text, json.loads(section), None, post.user)
     await jane.click(stale, "tb_ack")
@@ -167,7 +177,15 @@ async def test_action_lifecycle_through_slack(
     assert post.action_ids() == []
 
     timeline = [e.kind for e in await w.services.actions.timeline(1)]
-    assert timeline == ["created", "delivered", "acknowledged", "update", "closed"]
+    assert timeline == ["created", "delivered", "reminder", "acknowledged", "update", "closed"]
+    # What the reporter saw, in order, each with the reference.
+    told = [m.text or "" for m in asha.messages if "TR-2026-12-0001" in (m.text or "")]
+    assert [t.split("</b>")[0].split("<b>")[-1] for t in told[1:]] == [
+        "Your report has been delivered",
+        "Your report has been acknowledged",
+        "Update on your report",
+        "Your report has been closed",
+    ]
 
 
 async def test_forged_and_stale_signatures_are_refused(

@@ -42,6 +42,7 @@ STATE_LABELS = {
     ActionState.CLOSED.value: "Closed",
 }
 MAX_NOTE = 1000
+CHECK_EVERY = timedelta(weeks=4)  # FixMyStreet asks reporters every four weeks
 _Change = Callable[["UnitOfWork", Action, datetime], Awaitable[str]]
 
 
@@ -463,6 +464,10 @@ class ActionService:
                 action.escalation_level += 1  # not a version change: buttons stay valid
                 await self._escalate(uow, action, rung.target, now)
                 fired[rung.target] = fired.get(rung.target, 0) + 1
+            for action in await uow.actions.due_for_check(now - CHECK_EVERY):
+                action.last_check_at = now
+                if await self._ask_reporter(uow, action, now):
+                    fired["reporter-check"] = fired.get("reporter-check", 0) + 1
             await uow.commit()
         if fired:
             self.wake()
@@ -506,6 +511,108 @@ class ActionService:
             purpose="escalation",
             action_id=action.id,
         )
+
+    # ----------------------------------------------------------------- the reporter's check
+
+    async def _ask_reporter(self, uow: UnitOfWork, action: Action, now: datetime) -> bool:
+        assert action.id is not None
+        report = await uow.reports.get(action.report_id)
+        person = await uow.people.get(report.person_id) if report and report.person_id else None
+        if report is None or person is None or person.telegram_chat_id is None:
+            return False
+        team = self.teams[action.team_key]
+        message = (
+            MessageBuilder()
+            .line(code(report.reference), " ", bold("Is this still a problem?"))
+            .line(
+                f"{team.name} is still working on your report ({report.ward}). Please tell us "
+                "whether it is still a problem."
+            )
+            .row(
+                Button(label="Still a problem", data=ButtonAction(Kind.STILL, action.id).encode()),
+                Button(
+                    label="Sorted now, thanks", data=ButtonAction(Kind.SORTED, action.id).encode()
+                ),
+            )
+            .build()
+        )
+        await self._event(
+            uow,
+            action,
+            now,
+            "check",
+            "scheduler",
+            "asked the reporter whether it is still a problem",
+        )
+        await enqueue(
+            uow,
+            channel="telegram",
+            recipient=person.telegram_chat_id,
+            message=message,
+            key=f"action:{action.id}:check:{now.isoformat()}",
+            now=now,
+            purpose="reply",
+        )
+        return True
+
+    async def reporter_answer(
+        self, uow: UnitOfWork, person_id: int, action_id: int, still: bool, now: datetime
+    ) -> str:
+        """The reporter's answer to the check (in the caller's unit of work). Still a problem:
+        the action is reopened (to be acknowledged again, with a new deadline) and the team is
+        told; sorted: the team is told, and can close it."""
+        action = await uow.actions.get(action_id)
+        report = await uow.reports.get(action.report_id) if action else None
+        if action is None or report is None or report.person_id != person_id:
+            return "That button is not valid any more."
+        if action.state == ActionState.CLOSED.value:
+            return f"{report.reference} is already closed."
+        if still and action.state == ActionState.OPEN.value:
+            return f"Thank you: the team already knows {report.reference} is still a problem."
+        if still:
+            action.state = ActionState.OPEN.value
+            action.ack_due_at = ack_deadline(self.config, report.level, now)
+            action.escalation_level = 0
+            action.version += 1
+            await self._event(
+                uow,
+                action,
+                now,
+                "reopened",
+                "reporter",
+                "the reporter says it is still a problem: please acknowledge again",
+            )
+        else:
+            await self._event(
+                uow,
+                action,
+                now,
+                "reporter_sorted",
+                "reporter",
+                "the reporter says it is sorted now: please close it",
+            )
+        await uow.actions.save(action)
+        await self._refresh_slack(uow, action, now)
+        return (
+            f"Thank you. We have told the team that {report.reference} is still a problem."
+            if still
+            else f"Thank you. We have told the team that {report.reference} is sorted."
+        )
+
+    async def states_for(self, uow: UnitOfWork, report: Report) -> str:
+        """How a report stands with its teams, for the reporter's /status."""
+        assert report.id is not None
+        parts = []
+        for action in await uow.actions.for_report(report.id):
+            team = self.teams.get(action.team_key)
+            name = team.name if team else action.team_key
+            state = (
+                OUTCOME_LABELS[action.outcome]
+                if action.state == ActionState.CLOSED.value and action.outcome
+                else STATE_LABELS[action.state]
+            )
+            parts.append(f"{name}: {state.lower()}")
+        return "; ".join(parts) or report.status
 
     async def timeline(self, action_id: int) -> list[ActionEvent]:
         """The action's events in order."""

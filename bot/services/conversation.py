@@ -214,9 +214,14 @@ class ConversationService:
             if delivery is not None:
                 open_returns.append((campaign, delivery.status))
         reports = await step.uow.reports.for_person(pid, limit=10)
+        states = {}
+        for report in reports:
+            states[report.reference] = (
+                await self.actions.states_for(step.uow, report) if self.actions else report.status
+            )
         form = (await self.forms.current(step.uow)).definition
         await audit(step.uow, step.now, f"person:{pid}", "status.view", f"person:{pid}")
-        await self._reply(step, texts.status_message(open_returns, reports, form, self.tz))
+        await self._reply(step, texts.status_message(open_returns, reports, form, self.tz, states))
 
     async def _cancel_command(self, step: _Step) -> None:
         conv = await step.uow.conversations.active_for(self._pid(step))
@@ -272,6 +277,15 @@ class ConversationService:
     async def _on_button(self, step: _Step, action: Action, ref: str | None) -> None:
         if action.kind in (Kind.START, Kind.NIL):
             await self._on_campaign_button(step, action, ref)
+            return
+        if action.kind in (Kind.STILL, Kind.SORTED):
+            if self.actions is None:
+                step.toast = "That button is not valid any more."
+                return
+            reply = await self.actions.reporter_answer(
+                step.uow, self._pid(step), action.target, action.kind is Kind.STILL, step.now
+            )
+            await self._reply(step, MessageBuilder().line(reply).build(), edit_ref=ref)
             return
         conv = await step.uow.conversations.get(action.target)
         if conv is None or conv.person_id != step.person.id:

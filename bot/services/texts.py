@@ -224,8 +224,9 @@ def status_message(
     reports: Sequence[Report],
     form: FormDefinition,
     tz: ZoneInfo,
+    states: dict[str, str] | None = None,
 ) -> OutgoingMessage:
-    """``/status``: open returns and my recent reports."""
+    """``/status``: open returns and my recent reports, with where each stands."""
     labels = {
         "queued": "not answered yet", "sent": "not answered yet", "uncertain": "not answered yet",
         "responded": "answered, thank you", "nil": "nil return, thank you",
@@ -248,8 +249,9 @@ def status_message(
             when = r.created_at.astimezone(tz).strftime("%d %b %Y")
             b.line(
                 code(r.reference),
-                f"  {when} · {r.ward} · {form.display_value(category, r.category)} · {r.status}",
+                f"  {when} · {r.ward} · {form.display_value(category, r.category)}",
             )
+            b.line("    ", italic((states or {}).get(r.reference, r.status)))
     else:
         b.blank().line("You have not submitted any reports yet.")
     return b.build()
