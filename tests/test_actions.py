@@ -175,7 +175,8 @@ async def test_unrouted_report_is_flagged(db_url: str) -> None:
         teams=TEAMS[:1],
         routing={"rules": [{"categories": ["race"], "teams": ["cohesion"]}]},
     ) as s:
-        await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
+        admin = "Ada Admin,admin,all,SWP,ada@example.org,U0ADA\n"
+        await s.people.import_csv(PEOPLE_CSV + admin, source="p.csv", actor="t")
         chats = await link_all(s)
         outbox = dispatcher_for(s, telegram, FakeMessenger())
         asha = Chat(s, telegram, outbox, chats["asha@example.org"])
@@ -183,6 +184,10 @@ async def test_unrouted_report_is_flagged(db_url: str) -> None:
         async with s.db.uow() as uow:
             reports = await uow.reports.for_person(1)
             assert reports[0].status == "unrouted"
+        await outbox.drain()
+        alerts = [t for t in telegram.texts_to(chats["ada@example.org"]) if "alert" in t]
+        assert len(alerts) == 1
+        assert "TR-2026-12-0001" in alerts[0] and "reaches no team" in alerts[0]
 
 
 async def test_two_officers_acknowledging_at_once_one_wins(world: Any) -> None:

@@ -216,12 +216,16 @@ async def test_unpostable_channel_keeps_the_action_queued(
     world: tuple[SimWorld, str], slack: FakeSlack
 ) -> None:
     w, _ = world
+    await w.import_people("name,role,wards,email\nAda Admin,admin,all,ada@example.org\n")
+    ada = await w.link("ada@example.org", 599, "Ada")
     slack.inject("chat.postMessage", error="not_in_channel", times=1)
     asha = await _submit(w, "disability", "Abuse shouted at a wheelchair user near the market.")
     post = (await _wait(lambda: slack.top_level("C0COHESION"), timeout=15))[0]
     assert "TR-2026-12-0001" in post.text
     await asha.wait_for("delivered to Cohesion Team")
     assert next(c.error for c in slack.calls_for("chat.postMessage")) == "not_in_channel"
+    alert = await ada.wait_for("tensionbot alert")
+    assert "C0COHESION" in (alert.text or "") and "stays queued" in (alert.text or "")
 
 
 async def test_escalation_reaches_channels_and_people(
@@ -250,6 +254,7 @@ async def test_escalation_reaches_channels_and_people(
         await w.import_people(PEOPLE_CSV)
         await _submit(w, "crime_asb", "Two groups of teenagers squaring up outside the chip shop.")
         post = (await _wait(lambda: slack.top_level("C0NPT")))[0]
+        await w.settle()  # the posts are recorded as delivered before the deadline passes
         for hours in (24 * 3, 1, 1):  # Tue 1 Dec 09:30 + 2 working days is Thu 3 Dec 09:30
             clock.advance(timedelta(hours=hours))
             await w.services.actions.tick()

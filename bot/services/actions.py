@@ -87,6 +87,13 @@ class ActionService:
             r = route(self.config, category=report.category, ward=report.ward, level=report.level)
             if r.unrouted:
                 report.status = "unrouted"
+                await self.alert_admins(
+                    uow,
+                    now,
+                    f"{report.reference} ({report.category}, {report.ward}) reaches no "
+                    "team: check the routing rules (tensionbot routing check)",
+                    key=f"report:{report.reference}:unrouted",
+                )
                 await audit(
                     uow,
                     now,
@@ -137,7 +144,18 @@ class ActionService:
     ) -> None:
         """The dispatcher's hook: the team's message is really in Slack now."""
         now = self.clock.now()  # business time (the dispatcher's clock is for rate limits)
-        if row.purpose != "action_post" or row.action_id is None or not result.ok:
+        if row.purpose != "action_post" or row.action_id is None:
+            return
+        if not result.ok:
+            if row.attempts == 1:  # once per action, on the first failure: it stays queued
+                await self.alert_admins(
+                    uow,
+                    now,
+                    f"cannot post action {row.action_id} to Slack channel "
+                    f"{row.recipient} ({result.error}); it stays queued and is retried. Is the "
+                    "bot a member of that channel?",
+                    key=f"action:{row.action_id}:post-failed",
+                )
             return
         action = await uow.actions.get(row.action_id)
         if action is None or action.delivered_at is not None:
@@ -511,6 +529,22 @@ class ActionService:
             purpose="escalation",
             action_id=action.id,
         )
+
+    async def alert_admins(self, uow: UnitOfWork, now: datetime, text: str, *, key: str) -> None:
+        """Tell every linked admin on Telegram (and record it in the audit log)."""
+        await audit(uow, now, "system", "admin.alert", key, text=text)
+        log.error("admin alert: %s", text)
+        for person in await uow.people.all():
+            if person.role == Role.ADMIN.value and person.active and person.telegram_chat_id:
+                await enqueue(
+                    uow,
+                    channel="telegram",
+                    recipient=person.telegram_chat_id,
+                    message=MessageBuilder().line(bold("tensionbot alert: "), text).build(),
+                    key=f"alert:{key}:{person.id}",
+                    now=now,
+                    purpose="notice",
+                )
 
     # ----------------------------------------------------------------- the reporter's check
 

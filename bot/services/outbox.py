@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 AT_LEAST_ONCE = frozenset({"reply"})
 ResultHook = Callable[[UnitOfWork, OutboxMessage, SendResult, datetime], Awaitable[None]]
-"""Called in the same transaction as a message's final result (sent, or failed for good)."""
+"""Called in the same transaction as every result of a send (the row's status says whether it
+was sent, failed for good, or will be retried)."""
 MAX_ATTEMPTS = 8
 
 
@@ -288,9 +289,8 @@ class OutboxDispatcher:
                 row.status = OutboxStatus.PENDING.value
                 row.next_attempt_at = now + timedelta(seconds=delay)
                 row.last_error = (result.error or "retry")[:500]
-            if row.status != OutboxStatus.PENDING.value:
-                for hook in self.hooks:
-                    await hook(uow, row, result, now)
+            for hook in self.hooks:  # hooks see retries too (row.status tells which)
+                await hook(uow, row, result, now)
             await uow.commit()
 
     @staticmethod
