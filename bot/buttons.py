@@ -31,6 +31,7 @@ class Kind(StrEnum):
     UPDATE = "U"  # officer: add an update (opens a form)
     CLOSE = "C"  # officer: resolve or close (opens a form)
     REASSIGN = "R"  # officer: pass to another team (opens a form)
+    RECATEGORISE = "G"  # officer: correct the category (opens a form); the report is re-routed
     STILL = "P"  # reporter: action <target> is still a problem
     SORTED = "Q"  # reporter: action <target> is sorted now
 

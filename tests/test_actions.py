@@ -97,7 +97,13 @@ async def test_submit_routes_posts_and_tells_the_reporter(world: Any) -> None:
     assert "<!channel>" in text  # kept as text here; the Slack renderer escapes it
     assert "Reporter: anonymous to partners" in text and "Asha" not in text
     assert "Tue 29 Dec 2026, 15:00" in text  # two working days, skipping Christmas
-    assert list(_buttons(posts["C0NPT"])) == ["Acknowledge", "Add update", "Resolve", "Reassign"]
+    assert list(_buttons(posts["C0NPT"])) == [
+        "Acknowledge",
+        "Add update",
+        "Resolve",
+        "Reassign",
+        "Change category",
+    ]
     told = [t for t in telegram.texts_to(asha.chat_id) if "TR-2026-12-0001" in t]
     assert any("delivered to Neighbourhood Police" in t for t in told)
     assert any("delivered to Cohesion Team" in t for t in told)
@@ -305,3 +311,41 @@ async def test_reporter_is_asked_every_four_weeks_and_can_reopen(world: Any) -> 
 
     await asha.command("status")
     assert "Cohesion Team: waiting to be acknowledged" in asha.last
+
+
+async def test_changing_the_category_reroutes_and_tells_the_reporter(world: Any) -> None:
+    s, telegram, slack, outbox, chats, _ = world
+    asha = Chat(s, telegram, outbox, chats["asha@example.org"])
+    await _report(asha, "Religion or faith")
+    await outbox.drain()
+    post = next(m for r, m, e in slack.sent if r == "C0COHESION" and e is None)
+    ack = ButtonAction.decode(_buttons(post)["Change category"])
+    with pytest.raises(ActionError, match="already its category"):
+        await s.actions.recategorise(Officer("U0JANE"), ack.target, ack.seq, "religion")
+    reply = await s.actions.recategorise(Officer("U0JANE"), ack.target, ack.seq, "crime_asb")
+    assert reply == (
+        "Category changed to Crime or anti-social behaviour; routed to "
+        "Neighbourhood Police, Cohesion Team."
+    )
+    await outbox.drain()
+    assert any(
+        r == "C0NPT" and "Crime or anti-social behaviour" in m.plain_text()
+        for r, m, e in slack.sent
+        if e is None
+    )
+    told = " ".join(telegram.texts_to(asha.chat_id))
+    assert "category changed from Religion or faith to Crime or anti-social behaviour" in told
+
+    # Now it turns out to be extremism: only the need-to-know team keeps it.
+    latest = [m for r, m, e in slack.sent if r == "C0COHESION" and e is not None][-1]
+    again = ButtonAction.decode(_buttons(latest)["Change category"])
+    await s.actions.recategorise(Officer("U0JANE"), again.target, again.seq, "protest_extremism")
+    await outbox.drain()
+    async with s.db.uow() as uow:
+        actions = {a.team_key: a for a in await uow.actions.for_report(1)}
+        report = await uow.reports.get(1)
+    assert report is not None and report.category == "protest_extremism"
+    assert actions["prevent"].state == "open"
+    assert actions["cohesion"].state == actions["npt"].state == "closed"
+    assert actions["npt"].outcome_note.startswith("re-routed")
+    assert any(r == "G0PREVENT" for r, m, e in slack.sent if e is None)

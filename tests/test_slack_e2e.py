@@ -89,7 +89,13 @@ async def test_action_lifecycle_through_slack(
     section = json.dumps(post.blocks)
     assert "&lt;!channel&gt; &lt;@U0PC&gt; &lt;https://evil.example|click&gt; &amp; more" in section
     assert "<!channel>" not in section and "<!channel>" not in post.text
-    assert post.action_ids() == ["tb_ack", "tb_update", "tb_close", "tb_reassign"]
+    assert post.action_ids() == [
+        "tb_ack",
+        "tb_update",
+        "tb_close",
+        "tb_reassign",
+        "tb_recategorise",
+    ]
     await asha.wait_for("delivered to Cohesion Team")
 
     # Nobody acknowledges it by its deadline (Thu 3 Dec 09:30): the ladder's first rung reminds

@@ -275,6 +275,75 @@ class ActionService:
 
         return await self._change(officer, action_id, version, change)
 
+    async def recategorise(
+        self, officer: Officer, action_id: int, version: int, category: str
+    ) -> str:
+        """Correct the report's category; it is routed again and the reporter is told."""
+
+        async def change(uow: UnitOfWork, action: Action, now: datetime) -> str:
+            report = await uow.reports.get(action.report_id)
+            assert report is not None and report.id is not None
+            form = await self.forms.definition(uow, report.form_version_id)
+            question = form.question("category")
+            if category not in {o.value for o in question.options}:
+                raise ActionError("Please choose a category.")
+            if category == report.category:
+                raise ActionError("That is already its category.")
+            old = form.display_value(question, report.category)
+            new = form.display_value(question, category)
+            report.category = category
+            answers = dict(report.answers)
+            answers["category"] = category
+            report.answers = answers
+            r = route(self.config, category=category, ward=report.ward, level=report.level)
+            existing = {a.team_key: a for a in await uow.actions.for_report(report.id)}
+            for key, other in existing.items():
+                if key not in r.teams and other.state != ActionState.CLOSED.value:
+                    other.state = ActionState.CLOSED.value
+                    other.outcome, other.closed_at = Outcome.REFERRED.value, now
+                    other.outcome_note = f"re-routed: the category is now {new}"
+                    if other is not action:
+                        other.version += 1
+                        await uow.actions.save(other)
+                        await self._refresh_slack(uow, other, now)
+            for key in r.teams:
+                if key not in existing:
+                    await self._open_action(uow, report, key, now, actor=officer.slack_user_id)
+            names = ", ".join(self.teams[k].name for k in r.teams) or "no team yet"
+            await self._event(
+                uow,
+                action,
+                now,
+                "recategorised",
+                officer.slack_user_id,
+                f"category changed from {old} to {new}; it now goes to {names}",
+                for_reporter=True,
+            )
+            if not r.teams:
+                await self.alert_admins(
+                    uow,
+                    now,
+                    f"{report.reference} reaches no team after its category changed to {category}",
+                    key=f"report:{report.reference}:unrouted:{category}",
+                )
+            return f"Category changed to {new}; routed to {names}."
+
+        return await self._change(officer, action_id, version, change)
+
+    async def category_choices(self, action_id: int) -> list[tuple[str, str]]:
+        """(value, label) of the categories of the report's form."""
+        async with self.uow_factory() as uow:
+            action = await uow.actions.get(action_id)
+            report = await uow.reports.get(action.report_id) if action else None
+            if report is None:
+                return []
+            form = await self.forms.definition(uow, report.form_version_id)
+        return [
+            (o.value, o.label)
+            for o in form.question("category").options
+            if o.value != report.category
+        ]
+
     async def check(self, officer: Officer, action_id: int, version: int) -> None:
         """Raise :class:`ActionError` unless this officer may act on this version now."""
         async with self.uow_factory() as uow:
@@ -459,6 +528,10 @@ class ActionService:
                 Button(label="Add update", data=ButtonAction(Kind.UPDATE, action.id, v).encode()),
                 Button(label="Resolve", data=ButtonAction(Kind.CLOSE, action.id, v).encode()),
                 Button(label="Reassign", data=ButtonAction(Kind.REASSIGN, action.id, v).encode()),
+                Button(
+                    label="Change category",
+                    data=ButtonAction(Kind.RECATEGORISE, action.id, v).encode(),
+                ),
             ]
             b.row(*buttons)
         return b.build()
@@ -662,4 +735,5 @@ def _reporter_headline(event: ActionEvent) -> str:
         "closed": "Your report has been closed",
         "reassigned": "Your report has been passed to another team",
         "reopened": "Your report has been reopened",
+        "recategorised": "Your report has been re-routed",
     }.get(event.kind, "News about your report")

@@ -64,6 +64,8 @@ def register(app: AsyncApp, actions: ActionService) -> None:
             view = views.update_modal(meta)
         elif kind == "close":
             view = views.close_modal(meta, OUTCOME_LABELS)
+        elif kind == "recategorise":
+            view = views.category_modal(meta, await actions.category_choices(action.target))
         else:
             view = views.reassign_modal(meta, await actions.reassign_choices(action.target))
         await client.views_open(trigger_id=body["trigger_id"], view=view)
@@ -79,6 +81,10 @@ def register(app: AsyncApp, actions: ActionService) -> None:
     @app.action("tb_reassign")
     async def on_reassign(ack: Any, body: dict[str, Any], client: Any) -> None:
         await open_modal(ack, body, client, "reassign")
+
+    @app.action("tb_recategorise")
+    async def on_recategorise(ack: Any, body: dict[str, Any], client: Any) -> None:
+        await open_modal(ack, body, client, "recategorise")
 
     async def submit(ack: Any, body: dict[str, Any], kind: str) -> None:
         view = body["view"]
@@ -106,6 +112,10 @@ def register(app: AsyncApp, actions: ActionService) -> None:
                     values.get("outcome", ""),
                     values.get("note", ""),
                 )
+            elif kind == "recategorise":
+                await actions.recategorise(
+                    officer, action.target, action.seq, values.get("category", "")
+                )
             else:
                 await actions.reassign(officer, action.target, action.seq, values.get("team", ""))
         except ActionError as exc:
@@ -124,3 +134,7 @@ def register(app: AsyncApp, actions: ActionService) -> None:
     @app.view("tb_reassign_modal")
     async def on_reassign_submit(ack: Any, body: dict[str, Any]) -> None:
         await submit(ack, body, "reassign")
+
+    @app.view("tb_recategorise_modal")
+    async def on_recategorise_submit(ack: Any, body: dict[str, Any]) -> None:
+        await submit(ack, body, "recategorise")

@@ -19,6 +19,7 @@ ACTION_IDS = {
     Kind.UPDATE: "tb_update",
     Kind.CLOSE: "tb_close",
     Kind.REASSIGN: "tb_reassign",
+    Kind.RECATEGORISE: "tb_recategorise",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-ERROR_BLOCK = {"update": "text", "close": "note", "reassign": "team"}
+ERROR_BLOCK = {"update": "text", "close": "note", "reassign": "team", "recategorise": "category"}
 
 
 def _modal(callback_id: str, title: str, meta: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -108,6 +108,27 @@ def reassign_modal(meta: str, teams: Sequence[tuple[str, str]]) -> dict[str, Any
                     "type": "static_select",
                     "action_id": "team",
                     "options": [_option(k, v) for k, v in teams],
+                },
+            },
+        ],
+    )
+
+
+def category_modal(meta: str, categories: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Correct the category: the report is routed again."""
+    return _modal(
+        "tb_recategorise_modal",
+        "Change category",
+        meta,
+        [
+            {
+                "type": "input",
+                "block_id": "category",
+                "label": {"type": "plain_text", "text": "The right category"},
+                "element": {
+                    "type": "static_select",
+                    "action_id": "category",
+                    "options": [_option(k, v) for k, v in categories],
                 },
             },
         ],
