@@ -29,6 +29,7 @@ from bot.services.conversation import ConversationService
 from bot.services.forms import FormService
 from bot.services.outbox import OutboxDispatcher, RateLimits
 from bot.services.people import PeopleService
+from bot.services.reports import ReportingService
 from bot.services.state import StateService
 from handlers.slack.app import build_app as build_slack_app
 from handlers.slack.app import build_client as build_slack_client
@@ -68,6 +69,7 @@ class Services:
     campaigns: CampaignService
     conversation: ConversationService
     actions: ActionService
+    reporting: ReportingService
     state: StateService
     wake: _WakeRelay
 
@@ -93,6 +95,7 @@ async def build_services(
     conversation = ConversationService(config, db.uow, clock, forms, people, wake)
     actions = ActionService(config, db.uow, clock, forms, wake)
     conversation.actions = actions
+    reporting = ReportingService(config, db.uow, clock, forms, actions, wake)
     async with db.uow() as uow:
         await forms.current(uow)  # store the form version now, failing early if it is wrong
         await uow.commit()
@@ -105,6 +108,7 @@ async def build_services(
         campaigns,
         conversation,
         actions,
+        reporting,
         StateService(db.uow),
         wake,
     )
@@ -162,7 +166,10 @@ class TelegramRuntime:
                 self.config.slack.api_base_url, secrets.slack_bot_token.get_secret_value()
             )
             self.slack_app = build_slack_app(
-                client, secrets.slack_signing_secret.get_secret_value(), services.actions
+                client,
+                secrets.slack_signing_secret.get_secret_value(),
+                services.actions,
+                services.reporting,
             )
             messengers["slack"] = SlackMessenger(client)
             limits["slack"] = RateLimits(

@@ -277,3 +277,92 @@ async def test_escalation_reaches_channels_and_people(
         assert len(dm) == 2 and all("Escalation" in m.text for m in dm)
     finally:
         await w.stop()
+
+
+async def test_a_reporter_who_lives_in_slack(
+    db_url: str, fake_telegram: Any, slack: FakeSlack, clock: FakeClock
+) -> None:
+    port = _free_port()
+    config = make_config(
+        db_url,
+        fake_telegram.base_url,
+        env=SLACK_ENV,
+        teams=TEAMS,
+        routing=ROUTING,
+        slack={"api_base_url": slack.base_url, "port": port},
+    )
+    w = await SimWorld.start(config, fake_telegram, clock)
+    url = f"http://127.0.0.1:{port}/slack/events"
+    try:
+        await w.import_people(
+            "name,role,wards,email,slack_user_id\n"
+            "Priya Shah,community_leader,Park,priya@example.org,U0PRIYA\n"
+        )
+        await w.services.campaigns.open_monthly("2026-12", actor="t", force=True)
+        form_dm = (await _wait(lambda: slack.dm("U0PRIYA")))[0]
+        assert "tension return for December 2026" in form_dm.text
+        assert form_dm.action_ids() == ["tb_start", "tb_nil"]
+
+        priya = SlackUser(slack, "U0PRIYA", url)
+        await priya.click(form_dm, "tb_start")
+        modal = (await _wait(slack.views_opened))[-1]
+        assert modal["callback_id"] == "tb_report_modal"
+        assert [b["block_id"] for b in modal["blocks"] if b["type"] == "input"][:3] == [
+            "ward",
+            "category",
+            "description",
+        ]
+
+        def select(value: str) -> dict[str, Any]:
+            return {"type": "static_select", "selected_option": {"value": value}}
+
+        def text(value: str) -> dict[str, Any]:
+            return {"type": "plain_text_input", "value": value}
+
+        values = {
+            "ward": {"ward": select("Park")},
+            "category": {"category": select("race")},
+            "description": {"description": text("short")},
+            "basis": {"basis": select("experienced")},
+            "level": {"level": select("2")},
+            "media": {"media": select("none")},
+            "already_reported": {"already_reported": select("no")},
+            "consent_contact": {"consent_contact": select("yes")},
+        }
+        status, body = await priya.submit_view(modal, values)
+        assert status == 200 and body is not None
+        assert body["errors"] == {
+            "description": "Please give at least 10 characters.",
+            "consent_share": "Please answer this.",
+        }
+        values["description"] = {"description": text("Racist graffiti on the <!here> bus shelter")}
+        values["consent_share"] = {"consent_share": select("no")}
+        status, body = await priya.submit_view(modal, values)
+        assert status == 200 and body is None
+        post = (await _wait(lambda: slack.top_level("C0COHESION")))[0]
+        assert "&lt;!here&gt;" in json.dumps(post.blocks) and "<!here>" not in post.text
+        await _wait(lambda: any("has been submitted" in m.text for m in slack.dm("U0PRIYA")))
+        await _wait(
+            lambda: any("delivered to Cohesion Team" in m.text for m in slack.dm("U0PRIYA"))
+        )
+        campaign = await w.services.campaigns.resolve("2026-12")
+        assert campaign.id is not None
+        status_ = await w.services.campaigns.status(campaign.id, actor="t")
+        assert status_.counts == {"responded": 1}
+
+        # The App Home: her reports and where they stand; a stranger is refused.
+        assert (
+            await priya.event({"type": "app_home_opened", "user": "U0PRIYA", "tab": "home"}) == 200
+        )
+        home = json.dumps((await _wait(lambda: slack.home_views("U0PRIYA")))[-1])
+        assert "TR-2026-12-0001" in home and "Report a tension" in home
+        stranger = SlackUser(slack, "U0EVE", url)
+        await stranger.event({"type": "app_home_opened", "user": "U0EVE", "tab": "home"})
+        refused = json.dumps((await _wait(lambda: slack.home_views("U0EVE")))[-1])
+        assert "only for people invited" in refused
+        await priya.click(form_dm, "tb_nil")  # after reporting: told, nothing changes
+        await _wait(
+            lambda: any("already sent reports" in e["text"] for e in slack.ephemerals("U0PRIYA"))
+        )
+    finally:
+        await w.stop()

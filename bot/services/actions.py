@@ -450,7 +450,13 @@ class ActionService:
         if report is None or report.person_id is None:
             return
         person = await uow.people.get(report.person_id)
-        if person is None or person.telegram_chat_id is None:
+        if person is None:
+            return
+        if person.telegram_chat_id is not None:
+            channel, recipient = "telegram", str(person.telegram_chat_id)
+        elif person.slack_user_id and self.config.secrets.slack_bot_token is not None:
+            channel, recipient = "slack", person.slack_user_id
+        else:
             return
         message = (
             MessageBuilder()
@@ -460,8 +466,8 @@ class ActionService:
         )
         await enqueue(
             uow,
-            channel="telegram",
-            recipient=person.telegram_chat_id,
+            channel=channel,
+            recipient=recipient,
             message=message,
             key=f"action-event:{event.id}:reporter",
             now=event.at,

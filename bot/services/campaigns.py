@@ -304,12 +304,9 @@ class CampaignService:
     ) -> Delivery:
         assert campaign.id is not None and person.id is not None
         delivery = Delivery(campaign_id=campaign.id, person_id=person.id)
-        if not person.linked:
+        if self._reach(person) is None:
             delivery.status = DeliveryStatus.UNREACHABLE.value
-            delivery.detail = "never linked"
-        elif person.blocked_at is not None:
-            delivery.status = DeliveryStatus.UNREACHABLE.value
-            delivery.detail = "blocked the bot"
+            delivery.detail = "blocked the bot" if person.blocked_at else "never linked"
         await uow.deliveries.add(delivery)
         if delivery.status == DeliveryStatus.QUEUED.value:
             await self._queue_form(uow, campaign, person, delivery, now)
@@ -326,10 +323,14 @@ class CampaignService:
     ) -> bool:
         form = await self.forms.definition(uow, campaign.form_version_id)
         reminder = reminder_round > 0
+        reach = self._reach(person)
+        if reach is None:
+            return False
+        channel, recipient = reach
         return await enqueue(
             uow,
-            channel="telegram",
-            recipient=str(person.telegram_chat_id),
+            channel=channel,
+            recipient=recipient,
             message=texts.form_message(campaign, form, self.tz, reminder=reminder),
             key=f"campaign:{campaign.id}:{'reminder:' + str(reminder_round) if reminder else 'form'}"
             f":{person.id}",
@@ -338,6 +339,14 @@ class CampaignService:
             priority=1,
             delivery_id=delivery.id,
         )
+
+    def _reach(self, person: Person) -> tuple[str, str] | None:
+        """Where the form goes: Telegram when linked, else a Slack DM when Slack is set up."""
+        if person.telegram_chat_id is not None and person.blocked_at is None:
+            return "telegram", str(person.telegram_chat_id)
+        if person.slack_user_id and self.config.secrets.slack_bot_token is not None:
+            return "slack", person.slack_user_id
+        return None
 
     async def deliver_open_returns(
         self, uow: UnitOfWork, person: Person, now: datetime
@@ -398,7 +407,7 @@ class CampaignService:
             if delivery.status not in REMINDABLE:
                 continue  # answered, unreachable, or the form itself not out yet
             person = await uow.people.get(delivery.person_id)
-            if person is None or not person.linked or person.blocked_at is not None:
+            if person is None or self._reach(person) is None:
                 continue
             if await self._queue_form(uow, campaign, person, delivery, now, reminder_round=round_):
                 count += 1

@@ -20,7 +20,6 @@ from bot.domain import (
     Conversation,
     DeliveryStatus,
     Person,
-    Report,
 )
 from bot.forms import FormDefinition, Question
 from bot.messages import MessageBuilder, OutgoingMessage
@@ -30,6 +29,7 @@ from bot.services.actions import ActionService
 from bot.services.common import Outcome, Sender, Waker, audit, clean_text, enqueue
 from bot.services.forms import FormService
 from bot.services.people import PeopleService
+from bot.services.reports import create_reports, record_nil
 
 log = logging.getLogger(__name__)
 
@@ -359,16 +359,16 @@ class ConversationService:
         form = await self.forms.definition(step.uow, campaign.form_version_id)
         active = await step.uow.conversations.active_for(pid)
         if action.kind is Kind.NIL:
-            if delivery.status == DeliveryStatus.RESPONDED.value:
-                step.toast = "You have already sent reports for this return."
+            assert campaign.id is not None
+            refused = await record_nil(
+                step.uow, person_id=pid, campaign_id=campaign.id, now=step.now
+            )
+            if refused is not None:
+                step.toast = refused
                 return
             if active is not None and active.campaign_id == campaign.id:
                 active.status = "cancelled"
                 active.updated_at = step.now
-            if delivery.status != DeliveryStatus.NIL.value:
-                delivery.status = DeliveryStatus.NIL.value
-                delivery.responded_at = step.now
-                await audit(step.uow, step.now, f"person:{pid}", "return.nil", campaign.key)
             step.toast = "Nil return recorded. Thank you."
             await self._reply(step, texts.nil_recorded(campaign), edit_ref=ref)
             return
@@ -560,48 +560,19 @@ class ConversationService:
             self._move(conv, missing.id, push=True)
             await self._ask(step, conv, form, edit_ref=ref, note="One more answer is needed.")
             return
-        pid = self._pid(step)
-        local = step.now.astimezone(self.tz)
-        prefix = f"TR-{local:%Y-%m}"
-        made: list[Report] = []
-        for answers in [*conv.tensions, conv.draft]:
-            number = await step.uow.reports.next_number(prefix)
-            report = Report(
-                reference=f"{prefix}-{number:04d}",
-                person_id=pid,
-                source=conv.flow,
-                campaign_id=conv.campaign_id,
-                ward=answers["ward"],
-                category=answers["category"],
-                level=int(answers["level"]),
-                basis=answers["basis"],
-                answers=dict(answers),
-                consent_contact=answers.get("consent_contact") == "yes",
-                consent_share=answers.get("consent_share") == "yes",
-                form_version_id=conv.form_version_id,
-                created_at=step.now,
-            )
-            await step.uow.reports.add(report)
-            made.append(report)
-            await audit(
-                step.uow,
-                step.now,
-                f"person:{pid}",
-                "report.submit",
-                report.reference,
-                source=conv.flow,
-                ward=report.ward,
-                category=report.category,
-            )
-        if self.actions is not None:
-            await self.actions.create_for_reports(step.uow, made, step.now)
+        made = await create_reports(
+            step.uow,
+            person_id=self._pid(step),
+            source=conv.flow,
+            campaign_id=conv.campaign_id,
+            form_version_id=conv.form_version_id,
+            tensions=[*conv.tensions, conv.draft],
+            now=step.now,
+            tz=self.tz,
+            actions=self.actions,
+        )
         conv.status = "submitted"
         conv.updated_at = step.now
         conv.seq += 1
-        if conv.campaign_id is not None:
-            delivery = await step.uow.deliveries.get_for(conv.campaign_id, pid)
-            if delivery is not None:
-                delivery.status = DeliveryStatus.RESPONDED.value
-                delivery.responded_at = step.now
         step.toast = "Submitted. Thank you."
         await self._reply(step, texts.submitted(made, form), edit_ref=ref)

@@ -169,6 +169,15 @@ class FakeSlack:
         """Replies in a thread."""
         return [m for m in self.messages(channel) if m.thread_ts == ts]
 
+    def home_views(self, user: str) -> list[dict[str, Any]]:
+        """App Home views published for a user."""
+        return list(self._home[user])
+
+    def dm(self, user: str) -> list[SlackMessage]:
+        """Messages in the bot's direct-message channel with a user."""
+        channel = self._dms.get(user)
+        return self.messages(channel) if channel else []
+
     def ephemerals(self, user: str) -> list[dict[str, Any]]:
         """chat.postEphemeral payloads sent to a user."""
         return list(self._ephemeral[user])
@@ -458,3 +467,18 @@ class SlackUser:
                 "token": "legacy",
             }
         )
+
+    async def event(self, event: dict[str, Any]) -> int:
+        """Deliver an Events API event (e.g. app_home_opened) as Slack does."""
+        envelope = {
+            "token": "legacy",
+            "team_id": self.fake.team_id,
+            "api_app_id": "A0TEST",
+            "type": "event_callback",
+            "event_id": f"Ev{next(self._triggers):08d}",
+            "event_time": int(time.time()),
+            "event": event,
+        }
+        body = json.dumps(envelope).encode()
+        status, _ = await self.raw(body, {"Content-Type": "application/json", **self.sign(body)})
+        return status

@@ -15,12 +15,13 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.buttons import Action, BadPayload
 from bot.services.actions import OUTCOME_LABELS, ActionError, ActionService, Officer
+from bot.services.reports import ReportingRefused, ReportingService
 from handlers.slack import views
 
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, actions: ActionService) -> None:
+def register(app: AsyncApp, actions: ActionService, reporting: ReportingService) -> None:
     """Attach tensionbot's Slack listeners to ``app``."""
 
     async def tell(client: Any, body: dict[str, Any], text: str) -> None:
@@ -138,3 +139,59 @@ def register(app: AsyncApp, actions: ActionService) -> None:
     @app.view("tb_recategorise_modal")
     async def on_recategorise_submit(ack: Any, body: dict[str, Any]) -> None:
         await submit(ack, body, "recategorise")
+
+    # ----------------------------------------------------------------- reporters in Slack
+
+    async def tell_user(client: Any, user: str, text: str) -> None:
+        dm = await client.conversations_open(users=user)
+        await client.chat_postEphemeral(channel=dm["channel"]["id"], user=user, text=text)
+
+    @app.action("tb_start")
+    async def on_start(ack: Any, body: dict[str, Any], client: Any) -> None:
+        await ack()
+        action = decode(body)
+        if action is None:
+            return
+        user = body["user"]["id"]
+        try:
+            request = await reporting.form_request(user, action.target)
+        except ReportingRefused as exc:
+            await tell_user(client, user, str(exc))
+            return
+        await client.views_open(trigger_id=body["trigger_id"], view=views.form_modal(request))
+
+    @app.action("tb_nil")
+    async def on_nil(ack: Any, body: dict[str, Any], client: Any) -> None:
+        await ack()
+        action = decode(body)
+        if action is None:
+            return
+        user = body["user"]["id"]
+        try:
+            text = await reporting.nil(user, action.target)
+        except ReportingRefused as exc:
+            text = str(exc)
+        await tell_user(client, user, text)
+
+    @app.view("tb_report_modal")
+    async def on_report_submit(ack: Any, body: dict[str, Any]) -> None:
+        view = body["view"]
+        meta = str(view.get("private_metadata", "0"))
+        campaign_id = int(meta) if meta.isdigit() else 0
+        try:
+            errors = await reporting.submit(body["user"]["id"], campaign_id, views.values(view))
+        except ReportingRefused as exc:
+            errors = {"description": str(exc)}
+        if errors:
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+
+    @app.event("app_home_opened")
+    async def on_home(event: dict[str, Any], client: Any) -> None:
+        user = event["user"]
+        try:
+            view = views.home_view(await reporting.home(user))
+        except ReportingRefused as exc:
+            view = views.home_view(None, str(exc))
+        await client.views_publish(user_id=user, view=view)

@@ -12,6 +12,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services.actions import ActionService
+from bot.services.reports import ReportingService
 from handlers.slack import register
 
 MAX_BODY = 1024 * 1024
@@ -29,10 +30,15 @@ def build_client(api_base_url: str, token: str) -> AsyncWebClient:
     )
 
 
-def build_app(client: AsyncWebClient, signing_secret: str, actions: ActionService) -> AsyncApp:
+def build_app(
+    client: AsyncWebClient,
+    signing_secret: str,
+    actions: ActionService,
+    reporting: ReportingService,
+) -> AsyncApp:
     """The Bolt app (signature and timestamp of every request verified by Bolt)."""
     app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=False)
-    register(app, actions)
+    register(app, actions, reporting)
     return app
 
 

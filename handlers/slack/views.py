@@ -5,6 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bot.buttons import Action, Kind
+from bot.services.reports import FormRequest, Home
+from handlers.slack.render import escape
+
+
+def start_value(campaign_id: int) -> str:
+    """The payload of a "Report a tension" button (campaign 0: an ad hoc report)."""
+    return Action(Kind.START, campaign_id).encode()
+
+
+START_ADHOC = start_value(0)
+
 ERROR_BLOCK = {"update": "text", "close": "note", "reassign": "team", "recategorise": "category"}
 
 
@@ -150,3 +162,107 @@ def values(view: Mapping[str, Any]) -> dict[str, str]:
                 selected = element.get("selected_options") or []
                 out[block_id] = "yes" if any(o.get("value") == "yes" for o in selected) else ""
     return out
+
+
+def form_modal(request: FormRequest) -> dict[str, Any]:
+    """The whole tension form in one modal (block ids are the question ids)."""
+    form = request.form
+    blocks: list[dict[str, Any]] = [
+        {"type": "context", "elements": [{"type": "plain_text", "text": form.emergency_notice}]},
+    ]
+    for q in form.questions:
+        label = q.label if q.show_if is None else f"{q.label} (if already reported)"
+        element: dict[str, Any]
+        if q.kind == "text":
+            element = {
+                "type": "plain_text_input",
+                "action_id": q.id,
+                "multiline": q.id in ("description", "impact"),
+                "placeholder": {"type": "plain_text", "text": q.prompt[:150]},
+            }
+            if q.max_length:
+                element["max_length"] = q.max_length
+        else:
+            options = (
+                [(o.value, o.label) for o in q.options]
+                if q.kind == "choice"
+                else [(w, w) for w in request.wards]
+            )
+            element = {
+                "type": "static_select",
+                "action_id": q.id,
+                "options": [_option(v, lbl) for v, lbl in options[:100]],
+            }
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": q.id,
+                "optional": q.optional or q.show_if is not None,
+                "label": {"type": "plain_text", "text": label[:2000]},
+                "element": element,
+                "hint": {"type": "plain_text", "text": q.prompt[:2000]},
+            }
+        )
+    blocks.append(
+        {"type": "context", "elements": [{"type": "plain_text", "text": form.prevent_notice}]}
+    )
+    return {
+        "type": "modal",
+        "callback_id": "tb_report_modal",
+        "private_metadata": str(request.campaign_id),
+        "title": {"type": "plain_text", "text": "Report a tension"},
+        "submit": {"type": "plain_text", "text": "Submit"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": blocks,
+    }
+
+
+def home_view(home: Home | None, refusal: str = "") -> dict[str, Any]:
+    """The App Home tab: report a tension, open returns, my reports (all text escaped)."""
+    if home is None:
+        return {
+            "type": "home",
+            "blocks": [{"type": "section", "text": {"type": "plain_text", "text": refusal}}],
+        }
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "Community tension reporting"}},
+        {
+            "type": "actions",
+            "block_id": "home_actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "style": "primary",
+                    "action_id": "tb_start",
+                    "value": START_ADHOC,
+                    "text": {"type": "plain_text", "text": "Report a tension"},
+                }
+            ],
+        },
+    ]
+    for campaign_id, title, state in home.open_returns:
+        answered = state in ("responded", "nil")
+        section: dict[str, Any] = {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": f"*{escape(title)}*: "
+                + ("answered, thank you" if answered else "waiting for your answer"),
+            },
+        }
+        if not answered:
+            section["accessory"] = {
+                "type": "button",
+                "action_id": "tb_start",
+                "value": start_value(campaign_id),
+                "text": {"type": "plain_text", "text": "Answer it"},
+            }
+        blocks.append(section)
+    if home.reports:
+        blocks.append({"type": "divider"})
+        lines = [
+            f"`{escape(ref)}` {escape(summary)} · _{escape(state)}_"
+            for ref, summary, state in home.reports
+        ]
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}})
+    return {"type": "home", "blocks": blocks}
