@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from aiohttp import web
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from telegram.ext import Application, ApplicationBuilder
 from telegram.request import HTTPXRequest
@@ -200,6 +201,7 @@ class TelegramRuntime:
         scheduler = None
         runner: web.AppRunner | None = None
         runners: list[web.AppRunner] = []
+        socket_handler: AsyncSocketModeHandler | None = None
         tasks: list[asyncio.Task[None]] = []
         try:
             tasks.append(asyncio.create_task(self.dispatcher.run(self.stop_event), name="outbox"))
@@ -230,7 +232,15 @@ class TelegramRuntime:
                         name="poller",
                     )
                 )
-            if self.slack_app is not None:
+            if self.slack_app is not None and self.config.slack.mode == "socket":
+                app_token = self.config.secrets.slack_app_token
+                if app_token is None:
+                    raise ConfigError("slack.mode = 'socket' needs TENSIONBOT_SLACK_APP_TOKEN")
+                socket_handler = AsyncSocketModeHandler(
+                    self.slack_app, app_token.get_secret_value()
+                )
+                await socket_handler.connect_async()
+            elif self.slack_app is not None:
                 sc = self.config.slack
                 slack_runner = web.AppRunner(
                     slack_http_app(self.slack_app, sc.path), access_log=None
@@ -259,6 +269,8 @@ class TelegramRuntime:
                 await runner.cleanup()
             for extra in runners:
                 await extra.cleanup()
+            if socket_handler is not None:
+                await socket_handler.close_async()
             await self.application.shutdown()
 
     def _webhook_secret(self) -> str:

@@ -38,6 +38,7 @@ WOLVERHAMPTON_WARDS: tuple[str, ...] = (
 ENV_TELEGRAM_TOKEN = "TENSIONBOT_TELEGRAM_TOKEN"  # noqa: S105 - the variable's name, not a secret
 ENV_SLACK_BOT_TOKEN = "TENSIONBOT_SLACK_BOT_TOKEN"  # noqa: S105
 ENV_SLACK_SIGNING_SECRET = "TENSIONBOT_SLACK_SIGNING_SECRET"  # noqa: S105
+ENV_SLACK_APP_TOKEN = "TENSIONBOT_SLACK_APP_TOKEN"  # noqa: S105
 
 
 class ConfigError(Exception):
@@ -145,6 +146,11 @@ class SlackConfig(_Section):
     """Slack for council and police teams. Tokens come from the environment."""
 
     api_base_url: str = "https://slack.com"
+    mode: Literal["http", "socket"] = Field(
+        default="http",
+        description="http: Slack calls our endpoint; socket: we connect out (development, "
+        "needs TENSIONBOT_SLACK_APP_TOKEN)",
+    )
     listen: str = "127.0.0.1"
     port: int = Field(default=3000, ge=1, le=65535)
     path: str = "/slack/events"
@@ -303,6 +309,7 @@ class Secrets(BaseModel):
     telegram_token: SecretStr | None = None
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None  # Socket Mode only
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Secrets:
@@ -316,6 +323,7 @@ class Secrets(BaseModel):
             telegram_token=get(ENV_TELEGRAM_TOKEN),
             slack_bot_token=get(ENV_SLACK_BOT_TOKEN),
             slack_signing_secret=get(ENV_SLACK_SIGNING_SECRET),
+            slack_app_token=get(ENV_SLACK_APP_TOKEN),
         )
 
 

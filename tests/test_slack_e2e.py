@@ -366,3 +366,28 @@ async def test_a_reporter_who_lives_in_slack(
         )
     finally:
         await w.stop()
+
+
+async def test_socket_mode_for_development(db_url: str, fake_telegram: Any, slack: FakeSlack,
+                                           clock: FakeClock) -> None:
+    """In Socket Mode the bot connects out to Slack: clicks arrive over the websocket and are
+    acknowledged there; no HTTP endpoint is needed."""
+    config = make_config(db_url, fake_telegram.base_url,
+                         env={**SLACK_ENV, "TENSIONBOT_SLACK_APP_TOKEN": slack.app_token},
+                         teams=TEAMS, routing=ROUTING,
+                         slack={"api_base_url": slack.base_url, "mode": "socket",
+                                "port": _free_port()})
+    w = await SimWorld.start(config, fake_telegram, clock)
+    try:
+        await w.import_people(PEOPLE_CSV)
+        await slack.wait_connected()
+        asha = await _submit(w, "religion", "Graffiti on the gurdwara wall, twice this week.")
+        post = (await _wait(lambda: slack.top_level("C0COHESION")))[0]
+        await w.settle()
+        jane = SlackUser(slack, "U0JANE", "http://127.0.0.1:9/unused")
+        await jane.click(post, "tb_ack", socket=True)
+        await _wait(lambda: post.updates >= 1)
+        await asha.wait_for("acknowledged by Cohesion Team")
+        assert slack.socket_acks and "envelope_id" in slack.socket_acks[0]
+    finally:
+        await w.stop()

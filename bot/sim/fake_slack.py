@@ -9,6 +9,7 @@ commands and events — to the bot's real Bolt endpoint.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -114,11 +115,16 @@ class FakeSlack:
         self._ids = itertools.count(1)
         self._times: dict[str, deque[float]] = defaultdict(deque)
         self._runner: web.AppRunner | None = None
+        self.app_token = "xapp-test-token"  # noqa: S105
+        self._sockets: list[web.WebSocketResponse] = []
+        self.socket_acks: list[dict[str, Any]] = []
+        self._connected = asyncio.Event()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Start listening; returns the base URL."""
         app = web.Application()
         app.router.add_post("/api/{method}", self._handle)
+        app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -207,6 +213,12 @@ class FakeSlack:
         self.calls.append(call)
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         token = token or str(params.get("token", ""))
+        if method == "apps.connections.open":
+            if token != self.app_token:
+                return self._fail(call, "invalid_auth")
+            return web.json_response(
+                {"ok": True, "url": f"{self.base_url.replace('http', 'ws')}/socket"}
+            )
         if token != self.token:
             return self._fail(call, "invalid_auth")
         for inj in self._injections:
@@ -270,6 +282,44 @@ class FakeSlack:
         if m.thread_ts:
             data["thread_ts"] = m.thread_ts
         return data
+
+    # ----------------------------------------------------------------- Socket Mode
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": len(self._sockets),
+                "connection_info": {"app_id": "A0TEST"},
+            }
+        )
+        self._connected.set()
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                self.socket_acks.append(json.loads(msg.data))
+        self._sockets.remove(ws)
+        return ws
+
+    async def wait_connected(self, timeout: float = 10.0) -> None:
+        """Wait until the bot has opened a Socket Mode connection."""
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    async def socket_send(self, kind: str, payload: dict[str, Any]) -> str:
+        """Send an envelope (``interactive``, ``events_api``, ``slash_commands``) over the socket;
+        returns its envelope id (the bot must acknowledge it)."""
+        envelope_id = f"env-{next(self._ids):06d}"
+        await self._sockets[-1].send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": kind,
+                "payload": payload,
+                "accepts_response_payload": kind != "events_api",
+            }
+        )
+        return envelope_id
 
     # ----------------------------------------------------------------- methods
 
@@ -411,8 +461,8 @@ class SlackUser:
             "trigger_id": f"{next(self._triggers)}.trigger",
         }
 
-    async def click(self, message: SlackMessage, action_id: str) -> int:
-        """Click a button of a message."""
+    async def click(self, message: SlackMessage, action_id: str, *, socket: bool = False) -> int:
+        """Click a button of a message (over Socket Mode when ``socket``; then returns 0)."""
         block_id, element = message.element(action_id)
         payload = {
             **self._base(),
@@ -436,6 +486,9 @@ class SlackUser:
                 }
             ],
         }
+        if socket:
+            await self.fake.socket_send("interactive", payload)
+            return 0
         status, _ = await self._post_form({"payload": json.dumps(payload)})
         return status
 
