@@ -11,10 +11,11 @@ import tomllib
 from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -39,6 +40,16 @@ ENV_TELEGRAM_TOKEN = "TENSIONBOT_TELEGRAM_TOKEN"  # noqa: S105 - the variable's 
 ENV_SLACK_BOT_TOKEN = "TENSIONBOT_SLACK_BOT_TOKEN"  # noqa: S105
 ENV_SLACK_SIGNING_SECRET = "TENSIONBOT_SLACK_SIGNING_SECRET"  # noqa: S105
 ENV_SLACK_APP_TOKEN = "TENSIONBOT_SLACK_APP_TOKEN"  # noqa: S105
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+#: An http(s) base URL, stored without a trailing slash.
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
 class ConfigError(Exception):
@@ -103,7 +114,7 @@ class DatabaseConfig(_Section):
 class TelegramConfig(_Section):
     """Telegram Bot API settings. The token comes from TENSIONBOT_TELEGRAM_TOKEN."""
 
-    api_base_url: str = "https://api.telegram.org"
+    api_base_url: HttpUrl = "https://api.telegram.org"
     bot_username: str = "tensionbot"
     mode: Literal["polling", "webhook"] = "polling"
     webhook_url: str | None = None
@@ -128,13 +139,6 @@ class TelegramConfig(_Section):
         "restart treats its sender as dead",
     )
 
-    @field_validator("api_base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/")
-
     @model_validator(mode="after")
     def _webhook_needs_url(self) -> TelegramConfig:
         if self.mode == "webhook" and not self.webhook_url:
@@ -145,7 +149,7 @@ class TelegramConfig(_Section):
 class SlackConfig(_Section):
     """Slack for council and police teams. Tokens come from the environment."""
 
-    api_base_url: str = "https://slack.com"
+    api_base_url: HttpUrl = "https://slack.com"
     mode: Literal["http", "socket"] = Field(
         default="http",
         description="http: Slack calls our endpoint; socket: we connect out (development, "
@@ -163,13 +167,6 @@ class SlackConfig(_Section):
     global_rate: float = Field(
         default=20.0, gt=0, description="Web API posts per second, all channels"
     )
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/")
 
 
 class ScheduleConfig(_Section):

@@ -15,7 +15,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser
-from bot.sim.scripts import fill_tension, tension
+from bot.sim.scripts import fill_tension, tension, until
 from bot.sim.world import SimWorld
 from tests.conftest import SLACK_ENV, make_config
 from tests.helpers import PEOPLE_CSV
@@ -59,13 +59,7 @@ async def world(
 
 
 async def _wait(predicate: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
+    return await until(predicate, timeout)
 
 
 async def _submit(w: SimWorld, category: str, description: str) -> Any:
@@ -368,15 +362,19 @@ async def test_a_reporter_who_lives_in_slack(
         await w.stop()
 
 
-async def test_socket_mode_for_development(db_url: str, fake_telegram: Any, slack: FakeSlack,
-                                           clock: FakeClock) -> None:
+async def test_socket_mode_for_development(
+    db_url: str, fake_telegram: Any, slack: FakeSlack, clock: FakeClock
+) -> None:
     """In Socket Mode the bot connects out to Slack: clicks arrive over the websocket and are
     acknowledged there; no HTTP endpoint is needed."""
-    config = make_config(db_url, fake_telegram.base_url,
-                         env={**SLACK_ENV, "TENSIONBOT_SLACK_APP_TOKEN": slack.app_token},
-                         teams=TEAMS, routing=ROUTING,
-                         slack={"api_base_url": slack.base_url, "mode": "socket",
-                                "port": _free_port()})
+    config = make_config(
+        db_url,
+        fake_telegram.base_url,
+        env={**SLACK_ENV, "TENSIONBOT_SLACK_APP_TOKEN": slack.app_token},
+        teams=TEAMS,
+        routing=ROUTING,
+        slack={"api_base_url": slack.base_url, "mode": "socket", "port": _free_port()},
+    )
     w = await SimWorld.start(config, fake_telegram, clock)
     try:
         await w.import_people(PEOPLE_CSV)

@@ -67,7 +67,8 @@ def tension(
     return answers
 
 
-async def _until(predicate: Any, timeout: float = 15.0) -> Any:
+async def until(predicate: Any, timeout: float = 15.0) -> Any:
+    """Poll ``predicate`` until it returns something truthy, and return that."""
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
         value = predicate()
@@ -79,7 +80,7 @@ async def _until(predicate: Any, timeout: float = 15.0) -> Any:
 
 async def team_post(slack: FakeSlack, channel: str, reference: str) -> SlackMessage:
     """Wait for the team's message about a report (``reference`` may be any text in it)."""
-    return await _until(
+    return await until(
         lambda: next((m for m in slack.top_level(channel) if reference in m.text), None)
     )
 
@@ -98,11 +99,11 @@ async def officer_step(
     before, views = post.updates, len(slack.views_opened())
     await officer.click(post, action_id)
     if values is not None:
-        view = await _until(lambda: slack.views_opened()[views:])
+        view = await until(lambda: slack.views_opened()[views:])
         _, body = await officer.submit_view(view[0], values)
         if body is not None:
             raise AssertionError(f"the modal was refused: {body}")
-    await _until(lambda: post.updates > before)
+    await until(lambda: post.updates > before)
 
 
 def text_value(block: str, value: str) -> dict[str, dict[str, Any]]:
