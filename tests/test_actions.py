@@ -129,6 +129,10 @@ async def test_officer_lifecycle(world: Any) -> None:
     with pytest.raises(ActionError, match="say who is responsible"):
         await s.actions.close(Officer("U0JANE"), ack.target, v + 2, "not_our_responsibility", "")
     await s.actions.close(Officer("U0JANE"), ack.target, v + 2, "resolved", "Graffiti removed.")
+    with pytest.raises(ActionError, match="already closed"):
+        await s.actions.close(Officer("U0JANE"), ack.target, v + 3, "duplicate", "")
+    with pytest.raises(ActionError, match="no longer exists"):
+        await s.actions.acknowledge(Officer("U0JANE"), 999, 0)
     await outbox.drain()
 
     edits = [m.plain_text() for r, m, e in slack.sent if r == "C0COHESION" and e is not None]

@@ -389,3 +389,32 @@ async def test_socket_mode_for_development(
         assert slack.socket_acks and "envelope_id" in slack.socket_acks[0]
     finally:
         await w.stop()
+
+
+async def test_rate_limits_are_honoured_and_reassign_works_from_slack(
+    world: tuple[SimWorld, str], slack: FakeSlack
+) -> None:
+    w, url = world
+    slack.inject("chat.postMessage", status=429, retry_after=1, times=1)
+    started = time.monotonic()
+    asha = await _submit(w, "religion", "Abuse shouted at worshippers leaving Friday prayers.")
+    post = (await _wait(lambda: slack.top_level("C0COHESION")))[0]
+    assert time.monotonic() - started >= 1.0  # Retry-After was honoured
+    assert [c.status for c in slack.calls_for("chat.postMessage")][:2] == [429, 200]
+    assert len(slack.top_level("C0COHESION")) == 1  # sent once
+    await w.settle()
+
+    jane = SlackUser(slack, "U0JANE", url)
+    await jane.click(post, "tb_reassign")
+    modal = (await _wait(slack.views_opened))[-1]
+    assert modal["callback_id"] == "tb_reassign_modal"
+    options = modal["blocks"][0]["element"]["options"]
+    assert [o["value"] for o in options] == ["npt", "prevent"]  # every other team
+    status, body = await jane.submit_view(
+        modal, {"team": {"team": {"type": "static_select", "selected_option": {"value": "npt"}}}}
+    )
+    assert status == 200 and body is None
+    moved = (await _wait(lambda: slack.top_level("C0NPT")))[0]
+    assert "TR-2026-12-0001" in moved.text
+    await asha.wait_for("passed to Neighbourhood Police")
+    await _wait(lambda: "reassigned to Neighbourhood Police" in json.dumps(post.blocks))
