@@ -317,6 +317,89 @@ def format_status(status: Any) -> str:
 
 
 @main.group()
+def hatecrime() -> None:
+    """Police hate-crime figures."""
+
+
+@hatecrime.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def hatecrime_import(config: Config, file: Path) -> None:
+    """Import monthly figures (month, ward, strand, count); a month in the file replaces that
+    month; all or nothing."""
+    from bot.services.hatecrime import FigureImportError, HateCrimeService
+
+    text = file.read_text(encoding="utf-8-sig")
+
+    async def work(s: Any) -> Any:
+        return await HateCrimeService(s.config, s.db.uow, s.clock).import_csv(
+            text, source=str(file), actor=ADMIN
+        )
+
+    try:
+        result = _run(config, work)
+    except FigureImportError as exc:
+        _fail("nothing was imported:\n" + "\n".join(f"  {p}" for p in exc.problems))
+    click.echo(
+        f"imported {result.rows} figure(s), {result.total} hate crime(s), for "
+        f"{', '.join(result.months)}"
+    )
+
+
+@main.command("summary")
+@click.option("--period", required=True, help="YYYY-MM")
+@click.option("--ward", default=None)
+@click.option("--category", default=None)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also write summary.md and one CSV per table into this folder.",
+)
+@click.option("--no-suppress", is_flag=True, help="Show counts below 3 as they are.")
+@click.pass_obj
+def summary(
+    config: Config,
+    period: str,
+    ward: str | None,
+    category: str | None,
+    out: Path | None,
+    no_suppress: bool,
+) -> None:
+    """The monthly summary: tensions against last month and last year, hate crime, and pockets
+    of concern (aggregates only: no free text, no names)."""
+    from bot.services.summary import SummaryService
+
+    async def work(s: Any) -> Any:
+        return await SummaryService(s.config, s.db.uow, s.clock).build(
+            period, actor=ADMIN, ward=ward, category=category
+        )
+
+    try:
+        result = _run(config, work)
+    except ValueError as exc:
+        _fail(str(exc))
+    text = result.markdown(suppressed=not no_suppress)
+    click.echo(text, nl=False)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.md").write_text(text)
+        for b in result.breakdowns:
+            with (out / f"tensions_by_{b.by}.csv").open("w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow([b.by, "this_month", "previous_month", "same_month_last_year"])
+                writer.writerows(b.rows)
+        with (out / "pockets_of_concern.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["ward", "source", "observed", "baseline_mean", "p_value"])
+            writer.writerows(
+                (p.ward, p.source, p.observed, p.baseline, f"{p.p_value:.3g}")
+                for p in result.pockets
+            )
+        click.echo(f"written to {out}", err=True)
+
+
+@main.group()
 def routing() -> None:
     """Routing of tensions to teams."""
 

@@ -172,6 +172,7 @@ class Report:
     consent_contact: bool = False
     consent_share: bool = False
     status: str = "received"
+    period: str = ""  # YYYY-MM in the partnership's timezone (for monthly aggregation in SQL)
     id: int | None = None
 
 

@@ -132,6 +132,21 @@ class ActionRepo(Protocol):
     async def due_for_check(self, cutoff: datetime) -> Sequence[Action]: ...
 
 
+class FigureRepo(Protocol):
+    """Police hate-crime figures and the SQL aggregations summaries need."""
+
+    async def replace_months(
+        self, months: Sequence[str], rows: Sequence[tuple[str, str, str, int]], at: datetime
+    ) -> None: ...
+    async def hate_crime_by_ward_month(
+        self, months: Sequence[str]
+    ) -> dict[tuple[str, str], int]: ...
+    async def tensions_by_ward_month(self, months: Sequence[str]) -> dict[tuple[str, str], int]: ...
+    async def tension_counts(
+        self, month: str, by: str, ward: str | None = None, category: str | None = None
+    ) -> dict[str, int]: ...
+
+
 class AuditRepo(Protocol):
     """Append-only audit log."""
 
@@ -172,6 +187,8 @@ class UnitOfWork(Protocol):
     def outbox(self) -> OutboxRepo: ...
     @property
     def actions(self) -> ActionRepo: ...
+    @property
+    def figures(self) -> FigureRepo: ...
     @property
     def audit(self) -> AuditRepo: ...
     @property

@@ -66,6 +66,7 @@ class SqlUnitOfWork:
         self.reports = r.SqlReportRepo(session)
         self.outbox = r.SqlOutboxRepo(session)
         self.actions = r.SqlActionRepo(session)
+        self.figures = r.SqlFigureRepo(session)
         self.audit = r.SqlAuditRepo(session)
         self.inbound = r.SqlInboundRepo(session)
         self.state = r.SqlStateRepo(session)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -385,6 +385,58 @@ class SqlActionRepo(_Repo):
         c = tables.action_events.c
         stmt = select(ActionEvent).where(c.action_id == action_id).order_by(c.id)
         return (await self.session.scalars(stmt)).all()
+
+
+class SqlFigureRepo(_Repo):
+    """Hate-crime figures, and GROUP BY aggregations over reports (indexed on period, ward)."""
+
+    _GROUPS = frozenset({"ward", "category", "level", "basis", "source"})
+
+    async def replace_months(
+        self, months: Sequence[str], rows: Sequence[tuple[str, str, str, int]], at: datetime
+    ) -> None:
+        t = tables.hate_crime_figures
+        await self.session.execute(delete(t).where(t.c.month.in_(list(months))))
+        if rows:
+            await self.session.execute(
+                insert(t),
+                [
+                    {"month": m, "ward": w, "strand": s, "count": n, "imported_at": at}
+                    for m, w, s, n in rows
+                ],
+            )
+
+    async def hate_crime_by_ward_month(self, months: Sequence[str]) -> dict[tuple[str, str], int]:
+        t = tables.hate_crime_figures
+        stmt = (
+            select(t.c.ward, t.c.month, func.sum(t.c.count))
+            .where(t.c.month.in_(list(months)))
+            .group_by(t.c.ward, t.c.month)
+        )
+        return {(w, m): int(n) for w, m, n in (await self.session.execute(stmt)).all()}
+
+    async def tensions_by_ward_month(self, months: Sequence[str]) -> dict[tuple[str, str], int]:
+        t = tables.reports
+        stmt = (
+            select(t.c.ward, t.c.period, func.count())
+            .where(t.c.period.in_(list(months)))
+            .group_by(t.c.ward, t.c.period)
+        )
+        return {(w, m): int(n) for w, m, n in (await self.session.execute(stmt)).all()}
+
+    async def tension_counts(
+        self, month: str, by: str, ward: str | None = None, category: str | None = None
+    ) -> dict[str, int]:
+        if by not in self._GROUPS:
+            raise ValueError(f"cannot group by {by!r}")
+        t = tables.reports
+        column = t.c[by]
+        stmt = select(column, func.count()).where(t.c.period == month).group_by(column)
+        if ward is not None:
+            stmt = stmt.where(t.c.ward == ward)
+        if category is not None:
+            stmt = stmt.where(t.c.category == category)
+        return {str(k): int(n) for k, n in (await self.session.execute(stmt)).all()}
 
 
 class SqlAuditRepo(_Repo):

@@ -174,7 +174,9 @@ reports = Table(
     Column("form_version_id", ForeignKey("form_versions.id"), nullable=False),
     Column("status", String(20), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("period", String(7), nullable=False, default=""),
     Index("ix_reports_created_ward_category", "created_at", "ward", "category"),
+    Index("ix_reports_period_ward", "period", "ward"),
     Index("ix_reports_person_created", "person_id", "created_at"),
 )
 
@@ -209,6 +211,19 @@ outbox = Table(
     Column("result_ref", String(64)),
     Index("ix_outbox_status_priority_id", "status", "priority", "id"),
     Index("ix_outbox_channel_recipient_status", "channel", "recipient", "status"),
+)
+
+hate_crime_figures = Table(
+    "hate_crime_figures",
+    metadata,
+    _id(),
+    Column("month", String(7), nullable=False),
+    Column("ward", String(100), nullable=False),
+    Column("strand", String(30), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("imported_at", UTCDateTime, nullable=False),
+    UniqueConstraint("month", "ward", "strand"),
+    Index("ix_hate_crime_figures_month_ward", "month", "ward"),
 )
 
 actions = Table(

@@ -25,3 +25,55 @@ async def test_models_match_migrations(db_url: str) -> None:
         assert diff == []
     finally:
         await db.dispose()
+
+
+async def test_upgrade_keeps_and_backfills_existing_reports(db_url: str) -> None:
+    """Migrating a database that already holds reports: 0003 -> head backfills their period."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from storage.migrate import upgrade
+
+    db = Database(db_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_downgrade_to, "0003")
+            await conn.execute(
+                text(
+                    "INSERT INTO people (name, role, email, organisation, wards, active) "
+                    "VALUES ('A', 'councillor', 'a@x.org', '', '[]', true)"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO form_versions (version, sha256, definition, created_at) "
+                    "VALUES ('v', 'x', '{}', :t)"
+                ),
+                {"t": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO reports (reference, person_id, source, ward, category, level, basis, "
+                    "answers, consent_contact, consent_share, form_version_id, status, created_at) "
+                    "VALUES ('TR-1', 1, 'adhoc', 'Park', 'race', 2, 'experienced', '{}', false, "
+                    "false, 1, 'received', :t)"
+                ),
+                {"t": datetime(2026, 6, 30, 23, 30, tzinfo=UTC)},
+            )  # 1 July 00:30 in BST
+        await upgrade(db.engine)
+        async with db.engine.connect() as conn:
+            period = (await conn.execute(text("SELECT period FROM reports"))).scalar_one()
+        assert period == "2026-07"
+    finally:
+        await db.dispose()
+
+
+def _downgrade_to(connection: Connection, revision: str) -> None:
+    from alembic import command
+
+    from storage.migrate import alembic_config
+
+    cfg = alembic_config()
+    cfg.attributes["connection"] = connection
+    command.downgrade(cfg, revision)

@@ -40,7 +40,8 @@ async def create_reports(
     actions: ActionService | None,
 ) -> list[Report]:
     """Store each tension as a report with its reference, route it, and mark the return answered."""
-    prefix = f"TR-{now.astimezone(tz):%Y-%m}"
+    period = f"{now.astimezone(tz):%Y-%m}"
+    prefix = f"TR-{period}"
     made: list[Report] = []
     for answers in tensions:
         number = await uow.reports.next_number(prefix)
@@ -58,6 +59,7 @@ async def create_reports(
             consent_share=answers.get("consent_share") == "yes",
             form_version_id=form_version_id,
             created_at=now,
+            period=period,
         )
         await uow.reports.add(report)
         made.append(report)

@@ -1,0 +1,172 @@
+"""The monthly summary: tensions by category, ward, level and basis against the previous month and
+the same month last year; hate crime by ward; pockets of concern. Every number comes from a SQL
+aggregation; this module only composes them. (Charts, Slack/Telegram delivery and the return-rate
+tables build on this in later work.)"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.ports import UnitOfWorkFactory
+from bot.services.common import audit
+from bot.summaries import Pocket, pockets, suppress
+
+GROUPS = ("category", "ward", "level", "basis")
+
+
+def shift(month: str, months: int) -> str:
+    """``2026-12`` shifted by ``months`` (may be negative)."""
+    year, mon = (int(x) for x in month.split("-"))
+    index = year * 12 + (mon - 1) + months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def validate_month(month: str) -> str:
+    """Check ``YYYY-MM``; ValueError naming the value otherwise."""
+    try:
+        datetime.strptime(month, "%Y-%m")
+    except ValueError:
+        raise ValueError(f"period {month!r} is not of the form YYYY-MM") from None
+    return month
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Counts for one grouping: this month, the previous month, the same month last year."""
+
+    by: str
+    rows: list[tuple[str, int, int, int]]  # (key, now, previous, last year)
+
+
+@dataclass
+class Summary:
+    """Aggregates for one month (no free text, no names)."""
+
+    month: str
+    ward: str | None
+    category: str | None
+    total: int
+    previous_total: int
+    last_year_total: int
+    breakdowns: list[Breakdown] = field(default_factory=list)
+    hate_crime: list[tuple[str, int, float]] = field(default_factory=list)  # ward, count, baseline
+    pockets: list[Pocket] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing reported and no hate-crime figures for the month."""
+        return self.total == 0 and not any(n for _, n, _ in self.hate_crime)
+
+    def markdown(self, threshold: int = 3, suppressed: bool = True) -> str:
+        """The summary as Markdown; small counts shown as "<threshold" when ``suppressed``."""
+
+        def n(count: int) -> str:
+            return suppress(count, threshold) if suppressed else str(count)
+
+        scope = " · ".join(x for x in (self.ward, self.category) if x)
+        out = [f"# Community tension summary, {self.month}" + (f" ({scope})" if scope else "")]
+        if self.empty:
+            out.append("\nNo tension reports and no hate-crime figures for this period.")
+            return "\n".join(out) + "\n"
+        out.append(
+            f"\nTension reports: **{n(self.total)}** (previous month {n(self.previous_total)}, "
+            f"same month last year {n(self.last_year_total)})"
+        )
+        for b in self.breakdowns:
+            out.append(
+                f"\n## By {b.by}\n\n| {b.by} | this month | previous | last year |\n"
+                "|---|---:|---:|---:|"
+            )
+            out += [f"| {k} | {n(a)} | {n(p)} | {n(y)} |" for k, a, p, y in b.rows]
+        if self.hate_crime:
+            out.append(
+                "\n## Hate crime by ward (police figures)\n\n| ward | this month | "
+                "12-month mean |\n|---|---:|---:|"
+            )
+            out += [f"| {w} | {n(c)} | {m:.1f} |" for w, c, m in self.hate_crime]
+        out.append("\n## Pockets of concern\n")
+        if self.pockets:
+            out += [
+                f"- **{p.ward}**: {p.observed} {p.source} against a 12-month mean of "
+                f"{p.baseline:.1f} (p = {p.p_value:.2g})"
+                for p in self.pockets
+            ]
+        else:
+            out.append("None: no ward is significantly above its own 12-month baseline.")
+        out.append(
+            "\n_Method: a ward is a pocket of concern when its count is at least 3 and "
+            "the chance of so many under a Poisson distribution with the ward's own "
+            "12-month mean is below 1%._"
+        )
+        return "\n".join(out) + "\n"
+
+
+class SummaryService:
+    """Builds summaries (and records who asked for what)."""
+
+    def __init__(self, config: Config, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+        self.config, self.uow_factory, self.clock = config, uow_factory, clock
+
+    async def build(
+        self, month: str, *, actor: str, ward: str | None = None, category: str | None = None
+    ) -> Summary:
+        """The summary for ``month`` (optionally one ward and/or category)."""
+        validate_month(month)
+        if ward is not None:
+            known = {w.casefold(): w for w in self.config.partnership.wards}
+            if ward.casefold() not in known:
+                raise ValueError(f"ward {ward!r} is not in partnership.wards")
+            ward = known[ward.casefold()]
+        previous, last_year = shift(month, -1), shift(month, -12)
+        trailing = [shift(month, -k) for k in range(12, 0, -1)]
+        async with self.uow_factory() as uow:
+            f = uow.figures
+            counts = {
+                m: await f.tension_counts(m, "ward", ward, category)
+                for m in (month, previous, last_year)
+            }
+            summary = Summary(
+                month,
+                ward,
+                category,
+                total=sum(counts[month].values()),
+                previous_total=sum(counts[previous].values()),
+                last_year_total=sum(counts[last_year].values()),
+            )
+            for by in GROUPS:
+                now_ = await f.tension_counts(month, by, ward, category)
+                prev_ = await f.tension_counts(previous, by, ward, category)
+                year_ = await f.tension_counts(last_year, by, ward, category)
+                keys = sorted(
+                    set(now_) | set(prev_) | set(year_), key=lambda k: (-now_.get(k, 0), k)
+                )
+                summary.breakdowns.append(
+                    Breakdown(
+                        by, [(k, now_.get(k, 0), prev_.get(k, 0), year_.get(k, 0)) for k in keys]
+                    )
+                )
+            tensions = await f.tensions_by_ward_month([*trailing, month])
+            crimes = await f.hate_crime_by_ward_month([*trailing, month])
+            wards = [ward] if ward else list(self.config.partnership.wards)
+            for source, table in (("tension reports", tensions), ("hate crimes", crimes)):
+                observed = {w: table.get((w, month), 0) for w in wards}
+                history = {w: [table.get((w, m), 0) for m in trailing] for w in wards}
+                summary.pockets += pockets(observed, history, source=source)
+                if source == "hate crimes":
+                    summary.hate_crime = sorted(
+                        (
+                            (w, observed[w], sum(history[w]) / 12)
+                            for w in wards
+                            if observed[w] or any(history[w])
+                        ),
+                        key=lambda x: (-x[1], x[0]),
+                    )
+            await audit(
+                uow, self.clock.now(), actor, "summary.view", month, ward=ward, category=category
+            )
+            await uow.commit()
+        summary.pockets.sort(key=lambda p: p.p_value)
+        return summary

@@ -1,0 +1,160 @@
+"""Hate-crime import and the monthly summary, checked against a hand-computed fixture."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import main
+from bot.clock import FakeClock
+from bot.domain import Report
+from bot.services.hatecrime import FigureImportError, HateCrimeService
+from bot.services.summary import SummaryService, shift
+from tests.helpers import PEOPLE_CSV, services_for
+
+
+def _figures() -> str:
+    rows = ["month,ward,strand,count"]
+    for k in range(12, 0, -1):
+        month = shift("2026-12", -k)
+        rows += [f"{month},Park,race,1", f"{month},Heath Town,religion,2"]
+    rows += ["2026-12,Park,Race/Ethnicity,9", "2026-12,Heath Town,faith,2"]
+    return "\n".join(rows) + "\n"
+
+
+async def _report(s: object, n: int, period: str, ward: str, category: str) -> None:
+    services = s  # type: ignore[assignment]
+    async with services.db.uow() as uow:  # type: ignore[attr-defined]
+        form = await services.forms.current(uow)  # type: ignore[attr-defined]
+        when = datetime.strptime(period + "-10", "%Y-%m-%d").replace(tzinfo=UTC)
+        for i in range(n):
+            await uow.reports.add(
+                Report(
+                    reference=f"TR-{period}-{ward[:2]}{category[:2]}{i}",
+                    person_id=1,
+                    source="adhoc",
+                    ward=ward,
+                    category=category,
+                    level=2,
+                    basis="experienced",
+                    answers={},
+                    form_version_id=form.id,
+                    created_at=when,
+                    period=period,
+                )
+            )
+        await uow.commit()
+
+
+async def test_summary_numbers(db_url: str) -> None:
+    clock = FakeClock(datetime(2027, 1, 2, tzinfo=UTC))
+    async with services_for(db_url, clock) as s:
+        await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
+        await _report(s, 2, "2026-12", "Park", "race")
+        await _report(s, 1, "2026-12", "Park", "religion")
+        await _report(s, 1, "2026-12", "Penn", "race")
+        await _report(s, 1, "2026-11", "Park", "race")
+        await _report(s, 3, "2025-12", "Penn", "other")
+        figures = HateCrimeService(s.config, s.db.uow, clock)
+        result = await figures.import_csv(_figures(), source="hc.csv", actor="t")
+        assert result.months[0] == "2025-12" and len(result.months) == 13 and result.total == 47
+
+        summary = await SummaryService(s.config, s.db.uow, clock).build("2026-12", actor="admin")
+        assert (summary.total, summary.previous_total, summary.last_year_total) == (4, 1, 3)
+        by = {b.by: b.rows for b in summary.breakdowns}
+        assert by["category"] == [("race", 3, 1, 0), ("religion", 1, 0, 0), ("other", 0, 0, 3)]
+        assert by["ward"] == [("Park", 3, 1, 0), ("Penn", 1, 0, 3)]
+        assert summary.hate_crime == [("Park", 9, 1.0), ("Heath Town", 2, 2.0)]
+        # Park: 9 hate crimes against a mean of 1 (p ~ 1e-6), and 3 tension reports against a
+        # mean of 1/12 (p ~ 9e-5); Heath Town's 2 against its usual 2 is not a pocket.
+        assert [(p.ward, p.source) for p in summary.pockets] == [
+            ("Park", "hate crimes"),
+            ("Park", "tension reports"),
+        ]
+        assert 8e-5 < summary.pockets[1].p_value < 1e-4
+
+        text = summary.markdown()
+        assert "Tension reports: **4** (previous month <3, same month last year 3)" in text
+        assert "| religion | <3 | 0 | 0 |" in text
+        assert "**Park**: 9 hate crimes against a 12-month mean of 1.0" in text
+        assert "| religion | 1 | 0 | 0 |" in summary.markdown(suppressed=False)
+
+        park = await SummaryService(s.config, s.db.uow, clock).build(
+            "2026-12", actor="admin", ward="park", category="race"
+        )
+        assert (park.total, park.previous_total) == (2, 1)
+
+        # A re-imported month replaces that month only.
+        await figures.import_csv(
+            "month,ward,strand,count\n2026-12,Park,race,1\n", source="fix.csv", actor="t"
+        )
+        again = await SummaryService(s.config, s.db.uow, clock).build("2026-12", actor="admin")
+        assert [p.source for p in again.pockets] == ["tension reports"]
+        assert ("Park", 1, 1.0) in again.hate_crime
+        async with s.db.uow() as uow:
+            session = uow.people.session  # type: ignore[attr-defined]
+            from sqlalchemy import func, select
+
+            from storage.tables import audit_log
+
+            views = await session.scalar(
+                select(func.count())
+                .select_from(audit_log)
+                .where(audit_log.c.action == "summary.view")
+            )
+        assert views == 3
+
+
+async def test_bad_figures_are_refused_whole(db_url: str) -> None:
+    clock = FakeClock(datetime(2027, 1, 2, tzinfo=UTC))
+    async with services_for(db_url, clock) as s:
+        figures = HateCrimeService(s.config, s.db.uow, clock)
+        bad = (
+            "month,ward,strand,count\n2026-13,Park,race,1\n2026-12,Atlantis,race,1\n"
+            "2026-12,Park,hair colour,1\n2026-12,Park,race,-4\n2026-11,Park,race,1\n"
+            "2026-11,Park,race,2\n"
+        )
+        with pytest.raises(FigureImportError) as err:
+            await figures.import_csv(bad, source="hc.csv", actor="t")
+        problems = "\n".join(err.value.problems)
+        for expected in (
+            "line 2: month '2026-13'",
+            "line 3: ward 'Atlantis'",
+            "line 4: strand 'hair colour'",
+            "line 5: count '-4'",
+            "line 7: 2026-11 Park race_ethnicity repeats line 6",
+        ):
+            assert expected in problems
+        summary = await SummaryService(s.config, s.db.uow, clock).build("2026-11", actor="a")
+        assert summary.empty and summary.hate_crime == []  # nothing was imported
+        assert "No tension reports and no hate-crime figures" in summary.markdown()
+        with pytest.raises(ValueError, match="'2026-1x'"):
+            await SummaryService(s.config, s.db.uow, clock).build("2026-1x", actor="a")
+
+
+def test_summary_command_writes_exports(tmp_path: Path, db_url: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "{db_url}"\n')
+    figures = tmp_path / "hc.csv"
+    figures.write_text(_figures())
+    runner = CliRunner()
+    base = ["--config", str(config)]
+    imported = runner.invoke(main, [*base, "hatecrime", "import", str(figures)])
+    assert imported.exit_code == 0, imported.output
+    assert "for 2025-12, " in imported.output
+    out = tmp_path / "out"
+    result = runner.invoke(main, [*base, "summary", "--period", "2026-12", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Pockets of concern" in result.output
+    assert (
+        (out / "pockets_of_concern.csv")
+        .read_text()
+        .splitlines()[1]
+        .startswith("Park,hate crimes,9,1.0,")
+    )
+    assert (out / "tensions_by_category.csv").read_text().startswith("category,this_month")
+    bad = runner.invoke(main, [*base, "summary", "--period", "2026-12", "--ward", "Narnia"])
+    assert bad.exit_code == 2 and "Narnia" in bad.output
