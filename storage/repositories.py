@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -387,7 +387,88 @@ class SqlActionRepo(_Repo):
         return (await self.session.scalars(stmt)).all()
 
 
-class SqlFigureRepo(_Repo):
+_AWAITING = ("queued", "sent", "uncertain")
+
+
+class _Returns(_Repo):
+    async def returns_by(self, month: str, by: str) -> dict[tuple[str, str], int]:
+        """(role or ward, delivery status) -> people, for the month's monthly return."""
+        if by == "role":
+            sql = (
+                "SELECT p.role, d.status, count(*) FROM deliveries d "
+                "JOIN campaigns c ON c.id = d.campaign_id JOIN people p ON p.id = d.person_id "
+                "WHERE c.period = :m AND c.kind = 'monthly' GROUP BY p.role, d.status"
+            )
+        elif by == "ward" and self.session.get_bind().dialect.name == "postgresql":
+            sql = (
+                "SELECT w.ward, d.status, count(*) FROM deliveries d "
+                "JOIN campaigns c ON c.id = d.campaign_id JOIN people p ON p.id = d.person_id "
+                "CROSS JOIN LATERAL json_array_elements_text(p.wards) AS w(ward) "
+                "WHERE c.period = :m AND c.kind = 'monthly' GROUP BY w.ward, d.status"
+            )
+        elif by == "ward":
+            sql = (
+                "SELECT je.value, d.status, count(*) FROM deliveries d "
+                "JOIN campaigns c ON c.id = d.campaign_id JOIN people p ON p.id = d.person_id, "
+                "json_each(p.wards) AS je "
+                "WHERE c.period = :m AND c.kind = 'monthly' GROUP BY je.value, d.status"
+            )
+        else:
+            raise ValueError(f"cannot group returns by {by!r}")
+        rows = await self.session.execute(text(sql), {"m": month})
+        return {(str(k), str(s)): int(n) for k, s, n in rows.all()}
+
+    async def outstanding(self, month: str) -> list[str]:
+        """Names of people who have not answered the month's return (for admins only)."""
+        p, d, c = tables.people, tables.deliveries, tables.campaigns
+        stmt = (
+            select(p.c.name)
+            .join(d, d.c.person_id == p.c.id)
+            .join(c, c.c.id == d.c.campaign_id)
+            .where(c.c.period == month, c.c.kind == "monthly", d.c.status.in_(_AWAITING))
+            .order_by(p.c.name)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def action_durations(
+        self, month: str
+    ) -> list[tuple[str, str, int, float | None, float | None]]:
+        """(team, state, escalation level, hours to acknowledge, hours to close) per action
+        on the month's reports."""
+        a, r = tables.actions, tables.reports
+        stmt = (
+            select(
+                a.c.team_key,
+                a.c.state,
+                a.c.escalation_level,
+                a.c.created_at,
+                a.c.acknowledged_at,
+                a.c.closed_at,
+                a.c.ack_due_at,
+            )
+            .join(r, r.c.id == a.c.report_id)
+            .where(r.c.period == month)
+        )
+        out = []
+        for team, state, level, created, acked, closed, _due in (
+            await self.session.execute(stmt)
+        ).all():
+            ack_h = (acked - created).total_seconds() / 3600 if acked else None
+            close_h = (closed - created).total_seconds() / 3600 if closed else None
+            out.append((str(team), str(state), int(level), ack_h, close_h))
+        return out
+
+    async def hate_crime_by_strand(self, month: str) -> dict[tuple[str, str], int]:
+        t = tables.hate_crime_figures
+        stmt = (
+            select(t.c.ward, t.c.strand, func.sum(t.c.count))
+            .where(t.c.month == month)
+            .group_by(t.c.ward, t.c.strand)
+        )
+        return {(w, s): int(n) for w, s, n in (await self.session.execute(stmt)).all()}
+
+
+class SqlFigureRepo(_Returns):
     """Hate-crime figures, and GROUP BY aggregations over reports (indexed on period, ward)."""
 
     _GROUPS = frozenset({"ward", "category", "level", "basis", "source"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -14,6 +15,7 @@ from bot.domain import Report
 from bot.services.hatecrime import FigureImportError, HateCrimeService
 from bot.services.summary import SummaryService, shift
 from tests.helpers import PEOPLE_CSV, services_for
+from tests.test_actions import ROUTING, TEAMS
 
 
 def _figures() -> str:
@@ -158,3 +160,53 @@ def test_summary_command_writes_exports(tmp_path: Path, db_url: str) -> None:
     assert (out / "tensions_by_category.csv").read_text().startswith("category,this_month")
     bad = runner.invoke(main, [*base, "summary", "--period", "2026-12", "--ward", "Narnia"])
     assert bad.exit_code == 2 and "Narnia" in bad.output
+
+
+async def test_return_rate_and_actions(db_url: str) -> None:
+    async with services_for(
+        db_url, FakeClock(datetime(2026, 12, 2, 10, tzinfo=UTC)), teams=TEAMS, routing=ROUTING
+    ) as s:
+        await _return_rate_and_actions(s)
+
+
+async def _return_rate_and_actions(s: Any) -> None:
+    from datetime import timedelta
+
+    from bot.buttons import Action as ButtonAction
+    from bot.services.actions import Officer
+    from tests.helpers import FakeMessenger, dispatcher_for, link_all
+    from tests.test_actions import _buttons
+    from tests.test_actions import _report as submit_report
+    from tests.test_conversation import Chat
+
+    clock = s.clock
+    telegram, slack = FakeMessenger(), FakeMessenger()
+    await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
+    chats = await link_all(s)
+    outbox = dispatcher_for(s, telegram, slack)
+    await s.campaigns.open_monthly("2026-12", actor="t", force=True)
+    await outbox.drain()
+    sarah = Chat(s, telegram, outbox, chats["sarah@example.org"])
+    await sarah.press("Nothing to report")
+    asha = Chat(s, telegram, outbox, chats["asha@example.org"])
+    await submit_report(asha, "Religion or faith")
+    await outbox.drain()
+    post = next(m for r, m, e in slack.sent if r == "C0COHESION" and e is None)
+    ack = ButtonAction.decode(_buttons(post)["Acknowledge"])
+    clock.advance(timedelta(hours=3))
+    await s.actions.acknowledge(Officer("U0JANE"), ack.target, ack.seq)
+
+    summary = await SummaryService(s.config, s.db.uow, clock).build(
+        "2026-12", actor="admin", names=True
+    )
+    # Monthly return: Asha (councillor, Heath Town) reported via /report, which is not the
+    # return; Sarah sent a nil return; Mark and Yusuf have not answered.
+    assert summary.returns_by_role == [("community_leader", 0, 1, 1, 0), ("councillor", 0, 0, 2, 0)]
+    assert ("Heath Town", 0, 0, 2, 0) in summary.returns_by_ward  # Asha and Yusuf
+    assert summary.outstanding == ["Cllr Asha Patel", "Cllr Mark Evans", "Imam Yusuf Khan"]
+    assert summary.actions == [("cohesion", 1, 1, 0, 3.0, None)]
+    text = summary.markdown()
+    assert "| cohesion | 1 | 1 | 0 | 3.0 | – |" in text
+    assert "Still outstanding (admins' view)" in text
+    plain = await SummaryService(s.config, s.db.uow, clock).build("2026-12", actor="officer")
+    assert plain.outstanding == [] and "outstanding" not in plain.markdown()

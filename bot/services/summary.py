@@ -5,6 +5,7 @@ tables build on this in later work.)"""
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -54,6 +55,15 @@ class Summary:
     breakdowns: list[Breakdown] = field(default_factory=list)
     hate_crime: list[tuple[str, int, float]] = field(default_factory=list)  # ward, count, baseline
     pockets: list[Pocket] = field(default_factory=list)
+    # (role or ward, responded, nil, no reply, unreachable)
+    returns_by_role: list[tuple[str, int, int, int, int]] = field(default_factory=list)
+    returns_by_ward: list[tuple[str, int, int, int, int]] = field(default_factory=list)
+    outstanding: list[str] = field(default_factory=list)  # names: admins' view only
+    # (team, actions, open, escalated, median hours to acknowledge, median hours to close)
+    actions: list[tuple[str, int, int, int, float | None, float | None]] = field(
+        default_factory=list
+    )
+    hate_crime_by_strand: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -81,6 +91,40 @@ class Summary:
                 "|---|---:|---:|---:|"
             )
             out += [f"| {k} | {n(a)} | {n(p)} | {n(y)} |" for k, a, p, y in b.rows]
+        if self.returns_by_role:
+            out.append(
+                "\n## Return rate\n\n| role | responded | nil return | no reply | "
+                "unreachable |\n|---|---:|---:|---:|---:|"
+            )
+            out += [
+                f"| {k} | {n(a)} | {n(b)} | {n(c)} | {n(d)} |"
+                for k, a, b, c, d in self.returns_by_role
+            ]
+            out.append(
+                "\n| ward | responded | nil return | no reply | unreachable |\n"
+                "|---|---:|---:|---:|---:|"
+            )
+            out += [
+                f"| {k} | {n(a)} | {n(b)} | {n(c)} | {n(d)} |"
+                for k, a, b, c, d in self.returns_by_ward
+            ]
+        if self.outstanding:
+            out.append("\nStill outstanding (admins' view): " + ", ".join(self.outstanding))
+        if self.actions:
+            out.append(
+                "\n## Actions by team\n\n| team | actions | open | escalated | median "
+                "hours to acknowledge | median hours to close |\n|---|---:|---:|---:|---:|"
+                "---:|"
+            )
+            out += [
+                f"| {t} | {a} | {o} | {e} | {_h(ack)} | {_h(cl)} |"
+                for t, a, o, e, ack, cl in self.actions
+            ]
+        if self.hate_crime_by_strand:
+            out.append(
+                "\nHate crime by strand: "
+                + ", ".join(f"{s.replace('_', ' ')} {n(c)}" for s, c in self.hate_crime_by_strand)
+            )
         if self.hate_crime:
             out.append(
                 "\n## Hate crime by ward (police figures)\n\n| ward | this month | "
@@ -104,6 +148,26 @@ class Summary:
         return "\n".join(out) + "\n"
 
 
+def _h(hours: float | None) -> str:
+    return "–" if hours is None else f"{hours:.1f}"
+
+
+def _returns(counts: dict[tuple[str, str], int]) -> list[tuple[str, int, int, int, int]]:
+    def get(key: str, *statuses: str) -> int:
+        return sum(counts.get((key, s), 0) for s in statuses)
+
+    return [
+        (
+            k,
+            get(k, "responded"),
+            get(k, "nil"),
+            get(k, "queued", "sent", "uncertain"),
+            get(k, "unreachable"),
+        )
+        for k in sorted({k for k, _ in counts})
+    ]
+
+
 class SummaryService:
     """Builds summaries (and records who asked for what)."""
 
@@ -111,7 +175,13 @@ class SummaryService:
         self.config, self.uow_factory, self.clock = config, uow_factory, clock
 
     async def build(
-        self, month: str, *, actor: str, ward: str | None = None, category: str | None = None
+        self,
+        month: str,
+        *,
+        actor: str,
+        ward: str | None = None,
+        category: str | None = None,
+        names: bool = False,
     ) -> Summary:
         """The summary for ``month`` (optionally one ward and/or category)."""
         validate_month(month)
@@ -164,8 +234,40 @@ class SummaryService:
                         ),
                         key=lambda x: (-x[1], x[0]),
                     )
+            summary.returns_by_role = _returns(await f.returns_by(month, "role"))
+            summary.returns_by_ward = _returns(await f.returns_by(month, "ward"))
+            if names:
+                summary.outstanding = await f.outstanding(month)
+            teams: dict[str, list[tuple[str, int, float | None, float | None]]] = {}
+            for team, state, level, ack, close in await f.action_durations(month):
+                teams.setdefault(team, []).append((state, level, ack, close))
+            for team, rows in sorted(teams.items()):
+                acks = [a for _, _, a, _ in rows if a is not None]
+                closes = [c for _, _, _, c in rows if c is not None]
+                summary.actions.append(
+                    (
+                        team,
+                        len(rows),
+                        sum(1 for s, _, _, _ in rows if s != "closed"),
+                        sum(1 for _, lv, _, _ in rows if lv > 0),
+                        statistics.median(acks) if acks else None,
+                        statistics.median(closes) if closes else None,
+                    )
+                )
+            strands: dict[str, int] = {}
+            for (w, strand), count in (await f.hate_crime_by_strand(month)).items():
+                if ward is None or w == ward:
+                    strands[strand] = strands.get(strand, 0) + count
+            summary.hate_crime_by_strand = sorted(strands.items(), key=lambda x: (-x[1], x[0]))
             await audit(
-                uow, self.clock.now(), actor, "summary.view", month, ward=ward, category=category
+                uow,
+                self.clock.now(),
+                actor,
+                "summary.view",
+                month,
+                ward=ward,
+                category=category,
+                names=names,
             )
             await uow.commit()
         summary.pockets.sort(key=lambda p: p.p_value)
