@@ -382,21 +382,10 @@ def summary(
     text = result.markdown(suppressed=not no_suppress)
     click.echo(text, nl=False)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.md").write_text(text)
-        for b in result.breakdowns:
-            with (out / f"tensions_by_{b.by}.csv").open("w", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow([b.by, "this_month", "previous_month", "same_month_last_year"])
-                writer.writerows(b.rows)
-        with (out / "pockets_of_concern.csv").open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["ward", "source", "observed", "baseline_mean", "p_value"])
-            writer.writerows(
-                (p.ward, p.source, p.observed, p.baseline, f"{p.p_value:.3g}")
-                for p in result.pockets
-            )
-        click.echo(f"written to {out}", err=True)
+        from bot.exports import write
+
+        files = write(result, out, suppressed=not no_suppress)
+        click.echo(f"written to {out}: {', '.join(f.name for f in files)}", err=True)
 
 
 @main.group()

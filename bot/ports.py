@@ -151,6 +151,9 @@ class FigureRepo(Protocol):
         self, month: str
     ) -> list[tuple[str, str, int, float | None, float | None]]: ...
     async def hate_crime_by_strand(self, month: str) -> dict[tuple[str, str], int]: ...
+    async def tensions_by(
+        self, months: Sequence[str], first: str, second: str
+    ) -> dict[tuple[str, str], int]: ...
 
 
 class AuditRepo(Protocol):

@@ -458,6 +458,18 @@ class _Returns(_Repo):
             out.append((str(team), str(state), int(level), ack_h, close_h))
         return out
 
+    async def tensions_by(
+        self, months: Sequence[str], first: str, second: str
+    ) -> dict[tuple[str, str], int]:
+        """Reports in ``months`` counted by two columns (e.g. period x category)."""
+        allowed = {"period", "ward", "category", "level", "basis"}
+        if not {first, second} <= allowed:
+            raise ValueError("cannot group by those columns")
+        t = tables.reports
+        a, b = t.c[first], t.c[second]
+        stmt = select(a, b, func.count()).where(t.c.period.in_(list(months))).group_by(a, b)
+        return {(str(x), str(y)): int(n) for x, y, n in (await self.session.execute(stmt)).all()}
+
     async def hate_crime_by_strand(self, month: str) -> dict[tuple[str, str], int]:
         t = tables.hate_crime_figures
         stmt = (

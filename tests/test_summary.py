@@ -210,3 +210,57 @@ async def _return_rate_and_actions(s: Any) -> None:
     assert "Still outstanding (admins' view)" in text
     plain = await SummaryService(s.config, s.db.uow, clock).build("2026-12", actor="officer")
     assert plain.outstanding == [] and "outstanding" not in plain.markdown()
+
+
+def test_charts_and_exports(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    from bot.charts import hate_crime_vs_tension, trend_by_category, ward_category_heatmap
+    from bot.exports import write
+    from bot.services.summary import Breakdown, Summary
+    from bot.summaries import Pocket
+
+    months = [shift("2026-12", -k) for k in range(12, -1, -1)]
+    summary = Summary(
+        "2026-12",
+        None,
+        None,
+        4,
+        1,
+        3,
+        breakdowns=[Breakdown("category", [("race", 3, 1, 0)])],
+        hate_crime=[("Park", 9, 1.0)],
+        pockets=[Pocket("Park", "hate crimes", 9, 1.0, 1e-6)],
+        months=months,
+        trend={"race": [0] * 11 + [1, 3], "religion": [0] * 12 + [1]},
+        matrix={("Park", "race"): 2, ("Penn", "race"): 1},
+        tension_by_ward={"Park": 3, "Penn": 1, "Oxley": 0},
+    )
+    lines = trend_by_category(summary).axes[0].get_lines()
+    assert [ln.get_label() for ln in lines] == ["race", "religion"]
+    assert list(lines[0].get_ydata())[-2:] == [1, 3]
+    heat = ward_category_heatmap(summary).axes[0]
+    assert [t.get_text() for t in heat.get_yticklabels()] == ["Park", "Penn"]
+    bars = hate_crime_vs_tension(summary).axes[0]
+    assert [t.get_text() for t in bars.get_xticklabels()] == ["Park", "Penn"]  # Oxley: nothing
+    assert [p.get_height() for p in bars.patches] == [9, 0, 3, 1]
+
+    files = write(summary, tmp_path / "out")
+    names = {f.name for f in files}
+    assert {
+        "summary.md",
+        "tension-summary-2026-12.xlsx",
+        "trend_by_category.png",
+        "ward_by_category.png",
+        "hate_crime_vs_tension.png",
+    } <= names
+    for f in files:
+        if f.suffix == ".png":
+            assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 5000
+    book = load_workbook(tmp_path / "out" / "tension-summary-2026-12.xlsx")
+    assert book["tensions_by_category"]["A2"].value == "race"
+    assert book["pockets_of_concern"]["A2"].value == "Park"
+
+    empty = Summary("2027-01", None, None, 0, 0, 0, months=months)
+    figure = trend_by_category(empty)
+    assert "No data for this period" in [t.get_text() for t in figure.axes[0].texts]

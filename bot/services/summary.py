@@ -64,6 +64,10 @@ class Summary:
         default_factory=list
     )
     hate_crime_by_strand: list[tuple[str, int]] = field(default_factory=list)
+    months: list[str] = field(default_factory=list)  # the trailing 12 months and this one
+    trend: dict[str, list[int]] = field(default_factory=dict)  # category -> count per month
+    matrix: dict[tuple[str, str], int] = field(default_factory=dict)  # (ward, category) -> n
+    tension_by_ward: dict[str, int] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -259,6 +263,20 @@ class SummaryService:
                 if ward is None or w == ward:
                     strands[strand] = strands.get(strand, 0) + count
             summary.hate_crime_by_strand = sorted(strands.items(), key=lambda x: (-x[1], x[0]))
+            summary.months = [*trailing, month]
+            by_month = await f.tensions_by(summary.months, "period", "category")
+            for category_ in sorted({c for _, c in by_month}):
+                if category is None or category_ == category:
+                    summary.trend[category_] = [
+                        by_month.get((m, category_), 0) for m in summary.months
+                    ]
+            matrix = await f.tensions_by([month], "ward", "category")
+            summary.matrix = {
+                k: v
+                for k, v in matrix.items()
+                if (ward is None or k[0] == ward) and (category is None or k[1] == category)
+            }
+            summary.tension_by_ward = {w: tensions.get((w, month), 0) for w in wards}
             await audit(
                 uow,
                 self.clock.now(),

@@ -1,0 +1,97 @@
+"""Summary exports for the board report: Markdown, one CSV per table, one XLSX workbook, charts."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook
+
+from bot.charts import CHARTS, png
+from bot.services.summary import Summary
+from bot.summaries import suppress
+
+
+def tables(
+    summary: Summary, suppressed: bool = True
+) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    """Every table of the summary: name -> (header, rows); small counts suppressed."""
+
+    def n(value: int) -> int | str:
+        return suppress(value) if suppressed else value
+
+    out: dict[str, tuple[list[str], list[list[Any]]]] = {}
+    for b in summary.breakdowns:
+        out[f"tensions_by_{b.by}"] = (
+            [b.by, "this_month", "previous_month", "same_month_last_year"],
+            [[k, n(a), n(p), n(y)] for k, a, p, y in b.rows],
+        )
+    header = ["responded", "nil_return", "no_reply", "unreachable"]
+    out["returns_by_role"] = (
+        ["role", *header],
+        [[k, *map(n, v)] for k, *v in summary.returns_by_role],
+    )
+    out["returns_by_ward"] = (
+        ["ward", *header],
+        [[k, *map(n, v)] for k, *v in summary.returns_by_ward],
+    )
+    out["actions_by_team"] = (
+        [
+            "team",
+            "actions",
+            "open",
+            "escalated",
+            "median_hours_to_acknowledge",
+            "median_hours_to_close",
+        ],
+        [[t, a, o, e, ack, cl] for t, a, o, e, ack, cl in summary.actions],
+    )
+    out["hate_crime_by_ward"] = (
+        ["ward", "this_month", "twelve_month_mean"],
+        [[w, n(c), round(m, 2)] for w, c, m in summary.hate_crime],
+    )
+    out["pockets_of_concern"] = (
+        ["ward", "source", "observed", "baseline_mean", "p_value"],
+        [
+            [p.ward, p.source, p.observed, p.baseline, float(f"{p.p_value:.3g}")]
+            for p in summary.pockets
+        ],
+    )
+    return out
+
+
+def write(summary: Summary, folder: Path, *, suppressed: bool = True) -> list[Path]:
+    """Write everything into ``folder``; returns the files written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [folder / "summary.md"]
+    written[0].write_text(summary.markdown(suppressed=suppressed))
+    workbook = Workbook()
+    first = True
+    for name, (header, rows) in tables(summary, suppressed).items():
+        path = folder / f"{name}.csv"
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(rows)
+        written.append(path)
+        sheet = workbook.active if first else workbook.create_sheet()
+        assert sheet is not None
+        sheet.title = name[:31]
+        _fill(sheet, header, rows)
+        first = False
+    xlsx = folder / f"tension-summary-{summary.month}.xlsx"
+    workbook.save(xlsx)
+    written.append(xlsx)
+    for filename, build in CHARTS.items():
+        path = folder / filename
+        path.write_bytes(png(build(summary)))
+        written.append(path)
+    return written
+
+
+def _fill(sheet: Any, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    sheet.append(list(header))
+    for row in rows:
+        sheet.append(list(row))
