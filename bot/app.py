@@ -32,6 +32,7 @@ from bot.services.outbox import OutboxDispatcher, RateLimits
 from bot.services.people import PeopleService
 from bot.services.reports import ReportingService
 from bot.services.state import StateService
+from bot.services.summary import SummaryService
 from handlers.slack.app import build_app as build_slack_app
 from handlers.slack.app import build_client as build_slack_client
 from handlers.slack.app import http_app as slack_http_app
@@ -71,6 +72,7 @@ class Services:
     conversation: ConversationService
     actions: ActionService
     reporting: ReportingService
+    summaries: SummaryService
     state: StateService
     wake: _WakeRelay
 
@@ -97,6 +99,7 @@ async def build_services(
     actions = ActionService(config, db.uow, clock, forms, wake)
     conversation.actions = actions
     reporting = ReportingService(config, db.uow, clock, forms, actions, wake)
+    summaries = SummaryService(config, db.uow, clock, forms)
     async with db.uow() as uow:
         await forms.current(uow)  # store the form version now, failing early if it is wrong
         await uow.commit()
@@ -110,6 +113,7 @@ async def build_services(
         conversation,
         actions,
         reporting,
+        summaries,
         StateService(db.uow),
         wake,
     )
@@ -151,7 +155,7 @@ class TelegramRuntime:
         self.services = services
         self.config = services.config
         self.application = build_application(self.config, token)
-        register_telegram(self.application, services.conversation)
+        register_telegram(self.application, services.conversation, services.summaries)
         self.application.add_error_handler(self._on_error)
         tg = self.config.telegram
         messengers: dict[str, Messenger] = {"telegram": TelegramMessenger(self.application.bot)}
@@ -171,6 +175,7 @@ class TelegramRuntime:
                 secrets.slack_signing_secret.get_secret_value(),
                 services.actions,
                 services.reporting,
+                services.summaries,
             )
             messengers["slack"] = SlackMessenger(client)
             limits["slack"] = RateLimits(

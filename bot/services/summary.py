@@ -5,15 +5,20 @@ tables build on this in later work.)"""
 
 from __future__ import annotations
 
+import logging
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.clock import Clock
 from bot.config import Config
+from bot.messages import MessageBuilder, OutgoingMessage, bold
 from bot.ports import UnitOfWorkFactory
 from bot.services.common import audit
+from bot.services.forms import FormService
 from bot.summaries import Pocket, pockets, suppress
+
+log = logging.getLogger(__name__)
 
 GROUPS = ("category", "ward", "level", "basis")
 
@@ -175,8 +180,38 @@ def _returns(counts: dict[tuple[str, str], int]) -> list[tuple[str, int, int, in
 class SummaryService:
     """Builds summaries (and records who asked for what)."""
 
-    def __init__(self, config: Config, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(
+        self,
+        config: Config,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        forms: FormService | None = None,
+    ) -> None:
         self.config, self.uow_factory, self.clock = config, uow_factory, clock
+        self.forms = forms
+
+    async def for_telegram(self, user_id: int, text: str) -> SummaryAnswer:
+        """``/summary`` on Telegram."""
+        async with self.uow_factory() as uow:
+            person = await uow.people.by_telegram_user(user_id)
+        if person is None or not person.active:
+            raise SummaryRefused(self._stranger())  # nothing about strangers is stored
+        return await answer(self, who=f"person:{person.id}", role=person.role, text=text)
+
+    async def for_slack(self, slack_user_id: str, text: str) -> SummaryAnswer:
+        """``/tensions`` on Slack."""
+        async with self.uow_factory() as uow:
+            person = await uow.people.by_slack_user(slack_user_id)
+        if person is None or not person.active:
+            raise SummaryRefused(self._stranger())
+        return await answer(self, who=f"person:{person.id}", role=person.role, text=text)
+
+    def _stranger(self) -> str:
+        log.info("refused a summary request from an unknown user")
+        return (
+            f"Sorry, this is only for people invited by the {self.config.partnership.name}. "
+            f"Please contact {self.config.partnership.contact}."
+        )
 
     async def build(
         self,
@@ -290,3 +325,142 @@ class SummaryService:
             await uow.commit()
         summary.pockets.sort(key=lambda p: p.p_value)
         return summary
+
+
+class SummaryRefused(Exception):
+    """Not allowed, or the request could not be understood; the message says why."""
+
+
+SUMMARY_ROLES = frozenset({"prevent_officer", "admin"})
+
+
+@dataclass(frozen=True)
+class SummaryRequest:
+    """Parsed filters of an on-demand summary."""
+
+    month: str
+    ward: str | None
+    category: str | None
+
+
+def parse_filters(
+    text: str, *, default_month: str, wards: list[str], categories: dict[str, str]
+) -> SummaryRequest:
+    """``[YYYY-MM] [ward] [category]`` in any order; a ward or category may be several words.
+    Anything not understood is named in the error."""
+    rest = " ".join(text.split())
+    month = default_month
+    words = rest.split(" ") if rest else []
+    for word in list(words):
+        if len(word) == 7 and word[4] == "-" and word.replace("-", "").isdigit():
+            month = validate_month(word)
+            words.remove(word)
+    rest = " ".join(words).casefold()
+    found: dict[str, str] = {}
+    names = [(w.casefold(), "ward", w) for w in wards]
+    names += [(label.casefold(), "category", value) for value, label in categories.items()]
+    names += [(value.casefold(), "category", value) for value in categories]
+    for name, kind, value in sorted(names, key=lambda x: -len(x[0])):
+        if kind not in found and f" {name} " in f" {rest} ":
+            found[kind] = value
+            rest = f" {rest} ".replace(f" {name} ", " ", 1).strip()
+    if rest.strip():
+        raise SummaryRefused(
+            f"I did not understand {rest.strip()!r}: give a period (YYYY-MM), "
+            "a ward and/or a category"
+        )
+    return SummaryRequest(month, found.get("ward"), found.get("category"))
+
+
+async def summary_for(
+    service: SummaryService,
+    uow_factory: UnitOfWorkFactory,
+    *,
+    who: str,
+    person_role: str | None,
+    text: str,
+    categories: dict[str, str],
+) -> Summary:
+    """An on-demand summary after the role check (refusals are logged and audited)."""
+    now = service.clock.now()
+    if person_role not in SUMMARY_ROLES:
+        log.warning("refused a summary request from %s (role %s)", who, person_role)
+        async with uow_factory() as uow:
+            await audit(uow, now, who, "summary.refused", text[:100])
+            await uow.commit()
+        raise SummaryRefused("Summaries are for the Prevent and Cohesion Officer and admins.")
+    default = shift(f"{now.astimezone(service.config.partnership.tz):%Y-%m}", 0)
+    try:
+        request = parse_filters(
+            text,
+            default_month=default,
+            wards=list(service.config.partnership.wards),
+            categories=categories,
+        )
+    except ValueError as exc:
+        raise SummaryRefused(str(exc)) from None
+    return await service.build(
+        request.month,
+        actor=who,
+        ward=request.ward,
+        category=request.category,
+        names=person_role == "admin",
+    )
+
+
+@dataclass(frozen=True)
+class SummaryAnswer:
+    """What a chat command answers: a short neutral message and the charts as PNGs."""
+
+    message: OutgoingMessage
+    charts: list[tuple[str, bytes]]
+
+
+def headline(summary: Summary, threshold: int = 3) -> OutgoingMessage:
+    """The summary in a few lines for chat (aggregates only; small counts suppressed)."""
+    scope = " · ".join(x for x in (summary.ward, summary.category) if x)
+    b = MessageBuilder().line(
+        bold(f"Community tension summary, {summary.month}" + (f" ({scope})" if scope else ""))
+    )
+    if summary.empty:
+        return b.line("No tension reports and no hate-crime figures for this period.").build()
+    n = lambda c: suppress(c, threshold)  # noqa: E731
+    b.line(
+        f"Tension reports: {n(summary.total)} (previous month {n(summary.previous_total)}, "
+        f"same month last year {n(summary.last_year_total)})"
+    )
+    categories = next((x.rows for x in summary.breakdowns if x.by == "category"), [])
+    top = [f"{k} {n(a)}" for k, a, _, _ in categories if a][:5]
+    if top:
+        b.line("Top categories: " + ", ".join(top))
+    if summary.hate_crime:
+        b.line("Hate crimes: " + ", ".join(f"{w} {n(c)}" for w, c, _ in summary.hate_crime[:5]))
+    if summary.pockets:
+        b.line(
+            bold("Pockets of concern: "),
+            "; ".join(
+                f"{p.ward} ({p.observed} {p.source}, usual {p.baseline:.1f})"
+                for p in summary.pockets
+            ),
+        )
+    else:
+        b.line("No pockets of concern.")
+    return b.build()
+
+
+async def answer(
+    service: SummaryService, *, who: str, role: str | None, text: str
+) -> SummaryAnswer:
+    """Role check, filters, summary, headline and charts for a chat command."""
+    async with service.uow_factory() as uow:
+        form = (await service.forms.current(uow)).definition if service.forms else None
+    categories = {o.value: o.label for o in form.question("category").options} if form else {}
+    summary = await summary_for(
+        service, service.uow_factory, who=who, person_role=role, text=text, categories=categories
+    )
+    from bot.charts import CHARTS, png  # matplotlib is only loaded when a chart is made
+
+    charts = (
+        [] if summary.empty else [(name, png(build(summary))) for name, build in CHARTS.items()]
+    )
+    return SummaryAnswer(headline(summary), charts)

@@ -119,12 +119,15 @@ class FakeSlack:
         self._sockets: list[web.WebSocketResponse] = []
         self.socket_acks: list[dict[str, Any]] = []
         self._connected = asyncio.Event()
+        self._files: dict[str, dict[str, Any]] = {}
+        self.uploads: list[dict[str, Any]] = []  # completed uploads, with their bytes
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Start listening; returns the base URL."""
         app = web.Application()
         app.router.add_post("/api/{method}", self._handle)
         app.router.add_get("/socket", self._socket)
+        app.router.add_post("/upload/{file_id}", self._upload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -283,6 +286,13 @@ class FakeSlack:
             data["thread_ts"] = m.thread_ts
         return data
 
+    async def _upload(self, request: web.Request) -> web.Response:
+        stored = self._files.get(request.match_info["file_id"])
+        if stored is None:
+            return web.Response(status=404)
+        stored["content"] = await request.read()
+        return web.Response(text=f"OK - {len(stored['content'])}")
+
     # ----------------------------------------------------------------- Socket Mode
 
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
@@ -403,6 +413,37 @@ class FakeSlack:
 
     def _api_reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
         return {}
+
+    def _api_files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = f"F{next(self._ids):08d}"
+        self._files[file_id] = {
+            "filename": params.get("filename"),
+            "length": int(params.get("length", 0)),
+            "content": None,
+        }
+        return {"upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
+
+    def _api_files_completeUploadExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        files = params.get("files")
+        files = json.loads(files) if isinstance(files, str) else files
+        channel = str(params.get("channel_id", ""))
+        if channel and channel not in self._channels:
+            raise _SlackError("channel_not_found")
+        done = []
+        for f in files or []:
+            stored = self._files.get(f["id"])
+            if stored is None or stored["content"] is None:
+                raise _SlackError("file_not_found")
+            self.uploads.append(
+                {
+                    "channel_id": channel,
+                    "title": f.get("title"),
+                    "initial_comment": params.get("initial_comment"),
+                    **stored,
+                }
+            )
+            done.append({"id": f["id"], "title": f.get("title"), "name": stored["filename"]})
+        return {"files": done}
 
 
 class _SlackError(Exception):

@@ -16,12 +16,19 @@ from slack_bolt.async_app import AsyncApp
 from bot.buttons import Action, BadPayload
 from bot.services.actions import OUTCOME_LABELS, ActionError, ActionService, Officer
 from bot.services.reports import ReportingRefused, ReportingService
+from bot.services.summary import SummaryRefused, SummaryService
 from handlers.slack import views
+from handlers.slack.render import render
 
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, actions: ActionService, reporting: ReportingService) -> None:
+def register(
+    app: AsyncApp,
+    actions: ActionService,
+    reporting: ReportingService,
+    summaries: SummaryService,
+) -> None:
     """Attach tensionbot's Slack listeners to ``app``."""
 
     async def tell(client: Any, body: dict[str, Any], text: str) -> None:
@@ -195,3 +202,32 @@ def register(app: AsyncApp, actions: ActionService, reporting: ReportingService)
         except ReportingRefused as exc:
             view = views.home_view(None, str(exc))
         await client.views_publish(user_id=user, view=view)
+
+    # ----------------------------------------------------------------- summaries
+
+    @app.command("/tensions")
+    async def on_tensions(ack: Any, command: dict[str, Any], client: Any) -> None:
+        # Slack wants an answer within 3 seconds: acknowledge, then build the summary.
+        await ack(text="Working on the summary…")
+        user, channel = command["user_id"], command["channel_id"]
+        try:
+            result = await summaries.for_slack(user, command.get("text", ""))
+        except SummaryRefused as exc:
+            await client.chat_postEphemeral(channel=channel, user=user, text=str(exc))
+            return
+        text, blocks = render(result.message)
+        if not result.charts:
+            await client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+            return
+        await client.files_upload_v2(
+            channel=channel,
+            initial_comment=text,
+            file_uploads=[
+                {
+                    "content": data,
+                    "filename": name,
+                    "title": name.removesuffix(".png").replace("_", " "),
+                }
+                for name, data in result.charts
+            ],
+        )

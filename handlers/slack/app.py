@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services.actions import ActionService
 from bot.services.reports import ReportingService
+from bot.services.summary import SummaryService
 from handlers.slack import register
 
 MAX_BODY = 1024 * 1024
@@ -35,10 +36,11 @@ def build_app(
     signing_secret: str,
     actions: ActionService,
     reporting: ReportingService,
+    summaries: SummaryService,
 ) -> AsyncApp:
     """The Bolt app (signature and timestamp of every request verified by Bolt)."""
     app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=False)
-    register(app, actions, reporting)
+    register(app, actions, reporting, summaries)
     return app
 
 

@@ -23,6 +23,7 @@ from telegram.ext import (
 
 from bot.services.common import Outcome, Sender
 from bot.services.conversation import ConversationService
+from bot.services.summary import SummaryRefused, SummaryService
 from handlers.telegram.render import render_keyboard, render_text
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,11 @@ def _kind(update: Update) -> str:
     return "message of that kind"
 
 
-def register(application: Application, conversation: ConversationService) -> None:
+def register(
+    application: Application,
+    conversation: ConversationService,
+    summaries: SummaryService | None = None,
+) -> None:
     """Attach tensionbot's handlers to ``application``."""
     private = filters.ChatType.PRIVATE
 
@@ -104,7 +109,24 @@ def register(application: Application, conversation: ConversationService) -> Non
         outcome = await conversation.button(_sender(update), query.data or "", ref)
         await _finish(update, outcome)
 
+    async def on_summary(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat = update.effective_chat
+        assert chat is not None and summaries is not None
+        try:
+            result = await summaries.for_telegram(
+                _sender(update).user_id, " ".join(context.args or [])
+            )
+        except SummaryRefused as exc:
+            await chat.send_message(str(exc))
+            return
+        text, parse_mode = render_text(result.message)
+        await chat.send_message(text, parse_mode=parse_mode)
+        for name, data in result.charts:
+            await chat.send_photo(data, caption=name.removesuffix(".png").replace("_", " "))
+
     application.add_handler(CommandHandler("start", on_start, filters=private))
+    if summaries is not None:
+        application.add_handler(CommandHandler("summary", on_summary, filters=private))
     for name in COMMANDS:
         application.add_handler(CommandHandler(name, command(name), filters=private))
     application.add_handler(MessageHandler(private & filters.COMMAND, on_other_command))
