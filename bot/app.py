@@ -257,6 +257,7 @@ class TelegramRuntime:
                 scheduler = build_scheduler(
                     services.campaigns,
                     services.actions,
+                    services.summaries,
                     tick_seconds=self.config.schedule.tick_seconds,
                     now=services.clock.now(),
                 )

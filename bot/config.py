@@ -292,6 +292,25 @@ class EscalationConfig(_Section):
         return value
 
 
+class SummaryConfig(_Section):
+    """Scheduled summaries for the partnership's channels."""
+
+    channels: list[str] = Field(
+        default_factory=list, description="Slack channels that get the summary after a return"
+    )
+    suppress_below: int = Field(default=3, ge=1, le=10)
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: list[str]) -> list[str]:
+        import re
+
+        bad = [c for c in value if not re.match(_SLACK_CHANNEL, c)]
+        if bad:
+            raise ValueError(f"not Slack channel ids: {', '.join(bad)}")
+        return value
+
+
 class InviteConfig(_Section):
     """Telegram deep-link invitations."""
 
@@ -357,6 +376,7 @@ class Config(_Section):
     teams: list[TeamConfig] = Field(default_factory=list)
     deadlines: DeadlineConfig = DeadlineConfig()
     escalation: EscalationConfig = EscalationConfig()
+    summaries: SummaryConfig = SummaryConfig()
     routing: RoutingConfig = RoutingConfig()
     secrets: Secrets = Field(default_factory=Secrets, exclude=True)
     source: str = Field(default="<built-in defaults>", exclude=True)

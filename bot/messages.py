@@ -30,12 +30,22 @@ class Button(BaseModel):
     data: str
 
 
+class Attachment(BaseModel):
+    """A file sent with a message (a chart). Kept in the outbox row, base64 in JSON."""
+
+    model_config = ConfigDict(frozen=True, ser_json_bytes="base64", val_json_bytes="base64")
+    filename: str
+    title: str
+    data: bytes
+
+
 class OutgoingMessage(BaseModel):
-    """A message: paragraphs (each a list of spans) and rows of buttons."""
+    """A message: paragraphs (each a list of spans), rows of buttons, and files."""
 
     model_config = ConfigDict(frozen=True)
     lines: list[list[Span]]
     buttons: list[list[Button]] = []
+    attachments: list[Attachment] = []
 
     def plain_text(self) -> str:
         """The message as plain text (for logs at DEBUG, the CLI and tests)."""

@@ -14,6 +14,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.services.actions import ActionService
 from bot.services.campaigns import CampaignService
+from bot.services.summary import SummaryService, post_scheduled
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 def build_scheduler(
     campaigns: CampaignService,
     actions: ActionService,
+    summaries: SummaryService | None = None,
     *,
     tick_seconds: int,
     now: datetime,
@@ -43,8 +45,19 @@ def build_scheduler(
         if fired:
             log.info("action tick: reminders and escalations %s", fired)
 
+    async def summary_tick() -> None:
+        if summaries is not None:
+            posted = await post_scheduled(summaries)
+            if posted:
+                log.info("summary tick: queued the summaries of %s", posted)
+
     scheduler = AsyncIOScheduler(timezone="UTC")
-    for job, job_id in ((campaign_tick, "campaign-tick"), (action_tick, "action-tick")):
+    jobs = (
+        (campaign_tick, "campaign-tick"),
+        (action_tick, "action-tick"),
+        (summary_tick, "summary-tick"),
+    )
+    for job, job_id in jobs:
         scheduler.add_job(
             job,
             "interval",

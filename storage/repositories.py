@@ -140,6 +140,11 @@ class SqlCampaignRepo(_Repo):
         stmt = select(Campaign).where(c.period == period).order_by(c.opens_at, c.id)
         return (await self.session.scalars(stmt)).all()
 
+    async def closed_since(self, since: datetime) -> Sequence[Campaign]:
+        c = tables.campaigns.c
+        stmt = select(Campaign).where(c.status == "closed", c.closed_at >= since).order_by(c.id)
+        return (await self.session.scalars(stmt)).all()
+
     async def add(self, campaign: Campaign) -> None:
         """Store a campaign; :class:`AlreadyExists` if its key was taken meanwhile."""
         try:

@@ -105,3 +105,42 @@ async def test_summaries_in_slack_and_telegram(
     finally:
         await w.stop()
         await slack.stop()
+
+
+async def test_scheduled_summary_after_the_return_closes(db_url: str, fake_telegram: Any) -> None:
+    from datetime import UTC, datetime
+
+    clock = FakeClock(datetime(2026, 12, 1, 9, 30, tzinfo=UTC))
+    slack = FakeSlack()
+    await slack.start()
+    slack.add_channel("C0SWPBOARD", "swp-board", [])
+    config = make_config(
+        db_url,
+        fake_telegram.base_url,
+        env=SLACK_ENV,
+        slack={"api_base_url": slack.base_url, "port": _free_port()},
+        summaries={"channels": ["C0SWPBOARD"]},
+    )
+    w = await SimWorld.start(config, fake_telegram, clock)
+    try:
+        await w.import_people(PEOPLE_CSV)
+        await HateCrimeService(config, w.services.db.uow, clock).import_csv(
+            _figures(), source="hc.csv", actor="t"
+        )
+        await w.tick()  # opens December's return
+        assert slack.uploads == []
+        clock.set(datetime(2026, 12, 15, 17, 0, tzinfo=UTC))
+        await w.tick()  # closes it: the summary goes to the board channel
+        await w.tick()  # and only once
+        assert {u["channel_id"] for u in slack.uploads} == {"C0SWPBOARD"}
+        assert sorted(u["filename"] for u in slack.uploads) == [
+            "hate_crime_vs_tension.png",
+            "trend_by_category.png",
+            "ward_by_category.png",
+        ]
+        comment = slack.uploads[0]["initial_comment"]
+        assert "Community tension summary, 2026-12" in comment and "Park" in comment
+        assert "@" not in comment  # no names or addresses in channel summaries
+    finally:
+        await w.stop()
+        await slack.stop()

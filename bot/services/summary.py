@@ -8,13 +8,13 @@ from __future__ import annotations
 import logging
 import statistics
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.clock import Clock
 from bot.config import Config
-from bot.messages import MessageBuilder, OutgoingMessage, bold
+from bot.messages import Attachment, MessageBuilder, OutgoingMessage, bold
 from bot.ports import UnitOfWorkFactory
-from bot.services.common import audit
+from bot.services.common import audit, enqueue
 from bot.services.forms import FormService
 from bot.summaries import Pocket, pockets, suppress
 
@@ -464,3 +464,58 @@ async def answer(
         [] if summary.empty else [(name, png(build(summary))) for name, build in CHARTS.items()]
     )
     return SummaryAnswer(headline(summary), charts)
+
+
+async def post_scheduled(service: SummaryService, *, channel_kind: str = "slack") -> list[str]:
+    """After a monthly return closes, queue its summary (and charts) for the configured
+    channels, once: the outbox key is per campaign and channel. Returns the campaigns posted."""
+    config = service.config
+    if not config.summaries.channels:
+        return []
+    now = service.clock.now()
+    async with service.uow_factory() as uow:
+        campaigns = [
+            c
+            for c in await uow.campaigns.closed_since(now - timedelta(days=7))
+            if c.kind == "monthly"
+        ]
+        pending = []
+        for campaign in campaigns:
+            if await uow.state.get(f"summary-posted:{campaign.key}") is None:
+                pending.append(campaign)
+    posted = []
+    for campaign in pending:
+        summary = await service.build(campaign.period, actor="scheduler")
+        from bot.charts import CHARTS, png
+
+        threshold = config.summaries.suppress_below
+        message = headline(summary, threshold)
+        if not summary.empty:
+            message = message.model_copy(
+                update={
+                    "attachments": [
+                        Attachment(
+                            filename=name,
+                            title=name.removesuffix(".png").replace("_", " "),
+                            data=png(build(summary)),
+                        )
+                        for name, build in CHARTS.items()
+                    ]
+                }
+            )
+        async with service.uow_factory() as uow:
+            for channel in config.summaries.channels:
+                await enqueue(
+                    uow,
+                    channel=channel_kind,
+                    recipient=channel,
+                    message=message,
+                    key=f"summary:{campaign.key}:{channel}",
+                    now=now,
+                    purpose="summary",
+                    priority=1,
+                )
+            await uow.state.set(f"summary-posted:{campaign.key}", now.isoformat())
+            await uow.commit()
+        posted.append(campaign.key)
+    return posted

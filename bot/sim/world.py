@@ -17,6 +17,7 @@ from bot.clock import FakeClock
 from bot.config import Config
 from bot.domain import OutboxStatus
 from bot.services.people import ImportResult
+from bot.services.summary import post_scheduled
 
 if TYPE_CHECKING:
     from bot.sim.fake_telegram import FakeTelegram, SimUser
@@ -77,6 +78,7 @@ class SimWorld:
         """Run the scheduler's ticks once at the fake clock's time, and let them send."""
         await self.services.campaigns.tick()
         await self.services.actions.tick()
+        await post_scheduled(self.services.summaries)
         await self.settle()
 
     async def settle(self, timeout: float = 20.0) -> None:

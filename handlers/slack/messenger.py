@@ -48,6 +48,16 @@ class SlackMessenger:
         text, blocks = render(message)
         try:
             recipient = await self._channel_for(recipient)
+            if message.attachments:
+                await self.client.files_upload_v2(
+                    channel=recipient,
+                    initial_comment=text,
+                    file_uploads=[
+                        {"content": a.data, "filename": a.filename, "title": a.title}
+                        for a in message.attachments
+                    ],
+                )
+                return SendResult(ok=True, message_ref=None)
             if edit_ref is not None:
                 response = await self.client.chat_update(
                     channel=recipient, ts=edit_ref, text=text, blocks=blocks
