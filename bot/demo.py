@@ -21,7 +21,11 @@ from zoneinfo import ZoneInfo
 from bot.clock import FakeClock
 from bot.config import config_from_mapping
 from bot.domain import Report
+from bot.exports import write as write_exports
+from bot.services.hatecrime import HateCrimeService
+from bot.services.summary import headline
 from bot.sim.fake_slack import FakeSlack, SlackUser
+from bot.sim.history import hate_crime_csv, seed_reports
 from bot.sim.scripts import (
     answer_question,
     fill_tension,
@@ -33,6 +37,7 @@ from bot.sim.scripts import (
 from bot.sim.scripts import (
     officer_step as scripted_officer_step,
 )
+from bot.sim.scripts import until as scripted_until
 from bot.sim.world import SimWorld
 
 LONDON = ZoneInfo("Europe/London")
@@ -60,6 +65,7 @@ CHANNELS = [
     ("G0PREVENT", "prevent", ["U0SAMCLARKE"]),
     ("C0WMPNPT", "wmp-npt", ["U0PCKAUR"]),
     ("C0SWPDUTY", "swp-duty", ["U0SAMCLARKE"]),
+    ("C0SWPBOARD", "swp-board", ["U0SAMCLARKE"]),
 ]
 
 
@@ -68,7 +74,7 @@ def _example_sections() -> dict[str, object]:
     import tomllib
 
     data = tomllib.loads((Path(__file__).resolve().parents[1] / "config.example.toml").read_text())
-    return {k: data[k] for k in ("teams", "routing", "deadlines", "escalation")}
+    return {k: data[k] for k in ("teams", "routing", "deadlines", "escalation", "summaries")}
 
 
 def _free_port() -> int:
@@ -132,6 +138,29 @@ async def run_demo(out: Path) -> int:
         _say(f"tensionbot demo: {config.partnership.name}, simulated Telegram at {fake.base_url}")
         result = await world.import_people(PEOPLE_CSV)
         _say(f"- imported people.csv: {result.created} people")
+        # A year of history (past reports, police hate-crime figures with a planted spike in
+        # Heath Town this December), imported through the same CSV path as real figures.
+        async with world.services.db.uow() as uow:
+            historian = (await uow.people.all())[0]
+        assert historian.id is not None
+        past = await seed_reports(
+            world.services.db.uow,
+            person_id=historian.id,
+            form_version_id=(await _current_form(world)).id,
+            wards=list(config.partnership.wards),
+            month="2026-12",
+        )
+        figures_csv = hate_crime_csv(
+            list(config.partnership.wards), "2026-12", hotspot="Heath Town"
+        )
+        (out / "hate-crime.csv").write_text(figures_csv)
+        imported = await HateCrimeService(config, world.services.db.uow, clock).import_csv(
+            figures_csv, source=str(out / "hate-crime.csv"), actor="demo"
+        )
+        _say(
+            f"- a year of history: {past} past tension reports and {imported.total} recorded "
+            f"hate crimes ({imported.months[0]} to {imported.months[-1]}, hate-crime.csv)"
+        )
         again = await world.import_people(PEOPLE_CSV)
         _say(
             f"- re-imported it: {again.created} created, {again.unchanged} unchanged (no duplicates)"
@@ -405,6 +434,17 @@ async def run_demo(out: Path) -> int:
 
         await world.settle()
 
+        board = list(slack.uploads)
+        _say(
+            f"- when the return closed, the summary went to #swp-board with {len(board)} "
+            "charts (aggregates only, small counts suppressed)"
+        )
+        status_code, _ = await sam.slash("/tensions", "2026-12", channel_id="C0SWPBOARD")
+        await scripted_until(lambda: len(slack.uploads) >= len(board) + 3)
+        _say(
+            f"- the Prevent and Cohesion Officer asked /tensions 2026-12 in Slack "
+            f"(HTTP {status_code}) and got the summary with its charts"
+        )
         escalations = [m for m in slack.top_level("C0SWPDUTY")]
         _say(
             f"- unacknowledged actions were reminded in their teams' threads and escalated: "
@@ -426,7 +466,7 @@ async def run_demo(out: Path) -> int:
             for p in await uow.people.all():
                 assert p.id is not None
                 reports.extend(await uow.reports.for_person(p.id, limit=50))
-        reports.sort(key=lambda r: r.reference)
+        reports = sorted((r for r in reports if r.source != "history"), key=lambda r: r.reference)
         category = form.question("category")
         _say("\nReports (free text is in the database only):")
         for r in reports:
@@ -434,6 +474,13 @@ async def run_demo(out: Path) -> int:
                 f"  {r.reference}  {r.source:<7} {r.ward:<12} "
                 f"{form.display_value(category, r.category):<38} level {r.level}  {r.basis}"
             )
+        summary = await world.services.summaries.build("2026-12", actor="demo")
+        files = write_exports(summary, out / "summary")
+        _say("\nSummary for December 2026 (summary/summary.md):")
+        for line in headline(summary).plain_text().splitlines()[1:]:
+            _say(f"  {line}")
+        _say(f"  exports: {', '.join(f.name for f in files)}")
+
         _say("\nEach report's timeline as the reporter saw it (on Telegram):")
         async with world.services.db.uow() as uow:
             for r in reports:
@@ -465,11 +512,15 @@ async def run_demo(out: Path) -> int:
             f"{slack.throttled} throttled"
         )
         _say(f"Done in {time.monotonic() - started:.1f} s")
-        ok = len(escalations) >= 1 and (
-            status.counts.get("responded") == 3
-            and status.counts.get("nil") == 3
-            and status.counts.get("unreachable") == 2
-            and status.counts.get("no_reply") == 2
+        ok = (
+            len(escalations) >= 1
+            and any(p.ward == "Heath Town" for p in summary.pockets)
+            and (
+                status.counts.get("responded") == 3
+                and status.counts.get("nil") == 3
+                and status.counts.get("unreachable") == 2
+                and status.counts.get("no_reply") == 2
+            )
         )
         if not ok:
             _say(f"UNEXPECTED campaign counts: {status.counts}")
