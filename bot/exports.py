@@ -42,11 +42,16 @@ def tables(
             "team",
             "actions",
             "open",
+            "overdue",
             "escalated",
             "median_hours_to_acknowledge",
             "median_hours_to_close",
         ],
-        [[t, a, o, e, ack, cl] for t, a, o, e, ack, cl in summary.actions],
+        [list(row) for row in summary.actions],
+    )
+    out["hate_crime_by_strand"] = (
+        ["strand", "this_month", "twelve_month_mean"],
+        [[s, n(c), round(m, 2)] for s, c, m in summary.hate_crime_by_strand],
     )
     out["hate_crime_by_ward"] = (
         ["ward", "this_month", "twelve_month_mean"],

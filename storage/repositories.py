@@ -436,7 +436,7 @@ class _Returns(_Repo):
         return list((await self.session.scalars(stmt)).all())
 
     async def action_durations(
-        self, month: str
+        self, month: str, now: datetime
     ) -> list[tuple[str, str, int, float | None, float | None]]:
         """(team, state, escalation level, hours to acknowledge, hours to close) per action
         on the month's reports."""
@@ -455,12 +455,15 @@ class _Returns(_Repo):
             .where(r.c.period == month)
         )
         out = []
-        for team, state, level, created, acked, closed, _due in (
+        for team, state, level, created, acked, closed, due in (
             await self.session.execute(stmt)
         ).all():
             ack_h = (acked - created).total_seconds() / 3600 if acked else None
             close_h = (closed - created).total_seconds() / 3600 if closed else None
-            out.append((str(team), str(state), int(level), ack_h, close_h))
+            overdue = state == "open" and due is not None and due < now
+            out.append(
+                (str(team), "overdue" if overdue else str(state), int(level), ack_h, close_h)
+            )
         return out
 
     async def tensions_by(
@@ -475,14 +478,15 @@ class _Returns(_Repo):
         stmt = select(a, b, func.count()).where(t.c.period.in_(list(months))).group_by(a, b)
         return {(str(x), str(y)): int(n) for x, y, n in (await self.session.execute(stmt)).all()}
 
-    async def hate_crime_by_strand(self, month: str) -> dict[tuple[str, str], int]:
+    async def hate_crime_by_strand(self, months: Sequence[str]) -> dict[tuple[str, str, str], int]:
+        """(month, ward, strand) -> count."""
         t = tables.hate_crime_figures
         stmt = (
-            select(t.c.ward, t.c.strand, func.sum(t.c.count))
-            .where(t.c.month == month)
-            .group_by(t.c.ward, t.c.strand)
+            select(t.c.month, t.c.ward, t.c.strand, func.sum(t.c.count))
+            .where(t.c.month.in_(list(months)))
+            .group_by(t.c.month, t.c.ward, t.c.strand)
         )
-        return {(w, s): int(n) for w, s, n in (await self.session.execute(stmt)).all()}
+        return {(m, w, s): int(n) for m, w, s, n in (await self.session.execute(stmt)).all()}
 
 
 class SqlFigureRepo(_Returns):

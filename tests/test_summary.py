@@ -70,6 +70,10 @@ async def test_summary_numbers(db_url: str) -> None:
         assert by["category"] == [("race", 3, 1, 0), ("religion", 1, 0, 0), ("other", 0, 0, 3)]
         assert by["ward"] == [("Park", 3, 1, 0), ("Penn", 1, 0, 3)]
         assert summary.hate_crime == [("Park", 9, 1.0), ("Heath Town", 2, 2.0)]
+        assert summary.hate_crime_by_strand == [
+            ("race_ethnicity", 9, 1.0),
+            ("religion_belief", 2, 2.0),
+        ]
         # Park: 9 hate crimes against a mean of 1 (p ~ 1e-6), and 3 tension reports against a
         # mean of 1/12 (p ~ 9e-5); Heath Town's 2 against its usual 2 is not a pocket.
         assert [(p.ward, p.source) for p in summary.pockets] == [
@@ -201,12 +205,16 @@ async def _return_rate_and_actions(s: Any) -> None:
     )
     # Monthly return: Asha (councillor, Heath Town) reported via /report, which is not the
     # return; Sarah sent a nil return; Mark and Yusuf have not answered.
-    assert summary.returns_by_role == [("community_leader", 0, 1, 1, 0), ("councillor", 0, 0, 2, 0)]
+    assert summary.returns_by_role == [
+        ("community_leader", 0, 1, 1, 0),
+        ("councillor", 0, 0, 2, 0),
+        ("all", 0, 1, 3, 0),
+    ]
     assert ("Heath Town", 0, 0, 2, 0) in summary.returns_by_ward  # Asha and Yusuf
     assert summary.outstanding == ["Cllr Asha Patel", "Cllr Mark Evans", "Imam Yusuf Khan"]
-    assert summary.actions == [("cohesion", 1, 1, 0, 3.0, None)]
+    assert summary.actions == [("cohesion", 1, 1, 0, 0, 3.0, None)]
     text = summary.markdown()
-    assert "| cohesion | 1 | 1 | 0 | 3.0 | – |" in text
+    assert "| cohesion | 1 | 1 | 0 | 0 | 3.0 | – |" in text
     assert "Still outstanding (admins' view)" in text
     plain = await SummaryService(s.config, s.db.uow, clock).build("2026-12", actor="officer")
     assert plain.outstanding == [] and "outstanding" not in plain.markdown()

@@ -64,11 +64,12 @@ class Summary:
     returns_by_role: list[tuple[str, int, int, int, int]] = field(default_factory=list)
     returns_by_ward: list[tuple[str, int, int, int, int]] = field(default_factory=list)
     outstanding: list[str] = field(default_factory=list)  # names: admins' view only
-    # (team, actions, open, escalated, median hours to acknowledge, median hours to close)
-    actions: list[tuple[str, int, int, int, float | None, float | None]] = field(
+    # (team, actions, open, overdue, escalated, median hours to acknowledge, to close)
+    actions: list[tuple[str, int, int, int, int, float | None, float | None]] = field(
         default_factory=list
     )
-    hate_crime_by_strand: list[tuple[str, int]] = field(default_factory=list)
+    # (strand, this month, 12-month mean)
+    hate_crime_by_strand: list[tuple[str, int, float]] = field(default_factory=list)
     months: list[str] = field(default_factory=list)  # the trailing 12 months and this one
     trend: dict[str, list[int]] = field(default_factory=dict)  # category -> count per month
     matrix: dict[tuple[str, str], int] = field(default_factory=dict)  # (ward, category) -> n
@@ -121,18 +122,21 @@ class Summary:
             out.append("\nStill outstanding (admins' view): " + ", ".join(self.outstanding))
         if self.actions:
             out.append(
-                "\n## Actions by team\n\n| team | actions | open | escalated | median "
-                "hours to acknowledge | median hours to close |\n|---|---:|---:|---:|---:|"
-                "---:|"
+                "\n## Actions by team\n\n| team | actions | open | overdue | escalated | "
+                "median hours to acknowledge | median hours to close |\n"
+                "|---|---:|---:|---:|---:|---:|---:|"
             )
             out += [
-                f"| {t} | {a} | {o} | {e} | {_h(ack)} | {_h(cl)} |"
-                for t, a, o, e, ack, cl in self.actions
+                f"| {t} | {a} | {o} | {od} | {e} | {_h(ack)} | {_h(cl)} |"
+                for t, a, o, od, e, ack, cl in self.actions
             ]
         if self.hate_crime_by_strand:
             out.append(
                 "\nHate crime by strand: "
-                + ", ".join(f"{s.replace('_', ' ')} {n(c)}" for s, c in self.hate_crime_by_strand)
+                + ", ".join(
+                    f"{s.replace('_', ' ')} {n(c)} (12-month mean {m:.1f})"
+                    for s, c, m in self.hate_crime_by_strand
+                )
             )
         if self.hate_crime:
             out.append(
@@ -274,11 +278,22 @@ class SummaryService:
                         key=lambda x: (-x[1], x[0]),
                     )
             summary.returns_by_role = _returns(await f.returns_by(month, "role"))
+            rows_ = summary.returns_by_role
+            if rows_:
+                rows_.append(
+                    (
+                        "all",
+                        sum(r[1] for r in rows_),
+                        sum(r[2] for r in rows_),
+                        sum(r[3] for r in rows_),
+                        sum(r[4] for r in rows_),
+                    )
+                )
             summary.returns_by_ward = _returns(await f.returns_by(month, "ward"))
             if names:
                 summary.outstanding = await f.outstanding(month)
             teams: dict[str, list[tuple[str, int, float | None, float | None]]] = {}
-            for team, state, level, ack, close in await f.action_durations(month):
+            for team, state, level, ack, close in await f.action_durations(month, self.clock.now()):
                 teams.setdefault(team, []).append((state, level, ack, close))
             for team, rows in sorted(teams.items()):
                 acks = [a for _, _, a, _ in rows if a is not None]
@@ -288,16 +303,23 @@ class SummaryService:
                         team,
                         len(rows),
                         sum(1 for s, _, _, _ in rows if s != "closed"),
+                        sum(1 for s, _, _, _ in rows if s == "overdue"),
                         sum(1 for _, lv, _, _ in rows if lv > 0),
                         statistics.median(acks) if acks else None,
                         statistics.median(closes) if closes else None,
                     )
                 )
-            strands: dict[str, int] = {}
-            for (w, strand), count in (await f.hate_crime_by_strand(month)).items():
+            now_s: dict[str, int] = {}
+            past_s: dict[str, int] = {}
+            by_strand = await f.hate_crime_by_strand([*trailing, month])
+            for (m, w, strand), count in by_strand.items():
                 if ward is None or w == ward:
-                    strands[strand] = strands.get(strand, 0) + count
-            summary.hate_crime_by_strand = sorted(strands.items(), key=lambda x: (-x[1], x[0]))
+                    target = now_s if m == month else past_s
+                    target[strand] = target.get(strand, 0) + count
+            summary.hate_crime_by_strand = sorted(
+                ((s, now_s.get(s, 0), past_s.get(s, 0) / 12) for s in set(now_s) | set(past_s)),
+                key=lambda x: (-x[1], x[0]),
+            )
             summary.months = [*trailing, month]
             by_month = await f.tensions_by(summary.months, "period", "category")
             for category_ in sorted({c for _, c in by_month}):
