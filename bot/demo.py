@@ -38,7 +38,7 @@ from bot.sim.scripts import (
     officer_step as scripted_officer_step,
 )
 from bot.sim.scripts import until as scripted_until
-from bot.sim.world import SimWorld
+from bot.sim.world import SimWorld, free_port
 
 LONDON = ZoneInfo("Europe/London")
 TOKEN = "7000000001:DEMO-TOKEN-not-a-real-one"  # noqa: S105 - for the simulator only
@@ -77,14 +77,6 @@ def _example_sections() -> dict[str, object]:
     return {k: data[k] for k in ("teams", "routing", "deadlines", "escalation", "summaries")}
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _say(text: str) -> None:
     print(text, flush=True)
 
@@ -117,7 +109,7 @@ async def run_demo(out: Path) -> int:
                 # allow a longer burst per chat so the demo is not paced like a human.
                 "per_chat_burst": 10,
             },
-            "slack": {"api_base_url": slack.base_url, "port": _free_port()},
+            "slack": {"api_base_url": slack.base_url, "port": free_port()},
             **_example_sections(),
         },
         source="<demo>",

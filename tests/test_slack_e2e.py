@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,16 +15,10 @@ import pytest
 from bot.clock import FakeClock
 from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser
 from bot.sim.scripts import fill_tension, tension, until
-from bot.sim.world import SimWorld
+from bot.sim.world import SimWorld, free_port
 from tests.conftest import SLACK_ENV, make_config
 from tests.helpers import PEOPLE_CSV
 from tests.test_actions import ROUTING, TEAMS
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -43,7 +36,7 @@ async def slack() -> AsyncIterator[FakeSlack]:
 async def world(
     db_url: str, fake_telegram: Any, slack: FakeSlack, clock: FakeClock
 ) -> AsyncIterator[tuple[SimWorld, str]]:
-    port = _free_port()
+    port = free_port()
     config = make_config(
         db_url,
         fake_telegram.base_url,
@@ -240,7 +233,7 @@ async def test_escalation_reaches_channels_and_people(
         env=SLACK_ENV,
         teams=TEAMS,
         routing=ROUTING,
-        slack={"api_base_url": slack.base_url, "port": _free_port()},
+        slack={"api_base_url": slack.base_url, "port": free_port()},
         escalation={
             "rungs": [
                 {"after_hours": 0, "target": "team"},
@@ -276,7 +269,7 @@ async def test_escalation_reaches_channels_and_people(
 async def test_a_reporter_who_lives_in_slack(
     db_url: str, fake_telegram: Any, slack: FakeSlack, clock: FakeClock
 ) -> None:
-    port = _free_port()
+    port = free_port()
     config = make_config(
         db_url,
         fake_telegram.base_url,
@@ -373,7 +366,7 @@ async def test_socket_mode_for_development(
         env={**SLACK_ENV, "TENSIONBOT_SLACK_APP_TOKEN": slack.app_token},
         teams=TEAMS,
         routing=ROUTING,
-        slack={"api_base_url": slack.base_url, "mode": "socket", "port": _free_port()},
+        slack={"api_base_url": slack.base_url, "mode": "socket", "port": free_port()},
     )
     w = await SimWorld.start(config, fake_telegram, clock)
     try:

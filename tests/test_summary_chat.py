@@ -3,14 +3,13 @@ real PTB Application), for the Prevent officer and admins only, with charts atta
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from bot.clock import FakeClock
 from bot.services.hatecrime import HateCrimeService
 from bot.sim.fake_slack import FakeSlack, SlackUser
 from bot.sim.scripts import until
-from bot.sim.world import SimWorld
+from bot.sim.world import SimWorld, free_port
 from tests.conftest import SLACK_ENV, make_config
 from tests.helpers import PEOPLE_CSV
 from tests.test_actions import ROUTING, TEAMS
@@ -23,19 +22,13 @@ STAFF = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_summaries_in_slack_and_telegram(
     db_url: str, fake_telegram: Any, clock: FakeClock
 ) -> None:
     slack = FakeSlack()
     await slack.start()
     slack.add_channel("C0SWP", "swp", ["U0SAM"])
-    port = _free_port()
+    port = free_port()
     config = make_config(
         db_url,
         fake_telegram.base_url,
@@ -118,7 +111,7 @@ async def test_scheduled_summary_after_the_return_closes(db_url: str, fake_teleg
         db_url,
         fake_telegram.base_url,
         env=SLACK_ENV,
-        slack={"api_base_url": slack.base_url, "port": _free_port()},
+        slack={"api_base_url": slack.base_url, "port": free_port()},
         summaries={"channels": ["C0SWPBOARD"]},
     )
     w = await SimWorld.start(config, fake_telegram, clock)

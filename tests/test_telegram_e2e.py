@@ -4,7 +4,6 @@ outbox and database, against a local fake Telegram Bot API server (the only thin
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -15,15 +14,9 @@ import pytest
 from bot.clock import FakeClock
 from bot.forms import FormDefinition
 from bot.sim.scripts import fill_tension, tension
-from bot.sim.world import SimWorld
+from bot.sim.world import SimWorld, free_port
 from tests.conftest import make_config
 from tests.helpers import PEOPLE_CSV
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -166,7 +159,7 @@ async def test_fan_out_respects_rate_limits(db_url: str, clock: FakeClock) -> No
 
 
 async def test_webhook_mode(db_url: str, fake_telegram: Any, clock: FakeClock) -> None:
-    port = _free_port()
+    port = free_port()
     config = make_config(
         db_url,
         fake_telegram.base_url,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,13 @@ from bot.services.summary import post_scheduled
 
 if TYPE_CHECKING:
     from bot.sim.fake_telegram import FakeTelegram, SimUser
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for the bot's own HTTP endpoints in tests and the demo)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class SimWorld:
