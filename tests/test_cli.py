@@ -24,6 +24,11 @@ COMMANDS = [
     ["campaign", "status"],
     ["run"],
     ["demo"],
+    ["routing"],
+    ["routing", "check"],
+    ["hatecrime"],
+    ["hatecrime", "import"],
+    ["summary"],
 ]
 
 
