@@ -1,35 +1,55 @@
 """A local simulated Slack: the Web API the bot calls, and a user who clicks in Slack.
 
-:class:`FakeSlack` answers the real ``slack_sdk`` ``AsyncWebClient`` over HTTP with real Slack
-JSON (``base_url=f"{fake.base_url}/api/"``): messages, updates, threads, ephemerals, modals, DMs.
-It can inject errors and rate limits (HTTP 429 with ``Retry-After``). :class:`SlackUser` sends
-what Slack's servers send to the bot — signed ``block_actions``, ``view_submission``, slash
-commands and events — to the bot's real Bolt endpoint.
+:class:`FakeSlack` is an ``aiohttp.web`` server on 127.0.0.1 that answers the real ``slack_sdk``
+``AsyncWebClient`` (``base_url=f"{fake.base_url}/api/"``) with real Slack JSON: messages,
+updates, threads, ephemerals, modals, App Home, DMs and file uploads. Like Slack it answers
+``{"ok": false, "error": ...}`` with HTTP 200, except rate limits (HTTP 429 with
+``Retry-After``); errors, 5xx answers and rate limits can be injected, and a per-channel posting
+rate can be enforced. Block Kit payloads are checked against Slack's documented limits
+(``invalid_blocks``), and ``trigger_id`` s expire after 3 s and can be exchanged only once.
+
+:class:`SlackUser` sends what Slack's servers send to the bot — signed ``block_actions``,
+``view_submission``, slash commands and Events API envelopes — to the bot's real Bolt endpoint.
+Their ``response_url`` points back at this server, so Bolt's ``respond()`` works offline too.
+
+The bot's Socket Mode connection (``apps.connections.open`` + a WebSocket) is simulated as well.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import hmac
 import itertools
 import json
+import math
 import time
 import urllib.parse
 from collections import defaultdict, deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-# Slack's special "1 message per second per channel" limit is on posting, not on updates.
-POSTING = frozenset({"chat.postMessage"})
+RATE_LIMITED = frozenset({"chat.postMessage", "chat.update"})
+"""Methods counted by ``per_channel_rate`` (Slack allows about one message a second per channel)."""
+JSON_FIELDS = ("blocks", "attachments", "view", "files", "metadata")
+"""Parameters that arrive JSON-encoded in form bodies and query strings."""
+FIRST_TS = 1_700_000_000
+TRIGGER_TTL = 3.0  # seconds, as documented for views.open / views.push
+MAX_VIEW_STACK = 3
+BOT_ID = "B0BOT"
+APP_ID = "A0TEST"
+NOT_INTERACTIVE = frozenset({"image", "plain_text", "mrkdwn"})
+_HTML_ERROR = "<html><body><h1>{status}</h1>Slack is having trouble.</body></html>"
 
 
 @dataclass
 class SlackCall:
-    """One recorded Web API request."""
+    """One recorded Web API request (the token is not kept)."""
 
     method: str
     params: dict[str, Any]
@@ -47,26 +67,28 @@ class SlackMessage:
     text: str
     blocks: list[dict[str, Any]]
     thread_ts: str | None
-    user: str
+    user: str  # the bot's user id
     updates: int = 0
+    reactions: list[str] = field(default_factory=list)
 
     def action_ids(self) -> list[str]:
-        """The action_id of every interactive element."""
-        return [
-            e["action_id"]
-            for b in self.blocks
-            if b.get("type") == "actions"
-            for e in b.get("elements", [])
-            if "action_id" in e
-        ]
+        """The action_id of every interactive element in the blocks."""
+        return [element["action_id"] for _, element in _interactive(self.blocks)]
 
     def element(self, action_id: str) -> tuple[str, dict[str, Any]]:
-        """(block_id, element) of an interactive element."""
-        for b in self.blocks:
-            for e in b.get("elements", []) if b.get("type") == "actions" else []:
-                if e.get("action_id") == action_id:
-                    return b.get("block_id", ""), e
+        """(block_id, element) of the interactive element with ``action_id``."""
+        for block_id, element in _interactive(self.blocks):
+            if element["action_id"] == action_id:
+                return block_id, element
         raise AssertionError(f"no {action_id!r} in message {self.ts}: {self.action_ids()}")
+
+
+class _Uploads(list[dict[str, Any]]):
+    """Completed uploads. A list (``fake.uploads``) that can also be called (``fake.uploads()``)."""
+
+    def __call__(self) -> list[dict[str, Any]]:
+        """A copy of the completed uploads."""
+        return list(self)
 
 
 @dataclass
@@ -80,14 +102,41 @@ class _Injection:
 
 @dataclass
 class _Channel:
+    id: str
     name: str
     members: list[str]
     bot_is_member: bool = True
+    im_user: str | None = None
     messages: list[SlackMessage] = field(default_factory=list)
 
 
+@dataclass
+class _Trigger:
+    user: str
+    issued: float
+    view_id: str | None
+    used: bool = False
+
+
+@dataclass
+class _ResponseTarget:
+    user: str
+    channel: str | None
+    message_ts: str | None
+
+
+class _SlackError(Exception):
+    def __init__(self, error: str, **extra: Any) -> None:
+        super().__init__(error)
+        self.error = error
+        self.extra = extra
+
+
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
 class FakeSlack:
-    """The fake Slack Web API server."""
+    """The fake Slack Web API server (start it, then point ``AsyncWebClient`` at ``/api/``)."""
 
     def __init__(
         self,
@@ -101,33 +150,59 @@ class FakeSlack:
         self.token, self.signing_secret = token, signing_secret
         self.team_id, self.bot_user_id = team_id, bot_user_id
         self.per_channel_rate = per_channel_rate
+        self.trigger_ttl = TRIGGER_TTL
+        self.app_token = "xapp-test-token"  # noqa: S105 - Socket Mode's app-level token
         self.base_url = ""
         self.calls: list[SlackCall] = []
         self.throttled = 0
+        self.uploads = _Uploads()
+        self.socket_acks: list[dict[str, Any]] = []
+        self.responses: list[dict[str, Any]] = []  # everything posted to a response_url
         self._channels: dict[str, _Channel] = {}
-        self._users: dict[str, str] = {}
+        self._users: dict[str, str] = {bot_user_id: "tensionbot"}
         self._dms: dict[str, str] = {}
         self._ephemeral: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        self._views: list[dict[str, Any]] = []
+        self._opened: list[dict[str, Any]] = []
+        self._views: dict[str, dict[str, Any]] = {}
+        self._stacks: dict[str, list[str]] = {}
         self._home: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._triggers: dict[str, _Trigger] = {}
+        self._response_urls: dict[str, _ResponseTarget] = {}
         self._injections: list[_Injection] = []
-        self._ts = itertools.count(1)
+        self._ts = itertools.count(100, 100)
         self._ids = itertools.count(1)
-        self._times: dict[str, deque[float]] = defaultdict(deque)
-        self._runner: web.AppRunner | None = None
-        self.app_token = "xapp-test-token"  # noqa: S105
-        self._sockets: list[web.WebSocketResponse] = []
-        self.socket_acks: list[dict[str, Any]] = []
-        self._connected = asyncio.Event()
+        self._windows: dict[str, deque[float]] = defaultdict(deque)
         self._files: dict[str, dict[str, Any]] = {}
-        self.uploads: list[dict[str, Any]] = []  # completed uploads, with their bytes
+        self._runner: web.AppRunner | None = None
+        self._sockets: list[web.WebSocketResponse] = []
+        self._connected = asyncio.Event()
+        self._methods: dict[str, Handler] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "conversations.open": self._conversations_open,
+            "conversations.info": self._conversations_info,
+            "conversations.members": self._conversations_members,
+            "users.info": self._users_info,
+            "views.open": self._views_open,
+            "views.push": self._views_push,
+            "views.update": self._views_update,
+            "views.publish": self._views_publish,
+            "reactions.add": self._reactions_add,
+            "files.getUploadURLExternal": self._files_get_upload_url,
+            "files.completeUploadExternal": self._files_complete_upload,
+        }
+
+    # ----------------------------------------------------------------- lifecycle
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Start listening; returns the base URL."""
-        app = web.Application()
-        app.router.add_post("/api/{method}", self._handle)
+        """Start listening (port 0: any free port); returns and sets ``base_url``."""
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/api/{method}", self._handle)
+        app.router.add_route("*", "/upload/{file_id}", self._upload)
+        app.router.add_post("/response/{key}", self._respond)
         app.router.add_get("/socket", self._socket)
-        app.router.add_post("/upload/{file_id}", self._upload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -139,12 +214,14 @@ class FakeSlack:
         return self.base_url
 
     async def stop(self) -> None:
-        """Stop the server."""
+        """Stop the server (closing any Socket Mode connection)."""
+        for ws in list(self._sockets):
+            await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
-    # ----------------------------------------------------------------- set-up and inspection
+    # ----------------------------------------------------------------- set-up
 
     def add_channel(
         self,
@@ -154,46 +231,13 @@ class FakeSlack:
         *,
         bot_is_member: bool = True,
     ) -> None:
-        """A channel; posting elsewhere fails with channel_not_found."""
-        self._channels[channel_id] = _Channel(name, list(members or []), bot_is_member)
+        """A channel. Posting to an unknown one fails with ``channel_not_found``; to one the bot
+        is not in, with ``not_in_channel``."""
+        self._channels[channel_id] = _Channel(channel_id, name, list(members or []), bot_is_member)
 
     def add_user(self, user_id: str, name: str) -> None:
-        """A workspace member."""
+        """A workspace member (``users.info`` knows only these and the bot)."""
         self._users[user_id] = name
-
-    def calls_for(self, method: str) -> list[SlackCall]:
-        """Recorded calls of one method."""
-        return [c for c in self.calls if c.method == method]
-
-    def messages(self, channel: str) -> list[SlackMessage]:
-        """Messages in a channel (top level and thread replies), in post order."""
-        ch = self._channels.get(channel)
-        return list(ch.messages) if ch else []
-
-    def top_level(self, channel: str) -> list[SlackMessage]:
-        """Messages not in a thread."""
-        return [m for m in self.messages(channel) if m.thread_ts is None]
-
-    def thread(self, channel: str, ts: str) -> list[SlackMessage]:
-        """Replies in a thread."""
-        return [m for m in self.messages(channel) if m.thread_ts == ts]
-
-    def home_views(self, user: str) -> list[dict[str, Any]]:
-        """App Home views published for a user."""
-        return list(self._home[user])
-
-    def dm(self, user: str) -> list[SlackMessage]:
-        """Messages in the bot's direct-message channel with a user."""
-        channel = self._dms.get(user)
-        return self.messages(channel) if channel else []
-
-    def ephemerals(self, user: str) -> list[dict[str, Any]]:
-        """chat.postEphemeral payloads sent to a user."""
-        return list(self._ephemeral[user])
-
-    def views_opened(self) -> list[dict[str, Any]]:
-        """Modals opened (views.open)."""
-        return list(self._views)
 
     def inject(
         self,
@@ -204,56 +248,122 @@ class FakeSlack:
         retry_after: int = 1,
         times: int = 1,
     ) -> None:
-        """The next ``times`` matching calls fail (429: rate limited with Retry-After)."""
+        """The next ``times`` calls of ``method`` (any method if None) fail.
+
+        ``status`` 429: rate limited (``Retry-After: retry_after``); 5xx: that HTTP status with
+        an HTML body; otherwise HTTP 200 ``{"ok": false, "error": error}``."""
         self._injections.append(_Injection(method, error, status, retry_after, times))
 
-    # ----------------------------------------------------------------- HTTP
+    # ----------------------------------------------------------------- inspection
+
+    def calls_for(self, method: str) -> list[SlackCall]:
+        """Recorded calls of one method, in order."""
+        return [c for c in self.calls if c.method == method]
+
+    def messages(self, channel: str) -> list[SlackMessage]:
+        """Messages in a channel (top level and thread replies), in post order."""
+        ch = self._channels.get(channel)
+        return list(ch.messages) if ch else []
+
+    def top_level(self, channel: str) -> list[SlackMessage]:
+        """Messages of a channel that are not thread replies."""
+        return [m for m in self.messages(channel) if m.thread_ts is None]
+
+    def thread(self, channel: str, ts: str) -> list[SlackMessage]:
+        """Replies whose thread_ts is ``ts``."""
+        return [m for m in self.messages(channel) if m.thread_ts == ts]
+
+    def dm(self, user: str) -> list[SlackMessage]:
+        """Messages in the bot's direct-message channel with a user."""
+        channel = self._dms.get(user)
+        return self.messages(channel) if channel else []
+
+    def ephemerals(self, user: str) -> list[dict[str, Any]]:
+        """chat.postEphemeral payloads (and ephemeral response_url replies) for a user."""
+        return list(self._ephemeral[user])
+
+    def views_opened(self) -> list[dict[str, Any]]:
+        """Modals opened (views.open, then views.push), as Slack returned them (with ``id``)."""
+        return list(self._opened)
+
+    def view(self, view_id: str) -> dict[str, Any]:
+        """A modal as it currently stands (views.update applied)."""
+        return self._views[view_id]
+
+    def home_views(self, user: str) -> list[dict[str, Any]]:
+        """App Home views published for a user (views.publish), oldest first."""
+        return list(self._home[user])
+
+    # ----------------------------------------------------------------- Web API over HTTP
 
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        params = await _params(request)
+        parse_error: str | None = None
+        try:
+            params = await _read_params(request)
+        except _SlackError as exc:
+            params, parse_error = {}, exc.error
+        bearer = request.headers.get("Authorization", "")
+        token = bearer.removeprefix("Bearer ").strip() if bearer.startswith("Bearer ") else ""
+        token = token or str(params.pop("token", "") or "")
+        params.pop("token", None)
         call = SlackCall(method, params, time.monotonic())
         self.calls.append(call)
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        token = token or str(params.get("token", ""))
         if method == "apps.connections.open":
             if token != self.app_token:
                 return self._fail(call, "invalid_auth")
-            return web.json_response(
-                {"ok": True, "url": f"{self.base_url.replace('http', 'ws')}/socket"}
-            )
+            return web.json_response({"ok": True, "url": f"{self._ws_base()}/socket"})
         if token != self.token:
             return self._fail(call, "invalid_auth")
+        if parse_error is not None:
+            return self._fail(call, parse_error)
+        injected = self._injected(call)
+        if injected is not None:
+            return injected
+        if method in RATE_LIMITED and self.per_channel_rate is not None:
+            wait = self._throttle(str(params.get("channel", "")))
+            if wait is not None:
+                self.throttled += 1
+                return self._rate_limited(call, wait)
+        handler = self._methods.get(method)
+        if handler is None:
+            return self._fail(call, "unknown_method", req_method=method)
+        try:
+            result = handler(params)
+        except _SlackError as exc:
+            return self._fail(call, exc.error, **exc.extra)
+        return web.json_response({"ok": True, **result})
+
+    def _injected(self, call: SlackCall) -> web.Response | None:
         for inj in self._injections:
-            if inj.times > 0 and inj.method in (None, method):
+            if inj.times > 0 and inj.method in (None, call.method):
                 inj.times -= 1
                 if inj.status == 429:
                     return self._rate_limited(call, inj.retry_after)
                 if inj.status >= 500:
-                    call.status = inj.status
-                    return web.Response(status=inj.status, text="upstream error")
+                    call.status, call.error = inj.status, f"http_{inj.status}"
+                    return web.Response(
+                        status=inj.status,
+                        text=_HTML_ERROR.format(status=inj.status),
+                        content_type="text/html",
+                    )
                 return self._fail(call, inj.error or "internal_error")
-        if method in POSTING and self.per_channel_rate is not None:
-            channel = str(params.get("channel", ""))
-            window, now = self._times[channel], time.monotonic()
-            while window and window[0] <= now - 1.0:
-                window.popleft()
-            if len(window) >= self.per_channel_rate:
-                self.throttled += 1
-                return self._rate_limited(call, 1)
-            window.append(now)
-        handler = getattr(self, "_api_" + method.replace(".", "_"), None)
-        if handler is None:
-            return self._fail(call, "unknown_method")
-        try:
-            result = handler(params)
-        except _SlackError as exc:
-            return self._fail(call, exc.error)
-        return web.json_response({"ok": True, **result})
+        return None
 
-    def _fail(self, call: SlackCall, error: str) -> web.Response:
+    def _throttle(self, channel: str) -> int | None:
+        """Seconds to wait if a post to ``channel`` now would exceed the per-channel rate."""
+        assert self.per_channel_rate is not None
+        window, now = self._windows[channel], time.monotonic()
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        if len(window) >= self.per_channel_rate:
+            return max(1, math.ceil(window[0] + 1.0 - now))
+        window.append(now)
+        return None
+
+    def _fail(self, call: SlackCall, error: str, **extra: Any) -> web.Response:
         call.error = error
-        return web.json_response({"ok": False, "error": error})
+        return web.json_response({"ok": False, "error": error, **extra})
 
     def _rate_limited(self, call: SlackCall, retry_after: int) -> web.Response:
         call.status, call.error = 429, "ratelimited"
@@ -263,20 +373,50 @@ class FakeSlack:
             headers={"Retry-After": str(retry_after)},
         )
 
-    def _channel(self, params: dict[str, Any]) -> tuple[str, _Channel]:
-        channel_id = str(params.get("channel", ""))
-        ch = self._channels.get(channel_id)
+    def _ws_base(self) -> str:
+        return "ws" + self.base_url.removeprefix("http")
+
+    # ----------------------------------------------------------------- channels and messages
+
+    def _next_ts(self) -> str:
+        n = next(self._ts)
+        return f"{FIRST_TS + n // 1_000_000}.{n % 1_000_000:06d}"
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids):08d}"
+
+    def _open_dm(self, user: str) -> str:
+        dm = self._dms.get(user)
+        if dm is None:
+            dm = self._dms[user] = self._new_id("D")
+            self._channels[dm] = _Channel(dm, user, [user, self.bot_user_id], im_user=user)
+        return dm
+
+    def _find_channel(self, ref: str) -> _Channel | None:
+        """A channel by id or ``#name``; a user id (as in chat.postMessage) means their DM."""
+        if ref in self._channels:
+            return self._channels[ref]
+        if ref in self._dms or (ref in self._users and ref != self.bot_user_id):
+            return self._channels[self._open_dm(ref)]
+        name = ref.removeprefix("#")
+        return next((c for c in self._channels.values() if c.name == name and not c.im_user), None)
+
+    def _postable(self, ref: Any) -> _Channel:
+        if not ref:
+            raise _SlackError("channel_not_found")
+        ch = self._find_channel(str(ref))
         if ch is None:
             raise _SlackError("channel_not_found")
         if not ch.bot_is_member:
             raise _SlackError("not_in_channel")
-        return channel_id, ch
+        return ch
 
     def _message_json(self, m: SlackMessage) -> dict[str, Any]:
         data: dict[str, Any] = {
             "type": "message",
             "user": m.user,
-            "bot_id": "B0BOT",
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
             "ts": m.ts,
             "text": m.text,
             "blocks": m.blocks,
@@ -284,14 +424,367 @@ class FakeSlack:
         }
         if m.thread_ts:
             data["thread_ts"] = m.thread_ts
+        if m.updates:
+            data["edited"] = {"user": m.user, "ts": m.ts}
         return data
 
+    def _content(self, params: dict[str, Any], *, required: bool) -> tuple[str, list[Any] | None]:
+        text = params.get("text")
+        text = None if text is None else str(text)
+        blocks = params.get("blocks")
+        if blocks is not None:
+            blocks = _checked_blocks(blocks, limit=50, ids=itertools.count(1))
+        if required and not text and not blocks and not params.get("attachments"):
+            raise _SlackError("no_text")
+        if text is not None and len(text) > 40_000:
+            raise _SlackError("msg_too_long")
+        return text or "", blocks
+
+    def _post(self, ch: _Channel, text: str, blocks: list[Any], thread: str | None) -> SlackMessage:
+        m = SlackMessage(ch.id, self._next_ts(), text, blocks, thread, self.bot_user_id)
+        ch.messages.append(m)
+        return m
+
+    # ----------------------------------------------------------------- Web API methods
+
+    def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": "https://tensionbot-test.slack.com/",
+            "team": "Test",
+            "user": self._users[self.bot_user_id],
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        ch = self._postable(params.get("channel"))
+        text, blocks = self._content(params, required=True)
+        thread = str(params.get("thread_ts") or "") or None
+        if thread is not None:
+            parent = next((m for m in ch.messages if m.ts == thread), None)
+            if parent is None:
+                raise _SlackError("thread_not_found")
+            thread = parent.thread_ts or parent.ts  # a reply to a reply joins the same thread
+        m = self._post(ch, text, blocks or [], thread)
+        return {"channel": ch.id, "ts": m.ts, "message": self._message_json(m)}
+
+    def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        ch = self._postable(params.get("channel"))
+        m = next((m for m in ch.messages if m.ts == params.get("ts")), None)
+        if m is None:
+            raise _SlackError("message_not_found")
+        text, blocks = self._content(params, required=True)
+        if "text" in params:
+            m.text = text
+        if blocks is not None:
+            m.blocks = blocks
+        m.updates += 1
+        return {"channel": ch.id, "ts": m.ts, "text": m.text, "message": self._message_json(m)}
+
+    def _chat_post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        ch = self._postable(params.get("channel"))
+        user = str(params.get("user") or "")
+        if not user:
+            raise _SlackError("user_not_found")
+        text, blocks = self._content(params, required=True)
+        payload = {**params, "channel": ch.id, "text": text}
+        if blocks is not None:
+            payload["blocks"] = blocks
+        self._ephemeral[user].append(payload)
+        return {"message_ts": self._next_ts()}
+
+    def _conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("channel"):
+            ch = self._channels.get(str(params["channel"]))
+            if ch is None:
+                raise _SlackError("channel_not_found")
+            return {"channel": {"id": ch.id}, "no_op": True, "already_open": True}
+        users = [u for u in str(params.get("users", "")).split(",") if u.strip()]
+        if not users:
+            raise _SlackError("users_list_not_supplied")
+        if any(not u.startswith(("U", "W")) for u in users):
+            raise _SlackError("user_not_found")
+        if len(users) > 1:  # a group DM, stable per set of people
+            key = ",".join(sorted(set(users)))
+            if key not in self._dms:
+                self._dms[key] = self._new_id("G")
+                self._channels[self._dms[key]] = _Channel(
+                    self._dms[key], f"mpdm-{key}", [*sorted(set(users)), self.bot_user_id]
+                )
+            return {"channel": {"id": self._dms[key]}}
+        existed = users[0] in self._dms
+        dm = self._open_dm(users[0])
+        return {"channel": {"id": dm}, "no_op": existed, "already_open": existed}
+
+    def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        ch = self._channels.get(str(params.get("channel", "")))
+        if ch is None:
+            raise _SlackError("channel_not_found")
+        if ch.im_user is not None:
+            info: dict[str, Any] = {"id": ch.id, "is_im": True, "user": ch.im_user, "is_open": True}
+            return {"channel": info}
+        return {
+            "channel": {
+                "id": ch.id,
+                "name": ch.name,
+                "is_channel": not ch.id.startswith("G"),
+                "is_group": False,
+                "is_im": False,
+                "is_mpim": ch.name.startswith("mpdm-"),
+                "is_private": ch.id.startswith("G"),
+                "is_archived": False,
+                "is_member": ch.bot_is_member,
+                "num_members": len(self._members(ch)),
+                "context_team_id": self.team_id,
+            }
+        }
+
+    def _members(self, ch: _Channel) -> list[str]:
+        members = list(ch.members)
+        if ch.bot_is_member and self.bot_user_id not in members:
+            members.append(self.bot_user_id)
+        return members
+
+    def _conversations_members(self, params: dict[str, Any]) -> dict[str, Any]:
+        ch = self._channels.get(str(params.get("channel", "")))
+        if ch is None:
+            raise _SlackError("channel_not_found")
+        return {"members": self._members(ch), "response_metadata": {"next_cursor": ""}}
+
+    def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        user = str(params.get("user", ""))
+        if user not in self._users:
+            raise _SlackError("user_not_found")
+        name = self._users[user]
+        return {
+            "user": {
+                "id": user,
+                "team_id": self.team_id,
+                "name": name,
+                "real_name": name,
+                "deleted": False,
+                "is_bot": user == self.bot_user_id,
+                "is_admin": False,
+                "tz": "Europe/London",
+                "profile": {"real_name": name, "display_name": name, "team": self.team_id},
+            }
+        }
+
+    # ----------------------------------------------------------------- views
+
+    def _exchange(self, trigger_id: Any) -> _Trigger:
+        trigger = self._triggers.get(str(trigger_id or ""))
+        if trigger is None:
+            raise _SlackError("invalid_trigger_id")
+        if trigger.used:
+            raise _SlackError("exchanged_trigger_id")
+        if time.monotonic() - trigger.issued > self.trigger_ttl:
+            raise _SlackError("expired_trigger_id")
+        trigger.used = True
+        return trigger
+
+    def _make_view(
+        self, view: Any, kind: str, root: str | None = None, previous: str | None = None
+    ) -> dict[str, Any]:
+        if not isinstance(view, dict) or view.get("type") != kind:
+            raise _SlackError("invalid_arguments")
+        errors = _view_errors(view)
+        if errors:
+            raise _SlackError("invalid_arguments", **_details(errors))
+        view_id = self._new_id("V")
+        blocks = _checked_blocks(view.get("blocks"), limit=100, ids=itertools.count(1))
+        made = {
+            **view,
+            "id": view_id,
+            "team_id": self.team_id,
+            "blocks": blocks,
+            "private_metadata": view.get("private_metadata", ""),
+            "callback_id": view.get("callback_id", ""),
+            "external_id": view.get("external_id", ""),
+            "state": {"values": {}},
+            "hash": self._new_id("h."),
+            "clear_on_close": bool(view.get("clear_on_close", False)),
+            "notify_on_close": bool(view.get("notify_on_close", False)),
+            "root_view_id": root or view_id,
+            "previous_view_id": previous,
+            "app_id": APP_ID,
+            "bot_id": BOT_ID,
+        }
+        self._views[view_id] = made
+        return made
+
+    def _views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._exchange(params.get("trigger_id"))
+        view = self._make_view(params.get("view"), "modal")
+        self._stacks[view["id"]] = [view["id"]]
+        self._opened.append(view)
+        return {"view": view}
+
+    def _views_push(self, params: dict[str, Any]) -> dict[str, Any]:
+        trigger = self._exchange(params.get("trigger_id"))
+        if trigger.view_id is None or trigger.view_id not in self._views:
+            raise _SlackError("invalid_trigger_id")  # a push needs an interaction in a modal
+        root = self._views[trigger.view_id]["root_view_id"]
+        stack = self._stacks.setdefault(root, [root])
+        if len(stack) >= MAX_VIEW_STACK:
+            raise _SlackError("push_limit_reached")
+        view = self._make_view(params.get("view"), "modal", root, stack[-1])
+        stack.append(view["id"])
+        self._opened.append(view)
+        return {"view": view}
+
+    def _views_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        view_id = str(params.get("view_id") or "")
+        if not view_id and params.get("external_id"):
+            found = [v for v in self._views.values() if v["external_id"] == params["external_id"]]
+            view_id = found[-1]["id"] if found else ""
+        old = self._views.get(view_id)
+        if old is None:
+            raise _SlackError("not_found")
+        if params.get("hash") and params["hash"] != old["hash"]:
+            raise _SlackError("hash_conflict")
+        new = self._make_view(params.get("view"), old["type"], old["root_view_id"])
+        del self._views[new["id"]]
+        new.update(id=view_id, previous_view_id=old["previous_view_id"], state=old["state"])
+        self._views[view_id] = new
+        return {"view": new}
+
+    def _views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        user = str(params.get("user_id") or "")
+        if not user.startswith(("U", "W")):
+            raise _SlackError("invalid_arguments")
+        view = self._make_view(params.get("view"), "home")
+        self._home[user].append(view)
+        return {"view": view}
+
+    # ----------------------------------------------------------------- reactions and files
+
+    def _reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
+        ch = self._postable(params.get("channel"))
+        m = next((m for m in ch.messages if m.ts == params.get("timestamp")), None)
+        if m is None:
+            raise _SlackError("message_not_found")
+        name = str(params.get("name") or "")
+        if not name:
+            raise _SlackError("invalid_name")
+        if name in m.reactions:
+            raise _SlackError("already_reacted")
+        m.reactions.append(name)
+        return {}
+
+    def _files_get_upload_url(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not params.get("filename") or not str(params.get("length", "")).isdigit():
+            raise _SlackError("invalid_arguments")
+        file_id = self._new_id("F")
+        self._files[file_id] = {
+            "filename": str(params["filename"]),
+            "length": int(params["length"]),
+            "content": None,
+        }
+        return {"upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
+
+    def _files_complete_upload(self, params: dict[str, Any]) -> dict[str, Any]:
+        files = params.get("files")
+        if not isinstance(files, list) or not files:
+            raise _SlackError("invalid_arguments")
+        channels = [str(params["channel_id"])] if params.get("channel_id") else []
+        channels += [c for c in str(params.get("channels") or "").split(",") if c]
+        resolved = [self._postable(c).id for c in channels]
+        done = []
+        for f in files:
+            stored = self._files.get(str(f.get("id") if isinstance(f, dict) else ""))
+            if stored is None or stored["content"] is None:
+                raise _SlackError("file_not_found")
+            title = f.get("title") or stored["filename"]
+            targets: list[str | None] = [*resolved] or [None]  # no channel: a private file
+            for channel in targets:
+                self.uploads.append(
+                    {
+                        "file_id": f["id"],
+                        "channel_id": channel,
+                        "filename": stored["filename"],
+                        "title": title,
+                        "content": stored["content"],
+                        "length": stored["length"],
+                        "initial_comment": params.get("initial_comment"),
+                        "thread_ts": params.get("thread_ts"),
+                    }
+                )
+            done.append(
+                {
+                    "id": f["id"],
+                    "name": stored["filename"],
+                    "title": title,
+                    "size": len(stored["content"]),
+                    "user": self.bot_user_id,
+                    "created": int(time.time()),
+                    "channels": resolved,
+                    "is_public": any(c.startswith("C") for c in resolved),
+                }
+            )
+        return {"files": done}
+
     async def _upload(self, request: web.Request) -> web.Response:
+        """The upload URL handed out by files.getUploadURLExternal (POST or PUT of the bytes)."""
         stored = self._files.get(request.match_info["file_id"])
-        if stored is None:
-            return web.Response(status=404)
-        stored["content"] = await request.read()
-        return web.Response(text=f"OK - {len(stored['content'])}")
+        if stored is None or request.method not in ("POST", "PUT"):
+            return web.Response(status=404, text="not found")
+        if request.content_type == "multipart/form-data":
+            form = await _form(request)
+            content = next((v for v in form.values() if isinstance(v, bytes)), b"")
+        else:
+            content = await request.read()
+        stored["content"] = content
+        return web.Response(text=f"OK - {len(content)}")
+
+    # ----------------------------------------------------------------- response_url
+
+    def _response_url(self, user: str, channel: str | None, message_ts: str | None) -> str:
+        key = hashlib.sha256(f"{next(self._ids)}:{user}".encode()).hexdigest()[:24]
+        self._response_urls[key] = _ResponseTarget(user, channel, message_ts)
+        return f"{self.base_url}/response/{key}"
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        """What Slack does with a POST to a response_url (Bolt's ``respond()``)."""
+        target = self._response_urls.get(request.match_info["key"])
+        if target is None:
+            return web.Response(status=404, text="no_service")
+        try:
+            payload = await request.json()
+        except ValueError:
+            return web.Response(status=400, text="invalid_payload")
+        self.responses.append({"user": target.user, "channel": target.channel, **payload})
+        ch = self._channels.get(target.channel or "")
+        original = next((m for m in ch.messages if m.ts == target.message_ts), None) if ch else None
+        blocks = None
+        if payload.get("blocks") is not None:
+            try:
+                blocks = _checked_blocks(payload["blocks"], limit=50, ids=itertools.count(1))
+            except _SlackError:
+                return web.Response(status=400, text="invalid_blocks")
+        if payload.get("delete_original") and ch and original:
+            ch.messages.remove(original)
+        elif payload.get("replace_original") and original:
+            original.text = str(payload.get("text", original.text))
+            original.blocks = blocks if blocks is not None else original.blocks
+            original.updates += 1
+        elif payload.get("response_type") == "in_channel" and ch:
+            self._post(ch, str(payload.get("text", "")), blocks or [], payload.get("thread_ts"))
+        else:
+            self._ephemeral[target.user].append(
+                {**payload, "channel": target.channel, "user": target.user}
+            )
+        return web.Response(text="ok")
+
+    # ----------------------------------------------------------------- triggers
+
+    def _issue_trigger(self, user: str, view_id: str | None = None) -> str:
+        n = next(self._ids)
+        trigger_id = f"{n}.{FIRST_TS + n}.{hashlib.sha256(str(n).encode()).hexdigest()[:32]}"
+        self._triggers[trigger_id] = _Trigger(user, time.monotonic(), view_id)
+        return trigger_id
 
     # ----------------------------------------------------------------- Socket Mode
 
@@ -303,7 +796,7 @@ class FakeSlack:
             {
                 "type": "hello",
                 "num_connections": len(self._sockets),
-                "connection_info": {"app_id": "A0TEST"},
+                "connection_info": {"app_id": APP_ID},
             }
         )
         self._connected.set()
@@ -331,157 +824,261 @@ class FakeSlack:
         )
         return envelope_id
 
-    # ----------------------------------------------------------------- methods
 
-    def _api_auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "url": "https://tensionbot-test.slack.com/",
-            "team": "Test",
-            "user": "tensionbot",
-            "team_id": self.team_id,
-            "user_id": self.bot_user_id,
-            "bot_id": "B0BOT",
-            "is_enterprise_install": False,
-        }
-
-    def _api_chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
-        channel_id, ch = self._channel(params)
-        blocks = params.get("blocks") or []
-        if not params.get("text") and not blocks:
-            raise _SlackError("no_text")
-        thread = params.get("thread_ts") or None
-        if thread and not any(m.ts == thread for m in ch.messages):
-            raise _SlackError("thread_not_found")
-        m = SlackMessage(
-            channel_id,
-            f"1700000000.{next(self._ts):06d}",
-            str(params.get("text", "")),
-            blocks,
-            thread,
-            self.bot_user_id,
-        )
-        ch.messages.append(m)
-        return {"channel": channel_id, "ts": m.ts, "message": self._message_json(m)}
-
-    def _api_chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
-        channel_id, ch = self._channel(params)
-        for m in ch.messages:
-            if m.ts == params.get("ts"):
-                m.text = str(params.get("text", m.text))
-                m.blocks = params.get("blocks") or m.blocks
-                m.updates += 1
-                return {
-                    "channel": channel_id,
-                    "ts": m.ts,
-                    "text": m.text,
-                    "message": self._message_json(m),
-                }
-        raise _SlackError("message_not_found")
-
-    def _api_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
-        self._channel(params)
-        self._ephemeral[str(params.get("user"))].append(params)
-        return {"message_ts": f"1700000000.{next(self._ts):06d}"}
-
-    def _api_conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
-        user = str(params.get("users", "")).split(",")[0]
-        if not user:
-            raise _SlackError("users_list_not_supplied")
-        dm = self._dms.setdefault(user, f"D{next(self._ids):08d}")
-        self._channels.setdefault(dm, _Channel(f"dm-{user}", [user]))
-        return {"channel": {"id": dm}}
-
-    def _api_users_info(self, params: dict[str, Any]) -> dict[str, Any]:
-        user = str(params.get("user"))
-        if user not in self._users:
-            raise _SlackError("user_not_found")
-        return {"user": {"id": user, "name": self._users[user], "team_id": self.team_id}}
-
-    def _api_views_open(self, params: dict[str, Any]) -> dict[str, Any]:
-        if not params.get("trigger_id"):
-            raise _SlackError("invalid_arguments")
-        view = {**params["view"], "id": f"V{next(self._ids):08d}"}
-        self._views.append(view)
-        return {"view": view}
-
-    def _api_views_update(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"view": params.get("view", {})}
-
-    def _api_views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
-        self._home[str(params.get("user_id"))].append(params.get("view", {}))
-        return {"view": params.get("view", {})}
-
-    def _api_reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {}
-
-    def _api_files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
-        file_id = f"F{next(self._ids):08d}"
-        self._files[file_id] = {
-            "filename": params.get("filename"),
-            "length": int(params.get("length", 0)),
-            "content": None,
-        }
-        return {"upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
-
-    def _api_files_completeUploadExternal(self, params: dict[str, Any]) -> dict[str, Any]:
-        files = params.get("files")
-        files = json.loads(files) if isinstance(files, str) else files
-        channel = str(params.get("channel_id", ""))
-        if channel and channel not in self._channels:
-            raise _SlackError("channel_not_found")
-        done = []
-        for f in files or []:
-            stored = self._files.get(f["id"])
-            if stored is None or stored["content"] is None:
-                raise _SlackError("file_not_found")
-            self.uploads.append(
-                {
-                    "channel_id": channel,
-                    "title": f.get("title"),
-                    "initial_comment": params.get("initial_comment"),
-                    **stored,
-                }
-            )
-            done.append({"id": f["id"], "title": f.get("title"), "name": stored["filename"]})
-        return {"files": done}
+# --------------------------------------------------------------------- request parsing
 
 
-class _SlackError(Exception):
-    def __init__(self, error: str) -> None:
-        super().__init__(error)
-        self.error = error
-
-
-async def _params(request: web.Request) -> dict[str, Any]:
+async def _read_params(request: web.Request) -> dict[str, Any]:
+    """Query string plus JSON, urlencoded or multipart body, JSON-encoded fields decoded."""
     params: dict[str, Any] = dict(request.query)
-    if request.content_type == "application/json":
-        body = await request.json()
-        params.update(body if isinstance(body, dict) else {})
-    elif request.can_read_body:
-        for key, value in (await request.post()).items():
-            if isinstance(value, str) and key in ("blocks", "view", "attachments") and value:
+    if request.method == "POST" and request.can_read_body:
+        if request.content_type == "application/json":
+            try:
+                body = await request.json()
+            except ValueError:
+                raise _SlackError("invalid_json") from None
+            if not isinstance(body, dict):
+                raise _SlackError("invalid_json")
+            params.update(body)
+        else:
+            params.update(await _form(request))
+    for key in JSON_FIELDS:
+        value = params.get(key)
+        if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
+            try:
                 params[key] = json.loads(value)
-            else:
-                params[key] = value
+            except ValueError:
+                raise _SlackError(
+                    "invalid_blocks_format" if key == "blocks" else "invalid_arguments"
+                ) from None
     return params
 
 
+async def _form(request: web.Request) -> dict[str, Any]:
+    """Fields of a urlencoded or multipart body (uploaded files as bytes)."""
+    fields: dict[str, Any] = {}
+    for key, value in (await request.post()).items():
+        fields[key] = value.file.read() if isinstance(value, web.FileField) else value
+    return fields
+
+
+# --------------------------------------------------------------------- Block Kit
+
+
+def _interactive(blocks: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(block_id, element) for every interactive element (with an action_id) in ``blocks``."""
+    for block in blocks:
+        kind = block.get("type")
+        elements: list[Any] = []
+        if kind == "actions":
+            elements = list(block.get("elements") or [])
+        elif kind == "input" and isinstance(block.get("element"), dict):
+            elements = [block["element"]]
+        if isinstance(block.get("accessory"), dict):
+            elements.append(block["accessory"])
+        for element in elements:
+            if isinstance(element, dict) and "action_id" in element:
+                yield str(block.get("block_id", "")), element
+
+
+def _plain_text_errors(obj: Any, limit: int, where: str) -> list[str]:
+    if obj is None:
+        return []
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        return [f"must provide an object [json-pointer:{where}]"]
+    if len(obj["text"]) > limit:
+        return [f"must be less than {limit + 1} characters [json-pointer:{where}/text]"]
+    return []
+
+
+def _element_errors(element: dict[str, Any], where: str) -> list[str]:
+    errors: list[str] = []
+    kind = element.get("type")
+    if not isinstance(kind, str):
+        return [f"missing required field: type [json-pointer:{where}]"]
+    if len(str(element.get("action_id", ""))) > 255:
+        errors.append(f"must be less than 256 characters [json-pointer:{where}/action_id]")
+    if kind == "button":
+        if "text" not in element:
+            errors.append(f"missing required field: text [json-pointer:{where}]")
+        errors += _plain_text_errors(element.get("text"), 75, f"{where}/text")
+        if len(str(element.get("value", ""))) > 2000:
+            errors.append(f"must be less than 2001 characters [json-pointer:{where}/value]")
+    for i, option in enumerate(element.get("options") or []):
+        errors += _plain_text_errors(option.get("text"), 75, f"{where}/options/{i}/text")
+        if len(str(option.get("value", ""))) > 150:
+            errors.append(
+                f"must be less than 151 characters [json-pointer:{where}/options/{i}/value]"
+            )
+    if len(element.get("options") or []) > 100:
+        errors.append(f"must provide at most 100 items [json-pointer:{where}/options]")
+    return errors
+
+
+def _block_errors(block: Any, where: str) -> list[str]:
+    if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+        return [f"missing required field: type [json-pointer:{where}]"]
+    errors: list[str] = []
+    kind = block["type"]
+    if len(str(block.get("block_id", ""))) > 255:
+        errors.append(f"must be less than 256 characters [json-pointer:{where}/block_id]")
+    if kind == "section":
+        if "text" not in block and "fields" not in block:
+            errors.append(f"must provide either text or fields [json-pointer:{where}]")
+        text = block.get("text")
+        if isinstance(text, dict) and len(str(text.get("text", ""))) > 3000:
+            errors.append(f"must be less than 3001 characters [json-pointer:{where}/text/text]")
+        if len(block.get("fields") or []) > 10:
+            errors.append(f"must provide at most 10 items [json-pointer:{where}/fields]")
+    elif kind == "header":
+        errors += _plain_text_errors(block.get("text"), 150, f"{where}/text")
+    elif kind == "actions":
+        elements = block.get("elements")
+        if not isinstance(elements, list) or not 1 <= len(elements) <= 25:
+            errors.append(f"must provide 1 to 25 items [json-pointer:{where}/elements]")
+    elif kind == "input":
+        errors += _plain_text_errors(block.get("label"), 2000, f"{where}/label")
+        if not isinstance(block.get("element"), dict):
+            errors.append(f"missing required field: element [json-pointer:{where}]")
+    seen: set[str] = set()
+    elements = list(block.get("elements") or []) if kind == "actions" else []
+    for name in ("accessory", "element"):
+        if isinstance(block.get(name), dict):
+            elements.append(block[name])
+    for i, element in enumerate(elements):
+        if not isinstance(element, dict):
+            errors.append(f"must provide an object [json-pointer:{where}/elements/{i}]")
+            continue
+        errors += _element_errors(element, f"{where}/elements/{i}")
+        action_id = element.get("action_id")
+        if action_id is not None and action_id in seen:
+            errors.append(f"action_id already exists: {action_id} [json-pointer:{where}]")
+        seen.add(str(action_id))
+    return errors
+
+
+def _details(errors: list[str]) -> dict[str, Any]:
+    return {"errors": errors, "response_metadata": {"messages": [f"[ERROR] {e}" for e in errors]}}
+
+
+def _checked_blocks(blocks: Any, limit: int, ids: Iterator[int]) -> list[dict[str, Any]]:
+    """Blocks as Slack stores them (missing block_id / action_id filled in), or invalid_blocks."""
+    if blocks is None:
+        return []
+    if not isinstance(blocks, list):
+        raise _SlackError("invalid_blocks_format")
+    blocks = copy.deepcopy(blocks)
+    errors: list[str] = []
+    if len(blocks) > limit:
+        errors.append(f"must provide at most {limit} items [json-pointer:/blocks]")
+    block_ids: set[str] = set()
+    for i, block in enumerate(blocks):
+        errors += _block_errors(block, f"/blocks/{i}")
+        if isinstance(block, dict) and "block_id" in block:
+            if block["block_id"] in block_ids:
+                errors.append(
+                    f"block_id already exists: {block['block_id']} [json-pointer:/blocks]"
+                )
+            block_ids.add(str(block["block_id"]))
+    if errors:
+        raise _SlackError("invalid_blocks", **_details(errors))
+    for block in blocks:
+        while "block_id" not in block:
+            candidate = _short_id(next(ids), "b")
+            if candidate not in block_ids:
+                block["block_id"] = candidate
+                block_ids.add(candidate)
+        for name in ("accessory", "element"):
+            element = block.get(name)
+            if isinstance(element, dict) and element.get("type") not in NOT_INTERACTIVE:
+                element.setdefault("action_id", _short_id(next(ids), "a"))
+        if block["type"] == "actions":
+            for element in block["elements"]:
+                element.setdefault("action_id", _short_id(next(ids), "a"))
+    return blocks
+
+
+def _short_id(n: int, salt: str) -> str:
+    """A short opaque id like Slack's generated block_ids ("Xk3=")."""
+    return hashlib.sha256(f"{salt}{n}".encode()).hexdigest()[:5]
+
+
+def _view_errors(view: dict[str, Any]) -> list[str]:
+    errors: list[str] = []
+    if not isinstance(view.get("blocks"), list):
+        return ["missing required field: blocks [json-pointer:/view]"]
+    if view["type"] == "modal":
+        if "title" not in view:
+            errors.append("missing required field: title [json-pointer:/view]")
+        errors += _plain_text_errors(view.get("title"), 24, "/view/title")
+        errors += _plain_text_errors(view.get("submit"), 24, "/view/submit")
+        errors += _plain_text_errors(view.get("close"), 24, "/view/close")
+        has_input = any(isinstance(b, dict) and b.get("type") == "input" for b in view["blocks"])
+        if has_input and "submit" not in view:
+            errors.append("submit is required when an input block is present [json-pointer:/view]")
+    if len(str(view.get("private_metadata", ""))) > 3000:
+        errors.append("must be less than 3001 characters [json-pointer:/view/private_metadata]")
+    if len(str(view.get("callback_id", ""))) > 255:
+        errors.append("must be less than 256 characters [json-pointer:/view/callback_id]")
+    return errors
+
+
+# --------------------------------------------------------------------- the person in Slack
+
+_EMPTY_STATE = {  # element type -> (key of its state, whether that is a list)
+    "plain_text_input": ("value", False),
+    "email_text_input": ("value", False),
+    "url_text_input": ("value", False),
+    "number_input": ("value", False),
+    "static_select": ("selected_option", False),
+    "external_select": ("selected_option", False),
+    "radio_buttons": ("selected_option", False),
+    "users_select": ("selected_user", False),
+    "conversations_select": ("selected_conversation", False),
+    "channels_select": ("selected_channel", False),
+    "datepicker": ("selected_date", False),
+    "timepicker": ("selected_time", False),
+    "checkboxes": ("selected_options", True),
+    "multi_static_select": ("selected_options", True),
+    "multi_external_select": ("selected_options", True),
+    "multi_users_select": ("selected_users", True),
+    "multi_conversations_select": ("selected_conversations", True),
+    "multi_channels_select": ("selected_channels", True),
+}
+
+
+def _complete_state(values: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """View state as Slack sends it: an element left empty still has its key, set to null (or
+    to an empty list for checkboxes and multi-selects)."""
+    complete: dict[str, dict[str, Any]] = {}
+    for block_id, actions in values.items():
+        complete[block_id] = {}
+        for action_id, state in actions.items():
+            state = dict(state)
+            key, is_list = _EMPTY_STATE.get(str(state.get("type", "")), ("", False))
+            if key:
+                state.setdefault(key, [] if is_list else None)
+            complete[block_id][action_id] = state
+    return complete
+
+
 class SlackUser:
-    """A person in Slack: their clicks and submissions reach the bot signed, as from Slack."""
+    """A person in Slack: their clicks, submissions, commands and events reach the bot signed
+    with the fake's signing secret, exactly as Slack's servers would send them."""
 
     def __init__(self, fake: FakeSlack, user_id: str, app_url: str) -> None:
         self.fake, self.user_id, self.app_url = fake, user_id, app_url
-        self._triggers = itertools.count(1)
+        self.last_trigger_id: str | None = None
 
     def sign(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
-        """Slack's request signature headers for ``body``."""
+        """Slack's signature headers for ``body`` (v0 HMAC-SHA256 of ``v0:timestamp:body``)."""
         ts = str(int(time.time()) if timestamp is None else timestamp)
         base = f"v0:{ts}:".encode() + body
         digest = hmac.new(self.fake.signing_secret.encode(), base, hashlib.sha256).hexdigest()
         return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
     async def raw(self, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
-        """POST bytes to the bot (for negative tests)."""
+        """POST bytes to the bot as they are (for negative tests); returns (status, body)."""
         async with (
             aiohttp.ClientSession() as http,
             http.post(self.app_url, data=body, headers=headers) as resp,
@@ -493,17 +1090,84 @@ class SlackUser:
         headers = {"Content-Type": "application/x-www-form-urlencoded", **self.sign(body)}
         return await self.raw(body, headers)
 
+    def _trigger(self, view_id: str | None = None) -> str:
+        self.last_trigger_id = self.fake._issue_trigger(self.user_id, view_id)
+        return self.last_trigger_id
+
+    def _user(self) -> dict[str, Any]:
+        name = self.fake._users.get(self.user_id, self.user_id.lower())
+        return {"id": self.user_id, "username": name, "name": name, "team_id": self.fake.team_id}
+
     def _base(self) -> dict[str, Any]:
         return {
-            "user": {"id": self.user_id, "team_id": self.fake.team_id},
-            "team": {"id": self.fake.team_id},
-            "api_app_id": "A0TEST",
-            "token": "legacy",
-            "trigger_id": f"{next(self._triggers)}.trigger",
+            "user": self._user(),
+            "api_app_id": APP_ID,
+            "token": "legacy-verification-token",
+            "team": {"id": self.fake.team_id, "domain": "tensionbot-test"},
+            "enterprise": None,
+            "is_enterprise_install": False,
         }
 
-    async def click(self, message: SlackMessage, action_id: str, *, socket: bool = False) -> int:
-        """Click a button of a message (over Socket Mode when ``socket``; then returns 0)."""
+    def _channel_json(self, channel_id: str) -> dict[str, Any]:
+        ch = self.fake._channels.get(channel_id)
+        if ch is None or ch.im_user is not None:
+            return {"id": channel_id, "name": "directmessage" if ch else "unknown"}
+        return {"id": channel_id, "name": ch.name}
+
+    def _action(
+        self, block_id: str, element: dict[str, Any], value: str | None, selected: str | None
+    ) -> dict[str, Any]:
+        kind = element["type"]
+        action: dict[str, Any] = {
+            "type": kind,
+            "action_id": element["action_id"],
+            "block_id": block_id,
+            "action_ts": f"{time.time():.6f}",
+        }
+        if kind == "button":
+            action["text"] = element.get("text", {})
+            action["value"] = element.get("value", "") if value is None else value
+            if "style" in element:
+                action["style"] = element["style"]
+        elif kind in ("static_select", "overflow", "radio_buttons", "external_select"):
+            wanted = selected if selected is not None else value
+            options = list(element.get("options") or [])
+            for group in element.get("option_groups") or []:
+                options += group.get("options") or []
+            option = next((o for o in options if o.get("value") == wanted), None)
+            if option is None and kind == "external_select" and wanted is not None:
+                option = {"text": {"type": "plain_text", "text": wanted}, "value": wanted}
+            if option is None:
+                have = [o.get("value") for o in options]
+                raise AssertionError(f"no option {wanted!r} in {element['action_id']}: {have}")
+            action["selected_option"] = option
+        elif kind in ("users_select", "conversations_select", "channels_select"):
+            key = {"users_select": "selected_user", "conversations_select": "selected_conversation"}
+            action[key.get(kind, "selected_channel")] = selected or value
+        elif kind == "datepicker":
+            action["selected_date"] = selected or value
+        elif kind == "checkboxes":
+            chosen = set((selected or value or "").split(","))
+            action["selected_options"] = [
+                o for o in element.get("options") or [] if o.get("value") in chosen
+            ]
+        elif value is not None:
+            action["value"] = value
+        return action
+
+    async def click(
+        self,
+        message: SlackMessage,
+        action_id: str,
+        value: str | None = None,
+        *,
+        selected_option: str | None = None,
+        socket: bool = False,
+    ) -> int:
+        """Use an interactive element of a message (as it now stands): a button (``value``
+        overrides the button's own), or a select / overflow (``selected_option`` is the value of
+        the option chosen). Sends the signed ``block_actions`` payload; returns Bolt's HTTP
+        status (over Socket Mode when ``socket``; then returns 0)."""
         block_id, element = message.element(action_id)
         payload = {
             **self._base(),
@@ -514,18 +1178,12 @@ class SlackUser:
                 "channel_id": message.channel,
                 "is_ephemeral": False,
             },
-            "channel": {"id": message.channel},
+            "trigger_id": self._trigger(),
+            "channel": self._channel_json(message.channel),
             "message": self.fake._message_json(message),
-            "response_url": "https://hooks.slack.invalid/actions/T0/1/x",
-            "actions": [
-                {
-                    "type": element["type"],
-                    "action_id": action_id,
-                    "block_id": block_id,
-                    "value": element.get("value", ""),
-                    "action_ts": str(time.time()),
-                }
-            ],
+            "state": {"values": {}},
+            "response_url": self.fake._response_url(self.user_id, message.channel, message.ts),
+            "actions": [self._action(block_id, element, value, selected_option)],
         }
         if socket:
             await self.fake.socket_send("interactive", payload)
@@ -536,42 +1194,89 @@ class SlackUser:
     async def submit_view(
         self, view: dict[str, Any], values: dict[str, dict[str, Any]]
     ) -> tuple[int, dict[str, Any] | None]:
-        """Submit a modal with ``values`` (block_id -> action_id -> element state)."""
+        """Submit a modal with ``values`` (block_id -> action_id -> element state, e.g.
+        ``{"type": "plain_text_input", "value": "..."}``). Returns Bolt's status and its JSON
+        answer (``response_action`` errors/update/push), or None for a plain acknowledgement."""
+        view_id = view.get("id") or self.fake._new_id("V")
+        current = self.fake._views.get(view_id, view)
+        submitted = {
+            "id": view_id,
+            "team_id": self.fake.team_id,
+            "type": current.get("type", "modal"),
+            "blocks": current.get("blocks", []),
+            "private_metadata": current.get("private_metadata", ""),
+            "callback_id": current.get("callback_id", ""),
+            "external_id": current.get("external_id", ""),
+            "title": current.get("title"),
+            "submit": current.get("submit"),
+            "close": current.get("close"),
+            "hash": current.get("hash", ""),
+            "state": {"values": _complete_state(values)},
+            "root_view_id": current.get("root_view_id", view_id),
+            "previous_view_id": current.get("previous_view_id"),
+            "app_id": APP_ID,
+            "bot_id": BOT_ID,
+        }
         payload = {
             **self._base(),
             "type": "view_submission",
-            "view": {**view, "state": {"values": values}},
+            "trigger_id": self._trigger(view_id),
+            "view": submitted,
+            "response_urls": [],
         }
         status, text = await self._post_form({"payload": json.dumps(payload)})
-        return status, (json.loads(text) if text.strip().startswith("{") else None)
+        body = json.loads(text) if text.strip().startswith("{") else None
+        return status, body
 
     async def slash(
         self, command: str, text: str = "", channel_id: str = "C0GENERAL"
     ) -> tuple[int, str]:
-        """Run a slash command."""
+        """Run a slash command in a channel; returns Bolt's status and body."""
+        channel = self._channel_json(channel_id)
         return await self._post_form(
             {
+                "token": "legacy-verification-token",
+                "team_id": self.fake.team_id,
+                "team_domain": "tensionbot-test",
+                "channel_id": channel_id,
+                "channel_name": channel["name"],
+                "user_id": self.user_id,
+                "user_name": self._user()["name"],
                 "command": command,
                 "text": text,
-                "user_id": self.user_id,
-                "channel_id": channel_id,
-                "team_id": self.fake.team_id,
-                "trigger_id": f"{next(self._triggers)}.trigger",
-                "response_url": "https://hooks.slack.invalid/commands/T0/1/x",
-                "token": "legacy",
+                "api_app_id": APP_ID,
+                "is_enterprise_install": "false",
+                "response_url": self.fake._response_url(self.user_id, channel_id, None),
+                "trigger_id": self._trigger(),
             }
         )
 
     async def event(self, event: dict[str, Any]) -> int:
-        """Deliver an Events API event (e.g. app_home_opened) as Slack does."""
+        """Deliver an Events API ``event_callback`` (e.g. ``app_home_opened``, a ``message`` in
+        a DM) as Slack does; ``user`` and ``event_ts`` are filled in if absent."""
+        event_ts = f"{time.time():.6f}"
+        event = {"user": self.user_id, "event_ts": event_ts, **event}
+        n = next(self.fake._ids)
         envelope = {
-            "token": "legacy",
+            "token": "legacy-verification-token",
             "team_id": self.fake.team_id,
-            "api_app_id": "A0TEST",
-            "type": "event_callback",
-            "event_id": f"Ev{next(self._triggers):08d}",
-            "event_time": int(time.time()),
+            "context_team_id": self.fake.team_id,
+            "api_app_id": APP_ID,
             "event": event,
+            "type": "event_callback",
+            "event_id": f"Ev{n:08d}",
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self.fake.team_id,
+                    "user_id": self.fake.bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+            "event_context": f"4-{hashlib.sha256(str(n).encode()).hexdigest()[:16]}",
         }
         body = json.dumps(envelope).encode()
         status, _ = await self.raw(body, {"Content-Type": "application/json", **self.sign(body)})
