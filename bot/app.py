@@ -29,6 +29,7 @@ from bot.services.common import Waker
 from bot.services.conversation import ConversationService
 from bot.services.forms import FormService
 from bot.services.outbox import OutboxDispatcher, RateLimits
+from bot.services.pact import PactService
 from bot.services.people import PeopleService
 from bot.services.reports import ReportingService
 from bot.services.state import StateService
@@ -75,6 +76,7 @@ class Services:
     summaries: SummaryService
     state: StateService
     wake: _WakeRelay
+    pact: PactService
 
     async def close(self) -> None:
         """Release the database."""
@@ -99,7 +101,9 @@ async def build_services(
     actions = ActionService(config, db.uow, clock, forms, wake)
     conversation.actions = actions
     reporting = ReportingService(config, db.uow, clock, forms, actions, wake)
-    summaries = SummaryService(config, db.uow, clock, forms)
+    pact = PactService(config, db.uow, clock, wake)
+    conversation.pact = pact
+    summaries = SummaryService(config, db.uow, clock, forms, pact)
     async with db.uow() as uow:
         await forms.current(uow)  # store the form version now, failing early if it is wrong
         await uow.commit()
@@ -116,6 +120,7 @@ async def build_services(
         summaries,
         StateService(db.uow),
         wake,
+        pact,
     )
 
 
@@ -155,7 +160,9 @@ class TelegramRuntime:
         self.services = services
         self.config = services.config
         self.application = build_application(self.config, token)
-        register_telegram(self.application, services.conversation, services.summaries)
+        register_telegram(
+            self.application, services.conversation, services.summaries, services.pact
+        )
         self.application.add_error_handler(self._on_error)
         tg = self.config.telegram
         messengers: dict[str, Messenger] = {"telegram": TelegramMessenger(self.application.bot)}
@@ -258,6 +265,7 @@ class TelegramRuntime:
                     services.campaigns,
                     services.actions,
                     services.summaries,
+                    services.pact,
                     tick_seconds=self.config.schedule.tick_seconds,
                     now=services.clock.now(),
                 )

@@ -34,6 +34,10 @@ class Kind(StrEnum):
     RECATEGORISE = "G"  # officer: correct the category (opens a form); the report is re-routed
     STILL = "P"  # reporter: action <target> is still a problem
     SORTED = "Q"  # reporter: action <target> is sorted now
+    PACT_RECORD = "M"  # chair: record PACT meeting <target>
+    PACT_CANCELLED = "N"  # chair: PACT meeting <target> did not take place
+    PACT_PICK = "T"  # chair: choice <value> at the current step of PACT recording <target>
+    PACT_REPORT_BACK = "B"  # owner team: report back on PACT priority <target> (opens a form)
 
 
 class BadPayload(ValueError):

@@ -7,9 +7,11 @@ period gets a figure that says so instead of empty axes.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 from matplotlib.figure import Figure
 
+from bot.pact import WEEKDAYS, PactInsight
 from bot.services.summary import Summary
 
 _SIZE = (9, 5)
@@ -92,8 +94,57 @@ def hate_crime_vs_tension(summary: Summary) -> Figure:
     return figure
 
 
-CHARTS = {
+def pact_attendance(insight: PactInsight) -> Figure:
+    """PACT: attendance per meeting by neighbourhood, and attendance against each
+    neighbourhood's usual by time slot, weekday and venue (1.0 = usual)."""
+    title = f"PACT meetings, {insight.since} to {insight.until}"
+    if insight.empty:
+        return _empty(title)
+    figure = Figure(figsize=(12, 8))
+    (trend, slots), (days, venues) = figure.subplots(2, 2)
+    for key, points in insight.trend().items():
+        trend.plot(
+            [when for when, _ in points],
+            [n for _, n in points],
+            marker="o",
+            label=insight.label("neighbourhood", key),
+        )
+    trend.set_title("Members of the public per meeting")
+    trend.tick_params(axis="x", rotation=45)
+    trend.legend(fontsize="small")
+    for ax, group, name in (
+        (slots, "slot", "time slot"),
+        (days, "weekday", "weekday"),
+        (venues, "venue", "venue"),
+    ):
+        rows = [r for r in insight.by.get(group, []) if r.relative is not None]
+        labels = [WEEKDAYS[int(r.key)][:3] if group == "weekday" else r.key for r in rows]
+        bars = ax.barh(labels, [r.relative or 0 for r in rows], color="tab:blue")
+        ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
+        ax.bar_label(bars, labels=[f"n={r.meetings}" for r in rows], fontsize=7, padding=2)
+        ax.set_title(f"Attendance vs usual, by {name}")
+        ax.set_xlabel("x the neighbourhood's mean")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def _pact(summary: Summary) -> Figure:
+    assert summary.pact is not None
+    return pact_attendance(summary.pact)
+
+
+CHARTS: dict[str, Callable[[Summary], Figure]] = {
     "trend_by_category.png": trend_by_category,
     "ward_by_category.png": ward_category_heatmap,
     "hate_crime_vs_tension.png": hate_crime_vs_tension,
 }
+
+
+def charts_for(summary: Summary) -> dict[str, Callable[[Summary], Figure]]:
+    """The charts a summary gets: the tension charts unless the period is empty, and the PACT
+    chart when meetings were recorded."""
+    out = {} if summary.empty else dict(CHARTS)
+    if summary.pact is not None and not summary.pact.empty:
+        out["pact_attendance.png"] = _pact
+    return out

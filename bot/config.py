@@ -317,6 +317,48 @@ class InviteConfig(_Section):
     expires_days: int = Field(default=14, ge=1, le=90)
 
 
+class NeighbourhoodConfig(_Section):
+    """A PACT neighbourhood: one or more wards that hold one series of meetings."""
+
+    key: str = Field(pattern=_KEY)
+    name: str = Field(min_length=1, max_length=100)
+    wards: list[str] = Field(min_length=1)
+    partners: list[str] = Field(
+        default_factory=list,
+        description="emails of partners invited to every meeting, besides the wards' councillors",
+    )
+    chair: str | None = Field(default=None, description="the usual chair's email")
+
+
+class PactConfig(_Section):
+    """PACT (Partners and Communities Together) meetings."""
+
+    neighbourhoods: list[NeighbourhoodConfig] = Field(
+        default_factory=list, description="empty: one neighbourhood per ward"
+    )
+    reminder_days_before: int = Field(default=3, ge=0, le=28)
+    owner_reminder_days_before: int = Field(
+        default=7, ge=1, le=60, description="owners report back on priorities this long before"
+    )
+    record_chase_hours: int = Field(default=48, ge=1, le=24 * 14)
+    default_duration_minutes: int = Field(default=90, ge=15, le=8 * 60)
+    max_attendance: int = Field(
+        default=1000, ge=10, le=100_000, description="a count above this is taken as a typo"
+    )
+
+    def all_neighbourhoods(self, wards: list[str]) -> list[NeighbourhoodConfig]:
+        """The configured neighbourhoods, or one per ward when none are configured."""
+        if self.neighbourhoods:
+            return list(self.neighbourhoods)
+        return [NeighbourhoodConfig(key=_ward_key(w), name=w, wards=[w]) for w in wards]
+
+
+def _ward_key(ward: str) -> str:
+    import re
+
+    return (re.sub(r"[^a-z0-9]+", "-", ward.casefold()).strip("-") or "ward")[:40]
+
+
 class Secrets(BaseModel):
     """Secrets, only ever from the environment."""
 
@@ -364,6 +406,15 @@ class Config(_Section):
                 )
         if self.routing.default_team is not None and self.routing.default_team not in known:
             raise ValueError(f"routing.default_team: unknown team {self.routing.default_team!r}")
+        hoods = [n.key for n in self.pact.neighbourhoods]
+        if len(set(hoods)) != len(hoods):
+            raise ValueError("pact.neighbourhoods: keys must be unique")
+        for i, hood in enumerate(self.pact.neighbourhoods):
+            odd = [w for w in hood.wards if w.casefold() not in wards]
+            if odd:
+                raise ValueError(
+                    f"pact.neighbourhoods.{i}.wards: not in partnership.wards: {', '.join(odd)}"
+                )
         return self
 
     partnership: PartnershipConfig = PartnershipConfig()
@@ -378,6 +429,7 @@ class Config(_Section):
     escalation: EscalationConfig = EscalationConfig()
     summaries: SummaryConfig = SummaryConfig()
     routing: RoutingConfig = RoutingConfig()
+    pact: PactConfig = PactConfig()
     secrets: Secrets = Field(default_factory=Secrets, exclude=True)
     source: str = Field(default="<built-in defaults>", exclude=True)
 

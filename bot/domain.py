@@ -266,3 +266,94 @@ class ActionEvent:
     text: str = ""
     for_reporter: bool = False
     id: int | None = None
+
+
+class MeetingFormat(StrEnum):
+    """How a PACT meeting is held."""
+
+    IN_PERSON = "in_person"
+    ONLINE = "online"
+    STREET_BRIEFING = "street_briefing"
+
+
+class MeetingStatus(StrEnum):
+    """Where a PACT meeting stands."""
+
+    SCHEDULED = "scheduled"
+    RECORDED = "recorded"  # held, and the chair has recorded attendance and priorities
+    CANCELLED = "cancelled"
+
+
+class PriorityStatus(StrEnum):
+    """A PACT priority is open (set or carried) until a meeting closes it."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(eq=False)
+class PactMeeting:
+    """One PACT meeting of a neighbourhood. ``weekday`` and ``slot`` are in local time, stored so
+    the venue and time-slot analysis is a plain GROUP BY."""
+
+    neighbourhood: str
+    starts_at: datetime
+    ends_at: datetime
+    venue: str
+    format: str
+    chair_id: int
+    weekday: int  # 0 = Monday
+    slot: str  # morning | afternoon | evening
+    created_by: str
+    created_at: datetime
+    status: str = MeetingStatus.SCHEDULED.value
+    public_attendees: int | None = None
+    new_attendees: int | None = None
+    partners_invited: int = 0
+    recorded_at: datetime | None = None
+    recorded_by: str | None = None
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class PactAttendance:
+    """A partner (a person) present at a meeting; members of the public are only counted."""
+
+    meeting_id: int
+    person_id: int
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class PactPriority:
+    """A neighbourhood priority set at a meeting, owned by a team, reviewed at later meetings."""
+
+    neighbourhood: str
+    meeting_id: int  # the meeting that set it
+    title: str
+    owner_team: str
+    created_at: datetime
+    status: str = PriorityStatus.OPEN.value
+    carried: int = 0  # how many meetings carried it on
+    report_back: str = ""  # the owner's latest account of what was done
+    report_back_at: datetime | None = None
+    report_back_by: str | None = None
+    outcome: str = ""  # "you said, we did": what the meeting was told when it reviewed it
+    reviewed_meeting_id: int | None = None  # the last meeting that reviewed it
+    closed_at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class PactRecording:
+    """A chair recording a meeting in chat; every answer is stored as it arrives."""
+
+    meeting_id: int
+    person_id: int
+    started_at: datetime
+    updated_at: datetime
+    status: str = "active"  # active | submitted | cancelled
+    step: str = "public"
+    draft: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0
+    id: int | None = None

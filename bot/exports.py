@@ -9,7 +9,8 @@ from typing import Any
 
 from openpyxl import Workbook
 
-from bot.charts import CHARTS, png
+from bot.charts import CHARTS, charts_for, png
+from bot.pact import PactInsight
 from bot.services.summary import Summary
 from bot.summaries import suppress
 
@@ -64,6 +65,73 @@ def tables(
             for p in summary.pockets
         ],
     )
+    if summary.pact is not None:
+        out.update(pact_tables(summary.pact))
+    return out
+
+
+def pact_tables(insight: PactInsight) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    """The PACT tables: every recorded meeting, attendance by group, and priorities."""
+    out: dict[str, tuple[list[str], list[list[Any]]]] = {}
+    out["pact_meetings"] = (
+        [
+            "neighbourhood",
+            "starts_at",
+            "weekday",
+            "time_slot",
+            "venue",
+            "format",
+            "public_attendees",
+            "new_attendees",
+            "partners_present",
+            "partners_invited",
+        ],
+        [
+            [
+                insight.label("neighbourhood", m.neighbourhood),
+                m.starts_at.isoformat(),
+                insight.label("weekday", str(m.weekday)),
+                m.slot,
+                m.venue,
+                m.format,
+                m.public,
+                m.new,
+                m.partners_present,
+                m.partners_invited,
+            ]
+            for m in insight.meetings
+        ],
+    )
+    for group, rows in insight.by.items():
+        out[f"pact_by_{group}"] = (
+            [
+                group,
+                "meetings",
+                "mean_attendance",
+                "attendance_vs_usual",
+                "new_attendees",
+                "public_attendees",
+                "partners_present",
+                "partners_invited",
+            ],
+            [
+                [
+                    insight.label(group, r.key),
+                    r.meetings,
+                    round(r.mean, 2),
+                    None if r.relative is None else round(r.relative, 3),
+                    r.new,
+                    r.public,
+                    r.partners_present,
+                    r.partners_invited,
+                ]
+                for r in rows
+            ],
+        )
+    out["pact_priorities"] = (
+        ["set", "closed", "carried", "open_now"],
+        [[insight.priorities.get(k, 0) for k in ("set", "closed", "carried", "open")]],
+    )
     return out
 
 
@@ -89,7 +157,7 @@ def write(summary: Summary, folder: Path, *, suppressed: bool = True) -> list[Pa
     xlsx = folder / f"tension-summary-{summary.month}.xlsx"
     workbook.save(xlsx)
     written.append(xlsx)
-    for filename, build in CHARTS.items():
+    for filename, build in {**CHARTS, **charts_for(summary)}.items():
         path = folder / filename
         path.write_bytes(png(build(summary)))
         written.append(path)

@@ -14,6 +14,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.services.actions import ActionService
 from bot.services.campaigns import CampaignService
+from bot.services.pact import PactService
 from bot.services.summary import SummaryService, post_scheduled
 
 log = logging.getLogger(__name__)
@@ -23,12 +24,14 @@ def build_scheduler(
     campaigns: CampaignService,
     actions: ActionService,
     summaries: SummaryService | None = None,
+    pact: PactService | None = None,
     *,
     tick_seconds: int,
     now: datetime,
 ) -> AsyncIOScheduler:
-    """An AsyncIOScheduler with two stable-id ticks, both first run at ``now``:
-    the campaign tick (open, remind, close) and the action tick (remind, escalate)."""
+    """An AsyncIOScheduler with stable-id ticks, each first run at ``now``: the campaign tick
+    (open, remind, close), the action tick (remind, escalate), the summary tick (post after a
+    return closes) and the PACT tick (reminders, owners' report-backs, record prompts)."""
 
     async def campaign_tick() -> None:
         report = await campaigns.tick()
@@ -51,11 +54,18 @@ def build_scheduler(
             if posted:
                 log.info("summary tick: queued the summaries of %s", posted)
 
+    async def pact_tick() -> None:
+        if pact is not None:
+            fired = await pact.tick()
+            if any(fired.values()):
+                log.info("pact tick: %s", fired)
+
     scheduler = AsyncIOScheduler(timezone="UTC")
     jobs = (
         (campaign_tick, "campaign-tick"),
         (action_tick, "action-tick"),
         (summary_tick, "summary-tick"),
+        (pact_tick, "pact-tick"),
     )
     for job, job_id in jobs:
         scheduler.add_job(

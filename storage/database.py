@@ -70,6 +70,7 @@ class SqlUnitOfWork:
         self.audit = r.SqlAuditRepo(session)
         self.inbound = r.SqlInboundRepo(session)
         self.state = r.SqlStateRepo(session)
+        self.pact = r.SqlPactRepo(session)
         return self
 
     async def __aexit__(

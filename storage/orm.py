@@ -25,6 +25,10 @@ def start_mappers() -> None:
         (domain.OutboxMessage, tables.outbox),
         (domain.AuditEntry, tables.audit_log),
         (domain.ActionEvent, tables.action_events),
+        (domain.PactMeeting, tables.pact_meetings),
+        (domain.PactAttendance, tables.pact_attendance),
+        (domain.PactPriority, tables.pact_priorities),
+        (domain.PactRecording, tables.pact_recordings),
     ]
     for cls, table in pairs:
         _registry.map_imperatively(cls, table)

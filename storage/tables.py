@@ -287,3 +287,70 @@ bot_state = Table(
     Column("key", String(80), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+pact_meetings = Table(
+    "pact_meetings",
+    metadata,
+    _id(),
+    Column("neighbourhood", String(40), nullable=False),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime, nullable=False),
+    Column("venue", String(200), nullable=False),
+    Column("format", String(20), nullable=False),
+    Column("chair_id", ForeignKey("people.id"), nullable=False, index=True),
+    Column("weekday", Integer, nullable=False),
+    Column("slot", String(10), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("public_attendees", Integer),
+    Column("new_attendees", Integer),
+    Column("partners_invited", Integer, nullable=False, default=0),
+    Column("recorded_at", UTCDateTime),
+    Column("recorded_by", String(200)),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("neighbourhood", "starts_at"),
+    Index("ix_pact_meetings_starts_at", "starts_at"),
+)
+
+pact_attendance = Table(
+    "pact_attendance",
+    metadata,
+    _id(),
+    Column("meeting_id", ForeignKey("pact_meetings.id", ondelete="CASCADE"), nullable=False),
+    Column("person_id", ForeignKey("people.id"), nullable=False),
+    UniqueConstraint("meeting_id", "person_id"),
+)
+
+pact_priorities = Table(
+    "pact_priorities",
+    metadata,
+    _id(),
+    Column("neighbourhood", String(40), nullable=False),
+    Column("meeting_id", ForeignKey("pact_meetings.id"), nullable=False, index=True),
+    Column("title", String(300), nullable=False),
+    Column("owner_team", String(40), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("carried", Integer, nullable=False, default=0),
+    Column("report_back", String(1000), nullable=False, default=""),
+    Column("report_back_at", UTCDateTime),
+    Column("report_back_by", String(200)),
+    Column("outcome", String(1000), nullable=False, default=""),
+    Column("reviewed_meeting_id", ForeignKey("pact_meetings.id")),
+    Column("closed_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_pact_priorities_neighbourhood_status", "neighbourhood", "status"),
+)
+
+pact_recordings = Table(
+    "pact_recordings",
+    metadata,
+    _id(),
+    Column("meeting_id", ForeignKey("pact_meetings.id", ondelete="CASCADE"), nullable=False),
+    Column("person_id", ForeignKey("people.id"), nullable=False, index=True),
+    Column("status", String(12), nullable=False),
+    Column("step", String(40), nullable=False),
+    Column("draft", JSON, nullable=False),
+    Column("seq", Integer, nullable=False, default=0),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -23,7 +23,7 @@ from bot.forms import FormDefinition
 from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, code, italic
 from bot.ports import SendResult, Stale, UnitOfWork, UnitOfWorkFactory
 from bot.routing import route
-from bot.services.common import Waker, audit, enqueue, local_time
+from bot.services.common import Waker, address_of, audit, enqueue, local_time
 from bot.services.forms import FormService
 
 log = logging.getLogger(__name__)
@@ -452,12 +452,10 @@ class ActionService:
         person = await uow.people.get(report.person_id)
         if person is None:
             return
-        if person.telegram_chat_id is not None:
-            channel, recipient = "telegram", str(person.telegram_chat_id)
-        elif person.slack_user_id and self.config.secrets.slack_bot_token is not None:
-            channel, recipient = "slack", person.slack_user_id
-        else:
+        address = address_of(person, slack=self.config.secrets.slack_bot_token is not None)
+        if address is None:
             return
+        channel, recipient = address
         message = (
             MessageBuilder()
             .line(code(report.reference), " ", bold(_reporter_headline(event)))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.domain import AuditEntry, OutboxMessage
+from bot.domain import AuditEntry, OutboxMessage, Person
 from bot.messages import OutgoingMessage
 from bot.ports import UnitOfWork
 
@@ -85,6 +85,16 @@ async def audit(
     await uow.audit.add(
         AuditEntry(at=now, actor=actor, action=action, subject=subject, details=dict(details))
     )
+
+
+def address_of(person: Person, *, slack: bool) -> tuple[str, str] | None:
+    """Where to message a person: their Telegram chat, else (when Slack is configured) a Slack
+    direct message; None when they cannot be reached."""
+    if person.telegram_chat_id is not None:
+        return "telegram", str(person.telegram_chat_id)
+    if person.slack_user_id and slack:
+        return "slack", person.slack_user_id
+    return None
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")

@@ -9,6 +9,7 @@ keeps all of it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,8 @@ from bot.services import texts
 from bot.services.actions import ActionService
 from bot.services.common import Outcome, Sender, Waker, audit, clean_text, enqueue
 from bot.services.forms import FormService
+from bot.services.pact import PactService
+from bot.services.pact_chat import PactChat
 from bot.services.people import PeopleService
 from bot.services.reports import create_reports, record_nil
 
@@ -54,6 +57,18 @@ class _Step:
         ident = self.sender.update_id if self.sender.update_id is not None else self.now.timestamp()
         return f"in:{self.sender.platform}:{ident}:{self.replies}"
 
+    async def reply(self, message: OutgoingMessage, edit_ref: str | None = None) -> None:
+        """Queue a reply to the sender's chat (editing ``edit_ref`` in place when given)."""
+        await enqueue(
+            self.uow,
+            channel=self.sender.platform,
+            recipient=self.sender.chat_id,
+            message=message,
+            key=self.key(),
+            now=self.now,
+            edit_ref=edit_ref,
+        )
+
 
 class ConversationService:
     """Everything a reporter can do in chat."""
@@ -76,6 +91,11 @@ class ConversationService:
         self.tz = config.partnership.tz
         self.wards = config.partnership.wards
         self.actions: ActionService | None = None  # set by the composition root
+        self.pact: PactService | None = None  # set by the composition root
+
+    @property
+    def _pact(self) -> PactChat | None:
+        return PactChat(self.pact) if self.pact is not None else None
 
     # ----------------------------------------------------------------- entry points
 
@@ -89,15 +109,25 @@ class ConversationService:
             return Outcome()
         return await self._run(sender, self._help, refuse=True)
 
-    async def command(self, sender: Sender, name: str) -> Outcome:
-        """``/help``, ``/report``, ``/status``, ``/cancel``, ``/return``."""
-        handlers = {
+    async def command(self, sender: Sender, name: str, args: str = "") -> Outcome:
+        """``/help``, ``/report``, ``/status``, ``/cancel``, ``/return``; for PACT chairs
+        ``/meeting`` (record a meeting) and ``/schedule ...`` (schedule one)."""
+        handlers: dict[str, Callable[[_Step], Awaitable[None]]] = {
             "help": self._help,
             "report": self._report,
             "status": self._status,
             "cancel": self._cancel_command,
             "return": self._return,
         }
+        chat = self._pact
+        if chat is not None:
+            handlers["meeting"] = chat.meeting_command
+
+            async def schedule(step: _Step) -> None:
+                assert chat is not None
+                await chat.schedule_command(step, args)
+
+            handlers["schedule"] = schedule
         handler = handlers.get(name)
         if handler is None:
             return await self._run(sender, self._unknown_command)
@@ -115,6 +145,9 @@ class ConversationService:
         """A photo, voice note, sticker, file ... which the form cannot take."""
 
         async def handle(step: _Step) -> None:
+            chat = self._pact
+            if chat is not None and await chat.unsupported(step, kind):
+                return
             conv = await step.uow.conversations.active_for(self._pid(step))
             msg = MessageBuilder().line(
                 f"Sorry, I can only take typed text here, not a {kind}. "
@@ -175,18 +208,9 @@ class ConversationService:
         assert step.person.id is not None
         return step.person.id
 
-    async def _reply(
-        self, step: _Step, message: OutgoingMessage, edit_ref: str | None = None
-    ) -> None:
-        await enqueue(
-            step.uow,
-            channel=step.sender.platform,
-            recipient=step.sender.chat_id,
-            message=message,
-            key=step.key(),
-            now=step.now,
-            edit_ref=edit_ref,
-        )
+    @staticmethod
+    async def _reply(step: _Step, message: OutgoingMessage, edit_ref: str | None = None) -> None:
+        await step.reply(message, edit_ref)
 
     async def _form_for(self, step: _Step, conv: Conversation) -> FormDefinition:
         return await self.forms.definition(step.uow, conv.form_version_id)
@@ -224,14 +248,35 @@ class ConversationService:
         await self._reply(step, texts.status_message(open_returns, reports, form, self.tz, states))
 
     async def _cancel_command(self, step: _Step) -> None:
+        chat = self._pact
+        if chat is not None and await chat.cancel(step):
+            return
         conv = await step.uow.conversations.active_for(self._pid(step))
         if conv is None:
             await self._reply(step, MessageBuilder().line("There is nothing to cancel.").build())
             return
         await self._cancel(step, conv, None)
 
+    async def _recording(self, step: _Step) -> bool:
+        """True (after saying so) when the person is in the middle of recording a PACT meeting."""
+        chat = self._pact
+        if chat is None or await chat.active(step) is None:
+            return False
+        await self._reply(
+            step,
+            MessageBuilder()
+            .line(
+                "You are recording a PACT meeting: finish it first, or send /cancel to stop "
+                "(/meeting shows where you are)."
+            )
+            .build(),
+        )
+        return True
+
     async def _report(self, step: _Step) -> None:
         """An urgent (ad hoc) report; resumes a draft if one is open."""
+        if await self._recording(step):
+            return
         conv = await step.uow.conversations.active_for(self._pid(step))
         if conv is not None:
             note = "You have a report in progress, so we carry on with it."
@@ -254,6 +299,8 @@ class ConversationService:
 
     async def _return(self, step: _Step) -> None:
         """Start or resume the open return for this person."""
+        if await self._recording(step):
+            return
         conv = await step.uow.conversations.active_for(self._pid(step))
         if conv is not None:
             await self._reask(step, conv, note="Carrying on where you left off.")
@@ -275,6 +322,13 @@ class ConversationService:
     # ----------------------------------------------------------------- buttons
 
     async def _on_button(self, step: _Step, action: Action, ref: str | None) -> None:
+        if action.kind in (Kind.PACT_RECORD, Kind.PACT_CANCELLED, Kind.PACT_PICK):
+            chat = self._pact
+            if chat is None:
+                step.toast = "That button is not valid any more."
+                return
+            await chat.button(step, action, ref)
+            return
         if action.kind in (Kind.START, Kind.NIL):
             await self._on_campaign_button(step, action, ref)
             return
@@ -400,6 +454,9 @@ class ConversationService:
     # ----------------------------------------------------------------- text
 
     async def _on_text(self, step: _Step, raw: str) -> None:
+        chat = self._pact
+        if chat is not None and await chat.text(step, raw):
+            return
         conv = await step.uow.conversations.active_for(self._pid(step))
         if conv is None:
             await self._reply(

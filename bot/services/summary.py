@@ -9,6 +9,7 @@ import logging
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from bot.clock import Clock
 from bot.config import Config
@@ -17,6 +18,10 @@ from bot.ports import UnitOfWorkFactory
 from bot.services.common import audit, enqueue
 from bot.services.forms import FormService
 from bot.summaries import Pocket, pockets, suppress
+
+if TYPE_CHECKING:
+    from bot.pact import PactInsight
+    from bot.services.pact import PactService
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +79,7 @@ class Summary:
     trend: dict[str, list[int]] = field(default_factory=dict)  # category -> count per month
     matrix: dict[tuple[str, str], int] = field(default_factory=dict)  # (ward, category) -> n
     tension_by_ward: dict[str, int] = field(default_factory=dict)
+    pact: PactInsight | None = None  # PACT meetings over the 12 months to this one
 
     @property
     def empty(self) -> bool:
@@ -90,7 +96,7 @@ class Summary:
         out = [f"# Community tension summary, {self.month}" + (f" ({scope})" if scope else "")]
         if self.empty:
             out.append("\nNo tension reports and no hate-crime figures for this period.")
-            return "\n".join(out) + "\n"
+            return "\n".join(out) + "\n" + self._pact_markdown()
         out.append(
             f"\nTension reports: **{n(self.total)}** (previous month {n(self.previous_total)}, "
             f"same month last year {n(self.last_year_total)})"
@@ -158,7 +164,12 @@ class Summary:
             "the chance of so many under a Poisson distribution with the ward's own "
             "12-month mean is below 1%._"
         )
-        return "\n".join(out) + "\n"
+        return "\n".join(out) + "\n" + self._pact_markdown()
+
+    def _pact_markdown(self) -> str:
+        from bot.pact import markdown
+
+        return "" if self.pact is None else "\n" + markdown(self.pact)
 
 
 def _h(hours: float | None) -> str:
@@ -190,9 +201,11 @@ class SummaryService:
         uow_factory: UnitOfWorkFactory,
         clock: Clock,
         forms: FormService | None = None,
+        pact: PactService | None = None,
     ) -> None:
         self.config, self.uow_factory, self.clock = config, uow_factory, clock
         self.forms = forms
+        self.pact = pact
 
     async def for_telegram(self, user_id: int, text: str) -> SummaryAnswer:
         """``/summary`` on Telegram."""
@@ -346,6 +359,8 @@ class SummaryService:
             )
             await uow.commit()
         summary.pockets.sort(key=lambda p: p.p_value)
+        if self.pact is not None:
+            summary.pact = await self.pact.insight(shift(month, -11), month)
         return summary
 
 
@@ -445,7 +460,8 @@ def headline(summary: Summary, threshold: int = 3) -> OutgoingMessage:
         bold(f"Community tension summary, {summary.month}" + (f" ({scope})" if scope else ""))
     )
     if summary.empty:
-        return b.line("No tension reports and no hate-crime figures for this period.").build()
+        b.line("No tension reports and no hate-crime figures for this period.")
+        return _pact_headline(b, summary).build()
     n = lambda c: suppress(c, threshold)  # noqa: E731
     b.line(
         f"Tension reports: {n(summary.total)} (previous month {n(summary.previous_total)}, "
@@ -467,7 +483,19 @@ def headline(summary: Summary, threshold: int = 3) -> OutgoingMessage:
         )
     else:
         b.line("No pockets of concern.")
-    return b.build()
+    return _pact_headline(b, summary).build()
+
+
+def _pact_headline(b: MessageBuilder, summary: Summary) -> MessageBuilder:
+    """The PACT findings (which times and venues draw people), when meetings were recorded."""
+    if summary.pact is None or summary.pact.empty:
+        return b
+    from bot.pact import findings
+
+    b.line(bold(f"PACT meetings ({summary.pact.since} to {summary.pact.until}):"))
+    for line in findings(summary.pact):
+        b.line(f"• {line}")
+    return b
 
 
 async def answer(
@@ -480,11 +508,9 @@ async def answer(
     summary = await summary_for(
         service, service.uow_factory, who=who, person_role=role, text=text, categories=categories
     )
-    from bot.charts import CHARTS, png  # matplotlib is only loaded when a chart is made
+    from bot.charts import charts_for, png  # matplotlib is only loaded when a chart is made
 
-    charts = (
-        [] if summary.empty else [(name, png(build(summary))) for name, build in CHARTS.items()]
-    )
+    charts = [(name, png(build(summary))) for name, build in charts_for(summary).items()]
     return SummaryAnswer(headline(summary), charts)
 
 
@@ -508,11 +534,12 @@ async def post_scheduled(service: SummaryService, *, channel_kind: str = "slack"
     posted = []
     for campaign in pending:
         summary = await service.build(campaign.period, actor="scheduler")
-        from bot.charts import CHARTS, png
+        from bot.charts import charts_for, png
 
         threshold = config.summaries.suppress_below
         message = headline(summary, threshold)
-        if not summary.empty:
+        charts = charts_for(summary)
+        if charts:
             message = message.model_copy(
                 update={
                     "attachments": [
@@ -521,7 +548,7 @@ async def post_scheduled(service: SummaryService, *, channel_kind: str = "slack"
                             title=name.removesuffix(".png").replace("_", " "),
                             data=png(build(summary)),
                         )
-                        for name, build in CHARTS.items()
+                        for name, build in charts.items()
                     ]
                 }
             )

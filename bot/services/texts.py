@@ -16,6 +16,8 @@ HELP_COMMANDS = (
     ("/report", "report an urgent tension at any time"),
     ("/status", "your open returns and your reports"),
     ("/cancel", "stop what you are filling in (nothing is sent)"),
+    ("/meeting", "PACT chairs: record a meeting (attendance and priorities)"),
+    ("/schedule", "PACT chairs: /schedule YYYY-MM-DD HH:MM FORMAT VENUE"),
     ("/help", "this message"),
 )
 

@@ -71,6 +71,8 @@ class SentMessage:
     edits: int = 0
     kind: str = "text"
     date: int = 0
+    file_name: str | None = None  # a sent document or photo, as uploaded
+    file_data: bytes | None = None
 
     def buttons(self) -> list[tuple[str, str]]:
         """(text, callback_data) of the inline keyboard, row by row."""
@@ -282,7 +284,8 @@ class FakeTelegram:
             form = await request.post()
             for key, value in form.items():
                 if isinstance(value, web.FileField):
-                    params[key] = {"filename": value.filename, "size": len(value.file.read())}
+                    data = value.file.read()
+                    params[key] = {"filename": value.filename, "size": len(data), "data": data}
                 elif key in _STRING_FIELDS:
                     params[key] = value
                 else:
@@ -465,6 +468,9 @@ class FakeTelegram:
             kind=kind,
             date=int(time.time()),
         )
+        upload = params.get(kind)
+        if isinstance(upload, dict):
+            message.file_name, message.file_data = upload.get("filename"), upload.get("data")
         return await self._store(chat, message)
 
     async def _api_sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -686,6 +692,23 @@ class SimUser:
         available = [b[0] for m in candidates[:3] for b in m.buttons()]
         raise AssertionError(
             f"no button {label!r} for {self.first_name}; newest buttons: {available}"
+        )
+
+    async def press_data(self, data: str) -> None:
+        """Send a button tap with any callback data (a forged or stale payload), as if on the
+        newest message."""
+        self._sent.append(f"[taps a button with data {data!r}]")
+        message = self.last
+        await self._push(
+            {
+                "callback_query": {
+                    "id": str(next(self._message_ids)),
+                    "from": self._user_json(),
+                    "chat_instance": str(self.chat_id),
+                    "data": data,
+                    **({"message": self.fake._message_json(message)} if message else {}),
+                }
+            }
         )
 
     async def wait_for(

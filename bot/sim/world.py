@@ -87,6 +87,7 @@ class SimWorld:
         await self.services.campaigns.tick()
         await self.services.actions.tick()
         await post_scheduled(self.services.summaries)
+        await self.services.pact.tick()
         await self.settle()
 
     async def settle(self, timeout: float = 20.0) -> None:

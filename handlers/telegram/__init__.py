@@ -23,13 +23,14 @@ from telegram.ext import (
 
 from bot.services.common import Outcome, Sender
 from bot.services.conversation import ConversationService
+from bot.services.pact import PactError, PactService, insight_message
 from bot.services.summary import SummaryRefused, SummaryService
 from handlers.telegram.render import render_keyboard, render_text
 
 log = logging.getLogger(__name__)
 
 Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
-COMMANDS = ("help", "report", "status", "cancel", "return")
+COMMANDS = ("help", "report", "status", "cancel", "return", "meeting", "schedule")
 
 
 def _sender(update: Update) -> Sender:
@@ -76,6 +77,7 @@ def register(
     application: Application,
     conversation: ConversationService,
     summaries: SummaryService | None = None,
+    pact: PactService | None = None,
 ) -> None:
     """Attach tensionbot's handlers to ``application``."""
     private = filters.ChatType.PRIVATE
@@ -86,7 +88,8 @@ def register(
 
     def command(name: str) -> Callback:
         async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-            await _finish(update, await conversation.command(_sender(update), name))
+            args = " ".join(context.args or [])
+            await _finish(update, await conversation.command(_sender(update), name, args))
 
         return on_command
 
@@ -124,7 +127,26 @@ def register(
         for name, data in result.charts:
             await chat.send_photo(data, caption=name.removesuffix(".png").replace("_", " "))
 
+    async def on_pact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat = update.effective_chat
+        assert chat is not None and pact is not None
+        try:
+            insight = await pact.insight_for_telegram(
+                _sender(update).user_id, " ".join(context.args or [])
+            )
+        except PactError as exc:
+            await chat.send_message(str(exc))
+            return
+        text, parse_mode = render_text(insight_message(insight))
+        await chat.send_message(text, parse_mode=parse_mode)
+        if not insight.empty:
+            from bot.charts import pact_attendance, png
+
+            await chat.send_photo(png(pact_attendance(insight)), caption="PACT attendance")
+
     application.add_handler(CommandHandler("start", on_start, filters=private))
+    if pact is not None:
+        application.add_handler(CommandHandler("pact", on_pact, filters=private))
     if summaries is not None:
         application.add_handler(CommandHandler("summary", on_summary, filters=private))
     for name in COMMANDS:

@@ -6,7 +6,7 @@ import logging
 import warnings
 from datetime import timedelta
 
-from telegram import Bot, LinkPreviewOptions
+from telegram import Bot, InputFile, LinkPreviewOptions
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.warnings import PTBDeprecationWarning
 
@@ -16,6 +16,7 @@ from handlers.telegram.render import render_keyboard, render_text
 
 log = logging.getLogger(__name__)
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+MAX_CAPTION = 1024  # Telegram's limit for a caption
 
 
 def retry_after_seconds(exc: RetryAfter) -> float:
@@ -64,6 +65,8 @@ class TelegramMessenger:
                     if "edit" not in exc.message.lower() and "not found" not in exc.message.lower():
                         raise
                     # The message is gone or too old to edit: send a new one instead.
+            if message.attachments:
+                return await self._send_files(chat_id, message, text, parse_mode)
             sent = await self.bot.send_message(
                 chat_id,
                 text,
@@ -83,3 +86,26 @@ class TelegramMessenger:
             return SendResult(ok=False, error=f"{type(exc).__name__}: {exc.message}")
         except TelegramError as exc:
             return SendResult(ok=False, error=f"{type(exc).__name__}: {exc.message}")
+
+    async def _send_files(
+        self, chat_id: int, message: OutgoingMessage, text: str, parse_mode: str | None
+    ) -> SendResult:
+        """The text as the caption of the first file (one API call, so a retry after a failure
+        never repeats the text); a text too long for a caption goes first on its own."""
+        first, *rest = message.attachments
+        caption: str | None = text
+        if len(text) > MAX_CAPTION:
+            await self.bot.send_message(
+                chat_id, text, parse_mode=parse_mode, link_preview_options=_NO_PREVIEW
+            )
+            caption = None
+        sent = await self.bot.send_document(
+            chat_id,
+            InputFile(first.data, filename=first.filename),
+            caption=caption,
+            parse_mode=parse_mode if caption else None,
+            reply_markup=render_keyboard(message),
+        )
+        for extra in rest:
+            await self.bot.send_document(chat_id, InputFile(extra.data, filename=extra.filename))
+        return SendResult(ok=True, message_ref=str(sent.message_id))
