@@ -183,6 +183,7 @@ class TelegramRuntime:
                 services.actions,
                 services.reporting,
                 services.summaries,
+                pact=services.pact,
             )
             messengers["slack"] = SlackMessenger(client)
             limits["slack"] = RateLimits(

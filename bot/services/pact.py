@@ -615,6 +615,8 @@ class PactService:
             raise PactError(
                 f"This meeting has not happened yet (it starts {local_time(m.starts_at, self.tz)})."
             )
+        # A meeting marked cancelled may still be recorded: that corrects a mistaken tap (the
+        # reverse, cancelling a recorded meeting, is refused by mark_cancelled).
         if m.status == MeetingStatus.RECORDED.value:
             raise PactError(
                 f"This meeting was already recorded on {local_time(m.recorded_at or now, self.tz)}."
@@ -632,9 +634,16 @@ class PactService:
         return RecordContext(m, hood, priorities, partners, teams)
 
     async def apply_record(
-        self, uow: UnitOfWork, person: Person, context: RecordContext, record: MeetingRecord
+        self,
+        uow: UnitOfWork,
+        person: Person,
+        context: RecordContext,
+        record: MeetingRecord,
+        *,
+        notify: bool = True,
     ) -> dict[str, str]:
-        """Store a checked record (errors by field instead, storing nothing)."""
+        """Store a checked record (errors by field instead, storing nothing). With ``notify``
+        the owner teams are told of their new priorities (not when loading past seasons)."""
         errors = validate_record(record, context, self.config.pact.max_attendance)
         if errors:
             return errors
@@ -666,7 +675,7 @@ class PactService:
             )
             await uow.pact.add_priority(priority)
             team = teams[owner]
-            if self.config.secrets.slack_bot_token is not None:
+            if notify and self.config.secrets.slack_bot_token is not None:
                 await enqueue(
                     uow,
                     channel="slack",
@@ -775,6 +784,24 @@ class PactService:
             except PactError as exc:
                 return {"public": str(exc)}
             errors = await self.apply_record(uow, person, context, record)
+            if not errors and person.slack_user_id:
+                m = context.meeting
+                await enqueue(
+                    uow,
+                    channel="slack",
+                    recipient=person.slack_user_id,
+                    message=MessageBuilder()
+                    .line(bold(f"Recorded: {self._title(m)}, {local_time(m.starts_at, self.tz)}"))
+                    .line(
+                        f"{record.public} members of the public ({record.new} new), "
+                        f"{len(record.partners)} of {len(context.partners)} partners; "
+                        f"{len(record.new_priorities)} new priorities. Thank you."
+                    )
+                    .build(),
+                    key=f"pact-recorded:{m.id}",
+                    now=self.clock.now(),
+                    purpose="pact",
+                )
             if not errors:
                 await uow.commit()
         if not errors:
@@ -810,10 +837,10 @@ class PactService:
     async def report_back(self, slack_user_id: str, priority_id: int, text: str) -> str:
         """The owner team's account of what was done, for the chair's sheet."""
         text = clean_text(text)
-        if not 3 <= len(text) <= MAX_NOTE:
-            raise PactError(f"Please write 3 to {MAX_NOTE} characters.")
         async with self.uow_factory() as uow:
-            p = await self._owned(uow, slack_user_id, priority_id)
+            p = await self._owned(uow, slack_user_id, priority_id)  # ownership first
+            if not 3 <= len(text) <= MAX_NOTE:
+                raise PactError(f"Please write 3 to {MAX_NOTE} characters.")
             now = self.clock.now()
             p.report_back, p.report_back_at, p.report_back_by = text, now, slack_user_id
             await audit(uow, now, slack_user_id, "pact.report_back", f"pact-priority:{p.id}")

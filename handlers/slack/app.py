@@ -12,9 +12,11 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services.actions import ActionService
+from bot.services.pact import PactService
 from bot.services.reports import ReportingService
 from bot.services.summary import SummaryService
 from handlers.slack import register
+from handlers.slack.pact import register_pact
 
 MAX_BODY = 1024 * 1024
 
@@ -37,10 +39,15 @@ def build_app(
     actions: ActionService,
     reporting: ReportingService,
     summaries: SummaryService,
+    *,
+    pact: PactService | None = None,
 ) -> AsyncApp:
-    """The Bolt app (signature and timestamp of every request verified by Bolt)."""
+    """The Bolt app (signature and timestamp of every request verified by Bolt); with ``pact``,
+    the PACT listeners too."""
     app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=False)
     register(app, actions, reporting, summaries)
+    if pact is not None:
+        register_pact(app, pact)
     return app
 
 

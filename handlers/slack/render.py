@@ -20,7 +20,13 @@ ACTION_IDS = {
     Kind.CLOSE: "tb_close",
     Kind.REASSIGN: "tb_reassign",
     Kind.RECATEGORISE: "tb_recategorise",
+    Kind.PACT_RECORD: "tb_pact_record",
+    Kind.PACT_CANCELLED: "tb_pact_cancelled",
+    Kind.PACT_REPORT_BACK: "tb_pact_report_back",
 }
+"""Kinds with a Bolt listener. Any other kind (e.g. ``PACT_PICK``, which only Telegram sends)
+still gets a stable ``tb_<kind>`` action_id; no listener matches it, so a click on one does
+nothing (Bolt answers 404 and logs it)."""
 
 
 def escape(text: str) -> str:

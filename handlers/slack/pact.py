@@ -1,0 +1,176 @@
+"""Slack adapter for PACT meetings: the chair's Record / It was cancelled buttons and the record
+modal, an owner team's Report back button and modal, and ``/pact``.
+
+As everywhere in the Slack adapter: ``ack()`` first (a view submission's ``ack`` carries its
+errors, so it comes once the one service call has answered), decode, call one method of
+:class:`~bot.services.pact.PactService`, render the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.buttons import Action, BadPayload, Kind
+from bot.charts import pact_attendance, png
+from bot.pact import PactInsight
+from bot.services.pact import PactError, PactService, insight_message
+from handlers.slack import pact_views
+from handlers.slack.render import render
+
+log = logging.getLogger(__name__)
+
+
+def _chart(insight: PactInsight) -> bytes:
+    return png(pact_attendance(insight))
+
+
+def register_pact(app: AsyncApp, pact: PactService) -> None:
+    """Attach the PACT listeners to ``app``."""
+
+    def decode(body: dict[str, Any], kind: Kind) -> Action | None:
+        try:
+            action = Action.decode(str(body["actions"][0].get("value", "")))
+        except (BadPayload, KeyError, IndexError):
+            log.warning("refused a malformed PACT button payload")
+            return None
+        if action.kind != kind:
+            log.warning("refused a PACT button payload of the wrong kind")
+            return None
+        return action
+
+    async def tell_user(client: Any, user: str, text: str) -> None:
+        dm = await client.conversations_open(users=user)
+        await client.chat_postEphemeral(channel=dm["channel"]["id"], user=user, text=text)
+
+    async def tell_here(client: Any, body: dict[str, Any], text: str) -> None:
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+            "channel_id"
+        )
+        user = body["user"]["id"]
+        if channel:
+            await client.chat_postEphemeral(channel=channel, user=user, text=text)
+        else:
+            await tell_user(client, user, text)
+
+    def meta_id(view: dict[str, Any]) -> int | None:
+        meta = str(view.get("private_metadata", ""))
+        return int(meta) if meta.isdigit() and len(meta) < 16 else None
+
+    # ----------------------------------------------------------------- the chair
+
+    @app.action("tb_pact_record")
+    async def on_record(ack: Any, body: dict[str, Any], client: Any) -> None:
+        await ack()
+        action = decode(body, Kind.PACT_RECORD)
+        if action is None:
+            return
+        user = body["user"]["id"]
+        try:
+            context = await pact.slack_context(user, action.target)
+        except PactError as exc:
+            await tell_user(client, user, str(exc))
+            return
+        view = pact_views.record_modal(context, pact.config.pact.max_attendance, pact.tz)
+        await client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    @app.view(pact_views.RECORD_CALLBACK)
+    async def on_record_submit(ack: Any, body: dict[str, Any]) -> None:
+        view = body["view"]
+        meeting_id = meta_id(view)
+        if meeting_id is None:
+            log.warning("refused a PACT record modal with malformed metadata")
+            await ack()
+            return
+        record, errors, slots = pact_views.read_record(view, pact.config.pact.max_attendance)
+        if record is None:
+            await ack(response_action="errors", errors=errors)
+            return
+        try:
+            errors = await pact.slack_record(body["user"]["id"], meeting_id, record)
+        except PactError as exc:
+            errors = {"public": str(exc)}
+        if errors:
+            blocks = {str(b.get("block_id")) for b in view.get("blocks") or []}
+            await ack(
+                response_action="errors",
+                errors=pact_views.record_errors(errors, slots, blocks),
+            )
+            return
+        await ack()
+
+    @app.action("tb_pact_cancelled")
+    async def on_cancelled(ack: Any, body: dict[str, Any], client: Any) -> None:
+        await ack()
+        action = decode(body, Kind.PACT_CANCELLED)
+        if action is None:
+            return
+        user = body["user"]["id"]
+        try:
+            text = await pact.slack_cancelled(user, action.target)
+        except PactError as exc:
+            text = str(exc)
+        await tell_user(client, user, text)
+
+    # ----------------------------------------------------------------- owner teams
+
+    @app.action("tb_pact_report_back")
+    async def on_report_back(ack: Any, body: dict[str, Any], client: Any) -> None:
+        await ack()
+        action = decode(body, Kind.PACT_REPORT_BACK)
+        if action is None:
+            return
+        try:
+            priority = await pact.priority_for_owner(body["user"]["id"], action.target)
+        except PactError as exc:
+            await tell_here(client, body, str(exc))
+            return
+        assert priority.id is not None
+        view = pact_views.report_back_modal(
+            priority.id, priority.title, pact.hood_name(priority.neighbourhood)
+        )
+        await client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    @app.view(pact_views.REPORT_BACK_CALLBACK)
+    async def on_report_back_submit(ack: Any, body: dict[str, Any]) -> None:
+        view = body["view"]
+        priority_id = meta_id(view)
+        if priority_id is None:
+            log.warning("refused a PACT report-back modal with malformed metadata")
+            await ack()
+            return
+        text = pact_views.state(view).get("text", {}).get("value") or ""
+        try:
+            thanks = await pact.report_back(body["user"]["id"], priority_id, str(text))
+        except PactError as exc:
+            await ack(response_action="errors", errors={"text": str(exc)})
+            return
+        await ack(response_action="update", view=pact_views.done_modal("Report back", thanks))
+
+    # ----------------------------------------------------------------- insight
+
+    @app.command("/pact")
+    async def on_pact(ack: Any, command: dict[str, Any], client: Any) -> None:
+        await ack(text="Working on it…")
+        user, channel = command["user_id"], command["channel_id"]
+        try:
+            insight = await pact.insight_for_slack(user, command.get("text", ""))
+        except PactError as exc:
+            await client.chat_postEphemeral(channel=channel, user=user, text=str(exc))
+            return
+        text, blocks = render(insight_message(insight))
+        if insight.empty:
+            await client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+            return
+        # Drawing takes a moment of CPU: keep it off the event loop.
+        chart = await asyncio.to_thread(_chart, insight)
+        await client.files_upload_v2(
+            channel=channel,
+            initial_comment=text,
+            file_uploads=[
+                {"content": chart, "filename": "pact_attendance.png", "title": "PACT attendance"}
+            ],
+        )

@@ -1,0 +1,319 @@
+"""Block Kit modals for PACT meetings: the chair's record of a meeting and an owner team's
+report back, and reading their submitted state back.
+
+Everything a person wrote (venue, priority titles, names, reports back) goes into ``plain_text``
+objects, which Slack never parses for mentions or links; the one ``mrkdwn`` line is escaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.pact import FORMAT_LABELS
+from bot.services.common import local_time
+from bot.services.pact import MeetingRecord, PactError, RecordContext, parse_count
+from handlers.slack.render import escape
+
+RECORD_CALLBACK = "tb_pact_record_modal"
+REPORT_BACK_CALLBACK = "tb_pact_report_back_modal"
+NEW_PRIORITY_SLOTS = 3
+MAX_PRIORITY_TITLE = 300
+MAX_NOTE = 1000
+
+# Slack's documented limits.
+MAX_BLOCKS = 100  # blocks in a modal
+MAX_CHECKBOXES = 10  # options of a checkboxes element
+MAX_OPTIONS = 100  # options of a static or multi-static select
+MAX_LABEL = 2000  # an input block's label
+MAX_OPTION_TEXT = 75
+MAX_CONTEXT_TEXT = 3000
+MAX_TITLE = 24  # a modal's title
+
+REVIEW_OPTIONS = (
+    ("closed", "Closed: done, or no longer needed"),
+    ("carried", "Carried to the next meeting"),
+)
+
+
+def _text(text: str, limit: int) -> dict[str, Any]:
+    return {"type": "plain_text", "text": _trim(text, limit)}
+
+
+def _trim(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _option(value: str, label: str) -> dict[str, Any]:
+    return {"text": _text(label, MAX_OPTION_TEXT), "value": value}
+
+
+def _modal(callback_id: str, title: str, meta: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": callback_id,
+        "private_metadata": meta,
+        "title": _text(title, MAX_TITLE),
+        "submit": {"type": "plain_text", "text": "Save"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": blocks,
+    }
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [_text(text, MAX_CONTEXT_TEXT)]}
+
+
+def _input(
+    block_id: str, label: str, element: dict[str, Any], *, optional: bool = False
+) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "type": "input",
+        "block_id": block_id,
+        "label": _text(label, MAX_LABEL),
+        "element": {**element, "action_id": block_id},
+    }
+    if optional:
+        block["optional"] = True
+    return block
+
+
+def _count(max_value: int) -> dict[str, Any]:
+    return {
+        "type": "number_input",
+        "is_decimal_allowed": False,
+        "min_value": "0",
+        "max_value": str(max_value),
+    }
+
+
+def record_modal(context: RecordContext, max_attendance: int, tz: ZoneInfo) -> dict[str, Any]:
+    """The chair's "Record the PACT meeting" modal (private_metadata: the meeting id).
+
+    Block ids: ``public``, ``new``, ``partners``, ``review_<priority id>`` and
+    ``reviewnote_<priority id>`` for each open priority, ``priority_<n>`` and ``owner_<n>`` for
+    up to three new ones. Slack allows 100 blocks in a modal: priorities beyond what fits are
+    left out and the modal says so (the core then reports them as unreviewed)."""
+    m = context.meeting
+    assert m.id is not None
+    fmt = FORMAT_LABELS.get(m.format, m.format)
+    blocks: list[dict[str, Any]] = [
+        _context(
+            f"{context.neighbourhood.name} PACT meeting, {local_time(m.starts_at, tz)}, "
+            f"at {m.venue} ({fmt})."
+        ),
+        _input("public", "Members of the public present", _count(max_attendance)),
+        _input(
+            "new",
+            "Of them, at a PACT meeting for the first time",
+            _count(max_attendance),
+        ),
+    ]
+    partners = context.partners[:MAX_OPTIONS]
+    if partners:
+        options = [_option(str(pid), name) for pid, name in partners]
+        element: dict[str, Any] = (
+            {"type": "checkboxes", "options": options}
+            if len(options) <= MAX_CHECKBOXES
+            else {
+                "type": "multi_static_select",
+                "options": options,
+                "placeholder": _text("Choose the partners who came", 150),
+            }
+        )
+        blocks.append(_input("partners", "Invited partners who came", element, optional=True))
+    teams = context.teams[:MAX_OPTIONS]
+    team_names = dict(context.teams)
+    tail = 2 * NEW_PRIORITY_SLOTS if teams else 1
+    room = max(0, (MAX_BLOCKS - len(blocks) - tail - 1) // 2)  # -1: the "not shown" note
+    shown = context.priorities[:room]
+    for p in shown:
+        assert p.id is not None
+        owner = team_names.get(p.owner_team, p.owner_team)
+        blocks.append(
+            _input(
+                f"review_{p.id}",
+                f"Priority: {p.title} ({owner})",
+                {
+                    "type": "static_select",
+                    "placeholder": _text("Closed or carried?", 150),
+                    "options": [_option(v, label) for v, label in REVIEW_OPTIONS],
+                },
+            )
+        )
+        note: dict[str, Any] = {
+            "type": "plain_text_input",
+            "multiline": True,
+            "max_length": MAX_NOTE,
+        }
+        if p.report_back:
+            note["initial_value"] = p.report_back[:MAX_NOTE]
+        blocks.append(_input(f"reviewnote_{p.id}", "What was done (you said, we did)", note))
+    hidden = len(context.priorities) - len(shown)
+    if hidden:
+        blocks.append(
+            _context(
+                f"{hidden} more open priorities do not fit in this form (Slack shows at most "
+                f"{MAX_BLOCKS} blocks). Please record this meeting in Telegram, or ask the "
+                "Prevent and Cohesion Officer to close old priorities first."
+            )
+        )
+    if teams:
+        for n in range(1, NEW_PRIORITY_SLOTS + 1):
+            blocks.append(
+                _input(
+                    f"priority_{n}",
+                    f"New priority {n}",
+                    {"type": "plain_text_input", "max_length": MAX_PRIORITY_TITLE},
+                    optional=True,
+                )
+            )
+            blocks.append(
+                _input(
+                    f"owner_{n}",
+                    f"Who owns new priority {n}",
+                    {
+                        "type": "static_select",
+                        "placeholder": _text("Choose a team", 150),
+                        "options": [_option(key, name) for key, name in teams],
+                    },
+                    optional=True,
+                )
+            )
+    else:
+        blocks.append(_context("No teams are configured, so no new priority can be set here."))
+    return _modal(RECORD_CALLBACK, "Record the PACT meeting", str(m.id), blocks)
+
+
+def report_back_modal(priority_id: int, title: str, neighbourhood: str) -> dict[str, Any]:
+    """An owner team's "what was done" for one priority (private_metadata: the priority id)."""
+    return _modal(
+        REPORT_BACK_CALLBACK,
+        "Report back",
+        str(priority_id),
+        [
+            _context(f"{neighbourhood}: {title}"),
+            _input(
+                "text",
+                "What was done, for the chair to tell residents",
+                {"type": "plain_text_input", "multiline": True, "max_length": MAX_NOTE},
+            ),
+        ],
+    )
+
+
+def done_modal(title: str, text: str) -> dict[str, Any]:
+    """A closing confirmation (replaces a submitted modal)."""
+    return {
+        "type": "modal",
+        "title": _text(title, MAX_TITLE),
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": _trim(escape(text), 3000)}}
+        ],
+    }
+
+
+# --------------------------------------------------------------------- reading a submission
+
+
+def state(view: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """block_id -> the state of its (single) element."""
+    out: dict[str, dict[str, Any]] = {}
+    values = (view.get("state") or {}).get("values") or {}
+    for block_id, actions in values.items():
+        for element in (actions or {}).values():
+            if isinstance(element, dict):
+                out[str(block_id)] = element
+                break
+    return out
+
+
+def _value(element: Mapping[str, Any] | None) -> str:
+    """A text or number input's value, or a single select's chosen value ('' when empty)."""
+    if not element:
+        return ""
+    if "selected_option" in element:
+        return str((element.get("selected_option") or {}).get("value") or "")
+    return str(element.get("value") or "")
+
+
+def _chosen(element: Mapping[str, Any] | None) -> list[str]:
+    if not element:
+        return []
+    return [str(o.get("value", "")) for o in element.get("selected_options") or []]
+
+
+def read_record(
+    view: Mapping[str, Any], max_attendance: int
+) -> tuple[MeetingRecord | None, dict[str, str], list[int]]:
+    """The record in a submitted modal: (record, errors by block id, the slot number of each
+    new priority in the record, so the core's ``priority:<n>`` can be put on the right block).
+    The record is None when there are errors."""
+    s = state(view)
+    errors: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for block, what in (("public", "members of the public"), ("new", "new attendees")):
+        try:
+            counts[block] = parse_count(_value(s.get(block)), what, max_attendance)
+        except PactError as exc:
+            errors[block] = str(exc)
+    partners: list[int] = []
+    for raw in _chosen(s.get("partners")):
+        if raw.isdigit():
+            partners.append(int(raw))
+        else:
+            errors["partners"] = "Please choose the partners from the list."
+    reviews: list[tuple[int, str, str]] = []
+    for block_id, element in s.items():
+        digits = block_id.removeprefix("review_")
+        if not block_id.startswith("review_") or not digits.isdigit():
+            continue
+        decision = _value(element)
+        if decision:
+            note = _value(s.get(f"reviewnote_{digits}")).strip()
+            reviews.append((int(digits), decision, note))
+    new_priorities: list[tuple[str, str]] = []
+    slots: list[int] = []
+    for n in range(1, NEW_PRIORITY_SLOTS + 1):
+        title = _value(s.get(f"priority_{n}")).strip()
+        owner = _value(s.get(f"owner_{n}"))
+        if title and owner:
+            new_priorities.append((title, owner))
+            slots.append(n)
+        elif title:
+            errors[f"priority_{n}"] = "Choose the team that owns this priority."
+        elif owner:
+            errors[f"priority_{n}"] = "Write the priority, or clear its owner."
+    if errors:
+        return None, errors, slots
+    record = MeetingRecord(
+        public=counts["public"],
+        new=counts["new"],
+        partners=partners,
+        reviews=reviews,
+        new_priorities=new_priorities,
+    )
+    return record, {}, slots
+
+
+def record_errors(errors: Mapping[str, str], slots: list[int], blocks: set[str]) -> dict[str, str]:
+    """The core's errors by field (``public``, ``new``, ``partners``, ``review:<id>``,
+    ``priority:<n>``) as errors by block id. An error for a block the modal does not have
+    (a priority left out of a full modal, a field Slack did not show) goes on ``public``."""
+    out: dict[str, str] = {}
+    for key, message in errors.items():
+        field, _, arg = key.partition(":")
+        if field == "review":
+            block = f"review_{arg}"
+        elif field == "priority":
+            n = int(arg) if arg.isdigit() else 0
+            slot = slots[n - 1] if 1 <= n <= len(slots) else NEW_PRIORITY_SLOTS
+            block = f"priority_{slot}"
+        else:
+            block = field
+        if block not in blocks:
+            block = "public"
+        out[block] = f"{out[block]} {message}" if block in out else message
+    return out

@@ -1,0 +1,693 @@
+"""PACT meetings in Slack, end to end: the chair records a meeting from the button in their DM
+(the modal, its errors, what is stored and what the owner teams are told), says it was
+cancelled, owner teams report back from their channel, and ``/pact`` gives the Prevent officer
+the attendance insight with its chart. Every request is signed and goes to the real Bolt app over
+HTTP; Slack and Telegram are local fake servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from bot.buttons import Action, Kind
+from bot.clock import FakeClock
+from bot.domain import PactMeeting, PactPriority
+from bot.services.pact import MeetingRecord, RecordContext
+from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser
+from bot.sim.scripts import select_value, text_value, until
+from bot.sim.world import SimWorld, free_port
+from tests.conftest import SLACK_ENV, make_config
+from tests.test_actions import ROUTING, TEAMS
+
+PEOPLE = """name,role,wards,organisation,email,slack_user_id
+Chris Chair,community_leader,Heath Town,Residents' Association,chris@example.org,U0CHRIS
+Cllr Asha Patel,councillor,Heath Town,Council,asha@example.org,
+PC Dan Lee,officer,all,Police,dan@example.org,U0PC
+Jane Smith,officer,all,Council,jane@example.org,U0JANE
+Sam Clarke,prevent_officer,all,Council,sam@example.org,U0SAM
+Cllr Mark Evans,councillor,Penn,Council,mark@example.org,U0MARK
+"""
+PACT = {
+    "neighbourhoods": [
+        {
+            "key": "heath-town",
+            "name": "Heath Town",
+            "wards": ["Heath Town"],
+            "partners": ["dan@example.org"],
+            "chair": "chris@example.org",
+        },
+        {"key": "penn", "name": "Penn", "wards": ["Penn"]},
+    ]
+}
+EVIL = "Litter <!channel> & fly-tipping <@U0PC> behind the shops"
+
+
+@dataclass
+class Pact:
+    """The running bot, its fake Slack, and the set-up every test starts from: an earlier
+    recorded meeting (A) that set two priorities, and yesterday's meeting (B) to record."""
+
+    w: SimWorld
+    slack: FakeSlack
+    url: str
+    a: PactMeeting
+    b: PactMeeting
+    speeding: PactPriority  # owned by Neighbourhood Police
+    litter: PactPriority  # owned by the Cohesion Team, with a hostile title
+    people: dict[str, int]  # email -> person id
+
+    def user(self, user_id: str) -> SlackUser:
+        return SlackUser(self.slack, user_id, self.url)
+
+    async def meeting(self, meeting_id: int) -> PactMeeting:
+        async with self.w.services.db.uow() as uow:
+            m = await uow.pact.get_meeting(meeting_id)
+        assert m is not None
+        return m
+
+    async def priority(self, priority_id: int) -> PactPriority:
+        async with self.w.services.db.uow() as uow:
+            p = await uow.pact.get_priority(priority_id)
+        assert p is not None
+        return p
+
+    async def open_priorities(self) -> list[PactPriority]:
+        async with self.w.services.db.uow() as uow:
+            return list(await uow.pact.open_priorities("heath-town"))
+
+    async def audit(self, prefix: str) -> list[tuple[str, str, str | None]]:
+        async with self.w.services.db.engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT actor, action, subject FROM audit_log WHERE action LIKE :p ORDER BY id"
+                ),
+                {"p": f"{prefix}%"},
+            )
+            return [(str(a), str(b), c) for a, b, c in rows.all()]
+
+    async def prompt(self) -> SlackMessage:
+        """The chair's "How did it go?" DM for meeting B, with Record / It was cancelled."""
+        return await until(
+            lambda: next(
+                (m for m in self.slack.dm("U0CHRIS") if "tb_pact_record" in m.action_ids()),
+                None,
+            )
+        )
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    fake = FakeSlack()
+    await fake.start()
+    fake.add_channel("C0COHESION", "cohesion", ["U0JANE"])
+    fake.add_channel("C0NPT", "npt", ["U0PC"])
+    fake.add_channel("G0PREVENT", "prevent", ["U0SAM"])
+    fake.add_channel("C0SWP", "swp", ["U0SAM", "U0MARK"])
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def pact(
+    db_url: str, fake_telegram: Any, slack: FakeSlack, clock: FakeClock
+) -> AsyncIterator[Pact]:
+    # The clock: Tuesday 1 December 2026, 09:30.
+    port = free_port()
+    config = make_config(
+        db_url,
+        fake_telegram.base_url,
+        env=SLACK_ENV,
+        teams=TEAMS,
+        routing=ROUTING,
+        pact=PACT,
+        slack={"api_base_url": slack.base_url, "port": port},
+    )
+    w = await SimWorld.start(config, fake_telegram, clock)
+    try:
+        await w.import_people(PEOPLE)
+        async with w.services.db.uow() as uow:
+            people = {p.email: p.id for p in await uow.people.all() if p.id is not None}
+        service = w.services.pact
+        a = await service.schedule(
+            neighbourhood="heath-town",
+            on="2026-11-10",
+            at="18:30",
+            venue="Heath Town Library",
+            format="in_person",
+            chair_email=None,
+            actor="t",
+            allow_past=True,
+        )
+        b = await service.schedule(
+            neighbourhood="heath-town",
+            on="2026-11-30",
+            at="18:30",
+            venue="Heath Town <b>Baptist</b> Church",
+            format="in_person",
+            chair_email=None,
+            actor="t",
+            allow_past=True,
+        )
+        assert a.id is not None and b.id is not None
+        # Meeting A was recorded earlier (in Telegram, say): it set two priorities.
+        errors = await service.slack_record(
+            "U0CHRIS",
+            a.id,
+            MeetingRecord(
+                public=12,
+                new=3,
+                partners=[],
+                reviews=[],
+                new_priorities=[("Speeding on Wolverhampton Road", "npt"), (EVIL, "cohesion")],
+            ),
+        )
+        assert errors == {}
+        speeding, litter = await _open(w)  # the two new, open priorities
+        assert speeding.title.startswith("Speeding") and litter.title == EVIL
+        yield Pact(
+            w, slack, f"http://127.0.0.1:{port}/slack/events", a, b, speeding, litter, people
+        )
+    finally:
+        await w.stop()
+
+
+async def _open(w: SimWorld) -> list[PactPriority]:
+    async with w.services.db.uow() as uow:
+        return list(await uow.pact.open_priorities("heath-town"))
+
+
+async def _prompted(p: Pact) -> SlackMessage:
+    """Run the PACT tick (meeting B has ended: its chair is asked to record it) and wait for the
+    chair's DM."""
+    fired = await p.w.services.pact.tick()
+    assert fired["prompts"] == 1
+    await p.w.settle()
+    return await p.prompt()
+
+
+def _count(block: str, value: str) -> dict[str, dict[str, Any]]:
+    return {block: {block: {"type": "number_input", "value": value}}}
+
+
+def _partners(*person_ids: int) -> dict[str, dict[str, Any]]:
+    return {
+        "partners": {
+            "partners": {
+                "type": "checkboxes",
+                "selected_options": [{"value": str(i)} for i in person_ids],
+            }
+        }
+    }
+
+
+def _record_values(p: Pact, public: str, new: str, **more: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        **_count("public", public),
+        **_count("new", new),
+        **_partners(p.people["asha@example.org"]),
+        **select_value(f"review_{p.speeding.id}", "closed"),
+        **text_value(f"reviewnote_{p.speeding.id}", "Speed checks on six evenings; 41 stopped."),
+        **select_value(f"review_{p.litter.id}", "carried"),
+        **text_value(f"reviewnote_{p.litter.id}", "Alley cleared once; it came back."),
+    }
+    values.update(more)
+    return values
+
+
+async def _modal(slack: FakeSlack, callback_id: str, before: int) -> dict[str, Any]:
+    views = await until(
+        lambda: [v for v in slack.views_opened()[before:] if v["callback_id"] == callback_id]
+    )
+    return dict(views[-1])
+
+
+# --------------------------------------------------------------------- a) recording
+
+
+async def test_the_chair_records_the_meeting_in_a_modal(pact: Pact) -> None:
+    p, slack = pact, pact.slack
+    prompt = await _prompted(p)
+    assert prompt.action_ids() == ["tb_pact_record", "tb_pact_cancelled"]
+    chair = p.user("U0CHRIS")
+    assert await chair.click(prompt, "tb_pact_record") == 200
+    modal = await _modal(slack, "tb_pact_record_modal", 0)
+    assert modal["private_metadata"] == str(p.b.id)
+    assert modal["title"]["text"] == "Record the PACT meeting"
+    blocks = {b["block_id"]: b for b in modal["blocks"]}
+    s, li = p.speeding.id, p.litter.id
+    assert [b["block_id"] for b in modal["blocks"] if b["type"] == "input"] == [
+        "public",
+        "new",
+        "partners",
+        f"review_{s}",
+        f"reviewnote_{s}",
+        f"review_{li}",
+        f"reviewnote_{li}",
+        "priority_1",
+        "owner_1",
+        "priority_2",
+        "owner_2",
+        "priority_3",
+        "owner_3",
+    ]
+    heading = modal["blocks"][0]["elements"][0]
+    assert heading["type"] == "plain_text"
+    assert "Heath Town PACT meeting, Mon 30 Nov 2026, 18:30" in heading["text"]
+    assert "Heath Town <b>Baptist</b> Church" in heading["text"]
+    public = blocks["public"]["element"]
+    assert public["type"] == "number_input" and public["is_decimal_allowed"] is False
+    assert (public["min_value"], public["max_value"]) == ("0", "1000")
+    partners = blocks["partners"]["element"]
+    assert partners["type"] == "checkboxes" and blocks["partners"].get("optional") is True
+    assert [(o["value"], o["text"]["text"]) for o in partners["options"]] == [
+        (str(p.people["asha@example.org"]), "Cllr Asha Patel"),
+        (str(p.people["dan@example.org"]), "PC Dan Lee"),
+    ]
+    # The hostile title is shown as plain text (never parsed as a mention), with its owner.
+    label = blocks[f"review_{li}"]["label"]
+    assert label == {"type": "plain_text", "text": f"Priority: {EVIL} (Cohesion Team)"}
+    assert [o["value"] for o in blocks[f"review_{li}"]["element"]["options"]] == [
+        "closed",
+        "carried",
+    ]
+    assert "initial_value" not in blocks[f"reviewnote_{li}"]["element"]  # nobody reported back
+    assert [o["value"] for o in blocks["owner_1"]["element"]["options"]] == [
+        "cohesion",
+        "npt",
+        "prevent",
+    ]
+    assert '"mrkdwn"' not in json.dumps(modal)
+
+    # More new attendees than people present: an error on "new", nothing stored.
+    status, body = await chair.submit_view(modal, _record_values(p, "5", "9"))
+    assert status == 200 and body is not None and body["response_action"] == "errors"
+    assert set(body["errors"]) == {"new"} and "cannot be more than" in body["errors"]["new"]
+    # A new priority without an owner, and an owner without a priority: errors on their blocks.
+    status, body = await chair.submit_view(
+        modal,
+        _record_values(
+            p,
+            "14",
+            "4",
+            **text_value("priority_1", "Drug dealing near the park"),
+            **select_value("owner_3", "npt"),
+        ),
+    )
+    assert body is not None and set(body["errors"]) == {"priority_1", "priority_3"}
+    assert "owns" in body["errors"]["priority_1"]
+    # A review without what was done: the core's error lands on that priority's block.
+    status, body = await chair.submit_view(
+        modal, _record_values(p, "14", "4", **text_value(f"reviewnote_{s}", ""))
+    )
+    assert body is not None and set(body["errors"]) == {f"review_{s}"}
+    # A title too short in the second slot (the first left empty) is named on its own block.
+    status, body = await chair.submit_view(
+        modal,
+        _record_values(
+            p, "14", "4", **text_value("priority_2", "ok"), **select_value("owner_2", "npt")
+        ),
+    )
+    assert body is not None and set(body["errors"]) == {"priority_2"}
+    m = await p.meeting(p.b.id or 0)
+    assert m.status == "scheduled" and m.public_attendees is None
+    assert len(await p.open_priorities()) == 2
+
+    # The right answers.
+    drugs = "Drug dealing near the park <@U0JANE> & the <https://x.example|underpass>"
+    status, body = await chair.submit_view(
+        modal,
+        _record_values(
+            p,
+            "14",
+            "4",
+            **text_value("priority_2", drugs),
+            **select_value("owner_2", "cohesion"),
+        ),
+    )
+    assert status == 200 and body is None
+    m = await p.meeting(p.b.id or 0)
+    assert m.status == "recorded" and (m.public_attendees, m.new_attendees) == (14, 4)
+    assert m.partners_invited == 2
+    async with p.w.services.db.uow() as uow:
+        assert await uow.pact.attendance(p.b.id or 0) == [p.people["asha@example.org"]]
+    closed = await p.priority(p.speeding.id or 0)
+    assert closed.status == "closed" and closed.outcome.startswith("Speed checks")
+    carried = await p.priority(p.litter.id or 0)
+    assert carried.status == "open" and carried.carried == 1
+    assert [(x.title, x.owner_team) for x in await p.open_priorities()] == [
+        (EVIL, "cohesion"),
+        (drugs, "cohesion"),
+    ]
+    insight = await p.w.services.pact.insight("2026-11", "2026-11", "heath-town")
+    assert sorted(row.public for row in insight.meetings) == [12, 14]
+
+    # Once the outbox is dispatched, the owner team hears about its new priority (escaped).
+    await p.w.settle()
+    post = await until(
+        lambda: next(
+            (
+                x
+                for x in slack.top_level("C0COHESION")
+                if "New PACT priority" in x.text and "Drug dealing" in x.text
+            ),
+            None,
+        )
+    )
+    shown = json.dumps(post.blocks)
+    assert "&lt;@U0JANE&gt;" in shown and "&lt;https://x.example|underpass&gt;" in shown
+    assert "<@U0JANE>" not in shown and "<@U0JANE>" not in post.text
+
+    # The same modal submitted again: refused, nothing recorded twice.
+    status, body = await chair.submit_view(modal, _record_values(p, "99", "1"))
+    assert body is not None and "already recorded" in body["errors"]["public"]
+    assert (await p.meeting(p.b.id or 0)).public_attendees == 14
+    assert [a for _, a, _ in await p.audit("pact.record")] == ["pact.record", "pact.record"]
+
+
+# --------------------------------------------------------------------- b) c) refusals
+
+
+async def test_only_the_chair_may_record(pact: Pact) -> None:
+    p, slack = pact, pact.slack
+    prompt = await _prompted(p)
+    jane = p.user("U0JANE")
+    assert await jane.click(prompt, "tb_pact_record") == 200
+    refusal = await until(lambda: slack.ephemerals("U0JANE"))
+    assert "Only the chair of this meeting can record it" in refusal[0]["text"]
+    assert refusal[0]["channel"] == slack._dms["U0JANE"]  # in her own DM with the bot
+    assert slack.views_opened() == []
+
+    # Even with the chair's modal in hand (forged), her submission is refused and stores nothing.
+    chair = p.user("U0CHRIS")
+    await chair.click(prompt, "tb_pact_record")
+    modal = await _modal(slack, "tb_pact_record_modal", 0)
+    _, body = await jane.submit_view(modal, _record_values(p, "14", "4"))
+    assert body is not None and "Only the chair" in body["errors"]["public"]
+    # Someone Slack knows but we do not: refused too.
+    _, body = await p.user("U0EVE").submit_view(modal, _record_values(p, "14", "4"))
+    assert body is not None and "only for people invited" in body["errors"]["public"]
+    m = await p.meeting(p.b.id or 0)
+    assert m.status == "scheduled" and m.public_attendees is None
+    chris = p.people["chris@example.org"]
+    assert await p.audit("pact.record") == [
+        (f"person:{chris}", "pact.record", f"pact-meeting:{p.a.id}")
+    ]
+
+    # Nor may she say it was cancelled.
+    assert await jane.click(prompt, "tb_pact_cancelled") == 200
+    await until(lambda: len(slack.ephemerals("U0JANE")) == 2)
+    assert "Only the chair" in slack.ephemerals("U0JANE")[1]["text"]
+    assert (await p.meeting(p.b.id or 0)).status == "scheduled"
+
+
+async def test_a_meeting_in_the_future_cannot_be_recorded(pact: Pact) -> None:
+    p, slack = pact, pact.slack
+    prompt = await _prompted(p)
+    future = await p.w.services.pact.schedule(
+        neighbourhood="heath-town",
+        on="2026-12-20",
+        at="11:00",
+        venue="Heath Town Library",
+        format="street_briefing",
+        chair_email=None,
+        actor="t",
+    )
+    assert future.id is not None
+    chair = p.user("U0CHRIS")
+    value = Action(Kind.PACT_RECORD, future.id).encode()
+    assert await chair.click(prompt, "tb_pact_record", value) == 200
+    refusal = await until(lambda: slack.ephemerals("U0CHRIS"))
+    assert "has not happened yet" in refusal[0]["text"]
+    assert slack.views_opened() == []
+    # A modal for it (made by hand) is refused on submit as well.
+    await chair.click(prompt, "tb_pact_record")
+    modal = await _modal(slack, "tb_pact_record_modal", 0)
+    forged = {**modal, "id": None, "private_metadata": str(future.id)}
+    _, body = await chair.submit_view(forged, _record_values(p, "14", "4"))
+    assert body is not None and "has not happened yet" in body["errors"]["public"]
+    assert (await p.meeting(future.id)).status == "scheduled"
+
+
+# --------------------------------------------------------------------- d) cancelled
+
+
+async def test_it_was_cancelled(pact: Pact) -> None:
+    p, slack = pact, pact.slack
+    prompt = await _prompted(p)
+    assert await p.user("U0CHRIS").click(prompt, "tb_pact_cancelled") == 200
+    told = await until(lambda: slack.ephemerals("U0CHRIS"))
+    assert "was cancelled" in told[0]["text"] and "stay open" in told[0]["text"]
+    m = await p.meeting(p.b.id or 0)
+    assert m.status == "cancelled" and m.public_attendees is None
+    assert len(await p.open_priorities()) == 2  # carried to the next meeting as they are
+    assert [a for _, a, _ in await p.audit("pact.cancelled")] == ["pact.cancelled"]
+
+
+# --------------------------------------------------------------------- e) report back
+
+
+async def test_owner_team_reports_back(pact: Pact) -> None:
+    p, slack = pact, pact.slack
+    service = p.w.services.pact
+    await service.slack_cancelled("U0CHRIS", p.b.id or 0)  # B did not happen; C is on Saturday
+    c = await service.schedule(
+        neighbourhood="heath-town",
+        on="2026-12-05",
+        at="10:30",
+        venue="Heath Town Library",
+        format="in_person",
+        chair_email=None,
+        actor="t",
+    )
+    assert (await service.tick())["owners"] == 1
+    await p.w.settle()
+    ask = await until(
+        lambda: next(
+            (m for m in slack.top_level("C0COHESION") if "tb_pact_report_back" in m.action_ids()),
+            None,
+        )
+    )
+    assert "please report back" in ask.text
+    assert "&lt;!channel&gt;" in json.dumps(ask.blocks) and "<!channel>" not in ask.text
+
+    # Someone outside the owning team is refused, in the channel, only to them.
+    assert await p.user("U0PC").click(ask, "tb_pact_report_back") == 200
+    refusal = await until(lambda: slack.ephemerals("U0PC"))
+    assert refusal[0]["channel"] == "C0COHESION"
+    assert "Only the owning team (cohesion)" in refusal[0]["text"]
+    assert slack.views_opened() == []
+
+    jane = p.user("U0JANE")
+    assert await jane.click(ask, "tb_pact_report_back") == 200
+    modal = await _modal(slack, "tb_pact_report_back_modal", 0)
+    assert modal["private_metadata"] == str(p.litter.id)
+    element = modal["blocks"][-1]["element"]
+    assert (element["type"], element["multiline"], element["max_length"]) == (
+        "plain_text_input",
+        True,
+        1000,
+    )
+    assert modal["blocks"][0]["elements"][0] == {
+        "type": "plain_text",
+        "text": f"Heath Town: {EVIL}",
+    }
+    status, body = await jane.submit_view(modal, text_value("text", "ok"))
+    assert body is not None and body["errors"].keys() == {"text"}
+    # The modal, submitted by someone outside the team: refused on the same block.
+    status, body = await p.user("U0PC").submit_view(modal, text_value("text", "Nothing to do."))
+    assert body is not None and "Only the owning team" in body["errors"]["text"]
+    assert (await p.priority(p.litter.id or 0)).report_back == ""
+
+    said = "Veolia cleared the alley on 2 Dec <!here>; CCTV request made."
+    status, body = await jane.submit_view(modal, text_value("text", said))
+    assert status == 200 and body is not None and body["response_action"] == "update"
+    assert "Thank you" in json.dumps(body["view"])
+    stored = await p.priority(p.litter.id or 0)
+    assert (stored.report_back, stored.report_back_by) == (said, "U0JANE")
+    async with p.w.services.db.uow() as uow:
+        sheet = (await service.briefing(uow, c)).plain_text()
+    assert f"We did: {said}" in sheet and "has not reported back" in sheet  # speeding has not
+
+    # The chair's next record modal starts from what the team said.
+    p.w.clock.advance(timedelta(days=4, hours=3))  # C is over
+    chair = p.user("U0CHRIS")
+    assert (await service.tick())["prompts"] >= 1
+    await p.w.settle()
+    prompt = await until(
+        lambda: next(
+            (
+                m
+                for m in slack.dm("U0CHRIS")
+                if "tb_pact_record" in m.action_ids()
+                and m.element("tb_pact_record")[1]["value"]
+                == Action(Kind.PACT_RECORD, c.id or 0).encode()
+            ),
+            None,
+        )
+    )
+    before = len(slack.views_opened())
+    await chair.click(prompt, "tb_pact_record")
+    record = await _modal(slack, "tb_pact_record_modal", before)
+    note = next(b for b in record["blocks"] if b["block_id"] == f"reviewnote_{p.litter.id}")
+    assert note["element"]["initial_value"] == said
+
+
+# --------------------------------------------------------------------- f) /pact
+
+
+async def test_pact_insight_command(pact: Pact) -> None:
+    p, slack = pact, pact.slack
+    sam = p.user("U0SAM")
+    status, body = await sam.slash("/pact", "", channel_id="C0SWP")
+    assert status == 200 and "Working on it" in body
+    (upload,) = await until(lambda: slack.uploads())
+    assert upload["channel_id"] == "C0SWP" and upload["filename"] == "pact_attendance.png"
+    assert upload["content"][:4] == b"\x89PNG"
+    assert "PACT meetings, 2026-01 to 2026-12" in upload["initial_comment"]
+
+    # A neighbourhood with no recorded meeting: the text only, no chart.
+    await sam.slash("/pact", "penn", channel_id="C0SWP")
+    posted = await until(lambda: slack.top_level("C0SWP"))
+    assert "PACT meetings, 2026-01 to 2026-12 (Penn)" in posted[0].text
+    assert len(slack.uploads()) == 1
+    # A neighbourhood that does not exist is named.
+    await sam.slash("/pact", "Narnia", channel_id="C0SWP")
+    error = await until(lambda: slack.ephemerals("U0SAM"))
+    assert "'Narnia' is not known" in error[0]["text"]
+
+    # A councillor is refused (and that is audited); a stranger is refused (and not).
+    await p.user("U0MARK").slash("/pact", "", channel_id="C0SWP")
+    refusal = await until(lambda: slack.ephemerals("U0MARK"))
+    assert refusal[0]["text"] == (
+        "PACT insight is for the Prevent and Cohesion Officer and admins."
+    )
+    await p.user("U0EVE").slash("/pact", "", channel_id="C0SWP")
+    stranger = await until(lambda: slack.ephemerals("U0EVE"))
+    assert "only for people invited" in stranger[0]["text"]
+    assert len(slack.uploads()) == 1 and len(slack.top_level("C0SWP")) == 1
+    sam_id, mark_id = p.people["sam@example.org"], p.people["mark@example.org"]
+    assert [(a, b) for a, b, _ in await p.audit("pact.insight")] == [
+        (f"person:{sam_id}", "pact.insight.view"),
+        (f"person:{sam_id}", "pact.insight.view"),
+        (f"person:{sam_id}", "pact.insight.view"),
+        (f"person:{mark_id}", "pact.insight.refused"),
+    ]
+
+
+# --------------------------------------------------------------------- g) forged payloads
+
+
+async def test_forged_or_malformed_values_change_nothing(pact: Pact) -> None:
+    p, slack = pact, pact.slack
+    prompt = await _prompted(p)
+    chair = p.user("U0CHRIS")
+    b = p.b.id or 0
+    forged = [
+        ("tb_pact_record", "garbage"),
+        ("tb_pact_record", ""),
+        ("tb_pact_record", "2.M.1.0.0"),  # unknown codec version
+        ("tb_pact_record", Action(Kind.PACT_CANCELLED, b).encode()),  # wrong kind
+        ("tb_pact_cancelled", Action(Kind.PACT_RECORD, b).encode()),  # wrong kind
+        ("tb_pact_cancelled", f"1.N.{b}.0.0" + "0" * 80),  # too long
+        ("tb_pact_cancelled", "1.N.-1.0.0"),
+    ]
+    for action_id, value in forged:
+        assert await chair.click(prompt, action_id, value) == 200
+    # An owner's Report back button, forged: out of range, or of another kind.
+    button = {
+        "type": "button",
+        "action_id": "tb_pact_report_back",
+        "text": {"type": "plain_text", "text": "Report back"},
+        "value": "",
+    }
+    blocks = [{"type": "actions", "block_id": "b", "elements": [button]}]
+    ask = SlackMessage("C0COHESION", "1.000100", "x", blocks, None, "U0BOT")
+    jane = p.user("U0JANE")
+    for value in (f"1.B.{2**53 + 1}.0.0", Action(Kind.PACT_RECORD, p.litter.id or 0).encode()):
+        assert await jane.click(ask, "tb_pact_report_back", value) == 200
+    # A modal whose metadata was tampered with is closed without storing anything.
+    await chair.click(prompt, "tb_pact_record")
+    modal = await _modal(slack, "tb_pact_record_modal", 0)
+    for meta in ("", "x", "1; DROP TABLE pact_meetings", "9" * 40):
+        status, body = await chair.submit_view(
+            {**modal, "id": None, "private_metadata": meta}, _record_values(p, "14", "4")
+        )
+        assert status == 200 and body is None
+    await asyncio.sleep(0.3)
+    assert len(slack.views_opened()) == 1  # only the genuine click opened a modal
+    assert slack.ephemerals("U0CHRIS") == [] and slack.ephemerals("U0JANE") == []
+    assert (await p.meeting(b)).status == "scheduled"
+    assert await p.audit("pact.cancelled") == []
+    assert len(await p.audit("pact.record")) == 1  # meeting A's, from the set-up
+
+    # The genuine button still works.
+    await chair.click(prompt, "tb_pact_cancelled")
+    await until(lambda: slack.ephemerals("U0CHRIS"))
+    assert (await p.meeting(b)).status == "cancelled"
+
+
+# --------------------------------------------------------------------- Slack's limits
+
+
+def test_a_big_neighbourhood_fits_slacks_limits() -> None:
+    """More than 10 partners: a multi-select (checkboxes take 10); more open priorities than a
+    modal's 100 blocks hold: the first ones, and a note saying how many are left out."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.config import NeighbourhoodConfig
+    from handlers.slack.pact_views import read_record, record_modal
+
+    now = datetime(2026, 11, 30, 18, 30, tzinfo=UTC)
+    meeting = PactMeeting("big", now, now, "Hall " * 100, "online", 1, 0, "evening", "t", now, id=7)
+    priorities = [
+        PactPriority("big", 1, f"Priority {i} " + "x" * 280, "npt", now, id=100 + i)
+        for i in range(60)
+    ]
+    context = RecordContext(
+        meeting,
+        NeighbourhoodConfig(key="big", name="Big", wards=["Park"]),
+        priorities,
+        [(i, f"Partner {i} " + "y" * 100) for i in range(1, 13)],
+        [("npt", "Neighbourhood Police")],
+    )
+    modal = record_modal(context, 1000, ZoneInfo("Europe/London"))
+    blocks = modal["blocks"]
+    assert len(blocks) <= 100
+    partners = next(b for b in blocks if b.get("block_id") == "partners")["element"]
+    assert partners["type"] == "multi_static_select" and len(partners["options"]) == 12
+    assert all(len(o["text"]["text"]) <= 75 for o in partners["options"])
+    reviews = [b for b in blocks if b.get("block_id", "").startswith("review_")]
+    assert 40 <= len(reviews) < 60
+    assert f"{60 - len(reviews)} more open priorities" in blocks[-7]["elements"][0]["text"]
+    assert all(len(b["label"]["text"]) <= 2000 for b in blocks if b["type"] == "input")
+
+    state: dict[str, dict[str, dict[str, Any]]] = {
+        "public": {"public": {"type": "number_input", "value": "30"}},
+        "new": {"new": {"type": "number_input", "value": "2"}},
+        "partners": {
+            "partners": {
+                "type": "multi_static_select",
+                "selected_options": [{"value": "3"}, {"value": "11"}],
+            }
+        },
+        "review_100": {
+            "review_100": {"type": "static_select", "selected_option": {"value": "closed"}}
+        },
+        "reviewnote_100": {"reviewnote_100": {"type": "plain_text_input", "value": " Done. "}},
+        "priority_3": {"priority_3": {"type": "plain_text_input", "value": "Parking"}},
+        "owner_3": {"owner_3": {"type": "static_select", "selected_option": {"value": "npt"}}},
+    }
+    record, errors, slots = read_record({"state": {"values": state}}, 1000)
+    assert errors == {} and slots == [3]
+    assert record == MeetingRecord(30, 2, [3, 11], [(100, "closed", "Done.")], [("Parking", "npt")])
+    state["public"]["public"]["value"] = "1,001"
+    record, errors, _ = read_record({"state": {"values": state}}, 1000)
+    assert record is None and "more than this bot accepts" in errors["public"]
