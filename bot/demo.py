@@ -22,10 +22,11 @@ from bot.clock import FakeClock
 from bot.config import config_from_mapping
 from bot.domain import Report
 from bot.exports import write as write_exports
+from bot.pact import markdown as pact_markdown
 from bot.services.hatecrime import HateCrimeService
 from bot.services.summary import headline
 from bot.sim.fake_slack import FakeSlack, SlackUser
-from bot.sim.history import hate_crime_csv, seed_reports
+from bot.sim.history import hate_crime_csv, pact_season_csv, record_pact_season, seed_reports
 from bot.sim.scripts import (
     answer_question,
     fill_tension,
@@ -74,7 +75,14 @@ def _example_sections() -> dict[str, object]:
     import tomllib
 
     data = tomllib.loads((Path(__file__).resolve().parents[1] / "config.example.toml").read_text())
-    return {k: data[k] for k in ("teams", "routing", "deadlines", "escalation", "summaries")}
+    keys = ("teams", "routing", "deadlines", "escalation", "summaries", "pact")
+    return {k: data[k] for k in keys}
+
+
+DECEMBER_PACT = """heath-town,2026-12-03,18:30,Heath Town Community Centre,in_person,,90
+penn,2026-12-05,11:00,Penn Library,in_person,,90
+bilston,2026-12-09,14:00,Bilston Town Hall,in_person,,90
+"""
 
 
 def _say(text: str) -> None:
@@ -158,6 +166,19 @@ async def run_demo(out: Path) -> int:
             f"- re-imported it: {again.created} created, {again.unchanged} unchanged (no duplicates)"
         )
 
+        # ---- PACT: last season's meetings and December's, imported from one CSV; the past ones
+        # recorded by their chairs (through the same checks and storage as the chat flows)
+        (out / "pact-meetings.csv").write_text(pact_season_csv() + DECEMBER_PACT)
+        season = await world.services.pact.import_csv(
+            (out / "pact-meetings.csv").read_text(), source="pact-meetings.csv", actor="demo"
+        )
+        recorded = await record_pact_season(world.services.pact, world.services.db.uow)
+        _say(
+            f"- PACT: {season.created} meetings of three neighbourhoods imported from "
+            f"pact-meetings.csv (September to December, varied venues and times); the "
+            f"{recorded} past ones recorded by their chairs"
+        )
+
         links = await world.services.people.issue_invites(actor="demo")
         (out / "invites.csv").write_text(
             "name,email,link\n"
@@ -194,6 +215,14 @@ async def run_demo(out: Path) -> int:
         clock.set(datetime(2026, 12, 1, 9, 0, tzinfo=LONDON))
         await world.tick()
         _say("- 1 Dec 09:00: the December return opened and the form went out")
+        await scripted_until(
+            lambda: any(m.kind == "document" for m in fake.messages(users["yusuf.khan"].chat_id))
+        )
+        _say(
+            "  PACT invitations with a calendar file (.ics) went to the Heath Town and Penn "
+            "meetings' councillors and partners; owner teams were asked to report back on their "
+            "open priorities"
+        )
 
         asha, tom, yusuf = users["asha.patel"], users["tom.hughes"], users["yusuf.khan"]
         sarah, grace, gurpreet = (
@@ -395,12 +424,58 @@ async def run_demo(out: Path) -> int:
             "told each step on Telegram"
         )
 
+        # ---- PACT: owners report back, then the chairs record their meetings
+        await world.settle()
+        reported = await _owner_reports_back(
+            slack,
+            jane,
+            "C0COHESION",
+            "Heath Town",
+            "The council cleared the alleys on 28 November; CCTV now covers the hotspot.",
+        )
+        reported += await _owner_reports_back(
+            slack, pc, "C0WMPNPT", "Heath Town", "Six evening patrols in November; two arrests."
+        )
+        _say(
+            f"- PACT: the owner teams reported back in Slack on Heath Town's {reported} open "
+            "priorities"
+        )
+        clock.set(datetime(2026, 12, 3, 20, 30, tzinfo=LONDON))
+        await world.tick()
+        await _asha_records_pact(world, asha)
+        _say(
+            "- 3 Dec: Asha chaired the Heath Town PACT meeting and recorded it in Telegram "
+            "(an impossible count was refused; the owners' reports became 'you said, we did')"
+        )
+
+        clock.set(datetime(2026, 12, 5, 13, 0, tzinfo=LONDON))
+        await world.tick()
+        await _jane_records_pact_in_slack(slack, jane)
+        _say(
+            "- 5 Dec: Jane Smith (police) chaired the Penn meeting and recorded it in a Slack "
+            "modal from the prompt in her direct messages"
+        )
+
         # ---- 8 December: first reminder round (only to those who have not answered)
         clock.set(datetime(2026, 12, 8, 9, 0, tzinfo=LONDON))
         await world.tick()
         _say("- 8 Dec 09:00: reminders went to everyone who had not answered")
         await gurpreet.press("Nothing to report")
         await gurpreet.wait_for("nil return is recorded")
+
+        # ---- 9 December: the Bilston PACT meeting did not take place; its chair says so and
+        # schedules the next one in chat
+        clock.set(datetime(2026, 12, 9, 16, 0, tzinfo=LONDON))
+        await world.tick()
+        await tom.wait_for("How did the Bilston PACT meeting go?")
+        await tom.press("It was cancelled")
+        await tom.wait_for("was cancelled")
+        await tom.send_command("/schedule", "2027-01-13 18:30 in_person Bilston Community Centre")
+        await tom.wait_for("Scheduled: Bilston PACT meeting")
+        _say(
+            "- 9 Dec: Tom recorded the Bilston PACT meeting as cancelled and scheduled the "
+            "next one in chat (/schedule)"
+        )
 
         # ---- 12 December: second round; 15 December 17:00: the return closes
         clock.set(datetime(2026, 12, 12, 9, 0, tzinfo=LONDON))
@@ -426,17 +501,26 @@ async def run_demo(out: Path) -> int:
 
         await world.settle()
 
-        board = list(slack.uploads)
+        board = [u for u in slack.uploads if u.get("channel_id") == "C0SWPBOARD"]
         _say(
             f"- when the return closed, the summary went to #swp-board with {len(board)} "
             "charts (aggregates only, small counts suppressed)"
         )
         status_code, _ = await sam.slash("/tensions", "2026-12", channel_id="C0SWPBOARD")
-        await scripted_until(lambda: len(slack.uploads) >= len(board) + 3)
+        await scripted_until(
+            lambda: (
+                len([u for u in slack.uploads if u.get("channel_id") == "C0SWPBOARD"])
+                >= len(board) + 3
+            )
+        )
         _say(
             f"- the Prevent and Cohesion Officer asked /tensions 2026-12 in Slack "
             f"(HTTP {status_code}) and got the summary with its charts"
         )
+        before = len(slack.uploads)
+        status_code, _ = await sam.slash("/pact", "", channel_id="C0SWPBOARD")
+        await scripted_until(lambda: len(slack.uploads) > before)
+        _say(f"- and /pact (HTTP {status_code}): which times and venues drew people, with a chart")
         escalations = [m for m in slack.top_level("C0SWPDUTY")]
         _say(
             f"- unacknowledged actions were reminded in their teams' threads and escalated: "
@@ -472,6 +556,12 @@ async def run_demo(out: Path) -> int:
         for line in headline(summary).plain_text().splitlines()[1:]:
             _say(f"  {line}")
         _say(f"  exports: {', '.join(f.name for f in files)}")
+
+        insight = await world.services.pact.insight("2026-09", "2026-12")
+        _say("\nPACT meetings, September to December 2026 (which times and venues draw people):")
+        for line in pact_markdown(insight).splitlines()[1:]:
+            if line.strip() and not line.startswith("_"):
+                _say(f"  {line}")
 
         _say("\nEach report's timeline as the reporter saw it (on Telegram):")
         async with world.services.db.uow() as uow:
@@ -530,3 +620,90 @@ async def _current_form(world: SimWorld):  # type: ignore[no-untyped-def]
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(asyncio.run(run_demo(Path("demo-output"))))
+
+
+async def _owner_reports_back(
+    slack: FakeSlack, officer: SlackUser, channel: str, neighbourhood: str, text: str
+) -> int:
+    """An owner team member clicks "Report back" on each of the team's PACT requests for the
+    neighbourhood and fills the modal. Returns how many."""
+    posts = [
+        m
+        for m in slack.top_level(channel)
+        if "please report back" in m.text and neighbourhood in m.text
+    ]
+    for post in posts:
+        views = len(slack.views_opened())
+        await officer.click(post, "tb_pact_report_back")
+        view = await scripted_until(lambda v=views: slack.views_opened()[v:])
+        _, body = await officer.submit_view(view[0], text_value("text", text))
+        if body is not None and body.get("response_action") == "errors":
+            raise AssertionError(f"the report-back was refused: {body}")
+    return len(posts)
+
+
+async def _asha_records_pact(world: SimWorld, asha: Any) -> None:
+    """The chair records the Heath Town meeting in Telegram, one question at a time."""
+    async with world.services.db.uow() as uow:
+        open_now = len(await uow.pact.open_priorities("heath-town"))
+    await asha.wait_for("How did the Heath Town and East Park PACT meeting go?")
+    await asha.press("Record the meeting")
+    await asha.wait_for("How many members of the public came?")
+    await asha.send_text("38")
+    await asha.wait_for("first time")
+    await asha.send_text("45")
+    await asha.wait_for("cannot be more than the members of the public")
+    await asha.send_text("11")
+    await asha.wait_for("Which partners were there?")
+    for partner in ("Imam Yusuf Khan", "Jane Smith"):
+        await asha.press(partner)
+        await asha.wait_for(lambda m, p=partner: any(b[0] == f"✓ {p}" for b in m.buttons()))
+    await asha.press("Done")
+    for k in range(open_now):
+        await asha.wait_for(f"Priority {k + 1} of {open_now}")
+        await asha.press("Closed" if k % 2 == 0 else "Carried")
+        question = await asha.wait_for("What was done?")
+        if any(b[0] == "Use their report" for b in question.buttons()):
+            await asha.press("Use their report")
+        else:
+            await asha.send_text("Raised with the housing association; follow-up in January.")
+    await asha.wait_for("New priority 1")
+    await asha.send_text("Cars racing on Wednesfield Road at night")
+    await asha.wait_for("Which team owns")
+    await asha.press("Neighbourhood Policing Team")
+    await asha.wait_for("New priority 2")
+    await asha.press("No more new priorities")
+    await asha.wait_for("Please check the record")
+    await asha.press("Save the record")
+    await asha.wait_for("Saved:")
+
+
+async def _jane_records_pact_in_slack(slack: FakeSlack, jane: SlackUser) -> None:
+    """The Slack chair taps "Record the meeting" in her DM and fills the modal."""
+    prompt = await scripted_until(
+        lambda: next(
+            (m for m in slack.dm(jane.user_id) if "How did the Penn" in m.text and m.blocks), None
+        )
+    )
+    views = len(slack.views_opened())
+    await jane.click(prompt, "tb_pact_record")
+    view = (await scripted_until(lambda: slack.views_opened()[views:]))[0]
+    values: dict[str, dict[str, Any]] = {
+        "public": {"public": {"type": "number_input", "value": "16"}},
+        "new": {"new": {"type": "number_input", "value": "5"}},
+        **select_value("owner_1", "npt"),
+        **text_value("priority_1", "Parking on pavements outside Woodfield school"),
+    }
+    for block in view["blocks"]:
+        block_id = block.get("block_id", "")
+        if block_id == "partners":
+            first = block["element"]["options"][0]
+            values["partners"] = {"partners": {"type": "checkboxes", "selected_options": [first]}}
+        elif block_id.startswith("review_"):
+            values.update(select_value(block_id, "closed"))
+        elif block_id.startswith("reviewnote_"):
+            done = block["element"].get("initial_value") or "Raised with the school; wardens visit."
+            values.update(text_value(block_id, done))
+    _, body = await jane.submit_view(view, values)
+    if body is not None and body.get("response_action") == "errors":
+        raise AssertionError(f"the PACT record was refused: {body}")

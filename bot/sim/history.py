@@ -95,3 +95,114 @@ async def seed_reports(
                     del j
         await uow.commit()
     return made
+
+
+# ----------------------------------------------------------------- PACT meetings
+
+#: Typical PACT priorities and the team that usually owns them.
+PACT_PRIORITIES = (
+    ("Speeding on residential streets", "npt"),
+    ("Anti-social behaviour at the shops after dark", "npt"),
+    ("Fly-tipping in the back alleys", "cohesion"),
+    ("Drug dealing near the park", "npt"),
+    ("Nothing for young people to do in the evenings", "cohesion"),
+    ("Parking on pavements outside the school", "npt"),
+    ("Litter and graffiti by the bus station", "cohesion"),
+    ("Nuisance motorbikes on the playing fields", "npt"),
+)
+# Attendance model: each neighbourhood's usual turnout, scaled by time slot and venue. Evening
+# meetings and community centres draw more; online meetings and town halls fewer.
+_SLOT = {"morning": 0.7, "afternoon": 0.85, "evening": 1.45}
+_VENUE = {"community centre": 1.2, "library": 0.9, "church hall": 1.0, "town hall": 0.8}
+
+
+def pact_season_csv() -> str:
+    """Meetings from September to November 2026 (the past season) in the CSV that
+    ``tensionbot pact import`` takes: three neighbourhoods, varied venues, days and times."""
+    rows = ["neighbourhood,date,time,venue,format,chair_email,duration_minutes"]
+    plan = {
+        "heath-town": [
+            ("2026-09-03", "18:30", "Heath Town Community Centre", "in_person"),
+            ("2026-09-19", "14:00", "Heath Town Library", "in_person"),
+            ("2026-10-01", "18:30", "Heath Town Community Centre", "in_person"),
+            ("2026-10-17", "11:00", "Chester Avenue (street briefing)", "street_briefing"),
+            ("2026-11-05", "19:00", "Online (Teams)", "online"),
+            ("2026-11-21", "14:00", "Heath Town Library", "in_person"),
+        ],
+        "bilston": [
+            ("2026-09-09", "14:00", "Bilston Town Hall", "in_person"),
+            ("2026-09-23", "18:30", "Bilston Community Centre", "in_person"),
+            ("2026-10-07", "14:00", "Bilston Town Hall", "in_person"),
+            ("2026-10-21", "18:30", "Bilston Community Centre", "in_person"),
+            ("2026-11-04", "10:30", "Ettingshall Library", "in_person"),
+            ("2026-11-18", "18:30", "Bilston Community Centre", "in_person"),
+        ],
+        "penn": [
+            ("2026-09-12", "11:00", "Penn Library", "in_person"),
+            ("2026-09-24", "19:00", "St Bart's Church Hall", "in_person"),
+            ("2026-10-10", "11:00", "Penn Library", "in_person"),
+            ("2026-10-22", "19:00", "St Bart's Church Hall", "in_person"),
+            ("2026-11-07", "14:00", "Penn Library", "in_person"),
+            ("2026-11-26", "19:00", "Penn Community Hall", "online"),
+        ],
+    }
+    for hood, meetings in plan.items():
+        for day, hm, venue, fmt in meetings:
+            rows.append(f"{hood},{day},{hm},{venue},{fmt},,90")
+    return "\n".join(rows) + "\n"
+
+
+def pact_attendance(hood_base: float, slot: str, venue: str, fmt: str, rng: random.Random) -> int:
+    """Members of the public at a simulated meeting."""
+    scale = _SLOT[slot] * next((v for k, v in _VENUE.items() if k in venue.casefold()), 1.0)
+    if fmt == "online":
+        scale *= 0.6
+    return max(0, round(hood_base * scale + rng.uniform(-2, 2)))
+
+
+async def record_pact_season(pact: object, uow_factory: UnitOfWorkFactory, seed: int = 16) -> int:
+    """Record every past, unrecorded meeting as its chair would: attendance from the model
+    above, a partner or two, the open priorities closed or carried, and one or two new ones.
+    Uses the same path as the chat flows (``PactService.context`` and ``apply_record``)."""
+    from bot.services.pact import MeetingRecord, PactService
+
+    assert isinstance(pact, PactService)
+    rng = random.Random(seed)
+    base = {"heath-town": 26.0, "bilston": 17.0, "penn": 11.0}
+    done = 0
+    now = pact.clock.now()
+    async with uow_factory() as uow:
+        meetings = await uow.pact.meetings_between(datetime(2000, 1, 1, tzinfo=UTC), now)
+        for n, m in enumerate(meetings):
+            if m.status != "scheduled" or m.id is None:
+                continue
+            chair = await uow.people.get(m.chair_id)
+            assert chair is not None
+            context = await pact.context(uow, chair, m.id)
+            public = pact_attendance(
+                base.get(m.neighbourhood, 12.0), m.slot, m.venue, m.format, rng
+            )
+            new_share = 0.45 if m.format == "street_briefing" else 0.2
+            reviews = []
+            for p in context.priorities:
+                closed = p.carried > 0 or rng.random() < 0.6
+                note = (
+                    "Patrols and clean-up done; residents say it is better"
+                    if closed
+                    else "Work started; more to do"
+                )
+                if p.id is not None:
+                    reviews.append((p.id, "closed" if closed else "carried", note))
+            new = [PACT_PRIORITIES[(n * 3 + k) % len(PACT_PRIORITIES)] for k in range(1 + n % 2)]
+            record = MeetingRecord(
+                public=public,
+                new=min(public, round(public * new_share)),
+                partners=[pid for pid, _ in context.partners][: 1 + n % 2],
+                reviews=reviews,
+                new_priorities=list(new),
+            )
+            errors = await pact.apply_record(uow, chair, context, record, notify=False)
+            assert not errors, errors
+            done += 1
+        await uow.commit()
+    return done
