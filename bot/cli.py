@@ -499,12 +499,8 @@ def summary(
 ) -> None:
     """The monthly summary: tensions against last month and last year, hate crime, and pockets
     of concern (aggregates only: no free text, no names)."""
-    from bot.services.summary import SummaryService
-
     async def work(s: Any) -> Any:
-        return await SummaryService(s.config, s.db.uow, s.clock).build(
-            period, actor=ADMIN, ward=ward, category=category
-        )
+        return await s.summaries.build(period, actor=ADMIN, ward=ward, category=category)
 
     try:
         result = _run(config, work)

@@ -29,6 +29,11 @@ COMMANDS = [
     ["hatecrime"],
     ["hatecrime", "import"],
     ["summary"],
+    ["pact"],
+    ["pact", "schedule"],
+    ["pact", "import"],
+    ["pact", "list"],
+    ["pact", "insight"],
 ]
 
 

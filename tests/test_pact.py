@@ -7,6 +7,8 @@ function and the GROUP BY run on both).
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,10 +16,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import CliRunner
 from icalendar import Calendar
 
 from bot.app import Services
 from bot.buttons import Action, Kind
+from bot.charts import pact_attendance
+from bot.cli import main
 from bot.clock import FakeClock
 from bot.domain import MeetingStatus, PactMeeting, PriorityStatus
 from bot.pact import findings, markdown, slot_of
@@ -198,6 +203,93 @@ async def test_which_times_and_venues_draw_people(services: Services, clock: Fak
     assert "| evening | 4 | 26.0 | 1.33x |" in md
     penn = await services.pact.insight("2026-09", "2026-11", "Penn")
     assert [r.key for r in penn.by["neighbourhood"]] == ["penn"]
+
+    # The chart draws what the analysis says: a line per neighbourhood, bars per slot.
+    figure = pact_attendance(insight)
+    trend, slot_axes = figure.axes[0], figure.axes[1]
+    assert len(trend.get_lines()) == 2
+    assert [round(b.get_width(), 3) for b in slot_axes.patches] == [0.667, 1.333]
+
+
+def test_pact_commands_and_exports(tmp_path: Path, db_url: str) -> None:
+    """tensionbot pact import / schedule / list / insight, and PACT in the summary exports."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "{db_url}"\n'
+        '[[teams]]\nkey = "npt"\nname = "NPT"\norganisation = "police"\n'
+        'slack_channel = "C0NPT"\n'
+    )
+    people = tmp_path / "people.csv"
+    people.write_text(PEOPLE_CSV)
+    runner = CliRunner()
+    base = ["--config", str(config)]
+    assert runner.invoke(main, [*base, "people", "import", str(people)]).exit_code == 0
+    season = tmp_path / "meetings.csv"
+    season.write_text(
+        "neighbourhood,date,time,venue,format,chair_email\n"
+        "Heath Town,2026-11-05,18:30,Community Centre,in_person,asha@example.org\n"
+        "penn,2026-11-07,11:00,Penn Library,street_briefing,mark@example.org\n"
+    )
+    ok = runner.invoke(main, [*base, "pact", "import", str(season)])
+    assert ok.exit_code == 0, ok.output
+    assert "2 created, 0 updated, 0 unchanged" in ok.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "neighbourhood,date,time,venue,format,chair_email\nAtlantis,2026-11-05,18:30,X Y,online,asha@example.org\n"
+    )
+    failed = runner.invoke(main, [*base, "pact", "import", str(bad)])
+    assert failed.exit_code == 2 and "bad.csv:2: neighbourhood 'Atlantis'" in failed.output
+    scheduled = runner.invoke(
+        main,
+        [*base, "pact", "schedule", "--neighbourhood", "park", "--date", "2031-01-08",
+         "--time", "19:00", "--venue", "Park Village Hall", "--chair", "yusuf@example.org"],
+    )  # fmt: skip
+    assert scheduled.exit_code == 0, scheduled.output
+    assert "Wed 08 Jan 2031 19:00, Park Village Hall" in scheduled.output
+    refused = runner.invoke(
+        main,
+        [*base, "pact", "schedule", "--neighbourhood", "park", "--date", "2031-01-08",
+         "--time", "19:00", "--venue", "Park Village Hall", "--chair", "yusuf@example.org"],
+    )  # fmt: skip
+    assert refused.exit_code == 2 and "already has a meeting" in refused.output
+    listed = json.loads(runner.invoke(main, [*base, "pact", "list", "--format", "json"]).output)
+    assert [m["neighbourhood"] for m in listed] == ["heath-town", "penn", "park"]
+
+    async def record() -> None:
+        from bot.app import build_services
+        from bot.config import load_config
+
+        services = await build_services(load_config(config), migrate=False)
+        try:
+            async with services.db.uow() as uow:
+                for m in await uow.pact.for_neighbourhood("heath-town"):
+                    chair = await uow.people.get(m.chair_id)
+                    assert chair is not None and m.id is not None
+                    context = await services.pact.context(uow, chair, m.id)
+                    record = MeetingRecord(27, 4, [], [], [("Speeding on Chester Avenue", "npt")])
+                    assert await services.pact.apply_record(uow, chair, context, record) == {}
+                await uow.commit()
+        finally:
+            await services.close()
+
+    asyncio.run(record())
+    insight = runner.invoke(
+        main, [*base, "pact", "insight", "--since", "2026-09", "--until", "2026-12"]
+    )
+    assert insight.exit_code == 0, insight.output
+    assert "| evening | 1 | 27.0 | 1.00x | 15% |" in insight.output
+    out = tmp_path / "out"
+    result = runner.invoke(main, [*base, "summary", "--period", "2026-11", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "## PACT meetings, 2025-12 to 2026-11" in (out / "summary.md").read_text()
+    assert (
+        (out / "pact_by_slot.csv")
+        .read_text()
+        .splitlines()[1]
+        .startswith("evening,1,27.0,1.0,4,27,")
+    )
+    assert (out / "pact_priorities.csv").read_text().splitlines()[1] == "1,0,0,1"
+    assert (out / "pact_attendance.png").read_bytes().startswith(b"\x89PNG")
 
 
 async def test_an_empty_period_says_so(services: Services) -> None:
