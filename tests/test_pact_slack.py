@@ -691,3 +691,34 @@ def test_a_big_neighbourhood_fits_slacks_limits() -> None:
     state["public"]["public"]["value"] = "1,001"
     record, errors, _ = read_record({"state": {"values": state}}, 1000)
     assert record is None and "more than this bot accepts" in errors["public"]
+
+
+async def test_invitations_with_ics_and_report_back_requests_reach_slack(
+    pact: Pact, clock: FakeClock
+) -> None:
+    """Three days before a meeting its Slack-only chair and partners get the invitation with the
+    .ics file in their DMs, and each open priority's owner team is asked, in its channel, to
+    report back (the hostile title escaped). A second tick sends nothing twice."""
+    c = await pact.w.services.pact.schedule(
+        neighbourhood="heath-town", on="2026-12-03", at="18:30", venue="Heath Town Library",
+        format="online", chair_email=None, actor="t",
+    )  # fmt: skip
+    for _ in range(2):
+        await pact.w.services.pact.tick()
+        await pact.w.settle()
+    ics = [u for u in pact.slack.uploads() if u["filename"].endswith(".ics")]
+    dms = {pact.slack._dms[u] for u in ("U0CHRIS", "U0PC")}
+    assert {u["channel_id"] for u in ics} == dms and len(ics) == 2
+    body = bytes(ics[0]["content"]).decode()
+    assert "DTSTART;TZID=Europe/London:20261203T183000" in body
+    assert "Heath Town PACT meeting" in (ics[0]["initial_comment"] or "")
+    asks = {
+        channel: [m for m in pact.slack.top_level(channel) if "please report back" in m.text]
+        for channel in ("C0NPT", "C0COHESION")
+    }
+    assert [len(v) for v in asks.values()] == [1, 1]
+    litter = asks["C0COHESION"][0]
+    assert "tb_pact_report_back" in litter.action_ids()
+    rendered = json.dumps(litter.blocks)
+    assert "<!channel>" not in rendered and "&lt;!channel&gt;" in rendered
+    assert c.id is not None
