@@ -550,3 +550,18 @@ async def test_pact_insight_in_telegram_is_for_the_prevent_officer(
     await sam.send_command("/pact")
     await sam.wait_for("14 members of the public")
     await sam.wait_for(lambda m: m.kind == "photo")
+
+
+async def test_a_tick_after_downtime_chases_once_without_a_stale_prompt(
+    services: Services, clock: FakeClock
+) -> None:
+    """The bot was down from before the meeting until after the chase time: the chair gets the
+    chase only (not "how did it go?" and a chase together), once."""
+    await services.pact.schedule(
+        neighbourhood="penn", on="2026-11-27", at="19:00", venue="Penn Library",
+        format="in_person", chair_email=None, actor="t", allow_past=True,
+    )  # fmt: skip
+    first = await services.pact.tick()
+    again = await services.pact.tick()
+    assert (first["prompts"], first["chases"]) == (0, 1)
+    assert not any(again.values())

@@ -428,6 +428,10 @@ class PactService:
                     key = f"pact-{kind}:{m.id}"
                     if not is_due or await uow.state.get(key) is not None:
                         continue
+                    if kind == "prompts" and due["chases"]:
+                        # First seen after the chase time (the bot was down): the chase only.
+                        await uow.state.set(key, now.isoformat())
+                        continue
                     if kind == "reminders":
                         await self._remind(uow, m, now)
                     elif kind == "owners":

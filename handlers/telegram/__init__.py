@@ -7,6 +7,7 @@ are served.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -142,7 +143,9 @@ def register(
         if not insight.empty:
             from bot.charts import pact_attendance, png
 
-            await chat.send_photo(png(pact_attendance(insight)), caption="PACT attendance")
+            # Drawing takes a moment: off the event loop, so other chats are not held up.
+            image = await asyncio.to_thread(lambda: png(pact_attendance(insight)))
+            await chat.send_photo(image, caption="PACT attendance")
 
     application.add_handler(CommandHandler("start", on_start, filters=private))
     if pact is not None:
