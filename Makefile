@@ -26,6 +26,10 @@ test-sqlite: $(STAMP)
 test-postgres: $(STAMP)
 	bash scripts/with-postgres $(BIN)/python -m pytest -q
 
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	bash scripts/with-postgres $(BIN)/python -m bench
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
