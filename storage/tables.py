@@ -176,7 +176,8 @@ reports = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("period", String(7), nullable=False, default=""),
     Index("ix_reports_created_ward_category", "created_at", "ward", "category"),
-    Index("ix_reports_period_ward", "period", "ward"),
+    # Covers every summary GROUP BY (index-only scans): period first, then what is grouped.
+    Index("ix_reports_summary", "period", "ward", "category", "level", "basis", "source"),
     Index("ix_reports_person_created", "person_id", "created_at"),
 )
 
