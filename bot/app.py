@@ -17,7 +17,6 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from telegram.ext import Application, ApplicationBuilder
-from telegram.request import HTTPXRequest
 
 from bot.clock import Clock, SystemClock
 from bot.config import Config, ConfigError
@@ -40,6 +39,7 @@ from handlers.slack.app import http_app as slack_http_app
 from handlers.slack.messenger import SlackMessenger
 from handlers.telegram import register as register_telegram
 from handlers.telegram.messenger import TelegramMessenger
+from handlers.telegram.request import AiohttpRequest
 from handlers.telegram.transport import poll, webhook_app
 from scheduler import build_scheduler
 from storage.database import Database
@@ -134,12 +134,10 @@ def build_application(config: Config, token: str) -> Application:
         .base_url(f"{api}/bot")
         .base_file_url(f"{api}/file/bot")
         .request(
-            HTTPXRequest(
-                connection_pool_size=pool, read_timeout=15, write_timeout=15, connect_timeout=10
-            )
+            AiohttpRequest(pool_size=pool, read_timeout=15, write_timeout=15, connect_timeout=10)
         )
         .get_updates_request(
-            HTTPXRequest(connection_pool_size=2, read_timeout=config.telegram.poll_timeout + 15)
+            AiohttpRequest(pool_size=2, read_timeout=config.telegram.poll_timeout + 15)
         )
         .updater(None)
         .build()

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from storage import repositories as r
 from storage.orm import start_mappers
@@ -38,7 +38,10 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["poolclass"] = NullPool
+        # A small pool: every transaction opening a connection (and running the pragmas
+        # above) cost more than the transaction itself (bench/RESULTS.md). WAL lets the pooled
+        # connections read while one writes.
+        kwargs.update(poolclass=AsyncAdaptedQueuePool, pool_size=5, max_overflow=10)
     else:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)

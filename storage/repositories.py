@@ -285,6 +285,17 @@ class SqlOutboxRepo(_Repo):
     async def get(self, message_id: int) -> OutboxMessage | None:
         return await self.session.get(OutboxMessage, message_id)
 
+    async def load(self, message_ids: Sequence[int]) -> None:
+        """Load these rows and their deliveries in two queries (later ``get`` calls are then
+        answered from the session, not by one query each)."""
+        o, d = tables.outbox.c, tables.deliveries.c
+        rows = (
+            await self.session.scalars(select(OutboxMessage).where(o.id.in_(message_ids)))
+        ).all()
+        deliveries = [r.delivery_id for r in rows if r.delivery_id is not None]
+        if deliveries:
+            await self.session.scalars(select(Delivery).where(d.id.in_(deliveries)))
+
     async def claim(
         self, now: datetime, limit: int, lease_until: datetime
     ) -> Sequence[OutboxMessage]:
