@@ -68,6 +68,10 @@ class Action:
         parts = data.split(".")
         if len(parts) != 5 or parts[0] != CODEC_VERSION:
             raise BadPayload("unknown payload version")
+        # Only the canonical digits encode() writes: int() would also take "+1", " 1", "01",
+        # "1_0" and non-ASCII digits, which are not payloads we made.
+        if not all(p.isascii() and p.isdigit() and (p == "0" or p[0] != "0") for p in parts[2:]):
+            raise BadPayload("malformed payload")
         try:
             kind = Kind(parts[1])
             target, seq, value = (int(p) for p in parts[2:])

@@ -9,18 +9,52 @@ message itself is updated by the core through the outbox.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 
-from bot.buttons import Action, BadPayload
+from bot.buttons import Action, BadPayload, Kind
 from bot.services.actions import OUTCOME_LABELS, ActionError, ActionService, Officer
 from bot.services.reports import ReportingRefused, ReportingService
 from bot.services.summary import SummaryRefused, SummaryService
 from handlers.slack import views
-from handlers.slack.render import render
+from handlers.slack.render import escape, render
 
 log = logging.getLogger(__name__)
+
+MODAL_KINDS = {
+    "update": Kind.UPDATE,
+    "close": Kind.CLOSE,
+    "reassign": Kind.REASSIGN,
+    "recategorise": Kind.RECATEGORISE,
+}
+REPLAY_WINDOW = 5 * 60  # Bolt refuses a timestamp older than this; we remember signatures as long
+
+
+def refuse_replays(app: AsyncApp) -> None:
+    """Answer 401 to a signed request seen before. Bolt checks the signature and that the
+    timestamp is under five minutes old; within those five minutes the same bytes could be sent
+    again. (Socket Mode requests are not signed and are not checked here.)"""
+    seen: dict[str, float] = {}
+
+    @app.middleware
+    async def once_only(
+        req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        signature = (req.headers.get("x-slack-signature") or [""])[0]
+        if signature:
+            now = time.time()
+            for old in [s for s, at in seen.items() if at < now - REPLAY_WINDOW]:
+                del seen[old]
+            if signature in seen:
+                log.warning("refused a replayed Slack request")
+                return BoltResponse(status=401, body="")
+            seen[signature] = now
+        await next()
+        return None
 
 
 def register(
@@ -30,22 +64,27 @@ def register(
     summaries: SummaryService,
 ) -> None:
     """Attach tensionbot's Slack listeners to ``app``."""
+    refuse_replays(app)
 
     async def tell(client: Any, body: dict[str, Any], text: str) -> None:
         channel = (body.get("channel") or {}).get("id") or body["container"].get("channel_id")
-        await client.chat_postEphemeral(channel=channel, user=body["user"]["id"], text=text)
+        await client.chat_postEphemeral(channel=channel, user=body["user"]["id"], text=escape(text))
 
-    def decode(body: dict[str, Any]) -> Action | None:
+    def decode(body: dict[str, Any], kind: Kind) -> Action | None:
         try:
-            return Action.decode(str(body["actions"][0].get("value", "")))
+            action = Action.decode(str(body["actions"][0].get("value", "")))
         except (BadPayload, KeyError, IndexError):
             log.warning("refused a malformed Slack button payload")
             return None
+        if action.kind is not kind:  # another button's payload: its target is not an action
+            log.warning("refused a Slack button payload of the wrong kind")
+            return None
+        return action
 
     @app.action("tb_ack")
     async def on_ack(ack: Any, body: dict[str, Any], client: Any) -> None:
         await ack()
-        action = decode(body)
+        action = decode(body, Kind.ACK)
         if action is None:
             return
         try:
@@ -58,7 +97,7 @@ def register(
 
     async def open_modal(ack: Any, body: dict[str, Any], client: Any, kind: str) -> None:
         await ack()
-        action = decode(body)
+        action = decode(body, MODAL_KINDS[kind])
         if action is None:
             return
         officer = Officer(body["user"]["id"])
@@ -100,6 +139,10 @@ def register(
         try:
             action = Action.decode(view.get("private_metadata", ""))
         except BadPayload:
+            await ack()
+            return
+        if action.kind is not MODAL_KINDS[kind]:
+            log.warning("refused a Slack modal with metadata of the wrong kind")
             await ack()
             return
         officer = Officer(body["user"]["id"])
@@ -151,12 +194,12 @@ def register(
 
     async def tell_user(client: Any, user: str, text: str) -> None:
         dm = await client.conversations_open(users=user)
-        await client.chat_postEphemeral(channel=dm["channel"]["id"], user=user, text=text)
+        await client.chat_postEphemeral(channel=dm["channel"]["id"], user=user, text=escape(text))
 
     @app.action("tb_start")
     async def on_start(ack: Any, body: dict[str, Any], client: Any) -> None:
         await ack()
-        action = decode(body)
+        action = decode(body, Kind.START)
         if action is None:
             return
         user = body["user"]["id"]
@@ -170,7 +213,7 @@ def register(
     @app.action("tb_nil")
     async def on_nil(ack: Any, body: dict[str, Any], client: Any) -> None:
         await ack()
-        action = decode(body)
+        action = decode(body, Kind.NIL)
         if action is None:
             return
         user = body["user"]["id"]
@@ -213,7 +256,8 @@ def register(
         try:
             result = await summaries.for_slack(user, command.get("text", ""))
         except SummaryRefused as exc:
-            await client.chat_postEphemeral(channel=channel, user=user, text=str(exc))
+            # The refusal may quote what was typed: escaped, like all text from a user.
+            await client.chat_postEphemeral(channel=channel, user=user, text=escape(str(exc)))
             return
         text, blocks = render(result.message)
         if not result.charts:

@@ -19,7 +19,7 @@ from bot.charts import pact_attendance, png
 from bot.pact import PactInsight
 from bot.services.pact import PactError, PactService, insight_message
 from handlers.slack import pact_views
-from handlers.slack.render import render
+from handlers.slack.render import escape, render
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
 
     async def tell_user(client: Any, user: str, text: str) -> None:
         dm = await client.conversations_open(users=user)
-        await client.chat_postEphemeral(channel=dm["channel"]["id"], user=user, text=text)
+        await client.chat_postEphemeral(channel=dm["channel"]["id"], user=user, text=escape(text))
 
     async def tell_here(client: Any, body: dict[str, Any], text: str) -> None:
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
@@ -52,7 +52,7 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
         )
         user = body["user"]["id"]
         if channel:
-            await client.chat_postEphemeral(channel=channel, user=user, text=text)
+            await client.chat_postEphemeral(channel=channel, user=user, text=escape(text))
         else:
             await tell_user(client, user, text)
 
@@ -159,7 +159,8 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
         try:
             insight = await pact.insight_for_slack(user, command.get("text", ""))
         except PactError as exc:
-            await client.chat_postEphemeral(channel=channel, user=user, text=str(exc))
+            # The refusal may quote what was typed: escaped, like all text from a user.
+            await client.chat_postEphemeral(channel=channel, user=user, text=escape(str(exc)))
             return
         text, blocks = render(insight_message(insight))
         if insight.empty:
