@@ -1,25 +1,30 @@
 """The composition root: builds everything inside functions and runs one event loop.
 
 Nothing here runs at import time. :func:`build_services` wires the core to storage;
-:class:`TelegramRuntime` adds python-telegram-bot, the outbox dispatcher and the scheduler.
+:class:`TelegramRuntime` adds python-telegram-bot, Slack, the outbox dispatcher, the scheduler
+(on the leader), and the one HTTP server (``handlers/http.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
-import secrets
+import os
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.clock import Clock, SystemClock
-from bot.config import Config, ConfigError
+from bot.config import ENV_TELEGRAM_WEBHOOK_SECRET, Config, ConfigError
 from bot.forms import load_form
 from bot.ports import Messenger
 from bot.services.actions import ActionService
@@ -27,22 +32,26 @@ from bot.services.campaigns import CampaignService
 from bot.services.common import Waker
 from bot.services.conversation import ConversationService
 from bot.services.forms import FormService
+from bot.services.health import HealthService
 from bot.services.outbox import OutboxDispatcher, RateLimits
 from bot.services.pact import PactService
 from bot.services.people import PeopleService
+from bot.services.privacy import PrivacyService
 from bot.services.reports import ReportingService
 from bot.services.state import StateService
 from bot.services.summary import SummaryService
+from handlers.http import HttpServer, Metrics, Readiness, build_http_app
 from handlers.slack.app import build_app as build_slack_app
 from handlers.slack.app import build_client as build_slack_client
-from handlers.slack.app import http_app as slack_http_app
+from handlers.slack.app import events_handler as slack_events_handler
 from handlers.slack.messenger import SlackMessenger
 from handlers.telegram import register as register_telegram
 from handlers.telegram.messenger import TelegramMessenger
 from handlers.telegram.request import AiohttpRequest
-from handlers.telegram.transport import poll, webhook_app
-from scheduler import build_scheduler
+from handlers.telegram.transport import poll, webhook_handler
+from scheduler import build_scheduler, stop_scheduler
 from storage.database import Database
+from storage.leader import LeaderLock, database_status, leader_lock
 from storage.migrate import upgrade
 
 log = logging.getLogger(__name__)
@@ -77,6 +86,8 @@ class Services:
     state: StateService
     wake: _WakeRelay
     pact: PactService
+    health: HealthService
+    privacy: PrivacyService
 
     async def close(self) -> None:
         """Release the database."""
@@ -89,7 +100,12 @@ async def build_services(
     """Open the database (migrating it), load the form and wire the core services."""
     clock = clock or SystemClock()
     definition = load_form(config.form.path)
-    db = Database(config.database.url, echo=config.database.echo)
+    key = config.secrets.encryption_key
+    db = Database(
+        config.database.url,
+        echo=config.database.echo,
+        encryption_key=key.get_secret_value() if key is not None else None,
+    )
     if migrate:
         await upgrade(db.engine)
     wake = _WakeRelay()
@@ -121,6 +137,8 @@ async def build_services(
         StateService(db.uow),
         wake,
         pact,
+        HealthService(db.uow, clock),
+        PrivacyService(config, db.uow, clock),
     )
 
 
@@ -144,8 +162,71 @@ def build_application(config: Config, token: str) -> Application:
     )
 
 
+WEBHOOK_SECRET_CHARS = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+
+def webhook_secret(config: Config, token: str) -> str:
+    """The secret token Telegram sends with every webhook post.
+
+    From ``TENSIONBOT_TELEGRAM_WEBHOOK_SECRET`` when set; otherwise derived from the bot token
+    (an HMAC), so every process behind one webhook URL checks the same secret without any more
+    configuration, and it changes when the token is revoked.
+    """
+    pinned = config.secrets.telegram_webhook_secret
+    if pinned is not None:
+        value = pinned.get_secret_value()
+        if not WEBHOOK_SECRET_CHARS.match(value):
+            raise ConfigError(
+                f"{ENV_TELEGRAM_WEBHOOK_SECRET}: 1-256 characters, only A-Z, a-z, 0-9, _ and -"
+            )
+        return value
+    return hmac.new(token.encode(), b"tensionbot telegram webhook secret", "sha256").hexdigest()
+
+
+def http_address(config: Config) -> tuple[str, int] | None:
+    """Where the one HTTP server listens, or None when nothing needs it (polling, no Slack HTTP
+    and no ``server.port``). ``[server]`` wins; else the webhook's, else Slack's address."""
+    server, tg, sc = config.server, config.telegram, config.slack
+    slack_http = (
+        config.secrets.slack_bot_token is not None
+        and config.secrets.slack_signing_secret is not None
+        and sc.mode == "http"
+    )
+    if server.port is not None:
+        port = server.port
+    elif tg.mode == "webhook":
+        port = tg.webhook_port
+        if slack_http and sc.port != port:
+            log.warning(
+                "Slack is served on the webhook's port %s (one server); slack.port %s is unused: "
+                "set server.port to choose",
+                port,
+                sc.port,
+            )
+    elif slack_http:
+        port = sc.port
+    else:
+        return None
+    if server.listen is not None:
+        listen = server.listen
+    elif tg.mode == "webhook":
+        listen = tg.webhook_listen
+    elif slack_http:
+        listen = sc.listen
+    else:
+        listen = "127.0.0.1"
+    return listen, port
+
+
 class TelegramRuntime:
-    """The running bot: Telegram in (polling or webhook), the outbox out, the scheduler ticking."""
+    """The running bot: Telegram in (polling or webhook), the outbox out, the scheduler ticking,
+    and one HTTP server (webhook, Slack, /healthz, /readyz, /metrics).
+
+    Every process sends the outbox and serves HTTP. The *leader* (see ``storage/leader.py``: a
+    PostgreSQL advisory lock; on SQLite the one process) also runs the scheduler and, in polling
+    mode, polls Telegram; it registers (or removes) the webhook when it becomes leader. A
+    follower retries every ``cluster.leader_retry_seconds`` and takes over when the leader dies.
+    """
 
     def __init__(
         self,
@@ -154,9 +235,11 @@ class TelegramRuntime:
         *,
         run_scheduler: bool = True,
         lease: timedelta | None = None,
+        lock: LeaderLock | None = None,
     ) -> None:
         self.services = services
         self.config = services.config
+        self.token = token
         self.application = build_application(self.config, token)
         register_telegram(
             self.application, services.conversation, services.summaries, services.pact
@@ -197,6 +280,22 @@ class TelegramRuntime:
         services.wake.targets.append(self.dispatcher.wake)
         self.run_scheduler = run_scheduler
         self.stop_event = asyncio.Event()
+        self.lock: LeaderLock = lock or leader_lock(services.db.engine)
+        self.is_leader = False
+        self.address = http_address(self.config)
+        self.metrics: Metrics | None = None
+        if self.config.server.metrics:
+            self.metrics = Metrics(
+                stats=lambda: self.dispatcher.stats,
+                figures=services.health.figures,
+                is_leader=lambda: self.is_leader,
+            )
+        self._dispatch_stop = asyncio.Event()
+        self._poll_stop = asyncio.Event()
+        self._poller: asyncio.Task[None] | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+        self._ticks: set[asyncio.Task[None]] = set()
+        self._webhook_ready = False
 
     @staticmethod
     async def _on_error(update: object, context: object) -> None:
@@ -205,44 +304,61 @@ class TelegramRuntime:
         update_id = getattr(update, "update_id", None)
         log.error("handling update %s failed: %r", update_id, error, exc_info=error)
 
+    def http_app(self) -> web.Application:
+        """The one aiohttp application: webhook (in webhook mode), Slack (over HTTP), health."""
+        tg, sc = self.config.telegram, self.config.slack
+        telegram = None
+        if tg.mode == "webhook":
+            secret = webhook_secret(self.config, self.token)
+            telegram = (tg.webhook_path, webhook_handler(self.application, secret))
+        slack = None
+        if self.slack_app is not None and sc.mode == "http":
+            slack = (sc.path, slack_events_handler(self.slack_app))
+        return build_http_app(
+            readiness=self.readiness, metrics=self.metrics, telegram=telegram, slack=slack
+        )
+
+    async def readiness(self) -> Readiness:
+        """Ready for traffic: not stopping, the database reachable and migrated to head."""
+        status = await database_status(self.services.db.engine)
+        if not status.reachable:
+            database = f"unreachable ({status.error})"
+        else:
+            database = "ok"
+        migrations = (
+            "current"
+            if status.current
+            else f"at {status.revision}, code expects {status.head}"
+            if status.reachable
+            else "unknown"
+        )
+        stopping = self.stop_event.is_set()
+        return Readiness(
+            status.current and not stopping,
+            {
+                "database": database,
+                "migrations": migrations,
+                "leader": self.is_leader,
+                "stopping": stopping,
+                "mode": self.config.telegram.mode,
+                "pid": os.getpid(),
+            },
+        )
+
     async def run(self) -> None:
-        """Run until :meth:`stop` is called."""
-        services = self.services
+        """Run until :meth:`stop` is called, then shut down gracefully: stop taking updates (the
+        poller stops, the HTTP server finishes the requests it has), stop the scheduler (ticks
+        in progress finish), let the dispatcher finish its in-flight sends, give up leadership."""
         await self.application.initialize()
-        scheduler = None
-        runner: web.AppRunner | None = None
-        runners: list[web.AppRunner] = []
+        server: HttpServer | None = None
         socket_handler: AsyncSocketModeHandler | None = None
-        tasks: list[asyncio.Task[None]] = []
+        dispatcher: asyncio.Task[None] | None = None
+        leading: asyncio.Task[None] | None = None
+        grace = self.config.server.shutdown_seconds
         try:
-            tasks.append(asyncio.create_task(self.dispatcher.run(self.stop_event), name="outbox"))
-            tg = self.config.telegram
-            if tg.mode == "webhook":
-                secret = self._webhook_secret()
-                runner = web.AppRunner(
-                    webhook_app(self.application, path=tg.webhook_path, secret=secret)
-                )
-                await runner.setup()
-                await web.TCPSite(runner, tg.webhook_listen, tg.webhook_port).start()
-                await self.application.bot.set_webhook(
-                    f"{tg.webhook_url}",
-                    secret_token=secret,
-                    allowed_updates=["message", "callback_query"],
-                )
-            else:
-                await self.application.bot.delete_webhook()
-                tasks.append(
-                    asyncio.create_task(
-                        poll(
-                            self.application,
-                            lambda: services.state.get_int(OFFSET_KEY),
-                            lambda v: services.state.set_int(OFFSET_KEY, v),
-                            self.stop_event,
-                            timeout=tg.poll_timeout,
-                        ),
-                        name="poller",
-                    )
-                )
+            dispatcher = asyncio.create_task(
+                self.dispatcher.run(self._dispatch_stop), name="outbox"
+            )
             if self.slack_app is not None and self.config.slack.mode == "socket":
                 app_token = self.config.secrets.slack_app_token
                 if app_token is None:
@@ -251,49 +367,130 @@ class TelegramRuntime:
                     self.slack_app, app_token.get_secret_value()
                 )
                 await socket_handler.connect_async()
-            elif self.slack_app is not None:
-                sc = self.config.slack
-                slack_runner = web.AppRunner(
-                    slack_http_app(self.slack_app, sc.path), access_log=None
-                )
-                await slack_runner.setup()
-                await web.TCPSite(slack_runner, sc.listen, sc.port).start()
-                runners.append(slack_runner)
-            if self.run_scheduler:
-                scheduler = build_scheduler(
-                    services.campaigns,
-                    services.actions,
-                    services.summaries,
-                    services.pact,
-                    tick_seconds=self.config.schedule.tick_seconds,
-                    now=services.clock.now(),
-                )
-                scheduler.start()
-            log.info("tensionbot is running (%s mode)", tg.mode)
+            if self.address is not None:
+                server = HttpServer(self.http_app(), *self.address, shutdown=grace)
+                await server.start()
+            leading = asyncio.create_task(self._lead(), name="leadership")
+            log.info("tensionbot is running (%s mode)", self.config.telegram.mode)
             await self.stop_event.wait()
         finally:
             self.stop_event.set()
-            if scheduler is not None:
-                scheduler.shutdown(wait=False)
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            if runner is not None:
-                await runner.cleanup()
-            for extra in runners:
-                await extra.cleanup()
+            log.info("stopping: no new updates; finishing the work in hand")
+            await self._stop_poller()
+            if server is not None:
+                await server.stop()
             if socket_handler is not None:
                 await socket_handler.close_async()
+            if leading is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await leading
+            await self._step_down(grace)
+            self._dispatch_stop.set()
+            if dispatcher is not None:
+                try:
+                    await asyncio.wait_for(dispatcher, grace)
+                except TimeoutError:
+                    log.error("the outbox did not finish its sends in %.0fs", grace)
+                except asyncio.CancelledError:
+                    pass
+            await self.lock.release()
             await self.application.shutdown()
+            log.info("stopped")
 
-    def _webhook_secret(self) -> str:
-        # The webhook secret is derived per run unless the deployment pins one in the environment;
-        # Telegram re-registers it with set_webhook on every start.
-        return secrets.token_urlsafe(32)
+    # ----------------------------------------------------------------- leadership
+
+    async def _lead(self) -> None:
+        """Try to lead until stopped; while leading, check the lock is still held."""
+        retry = self.config.cluster.leader_retry_seconds
+        while not self.stop_event.is_set():
+            try:
+                if self.is_leader:
+                    if not await self.lock.still_held():
+                        log.error("lost leadership: stopping the scheduler and the poller")
+                        await self._step_down(self.config.server.shutdown_seconds)
+                    elif not self._webhook_ready:
+                        await self._register_webhook()
+                elif await self.lock.try_acquire():
+                    if self.stop_event.is_set():
+                        break
+                    log.info("this process is the leader (pid %s)", os.getpid())
+                    await self._step_up()
+            except Exception:  # leadership must survive a transient failure
+                log.exception("leadership check failed; retrying")
+            await _sleep(self.stop_event, retry)
+
+    async def _step_up(self) -> None:
+        self.is_leader = True
+        await self._register_webhook()
+        if self.run_scheduler:
+            self._scheduler = build_scheduler(
+                self.services.campaigns,
+                self.services.actions,
+                self.services.summaries,
+                self.services.pact,
+                self.services.privacy,
+                tick_seconds=self.config.schedule.tick_seconds,
+                now=self.services.clock.now(),
+                running=self._ticks,
+            )
+            self._scheduler.start()
+
+    async def _register_webhook(self) -> None:
+        """Webhook mode: point Telegram at our URL. Polling: remove any webhook, start polling.
+        The leader does it (once per term); any process would do, the calls are idempotent."""
+        tg = self.config.telegram
+        try:
+            if tg.mode == "webhook":
+                await self.application.bot.set_webhook(
+                    f"{tg.webhook_url}",
+                    secret_token=webhook_secret(self.config, self.token),
+                    allowed_updates=["message", "callback_query"],
+                )
+            else:
+                await self.application.bot.delete_webhook()
+        except TelegramError as exc:
+            log.error("registering the webhook failed (%s); retrying", exc)
+            return
+        self._webhook_ready = True
+        if tg.mode == "polling" and self._poller is None:
+            self._poll_stop = asyncio.Event()
+            state = self.services.state
+            self._poller = asyncio.create_task(
+                poll(
+                    self.application,
+                    lambda: state.get_int(OFFSET_KEY),
+                    lambda v: state.set_int(OFFSET_KEY, v),
+                    self._poll_stop,
+                    timeout=tg.poll_timeout,
+                ),
+                name="poller",
+            )
+
+    async def _stop_poller(self) -> None:
+        self._poll_stop.set()
+        poller, self._poller = self._poller, None
+        if poller is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+
+    async def _step_down(self, grace: float) -> None:
+        await self._stop_poller()
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            await stop_scheduler(scheduler, self._ticks, timeout=grace)
+        self._webhook_ready = False
+        if self.is_leader:
+            self.is_leader = False
+            log.info("no longer the leader")
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish (in-flight sends complete first)."""
         self.stop_event.set()
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 def telegram_token(config: Config) -> str:

@@ -126,7 +126,7 @@ def db_upgrade(config: Config) -> None:
 
 @main.group()
 def people() -> None:
-    """People: import, list."""
+    """People: import, list, erase, export."""
 
 
 @people.command("import")
@@ -172,6 +172,79 @@ def people_list(config: Config, fmt: str) -> None:
         for p in _run(config, lambda s: s.people.everyone())
     ]
     _emit(rows, fmt)
+
+
+def _privacy(s: Any) -> Any:
+    return s.privacy
+
+
+@people.command("erase")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Really erase (without it: say what would be erased).")
+@click.pass_obj
+def people_erase(config: Config, email: str, yes: bool) -> None:
+    """Erase a person (right to erasure): anonymise them and remove or redact everything about
+    them. Report statistics (ward, category, level, basis, period) and the audit log are kept."""
+    from bot.services.privacy import PrivacyError
+
+    async def work(s: Any) -> Any:
+        service = _privacy(s)
+        return await (service.erase(email, actor=ADMIN) if yes else service.plan(email))
+
+    try:
+        plan = _run(config, work)
+    except PrivacyError:
+        _fail(f"no person with email {email!r}")
+    if not yes:
+        click.echo("would erase (run again with --yes to do it):")
+        click.echo("\n".join(f"  {line}" for line in plan.lines()))
+        sys.exit(1)
+    click.echo("erased:")
+    click.echo("\n".join(f"  {line}" for line in plan.lines()))
+
+
+@people.command("export")
+@click.argument("email")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the JSON to this file (default: standard output).",
+)
+@click.pass_obj
+def people_export(config: Config, email: str, out: Path | None) -> None:
+    """Subject-access export: everything held about a person, as JSON (the export is audited)."""
+    from bot.services.privacy import PrivacyError
+
+    try:
+        data = _run(config, lambda s: _privacy(s).export(email, actor=ADMIN))
+    except PrivacyError:
+        _fail(f"no person with email {email!r}")
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if out is None:
+        click.echo(text)
+        return
+    out.write_text(text + "\n", encoding="utf-8")
+    out.chmod(0o600)
+    click.echo(f"written to {out}", err=True)
+
+
+@main.group()
+def privacy() -> None:
+    """Data protection: retention."""
+
+
+@privacy.command("retention")
+@click.option("--full", is_flag=True, help="Look at every old row again, not only new ones.")
+@click.pass_obj
+def privacy_retention(config: Config, full: bool) -> None:
+    """Run the retention once now: redact free text older than privacy.retention_months and
+    anonymise people inactive longer than privacy.personal_data_months (aggregates are kept)."""
+    result = _run(config, lambda s: _privacy(s).tick(full=full))
+    click.echo(f"retention cut-off {result.cutoff:%Y-%m-%d}: {result.total} row(s) redacted")
+    for kind, n in result.redacted.items():
+        click.echo(f"  {kind:<16} {n}")
+    click.echo(f"  people anonymised: {result.anonymised}")
 
 
 def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
@@ -499,6 +572,7 @@ def summary(
 ) -> None:
     """The monthly summary: tensions against last month and last year, hate crime, and pockets
     of concern (aggregates only: no free text, no names)."""
+
     async def work(s: Any) -> Any:
         return await s.summaries.build(period, actor=ADMIN, ward=ward, category=category)
 
@@ -560,7 +634,8 @@ def routing_check(config: Config) -> None:
 @main.command("run")
 @click.pass_obj
 def run(config: Config) -> None:
-    """Run the bot: Telegram (polling or webhook), the outbox and the scheduler."""
+    """Run the bot: Telegram (polling or webhook), Slack, the outbox, the scheduler (on the
+    leader) and the HTTP server (/healthz, /readyz, /metrics). SIGTERM stops it gracefully."""
     from bot.app import TelegramRuntime, build_services, telegram_token
 
     try:
@@ -570,16 +645,32 @@ def run(config: Config) -> None:
 
     async def main_loop() -> None:
         services = await build_services(config)
-        runtime = TelegramRuntime(services, token)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, runtime.stop)
         try:
+            runtime = TelegramRuntime(services, token)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, runtime.stop)
             await runtime.run()
+            # Work a listener started after answering (Slack acks first) gets a moment to end.
+            await _settle_background_tasks(config.server.shutdown_seconds)
         finally:
             await services.close()
 
-    asyncio.run(main_loop())
+    try:
+        asyncio.run(main_loop())
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+async def _settle_background_tasks(timeout: float) -> None:
+    current = asyncio.current_task()
+    pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    if pending:
+        _, late = await asyncio.wait(pending, timeout=timeout)
+        if late:
+            logging.getLogger(__name__).warning(
+                "%d background task(s) still running at exit", len(late)
+            )
 
 
 @main.command("demo")

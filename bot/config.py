@@ -40,6 +40,8 @@ ENV_TELEGRAM_TOKEN = "TENSIONBOT_TELEGRAM_TOKEN"  # noqa: S105 - the variable's 
 ENV_SLACK_BOT_TOKEN = "TENSIONBOT_SLACK_BOT_TOKEN"  # noqa: S105
 ENV_SLACK_SIGNING_SECRET = "TENSIONBOT_SLACK_SIGNING_SECRET"  # noqa: S105
 ENV_SLACK_APP_TOKEN = "TENSIONBOT_SLACK_APP_TOKEN"  # noqa: S105
+ENV_ENCRYPTION_KEY = "TENSIONBOT_ENCRYPTION_KEY"
+ENV_TELEGRAM_WEBHOOK_SECRET = "TENSIONBOT_TELEGRAM_WEBHOOK_SECRET"  # noqa: S105
 
 
 def _http_url(value: str) -> str:
@@ -166,6 +168,42 @@ class SlackConfig(_Section):
     )
     global_rate: float = Field(
         default=20.0, gt=0, description="Web API posts per second, all channels"
+    )
+
+
+class ServerConfig(_Section):
+    """The one HTTP server of ``tensionbot run``: the Telegram webhook, Slack's endpoint,
+    /healthz, /readyz and /metrics."""
+
+    listen: str | None = Field(
+        default=None,
+        description="address to listen on; unset: telegram.webhook_listen or slack.listen",
+    )
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="unset: telegram.webhook_port in webhook mode, else slack.port when Slack "
+        "is served over HTTP, else no HTTP server at all",
+    )
+    metrics: bool = Field(default=True, description="serve Prometheus metrics at /metrics")
+    shutdown_seconds: float = Field(
+        default=20.0,
+        ge=1,
+        le=300,
+        description="on SIGTERM, how long in-flight requests and sends may take to finish",
+    )
+
+
+class ClusterConfig(_Section):
+    """Several ``tensionbot run`` processes on one PostgreSQL database."""
+
+    leader_retry_seconds: float = Field(
+        default=3.0,
+        ge=0.2,
+        le=60,
+        description="how often a follower tries to take over leadership (the scheduler and, "
+        "in polling mode, the poller), and how often the leader checks it still holds it",
     )
 
 
@@ -353,6 +391,48 @@ class PactConfig(_Section):
         return [NeighbourhoodConfig(key=_ward_key(w), name=w, wards=[w]) for w in wards]
 
 
+class PrivacyConfig(_Section):
+    """Retention (UK GDPR storage limitation): free text and personal data only as long as
+    needed; aggregates are kept. Encryption at rest is switched on by TENSIONBOT_ENCRYPTION_KEY."""
+
+    retention_months: int = Field(
+        default=14,
+        ge=1,
+        le=120,
+        description="free text (report answers, action updates, PACT report-backs, sent "
+        "messages, conversation drafts) older than this is redacted",
+    )
+    personal_data_months: int = Field(
+        default=14,
+        ge=0,
+        le=120,
+        description="people marked inactive this long ago are anonymised; 0: never",
+    )
+    tick_hours: int = Field(
+        default=24, ge=1, le=24 * 7, description="how often the scheduler runs the retention"
+    )
+
+
+def _fernet_keys(value: str) -> str:
+    """Check one Fernet key, or several separated by commas (32 url-safe base64 bytes each)."""
+    import base64
+    import binascii
+
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    for part in parts:
+        try:
+            raw = base64.urlsafe_b64decode(part.encode("ascii"))
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            raw = b""
+        if len(part) != 44 or len(raw) != 32:
+            raise ConfigError(
+                f"{ENV_ENCRYPTION_KEY}: not a Fernet key (44 characters of url-safe base64, "
+                "32 bytes; several keys are separated by commas). Make one with: python -c "
+                "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+            )
+    return ",".join(parts)
+
+
 def _ward_key(ward: str) -> str:
     import re
 
@@ -368,6 +448,8 @@ class Secrets(BaseModel):
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None  # Socket Mode only
+    encryption_key: SecretStr | None = None  # Fernet key(s), comma-separated; first encrypts
+    telegram_webhook_secret: SecretStr | None = None  # shared by every process behind one URL
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Secrets:
@@ -382,6 +464,12 @@ class Secrets(BaseModel):
             slack_bot_token=get(ENV_SLACK_BOT_TOKEN),
             slack_signing_secret=get(ENV_SLACK_SIGNING_SECRET),
             slack_app_token=get(ENV_SLACK_APP_TOKEN),
+            encryption_key=(
+                SecretStr(_fernet_keys(key.get_secret_value()))
+                if (key := get(ENV_ENCRYPTION_KEY)) is not None
+                else None
+            ),
+            telegram_webhook_secret=get(ENV_TELEGRAM_WEBHOOK_SECRET),
         )
 
 
@@ -421,6 +509,8 @@ class Config(_Section):
     database: DatabaseConfig = DatabaseConfig()
     telegram: TelegramConfig = TelegramConfig()
     slack: SlackConfig = SlackConfig()
+    server: ServerConfig = ServerConfig()
+    cluster: ClusterConfig = ClusterConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     form: FormConfig = FormConfig()
     invites: InviteConfig = InviteConfig()
@@ -430,6 +520,7 @@ class Config(_Section):
     summaries: SummaryConfig = SummaryConfig()
     routing: RoutingConfig = RoutingConfig()
     pact: PactConfig = PactConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     secrets: Secrets = Field(default_factory=Secrets, exclude=True)
     source: str = Field(default="<built-in defaults>", exclude=True)
 

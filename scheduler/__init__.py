@@ -7,7 +7,10 @@ idempotent over database rows. The first tick runs at start-up, which is the cat
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -15,6 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.services.actions import ActionService
 from bot.services.campaigns import CampaignService
 from bot.services.pact import PactService
+from bot.services.privacy import PrivacyService
 from bot.services.summary import SummaryService, post_scheduled
 
 log = logging.getLogger(__name__)
@@ -25,13 +29,16 @@ def build_scheduler(
     actions: ActionService,
     summaries: SummaryService | None = None,
     pact: PactService | None = None,
+    privacy: PrivacyService | None = None,
     *,
     tick_seconds: int,
     now: datetime,
+    running: set[asyncio.Task[None]] | None = None,
 ) -> AsyncIOScheduler:
     """An AsyncIOScheduler with stable-id ticks, each first run at ``now``: the campaign tick
     (open, remind, close), the action tick (remind, escalate), the summary tick (post after a
-    return closes) and the PACT tick (reminders, owners' report-backs, record prompts)."""
+    return closes), the PACT tick (reminders, owners' report-backs, record prompts) and, every
+    ``privacy.tick_hours``, the retention tick."""
 
     async def campaign_tick() -> None:
         report = await campaigns.tick()
@@ -60,6 +67,13 @@ def build_scheduler(
             if any(fired.values()):
                 log.info("pact tick: %s", fired)
 
+    async def retention_tick() -> None:
+        if privacy is not None:
+            result = await privacy.tick()
+            log.info(
+                "retention tick: redacted %s, anonymised %s", result.redacted, result.anonymised
+            )
+
     scheduler = AsyncIOScheduler(timezone="UTC")
     jobs = (
         (campaign_tick, "campaign-tick"),
@@ -69,7 +83,7 @@ def build_scheduler(
     )
     for job, job_id in jobs:
         scheduler.add_job(
-            job,
+            job if running is None else _tracked(job, running),
             "interval",
             seconds=tick_seconds,
             id=job_id,
@@ -79,4 +93,55 @@ def build_scheduler(
             misfire_grace_time=None,
             replace_existing=True,
         )
+    if privacy is not None:
+        # Retention is daily work, not minute work: its own interval, first run at start-up.
+        scheduler.add_job(
+            retention_tick if running is None else _tracked(retention_tick, running),
+            "interval",
+            hours=privacy.config.privacy.tick_hours,
+            id="retention-tick",
+            next_run_time=now,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+            replace_existing=True,
+        )
     return scheduler
+
+
+def _tracked(
+    job: Callable[[], Awaitable[None]], running: set[asyncio.Task[None]]
+) -> Callable[[], Awaitable[None]]:
+    """The job, recording its task in ``running`` while it runs (so shutdown can wait for it)."""
+
+    async def tracked() -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            running.add(task)
+        try:
+            await job()
+        finally:
+            if task is not None:
+                running.discard(task)
+
+    tracked.__name__ = getattr(job, "__name__", "tick")
+    return tracked
+
+
+async def stop_scheduler(
+    scheduler: AsyncIOScheduler, running: set[asyncio.Task[None]], *, timeout: float
+) -> None:
+    """Stop starting ticks, then give the ticks already running ``timeout`` seconds to finish
+    (each is one idempotent service call; one cut short is rolled back and redone later)."""
+    if scheduler.running:
+        scheduler.shutdown(wait=False)
+    pending = {t for t in running if not t.done()}
+    if not pending:
+        return
+    _, late = await asyncio.wait(pending, timeout=timeout)
+    for task in late:
+        log.warning("a scheduler tick did not finish in %.0fs; cancelling it", timeout)
+        task.cancel()
+    for task in late:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task

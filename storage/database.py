@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from storage import repositories as r
+from storage.encryption import attach_cipher, make_cipher
 from storage.orm import start_mappers
+from storage.privacy import SqlPrivacyRepo
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -31,8 +33,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """Create the async engine for a database URL (SQLite files get their folder created)."""
+def make_engine(url: str, *, echo: bool = False, encryption_key: str | None = None) -> AsyncEngine:
+    """Create the async engine for a database URL (SQLite files get their folder created).
+
+    With ``encryption_key`` (one Fernet key, or several separated by commas) the free-text
+    columns are encrypted at rest by this engine (see ``storage.encryption``)."""
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
     if parsed.get_backend_name() == "sqlite":
@@ -47,6 +52,9 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    attach_cipher(
+        engine.sync_engine.dialect, make_cipher(encryption_key) if encryption_key else None
+    )
     return engine
 
 
@@ -74,6 +82,7 @@ class SqlUnitOfWork:
         self.inbound = r.SqlInboundRepo(session)
         self.state = r.SqlStateRepo(session)
         self.pact = r.SqlPactRepo(session)
+        self.privacy = SqlPrivacyRepo(session)
         return self
 
     async def __aexit__(
@@ -104,10 +113,10 @@ class SqlUnitOfWork:
 class Database:
     """The engine plus a unit-of-work factory."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, encryption_key: str | None = None) -> None:
         start_mappers()
         self.url = url
-        self.engine = make_engine(url, echo=echo)
+        self.engine = make_engine(url, echo=echo, encryption_key=encryption_key)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     def uow(self) -> SqlUnitOfWork:

@@ -5,7 +5,7 @@ Repositories add and flush; only the unit of work commits. Aggregations are SQL 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from bot.domain import (
     Campaign,
     Conversation,
     Delivery,
+    DeliveryStatus,
     FormVersion,
     Invite,
     MeetingStatus,
@@ -167,6 +168,51 @@ class SqlDeliveryRepo(_Repo):
     async def get(self, delivery_id: int) -> Delivery | None:
         return await self.session.get(Delivery, delivery_id)
 
+    async def set_status(
+        self,
+        delivery_id: int,
+        status: str,
+        *,
+        only_from: Sequence[str] | None = None,
+        not_from: Sequence[str] | None = None,
+        **values: object,
+    ) -> bool:
+        """Move a delivery to ``status`` in one conditional UPDATE (only if it is still in
+        ``only_from`` / not in ``not_from`` when written), so the dispatcher never overwrites a
+        nil return or a response committed meanwhile by a handler. True if it moved."""
+        d = tables.deliveries
+        stmt = update(d).where(d.c.id == delivery_id).values(status=status, **values)
+        if only_from is not None:
+            stmt = stmt.where(d.c.status.in_(list(only_from)))
+        if not_from is not None:
+            stmt = stmt.where(d.c.status.not_in(list(not_from)))
+        result = await self.session.execute(stmt.execution_options(synchronize_session=False))
+        return bool(getattr(result, "rowcount", 0))
+
+    async def sent(
+        self, delivery_id: int, message_ref: str | None, now: datetime, *, reminder: bool
+    ) -> None:
+        """The form (or a reminder) went out: counters and the message to edit, in place."""
+        d = tables.deliveries
+        base = update(d).where(d.c.id == delivery_id).execution_options(synchronize_session=False)
+        if reminder:
+            await self.session.execute(
+                base.values(
+                    reminders=d.c.reminders + 1, last_reminded_at=now, message_ref=message_ref
+                )
+            )
+            return
+        await self.set_status(
+            delivery_id,
+            DeliveryStatus.SENT.value,
+            only_from=[DeliveryStatus.QUEUED.value, DeliveryStatus.UNCERTAIN.value],
+            sent_at=now,
+            detail="",
+        )
+        await self.session.execute(
+            base.where(d.c.message_ref.is_(None)).values(message_ref=message_ref)
+        )
+
     async def get_for(self, campaign_id: int, person_id: int) -> Delivery | None:
         c = tables.deliveries.c
         stmt = select(Delivery).where(c.campaign_id == campaign_id, c.person_id == person_id)
@@ -286,20 +332,28 @@ class SqlOutboxRepo(_Repo):
         return await self.session.get(OutboxMessage, message_id)
 
     async def load(self, message_ids: Sequence[int]) -> None:
-        """Load these rows and their deliveries in two queries (later ``get`` calls are then
-        answered from the session, not by one query each)."""
-        o, d = tables.outbox.c, tables.deliveries.c
-        rows = (
-            await self.session.scalars(select(OutboxMessage).where(o.id.in_(message_ids)))
-        ).all()
-        deliveries = [r.delivery_id for r in rows if r.delivery_id is not None]
-        if deliveries:
-            await self.session.scalars(select(Delivery).where(d.id.in_(deliveries)))
+        """Load these rows in one query (later ``get`` calls are then answered from the session,
+        not by one query each)."""
+        o = tables.outbox.c
+        await self.session.scalars(select(OutboxMessage).where(o.id.in_(message_ids)))
 
     async def claim(
-        self, now: datetime, limit: int, lease_until: datetime
+        self, now: datetime, limits: Mapping[str, int], lease_until: datetime
     ) -> Sequence[OutboxMessage]:
-        """Claim due messages, at most one per recipient and never overtaking an earlier one."""
+        """Claim due messages, at most ``limits[channel]`` per channel (``"*"``: any channel not
+        named, so name a full channel with 0), at most one per recipient, and never overtaking an
+        earlier one."""
+        out: list[OutboxMessage] = []
+        named = [ch for ch in limits if ch != "*"]
+        for channel, limit in limits.items():
+            if limit > 0:
+                out += await self._claim(now, channel, named, limit, lease_until)
+        return out
+
+    async def _claim(
+        self, now: datetime, channel: str, named: list[str], limit: int, lease_until: datetime
+    ) -> Sequence[OutboxMessage]:
+        """One channel's share (``"*"``: every channel not ``named``)."""
         o = tables.outbox
         earlier = aliased(o)
         blocked = exists().where(
@@ -314,6 +368,7 @@ class SqlOutboxRepo(_Repo):
             select(OutboxMessage)
             .where(
                 o.c.status == OutboxStatus.PENDING.value,
+                o.c.channel.not_in(named) if channel == "*" else o.c.channel == channel,
                 or_(o.c.next_attempt_at.is_(None), o.c.next_attempt_at <= now),
                 ~blocked,
             )
@@ -543,6 +598,31 @@ class SqlFigureRepo(_Returns):
             .group_by(t.c.ward, t.c.period)
         )
         return {(w, m): int(n) for w, m, n in (await self.session.execute(stmt)).all()}
+
+    async def tension_cube(self, months: Sequence[str]) -> dict[tuple[str, str, str], int]:
+        """(period, ward, category) -> reports, over ``months``: one index-only scan that most
+        of the summary is derived from."""
+        t = tables.reports
+        cols = (t.c.period, t.c.ward, t.c.category)
+        stmt = select(*cols, func.count()).where(t.c.period.in_(list(months))).group_by(*cols)
+        return {(p, w, c): int(n) for p, w, c, n in (await self.session.execute(stmt)).all()}
+
+    async def tension_levels(
+        self, months: Sequence[str], ward: str | None = None, category: str | None = None
+    ) -> dict[tuple[str, str, str], int]:
+        """(period, level, basis) -> reports over ``months`` (optionally one ward/category)."""
+        t = tables.reports
+        stmt = (
+            select(t.c.period, t.c.level, t.c.basis, func.count())
+            .where(t.c.period.in_(list(months)))
+            .group_by(t.c.period, t.c.level, t.c.basis)
+        )
+        if ward is not None:
+            stmt = stmt.where(t.c.ward == ward)
+        if category is not None:
+            stmt = stmt.where(t.c.category == category)
+        rows = (await self.session.execute(stmt)).all()
+        return {(p, str(lv), b): int(n) for p, lv, b, n in rows}
 
     async def tension_counts(
         self, month: str, by: str, ward: str | None = None, category: str | None = None

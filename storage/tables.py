@@ -23,6 +23,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from storage.encryption import EncryptedJSON, EncryptedText
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",
@@ -146,8 +148,8 @@ conversations = Table(
     Column("campaign_id", ForeignKey("campaigns.id", ondelete="SET NULL")),
     Column("status", String(16), nullable=False),
     Column("step", String(40), nullable=False),
-    Column("draft", JSON, nullable=False),
-    Column("tensions", JSON, nullable=False),
+    Column("draft", EncryptedJSON, nullable=False),
+    Column("tensions", EncryptedJSON, nullable=False),
     Column("history", JSON, nullable=False),
     Column("editing", Boolean, nullable=False, default=False),
     Column("seq", Integer, nullable=False, default=0),
@@ -168,7 +170,7 @@ reports = Table(
     Column("category", String(40), nullable=False),
     Column("level", Integer, nullable=False),
     Column("basis", String(20), nullable=False),
-    Column("answers", JSON, nullable=False),
+    Column("answers", EncryptedJSON, nullable=False),
     Column("consent_contact", Boolean, nullable=False),
     Column("consent_share", Boolean, nullable=False),
     Column("form_version_id", ForeignKey("form_versions.id"), nullable=False),
@@ -194,7 +196,7 @@ outbox = Table(
     _id(),
     Column("channel", String(16), nullable=False),
     Column("recipient", String(64), nullable=False),
-    Column("payload", JSON, nullable=False),
+    Column("payload", EncryptedJSON, nullable=False),
     Column("idempotency_key", String(160), nullable=False, unique=True),
     Column("purpose", String(16), nullable=False),
     Column("priority", Integer, nullable=False, default=0),
@@ -259,7 +261,7 @@ action_events = Table(
     Column("at", UTCDateTime, nullable=False),
     Column("kind", String(30), nullable=False),
     Column("actor", String(200), nullable=False),
-    Column("text", String(2000), nullable=False, default=""),
+    Column("text", EncryptedText, nullable=False, default=""),
     Column("for_reporter", Boolean, nullable=False, default=False),
 )
 
@@ -332,10 +334,10 @@ pact_priorities = Table(
     Column("owner_team", String(40), nullable=False),
     Column("status", String(10), nullable=False),
     Column("carried", Integer, nullable=False, default=0),
-    Column("report_back", String(1000), nullable=False, default=""),
+    Column("report_back", EncryptedText, nullable=False, default=""),
     Column("report_back_at", UTCDateTime),
     Column("report_back_by", String(200)),
-    Column("outcome", String(1000), nullable=False, default=""),
+    Column("outcome", EncryptedText, nullable=False, default=""),
     Column("reviewed_meeting_id", ForeignKey("pact_meetings.id")),
     Column("closed_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
@@ -350,7 +352,7 @@ pact_recordings = Table(
     Column("person_id", ForeignKey("people.id"), nullable=False, index=True),
     Column("status", String(12), nullable=False),
     Column("step", String(40), nullable=False),
-    Column("draft", JSON, nullable=False),
+    Column("draft", EncryptedJSON, nullable=False),
     Column("seq", Integer, nullable=False, default=0),
     Column("started_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

@@ -142,3 +142,13 @@ def make_config(
 def clock() -> FakeClock:
     """A fake clock at 09:30 on 1 December 2026 (the December return is open)."""
     return FakeClock(datetime(2026, 12, 1, 9, 30, tzinfo=UTC))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--long``: the fault suite (tests/test_faults.py) runs many more seeds."""
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=False,
+        help="run the fault-injection suite over many seeds (tests/test_faults.py)",
+    )

@@ -142,8 +142,11 @@ class ActionService:
     async def on_sent(
         self, uow: UnitOfWork, row: OutboxMessage, result: SendResult, now: datetime
     ) -> None:
-        """The dispatcher's hook: the team's message is really in Slack now."""
+        """The dispatcher's hook: the team's message is really in Slack now; and admins hear
+        about anyone who has blocked the bot."""
         now = self.clock.now()  # business time (the dispatcher's clock is for rate limits)
+        if result.blocked:
+            await self._alert_blocked(uow, row, now)
         if row.purpose != "action_post" or row.action_id is None:
             return
         if not result.ok:
@@ -605,6 +608,24 @@ class ActionService:
             now=now,
             purpose="escalation",
             action_id=action.id,
+        )
+
+    async def _alert_blocked(self, uow: UnitOfWork, row: OutboxMessage, now: datetime) -> None:
+        """Someone blocked the bot (the dispatcher has marked them): tell the admins once per
+        block, so they can get in touch another way."""
+        if row.channel != "telegram" or not row.recipient.lstrip("-").isdigit():
+            return
+        person = await uow.people.by_telegram_chat(int(row.recipient))
+        if person is None or person.blocked_at is None:
+            return
+        wards = ", ".join(person.wards) or "no ward"
+        await self.alert_admins(
+            uow,
+            now,
+            f"{person.name} ({person.role}, {wards}) has blocked the bot on Telegram: a "
+            f"{row.purpose} message was not delivered and they are marked unreachable until "
+            "they write to the bot again. Please contact them another way.",
+            key=f"person:{person.id}:blocked:{person.blocked_at:%Y%m%dT%H%M%S}",
         )
 
     async def alert_admins(self, uow: UnitOfWork, now: datetime, text: str, *, key: str) -> None:

@@ -15,6 +15,7 @@ re-sent, so nobody gets the form twice; the next reminder round covers them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import OrderedDict
@@ -26,7 +27,7 @@ from typing import Any
 from aiolimiter import AsyncLimiter
 
 from bot.clock import Clock, SystemClock
-from bot.domain import Delivery, DeliveryStatus, OutboxMessage, OutboxStatus
+from bot.domain import DeliveryStatus, OutboxMessage, OutboxStatus
 from bot.messages import OutgoingMessage
 from bot.ports import Messenger, SendResult, UnitOfWork, UnitOfWorkFactory
 from bot.services.common import audit
@@ -107,10 +108,15 @@ class _ChannelLimiter:
 
     async def wait(self, recipient: str) -> None:
         loop = asyncio.get_running_loop()
-        while (delay := self.paused_until - loop.time()) > 0:
-            await asyncio.sleep(delay)
-        await self.for_chat(recipient).acquire()
-        await self.global_bucket.acquire()
+        while True:
+            while (delay := self.paused_until - loop.time()) > 0:
+                await asyncio.sleep(delay)
+            await self.for_chat(recipient).acquire()
+            await self.global_bucket.acquire()
+            # A 429 may have paused the channel while this send waited for its slot: a send
+            # already past the limiter must not go out during the pause.
+            if loop.time() >= self.paused_until:
+                return
 
     def pause(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
@@ -138,9 +144,13 @@ class OutboxDispatcher:
         self.lease = lease
         self.poll_interval = poll_interval
         self._limiters = {ch: _ChannelLimiter(lim) for ch, lim in limits.items()}
-        self._max_in_flight = max((lim.max_in_flight for lim in limits.values()), default=8)
+        # In flight per channel: at most ``max_in_flight`` of a channel's sends are out at once
+        # (so at most that many forms can be uncertain after a crash).
+        self._caps = {ch: lim.max_in_flight for ch, lim in limits.items()}
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._busy: dict[str, set[asyncio.Task[None]]] = {ch: set() for ch in limits}
+        self._sending: set[int] = set()  # rows this process is sending (alive, whatever the lease)
         self.stats = DispatchStats()
         self.hooks = list(hooks)
         # Results waiting to be recorded: one transaction records all that are waiting.
@@ -157,7 +167,9 @@ class OutboxDispatcher:
         """Settle rows left ``sending`` by a dead process (lease expired). Returns how many."""
         now = self.clock.now()
         async with self.uow_factory() as uow:
-            rows = await uow.outbox.recover_in_flight(now)
+            # Rows this process is still sending are alive, however long they take (a slow send
+            # under load); only a dead process's rows are settled.
+            rows = [r for r in await uow.outbox.recover_in_flight(now) if r.id not in self._sending]
             for row in rows:
                 if row.purpose in AT_LEAST_ONCE:
                     row.status = OutboxStatus.PENDING.value
@@ -168,10 +180,12 @@ class OutboxDispatcher:
                 row.last_error = "process stopped while sending; not re-sent (at most once)"
                 self.stats.recovered_uncertain += 1
                 if row.delivery_id is not None:
-                    delivery = await uow.deliveries.get(row.delivery_id)
-                    if delivery is not None and delivery.status == DeliveryStatus.QUEUED.value:
-                        delivery.status = DeliveryStatus.UNCERTAIN.value
-                        delivery.detail = "process stopped mid-send"
+                    await uow.deliveries.set_status(
+                        row.delivery_id,
+                        DeliveryStatus.UNCERTAIN.value,
+                        only_from=[DeliveryStatus.QUEUED.value],
+                        detail="process stopped mid-send",
+                    )
             if rows:
                 await audit(uow, now, "dispatcher", "outbox.recover", "", count=len(rows))
             await uow.commit()
@@ -182,15 +196,27 @@ class OutboxDispatcher:
     # ----------------------------------------------------------------- the loop
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Dispatch until ``stop`` is set; in-flight sends are finished, not abandoned."""
-        await self.recover()
-        next_recovery = asyncio.get_running_loop().time() + self.lease.total_seconds()
+        """Dispatch until ``stop`` is set; in-flight sends are finished, not abandoned. A
+        database that goes away (a restart, a failover) pauses sending, it does not end it."""
+        loop = asyncio.get_running_loop()
+        next_recovery = loop.time()
+        backoff = 0.5
         try:
             while not stop.is_set():
-                claimed = await self.dispatch_once()
-                if asyncio.get_running_loop().time() >= next_recovery:
-                    await self.recover()
-                    next_recovery = asyncio.get_running_loop().time() + self.lease.total_seconds()
+                try:
+                    if loop.time() >= next_recovery:
+                        await self.recover()
+                        next_recovery = loop.time() + self.lease.total_seconds()
+                    claimed = await self.dispatch_once()
+                except Exception as exc:
+                    log.error(
+                        "outbox: the database failed (%s); trying again in %.1fs", exc, backoff
+                    )
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), backoff)
+                    backoff = min(backoff * 2, 30.0)
+                    continue
+                backoff = 0.5
                 if claimed:
                     continue
                 self._wake.clear()
@@ -214,19 +240,25 @@ class OutboxDispatcher:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
 
     async def dispatch_once(self) -> int:
-        """Claim as many due rows as there are free slots and start sending them."""
-        free = self._max_in_flight - len(self._in_flight)
-        if free <= 0:
+        """Claim as many due rows as each channel has free slots and start sending them."""
+        free = {ch: cap - len(self._busy[ch]) for ch, cap in self._caps.items()}
+        if not any(n > 0 for n in free.values()):
             await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
             return 1
         now = self.clock.now()
         async with self.uow_factory() as uow:
-            rows = await uow.outbox.claim(now, free, now + self.lease)
+            # Every known channel is named (a full one with 0), so that "*" means only channels
+            # with no messenger: their rows are claimed too, and fail rather than stay queued.
+            wanted = {ch: max(0, n) for ch, n in free.items()}
+            wanted["*"] = max(0, 2 - len(self._busy.get("*", ())))
+            rows = await uow.outbox.claim(now, wanted, now + self.lease)
             await uow.commit()
         for row in rows:
             task = asyncio.create_task(self._send(row))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            busy = self._busy.setdefault(row.channel if row.channel in self._caps else "*", set())
+            for group in (self._in_flight, busy):
+                group.add(task)
+                task.add_done_callback(group.discard)
         return len(rows)
 
     async def drain(self, timeout: float = 30.0) -> None:
@@ -249,6 +281,14 @@ class OutboxDispatcher:
     # ----------------------------------------------------------------- one message
 
     async def _send(self, row: OutboxMessage) -> None:
+        assert row.id is not None
+        self._sending.add(row.id)
+        try:
+            await self._send_and_record(row)
+        finally:
+            self._sending.discard(row.id)
+
+    async def _send_and_record(self, row: OutboxMessage) -> None:
         assert row.id is not None
         messenger = self.messengers.get(row.channel)
         limiter = self._limiters.get(row.channel)
@@ -281,7 +321,7 @@ class OutboxDispatcher:
         while self._results:
             batch, self._results = self._results[:200], self._results[200:]
             try:
-                await self._record_batch(batch)
+                await self._record_with_retries(batch)
             except Exception:
                 # One bad row must not keep the others unrecorded: record them one by one.
                 log.exception("recording %d send results together failed; one by one", len(batch))
@@ -294,6 +334,26 @@ class OutboxDispatcher:
             for _, _, future in batch:
                 if not future.done():
                     future.set_result(None)
+
+    async def _record_with_retries(
+        self, batch: list[tuple[int, SendResult, asyncio.Future[None]]]
+    ) -> None:
+        """The messages were sent: keep trying to record that while the database is away
+        (about a minute), so a restart of the database does not turn them into 'uncertain'."""
+        delay = 0.5
+        for _ in range(7):
+            try:
+                await self._record_batch(batch)
+                return
+            except (OSError, ConnectionError, TimeoutError) as exc:
+                log.error("outbox: could not record %d result(s) (%s); retrying", len(batch), exc)
+            except Exception as exc:
+                if "connect" not in str(exc).lower() and "closed" not in str(exc).lower():
+                    raise
+                log.error("outbox: could not record %d result(s) (%s); retrying", len(batch), exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 16.0)
+        await self._record_batch(batch)
 
     async def _record_batch(
         self, batch: list[tuple[int, SendResult, asyncio.Future[None]]]
@@ -311,7 +371,9 @@ class OutboxDispatcher:
         if row is None or row.status != OutboxStatus.SENDING.value:
             return
         row.claimed_until = None
-        delivery = await uow.deliveries.get(row.delivery_id) if row.delivery_id else None
+        # Deliveries are changed by conditional UPDATEs, never from a value read earlier: a
+        # person may answer (nil, responded) between the send and this record.
+        delivery = row.delivery_id
         if result.ok:
             row.status = OutboxStatus.SENT.value
             row.sent_at = now
@@ -319,18 +381,9 @@ class OutboxDispatcher:
             row.last_error = None
             self.stats.sent += 1
             if delivery is not None:
-                if row.purpose == "reminder":
-                    delivery.reminders += 1
-                    delivery.last_reminded_at = now
-                elif delivery.status in (
-                    DeliveryStatus.QUEUED.value,
-                    DeliveryStatus.UNCERTAIN.value,
-                ):
-                    delivery.status = DeliveryStatus.SENT.value
-                    delivery.sent_at = now
-                    delivery.detail = ""
-                if delivery.message_ref is None or row.purpose == "reminder":
-                    delivery.message_ref = result.message_ref
+                await uow.deliveries.sent(
+                    delivery, result.message_ref, now, reminder=row.purpose == "reminder"
+                )
         elif result.permanent or row.attempts >= MAX_ATTEMPTS:
             row.status = OutboxStatus.FAILED.value
             row.last_error = (result.error or "failed")[:500]
@@ -338,9 +391,13 @@ class OutboxDispatcher:
             log.warning("outbox row %s failed: %s", row.id, row.last_error)
             if result.blocked:
                 await self._mark_blocked(uow, row, delivery, now)
-            elif delivery is not None and delivery.status == DeliveryStatus.QUEUED.value:
-                delivery.status = DeliveryStatus.UNREACHABLE.value
-                delivery.detail = (result.error or "send failed")[:200]
+            elif delivery is not None:
+                await uow.deliveries.set_status(
+                    delivery,
+                    DeliveryStatus.UNREACHABLE.value,
+                    only_from=[DeliveryStatus.QUEUED.value],
+                    detail=(result.error or "send failed")[:200],
+                )
         else:
             self.stats.retried += 1
             delay = result.retry_after
@@ -354,7 +411,7 @@ class OutboxDispatcher:
 
     @staticmethod
     async def _mark_blocked(
-        uow: UnitOfWork, row: OutboxMessage, delivery: Delivery | None, now: datetime
+        uow: UnitOfWork, row: OutboxMessage, delivery: int | None, now: datetime
     ) -> None:
         """The person blocked the bot: remember it and mark this delivery unreachable."""
         person = None
@@ -363,9 +420,10 @@ class OutboxDispatcher:
         if person is not None and person.blocked_at is None:
             person.blocked_at = now
             await audit(uow, now, "dispatcher", "person.blocked", f"person:{person.id}")
-        if delivery is not None and delivery.status not in (
-            DeliveryStatus.RESPONDED.value,
-            DeliveryStatus.NIL.value,
-        ):
-            delivery.status = DeliveryStatus.UNREACHABLE.value
-            delivery.detail = "blocked the bot"
+        if delivery is not None:
+            await uow.deliveries.set_status(
+                delivery,
+                DeliveryStatus.UNREACHABLE.value,
+                not_from=[DeliveryStatus.RESPONDED.value, DeliveryStatus.NIL.value],
+                detail="blocked the bot",
+            )

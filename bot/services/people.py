@@ -260,7 +260,9 @@ class PeopleService:
                 )
                 url = f"https://t.me/{self.config.telegram.bot_username}?start={token}"
                 links.append(InviteLink(person, url, expires))
-            await audit(uow, now, actor, "invites.issue", email or "all-unlinked", count=len(links))
+            # Ids only in the audit log, never the email.
+            subject = f"person:{people[0].id}" if email is not None else "all-unlinked"
+            await audit(uow, now, actor, "invites.issue", subject, count=len(links))
             await uow.commit()
         return links
 

@@ -53,9 +53,10 @@ class SlackCall:
 
     method: str
     params: dict[str, Any]
-    at: float
+    at: float  # time.monotonic() when the request arrived
     status: int = 200
     error: str | None = None
+    retry_after: int | None = None  # of a 429 answer
 
 
 @dataclass
@@ -98,6 +99,8 @@ class _Injection:
     status: int
     retry_after: int
     times: int
+    channel: str | None = None
+    hang: float = 30.0
 
 
 @dataclass
@@ -247,12 +250,18 @@ class FakeSlack:
         status: int = 200,
         retry_after: int = 1,
         times: int = 1,
+        channel: str | None = None,
+        hang: float = 30.0,
     ) -> None:
-        """The next ``times`` calls of ``method`` (any method if None) fail.
+        """The next ``times`` calls of ``method`` (any method if None; only those naming
+        ``channel`` if given) fail.
 
         ``status`` 429: rate limited (``Retry-After: retry_after``); 5xx: that HTTP status with
-        an HTML body; otherwise HTTP 200 ``{"ok": false, "error": error}``."""
-        self._injections.append(_Injection(method, error, status, retry_after, times))
+        an HTML body; 0: no answer for ``hang`` seconds (nothing done), then 504 (a timeout for
+        a client that waits less); otherwise HTTP 200 ``{"ok": false, "error": error}``."""
+        self._injections.append(
+            _Injection(method, error, status, retry_after, times, channel, hang)
+        )
 
     # ----------------------------------------------------------------- inspection
 
@@ -318,6 +327,9 @@ class FakeSlack:
         if parse_error is not None:
             return self._fail(call, parse_error)
         injected = self._injected(call)
+        if isinstance(injected, float):  # a hang: answer late, having done nothing
+            await asyncio.sleep(injected)
+            injected = self._server_error(call, 504)
         if injected is not None:
             return injected
         if method in RATE_LIMITED and self.per_channel_rate is not None:
@@ -334,21 +346,27 @@ class FakeSlack:
             return self._fail(call, exc.error, **exc.extra)
         return web.json_response({"ok": True, **result})
 
-    def _injected(self, call: SlackCall) -> web.Response | None:
+    def _injected(self, call: SlackCall) -> web.Response | float | None:
         for inj in self._injections:
             if inj.times > 0 and inj.method in (None, call.method):
+                if inj.channel is not None and str(call.params.get("channel")) != inj.channel:
+                    continue
                 inj.times -= 1
+                if inj.status == 0:
+                    return inj.hang
                 if inj.status == 429:
                     return self._rate_limited(call, inj.retry_after)
                 if inj.status >= 500:
-                    call.status, call.error = inj.status, f"http_{inj.status}"
-                    return web.Response(
-                        status=inj.status,
-                        text=_HTML_ERROR.format(status=inj.status),
-                        content_type="text/html",
-                    )
+                    return self._server_error(call, inj.status)
                 return self._fail(call, inj.error or "internal_error")
         return None
+
+    @staticmethod
+    def _server_error(call: SlackCall, status: int) -> web.Response:
+        call.status, call.error = status, f"http_{status}"
+        return web.Response(
+            status=status, text=_HTML_ERROR.format(status=status), content_type="text/html"
+        )
 
     def _throttle(self, channel: str) -> int | None:
         """Seconds to wait if a post to ``channel`` now would exceed the per-channel rate."""
@@ -366,7 +384,7 @@ class FakeSlack:
         return web.json_response({"ok": False, "error": error, **extra})
 
     def _rate_limited(self, call: SlackCall, retry_after: int) -> web.Response:
-        call.status, call.error = 429, "ratelimited"
+        call.status, call.error, call.retry_after = 429, "ratelimited", retry_after
         return web.json_response(
             {"ok": False, "error": "ratelimited"},
             status=429,

@@ -54,8 +54,9 @@ class ApiCall:
     method: str
     params: dict[str, Any]
     chat_id: int | None
-    at: float
+    at: float  # time.monotonic() when the request arrived
     status: int = 200
+    retry_after: int | None = None  # of a 429 answer
 
 
 @dataclass
@@ -88,6 +89,7 @@ class _Injection:
     times: int
     retry_after: int
     description: str | None
+    hang: float = 30.0
 
 
 @dataclass
@@ -194,10 +196,12 @@ class FakeTelegram:
         times: int = 1,
         retry_after: int = 1,
         description: str | None = None,
+        hang: float = 30.0,
     ) -> None:
-        """Make the next ``times`` matching calls fail (status 0: hang, a timeout)."""
+        """Make the next ``times`` matching calls fail (status 0: hang for ``hang`` seconds
+        without doing anything, then answer 504: a timeout for a client that waits less)."""
         self._injections.append(
-            _Injection(status, method, chat_id, times, retry_after, description)
+            _Injection(status, method, chat_id, times, retry_after, description, hang)
         )
 
     def block(self, chat_id: int) -> None:
@@ -304,6 +308,7 @@ class FakeTelegram:
         }
         if exc.retry_after is not None:
             body["parameters"] = {"retry_after": exc.retry_after}
+            call.retry_after = exc.retry_after
         return web.json_response(body, status=exc.status)
 
     async def _apply_injection(self, method: str, chat_id: int | None) -> None:
@@ -316,7 +321,7 @@ class FakeTelegram:
                 continue
             inj.times -= 1
             if inj.status == 0:
-                await asyncio.sleep(30)
+                await asyncio.sleep(inj.hang)
                 raise _ApiError(504, "Gateway Timeout")
             if inj.status == 429:
                 raise _ApiError(

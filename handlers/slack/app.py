@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
@@ -51,8 +53,9 @@ def build_app(
     return app
 
 
-def http_app(app: AsyncApp, path: str) -> web.Application:
-    """An aiohttp application serving Slack's Events API and interactivity at ``path``."""
+def events_handler(app: AsyncApp) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler for Slack's Events API and interactivity (Bolt verifies the
+    signature and timestamp of every request)."""
 
     async def events(request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > MAX_BODY:
@@ -60,6 +63,12 @@ def http_app(app: AsyncApp, path: str) -> web.Application:
         bolt_response = await app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 
+    return events
+
+
+def http_app(app: AsyncApp, path: str) -> web.Application:
+    """A stand-alone aiohttp application serving Slack at ``path`` (``tensionbot run`` mounts
+    :func:`events_handler` on its one server instead)."""
     web_app = web.Application(client_max_size=MAX_BODY)
-    web_app.router.add_post(path, events)
+    web_app.router.add_post(path, events_handler(app))
     return web_app

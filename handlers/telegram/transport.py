@@ -28,6 +28,7 @@ SetOffset = Callable[[int], Awaitable[None]]
 ALLOWED_UPDATES = ["message", "callback_query"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 MAX_BODY = 1024 * 1024
+MAX_UPDATE_ATTEMPTS = 8  # then an update that keeps failing is skipped (logged), not retried
 
 
 async def poll(
@@ -41,6 +42,13 @@ async def poll(
     """Long-poll ``getUpdates`` until ``stop`` is set, processing updates one by one in order."""
     offset = await get_offset()
     backoff = 1.0
+    failed: dict[int, int] = {}  # update id -> failed attempts (e.g. the database was down)
+
+    async def note_failure(update: object, context: object) -> None:
+        if isinstance(update, Update):
+            failed[update.update_id] = failed.get(update.update_id, 0) + 1
+
+    application.add_error_handler(note_failure)
     while not stop.is_set():
         fetch = asyncio.ensure_future(
             application.bot.get_updates(
@@ -74,8 +82,17 @@ async def poll(
         backoff = 1.0
         for update in updates:
             await application.process_update(update)
+            if 0 < failed.get(update.update_id, 0) < MAX_UPDATE_ATTEMPTS:
+                # Not acknowledged: Telegram delivers it again (its effects were rolled back).
+                log.warning("update %s failed; fetching it again", update.update_id)
+                await _sleep(stop, float(failed[update.update_id]))
+                break
+            failed.pop(update.update_id, None)
             offset = update.update_id + 1
-            await set_offset(offset)
+            try:
+                await set_offset(offset)
+            except Exception:  # the next getUpdates confirms it anyway; a repeat is ignored
+                log.exception("could not store the polling offset")
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:
@@ -85,17 +102,19 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
         pass
 
 
-def webhook_app(
-    application: Application,
-    *,
-    path: str,
-    secret: str,
-) -> web.Application:
-    """An aiohttp app receiving Telegram webhook posts (secret token checked)."""
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def webhook_handler(application: Application, secret: str) -> Handler:
+    """The aiohttp handler for Telegram's webhook posts: the secret token is checked (403 when
+    wrong), the update processed, and only then is 200 returned."""
+    if not secret:
+        raise ValueError("a webhook needs a secret token")
+    expected = secret.encode()
 
     async def receive(request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "")
-        if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
+        if not hmac.compare_digest(given.encode(), expected):
             log.warning("refused a webhook call with a wrong secret token")
             return web.Response(status=403, text="forbidden")
         if request.content_length is not None and request.content_length > MAX_BODY:
@@ -110,10 +129,22 @@ def webhook_app(
         await application.process_update(update)
         return web.Response(text="ok")
 
+    return receive
+
+
+def webhook_app(
+    application: Application,
+    *,
+    path: str,
+    secret: str,
+) -> web.Application:
+    """A stand-alone aiohttp app receiving Telegram webhook posts (benchmarks; ``tensionbot run``
+    mounts :func:`webhook_handler` on its one server instead)."""
+
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")
 
     app = web.Application(client_max_size=MAX_BODY)
-    app.router.add_post(path, receive)
+    app.router.add_post(path, webhook_handler(application, secret))
     app.router.add_get("/healthz", healthz)
     return app

@@ -1,0 +1,106 @@
+"""Optional encryption at rest of free-text columns (Fernet, key from the environment).
+
+The key never lives in module state: :func:`attach_cipher` hangs a ``MultiFernet`` on one
+engine's dialect object, and the column types below look for it on the ``dialect`` SQLAlchemy
+passes to every bind and result conversion. An engine made without a key stores and reads
+plaintext as before; an engine with a key writes ciphertext and still reads older plaintext rows,
+so encryption can be switched on for an existing database.
+
+Stored form: ``fernet:<token>``. In a JSON column that is a JSON string (the column type does not
+change); in a text column it is the text itself.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy import JSON, Dialect, Text, TypeDecorator
+
+PREFIX = "fernet:"
+_ATTR = "tensionbot_cipher"
+
+
+class EncryptionError(Exception):
+    """Encrypted data cannot be read (no key configured, or the wrong key)."""
+
+
+def make_cipher(keys: str) -> MultiFernet:
+    """A cipher from one key or several separated by commas (the first encrypts; all decrypt, so
+    an old key can stay listed while rows are rotated). ValueError for a malformed key."""
+    parts = [k.strip() for k in keys.split(",") if k.strip()]
+    if not parts:
+        raise ValueError("no key")
+    return MultiFernet([Fernet(k.encode()) for k in parts])
+
+
+def attach_cipher(dialect: Dialect, cipher: MultiFernet | None) -> None:
+    """Make the encrypted column types of this engine (its dialect) use ``cipher``."""
+    setattr(dialect, _ATTR, cipher)
+
+
+def _cipher(dialect: Dialect) -> MultiFernet | None:
+    cipher = getattr(dialect, _ATTR, None)
+    assert cipher is None or isinstance(cipher, MultiFernet)
+    return cipher
+
+
+def _encrypt(plain: str, dialect: Dialect) -> str:
+    cipher = _cipher(dialect)
+    if cipher is None or plain == "":
+        return plain  # an empty text reveals nothing, and stays comparable in SQL
+    return PREFIX + cipher.encrypt(plain.encode()).decode()
+
+
+def _decrypt(stored: str, dialect: Dialect) -> str:
+    cipher = _cipher(dialect)
+    if cipher is None:
+        raise EncryptionError(
+            "the database holds encrypted text but TENSIONBOT_ENCRYPTION_KEY is not set"
+        )
+    try:
+        return cipher.decrypt(stored[len(PREFIX) :].encode()).decode()
+    except InvalidToken:
+        raise EncryptionError(
+            "encrypted text cannot be decrypted with TENSIONBOT_ENCRYPTION_KEY (wrong key?)"
+        ) from None
+
+
+def _is_token(value: str) -> bool:
+    return value.startswith(PREFIX + "gAAAAA")
+
+
+class EncryptedJSON(TypeDecorator[Any]):
+    """A JSON column whose value is encrypted (as a JSON string) when the engine has a key."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or _cipher(dialect) is None:
+            return value
+        return _encrypt(json.dumps(value, ensure_ascii=False, separators=(",", ":")), dialect)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, str) and _is_token(value):
+            return json.loads(_decrypt(value, dialect))
+        return value
+
+
+class EncryptedText(TypeDecorator[str]):
+    """A text column encrypted when the engine has a key (``Text``: ciphertext is longer)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return _encrypt(value, dialect)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        assert isinstance(value, str)
+        return _decrypt(value, dialect) if _is_token(value) else value

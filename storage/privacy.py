@@ -1,0 +1,226 @@
+"""SQL for retention, erasure and subject access (:class:`bot.ports.PrivacyRepo`).
+
+Free-text rows are read and written through the table columns, so encrypted columns are
+decrypted and re-encrypted by their column types. The audit log is never updated or deleted here
+(migration 0007 makes the database refuse it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain import (
+    AuditEntry,
+    Conversation,
+    Invite,
+    OutboxMessage,
+    OutboxStatus,
+    PactMeeting,
+    PactRecording,
+    Report,
+)
+from storage import tables
+
+_TERMINAL = [OutboxStatus.SENT.value, OutboxStatus.FAILED.value, OutboxStatus.UNCERTAIN.value]
+
+
+@dataclass(frozen=True)
+class _Kind:
+    table: Table
+    time: ColumnElement[Any]  # what "older than the cut-off" is measured on
+    fields: tuple[str, ...]
+    where: tuple[ColumnElement[bool], ...] = ()
+
+
+def _kinds() -> dict[str, _Kind]:
+    t = tables
+    p = t.pact_priorities.c
+    return {
+        "reports": _Kind(
+            t.reports, t.reports.c.created_at, ("answers", "form_version_id", "person_id")
+        ),
+        "action_events": _Kind(t.action_events, t.action_events.c.at, ("text", "action_id")),
+        "actions": _Kind(
+            t.actions,
+            func.coalesce(t.actions.c.closed_at, t.actions.c.created_at),
+            ("outcome_note", "report_id"),
+            (t.actions.c.state == "closed",),
+        ),
+        "outbox": _Kind(
+            t.outbox,
+            t.outbox.c.created_at,
+            ("payload", "action_id", "channel", "recipient"),
+            (t.outbox.c.status.in_(_TERMINAL),),
+        ),
+        "outbox_all": _Kind(
+            t.outbox, t.outbox.c.created_at, ("payload", "action_id", "channel", "recipient")
+        ),
+        "pact_priorities": _Kind(
+            t.pact_priorities,
+            func.coalesce(p.closed_at, p.report_back_at, p.created_at),
+            ("title", "report_back", "outcome"),
+        ),
+        "conversations": _Kind(
+            t.conversations,
+            t.conversations.c.updated_at,
+            ("draft", "tensions", "history", "status", "person_id"),
+        ),
+        "pact_recordings": _Kind(
+            t.pact_recordings, t.pact_recordings.c.updated_at, ("draft", "status", "person_id")
+        ),
+    }
+
+
+KINDS = _kinds()
+
+
+class SqlPrivacyRepo:
+    """Retention, erasure and subject-access queries."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def text_rows(
+        self,
+        kind: str,
+        *,
+        before: datetime | None = None,
+        since: datetime | None = None,
+        after_id: int = 0,
+        limit: int = 500,
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Rows of one kind in id order after ``after_id``, with the time column in
+        [since, before) when given: (id, {field: value})."""
+        k = KINDS[kind]
+        c = k.table.c
+        conditions = [c.id > after_id, *k.where]
+        if before is not None:
+            conditions.append(k.time < before)
+        if since is not None:
+            conditions.append(k.time >= since)
+        stmt = (
+            select(c.id, *(c[f] for f in k.fields))
+            .where(and_(*conditions))
+            .order_by(c.id)
+            .limit(limit)
+        )
+        rows = (await self.session.execute(stmt)).all()
+        return [(int(r[0]), dict(zip(k.fields, r[1:], strict=True))) for r in rows]
+
+    async def set_fields(self, kind: str, row_id: int, values: dict[str, Any]) -> None:
+        """Overwrite some fields of one row."""
+        table = KINDS[kind].table
+        await self.session.execute(update(table).where(table.c.id == row_id).values(**values))
+
+    async def inactive_people(self, before: datetime) -> list[int]:
+        """People marked inactive before ``before`` and not yet anonymised."""
+        c = tables.people.c
+        stmt = (
+            select(c.id)
+            .where(
+                c.active.is_(False),
+                func.coalesce(c.updated_at, c.created_at) < before,
+                ~c.email.like("%@erased.invalid"),
+            )
+            .order_by(c.id)
+        )
+        return [int(i) for i in (await self.session.scalars(stmt)).all()]
+
+    async def reports_of(self, person_id: int) -> Sequence[Report]:
+        c = tables.reports.c
+        stmt = select(Report).where(c.person_id == person_id).order_by(c.created_at, c.id)
+        return (await self.session.scalars(stmt)).all()
+
+    async def conversations_of(self, person_id: int) -> Sequence[Conversation]:
+        c = tables.conversations.c
+        stmt = select(Conversation).where(c.person_id == person_id).order_by(c.id)
+        return (await self.session.scalars(stmt)).all()
+
+    async def recordings_of(self, person_id: int) -> Sequence[PactRecording]:
+        c = tables.pact_recordings.c
+        stmt = select(PactRecording).where(c.person_id == person_id).order_by(c.id)
+        return (await self.session.scalars(stmt)).all()
+
+    async def invites_of(self, person_id: int) -> Sequence[Invite]:
+        c = tables.invites.c
+        stmt = select(Invite).where(c.person_id == person_id).order_by(c.id)
+        return (await self.session.scalars(stmt)).all()
+
+    async def meetings_attended(self, person_id: int) -> Sequence[PactMeeting]:
+        m, a = tables.pact_meetings, tables.pact_attendance
+        stmt = (
+            select(PactMeeting)
+            .join(a, a.c.meeting_id == m.c.id)
+            .where(a.c.person_id == person_id)
+            .order_by(m.c.starts_at, m.c.id)
+        )
+        return (await self.session.scalars(stmt)).all()
+
+    def _addressed(self, addresses: Sequence[tuple[str, str]]) -> ColumnElement[bool]:
+        c = tables.outbox.c
+        return or_(*(and_(c.channel == ch, c.recipient == to) for ch, to in addresses))
+
+    async def messages_to(self, addresses: Sequence[tuple[str, str]]) -> Sequence[OutboxMessage]:
+        """Outbound messages to any of these (channel, recipient) addresses."""
+        if not addresses:
+            return []
+        stmt = select(OutboxMessage).where(self._addressed(addresses)).order_by(tables.outbox.c.id)
+        return (await self.session.scalars(stmt)).all()
+
+    async def audit_about(self, refs: Sequence[str]) -> Sequence[AuditEntry]:
+        """Audit entries whose actor or subject is one of ``refs`` (e.g. ``person:12``)."""
+        if not refs:
+            return []
+        c = tables.audit_log.c
+        stmt = (
+            select(AuditEntry)
+            .where(or_(c.actor.in_(list(refs)), c.subject.in_(list(refs))))
+            .order_by(c.id)
+        )
+        return (await self.session.scalars(stmt)).all()
+
+    async def remove_links(
+        self, person_id: int, addresses: Sequence[tuple[str, str]]
+    ) -> dict[str, int]:
+        """Delete the person's invitations, PACT attendance and messages addressed to them."""
+        counts: dict[str, int] = {}
+        i, a, o = tables.invites, tables.pact_attendance, tables.outbox
+        for name, stmt in (
+            ("invites", delete(i).where(i.c.person_id == person_id)),
+            ("pact_attendance", delete(a).where(a.c.person_id == person_id)),
+        ):
+            counts[name] = (await self.session.execute(stmt)).rowcount  # type: ignore[attr-defined]
+        counts["outbox"] = 0
+        if addresses:
+            result = await self.session.execute(delete(o).where(self._addressed(addresses)))
+            counts["outbox"] = result.rowcount  # type: ignore[attr-defined]
+        return counts
+
+    async def replace_actor(self, old: Sequence[str], new: str) -> int:
+        """Replace an actor recorded by platform id (a Slack user id, an email) with ``new``
+        everywhere but the audit log."""
+        if not old:
+            return 0
+        t = tables
+        targets = [
+            (t.action_events, "actor"),
+            (t.actions, "acknowledged_by"),
+            (t.pact_priorities, "report_back_by"),
+            (t.pact_meetings, "recorded_by"),
+            (t.pact_meetings, "created_by"),
+            (t.campaigns, "created_by"),
+        ]
+        total = 0
+        for table, column in targets:
+            col = table.c[column]
+            result = await self.session.execute(
+                update(table).where(col.in_(list(old))).values({column: new})
+            )
+            total += result.rowcount  # type: ignore[attr-defined]
+        return total
