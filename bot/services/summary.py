@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -250,22 +251,39 @@ class SummaryService:
         trailing = [shift(month, -k) for k in range(12, 0, -1)]
         async with self.uow_factory() as uow:
             f = uow.figures
-            counts = {
-                m: await f.tension_counts(m, "ward", ward, category)
-                for m in (month, previous, last_year)
+            # Two grouped scans give every tension figure (the last year's month is among the
+            # trailing twelve); the rest below only regroups their few thousand rows.
+            cube = await f.tension_cube([*trailing, month])
+            levels = await f.tension_levels([month, previous, last_year], ward, category)
+            chosen: dict[tuple[str, str, str], int] = {
+                k: n
+                for k, n in cube.items()
+                if (ward is None or k[1] == ward) and (category is None or k[2] == category)
             }
+            by_group: dict[str, Counter[tuple[str, str]]] = {g: Counter() for g in GROUPS}
+            for (period, ward_, category_), n in chosen.items():
+                by_group["ward"][(period, ward_)] += n
+                by_group["category"][(period, category_)] += n
+            for (period, lv, basis), n in levels.items():
+                by_group["level"][(period, lv)] += n
+                by_group["basis"][(period, basis)] += n
+            totals = Counter[str]()
+            for (period, _), n in by_group["ward"].items():
+                totals[period] += n
             summary = Summary(
                 month,
                 ward,
                 category,
-                total=sum(counts[month].values()),
-                previous_total=sum(counts[previous].values()),
-                last_year_total=sum(counts[last_year].values()),
+                total=totals[month],
+                previous_total=totals[previous],
+                last_year_total=totals[last_year],
             )
             for by in GROUPS:
-                now_ = await f.tension_counts(month, by, ward, category)
-                prev_ = await f.tension_counts(previous, by, ward, category)
-                year_ = await f.tension_counts(last_year, by, ward, category)
+                counter = by_group[by]
+                now_, prev_, year_ = (
+                    {k: n for (p, k), n in counter.items() if p == m and n}
+                    for m in (month, previous, last_year)
+                )
                 keys = sorted(
                     set(now_) | set(prev_) | set(year_), key=lambda k: (-now_.get(k, 0), k)
                 )
@@ -274,7 +292,11 @@ class SummaryService:
                         by, [(k, now_.get(k, 0), prev_.get(k, 0), year_.get(k, 0)) for k in keys]
                     )
                 )
-            tensions = await f.tensions_by_ward_month([*trailing, month])
+            tensions = Counter[tuple[str, str]]()
+            by_month = Counter[tuple[str, str]]()
+            for (period, ward_, category_), n in cube.items():
+                tensions[(ward_, period)] += n
+                by_month[(period, category_)] += n
             crimes = await f.hate_crime_by_ward_month([*trailing, month])
             wards = [ward] if ward else list(self.config.partnership.wards)
             for source, table in (("tension reports", tensions), ("hate crimes", crimes)):
@@ -334,17 +356,17 @@ class SummaryService:
                 key=lambda x: (-x[1], x[0]),
             )
             summary.months = [*trailing, month]
-            by_month = await f.tensions_by(summary.months, "period", "category")
             for category_ in sorted({c for _, c in by_month}):
                 if category is None or category_ == category:
                     summary.trend[category_] = [
                         by_month.get((m, category_), 0) for m in summary.months
                     ]
-            matrix = await f.tensions_by([month], "ward", "category")
             summary.matrix = {
-                k: v
-                for k, v in matrix.items()
-                if (ward is None or k[0] == ward) and (category is None or k[1] == category)
+                (w, c): n
+                for (p, w, c), n in cube.items()
+                if p == month
+                and (ward is None or w == ward)
+                and (category is None or c == category)
             }
             summary.tension_by_ward = {w: tensions.get((w, month), 0) for w in wards}
             await audit(
