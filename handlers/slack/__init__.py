@@ -21,7 +21,8 @@ from bot.services.actions import OUTCOME_LABELS, ActionError, ActionService, Off
 from bot.services.reports import ReportingRefused, ReportingService
 from bot.services.summary import SummaryRefused, SummaryService
 from handlers.slack import views
-from handlers.slack.render import escape, render
+from handlers.slack.messenger import post_with_charts
+from handlers.slack.render import escape
 
 log = logging.getLogger(__name__)
 
@@ -259,19 +260,8 @@ def register(
             # The refusal may quote what was typed: escaped, like all text from a user.
             await client.chat_postEphemeral(channel=channel, user=user, text=escape(str(exc)))
             return
-        text, blocks = render(result.message)
-        if not result.charts:
-            await client.chat_postMessage(channel=channel, text=text, blocks=blocks)
-            return
-        await client.files_upload_v2(
-            channel=channel,
-            initial_comment=text,
-            file_uploads=[
-                {
-                    "content": data,
-                    "filename": name,
-                    "title": name.removesuffix(".png").replace("_", " "),
-                }
-                for name, data in result.charts
-            ],
-        )
+        charts = [
+            (name, data, name.removesuffix(".png").replace("_", " "))
+            for name, data in result.charts
+        ]
+        await post_with_charts(client, channel, result.message, charts)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -85,3 +87,24 @@ class SlackMessenger:
             return SendResult(ok=False, permanent=True, error=error)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             return SendResult(ok=False, error=f"{type(exc).__name__}: {exc}")
+
+
+async def post_with_charts(
+    client: Any,
+    channel: str,
+    message: OutgoingMessage,
+    charts: Sequence[tuple[str, bytes, str]],
+) -> None:
+    """Answer a slash command: the message, with the charts (filename, PNG, title) uploaded
+    under it as one post, or the message alone when there are none."""
+    text, blocks = render(message)
+    if not charts:
+        await client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+        return
+    await client.files_upload_v2(
+        channel=channel,
+        initial_comment=text,
+        file_uploads=[
+            {"content": data, "filename": name, "title": title} for name, data, title in charts
+        ],
+    )

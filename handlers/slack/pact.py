@@ -19,7 +19,8 @@ from bot.charts import pact_attendance, png
 from bot.pact import PactInsight
 from bot.services.pact import PactError, PactService, insight_message
 from handlers.slack import pact_views
-from handlers.slack.render import escape, render
+from handlers.slack.messenger import post_with_charts
+from handlers.slack.render import escape
 
 log = logging.getLogger(__name__)
 
@@ -162,16 +163,9 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
             # The refusal may quote what was typed: escaped, like all text from a user.
             await client.chat_postEphemeral(channel=channel, user=user, text=escape(str(exc)))
             return
-        text, blocks = render(insight_message(insight))
-        if insight.empty:
-            await client.chat_postMessage(channel=channel, text=text, blocks=blocks)
-            return
-        # Drawing takes a moment of CPU: keep it off the event loop.
-        chart = await asyncio.to_thread(_chart, insight)
-        await client.files_upload_v2(
-            channel=channel,
-            initial_comment=text,
-            file_uploads=[
-                {"content": chart, "filename": "pact_attendance.png", "title": "PACT attendance"}
-            ],
-        )
+        charts = []
+        if not insight.empty:
+            # Drawing takes a moment of CPU: keep it off the event loop.
+            chart = await asyncio.to_thread(_chart, insight)
+            charts.append(("pact_attendance.png", chart, "PACT attendance"))
+        await post_with_charts(client, channel, insight_message(insight), charts)
