@@ -63,6 +63,15 @@ class DispatchStats:
     recovered_resent: int = 0
 
 
+def first_done(tasks: set[asyncio.Task[None]]) -> asyncio.Future[Any]:
+    """A future that completes when any of ``tasks`` does (at once if one already has).
+
+    It watches a copy: asyncio.wait reads its argument only when the wrapping task first runs,
+    and by then a send that finished in this turn of the loop may have left the live set empty
+    ("Set of Tasks/Futures is empty", raised in a task nobody awaits)."""
+    return asyncio.ensure_future(asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED))
+
+
 class _ChannelLimiter:
     """Global + per-recipient token buckets for one channel, and a shared 429 pause."""
 
@@ -206,11 +215,7 @@ class OutboxDispatcher:
                     asyncio.ensure_future(stop.wait()),
                 ]
                 if self._in_flight:
-                    waiters.append(
-                        asyncio.ensure_future(
-                            asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
-                        )
-                    )
+                    waiters.append(first_done(self._in_flight))
                 _, pending = await asyncio.wait(
                     waiters, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
                 )
@@ -224,7 +229,8 @@ class OutboxDispatcher:
         """Claim as many due rows as each channel has free slots and start sending them."""
         free = {ch: cap - len(self._busy[ch]) for ch, cap in self._caps.items()}
         if not any(n > 0 for n in free.values()):
-            await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+            if self._in_flight:
+                await asyncio.wait(set(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
             return 1
         now = self.clock.now()
         async with self.uow_factory() as uow:
@@ -250,7 +256,7 @@ class OutboxDispatcher:
                 if await self.dispatch_once():
                     continue
                 if self._in_flight:
-                    await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(set(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
                     continue
                 # A send may have finished (and unblocked the next message to its chat) while
                 # the claim above was running: only a claim made with nothing in flight is final.
