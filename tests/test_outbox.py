@@ -11,7 +11,7 @@ from bot.domain import OutboxStatus
 from bot.messages import MessageBuilder
 from bot.ports import SendResult
 from bot.services.common import enqueue
-from bot.services.outbox import OutboxDispatcher, RateLimits, first_done
+from bot.services.outbox import OutboxDispatcher, RateLimits, first_done, global_bucket
 from tests.helpers import services_for
 
 
@@ -129,3 +129,21 @@ async def test_the_idle_wait_survives_a_send_finishing_under_it() -> None:
     watcher = first_done(in_flight)
     done, _ = await asyncio.wait_for(watcher, 1)
     assert done == {task} and in_flight == set()
+
+
+async def test_the_global_bucket_never_lets_more_than_the_rate_plus_one_into_a_second() -> None:
+    """Telegram counts sends per second. The bucket's headroom (which lets a send make up for
+    a late wake-up) must never let ``floor(rate) + 2`` sends into any one-second window, from
+    a standing start included. A rate with a fraction is the case the headroom is sized for."""
+    import bisect
+    import math
+
+    loop = asyncio.get_running_loop()
+    for rate in (60.5, 80.0):
+        bucket = global_bucket(rate)
+        times: list[float] = []
+        for _ in range(int(rate * 1.6)):
+            await bucket.acquire()
+            times.append(loop.time())
+        busiest = max(bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times))
+        assert busiest <= math.floor(rate) + 1, (rate, busiest)
