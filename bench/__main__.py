@@ -385,7 +385,10 @@ def write_results(
     w(
         "Synthetic reports spread evenly over 120 months (2017-01 to 2026-12) and 20 wards, "
         "with police hate-crime figures for every month, ward and strand (12,000 rows); "
-        "generated with `executemany` (SQLite) or `COPY` (PostgreSQL), then `ANALYZE`. "
+        "generated with `executemany` (SQLite) or `COPY` (PostgreSQL), then `ANALYZE`; "
+        "*generate* includes the triggers that keep the count tables `report_counts` and "
+        "`report_cube` in step (migration 0008), which is what each report costs at write "
+        "time for the summary to read counts instead of rows. "
         "*Month* is the real `SummaryService.build('2026-06')` (every aggregate of the monthly "
         "summary: breakdowns against the previous month and last year, 13-month trends, "
         "pockets of concern, hate crime, return rates, actions; one audit row). *Year* is twelve "

@@ -552,20 +552,14 @@ class _Returns(_Repo):
         return {(str(x), str(y)): int(n) for x, y, n in (await self.session.execute(stmt)).all()}
 
     async def hate_crime_by_strand(self, months: Sequence[str]) -> dict[tuple[str, str, str], int]:
-        """(month, ward, strand) -> count."""
+        """(month, ward, strand) -> count (one row each: the three are unique together)."""
         t = tables.hate_crime_figures
-        stmt = (
-            select(t.c.month, t.c.ward, t.c.strand, func.sum(t.c.count))
-            .where(t.c.month.in_(list(months)))
-            .group_by(t.c.month, t.c.ward, t.c.strand)
-        )
+        stmt = select(t.c.month, t.c.ward, t.c.strand, t.c.count).where(t.c.month.in_(list(months)))
         return {(m, w, s): int(n) for m, w, s, n in (await self.session.execute(stmt)).all()}
 
 
 class SqlFigureRepo(_Returns):
     """Hate-crime figures, and GROUP BY aggregations over reports (indexed on period, ward)."""
-
-    _GROUPS = frozenset({"ward", "category", "level", "basis", "source"})
 
     async def replace_months(
         self, months: Sequence[str], rows: Sequence[tuple[str, str, str, int]], at: datetime
@@ -581,41 +575,26 @@ class SqlFigureRepo(_Returns):
                 ],
             )
 
-    async def hate_crime_by_ward_month(self, months: Sequence[str]) -> dict[tuple[str, str], int]:
-        t = tables.hate_crime_figures
-        stmt = (
-            select(t.c.ward, t.c.month, func.sum(t.c.count))
-            .where(t.c.month.in_(list(months)))
-            .group_by(t.c.ward, t.c.month)
-        )
-        return {(w, m): int(n) for w, m, n in (await self.session.execute(stmt)).all()}
-
-    async def tensions_by_ward_month(self, months: Sequence[str]) -> dict[tuple[str, str], int]:
-        t = tables.reports
-        stmt = (
-            select(t.c.ward, t.c.period, func.count())
-            .where(t.c.period.in_(list(months)))
-            .group_by(t.c.ward, t.c.period)
-        )
-        return {(w, m): int(n) for w, m, n in (await self.session.execute(stmt)).all()}
-
     async def tension_cube(self, months: Sequence[str]) -> dict[tuple[str, str, str], int]:
-        """(period, ward, category) -> reports, over ``months``: one index-only scan that most
-        of the summary is derived from."""
-        t = tables.reports
+        """(period, ward, category) -> reports, over ``months``, most of the summary is derived
+        from: read from the trigger-kept ``report_cube``, a few thousand rows at most."""
+        t = tables.report_cube
         cols = (t.c.period, t.c.ward, t.c.category)
-        stmt = select(*cols, func.count()).where(t.c.period.in_(list(months))).group_by(*cols)
-        return {(p, w, c): int(n) for p, w, c, n in (await self.session.execute(stmt)).all()}
+        n = func.sum(t.c.n)
+        stmt = select(*cols, n).where(t.c.period.in_(list(months))).group_by(*cols).having(n > 0)
+        return {(p, w, c): int(k) for p, w, c, k in (await self.session.execute(stmt)).all()}
 
     async def tension_levels(
         self, months: Sequence[str], ward: str | None = None, category: str | None = None
     ) -> dict[tuple[str, str, str], int]:
         """(period, level, basis) -> reports over ``months`` (optionally one ward/category)."""
-        t = tables.reports
+        t = tables.report_counts
+        n = func.sum(t.c.n)
         stmt = (
-            select(t.c.period, t.c.level, t.c.basis, func.count())
+            select(t.c.period, t.c.level, t.c.basis, n)
             .where(t.c.period.in_(list(months)))
             .group_by(t.c.period, t.c.level, t.c.basis)
+            .having(n > 0)
         )
         if ward is not None:
             stmt = stmt.where(t.c.ward == ward)
@@ -623,20 +602,6 @@ class SqlFigureRepo(_Returns):
             stmt = stmt.where(t.c.category == category)
         rows = (await self.session.execute(stmt)).all()
         return {(p, str(lv), b): int(n) for p, lv, b, n in rows}
-
-    async def tension_counts(
-        self, month: str, by: str, ward: str | None = None, category: str | None = None
-    ) -> dict[str, int]:
-        if by not in self._GROUPS:
-            raise ValueError(f"cannot group by {by!r}")
-        t = tables.reports
-        column = t.c[by]
-        stmt = select(column, func.count()).where(t.c.period == month).group_by(column)
-        if ward is not None:
-            stmt = stmt.where(t.c.ward == ward)
-        if category is not None:
-            stmt = stmt.where(t.c.category == category)
-        return {str(k): int(n) for k, n in (await self.session.execute(stmt)).all()}
 
 
 class SqlAuditRepo(_Repo):

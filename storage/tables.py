@@ -183,6 +183,29 @@ reports = Table(
     Index("ix_reports_person_created", "person_id", "created_at"),
 )
 
+# Reports per (period, ward, category, level, basis), kept in step with ``reports`` by triggers
+# (migration 0008): the summary reads these counts, not every report of thirteen months.
+report_counts = Table(
+    "report_counts",
+    metadata,
+    Column("period", String(7), primary_key=True),
+    Column("ward", String(100), primary_key=True),
+    Column("category", String(40), primary_key=True),
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("basis", String(20), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+# Reports per (period, ward, category): the thirteen-month cube of the summary, kept the same way.
+report_cube = Table(
+    "report_cube",
+    metadata,
+    Column("period", String(7), primary_key=True),
+    Column("ward", String(100), primary_key=True),
+    Column("category", String(40), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
 reference_counters = Table(
     "reference_counters",
     metadata,

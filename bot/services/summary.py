@@ -251,8 +251,8 @@ class SummaryService:
         trailing = [shift(month, -k) for k in range(12, 0, -1)]
         async with self.uow_factory() as uow:
             f = uow.figures
-            # Two grouped scans give every tension figure (the last year's month is among the
-            # trailing twelve); the rest below only regroups their few thousand rows.
+            # Two reads of the trigger-kept count tables give every tension figure (the last
+            # year's month is among the trailing twelve); the rest below only regroups them.
             cube = await f.tension_cube([*trailing, month])
             levels = await f.tension_levels([month, previous, last_year], ward, category)
             chosen: dict[tuple[str, str, str], int] = {
@@ -297,7 +297,11 @@ class SummaryService:
             for (period, ward_, category_), n in cube.items():
                 tensions[(ward_, period)] += n
                 by_month[(period, category_)] += n
-            crimes = await f.hate_crime_by_ward_month([*trailing, month])
+            # The police figures once, by strand; the ward totals are their sums.
+            by_strand = await f.hate_crime_by_strand([*trailing, month])
+            crimes = Counter[tuple[str, str]]()
+            for (m, w, _), count in by_strand.items():
+                crimes[(w, m)] += count
             wards = [ward] if ward else list(self.config.partnership.wards)
             for source, table in (("tension reports", tensions), ("hate crimes", crimes)):
                 observed = {w: table.get((w, month), 0) for w in wards}
@@ -346,7 +350,6 @@ class SummaryService:
                 )
             now_s: dict[str, int] = {}
             past_s: dict[str, int] = {}
-            by_strand = await f.hate_crime_by_strand([*trailing, month])
             for (m, w, strand), count in by_strand.items():
                 if ward is None or w == ward:
                     target = now_s if m == month else past_s
