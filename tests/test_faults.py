@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,6 +74,10 @@ def figures(
         print(line)
         if reporter is not None:
             reporter.write_line(line)
+    # Under pytest-xdist a worker's terminal is not shown: scripts/test-all names a file here
+    # and prints it after the run.
+    if out := os.environ.get("TENSIONBOT_FAULT_FIGURES"):
+        Path(out).write_text("\n".join(book.summary()) + "\n", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- platform faults

@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.messages import OutgoingMessage
@@ -27,7 +28,22 @@ class SlackMessenger:
     channel = "slack"
 
     def __init__(self, client: AsyncWebClient) -> None:
-        self.client = client
+        # The outbox's own copy of the client, without slack_sdk's 429 retry: a 429 must reach
+        # the dispatcher at once, which then holds back every Slack send for Retry-After. (With
+        # the SDK's retry, this one request slept while the dispatcher sent others into the
+        # limit: the fault suite caught a post inside a 429's Retry-After.) Direct calls made in
+        # Slack's 3-second window (modals, ephemeral replies) keep the retrying client.
+        self.client = AsyncWebClient(
+            token=client.token,
+            base_url=client.base_url,
+            timeout=client.timeout,
+            headers=client.headers,
+            retry_handlers=[
+                h
+                for h in client.retry_handlers
+                if not isinstance(h, AsyncRateLimitErrorRetryHandler)
+            ],
+        )
         self._dms: dict[str, str] = {}
 
     async def _channel_for(self, recipient: str) -> str:
