@@ -297,6 +297,18 @@ class SqlReportRepo(_Repo):
         )
         return {pid: n for pid, n in (await self.session.execute(stmt)).all()}
 
+    async def lock_period(self, period: str) -> None:
+        """Queue behind (and hold off) every other writer of ``period``'s reports.
+
+        Adding reports takes the period's reference counter first (``next_number``), so
+        changing a counted column of a report takes the same row lock before the count
+        triggers lock their rows: every transaction then locks the counts in one order and
+        two cannot deadlock. (Reports of other periods never share a count row.)"""
+        t = tables.reference_counters
+        await self.session.execute(
+            update(t).where(t.c.prefix == f"TR-{period}").values(last=t.c.last)
+        )
+
     async def next_number(self, prefix: str) -> int:
         """Atomically take the next number for a reference prefix (e.g. ``TR-2026-11``)."""
         t = tables.reference_counters
@@ -579,9 +591,10 @@ class SqlFigureRepo(_Returns):
         """(period, ward, category) -> reports, over ``months``, most of the summary is derived
         from: read from the trigger-kept ``report_cube``, a few thousand rows at most."""
         t = tables.report_cube
-        cols = (t.c.period, t.c.ward, t.c.category)
-        n = func.sum(t.c.n)
-        stmt = select(*cols, n).where(t.c.period.in_(list(months))).group_by(*cols).having(n > 0)
+        # One row per key already (the primary key): no grouping.
+        stmt = select(t.c.period, t.c.ward, t.c.category, t.c.n).where(
+            t.c.period.in_(list(months)), t.c.n > 0
+        )
         return {(p, w, c): int(k) for p, w, c, k in (await self.session.execute(stmt)).all()}
 
     async def tension_levels(

@@ -188,11 +188,12 @@ reports = Table(
 report_counts = Table(
     "report_counts",
     metadata,
+    # Key order (period, level, basis, …): the summary groups by the first three, in key order.
     Column("period", String(7), primary_key=True),
-    Column("ward", String(100), primary_key=True),
-    Column("category", String(40), primary_key=True),
     Column("level", Integer, primary_key=True, autoincrement=False),
     Column("basis", String(20), primary_key=True),
+    Column("ward", String(100), primary_key=True),
+    Column("category", String(40), primary_key=True),
     Column("n", Integer, nullable=False),
 )
 

@@ -28,7 +28,8 @@ async def test_models_match_migrations(db_url: str) -> None:
 
 
 async def test_upgrade_keeps_and_backfills_existing_reports(db_url: str) -> None:
-    """Migrating a database that already holds reports: 0003 -> head backfills their period."""
+    """Migrating a database that already holds reports: 0003 -> head backfills their period, and
+    then their counts."""
     from datetime import UTC, datetime
 
     from sqlalchemy import text
@@ -64,7 +65,16 @@ async def test_upgrade_keeps_and_backfills_existing_reports(db_url: str) -> None
         await upgrade(db.engine)
         async with db.engine.connect() as conn:
             period = (await conn.execute(text("SELECT period FROM reports"))).scalar_one()
+            counts = (
+                await conn.execute(
+                    text("SELECT period, ward, category, level, basis, n FROM report_counts")
+                )
+            ).all()
+            cube = (await conn.execute(text("SELECT * FROM report_cube"))).all()
         assert period == "2026-07"
+        # 0008 counted the report already stored (after 0004 gave it its period).
+        assert [tuple(r) for r in counts] == [("2026-07", "Park", "race", 2, "experienced", 1)]
+        assert [tuple(r) for r in cube] == [("2026-07", "Park", "race", 1)]
     finally:
         await db.dispose()
 

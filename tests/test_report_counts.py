@@ -142,3 +142,28 @@ async def test_concurrent_writers_are_all_counted(db_url: str) -> None:
                 ("cube", "2026-12", "Park", "race"): 100,
             }
         )
+
+
+async def test_changing_a_report_queues_behind_new_reports_of_its_period(db_url: str) -> None:
+    """Recategorising takes the period's reference counter before the count triggers lock
+    their rows, as adding reports does: a transaction numbering a new report of that period
+    waits for it (so the two cannot lock the count rows in opposite orders and deadlock)."""
+    clock = FakeClock(datetime(2027, 1, 2, tzinfo=UTC))
+    async with services_for(db_url, clock) as s:
+        async with s.db.uow() as uow:
+            assert await uow.reports.next_number("TR-2026-12") == 1
+            await uow.commit()
+        async with s.db.uow() as holder:
+            await holder.reports.lock_period("2026-12")
+
+            async def number() -> int:
+                async with s.db.uow() as uow:
+                    n = await uow.reports.next_number("TR-2026-12")
+                    await uow.commit()
+                    return n
+
+            waiting = asyncio.create_task(number())
+            await asyncio.sleep(0.5)
+            assert not waiting.done()  # it queues behind the holder
+            await holder.commit()
+        assert await asyncio.wait_for(waiting, 10) == 2

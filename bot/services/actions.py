@@ -294,6 +294,8 @@ class ActionService:
                 raise ActionError("That is already its category.")
             old = form.display_value(question, report.category)
             new = form.display_value(question, category)
+            # Before the change reaches the count triggers: see ReportRepo.lock_period.
+            await uow.reports.lock_period(report.period)
             report.category = category
             answers = dict(report.answers)
             answers["category"] = category

@@ -10,8 +10,13 @@ same transaction as every insert, delete and change of those columns, whichever 
 it. The summary reads a few thousand counts instead of scanning every report of thirteen months
 (bench/RESULTS.md, part 3). Rows that fall to zero stay, and are filtered out when read.
 
-Note for later migrations: on SQLite, a batch operation that recreates ``reports`` drops these
-triggers; such a migration must create them again (see ``create_triggers``).
+Notes for later migrations:
+- on SQLite, a batch operation that recreates ``reports`` drops these triggers; such a migration
+  must create them again (see ``create_triggers``);
+- on PostgreSQL, changing the type of a counted column is refused while ``reports_count_change``
+  names it: drop the trigger, alter, create it again;
+- widening ``reports.ward`` or ``category`` must widen the same columns of ``report_counts`` and
+  ``report_cube``, or every insert of a longer value fails.
 """
 
 from collections.abc import Sequence
@@ -24,7 +29,7 @@ down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-KEY = "period, ward, category, level, basis"
+KEY = "period, level, basis, ward, category"
 PLACE = "period, ward, category"
 
 
@@ -109,13 +114,14 @@ def upgrade() -> None:
     op.create_table(
         "report_counts",
         sa.Column("period", sa.String(length=7), nullable=False),
-        sa.Column("ward", sa.String(length=100), nullable=False),
-        sa.Column("category", sa.String(length=40), nullable=False),
         sa.Column("level", sa.Integer(), nullable=False),
         sa.Column("basis", sa.String(length=20), nullable=False),
+        sa.Column("ward", sa.String(length=100), nullable=False),
+        sa.Column("category", sa.String(length=40), nullable=False),
         sa.Column("n", sa.Integer(), nullable=False),
+        # (period, level, basis) first: the summary groups by them, in key order.
         sa.PrimaryKeyConstraint(
-            "period", "ward", "category", "level", "basis", name=op.f("pk_report_counts")
+            "period", "level", "basis", "ward", "category", name=op.f("pk_report_counts")
         ),
     )
     op.create_table(
