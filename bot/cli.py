@@ -18,7 +18,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -29,7 +29,7 @@ T = TypeVar("T")
 ADMIN = "cli"
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(2)
 
@@ -176,6 +176,31 @@ def people_list(config: Config, fmt: str) -> None:
 
 def _privacy(s: Any) -> Any:
     return s.privacy
+
+
+@people.command("deactivate")
+@click.argument("email")
+@click.pass_obj
+def people_deactivate(config: Config, email: str) -> None:
+    """Mark a person as having left: no more forms, reminders or summaries, and the bot refuses
+    them. After privacy.personal_data_months the retention tick anonymises them."""
+    _set_active(config, email, False)
+
+
+@people.command("reactivate")
+@click.argument("email")
+@click.pass_obj
+def people_reactivate(config: Config, email: str) -> None:
+    """Undo `people deactivate` (a people import that lists them does the same)."""
+    _set_active(config, email, True)
+
+
+def _set_active(config: Config, email: str, active: bool) -> None:
+    person = _run(config, lambda s: s.people.set_active(email, active, actor=ADMIN))
+    if person is None:
+        _fail(f"no person with email {email!r}")
+    state = "active" if active else "inactive"
+    click.echo(f"{person.name} <{person.email}> is {state}")
 
 
 @people.command("erase")

@@ -18,6 +18,8 @@ COMMANDS = [
     ["people"],
     ["people", "import"],
     ["people", "list"],
+    ["people", "deactivate"],
+    ["people", "reactivate"],
     ["people", "erase"],
     ["people", "export"],
     ["privacy"],
@@ -96,6 +98,17 @@ def test_people_invites_campaign_round_trip(tmp_path: Path, db_url: str) -> None
     data = json.loads(status.output)
     assert data["counts"] == {"unreachable": 2}
     assert {p["detail"] for p in data["people"]} == {"never linked"}
+
+    # Tom leaves: the next return is not sent to him; an unknown email is named.
+    left = runner.invoke(main, [*base, "people", "deactivate", "TOM@x.org"])
+    assert left.exit_code == 0 and "Tom <tom@x.org> is inactive" in left.output, left.output
+    nobody = runner.invoke(main, [*base, "people", "deactivate", "eve@x.org"])
+    assert nobody.exit_code != 0 and "no person with email 'eve@x.org'" in nobody.output
+    runner.invoke(main, [*base, "campaign", "open", "--period", "2030-02"])
+    status = runner.invoke(main, [*base, "campaign", "status", "--period", "2030-02", "--json"])
+    assert json.loads(status.output)["counts"] == {"unreachable": 1}
+    back = runner.invoke(main, [*base, "people", "reactivate", "tom@x.org"])
+    assert back.exit_code == 0 and "Tom <tom@x.org> is active" in back.output
 
     bad_period = runner.invoke(main, [*base, "campaign", "status", "--period", "2030-13"])
     assert bad_period.exit_code == 2 and "YYYY-MM" in bad_period.output

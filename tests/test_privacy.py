@@ -298,11 +298,13 @@ async def test_inactive_people_are_anonymised_after_personal_data_months(
     world: Any, clock: FakeClock
 ) -> None:
     s, _, _, _ = world
+    # Mark leaves office (`tensionbot people deactivate`); the change is audited.
+    mark = await s.people.set_active("mark@example.org", False, actor="admin")
+    assert mark is not None and not mark.active
+    assert await s.people.set_active("nobody@example.org", False, actor="admin") is None
     async with s.db.uow() as uow:
-        mark = await uow.people.by_email("mark@example.org")
-        assert mark is not None
-        mark.active, mark.updated_at = False, clock.now()
-        await uow.commit()
+        logged = await uow.privacy.audit_about([f"person:{mark.id}"])
+    assert "people.deactivate" in {e.action for e in logged}
     service = PrivacyService(s.config, s.db.uow, s.clock)
     assert (await service.tick()).anonymised == 0
     clock.advance(timedelta(days=31 * 15))

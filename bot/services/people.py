@@ -222,6 +222,27 @@ class PeopleService:
             await uow.commit()
         return result
 
+    async def set_active(self, email: str, active: bool, *, actor: str) -> Person | None:
+        """Mark a person as having left (a councillor not re-elected, a leader who stepped
+        down) or as back again; None for an unknown email.
+
+        An inactive person gets no forms, reminders, invitations or summaries, and the bot
+        answers them as it answers a stranger. ``updated_at`` records when they left: after
+        ``privacy.personal_data_months`` the retention tick anonymises them. A people import
+        that lists them makes them active again."""
+        now = self.clock.now()
+        async with self.uow_factory() as uow:
+            person = await uow.people.by_email(email.strip().lower())
+            if person is None or person.id is None:
+                return None
+            if person.active != active:
+                person.active = active
+                person.updated_at = now
+                action = "people.reactivate" if active else "people.deactivate"
+                await audit(uow, now, actor, action, f"person:{person.id}")
+                await uow.commit()
+            return person
+
     async def everyone(self) -> Sequence[Person]:
         """Everyone, by name."""
         async with self.uow_factory() as uow:
