@@ -92,3 +92,37 @@ async def link_all(services: Services, base_user_id: int = 100) -> dict[str, int
         await services.people.link_telegram(Sender("telegram", chat, chat, None), token)
         chats[link.person.email] = chat
     return chats
+
+
+async def heath_town_meetings(
+    services: Services, *, second_venue: str, second_priority: str
+) -> tuple[Any, Any]:
+    """Two Heath Town PACT meetings, on 10 and 30 November 2026 at 18:30. The first was
+    recorded (by Chris, in Slack) with 12 people, 3 of them new, and two new priorities:
+    speeding (owner npt) and ``second_priority`` (owner cohesion)."""
+    from bot.services.pact import MeetingRecord
+
+    meetings = [
+        await services.pact.schedule(
+            neighbourhood="heath-town",
+            on=day,
+            at="18:30",
+            venue=venue,
+            format="in_person",
+            chair_email=None,
+            actor="t",
+            allow_past=True,
+        )
+        for day, venue in (("2026-11-10", "Heath Town Library"), ("2026-11-30", second_venue))
+    ]
+    a, b = meetings
+    assert a.id is not None and b.id is not None
+    record = MeetingRecord(
+        public=12,
+        new=3,
+        partners=[],
+        reviews=[],
+        new_priorities=[("Speeding on Wolverhampton Road", "npt"), (second_priority, "cohesion")],
+    )
+    assert await services.pact.slack_record("U0CHRIS", a.id, record) == {}
+    return a, b

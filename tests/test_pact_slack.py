@@ -24,6 +24,7 @@ from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser
 from bot.sim.scripts import select_value, text_value, until
 from bot.sim.world import SimWorld, free_port
 from tests.conftest import SLACK_ENV, make_config
+from tests.helpers import heath_town_meetings
 from tests.test_actions import ROUTING, TEAMS
 
 PEOPLE = """name,role,wards,organisation,email,slack_user_id
@@ -134,41 +135,10 @@ async def pact(
         await w.import_people(PEOPLE)
         async with w.services.db.uow() as uow:
             people = {p.email: p.id for p in await uow.people.all() if p.id is not None}
-        service = w.services.pact
-        a = await service.schedule(
-            neighbourhood="heath-town",
-            on="2026-11-10",
-            at="18:30",
-            venue="Heath Town Library",
-            format="in_person",
-            chair_email=None,
-            actor="t",
-            allow_past=True,
+        a, b = await heath_town_meetings(
+            w.services, second_venue="Heath Town <b>Baptist</b> Church", second_priority=EVIL
         )
-        b = await service.schedule(
-            neighbourhood="heath-town",
-            on="2026-11-30",
-            at="18:30",
-            venue="Heath Town <b>Baptist</b> Church",
-            format="in_person",
-            chair_email=None,
-            actor="t",
-            allow_past=True,
-        )
-        assert a.id is not None and b.id is not None
-        # Meeting A was recorded earlier (in Telegram, say): it set two priorities.
-        errors = await service.slack_record(
-            "U0CHRIS",
-            a.id,
-            MeetingRecord(
-                public=12,
-                new=3,
-                partners=[],
-                reviews=[],
-                new_priorities=[("Speeding on Wolverhampton Road", "npt"), (EVIL, "cohesion")],
-            ),
-        )
-        assert errors == {}
+        # Meeting A was recorded earlier (in Slack, by Chris): it set two priorities.
         speeding, litter = await _open(w)  # the two new, open priorities
         assert speeding.title.startswith("Speeding") and litter.title == EVIL
         yield Pact(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any
 
@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.buttons import Action, BadPayload, Kind
-from bot.clock import FakeClock
 from bot.messages import Button, OutgoingMessage, Span
 from bot.sim.fake_slack import FakeSlack
 from bot.sim.fake_telegram import FakeTelegram
@@ -29,16 +28,20 @@ from bot.sim.scripts import text_value, until
 from handlers.slack import pact_views
 from handlers.slack.render import render
 from handlers.telegram.render import render_text
+from tests import test_security
 from tests.test_security import (
     BOOKKEEPING,
     SLACK_ACTIONS,
-    STRANGER_SLACK,
     Env,
     buttons,
     changed,
     snapshot,
-    start_env,
 )
+
+# The Slack fake and the whole environment (Telegram, Slack, a routed report, PACT meetings) are
+# test_security's fixtures, bound here so that pytest finds them for these tests too.
+slack = test_security.slack
+env = test_security.env
 
 # Text as a platform delivers it: any Unicode scalar value (no lone surrogates, which UTF-8
 # cannot carry).
@@ -163,27 +166,6 @@ def errors() -> Iterator[_Errors]:
     logging.getLogger().addHandler(handler)
     yield handler
     logging.getLogger().removeHandler(handler)
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    await fake.start()
-    fake.add_channel("C0COHESION", "cohesion", ["U0JANE"])
-    fake.add_channel("C0NPT", "npt", ["U0PC"])
-    fake.add_channel("G0PREVENT", "prevent", ["U0SAM"])
-    fake.add_channel("C0SWP", "swp", ["U0SAM", "U0MARK", STRANGER_SLACK])
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
-async def env(
-    db_url: str, fake_telegram: FakeTelegram, slack: FakeSlack, clock: FakeClock
-) -> AsyncIterator[Env]:
-    e = await start_env(db_url, fake_telegram, slack, clock)
-    yield e
-    await e.w.stop()
 
 
 async def drained(env: Env) -> None:

@@ -24,7 +24,6 @@ from sqlalchemy import select
 from bot.buttons import Action, Kind
 from bot.clock import FakeClock
 from bot.domain import PactMeeting, PactPriority
-from bot.services.pact import MeetingRecord
 from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser
 from bot.sim.fake_telegram import FakeTelegram, SimUser
 from bot.sim.scripts import select_value, tension, text_value, until
@@ -32,6 +31,7 @@ from bot.sim.world import SimWorld, free_port
 from handlers.slack import pact_views, views
 from storage.tables import metadata
 from tests.conftest import SLACK_ENV, make_config
+from tests.helpers import heath_town_meetings
 from tests.test_actions import ROUTING, TEAMS
 
 PEOPLE = """name,role,wards,organisation,email,slack_user_id
@@ -126,40 +126,9 @@ async def start_env(
         await asha.wait_for("has been submitted")
         post = (await until(lambda: slack.top_level("C0COHESION")))[0]
         await until(lambda: post.action_ids())
-        pact = w.services.pact
-        a = await pact.schedule(
-            neighbourhood="heath-town",
-            on="2026-11-10",
-            at="18:30",
-            venue="Heath Town Library",
-            format="in_person",
-            chair_email=None,
-            actor="t",
-            allow_past=True,
+        a, b = await heath_town_meetings(
+            w.services, second_venue="Heath Town Baptist Church", second_priority=EVIL
         )
-        b = await pact.schedule(
-            neighbourhood="heath-town",
-            on="2026-11-30",
-            at="18:30",
-            venue="Heath Town Baptist Church",
-            format="in_person",
-            chair_email=None,
-            actor="t",
-            allow_past=True,
-        )
-        assert a.id is not None and b.id is not None
-        errors = await pact.slack_record(
-            "U0CHRIS",
-            a.id,
-            MeetingRecord(
-                public=12,
-                new=3,
-                partners=[],
-                reviews=[],
-                new_priorities=[("Speeding on Wolverhampton Road", "npt"), (EVIL, "cohesion")],
-            ),
-        )
-        assert errors == {}
         async with w.services.db.uow() as uow:
             speeding, litter = list(await uow.pact.open_priorities("heath-town"))
         await w.settle()
