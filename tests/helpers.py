@@ -1,4 +1,5 @@
-"""Test helpers: build the core services on a test database."""
+"""Test helpers: the core services on a test database, a fake Slack with the teams' channels,
+and the people and PACT set-up the Slack and security suites share."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 
 from bot.app import Services, build_services
 from bot.clock import FakeClock
-from tests.conftest import make_config
+from bot.config import Config
+from bot.sim.fake_slack import FakeSlack
+from tests.conftest import SLACK_ENV, make_config
 
 PEOPLE_CSV = """name,role,wards,organisation,email,slack_user_id
 Cllr Asha Patel,councillor,Heath Town,Council,asha@example.org,
@@ -17,6 +20,65 @@ Rev Sarah Jones,community_leader,Blakenhall,Church,sarah@example.org,
 Cllr Mark Evans,councillor,Penn,Council,mark@example.org,
 Jane Smith,officer,all,Police,jane@example.org,U0JANE
 """
+
+
+# Everyone the Slack and security suites need: a PACT chair, a councillor in Telegram only, the
+# officers of the three teams in test_actions.TEAMS, the Prevent officer, and a councillor
+# elsewhere.
+SLACK_PEOPLE_CSV = """name,role,wards,organisation,email,slack_user_id
+Chris Chair,community_leader,Heath Town,Residents' Association,chris@example.org,U0CHRIS
+Cllr Asha Patel,councillor,Heath Town,Council,asha@example.org,
+PC Dan Lee,officer,all,Police,dan@example.org,U0PC
+Jane Smith,officer,all,Council,jane@example.org,U0JANE
+Sam Clarke,prevent_officer,all,Council,sam@example.org,U0SAM
+Cllr Mark Evans,councillor,Penn,Council,mark@example.org,U0MARK
+"""
+# Two PACT neighbourhoods: Heath Town (chaired by Chris, Dan invited as a partner) and Penn.
+PACT_NEIGHBOURHOODS: dict[str, Any] = {
+    "neighbourhoods": [
+        {
+            "key": "heath-town",
+            "name": "Heath Town",
+            "wards": ["Heath Town"],
+            "partners": ["dan@example.org"],
+            "chair": "chris@example.org",
+        },
+        {"key": "penn", "name": "Penn", "wards": ["Penn"]},
+    ]
+}
+
+
+def slack_config(
+    db_url: str, telegram_url: str, slack: FakeSlack, port: int, **sections: Any
+) -> Config:
+    """A test configuration with Slack on: the fake's Web API, Bolt on ``port`` (its events at
+    ``http://127.0.0.1:PORT/slack/events``), and test_actions' teams and routing unless
+    ``sections`` give others."""
+    from tests.test_actions import ROUTING, TEAMS
+
+    sections.setdefault("teams", TEAMS)
+    sections.setdefault("routing", ROUTING)
+    slack_section = {"api_base_url": slack.base_url, "port": port}
+    return make_config(db_url, telegram_url, env=SLACK_ENV, slack=slack_section, **sections)
+
+
+@asynccontextmanager
+async def team_slack(*extra: tuple[str, str, list[str]]) -> AsyncIterator[FakeSlack]:
+    """A running fake Slack with the channels of the three teams in test_actions.TEAMS
+    (cohesion, npt, prevent) and ``extra`` channels, each (id, name, members)."""
+    fake = FakeSlack()
+    await fake.start()
+    for channel, name, members in (
+        ("C0COHESION", "cohesion", ["U0JANE"]),
+        ("C0NPT", "npt", ["U0PC"]),
+        ("G0PREVENT", "prevent", ["U0SAM"]),
+        *extra,
+    ):
+        fake.add_channel(channel, name, members)
+    try:
+        yield fake
+    finally:
+        await fake.stop()
 
 
 @asynccontextmanager

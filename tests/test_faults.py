@@ -37,6 +37,7 @@ from tests.faults_helpers import (
     slack_429s,
     telegram_429s,
 )
+from tests.helpers import slack_config
 
 SHORT = {"platform": 3, "kill": 2, "postgres": 1}
 LONG = {"platform": 50, "kill": 50, "postgres": 10}
@@ -174,19 +175,19 @@ async def test_platform_faults(
     rng = random.Random(seed)
     n = rng.randint(30, 50)
     port = free_port()
-    config = make_config(
+    config = slack_config(
         db_url,
         fake_telegram.base_url,
-        env=SLACK_ENV,
+        slack,
+        port,
         teams=TEAMS,
         routing=ROUTING,
-        slack={"api_base_url": slack.base_url, "port": port},
         telegram={"global_rate": 25.0, "per_chat_rate": 5.0},
     )
     clock = FakeClock(datetime(2026, 12, 1, 9, 30, tzinfo=UTC))
     w = await SimWorld.start(config, fake_telegram, clock)
     try:
-        # The Slack client times out quickly too (the bot's and Bolt's client are one object).
+        # The outbox's Slack client times out quickly too.
         w.runtime.dispatcher.messengers["slack"].client.timeout = int(CLIENT_TIMEOUT)  # type: ignore[attr-defined]
         await w.import_people(_people_csv(n))
         emails = {f"r{i}@example.org": 8000 + i for i in range(n)} | {"ada@example.org": 7000}
@@ -327,7 +328,7 @@ async def test_kill_campaign_and_actions(
     figures: FigureBook,
 ) -> None:
     from bot.app import build_services
-    from tests.test_restart import BotProcess
+    from tests.processes import BotProcess
 
     class SlackBot(BotProcess):
         def _env(self) -> dict[str, str]:
@@ -339,13 +340,13 @@ async def test_kill_campaign_and_actions(
     config_file = tmp_path / "config.toml"
     config_file.write_text(_kill_config(db_url, fake_telegram.base_url, slack.base_url, port))
     bot = SlackBot(config_file, tmp_path / "bot.log")
-    here = make_config(
+    here = slack_config(
         db_url,
         fake_telegram.base_url,
-        env=SLACK_ENV,
+        slack,
+        port,
         teams=TEAMS,
         routing=ROUTING,
-        slack={"api_base_url": slack.base_url, "port": port},
     )
     services = await build_services(here, migrate=False)
     try:

@@ -23,30 +23,14 @@ from bot.services.pact import MeetingRecord, RecordContext
 from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser
 from bot.sim.scripts import select_value, text_value, until
 from bot.sim.world import SimWorld, free_port
-from tests.conftest import SLACK_ENV, make_config
-from tests.helpers import heath_town_meetings
-from tests.test_actions import ROUTING, TEAMS
+from tests.helpers import (
+    PACT_NEIGHBOURHOODS,
+    SLACK_PEOPLE_CSV,
+    heath_town_meetings,
+    slack_config,
+    team_slack,
+)
 
-PEOPLE = """name,role,wards,organisation,email,slack_user_id
-Chris Chair,community_leader,Heath Town,Residents' Association,chris@example.org,U0CHRIS
-Cllr Asha Patel,councillor,Heath Town,Council,asha@example.org,
-PC Dan Lee,officer,all,Police,dan@example.org,U0PC
-Jane Smith,officer,all,Council,jane@example.org,U0JANE
-Sam Clarke,prevent_officer,all,Council,sam@example.org,U0SAM
-Cllr Mark Evans,councillor,Penn,Council,mark@example.org,U0MARK
-"""
-PACT = {
-    "neighbourhoods": [
-        {
-            "key": "heath-town",
-            "name": "Heath Town",
-            "wards": ["Heath Town"],
-            "partners": ["dan@example.org"],
-            "chair": "chris@example.org",
-        },
-        {"key": "penn", "name": "Penn", "wards": ["Penn"]},
-    ]
-}
 EVIL = "Litter <!channel> & fly-tipping <@U0PC> behind the shops"
 
 
@@ -105,14 +89,8 @@ class Pact:
 
 @pytest.fixture
 async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    await fake.start()
-    fake.add_channel("C0COHESION", "cohesion", ["U0JANE"])
-    fake.add_channel("C0NPT", "npt", ["U0PC"])
-    fake.add_channel("G0PREVENT", "prevent", ["U0SAM"])
-    fake.add_channel("C0SWP", "swp", ["U0SAM", "U0MARK"])
-    yield fake
-    await fake.stop()
+    async with team_slack(("C0SWP", "swp", ["U0SAM", "U0MARK"])) as fake:
+        yield fake
 
 
 @pytest.fixture
@@ -121,18 +99,16 @@ async def pact(
 ) -> AsyncIterator[Pact]:
     # The clock: Tuesday 1 December 2026, 09:30.
     port = free_port()
-    config = make_config(
+    config = slack_config(
         db_url,
         fake_telegram.base_url,
-        env=SLACK_ENV,
-        teams=TEAMS,
-        routing=ROUTING,
-        pact=PACT,
-        slack={"api_base_url": slack.base_url, "port": port},
+        slack,
+        port,
+        pact=PACT_NEIGHBOURHOODS,
     )
     w = await SimWorld.start(config, fake_telegram, clock)
     try:
-        await w.import_people(PEOPLE)
+        await w.import_people(SLACK_PEOPLE_CSV)
         async with w.services.db.uow() as uow:
             people = {p.email: p.id for p in await uow.people.all() if p.id is not None}
         a, b = await heath_town_meetings(

@@ -6,77 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import TOKEN
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-class BotProcess:
-    """``tensionbot run`` in a subprocess."""
-
-    def __init__(self, config: Path, log: Path) -> None:
-        self.config, self.log = config, log
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def cli(self, *args: str) -> str:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "--config",
-            str(self.config),
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=ROOT,
-            env=self._env(),
-        )
-        out, _ = await proc.communicate()
-        assert proc.returncode == 0, out.decode()
-        return out.decode()
-
-    def _env(self) -> dict[str, str]:
-        return {**os.environ, "TENSIONBOT_TELEGRAM_TOKEN": TOKEN}
-
-    async def start(self) -> None:
-        handle = self.log.open("ab")
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "--config",
-            str(self.config),
-            "-v",
-            "run",
-            stdout=handle,
-            stderr=handle,
-            cwd=ROOT,
-            env=self._env(),
-        )
-        handle.close()
-
-    async def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 15)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+from tests.processes import BotProcess
 
 
 @pytest.fixture

@@ -30,30 +30,15 @@ from bot.sim.scripts import select_value, tension, text_value, until
 from bot.sim.world import SimWorld, free_port
 from handlers.slack import pact_views, views
 from storage.tables import metadata
-from tests.conftest import SLACK_ENV, make_config
-from tests.helpers import heath_town_meetings
-from tests.test_actions import ROUTING, TEAMS
+from tests.conftest import make_config
+from tests.helpers import (
+    PACT_NEIGHBOURHOODS,
+    SLACK_PEOPLE_CSV,
+    heath_town_meetings,
+    slack_config,
+    team_slack,
+)
 
-PEOPLE = """name,role,wards,organisation,email,slack_user_id
-Chris Chair,community_leader,Heath Town,Residents' Association,chris@example.org,U0CHRIS
-Cllr Asha Patel,councillor,Heath Town,Council,asha@example.org,
-PC Dan Lee,officer,all,Police,dan@example.org,U0PC
-Jane Smith,officer,all,Council,jane@example.org,U0JANE
-Sam Clarke,prevent_officer,all,Council,sam@example.org,U0SAM
-Cllr Mark Evans,councillor,Penn,Council,mark@example.org,U0MARK
-"""
-PACT = {
-    "neighbourhoods": [
-        {
-            "key": "heath-town",
-            "name": "Heath Town",
-            "wards": ["Heath Town"],
-            "partners": ["dan@example.org"],
-            "chair": "chris@example.org",
-        },
-        {"key": "penn", "name": "Penn", "wards": ["Penn"]},
-    ]
-}
 EVIL = "<!channel> <!here> <@U123> <https://evil.example|click> *bold* <b>x</b> & co"
 # What must never reach Slack mrkdwn (or a plain ``text`` field) from user text.
 SLACK_MARKERS = ("<!channel>", "<!here>", "<@U123>", "<https://evil", "<b>")
@@ -99,19 +84,17 @@ async def start_env(
     **config: Any,
 ) -> Env:
     port = free_port()
-    cfg = make_config(
+    cfg = slack_config(
         db_url,
         fake.base_url,
-        env=SLACK_ENV,
-        teams=TEAMS,
-        routing=ROUTING,
-        pact=PACT,
-        slack={"api_base_url": slack.base_url, "port": port},
+        slack,
+        port,
+        pact=PACT_NEIGHBOURHOODS,
         **config,
     )
     w = await SimWorld.start(cfg, fake, clock)
     try:
-        await w.import_people(PEOPLE)
+        await w.import_people(SLACK_PEOPLE_CSV)
         asha = await w.link("asha@example.org", 501, "Asha")
         mark = await w.link("mark@example.org", 502, "Mark")
         chris = await w.link("chris@example.org", 503, "Chris")
@@ -141,15 +124,9 @@ async def start_env(
 
 @pytest.fixture
 async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    await fake.start()
-    fake.add_channel("C0COHESION", "cohesion", ["U0JANE"])
-    fake.add_channel("C0NPT", "npt", ["U0PC"])
-    fake.add_channel("G0PREVENT", "prevent", ["U0SAM"])
-    fake.add_channel("C0SWP", "swp", ["U0SAM", "U0MARK", STRANGER_SLACK])
-    fake.add_user(STRANGER_SLACK, "stranger")
-    yield fake
-    await fake.stop()
+    async with team_slack(("C0SWP", "swp", ["U0SAM", "U0MARK", STRANGER_SLACK])) as fake:
+        fake.add_user(STRANGER_SLACK, "stranger")
+        yield fake
 
 
 @pytest.fixture

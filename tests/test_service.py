@@ -7,9 +7,7 @@ import asyncio
 import hashlib
 import hmac
 import json
-import os
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -24,9 +22,9 @@ from bot.app import TelegramRuntime, build_services, telegram_token
 from bot.sim.world import free_port
 from storage import tables
 from storage.database import Database, make_engine
-from tests.conftest import SLACK_ENV, TOKEN, make_config
+from tests.conftest import SLACK_ENV, make_config
+from tests.processes import BotProcess
 
-ROOT = Path(__file__).resolve().parents[1]
 SECRET = "pinned-webhook-secret_1"
 
 
@@ -112,48 +110,14 @@ tick_seconds = 3600
     return path
 
 
-class Proc:
+class Proc(BotProcess):
     """``tensionbot run`` as a real process, with its HTTP port."""
 
+    stop_timeout = 30.0
+
     def __init__(self, config: Path, log: Path, port: int) -> None:
-        self.config, self.log, self.port = config, log, port
-        self.proc: asyncio.subprocess.Process | None = None
-
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "TENSIONBOT_TELEGRAM_TOKEN": TOKEN}
-
-    async def cli(self, *args: str) -> str:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "--config",
-            str(self.config),
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=ROOT,
-            env=self.env(),
-        )
-        out, _ = await proc.communicate()
-        assert proc.returncode == 0, out.decode()
-        return out.decode()
-
-    async def start(self) -> None:
-        with self.log.open("ab") as handle:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot.cli",
-                "--config",
-                str(self.config),
-                "-v",
-                "run",
-                stdout=handle,
-                stderr=handle,
-                cwd=ROOT,
-                env=self.env(),
-            )
+        super().__init__(config, log)
+        self.port = port
 
     async def get(self, path: str) -> tuple[int, str]:
         """(status, body) of a GET, or (0, error) when nothing answers."""
@@ -180,20 +144,6 @@ class Proc:
     async def is_leader(self) -> bool:
         status, body = await self.get("/readyz")
         return status == 200 and bool(json.loads(body).get("leader"))
-
-    async def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 30)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
 
 
 async def wait_until(predicate: Any, timeout: float, what: str) -> None:

@@ -17,19 +17,14 @@ from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser
 from bot.sim.scripts import fill_tension, tension, until
 from bot.sim.world import SimWorld, free_port
 from tests.conftest import SLACK_ENV, make_config
-from tests.helpers import PEOPLE_CSV
+from tests.helpers import PEOPLE_CSV, slack_config, team_slack
 from tests.test_actions import ROUTING, TEAMS
 
 
 @pytest.fixture
 async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    await fake.start()
-    fake.add_channel("C0COHESION", "cohesion", ["U0JANE"])
-    fake.add_channel("C0NPT", "npt", ["U0PC"])
-    fake.add_channel("G0PREVENT", "prevent", ["U0SAM"])
-    yield fake
-    await fake.stop()
+    async with team_slack() as fake:
+        yield fake
 
 
 @pytest.fixture
@@ -37,13 +32,11 @@ async def world(
     db_url: str, fake_telegram: Any, slack: FakeSlack, clock: FakeClock
 ) -> AsyncIterator[tuple[SimWorld, str]]:
     port = free_port()
-    config = make_config(
+    config = slack_config(
         db_url,
         fake_telegram.base_url,
-        env=SLACK_ENV,
-        teams=TEAMS,
-        routing=ROUTING,
-        slack={"api_base_url": slack.base_url, "port": port},
+        slack,
+        port,
     )
     w = await SimWorld.start(config, fake_telegram, clock)
     await w.import_people(PEOPLE_CSV)
@@ -270,13 +263,11 @@ async def test_a_reporter_who_lives_in_slack(
     db_url: str, fake_telegram: Any, slack: FakeSlack, clock: FakeClock
 ) -> None:
     port = free_port()
-    config = make_config(
+    config = slack_config(
         db_url,
         fake_telegram.base_url,
-        env=SLACK_ENV,
-        teams=TEAMS,
-        routing=ROUTING,
-        slack={"api_base_url": slack.base_url, "port": port},
+        slack,
+        port,
     )
     w = await SimWorld.start(config, fake_telegram, clock)
     url = f"http://127.0.0.1:{port}/slack/events"

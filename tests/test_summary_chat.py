@@ -11,8 +11,7 @@ from bot.sim.fake_slack import FakeSlack, SlackUser
 from bot.sim.scripts import until
 from bot.sim.world import SimWorld, free_port
 from tests.conftest import SLACK_ENV, make_config
-from tests.helpers import PEOPLE_CSV
-from tests.test_actions import ROUTING, TEAMS
+from tests.helpers import PEOPLE_CSV, slack_config
 from tests.test_summary import _figures
 
 STAFF = (
@@ -29,13 +28,11 @@ async def test_summaries_in_slack_and_telegram(
     await slack.start()
     slack.add_channel("C0SWP", "swp", ["U0SAM"])
     port = free_port()
-    config = make_config(
+    config = slack_config(
         db_url,
         fake_telegram.base_url,
-        env=SLACK_ENV,
-        teams=TEAMS,
-        routing=ROUTING,
-        slack={"api_base_url": slack.base_url, "port": port},
+        slack,
+        port,
     )
     w = await SimWorld.start(config, fake_telegram, clock)
     try:

@@ -1,0 +1,77 @@
+"""``tensionbot run`` (and other ``tensionbot`` commands) as real processes, for the tests that
+kill, restart or run several bots: test_restart, test_faults, test_service, test_scaleout."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tests.conftest import TOKEN
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class BotProcess:
+    """``tensionbot run`` in a subprocess, its output appended to ``log``."""
+
+    #: How long ``stop`` waits after SIGTERM before it kills.
+    stop_timeout = 15.0
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config, self.log = config, log
+        self.proc: asyncio.subprocess.Process | None = None
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, "TENSIONBOT_TELEGRAM_TOKEN": TOKEN}
+
+    async def cli(self, *args: str) -> str:
+        """Run ``tensionbot --config CONFIG ARGS`` to the end; its output (it must succeed)."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "--config",
+            str(self.config),
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=ROOT,
+            env=self._env(),
+        )
+        out, _ = await proc.communicate()
+        assert proc.returncode == 0, out.decode()
+        return out.decode()
+
+    async def start(self) -> None:
+        with self.log.open("ab") as handle:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot.cli",
+                "--config",
+                str(self.config),
+                "-v",
+                "run",
+                stdout=handle,
+                stderr=handle,
+                cwd=ROOT,
+                env=self._env(),
+            )
+
+    async def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+
+    async def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within ``stop_timeout``."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), self.stop_timeout)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
