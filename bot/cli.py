@@ -8,7 +8,6 @@ key when something is wrong.
 from __future__ import annotations
 
 import asyncio
-import csv
 import io
 import json
 import logging
@@ -22,6 +21,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from bot import cells
 from bot.config import Config, ConfigError, load_config
 from bot.forms import FormError, load_form
 
@@ -279,7 +279,7 @@ def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
     if fmt == "csv":
         buf = io.StringIO()
         if rows:
-            writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+            writer = cells.dict_writer(buf, list(rows[0]))  # formula-like text as text
             writer.writeheader()
             writer.writerows(rows)
         click.echo(buf.getvalue(), nl=False)
