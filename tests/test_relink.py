@@ -60,7 +60,10 @@ async def test_a_linked_person_is_moved_to_another_chat_only_with_relink(
     )
     try:
         await w.import_people(PEOPLE_CSV)
-        mark = await w.link("mark@example.org", 502, "Mark")
+        (first,) = await w.services.people.issue_invites(actor="t", email="mark@example.org")
+        mark = fake_telegram.user(502, first_name="Mark")
+        await mark.send_command("/start", first.url.split("start=", 1)[1])
+        await mark.wait_for("Welcome")
         (mark_id,) = [
             i for (i,) in await _rows(w, select(people.c.id).where(people.c.email.like("mark@%")))
         ]
@@ -82,6 +85,9 @@ async def test_a_linked_person_is_moved_to_another_chat_only_with_relink(
             ),
         )
         assert unused == []  # nothing anyone could use to take over
+        eve = fake_telegram.user(909, first_name="Eve")
+        await eve.send_command("/start", first.url.split("start=", 1)[1])
+        await eve.wait_for("already been used")  # nor Mark's own link
         # --relink is for one person at a time.
         code, _, err = await _cli(config, "invites", "--relink")
         assert code == 2 and "--person" in err
@@ -99,9 +105,8 @@ async def test_a_linked_person_is_moved_to_another_chat_only_with_relink(
         assert code == 0, err
         (link,) = json.loads(out)
         token = link["link"].split("start=", 1)[1]
-        stranger = fake_telegram.user(909, first_name="Eve")
-        await stranger.send_command("/start", token)
-        await stranger.wait_for("Welcome")
+        await eve.send_command("/start", token)
+        await eve.wait_for("Welcome")
         await mark.wait_for("moved to another Telegram chat")
         linked = await _rows(
             w,
