@@ -8,7 +8,6 @@ key when something is wrong.
 from __future__ import annotations
 
 import asyncio
-import csv
 import io
 import json
 import logging
@@ -22,6 +21,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from bot import cells
 from bot.config import Config, ConfigError, load_config
 from bot.forms import FormError, load_form
 
@@ -279,7 +279,7 @@ def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
     if fmt == "csv":
         buf = io.StringIO()
         if rows:
-            writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+            writer = cells.dict_writer(buf, list(rows[0]))  # formula-like text as text
             writer.writeheader()
             writer.writerows(rows)
         click.echo(buf.getvalue(), nl=False)
@@ -296,15 +296,25 @@ def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
 
 @main.command("invites")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
-@click.option("--person", "email", default=None, help="Only this person (by email), linked or not.")
+@click.option("--person", "email", default=None, help="Only this person (by email).")
+@click.option(
+    "--relink",
+    is_flag=True,
+    help="With --person: issue a link even though they are already linked. Whoever uses it "
+    "takes over the account; their old chat is told.",
+)
 @click.pass_obj
-def invites(config: Config, fmt: str, email: str | None) -> None:
+def invites(config: Config, fmt: str, email: str | None, relink: bool) -> None:
     """Print a personal, single-use, expiring Telegram link for everyone not yet linked.
 
-    Each run issues fresh links; earlier unused links of the same people stop working.
+    Each run issues fresh links; earlier unused links of the same people stop working. People
+    already linked are skipped (a new link would move their account to whoever uses it): to
+    move one person to a new chat, use --person EMAIL --relink.
     """
+    if relink and email is None:
+        _fail("--relink moves one person's account: name them with --person EMAIL")
     try:
-        links = _run(config, lambda s: s.people.issue_invites(actor=ADMIN, email=email))
+        issued = _run(config, lambda s: s.people.invite(actor=ADMIN, email=email, relink=relink))
     except LookupError as exc:
         _fail(str(exc.args[0]))
     _emit(
@@ -317,10 +327,25 @@ def invites(config: Config, fmt: str, email: str | None) -> None:
                     "%Y-%m-%d %H:%M"
                 ),
             }
-            for link in links
+            for link in issued.links
         ],
         fmt,
     )
+    # On stderr, so that the CSV or JSON on stdout stays clean.
+    if email is not None and issued.skipped:
+        click.echo(
+            f"{email} is already linked to a Telegram chat: skipped. A new link would move "
+            "their account to whoever uses it; to do that, run again with --relink.",
+            err=True,
+        )
+        sys.exit(1)
+    if issued.skipped:
+        n = len(issued.skipped)
+        click.echo(
+            f"{n} already linked {'person' if n == 1 else 'people'} skipped "
+            "(to move one to a new chat: --person EMAIL --relink)",
+            err=True,
+        )
 
 
 @main.group()

@@ -334,7 +334,10 @@ class SummaryConfig(_Section):
     """Scheduled summaries for the partnership's channels."""
 
     channels: list[str] = Field(
-        default_factory=list, description="Slack channels that get the summary after a return"
+        default_factory=list,
+        description="Slack channels that get the summary after a return; the only channels "
+        "where /tensions and /pact answers are posted for all to see (elsewhere they go to "
+        "the asker alone)",
     )
     suppress_below: int = Field(default=3, ge=1, le=10)
 

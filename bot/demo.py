@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot import cells
 from bot.clock import FakeClock
 from bot.config import config_from_mapping
 from bot.domain import Report
@@ -180,10 +181,10 @@ async def run_demo(out: Path) -> int:
         )
 
         links = await world.services.people.issue_invites(actor="demo")
-        (out / "invites.csv").write_text(
-            "name,email,link\n"
-            + "".join(f"{x.person.name},{x.person.email},{x.url}\n" for x in links)
-        )
+        with (out / "invites.csv").open("w", newline="") as handle:
+            writer = cells.csv_writer(handle)  # as `tensionbot invites`: names never formulas
+            writer.writerow(["name", "email", "link"])
+            writer.writerows([x.person.name, x.person.email, x.url] for x in links)
         _say(f"- issued {len(links)} personal invitation links (invites.csv)")
         names = {
             "asha.patel": (1001, "Asha"), "tom.hughes": (1002, "Tom"), "yusuf.khan": (1003, "Yusuf"),

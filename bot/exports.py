@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
 
+from bot import cells
 from bot.charts import CHARTS, charts_for, png
 from bot.pact import PactInsight
 from bot.services.summary import Summary
@@ -145,7 +145,7 @@ def write(summary: Summary, folder: Path, *, suppressed: bool = True) -> list[Pa
     for name, (header, rows) in tables(summary, suppressed).items():
         path = folder / f"{name}.csv"
         with path.open("w", newline="") as handle:
-            writer = csv.writer(handle)
+            writer = cells.csv_writer(handle)  # formula-like text is written as text
             writer.writerow(header)
             writer.writerows(rows)
         written.append(path)
@@ -165,6 +165,6 @@ def write(summary: Summary, folder: Path, *, suppressed: bool = True) -> list[Pa
 
 
 def _fill(sheet: Any, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    sheet.append(list(header))
+    cells.append(sheet, header)
     for row in rows:
-        sheet.append(list(row))
+        cells.append(sheet, row)  # formula-like text is written as text, never a formula

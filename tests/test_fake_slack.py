@@ -106,6 +106,24 @@ async def test_post_update_thread_and_ephemeral(fake: FakeSlack) -> None:
     assert post.params["blocks"] == BUTTONS and "token" not in post.params  # as the bot sent it
 
 
+async def test_an_ephemeral_reaches_only_a_member_of_the_channel(fake: FakeSlack) -> None:
+    client = client_for(fake)
+    fake.add_user("U0EVE", "eve")
+    # As Slack: the recipient must be in the channel, and the bot too.
+    error = await refused(client.chat_postEphemeral(channel="C0TEAM", user="U0EVE", text="Hi"))
+    assert error.response["error"] == "user_not_in_channel"
+    error = await refused(client.chat_postEphemeral(channel="C0OUT", user="U0JANE", text="Hi"))
+    assert error.response["error"] == "not_in_channel"
+    dm = (await client.conversations_open(users="U0EVE"))["channel"]["id"]
+    error = await refused(client.chat_postEphemeral(channel=dm, user="U0JANE", text="Hi"))
+    assert error.response["error"] == "user_not_in_channel"
+    await client.chat_postEphemeral(channel=dm, user="U0EVE", text="Only you")
+    assert (
+        fake.ephemerals("U0EVE") == [{"channel": dm, "user": "U0EVE", "text": "Only you"}]
+        and fake.ephemerals("U0JANE") == []
+    )
+
+
 async def test_form_bodies_and_query_strings_are_read_too(fake: FakeSlack) -> None:
     client = client_for(fake)
     form = {"channel": "C0TEAM", "text": "form", "blocks": json.dumps(BUTTONS)}

@@ -89,7 +89,10 @@ class Pact:
 
 @pytest.fixture
 async def slack() -> AsyncIterator[FakeSlack]:
-    async with team_slack(("C0SWP", "swp", ["U0SAM", "U0MARK"])) as fake:
+    async with team_slack(
+        ("C0SWP", "swp", ["U0SAM", "U0MARK"]),
+        ("C0GENERAL", "general", ["U0SAM", "U0MARK", "U0PC"]),
+    ) as fake:
         yield fake
 
 
@@ -105,6 +108,7 @@ async def pact(
         slack,
         port,
         pact=PACT_NEIGHBOURHOODS,
+        summaries={"channels": ["C0SWP"]},  # where /pact answers are posted for all to see
     )
     w = await SimWorld.start(config, fake_telegram, clock)
     try:
@@ -525,6 +529,31 @@ async def test_pact_insight_command(pact: Pact) -> None:
         (f"person:{sam_id}", "pact.insight.view"),
         (f"person:{mark_id}", "pact.insight.refused"),
     ]
+
+
+async def test_pact_outside_a_summary_channel_answers_only_the_asker(pact: Pact) -> None:
+    """/pact typed in a channel that is not a summary channel: nothing is posted there; Sam
+    alone sees the answer, and the chart comes to his direct messages with the bot."""
+    p, slack = pact, pact.slack
+    sam = p.user("U0SAM")
+    status, body = await sam.slash("/pact", "", channel_id="C0GENERAL")
+    assert status == 200 and "Working on it" in body
+    (told,) = await until(lambda: slack.ephemerals("U0SAM"))
+    assert told["channel"] == "C0GENERAL"
+    assert "PACT meetings, 2026-01 to 2026-12" in told["text"]
+    assert "direct messages" in told["text"]
+    (upload,) = await until(lambda: slack.uploads())
+    assert upload["channel_id"] == slack._dms["U0SAM"]
+    assert upload["filename"] == "pact_attendance.png"
+    # Without a chart (no meeting recorded in Penn): the ephemeral answer only.
+    await sam.slash("/pact", "penn", channel_id="C0GENERAL")
+    told = (await until(lambda: slack.ephemerals("U0SAM")[1:]))[0]
+    assert "PACT meetings, 2026-01 to 2026-12 (Penn)" in told["text"]
+    assert "direct messages" not in told["text"]
+    assert slack.messages("C0GENERAL") == [] and len(slack.uploads()) == 1
+    for call in slack.calls:
+        assert "C0GENERAL" not in json.dumps(call.params), call.method
+    assert [b for _, b, _ in await p.audit("pact.insight")] == ["pact.insight.view"] * 2
 
 
 # --------------------------------------------------------------------- g) forged payloads

@@ -253,7 +253,7 @@ async def test_slack_handlers_take_anything(
     text: str,
 ) -> None:
     mark = env.user("U0MARK")  # a councillor: in no team, chairs nothing, reported nothing
-    since = len(slack.calls)
+    since, answered = len(slack.calls), len(slack.responses)
     # (A refused /pact is audited, by design; nothing else may change.)
     before = await snapshot(env.w, skip=BOOKKEEPING | {"audit_log"})
     tasks = asyncio.all_tasks()
@@ -275,4 +275,6 @@ async def test_slack_handlers_take_anything(
     for call in slack.calls[since:]:
         if call.method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
             assert slack_clean(json.dumps(call.params)), call.params
+    for response in slack.responses[answered:]:  # ephemeral answers through a response_url
+        assert slack_clean(json.dumps(response)), response
     assert [r.getMessage() for r in errors.records] == []

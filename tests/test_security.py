@@ -763,5 +763,7 @@ async def test_user_text_is_escaped_everywhere_it_is_shown(
         for call in slack.calls:
             if call.method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
                 no_markers(call.method, json.dumps(call.params))
+        for response in slack.responses:  # ephemeral answers through a response_url
+            no_markers("response_url", json.dumps(response))
     finally:
         await env.w.stop()

@@ -3,13 +3,17 @@ real PTB Application), for the Prevent officer and admins only, with charts atta
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from sqlalchemy import select
 
 from bot.clock import FakeClock
 from bot.services.hatecrime import HateCrimeService
 from bot.sim.fake_slack import FakeSlack, SlackUser
 from bot.sim.scripts import until
 from bot.sim.world import SimWorld, free_port
+from storage.tables import audit_log
 from tests.conftest import SLACK_ENV, make_config
 from tests.helpers import PEOPLE_CSV, slack_config
 from tests.test_summary import _figures
@@ -26,13 +30,11 @@ async def test_summaries_in_slack_and_telegram(
 ) -> None:
     slack = FakeSlack()
     await slack.start()
-    slack.add_channel("C0SWP", "swp", ["U0SAM"])
+    slack.add_channel("C0SWP", "swp", ["U0SAM", "U0JANE"])
     port = free_port()
+    # C0SWP is a summary channel: an answer there is for everyone in it.
     config = slack_config(
-        db_url,
-        fake_telegram.base_url,
-        slack,
-        port,
+        db_url, fake_telegram.base_url, slack, port, summaries={"channels": ["C0SWP"]}
     )
     w = await SimWorld.start(config, fake_telegram, clock)
     try:
@@ -92,6 +94,61 @@ async def test_summaries_in_slack_and_telegram(
         actions = [a for _, a in rows]
         assert actions.count("summary.view") == 3 and actions.count("summary.refused") == 2
         assert not any("703" in actor for actor, _ in rows)  # nothing about the stranger
+    finally:
+        await w.stop()
+        await slack.stop()
+
+
+async def test_tensions_outside_a_summary_channel_answers_only_the_asker(
+    db_url: str, fake_telegram: Any, clock: FakeClock
+) -> None:
+    """/tensions typed in a channel that is not a summary channel (here one with an officer and
+    a stranger in it): nothing is posted there; the asker alone sees the answer (ephemeral) and
+    gets the charts in their direct messages with the bot. In a summary channel it is posted."""
+    slack = FakeSlack()
+    await slack.start()
+    slack.add_channel("C0BOARD", "board", ["U0SAM"])
+    slack.add_channel("C0GENERAL", "general", ["U0SAM", "U0JANE", "U0EVE"])
+    port = free_port()
+    config = slack_config(
+        db_url, fake_telegram.base_url, slack, port, summaries={"channels": ["C0BOARD"]}
+    )
+    w = await SimWorld.start(config, fake_telegram, clock)
+    try:
+        await w.import_people(PEOPLE_CSV)
+        await w.import_people(STAFF)
+        await HateCrimeService(config, w.services.db.uow, clock).import_csv(
+            _figures(), source="hc.csv", actor="t"
+        )
+        sam = SlackUser(slack, "U0SAM", f"http://127.0.0.1:{port}/slack/events")
+        status, body = await sam.slash("/tensions", "2026-12 Park", channel_id="C0GENERAL")
+        assert status == 200 and "Working on the summary" in body
+        (told,) = await until(lambda: slack.ephemerals("U0SAM"))
+        assert told["channel"] == "C0GENERAL"
+        assert "Community tension summary, 2026-12 (Park)" in told["text"]
+        assert "direct messages" in told["text"]
+        charts = await until(lambda: len(slack.uploads) == 3 and slack.uploads)
+        dm = slack._dms["U0SAM"]
+        assert {u["channel_id"] for u in charts} == {dm}
+        assert "Community tension summary, 2026-12 (Park)" in charts[0]["initial_comment"]
+        # Nothing reached the channel, by any method.
+        assert slack.messages("C0GENERAL") == []
+        for call in slack.calls:
+            assert "C0GENERAL" not in json.dumps(call.params), call.method
+        assert not [r for r in slack.responses if r.get("response_type") == "in_channel"]
+
+        # In the summary channel: posted there, for its members.
+        await sam.slash("/tensions", "2026-12 Park", channel_id="C0BOARD")
+        await until(lambda: len(slack.uploads) == 6)
+        assert {u["channel_id"] for u in slack.uploads[3:]} == {"C0BOARD"}
+        assert len(slack.ephemerals("U0SAM")) == 1
+        async with w.services.db.engine.connect() as conn:
+            views = (
+                await conn.execute(
+                    select(audit_log.c.actor).where(audit_log.c.action == "summary.view")
+                )
+            ).all()
+        assert len(views) == 2  # each answer audited, as before
     finally:
         await w.stop()
         await slack.stop()

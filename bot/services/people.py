@@ -58,6 +58,15 @@ class InviteLink:
     expires_at: datetime
 
 
+@dataclass(frozen=True)
+class Invitations:
+    """What ``invites`` issued, and who was skipped because they are already linked (a link for
+    them would move their account to whoever uses it: that needs ``relink``)."""
+
+    links: list[InviteLink]
+    skipped: list[Person]
+
+
 @dataclass
 class LinkResult:
     """Outcome of ``/start <token>``."""
@@ -251,10 +260,24 @@ class PeopleService:
     # ----------------------------------------------------------------- invitations
 
     async def issue_invites(self, *, actor: str, email: str | None = None) -> list[InviteLink]:
-        """Fresh single-use links for everyone not yet linked (or one person by email).
+        """Fresh single-use links for everyone not yet linked (or one person by email, unless
+        already linked); see :meth:`invite`."""
+        return (await self.invite(actor=actor, email=email)).links
 
-        Earlier unused links of the same people stop working: only the newest is valid.
+    async def invite(
+        self, *, actor: str, email: str | None = None, relink: bool = False
+    ) -> Invitations:
+        """Fresh single-use links for everyone not yet linked, or for one person by email.
+
+        Earlier unused links of the same people stop working: only the newest is valid. A
+        person already linked is skipped: whoever used a new link would take over their
+        account, their reports and their future forms. Only ``relink`` (one person, by email)
+        issues one; using it moves the account and tells the old chat (see
+        :meth:`link_telegram`). Since linking revokes every other unused link, an unused link of
+        a linked person can only be one issued with ``relink``.
         """
+        if relink and email is None:
+            raise ValueError("relink moves one person's account: name them by email")
         now = self.clock.now()
         expires = now + timedelta(days=self.config.invites.expires_days)
         links: list[InviteLink] = []
@@ -265,8 +288,11 @@ class PeopleService:
                     raise LookupError(f"no person with email {email!r}")
                 people: Sequence[Person] = [person]
             else:
-                people = [p for p in await uow.people.all() if p.active and not p.linked]
+                people = [p for p in await uow.people.all() if p.active]
+            skipped = [p for p in people if p.linked and not relink]
             for person in people:
+                if person in skipped:
+                    continue
                 assert person.id is not None
                 for old in await uow.invites.unused_for(person.id):
                     old.revoked_at = now
@@ -283,9 +309,18 @@ class PeopleService:
                 links.append(InviteLink(person, url, expires))
             # Ids only in the audit log, never the email.
             subject = f"person:{people[0].id}" if email is not None else "all-unlinked"
-            await audit(uow, now, actor, "invites.issue", subject, count=len(links))
+            action = "invites.relink" if relink and links and links[0].person.linked else None
+            await audit(
+                uow,
+                now,
+                actor,
+                action or "invites.issue",
+                subject,
+                count=len(links),
+                skipped=len(skipped),
+            )
             await uow.commit()
-        return links
+        return Invitations(links, skipped)
 
     async def link_telegram(self, sender: Sender, token: str) -> LinkResult:
         """``/start <token>``: connect this Telegram chat to the invited person."""
@@ -333,6 +368,23 @@ class PeopleService:
             if person is None or not person.active:
                 return LinkResult(
                     None, f"That invitation is no longer valid. Please contact {contact}."
+                )
+            # An unused link of a linked person was issued with --relink (linking revokes all
+            # others): the account moves here, and the old chat is told on its platform.
+            moved_from = person.telegram_chat_id
+            if moved_from is not None and moved_from != sender.chat_id:
+                await audit(
+                    uow, now, f"person:{person.id}", "telegram.relink", f"person:{person.id}"
+                )
+                await enqueue(
+                    uow,
+                    channel="telegram",
+                    recipient=moved_from,
+                    message=texts.account_moved(
+                        self.config.partnership.name, self.config.partnership.contact
+                    ),
+                    key=f"relink:{invite.id}",
+                    now=now,
                 )
             chat_holder = await uow.people.by_telegram_chat(sender.chat_id)
             if chat_holder is not None and chat_holder.id != person.id:

@@ -235,7 +235,8 @@ class FakeSlack:
         bot_is_member: bool = True,
     ) -> None:
         """A channel. Posting to an unknown one fails with ``channel_not_found``; to one the bot
-        is not in, with ``not_in_channel``."""
+        is not in, with ``not_in_channel``; an ephemeral to someone not in ``members``, with
+        ``user_not_in_channel``."""
         self._channels[channel_id] = _Channel(channel_id, name, list(members or []), bot_is_member)
 
     def add_user(self, user_id: str, name: str) -> None:
@@ -506,6 +507,8 @@ class FakeSlack:
         user = str(params.get("user") or "")
         if not user:
             raise _SlackError("user_not_found")
+        if user not in self._members(ch):  # as Slack: only a member of the channel sees it
+            raise _SlackError("user_not_in_channel")
         text, blocks = self._content(params, required=True)
         payload = {**params, "channel": ch.id, "text": text}
         if blocks is not None:

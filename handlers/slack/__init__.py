@@ -21,7 +21,7 @@ from bot.services.actions import OUTCOME_LABELS, ActionError, ActionService, Off
 from bot.services.reports import ReportingRefused, ReportingService
 from bot.services.summary import SummaryRefused, SummaryService
 from handlers.slack import views
-from handlers.slack.messenger import post_with_charts
+from handlers.slack.messenger import answer_command
 from handlers.slack.render import escape
 
 log = logging.getLogger(__name__)
@@ -67,9 +67,18 @@ def register(
     """Attach tensionbot's Slack listeners to ``app``."""
     refuse_replays(app)
 
-    async def tell(client: Any, body: dict[str, Any], text: str) -> None:
-        channel = (body.get("channel") or {}).get("id") or body["container"].get("channel_id")
-        await client.chat_postEphemeral(channel=channel, user=body["user"]["id"], text=escape(text))
+    async def tell(respond: Any, client: Any, body: dict[str, Any], text: str) -> None:
+        """A note only the clicker sees, where they clicked: through the click's response_url,
+        which reaches them even in a channel they are not a member of (chat.postEphemeral
+        would fail there with user_not_in_channel); without one, in their DM with the bot."""
+        if respond is not None and body.get("response_url"):
+            await respond(text=escape(text), response_type="ephemeral", replace_original=False)
+            return
+        await tell_user(client, body["user"]["id"], text)
+
+    async def tell_user(client: Any, user: str, text: str) -> None:
+        dm = await client.conversations_open(users=user)
+        await client.chat_postEphemeral(channel=dm["channel"]["id"], user=user, text=escape(text))
 
     def decode(body: dict[str, Any], kind: Kind) -> Action | None:
         try:
@@ -83,7 +92,7 @@ def register(
         return action
 
     @app.action("tb_ack")
-    async def on_ack(ack: Any, body: dict[str, Any], client: Any) -> None:
+    async def on_ack(ack: Any, body: dict[str, Any], client: Any, respond: Any) -> None:
         await ack()
         action = decode(body, Kind.ACK)
         if action is None:
@@ -94,9 +103,11 @@ def register(
             )
         except ActionError as exc:
             reply = str(exc)
-        await tell(client, body, reply)
+        await tell(respond, client, body, reply)
 
-    async def open_modal(ack: Any, body: dict[str, Any], client: Any, kind: str) -> None:
+    async def open_modal(
+        ack: Any, body: dict[str, Any], client: Any, respond: Any, kind: str
+    ) -> None:
         await ack()
         action = decode(body, MODAL_KINDS[kind])
         if action is None:
@@ -105,7 +116,7 @@ def register(
         try:
             await actions.check(officer, action.target, action.seq)
         except ActionError as exc:
-            await tell(client, body, str(exc))
+            await tell(respond, client, body, str(exc))
             return
         meta = action.encode()
         if kind == "update":
@@ -119,20 +130,20 @@ def register(
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.action("tb_update")
-    async def on_update(ack: Any, body: dict[str, Any], client: Any) -> None:
-        await open_modal(ack, body, client, "update")
+    async def on_update(ack: Any, body: dict[str, Any], client: Any, respond: Any) -> None:
+        await open_modal(ack, body, client, respond, "update")
 
     @app.action("tb_close")
-    async def on_close(ack: Any, body: dict[str, Any], client: Any) -> None:
-        await open_modal(ack, body, client, "close")
+    async def on_close(ack: Any, body: dict[str, Any], client: Any, respond: Any) -> None:
+        await open_modal(ack, body, client, respond, "close")
 
     @app.action("tb_reassign")
-    async def on_reassign(ack: Any, body: dict[str, Any], client: Any) -> None:
-        await open_modal(ack, body, client, "reassign")
+    async def on_reassign(ack: Any, body: dict[str, Any], client: Any, respond: Any) -> None:
+        await open_modal(ack, body, client, respond, "reassign")
 
     @app.action("tb_recategorise")
-    async def on_recategorise(ack: Any, body: dict[str, Any], client: Any) -> None:
-        await open_modal(ack, body, client, "recategorise")
+    async def on_recategorise(ack: Any, body: dict[str, Any], client: Any, respond: Any) -> None:
+        await open_modal(ack, body, client, respond, "recategorise")
 
     async def submit(ack: Any, body: dict[str, Any], kind: str) -> None:
         view = body["view"]
@@ -193,10 +204,6 @@ def register(
 
     # ----------------------------------------------------------------- reporters in Slack
 
-    async def tell_user(client: Any, user: str, text: str) -> None:
-        dm = await client.conversations_open(users=user)
-        await client.chat_postEphemeral(channel=dm["channel"]["id"], user=user, text=escape(text))
-
     @app.action("tb_start")
     async def on_start(ack: Any, body: dict[str, Any], client: Any) -> None:
         await ack()
@@ -250,18 +257,24 @@ def register(
     # ----------------------------------------------------------------- summaries
 
     @app.command("/tensions")
-    async def on_tensions(ack: Any, command: dict[str, Any], client: Any) -> None:
+    async def on_tensions(ack: Any, command: dict[str, Any], client: Any, respond: Any) -> None:
         # Slack wants an answer within 3 seconds: acknowledge, then build the summary.
         await ack(text="Working on the summary…")
-        user, channel = command["user_id"], command["channel_id"]
         try:
-            result = await summaries.for_slack(user, command.get("text", ""))
+            result = await summaries.for_slack(command["user_id"], command.get("text", ""))
         except SummaryRefused as exc:
             # The refusal may quote what was typed: escaped, like all text from a user.
-            await client.chat_postEphemeral(channel=channel, user=user, text=escape(str(exc)))
+            await respond(text=escape(str(exc)), response_type="ephemeral")
             return
         charts = [
             (name, data, name.removesuffix(".png").replace("_", " "))
             for name, data in result.charts
         ]
-        await post_with_charts(client, channel, result.message, charts)
+        await answer_command(
+            client,
+            respond,
+            command,
+            result.message,
+            charts,
+            public_channels=summaries.config.summaries.channels,
+        )

@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.messages import OutgoingMessage
+from bot.messages import OutgoingMessage, Span
 from bot.ports import SendResult
 from handlers.slack.render import render
 
@@ -124,3 +124,37 @@ async def post_with_charts(
             {"content": data, "filename": name, "title": title} for name, data, title in charts
         ],
     )
+
+
+CHARTS_IN_DM = "The charts are in your direct messages with me."
+
+
+async def answer_command(
+    client: Any,
+    respond: Any,
+    command: dict[str, Any],
+    message: OutgoingMessage,
+    charts: Sequence[tuple[str, bytes, str]],
+    *,
+    public_channels: Sequence[str],
+) -> None:
+    """Answer ``/tensions`` or ``/pact``. Typed in one of ``public_channels`` (the configured
+    summary channels, whose members are chosen to see summaries): posted there, charts and all.
+    Anywhere else (a channel may hold people refused summaries, or people the bot does not
+    know): only the asker sees it, as an ephemeral answer through the command's response_url
+    (which, unlike chat.postEphemeral, reaches them in any channel, the bot a member or not),
+    and the charts, which cannot be ephemeral, go to their direct messages with the bot."""
+    channel, user = str(command["channel_id"]), str(command["user_id"])
+    if channel in public_channels:
+        await post_with_charts(client, channel, message, charts)
+        return
+    shown = message
+    if charts:
+        shown = message.model_copy(
+            update={"lines": [*message.lines, [Span(text=CHARTS_IN_DM, style="italic")]]}
+        )
+    text, blocks = render(shown)
+    await respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+    if charts:
+        dm = await client.conversations_open(users=user)
+        await post_with_charts(client, str(dm["channel"]["id"]), message, charts)

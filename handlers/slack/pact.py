@@ -19,7 +19,7 @@ from bot.charts import pact_attendance, png
 from bot.pact import PactInsight
 from bot.services.pact import PactError, PactService, insight_message
 from handlers.slack import pact_views
-from handlers.slack.messenger import post_with_charts
+from handlers.slack.messenger import answer_command
 from handlers.slack.render import escape
 
 log = logging.getLogger(__name__)
@@ -47,15 +47,13 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
         dm = await client.conversations_open(users=user)
         await client.chat_postEphemeral(channel=dm["channel"]["id"], user=user, text=escape(text))
 
-    async def tell_here(client: Any, body: dict[str, Any], text: str) -> None:
-        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
-            "channel_id"
-        )
-        user = body["user"]["id"]
-        if channel:
-            await client.chat_postEphemeral(channel=channel, user=user, text=escape(text))
+    async def tell_here(respond: Any, client: Any, body: dict[str, Any], text: str) -> None:
+        """A note only the clicker sees, where they clicked (through the click's response_url,
+        which reaches them even in a channel they are not in), else in their DM."""
+        if respond is not None and body.get("response_url"):
+            await respond(text=escape(text), response_type="ephemeral", replace_original=False)
         else:
-            await tell_user(client, user, text)
+            await tell_user(client, body["user"]["id"], text)
 
     def meta_id(view: dict[str, Any]) -> int | None:
         meta = str(view.get("private_metadata", ""))
@@ -119,7 +117,7 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
     # ----------------------------------------------------------------- owner teams
 
     @app.action("tb_pact_report_back")
-    async def on_report_back(ack: Any, body: dict[str, Any], client: Any) -> None:
+    async def on_report_back(ack: Any, body: dict[str, Any], client: Any, respond: Any) -> None:
         await ack()
         action = decode(body, Kind.PACT_REPORT_BACK)
         if action is None:
@@ -127,7 +125,7 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
         try:
             priority = await pact.priority_for_owner(body["user"]["id"], action.target)
         except PactError as exc:
-            await tell_here(client, body, str(exc))
+            await tell_here(respond, client, body, str(exc))
             return
         assert priority.id is not None
         view = pact_views.report_back_modal(
@@ -154,18 +152,24 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
     # ----------------------------------------------------------------- insight
 
     @app.command("/pact")
-    async def on_pact(ack: Any, command: dict[str, Any], client: Any) -> None:
+    async def on_pact(ack: Any, command: dict[str, Any], client: Any, respond: Any) -> None:
         await ack(text="Working on it…")
-        user, channel = command["user_id"], command["channel_id"]
         try:
-            insight = await pact.insight_for_slack(user, command.get("text", ""))
+            insight = await pact.insight_for_slack(command["user_id"], command.get("text", ""))
         except PactError as exc:
             # The refusal may quote what was typed: escaped, like all text from a user.
-            await client.chat_postEphemeral(channel=channel, user=user, text=escape(str(exc)))
+            await respond(text=escape(str(exc)), response_type="ephemeral")
             return
         charts = []
         if not insight.empty:
             # Drawing takes a moment of CPU: keep it off the event loop.
             chart = await asyncio.to_thread(_chart, insight)
             charts.append(("pact_attendance.png", chart, "PACT attendance"))
-        await post_with_charts(client, channel, insight_message(insight), charts)
+        await answer_command(
+            client,
+            respond,
+            command,
+            insight_message(insight),
+            charts,
+            public_channels=pact.config.summaries.channels,
+        )
