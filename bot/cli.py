@@ -109,12 +109,17 @@ def db() -> None:
 @db.command("upgrade")
 @click.pass_obj
 def db_upgrade(config: Config) -> None:
-    """Apply migrations up to the newest (also done automatically at start)."""
+    """Apply migrations up to the newest (also done automatically at start). With
+    TENSIONBOT_MIGRATION_DATABASE_URL set, connect with that URL instead of database.url (a
+    role that also owns the audit log: deploy/README.md)."""
     from storage.database import Database
     from storage.migrate import current_revision, upgrade
 
+    override = config.secrets.migration_database_url
+    url = override.get_secret_value() if override is not None else config.database.url
+
     async def work() -> str | None:
-        database = Database(config.database.url)
+        database = Database(url)
         try:
             await upgrade(database.engine)
             return await current_revision(database.engine)
