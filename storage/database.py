@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -19,7 +20,9 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from storage import repositories as r
 from storage.encryption import attach_cipher, make_cipher
 from storage.orm import start_mappers
-from storage.privacy import SqlPrivacyRepo
+from storage.privacy import PURGED_TABLES, SqlPrivacyRepo
+
+log = logging.getLogger(__name__)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -30,6 +33,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Deleted and overwritten content is zeroed in the file, not left in free space (some
+    # builds do this by default; the erasure promise must not depend on the build).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -56,6 +62,13 @@ def make_engine(url: str, *, echo: bool = False, encryption_key: str | None = No
         engine.sync_engine.dialect, make_cipher(encryption_key) if encryption_key else None
     )
     return engine
+
+
+_MAY_SWITCH_WAL = (
+    "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR "
+    "(pg_has_role('pg_checkpoint', 'MEMBER') AND "
+    "has_function_privilege('pg_switch_wal()', 'EXECUTE'))"
+)
 
 
 class SqlUnitOfWork:
@@ -122,6 +135,41 @@ class Database:
     def uow(self) -> SqlUnitOfWork:
         """A fresh unit of work."""
         return SqlUnitOfWork(self.sessions)
+
+    async def purge(self) -> None:
+        """Clear erased and redacted values out of the database files (:class:`bot.ports.Purger`).
+
+        SQLite: with ``secure_delete`` the main file is zeroed as rows change, but the old pages
+        stay in the ``-wal`` file; a TRUNCATE checkpoint copies the WAL back and empties it.
+        PostgreSQL: an UPDATE or DELETE leaves the old row version (and its index entries) in
+        place until VACUUM, and a plain VACUUM frees the space without clearing it (the page is
+        compacted; the old bytes stay in its free space: tests/test_erasure_on_disk.py found
+        the name and report text there). So the tables erasure and retention write to are
+        rewritten with VACUUM FULL into new files, and the old files are emptied (each table is
+        locked while it is rewritten, one at a time). The audit log is not among them: it is
+        append-only, and the service may not own it (deploy/README.md). Then, when the role
+        may (superuser, or ``pg_checkpoint`` and EXECUTE on ``pg_switch_wal``), the
+        write-ahead log moves to a new segment and a checkpoint lets the server remove the
+        segments that held the old values (deleted, not kept for reuse, with
+        ``wal_recycle = off``)."""
+        if self.engine.dialect.name == "sqlite":
+            async with self.engine.connect() as conn:
+                for _ in range(3):
+                    row = (await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")).one()
+                    if row[0] == 0:  # not busy: the WAL is empty
+                        return
+                log.warning("purge: the WAL is busy; erased data stays in it until it is reused")
+            return
+        async with self.engine.connect() as conn:
+            # VACUUM cannot run inside a transaction block.
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await auto.exec_driver_sql(f"VACUUM (FULL) {', '.join(PURGED_TABLES)}")
+            may = (await auto.exec_driver_sql(_MAY_SWITCH_WAL)).scalar_one()
+            if may:
+                await auto.exec_driver_sql("SELECT pg_switch_wal()")
+                await auto.exec_driver_sql("CHECKPOINT")
+            else:
+                log.info("purge: no right to switch the WAL; old segments go at the checkpoints")
 
     async def dispose(self) -> None:
         """Close all connections."""
