@@ -24,6 +24,7 @@ import click
 
 from bot.config import Config, ConfigError, load_config
 from bot.forms import FormError, load_form
+from bot.logs import configure_logging
 
 T = TypeVar("T")
 ADMIN = "cli"
@@ -63,9 +64,7 @@ def main(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
     # Opt in to python-telegram-bot's coming timedelta durations (avoids a deprecation warning
     # on every 429); our code handles both forms.
     os.environ.setdefault("PTB_TIMEDELTA", "1")
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
+    configure_logging(verbose)
     if ctx.invoked_subcommand == "demo":
         return  # the demo builds its own configuration
     try:

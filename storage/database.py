@@ -45,7 +45,9 @@ def make_engine(url: str, *, echo: bool = False, encryption_key: str | None = No
     With ``encryption_key`` (one Fernet key, or several separated by commas) the free-text
     columns are encrypted at rest by this engine (see ``storage.encryption``)."""
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"echo": echo}
+    # Statement parameters are report text, names and emails: never in a log line or in the
+    # text of an error (bot/logs.py keeps the drivers' own loggers quiet).
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
