@@ -4,6 +4,7 @@ by the service itself when it runs as a role that does not own the table (deploy
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -158,8 +159,9 @@ async def two_roles() -> AsyncIterator[str]:
 
 
 async def test_the_service_role_cannot_rewrite_the_audit_log_but_the_bot_works(
-    two_roles: str, clock: FakeClock
+    two_roles: str, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="storage.database")
     messenger = FakeMessenger()
     # The bot runs as the service role: it migrates (nothing to do), imports, links, reports and
     # erases, writing audit rows as it goes.
@@ -205,6 +207,20 @@ async def test_the_service_role_cannot_rewrite_the_audit_log_but_the_bot_works(
                 async with s.db.engine.begin() as conn:
                     await conn.execute(text(sql))
         assert await _rows(s.db) == rows  # nothing changed
+
+        # The erasure's purge vacuumed (the service owns those tables) but could not switch the
+        # WAL; with the grants deploy/README.md gives, it can.
+        no_right = "no right to switch the WAL"
+        assert no_right in caplog.text
+        url = make_url(two_roles)
+        grants = (
+            f"GRANT pg_checkpoint TO {url.username}; "
+            f"GRANT EXECUTE ON FUNCTION pg_switch_wal() TO {url.username}"
+        )
+        await _pg(PG_URL, grants, database=str(url.database))
+        caplog.clear()
+        await s.db.purge()
+        assert no_right not in caplog.text
 
 
 def test_db_upgrade_connects_with_the_migration_url_when_it_is_set(tmp_path: Path) -> None:
