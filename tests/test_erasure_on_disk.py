@@ -105,7 +105,8 @@ async def _on_disk(s: Services, who: Person, kinds: tuple[str, ...]) -> list[str
 @pytest.fixture
 async def reported(db_url: str, clock: FakeClock) -> AsyncIterator[tuple[Services, Person]]:
     """The person is imported, links Telegram and reports a tension through the conversation
-    (drafts, report, confirmation messages), so their data is in rows, indexes and logs."""
+    (drafts, report, confirmation messages), so their data is in rows, indexes and the
+    write-ahead log."""
     who = Person.make()
     csv = f"name,role,wards,organisation,email\n{who.name},councillor,Heath Town,Council,{who.email}\n"
     messenger = FakeMessenger()
