@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -128,6 +129,9 @@ class SqlUnitOfWork:
 class Database:
     """The engine plus a unit-of-work factory."""
 
+    #: How long the purge's VACUUM FULL waits for each table's lock (seconds).
+    purge_lock_timeout = 5.0
+
     def __init__(self, url: str, *, echo: bool = False, encryption_key: str | None = None) -> None:
         start_mappers()
         self.url = url
@@ -165,7 +169,19 @@ class Database:
         async with self.engine.connect() as conn:
             # VACUUM cannot run inside a transaction block.
             auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await auto.exec_driver_sql(f"VACUUM (FULL) {', '.join(PURGED_TABLES)}")
+            # While VACUUM FULL waits for its lock every later query on the table queues behind
+            # it: give up on a table another transaction holds too long, rather than stall the
+            # bot; the next purge rewrites it.
+            timeout_ms = int(self.purge_lock_timeout * 1000)
+            await auto.exec_driver_sql(f"SET lock_timeout = {timeout_ms}")
+            for table in PURGED_TABLES:
+                try:
+                    await auto.exec_driver_sql(f"VACUUM (FULL) {table}")
+                except DBAPIError as exc:
+                    if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+                        raise
+                    log.warning("purge: %s is busy; its old rows go at the next purge", table)
+            await auto.exec_driver_sql("RESET lock_timeout")
             may = (await auto.exec_driver_sql(_MAY_SWITCH_WAL)).scalar_one()
             if may:
                 await auto.exec_driver_sql("SELECT pg_switch_wal()")

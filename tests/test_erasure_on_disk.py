@@ -9,6 +9,7 @@ PostgreSQL keeps until VACUUM.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from bot.app import Services
 from bot.clock import FakeClock
+from storage.database import Database
 from tests.helpers import FakeMessenger, dispatcher_for, link_all, services_for
 from tests.test_conversation import Chat
 
@@ -164,3 +166,28 @@ async def test_retention_leaves_no_report_text_in_the_database_files(
     assert done.redacted["reports"] == 1
     assert await _on_disk(s, who, ("report text",)) == []
     assert await _on_disk(s, who, ("name", "email"))  # retention keeps active people
+
+
+async def test_a_table_another_transaction_holds_does_not_stall_the_purge(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """VACUUM FULL waits for an exclusive lock, and every later query on that table would queue
+    behind it: the purge gives up on a busy table after ``purge_lock_timeout`` and goes on."""
+    if make_url(db_url).get_backend_name() != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite's purge takes no table locks")
+    caplog.set_level(logging.WARNING, logger="storage.database")
+    db = Database(db_url)
+    db.purge_lock_timeout = 0.2
+    try:
+        async with db.engine.connect() as holder:
+            await holder.execute(text("LOCK TABLE people IN ACCESS SHARE MODE"))  # opens a txn
+            await db.purge()
+            await holder.rollback()
+        assert [r.getMessage() for r in caplog.records] == [
+            "purge: people is busy; its old rows go at the next purge"
+        ]
+        caplog.clear()
+        await db.purge()
+        assert caplog.records == []
+    finally:
+        await db.dispose()
