@@ -138,7 +138,7 @@ async def build_services(
         wake,
         pact,
         HealthService(db.uow, clock),
-        PrivacyService(config, db.uow, clock),
+        PrivacyService(config, db.uow, clock, db),
     )
 
 

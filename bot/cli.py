@@ -24,6 +24,7 @@ import click
 from bot import cells
 from bot.config import Config, ConfigError, load_config
 from bot.forms import FormError, load_form
+from bot.logs import configure_logging
 
 T = TypeVar("T")
 ADMIN = "cli"
@@ -63,9 +64,7 @@ def main(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
     # Opt in to python-telegram-bot's coming timedelta durations (avoids a deprecation warning
     # on every 429); our code handles both forms.
     os.environ.setdefault("PTB_TIMEDELTA", "1")
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
+    configure_logging(verbose)
     if ctx.invoked_subcommand == "demo":
         return  # the demo builds its own configuration
     try:
@@ -109,12 +108,17 @@ def db() -> None:
 @db.command("upgrade")
 @click.pass_obj
 def db_upgrade(config: Config) -> None:
-    """Apply migrations up to the newest (also done automatically at start)."""
+    """Apply migrations up to the newest (also done automatically at start). With
+    TENSIONBOT_MIGRATION_DATABASE_URL set, connect with that URL instead of database.url (a
+    role that also owns the audit log: deploy/README.md)."""
     from storage.database import Database
     from storage.migrate import current_revision, upgrade
 
+    override = config.secrets.migration_database_url
+    url = override.get_secret_value() if override is not None else config.database.url
+
     async def work() -> str | None:
-        database = Database(config.database.url)
+        database = Database(url)
         try:
             await upgrade(database.engine)
             return await current_revision(database.engine)

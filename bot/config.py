@@ -42,6 +42,8 @@ ENV_SLACK_SIGNING_SECRET = "TENSIONBOT_SLACK_SIGNING_SECRET"  # noqa: S105
 ENV_SLACK_APP_TOKEN = "TENSIONBOT_SLACK_APP_TOKEN"  # noqa: S105
 ENV_ENCRYPTION_KEY = "TENSIONBOT_ENCRYPTION_KEY"
 ENV_TELEGRAM_WEBHOOK_SECRET = "TENSIONBOT_TELEGRAM_WEBHOOK_SECRET"  # noqa: S105
+#: A database URL for ``tensionbot db upgrade`` only (a role that owns the audit log as well).
+ENV_MIGRATION_DATABASE_URL = "TENSIONBOT_MIGRATION_DATABASE_URL"
 
 
 def _http_url(value: str) -> str:
@@ -436,6 +438,18 @@ def _fernet_keys(value: str) -> str:
     return ",".join(parts)
 
 
+def _database_url(value: SecretStr | None) -> SecretStr | None:
+    """A migration URL from the environment, checked like ``database.url`` (never echoed)."""
+    if value is not None and not value.get_secret_value().startswith(
+        ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+    ):
+        raise ConfigError(
+            f"{ENV_MIGRATION_DATABASE_URL}: must start with 'sqlite+aiosqlite://' or "
+            "'postgresql+asyncpg://'"
+        )
+    return value
+
+
 def _ward_key(ward: str) -> str:
     import re
 
@@ -453,6 +467,9 @@ class Secrets(BaseModel):
     slack_app_token: SecretStr | None = None  # Socket Mode only
     encryption_key: SecretStr | None = None  # Fernet key(s), comma-separated; first encrypts
     telegram_webhook_secret: SecretStr | None = None  # shared by every process behind one URL
+    # `tensionbot db upgrade` connects with this when set (deploy/README.md: the audit log on
+    # PostgreSQL); the service itself never uses it.
+    migration_database_url: SecretStr | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Secrets:
@@ -473,6 +490,7 @@ class Secrets(BaseModel):
                 else None
             ),
             telegram_webhook_secret=get(ENV_TELEGRAM_WEBHOOK_SECRET),
+            migration_database_url=_database_url(get(ENV_MIGRATION_DATABASE_URL)),
         )
 
 

@@ -308,6 +308,14 @@ class UnitOfWorkFactory(Protocol):
     def __call__(self) -> UnitOfWork: ...
 
 
+class Purger(Protocol):
+    """Clears what an erasure or redaction overwrote or deleted out of the database files: old
+    row versions, freed pages and index entries, the write-ahead log. Called after the change
+    is committed (it cannot run inside a transaction)."""
+
+    async def purge(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class SendResult:
     """What a messenger reports for one message."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,7 +21,9 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from storage import repositories as r
 from storage.encryption import attach_cipher, make_cipher
 from storage.orm import start_mappers
-from storage.privacy import SqlPrivacyRepo
+from storage.privacy import PURGED_TABLES, SqlPrivacyRepo
+
+log = logging.getLogger(__name__)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -30,6 +34,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Deleted and overwritten content is zeroed in the file, not left in free space (some
+    # builds do this by default; the erasure promise must not depend on the build).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -39,7 +46,9 @@ def make_engine(url: str, *, echo: bool = False, encryption_key: str | None = No
     With ``encryption_key`` (one Fernet key, or several separated by commas) the free-text
     columns are encrypted at rest by this engine (see ``storage.encryption``)."""
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"echo": echo}
+    # Statement parameters are report text, names and emails: never in a log line or in the
+    # text of an error (bot/logs.py keeps the drivers' own loggers quiet).
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -56,6 +65,13 @@ def make_engine(url: str, *, echo: bool = False, encryption_key: str | None = No
         engine.sync_engine.dialect, make_cipher(encryption_key) if encryption_key else None
     )
     return engine
+
+
+_MAY_SWITCH_WAL = (
+    "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR "
+    "(pg_has_role('pg_checkpoint', 'MEMBER') AND "
+    "has_function_privilege('pg_switch_wal()', 'EXECUTE'))"
+)
 
 
 class SqlUnitOfWork:
@@ -113,6 +129,9 @@ class SqlUnitOfWork:
 class Database:
     """The engine plus a unit-of-work factory."""
 
+    #: How long the purge's VACUUM FULL waits for each table's lock (seconds).
+    purge_lock_timeout = 5.0
+
     def __init__(self, url: str, *, echo: bool = False, encryption_key: str | None = None) -> None:
         start_mappers()
         self.url = url
@@ -122,6 +141,53 @@ class Database:
     def uow(self) -> SqlUnitOfWork:
         """A fresh unit of work."""
         return SqlUnitOfWork(self.sessions)
+
+    async def purge(self) -> None:
+        """Clear erased and redacted values out of the database files (:class:`bot.ports.Purger`).
+
+        SQLite: with ``secure_delete`` the main file is zeroed as rows change, but the old pages
+        stay in the ``-wal`` file; a TRUNCATE checkpoint copies the WAL back and empties it.
+        PostgreSQL: an UPDATE or DELETE leaves the old row version (and its index entries) in
+        place until VACUUM, and a plain VACUUM frees the space without clearing it (the page is
+        compacted; the old bytes stay in its free space: tests/test_erasure_on_disk.py found
+        the name and report text there). So the tables erasure and retention write to are
+        rewritten with VACUUM FULL into new files, and the old files are emptied (each table is
+        locked while it is rewritten, one at a time). The audit log is not among them: it is
+        append-only, and the service may not own it (deploy/README.md). Then, when the role
+        may (superuser, or ``pg_checkpoint`` and EXECUTE on ``pg_switch_wal``), the
+        write-ahead log moves to a new segment and a checkpoint lets the server remove the
+        segments that held the old values (deleted, not kept for reuse, with
+        ``wal_recycle = off``)."""
+        if self.engine.dialect.name == "sqlite":
+            async with self.engine.connect() as conn:
+                for _ in range(3):
+                    row = (await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")).one()
+                    if row[0] == 0:  # not busy: the WAL is empty
+                        return
+                log.warning("purge: the WAL is busy; erased data stays in it until it is reused")
+            return
+        async with self.engine.connect() as conn:
+            # VACUUM cannot run inside a transaction block.
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            # While VACUUM FULL waits for its lock every later query on the table queues behind
+            # it: give up on a table another transaction holds too long, rather than stall the
+            # bot; the next purge rewrites it.
+            timeout_ms = int(self.purge_lock_timeout * 1000)
+            await auto.exec_driver_sql(f"SET lock_timeout = {timeout_ms}")
+            for table in PURGED_TABLES:
+                try:
+                    await auto.exec_driver_sql(f"VACUUM (FULL) {table}")
+                except DBAPIError as exc:
+                    if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+                        raise
+                    log.warning("purge: %s is busy; its old rows go at the next purge", table)
+            await auto.exec_driver_sql("RESET lock_timeout")
+            may = (await auto.exec_driver_sql(_MAY_SWITCH_WAL)).scalar_one()
+            if may:
+                await auto.exec_driver_sql("SELECT pg_switch_wal()")
+                await auto.exec_driver_sql("CHECKPOINT")
+            else:
+                log.info("purge: no right to switch the WAL; old segments go at the checkpoints")
 
     async def dispose(self) -> None:
         """Close all connections."""

@@ -79,6 +79,22 @@ def _kinds() -> dict[str, _Kind]:
 
 KINDS = _kinds()
 
+#: Every table retention and erasure change (the vacuum after them: ``Database.purge``).
+PURGED_TABLES = (
+    "people",
+    "invites",
+    "reports",
+    "conversations",
+    "outbox",
+    "actions",
+    "action_events",
+    "campaigns",
+    "pact_meetings",
+    "pact_attendance",
+    "pact_priorities",
+    "pact_recordings",
+)
+
 
 class SqlPrivacyRepo:
     """Retention, erasure and subject-access queries."""

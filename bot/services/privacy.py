@@ -22,7 +22,7 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.domain import Person
 from bot.messages import OutgoingMessage, Span
-from bot.ports import UnitOfWork, UnitOfWorkFactory
+from bot.ports import Purger, UnitOfWork, UnitOfWorkFactory
 from bot.services.common import audit
 
 log = logging.getLogger(__name__)
@@ -121,10 +121,23 @@ def _months_before(when: datetime, months: int) -> datetime:
 class PrivacyService:
     """Retention, erasure and subject access."""
 
-    def __init__(self, config: Config, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(
+        self,
+        config: Config,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        purger: Purger | None = None,
+    ) -> None:
         self.config = config
         self.uow_factory = uow_factory
         self.clock = clock
+        # Without it, erased text may survive in the database files (old row versions, the
+        # write-ahead log) until the database reuses the space.
+        self.purger = purger
+
+    async def _purge(self) -> None:
+        if self.purger is not None:
+            await self.purger.purge()
 
     # ----------------------------------------------------------------- retention
 
@@ -166,9 +179,10 @@ class PrivacyService:
             async with self.uow_factory() as uow:
                 stale = await uow.privacy.inactive_people(_months_before(now, months))
             for person_id in stale:
-                await self.erase(f"person:{person_id}", actor="retention")
+                await self._erase(f"person:{person_id}", actor="retention")
                 result.anonymised += 1
         if result.total or result.anonymised:
+            await self._purge()
             log.info(
                 "retention: %d row(s) redacted, %d person(s) anonymised",
                 result.total,
@@ -311,8 +325,14 @@ class PrivacyService:
 
     async def erase(self, who: str, *, actor: str) -> ErasurePlan:
         """Anonymise a person (an email or ``person:<id>``) and remove or redact everything
-        about them, in one transaction. Aggregates (report fields, delivery statuses, PACT
-        counts) are kept; the audit log is kept (it holds ids only)."""
+        about them, in one transaction, then purge the old values from the database files.
+        Aggregates (report fields, delivery statuses, PACT counts) are kept; the audit log is
+        kept (it holds ids only)."""
+        plan = await self._erase(who, actor=actor)
+        await self._purge()
+        return plan
+
+    async def _erase(self, who: str, *, actor: str) -> ErasurePlan:
         now = self.clock.now()
         async with self.uow_factory() as uow:
             person = await self._person(uow, who)
