@@ -20,6 +20,7 @@ from bot.domain import (
     Campaign,
     Conversation,
     DeliveryStatus,
+    OutboxStatus,
     Person,
 )
 from bot.forms import FormDefinition, Question
@@ -39,6 +40,18 @@ log = logging.getLogger(__name__)
 REVIEW = "review"
 EDIT = "edit"
 ANSWERED = {DeliveryStatus.RESPONDED.value, DeliveryStatus.NIL.value}
+_CONVERSATION_KINDS = frozenset(
+    {
+        Kind.ANSWER,
+        Kind.SKIP,
+        Kind.BACK,
+        Kind.CANCEL,
+        Kind.REVIEW_SUBMIT,
+        Kind.REVIEW_EDIT,
+        Kind.EDIT_FIELD,
+        Kind.ADD_ANOTHER,
+    }
+)
 
 
 class _Step:
@@ -347,7 +360,13 @@ class ConversationService:
             step.toast = "That button is not valid any more."
             return
         if conv.status != "active" or conv.seq != action.seq:
-            step.toast = "That question has moved on: please use the latest message."
+            # A second tap, or a tap on an answered message: nothing changes, but say so.
+            step.toast = {
+                "submitted": "Already sent: thank you. /status shows your reports.",
+                "cancelled": "Already cancelled: nothing was sent.",
+            }.get(
+                conv.status, "Already answered: that question has moved on, see the latest message."
+            )
             return
         if conv.flow == "monthly" and not await self._campaign_open(step, conv.campaign_id):
             await self._closed(step, conv.campaign_id)
@@ -414,6 +433,12 @@ class ConversationService:
         active = await step.uow.conversations.active_for(pid)
         if action.kind is Kind.NIL:
             assert campaign.id is not None
+            if delivery.status == DeliveryStatus.NIL.value:
+                step.toast = "Already recorded: your nil return is in. Thank you."
+                return
+            if delivery.status == DeliveryStatus.RESPONDED.value:
+                step.toast = "Already done: you have sent reports for this return. Thank you."
+                return
             refused = await record_nil(
                 step.uow, person_id=pid, campaign_id=campaign.id, now=step.now
             )
@@ -431,11 +456,18 @@ class ConversationService:
             if active.campaign_id != campaign.id and active.flow == "monthly":
                 active.status = "cancelled"  # an older return's draft; this one supersedes it
                 active.updated_at = step.now
+            elif active.campaign_id == campaign.id:
+                # A second tap of "Report a tension": the question is already below it.
+                step.toast = "Already started: the question is below. /return shows it again."
+                return
             else:
                 await self._reask(step, active, note="Carrying on where you left off.")
                 return
         assert campaign.id is not None
         conv = await self._new_conversation(step, "monthly", campaign.id, campaign.form_version_id)
+        if ref is not None:
+            # The form's buttons have been answered: take them away.
+            await self._reply(step, texts.form_started(campaign, form, self.tz), edit_ref=ref)
         await self._ask(step, conv, form, edit_ref=None)
 
     async def _on_choice(
@@ -488,7 +520,26 @@ class ConversationService:
                 .build(),
             )
             return
+        await self._retire_keyboard(step, conv)
         await self._accept(step, conv, form, q, text, None)
+
+    async def _retire_keyboard(self, step: _Step, conv: Conversation) -> None:
+        """Take the buttons off the question a typed answer just answered, so only the newest
+        question has live buttons (the old ones would only be refused as stale)."""
+        last = await step.uow.outbox.last_reply(step.sender.platform, str(step.sender.chat_id))
+        if last is None or last.status != OutboxStatus.SENT.value or last.result_ref is None:
+            return
+        message = OutgoingMessage.model_validate(last.payload)
+        if not message.buttons:
+            return
+        try:
+            targets = {Action.decode(b.data).target for row in message.buttons for b in row}
+            kinds = {Action.decode(b.data).kind for row in message.buttons for b in row}
+        except BadPayload:
+            return
+        if targets != {conv.id} or not kinds <= _CONVERSATION_KINDS:
+            return
+        await self._reply(step, message.model_copy(update={"buttons": []}), last.result_ref)
 
     # ----------------------------------------------------------------- the flow
 

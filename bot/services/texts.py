@@ -70,6 +70,15 @@ def form_message(
     return b.build()
 
 
+def form_started(campaign: Campaign, form: FormDefinition, tz: ZoneInfo) -> OutgoingMessage:
+    """The form once its "Report a tension" button is taken: the same words, no buttons."""
+    b = MessageBuilder().line(bold(campaign.title)).line(form.intro)
+    b.line(f"Please reply by {local_time(campaign.closes_at, tz)}.")
+    b.line(italic("Started: the questions follow below."))
+    b.blank().line(italic(form.emergency_notice))
+    return b.build()
+
+
 def nil_recorded(campaign: Campaign) -> OutgoingMessage:
     """Confirmation of a nil return (replaces the form message)."""
     assert campaign.id is not None

@@ -122,6 +122,7 @@ class FakeTelegram:
         self.per_chat_rate = per_chat_rate
         self.base_url = ""
         self.calls: list[ApiCall] = []
+        self.answers: dict[str, str | None] = {}  # callback query id -> toast text
         self.throttled = 0
         self._chats: dict[int, _Chat] = {}
         self._injections: list[_Injection] = []
@@ -520,7 +521,21 @@ class FakeTelegram:
         return self._message_json(m)
 
     async def _api_answerCallbackQuery(self, params: dict[str, Any]) -> bool:
+        self.answers[str(params.get("callback_query_id"))] = params.get("text")
+        async with self.changed:
+            self.changed.notify_all()
         return True
+
+    async def answer_to(self, query_id: str, timeout: float = 10.0) -> str | None:
+        """Wait until the bot has answered button tap ``query_id``; its toast text (or None)."""
+
+        async def wait() -> str | None:
+            async with self.changed:
+                while query_id not in self.answers:
+                    await self.changed.wait()
+                return self.answers[query_id]
+
+        return await asyncio.wait_for(wait(), timeout)
 
     async def _api_deleteMessage(self, params: dict[str, Any]) -> bool:
         chat = self._writable_chat(params)
@@ -669,7 +684,7 @@ class SimUser:
         messages = self.messages
         return messages[-1] if messages else None
 
-    async def press(self, label: str, message: SentMessage | None = None) -> None:
+    async def press(self, label: str, message: SentMessage | None = None) -> str:
         """Tap the button whose text contains ``label`` (an exact match wins) on the newest
         message that has one."""
         candidates = [message] if message is not None else list(reversed(self.messages))
@@ -682,10 +697,11 @@ class SimUser:
             if chosen is None:
                 continue
             self._sent.append(f"[taps {chosen[0]}]")
+            query_id = f"{self.user_id}-{next(self._message_ids)}"
             await self._push(
                 {
                     "callback_query": {
-                        "id": str(next(self._message_ids)),
+                        "id": query_id,
                         "from": self._user_json(),
                         "chat_instance": str(self.chat_id),
                         "data": chosen[1],
@@ -693,21 +709,22 @@ class SimUser:
                     }
                 }
             )
-            return
+            return query_id
         available = [b[0] for m in candidates[:3] for b in m.buttons()]
         raise AssertionError(
             f"no button {label!r} for {self.first_name}; newest buttons: {available}"
         )
 
-    async def press_data(self, data: str) -> None:
-        """Send a button tap with any callback data (a forged or stale payload), as if on the
-        newest message."""
+    async def press_data(self, data: str, message: SentMessage | None = None) -> str:
+        """Send a button tap with any callback data (a forged or stale payload, or a button
+        already taken away), as if on ``message`` (default: the newest). Returns the tap's id."""
         self._sent.append(f"[taps a button with data {data!r}]")
-        message = self.last
+        message = message or self.last
+        query_id = f"{self.user_id}-{next(self._message_ids)}"
         await self._push(
             {
                 "callback_query": {
-                    "id": str(next(self._message_ids)),
+                    "id": query_id,
                     "from": self._user_json(),
                     "chat_instance": str(self.chat_id),
                     "data": data,
@@ -715,6 +732,7 @@ class SimUser:
                 }
             }
         )
+        return query_id
 
     async def wait_for(
         self, match: str | Callable[[SentMessage], bool], timeout: float = 5.0, after: int = 0

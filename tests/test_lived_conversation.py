@@ -1,0 +1,130 @@
+"""The conversation as people live it (issue 18), each point from the person's side: the chat
+transcript over the real python-telegram-bot Application and the fake Telegram server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bot.clock import FakeClock
+from bot.forms import FormDefinition
+from bot.sim.fake_telegram import SentMessage, SimUser
+from bot.sim.scripts import fill_tension, tension
+from bot.sim.world import SimWorld
+from tests.conftest import make_config
+from tests.helpers import PEOPLE_CSV
+
+
+@pytest.fixture
+async def world(db_url: str, fake_telegram: Any, clock: FakeClock) -> AsyncIterator[SimWorld]:
+    config = make_config(db_url, fake_telegram.base_url)
+    w = await SimWorld.start(config, fake_telegram, clock)
+    await w.import_people(PEOPLE_CSV)
+    yield w
+    await w.stop()
+
+
+async def _form(world: SimWorld) -> FormDefinition:
+    async with world.services.db.uow() as uow:
+        return (await world.services.forms.current(uow)).definition
+
+
+def _snapshot(user: SimUser) -> list[tuple[int, int, str]]:
+    """Every bot message in the chat as (id, edits, text): what the person can see."""
+    return [(m.message_id, m.edits, m.text or "") for m in user.messages]
+
+
+async def _tap(world: SimWorld, user: SimUser, query_id: str) -> str | None:
+    """Wait until the tap is answered and everything it queued is sent; the toast."""
+    toast = await world.fake.answer_to(query_id)
+    await world.settle()
+    return toast
+
+
+def _now(user: SimUser, message: SentMessage) -> SentMessage:
+    """``message`` as it stands now (after any edits)."""
+    return next(m for m in user.messages if m.message_id == message.message_id)
+
+
+def _data(message: SentMessage, label: str) -> str:
+    return next(d for text, d in message.buttons() if label.casefold() in text.casefold())
+
+
+async def _december(
+    world: SimWorld, email: str, uid: int, name: str
+) -> tuple[SimUser, SentMessage]:
+    user = await world.link(email, uid, name)
+    await world.services.campaigns.open_monthly("2026-12", actor="t", force=True)
+    form_message = await user.wait_for("tension return for December 2026")
+    return user, form_message
+
+
+# ----------------------------------------------------------------- 1. every button answers once
+
+
+async def test_tapping_report_a_tension_twice_asks_question_one_once(world: SimWorld) -> None:
+    asha, form_message = await _december(world, "asha@example.org", 501, "Asha")
+    start = _data(form_message, "Report a tension")
+    await _tap(world, asha, await asha.press("Report a tension"))
+    assert sum("Which ward" in (m.text or "") for m in asha.messages) == 1
+    # The form's buttons are taken away once the return is started ...
+    assert _now(asha, form_message).buttons() == []
+    before = _snapshot(asha)
+    # ... and a second tap (a slow client still showing them) edits nothing and sends nothing.
+    toast = await _tap(world, asha, await asha.press_data(start, form_message))
+    assert _snapshot(asha) == before
+    assert toast is not None and "already" in toast.casefold()
+
+
+async def test_a_late_nothing_to_report_after_a_report_says_already_done(world: SimWorld) -> None:
+    asha, form_message = await _december(world, "asha@example.org", 501, "Asha")
+    nil = _data(form_message, "Nothing to report")
+    await asha.press("Report a tension")
+    await fill_tension(asha, await _form(world), tension("Heath Town", "race", "Leaflets again"))
+    await _tap(world, asha, await asha.press("Submit"))
+    await asha.wait_for("has been submitted")
+    before = _snapshot(asha)
+    toast = await _tap(world, asha, await asha.press_data(nil, form_message))
+    assert _snapshot(asha) == before
+    assert toast is not None and "already" in toast.casefold()
+
+
+async def test_a_second_tap_on_submit_or_nil_changes_nothing(world: SimWorld) -> None:
+    asha, _ = await _december(world, "asha@example.org", 501, "Asha")
+    await asha.press("Report a tension")
+    await fill_tension(asha, await _form(world), tension("Heath Town", "race", "Leaflets again"))
+    review = asha.last
+    assert review is not None
+    submit = _data(review, "Submit")
+    await _tap(world, asha, await asha.press("Submit"))
+    before = _snapshot(asha)
+    toast = await _tap(world, asha, await asha.press_data(submit, review))
+    assert _snapshot(asha) == before
+    assert toast is not None and "already" in toast.casefold()
+
+    yusuf, form_message = await _december(world, "yusuf@example.org", 502, "Yusuf")
+    nil = _data(form_message, "Nothing to report")
+    await _tap(world, yusuf, await yusuf.press("Nothing to report"))
+    before = _snapshot(yusuf)
+    toast = await _tap(world, yusuf, await yusuf.press_data(nil, form_message))
+    assert _snapshot(yusuf) == before
+    assert toast is not None and "already" in toast.casefold()
+
+
+async def test_a_typed_answer_takes_the_keyboard_off_the_question_it_answers(
+    world: SimWorld,
+) -> None:
+    asha, _ = await _december(world, "asha@example.org", 501, "Asha")
+    await asha.press("Report a tension")
+    await asha.wait_for("Which ward")
+    await asha.press("Heath Town")
+    await asha.wait_for("What kind of tension")
+    await asha.press("Race or ethnicity")
+    question = await asha.wait_for("What is happening")
+    assert question.buttons()  # Back / Cancel
+    await asha.send_text("Leaflets about the mosque on two streets.")
+    await asha.wait_for("Where exactly")
+    await world.settle()
+    assert _now(asha, question).buttons() == []
