@@ -24,7 +24,7 @@ from sqlalchemy import select
 from bot.buttons import Action, Kind
 from bot.clock import FakeClock
 from bot.domain import PactMeeting, PactPriority
-from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser
+from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser, shown
 from bot.sim.fake_telegram import FakeTelegram, SimUser
 from bot.sim.scripts import select_value, tension, text_value, until
 from bot.sim.world import SimWorld, free_port
@@ -708,7 +708,12 @@ async def test_user_text_is_escaped_everywhere_it_is_shown(
         assert reviews and all(TG_EVIL in r and "<!channel>" not in r for r in reviews)
         # Slack: the action message (blocks and fallback text).
         post = env.post
-        assert SLACK_EVIL in json.dumps(post.blocks)
+        # As Slack shows it: exactly the text typed, no mention, link or formatting.
+        sections = [b["text"]["text"] for b in post.blocks if b["type"] == "section"]
+        assert any(EVIL in shown(t).text for t in sections)
+        assert all(set(shown(t).styles) <= {"bold", "italic"} for t in sections), [
+            shown(t) for t in sections
+        ]
         no_markers("action message", json.dumps(post.blocks) + post.text)
         # An officer's update with the same text: the thread, and Asha on Telegram.
         jane = env.user("U0JANE")
@@ -720,7 +725,7 @@ async def test_user_text_is_escaped_everywhere_it_is_shown(
         }
         status, reply = await jane.submit_view(modal, values)
         assert status == 200 and reply is None
-        told = await asha.wait_for("Update on your report")
+        told = await asha.wait_for("Update from")
         assert TG_EVIL in str(told.text)
         thread = await until(lambda: slack.thread("C0COHESION", post.ts))
         await w.settle()

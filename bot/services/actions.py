@@ -168,7 +168,14 @@ class ActionService:
         team = self.teams.get(action.team_key)
         name = team.name if team else action.team_key
         await self._event(
-            uow, action, now, "delivered", "slack", f"delivered to {name}", for_reporter=True
+            uow,
+            action,
+            now,
+            "delivered",
+            "slack",
+            f"delivered to {name}",
+            for_reporter=True,
+            headline=f"Delivered to {name}",
         )
 
     # ----------------------------------------------------------------- officers
@@ -177,6 +184,8 @@ class ActionService:
         """Acknowledge an action (members of the owning team, or admins)."""
 
         async def change(uow: UnitOfWork, action: Action, now: datetime) -> str:
+            # Before any change: a query after one would flush it early (see _change).
+            who = await self._who(uow, officer, self.teams.get(action.team_key))
             if action.state != ActionState.OPEN.value:
                 raise ActionError(f"Already {STATE_LABELS[action.state].lower()}.")
             action.state = ActionState.ACKNOWLEDGED.value
@@ -191,6 +200,7 @@ class ActionService:
                 officer.slack_user_id,
                 f"acknowledged by {team.name}",
                 for_reporter=True,
+                headline=f"Acknowledged by {who}",
             )
             return "Acknowledged."
 
@@ -207,13 +217,23 @@ class ActionService:
             raise ActionError(f"Please keep updates under {MAX_NOTE} characters.")
 
         async def change(uow: UnitOfWork, action: Action, now: datetime) -> str:
+            # Before any change: a query after one would flush it early (see _change).
+            who = await self._who(uow, officer, self.teams.get(action.team_key))
             if action.state == ActionState.CLOSED.value:
                 raise ActionError("This action is closed.")
             if action.state == ActionState.OPEN.value:
                 action.acknowledged_at, action.acknowledged_by = now, officer.slack_user_id
             action.state = ActionState.IN_PROGRESS.value
             await self._event(
-                uow, action, now, "update", officer.slack_user_id, text, for_reporter=for_reporter
+                uow,
+                action,
+                now,
+                "update",
+                officer.slack_user_id,
+                text,
+                for_reporter=for_reporter,
+                headline=f"Update from {who}",
+                detail=text,
             )
             return "Update added."
 
@@ -232,13 +252,23 @@ class ActionService:
             raise ActionError(f"Please keep the note under {MAX_NOTE} characters.")
 
         async def change(uow: UnitOfWork, action: Action, now: datetime) -> str:
+            # Before any change: a query after one would flush it early (see _change).
+            who = await self._who(uow, officer, self.teams.get(action.team_key))
             if action.state == ActionState.CLOSED.value:
                 raise ActionError("This action is already closed.")
             action.state = ActionState.CLOSED.value
             action.outcome, action.outcome_note, action.closed_at = outcome, note, now
             text = OUTCOME_LABELS[outcome] + (f": {note}" if note else "")
             await self._event(
-                uow, action, now, "closed", officer.slack_user_id, text, for_reporter=True
+                uow,
+                action,
+                now,
+                "closed",
+                officer.slack_user_id,
+                text,
+                for_reporter=True,
+                headline=f"Closed by {who}",
+                detail=text,
             )
             return "Closed."
 
@@ -250,6 +280,8 @@ class ActionService:
             raise ActionError("Unknown team.")
 
         async def change(uow: UnitOfWork, action: Action, now: datetime) -> str:
+            # Before any change: a query after one would flush it early (see _change).
+            who = await self._who(uow, officer, self.teams.get(action.team_key))
             if action.state == ActionState.CLOSED.value:
                 raise ActionError("This action is closed.")
             if team_key == action.team_key:
@@ -272,6 +304,7 @@ class ActionService:
                 officer.slack_user_id,
                 f"passed to {target.name}",
                 for_reporter=True,
+                headline=f"Passed to {target.name} by {who}",
             )
             await self._open_action(uow, report, team_key, now, actor=officer.slack_user_id)
             return f"Reassigned to {target.name}."
@@ -284,6 +317,8 @@ class ActionService:
         """Correct the report's category; it is routed again and the reporter is told."""
 
         async def change(uow: UnitOfWork, action: Action, now: datetime) -> str:
+            # Before any change: a query after one would flush it early (see _change).
+            who = await self._who(uow, officer, self.teams.get(action.team_key))
             report = await uow.reports.get(action.report_id)
             assert report is not None and report.id is not None
             form = await self.forms.definition(uow, report.form_version_id)
@@ -323,6 +358,8 @@ class ActionService:
                 officer.slack_user_id,
                 f"category changed from {old} to {new}; it now goes to {names}",
                 for_reporter=True,
+                headline=f"Re-routed by {who}",
+                detail=f"category changed from {old} to {new}; it now goes to {names}",
             )
             if not r.teams:
                 await self.alert_admins(
@@ -406,6 +443,15 @@ class ActionService:
         return reply
 
     @staticmethod
+    async def _who(uow: UnitOfWork, officer: Officer, team: TeamConfig | None) -> str:
+        """ "Jane Smith, Community Cohesion Team": the officer by name when we know them, and
+        the team they acted for (just the team when the officer is not on the people list)."""
+        person = await uow.people.by_slack_user(officer.slack_user_id)
+        names = [person.name] if person is not None and person.active else []
+        names += [team.name] if team is not None else []
+        return ", ".join(names) or "an officer"
+
+    @staticmethod
     async def _may_act(uow: UnitOfWork, officer: Officer, team: TeamConfig) -> bool:
         if officer.slack_user_id in team.members:
             return True
@@ -424,7 +470,11 @@ class ActionService:
         text: str,
         *,
         for_reporter: bool = False,
+        headline: str | None = None,
+        detail: str | None = None,
     ) -> None:
+        """Record an event; ``headline`` names what happened and who did it, once, in the
+        thread and the reporter's notice (``detail``, if any, follows it)."""
         assert action.id is not None
         event = ActionEvent(
             action_id=action.id,
@@ -437,20 +487,32 @@ class ActionService:
         await uow.actions.add_event(event)
         if action.slack_ts is not None and kind not in ("created", "delivered"):
             # The change also goes into the thread under the team's message.
+            line = (
+                MessageBuilder().line(bold(headline), *([": ", detail] if detail else []))
+                if headline
+                else MessageBuilder().line(bold(f"{kind.capitalize()}: "), text)
+            )
             await enqueue(
                 uow,
                 channel="slack",
                 recipient=action.slack_channel or "",
-                message=MessageBuilder().line(bold(f"{kind.capitalize()}: "), text).build(),
+                message=line.build(),
                 key=f"action:{action.id}:thread:{event.id}",
                 now=now,
                 purpose="action_thread",
                 thread_ref=action.slack_ts,
             )
         if for_reporter:
-            await self._tell_reporter(uow, action, event)
+            await self._tell_reporter(uow, action, event, headline, detail)
 
-    async def _tell_reporter(self, uow: UnitOfWork, action: Action, event: ActionEvent) -> None:
+    async def _tell_reporter(
+        self,
+        uow: UnitOfWork,
+        action: Action,
+        event: ActionEvent,
+        headline: str | None = None,
+        detail: str | None = None,
+    ) -> None:
         report = await uow.reports.get(action.report_id)
         if report is None or report.person_id is None:
             return
@@ -461,12 +523,14 @@ class ActionService:
         if address is None:
             return
         channel, recipient = address
-        message = (
-            MessageBuilder()
-            .line(code(report.reference), " ", bold(_reporter_headline(event)))
-            .line(event.text)
-            .build()
+        b = MessageBuilder().line(
+            code(report.reference), " ", bold(headline or _reporter_headline(event))
         )
+        if headline is None:
+            b.line(event.text)
+        elif detail:
+            b.line(detail)
+        message = b.build()
         await enqueue(
             uow,
             channel=channel,
