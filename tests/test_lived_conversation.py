@@ -4,6 +4,7 @@ transcript over the real python-telegram-bot Application and the fake Telegram s
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -128,3 +129,39 @@ async def test_a_typed_answer_takes_the_keyboard_off_the_question_it_answers(
     await asha.wait_for("Where exactly")
     await world.settle()
     assert _now(asha, question).buttons() == []
+
+
+# ----------------------------------------------------------------- 4. references name the period
+
+
+@pytest.fixture
+async def november(db_url: str, fake_telegram: Any) -> AsyncIterator[SimWorld]:
+    """The bot on 30 November 2026, the day before December's return is due."""
+    config = make_config(db_url, fake_telegram.base_url)
+    clock = FakeClock(datetime(2026, 11, 30, 10, 0, tzinfo=UTC))
+    w = await SimWorld.start(config, fake_telegram, clock)
+    await w.import_people(PEOPLE_CSV)
+    yield w
+    await w.stop()
+
+
+async def test_references_name_the_return_they_answer_and_urgent_ones_their_month(
+    november: SimWorld,
+) -> None:
+    world = november  # December's return is opened a day early
+    asha, _ = await _december(world, "asha@example.org", 501, "Asha")
+    form = await _form(world)
+    await asha.press("Report a tension")
+    await fill_tension(asha, form, tension("Heath Town", "race", "Leaflets again on Monday"))
+    await asha.press("Submit")
+    done = await asha.wait_for("has been submitted")
+    assert "TR-2026-12-0001" in (done.text or "")
+    # An urgent report the same day belongs to the month it arrives in.
+    await asha.send_command("/report")
+    await fill_tension(asha, form, tension("Heath Town", "race", "A fight at the bus station"))
+    await asha.press("Submit")
+    done = await asha.wait_for("has been submitted")
+    assert "TR-2026-11-0001" in (done.text or "")
+    async with world.services.db.uow() as uow:
+        periods = {r.reference: r.period for r in await uow.reports.for_person(1)}
+    assert periods == {"TR-2026-12-0001": "2026-12", "TR-2026-11-0001": "2026-11"}

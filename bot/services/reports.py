@@ -39,8 +39,12 @@ async def create_reports(
     tz: ZoneInfo,
     actions: ActionService | None,
 ) -> list[Report]:
-    """Store each tension as a report with its reference, route it, and mark the return answered."""
-    period = f"{now.astimezone(tz):%Y-%m}"
+    """Store each tension as a report with its reference, route it, and mark the return answered.
+
+    A report answering a return carries that return's period (December's return answered on 30
+    November gives ``TR-2026-12-…``); an urgent report carries the month it arrives in."""
+    campaign = await uow.campaigns.get(campaign_id) if campaign_id is not None else None
+    period = campaign.period if campaign is not None else f"{now.astimezone(tz):%Y-%m}"
     prefix = f"TR-{period}"
     made: list[Report] = []
     for answers in tensions:
