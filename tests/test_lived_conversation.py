@@ -165,3 +165,35 @@ async def test_references_name_the_return_they_answer_and_urgent_ones_their_mont
     async with world.services.db.uow() as uow:
         periods = {r.reference: r.period for r in await uow.reports.for_person(1)}
     assert periods == {"TR-2026-12-0001": "2026-12", "TR-2026-11-0001": "2026-11"}
+
+
+# ----------------------------------------------------------------- 2. reminders only to who owes
+
+
+@pytest.mark.parametrize("counts", [True, False])
+async def test_an_urgent_report_during_the_return_counts_as_taking_part(
+    db_url: str, fake_telegram: Any, clock: FakeClock, counts: bool
+) -> None:
+    config = make_config(
+        db_url, fake_telegram.base_url, schedule={"urgent_report_answers_return": counts}
+    )
+    world = await SimWorld.start(config, fake_telegram, clock)
+    try:
+        await world.import_people(PEOPLE_CSV)
+        asha, _ = await _december(world, "asha@example.org", 501, "Asha")
+        yusuf = await world.link("yusuf@example.org", 502, "Yusuf")
+        await world.services.campaigns.open_monthly("2026-12", actor="t", force=True)
+        await yusuf.wait_for("tension return for December 2026")
+        await asha.send_command("/report")
+        await fill_tension(
+            asha, await _form(world), tension("Heath Town", "race", "A fight at the bus station")
+        )
+        await asha.press("Submit")
+        await asha.wait_for("has been submitted")
+        world.clock.set(datetime(2026, 12, 8, 9, 1, tzinfo=UTC))  # the first reminder is due
+        await world.tick()
+        await yusuf.wait_for("Reminder")
+        reminded = [m for m in asha.messages if "Reminder" in (m.text or "")]
+        assert len(reminded) == (0 if counts else 1)
+    finally:
+        await world.stop()

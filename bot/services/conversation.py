@@ -678,6 +678,7 @@ class ConversationService:
             now=step.now,
             tz=self.tz,
             actions=self.actions,
+            urgent_answers_open=self.config.schedule.urgent_report_answers_return,
         )
         conv.status = "submitted"
         conv.updated_at = step.now
