@@ -86,3 +86,28 @@ async def test_notices_say_what_happened_and_who_once(
     thread = await until(lambda: slack.thread("C0COHESION", post.ts))
     said = shown(thread[0].blocks[0]["text"]["text"]).text
     assert said == "Acknowledged by Jane Smith, Cohesion Team"
+
+
+async def test_two_reports_posted_to_three_teams_make_one_delivered_notice(
+    world: tuple[SimWorld, str], slack: FakeSlack
+) -> None:
+    w, _ = world
+    asha = await w.link("asha@example.org", 501, "Asha")
+    async with w.services.db.uow() as uow:
+        form = (await w.services.forms.current(uow)).definition
+    await asha.send_command("/report")
+    await fill_tension(asha, form, tension("Heath Town", "crime_asb", "Cars racing every night"))
+    await asha.press("Add another tension")
+    await fill_tension(asha, form, tension("Heath Town", "race", "Leaflets on two streets"))
+    await asha.press("Submit all")
+    await asha.wait_for("reports have been submitted")
+    await until(lambda: len(slack.top_level("C0COHESION")) == 2 and slack.top_level("C0NPT"))
+    told = await asha.wait_for("delivered")
+    await w.settle()
+    notices = [m for m in asha.messages if "delivered" in (m.text or "").casefold()]
+    assert notices == [told]
+    text = told.text or ""
+    assert "TR-2026-12-0001</code> to Neighbourhood Police and Cohesion Team" in text or (
+        "TR-2026-12-0001</code> to Cohesion Team and Neighbourhood Police" in text
+    )
+    assert "TR-2026-12-0002</code> to Cohesion Team" in text

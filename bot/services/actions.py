@@ -163,19 +163,63 @@ class ActionService:
         action = await uow.actions.get(row.action_id)
         if action is None or action.delivered_at is not None:
             return
+        report = await uow.reports.get(action.report_id)
+        if report is not None:
+            # Before any change (the order recategorising takes too): the posts of one
+            # submission queue here, so exactly one of them sees them all delivered.
+            await uow.reports.lock_period(report.period)
         action.slack_ts = result.message_ref
         action.delivered_at = now
         team = self.teams.get(action.team_key)
         name = team.name if team else action.team_key
-        await self._event(
+        await self._event(uow, action, now, "delivered", "slack", f"delivered to {name}")
+        await self._tell_delivered(uow, action, now)
+
+    async def _tell_delivered(self, uow: UnitOfWork, action: Action, now: datetime) -> None:
+        """One "delivered" notice per submission, once every team has its post: a return with
+        two tensions routed to three teams gives the reporter one message, not three."""
+        report = await uow.reports.get(action.report_id)
+        if report is None or report.person_id is None:
+            return
+        batch = [
+            r
+            for r in await uow.reports.for_person(report.person_id, limit=50)
+            if r.created_at == report.created_at
+        ]
+        teams: list[tuple[Report, list[str]]] = []
+        for r in sorted(batch, key=lambda r: r.reference):
+            assert r.id is not None
+            actions = await uow.actions.for_report(r.id)
+            if any(a.delivered_at is None for a in actions):
+                return  # the last post to go out sends the notice
+            names = [
+                self.teams[a.team_key].name if a.team_key in self.teams else a.team_key
+                for a in actions
+            ]
+            teams.append((r, names))
+        person = await uow.people.get(report.person_id)
+        address = (
+            address_of(person, slack=self.config.secrets.slack_bot_token is not None)
+            if person is not None
+            else None
+        )
+        if address is None:
+            return
+        b = MessageBuilder()
+        if len(teams) == 1:
+            b.line(code(teams[0][0].reference), " ", bold(f"Delivered to {_and(teams[0][1])}"))
+        else:
+            b.line(bold(f"Your {len(teams)} reports have been delivered"))
+            for r, names in teams:
+                b.line(code(r.reference), f" to {_and(names)}")
+        await enqueue(
             uow,
-            action,
-            now,
-            "delivered",
-            "slack",
-            f"delivered to {name}",
-            for_reporter=True,
-            headline=f"Delivered to {name}",
+            channel=address[0],
+            recipient=address[1],
+            message=b.build(),
+            key=f"delivered:{report.person_id}:{min(r.reference for r, _ in teams)}",
+            now=now,
+            purpose="reply",
         )
 
     # ----------------------------------------------------------------- officers
@@ -828,3 +872,8 @@ def _reporter_headline(event: ActionEvent) -> str:
         "reopened": "Your report has been reopened",
         "recategorised": "Your report has been re-routed",
     }.get(event.kind, "News about your report")
+
+
+def _and(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
