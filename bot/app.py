@@ -31,6 +31,7 @@ from bot.services.actions import ActionService
 from bot.services.campaigns import CampaignService
 from bot.services.common import Waker
 from bot.services.conversation import ConversationService
+from bot.services.crisis import CrisisService
 from bot.services.forms import FormService
 from bot.services.health import HealthService
 from bot.services.outbox import OutboxDispatcher, RateLimits
@@ -88,6 +89,7 @@ class Services:
     pact: PactService
     health: HealthService
     privacy: PrivacyService
+    crisis: CrisisService
 
     async def close(self) -> None:
         """Release the database."""
@@ -139,6 +141,7 @@ async def build_services(
         pact,
         HealthService(db.uow, clock),
         PrivacyService(config, db.uow, clock, db),
+        CrisisService(config, db.uow, clock, campaigns, wake),
     )
 
 
@@ -242,7 +245,11 @@ class TelegramRuntime:
         self.token = token
         self.application = build_application(self.config, token)
         register_telegram(
-            self.application, services.conversation, services.summaries, services.pact
+            self.application,
+            services.conversation,
+            services.summaries,
+            services.pact,
+            crisis=services.crisis,
         )
         self.application.add_error_handler(self._on_error)
         tg = self.config.telegram
@@ -265,6 +272,7 @@ class TelegramRuntime:
                 services.reporting,
                 services.summaries,
                 pact=services.pact,
+                crisis=services.crisis,
             )
             messengers["slack"] = SlackMessenger(client)
             limits["slack"] = RateLimits(
@@ -429,6 +437,7 @@ class TelegramRuntime:
                 self.services.summaries,
                 self.services.pact,
                 self.services.privacy,
+                crisis=self.services.crisis,
                 tick_seconds=self.config.schedule.tick_seconds,
                 now=self.services.clock.now(),
                 running=self._ticks,

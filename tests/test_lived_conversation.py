@@ -4,16 +4,18 @@ transcript over the real python-telegram-bot Application and the fake Telegram s
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from bot.clock import FakeClock
 from bot.forms import FormDefinition
 from bot.sim.fake_telegram import SentMessage, SimUser
 from bot.sim.scripts import fill_tension, tension
 from bot.sim.world import SimWorld
+from storage import tables
 from tests.conftest import make_config
 from tests.helpers import PEOPLE_CSV
 
@@ -195,5 +197,86 @@ async def test_an_urgent_report_during_the_return_counts_as_taking_part(
         await yusuf.wait_for("Reminder")
         reminded = [m for m in asha.messages if "Reminder" in (m.text or "")]
         assert len(reminded) == (0 if counts else 1)
+    finally:
+        await world.stop()
+
+
+# ----------------------------------------------------------------- 5. crisis cadence from chat
+
+CRISIS_PEOPLE = PEOPLE_CSV + "Sam Clarke,prevent_officer,all,Council,sam@example.org,\n"
+
+
+def _extra_returns(user: SimUser) -> list[SentMessage]:
+    return [m for m in user.messages if "extra tension return" in (m.text or "")]
+
+
+async def _audited(world: SimWorld, action: str) -> int:
+    async with world.services.db.uow() as uow:
+        session = uow.people.session  # type: ignore[attr-defined]
+        t = tables.audit_log
+        return int(
+            await session.scalar(select(func.count()).select_from(t).where(t.c.action == action))
+        )
+
+
+async def test_a_crisis_cadence_runs_from_chat_until_its_last_day(
+    db_url: str, fake_telegram: Any, clock: FakeClock
+) -> None:
+    config = make_config(db_url, fake_telegram.base_url)
+    world = await SimWorld.start(config, fake_telegram, clock)
+    try:
+        await world.import_people(CRISIS_PEOPLE)
+        asha = await world.link("asha@example.org", 501, "Asha")
+        sarah = await world.link("sarah@example.org", 503, "Sarah")
+        sam = await world.link("sam@example.org", 505, "Sam")
+        jane = await world.link("jane@example.org", 504, "Jane")
+
+        # Only admins and the Prevent and Cohesion Officer may start one.
+        for user in (asha, jane):
+            await user.send_command("/crisis", "daily Heath Town")
+            await user.wait_for("Only admins and the Prevent and Cohesion Officer")
+        await sam.send_command("/crisis", "hourly Heath Town")
+        await sam.wait_for("Usage: /crisis daily|weekly")
+        await sam.send_command("/crisis", "daily Heath Town, Nowhere")
+        await sam.wait_for("Unknown ward or neighbourhood: Nowhere")
+        await sam.send_command("/crisis", "daily Heath Town until 2026-12-02")
+        started = await sam.wait_for("Started: crisis 1")
+        assert "daily return for Heath Town" in (started.text or "")
+        assert "until 2026-12-02" in (started.text or "")
+        await asha.wait_for("extra tension return")
+        await world.tick()  # the same day again: nothing new
+        assert len(_extra_returns(asha)) == 1 and _extra_returns(sarah) == []
+
+        world.clock.advance(timedelta(days=1))
+        await world.tick()
+        await world.tick()
+        assert len(_extra_returns(asha)) == 2
+
+        # A restart (the cadence and its occurrences live in the database): still once.
+        await world.stop()
+        world = await SimWorld.start(config, fake_telegram, world.clock)
+        await world.tick()
+        assert len(_extra_returns(asha)) == 2
+
+        world.clock.advance(timedelta(days=1))  # 3 December: past its last day
+        await world.tick()
+        assert len(_extra_returns(asha)) == 2
+        cadences = await world.services.crisis.all()
+        assert [c.stopped_at is not None for c in cadences] == [True]
+        assert "2 sent" in world.services.crisis.describe(cadences[0])
+
+        # Weekly until stopped, then /crisis stop.
+        await sam.send_command("/crisis", "weekly heath town roles councillor")
+        await sam.wait_for("Started: crisis 2")
+        await asha.wait_for(lambda m: len(_extra_returns(asha)) == 3)
+        await jane.send_command("/crisis", "stop")
+        await jane.wait_for("Only admins", after=len(jane.messages))
+        await sam.send_command("/crisis", "stop")
+        await sam.wait_for("Stopped: crisis 2")
+        world.clock.advance(timedelta(days=7))
+        await world.tick()
+        assert len(_extra_returns(asha)) == 3
+        assert await _audited(world, "crisis.start") == 2
+        assert await _audited(world, "crisis.stop") == 1
     finally:
         await world.stop()

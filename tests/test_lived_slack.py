@@ -111,3 +111,28 @@ async def test_two_reports_posted_to_three_teams_make_one_delivered_notice(
         "TR-2026-12-0001</code> to Cohesion Team and Neighbourhood Police" in text
     )
     assert "TR-2026-12-0002</code> to Cohesion Team" in text
+
+
+async def test_crisis_from_slack_for_the_prevent_officer_only(
+    world: tuple[SimWorld, str], slack: FakeSlack
+) -> None:
+    w, url = world
+    await w.import_people(
+        PEOPLE_CSV + "Sam Clarke,prevent_officer,all,Council,sam@example.org,U0SAM\n"
+    )
+    asha = await w.link("asha@example.org", 501, "Asha")
+    jane, sam = SlackUser(slack, "U0JANE", url), SlackUser(slack, "U0SAM", url)
+
+    def said(user: str) -> list[str]:
+        return [r["text"] for r in slack.responses if r.get("user") == user]
+
+    await jane.slash("/crisis", "daily Heath Town")
+    await until(lambda: said("U0JANE"))
+    assert "Only admins and the Prevent and Cohesion Officer" in said("U0JANE")[0]
+    await sam.slash("/crisis", "weekly Heath Town until 2026-12-31")
+    await until(lambda: said("U0SAM"))
+    assert said("U0SAM")[0].startswith("Started: crisis 1: weekly return for Heath Town")
+    await asha.wait_for("extra tension return")
+    await sam.slash("/crisis", "stop")
+    await until(lambda: len(said("U0SAM")) == 2)
+    assert said("U0SAM")[1].startswith("Stopped: crisis 1")

@@ -14,10 +14,12 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services.actions import ActionService
+from bot.services.crisis import CrisisService
 from bot.services.pact import PactService
 from bot.services.reports import ReportingService
 from bot.services.summary import SummaryService
 from handlers.slack import register
+from handlers.slack.crisis import register as register_crisis
 from handlers.slack.pact import register_pact
 
 MAX_BODY = 1024 * 1024
@@ -43,6 +45,7 @@ def build_app(
     summaries: SummaryService,
     *,
     pact: PactService | None = None,
+    crisis: CrisisService | None = None,
 ) -> AsyncApp:
     """The Bolt app (signature and timestamp of every request verified by Bolt); with ``pact``,
     the PACT listeners too."""
@@ -50,6 +53,8 @@ def build_app(
     register(app, actions, reporting, summaries)
     if pact is not None:
         register_pact(app, pact)
+    if crisis is not None:
+        register_crisis(app, crisis)
     return app
 
 

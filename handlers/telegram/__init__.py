@@ -24,6 +24,7 @@ from telegram.ext import (
 
 from bot.services.common import Outcome, Sender
 from bot.services.conversation import ConversationService
+from bot.services.crisis import CrisisService
 from bot.services.pact import PactError, PactService, insight_message
 from bot.services.summary import SummaryRefused, SummaryService
 from handlers.telegram.render import render_keyboard, render_text
@@ -79,9 +80,17 @@ def register(
     conversation: ConversationService,
     summaries: SummaryService | None = None,
     pact: PactService | None = None,
+    *,
+    crisis: CrisisService | None = None,
 ) -> None:
     """Attach tensionbot's handlers to ``application``."""
     private = filters.ChatType.PRIVATE
+
+    async def on_crisis(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat = update.effective_chat
+        assert chat is not None and crisis is not None
+        reply = await crisis.for_telegram(_sender(update).user_id, " ".join(context.args or []))
+        await chat.send_message(reply)  # plain text: it may quote what was typed
 
     async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         token = context.args[0] if context.args else None
@@ -152,6 +161,8 @@ def register(
         application.add_handler(CommandHandler("pact", on_pact, filters=private))
     if summaries is not None:
         application.add_handler(CommandHandler("summary", on_summary, filters=private))
+    if crisis is not None:
+        application.add_handler(CommandHandler("crisis", on_crisis, filters=private))
     for name in COMMANDS:
         application.add_handler(CommandHandler(name, command(name), filters=private))
     application.add_handler(MessageHandler(private & filters.COMMAND, on_other_command))
