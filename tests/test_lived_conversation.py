@@ -280,3 +280,32 @@ async def test_a_crisis_cadence_runs_from_chat_until_its_last_day(
         assert await _audited(world, "crisis.stop") == 1
     finally:
         await world.stop()
+
+
+# ----------------------------------------------------------------- 6. where exactly?
+
+
+async def test_a_shared_location_answers_where_exactly_to_about_100_metres(
+    world: SimWorld,
+) -> None:
+    asha, _ = await _december(world, "asha@example.org", 501, "Asha")
+    await asha.press("Report a tension")
+    await asha.wait_for("Which ward")
+    await asha.send_location(52.5886123, -2.1103456)  # not the question yet: told, kept asking
+    await asha.wait_for("answers the “Where exactly” question")
+    await asha.wait_for("Which ward", after=len(asha.messages))  # asked again, below
+    await asha.press("Heath Town")
+    await asha.wait_for("What kind of tension")
+    await asha.press("Race or ethnicity")
+    await asha.wait_for("What is happening")
+    await asha.send_text("Leaflets about the mosque on two streets.")
+    await asha.wait_for("Where exactly")
+    await asha.send_location(52.5886123, -2.1103456)
+    await asha.wait_for("Since when")
+    async with world.services.db.uow() as uow:
+        conv = await uow.conversations.active_for(1)
+    assert conv is not None
+    where = conv.draft["location"]
+    # Stored coarse (three decimals: about 100 m, a street), never the exact point.
+    assert "52.589, -2.110" in where and "52.5886" not in where
+    assert "Heath Town" in where

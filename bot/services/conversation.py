@@ -154,6 +154,35 @@ class ConversationService:
 
         return await self._run(sender, handle)
 
+    async def location(self, sender: Sender, latitude: float, longitude: float) -> Outcome:
+        """A shared location: the answer to "Where exactly?" (question ``location``), kept
+        only to about 100 m (three decimals of a degree: a street, never a doorstep)."""
+
+        async def handle(step: _Step) -> None:
+            conv = await step.uow.conversations.active_for(self._pid(step))
+            form = await self._form_for(step, conv) if conv is not None else None
+            q = self._current_question(conv, form) if conv and form else None
+            if conv is None or form is None or q is None or q.id != "location":
+                await self._reply(
+                    step,
+                    MessageBuilder()
+                    .line(
+                        "Thank you: a shared location answers the “Where exactly” question "
+                        "only. Please answer this one as asked."
+                    )
+                    .build(),
+                )
+                if conv is not None:
+                    await self._reask(step, conv)
+                return
+            if conv.flow == "monthly" and not await self._campaign_open(step, conv.campaign_id):
+                await self._closed(step, conv.campaign_id)
+                return
+            await self._retire_keyboard(step, conv)
+            await self._accept(step, conv, form, q, coarse_place(conv, latitude, longitude), None)
+
+        return await self._run(sender, handle)
+
     async def unsupported(self, sender: Sender, kind: str) -> Outcome:
         """A photo, voice note, sticker, file ... which the form cannot take."""
 
@@ -685,3 +714,12 @@ class ConversationService:
         conv.seq += 1
         step.toast = "Submitted. Thank you."
         await self._reply(step, texts.submitted(made, form), edit_ref=ref)
+
+
+def coarse_place(conv: Conversation, latitude: float, longitude: float) -> str:
+    """A shared point as stored: rounded to three decimals of a degree (about 110 m north-south
+    and 70 m east-west here), with the ward the reporter gave (there are no ward boundaries to
+    check the point against, so the text says it is the ward given)."""
+    ward = conv.draft.get("ward", "")
+    where = f" in or near {ward} (the ward given)" if ward else ""
+    return f"Shared location{where}, to about 100 m: {latitude:.3f}, {longitude:.3f}"

@@ -662,6 +662,21 @@ class SimUser:
             }
         )
 
+    async def send_location(self, latitude: float, longitude: float) -> None:
+        """Share a location (the paperclip's Location, as a phone sends it)."""
+        self._sent.append("[location]")
+        await self._push(
+            {
+                "message": self._message(
+                    location={
+                        "latitude": latitude,
+                        "longitude": longitude,
+                        "horizontal_accuracy": 12.5,
+                    }
+                )
+            }
+        )
+
     async def send_voice(self) -> None:
         """Send a voice note."""
         self._sent.append("[voice note]")

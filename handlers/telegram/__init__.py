@@ -111,6 +111,13 @@ def register(
         assert message is not None and message.text is not None
         await _finish(update, await conversation.text(_sender(update), message.text))
 
+    async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        assert message is not None and message.location is not None
+        point = message.location
+        outcome = await conversation.location(_sender(update), point.latitude, point.longitude)
+        await _finish(update, outcome)
+
     async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await _finish(update, await conversation.unsupported(_sender(update), _kind(update)))
 
@@ -167,6 +174,7 @@ def register(
         application.add_handler(CommandHandler(name, command(name), filters=private))
     application.add_handler(MessageHandler(private & filters.COMMAND, on_other_command))
     application.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, on_text))
+    application.add_handler(MessageHandler(private & filters.LOCATION, on_location))
     application.add_handler(
         MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, on_other)
     )
