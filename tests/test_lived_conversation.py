@@ -309,3 +309,56 @@ async def test_a_shared_location_answers_where_exactly_to_about_100_metres(
     # Stored coarse (three decimals: about 100 m, a street), never the exact point.
     assert "52.589, -2.110" in where and "52.5886" not in where
     assert "Heath Town" in where
+
+
+async def test_a_chair_schedules_a_meeting_step_by_step_from_past_venues(
+    db_url: str, fake_telegram: Any, clock: FakeClock
+) -> None:
+    pact = {"neighbourhoods": [{"key": "heath-town", "name": "Heath Town", "wards": ["Heath Town"], "chair": "asha@example.org"}]}  # fmt: skip
+    config = make_config(db_url, fake_telegram.base_url, pact=pact)
+    world = await SimWorld.start(config, fake_telegram, clock)
+    try:
+        await world.import_people(PEOPLE_CSV)
+        for on, venue in (
+            ("2026-10-14", "Heath Town Library"),
+            ("2026-11-11", "Old Fallings Hall"),
+        ):
+            await world.services.pact.schedule(
+                neighbourhood="heath-town", on=on, at="18:30", venue=venue, format="in_person",
+                chair_email="asha@example.org", actor="t", allow_past=True,
+            )  # fmt: skip
+        asha = await world.link("asha@example.org", 501, "Asha")
+        await asha.send_command("/schedule")
+        await asha.wait_for("Which date?")
+        await asha.send_text("13 January")
+        await asha.wait_for("YYYY-MM-DD, e.g.", after=len(asha.messages))
+        await asha.send_text("2027-01-13")
+        await asha.wait_for("What time")
+        await asha.send_text("18:30")
+        venues = await asha.wait_for("Where?")
+        assert "1. Old Fallings Hall\n2. Heath Town Library" in (venues.text or "")
+        await asha.send_text("2")
+        done = await asha.wait_for("Scheduled: Heath Town PACT meeting")
+        assert "Wed 13 Jan 2027, 18:30" in (done.text or "")
+        assert "Heath Town Library" in (done.text or "")
+        # A new venue typed; and the one-liner still works.
+        await asha.send_command("/schedule")
+        await asha.wait_for("Which date?", after=len(asha.messages))
+        await asha.send_text("2027-02-10")
+        await asha.wait_for("What time", after=len(asha.messages))
+        await asha.send_text("19:00")
+        await asha.wait_for("Where?", after=len(asha.messages))
+        await asha.send_text("Heath Town Baptist Church")
+        await asha.wait_for("Heath Town Baptist Church", after=len(asha.messages))
+        await asha.send_command("/schedule", "2027-03-10 18:30 in_person Heath Town Library")
+        await asha.wait_for("Wed 10 Mar 2027, 18:30", after=len(asha.messages))
+        # /cancel stops a guided schedule half-way; nothing is stored.
+        await asha.send_command("/schedule")
+        await asha.wait_for("Which date?", after=len(asha.messages))
+        await asha.send_command("/cancel")
+        await asha.wait_for("no meeting was scheduled")
+        async with world.services.db.uow() as uow:
+            meetings = await uow.pact.for_neighbourhood("heath-town")
+        assert len(meetings) == 5
+    finally:
+        await world.stop()

@@ -428,7 +428,12 @@ async def test_telegram_webhook_refuses_a_wrong_or_missing_secret_token(
 
 # --------------------------------------------------------------------- every command and button
 
-HANDLERS = ("handlers/slack/__init__.py", "handlers/slack/pact.py", "handlers/telegram/__init__.py")
+HANDLERS = (
+    "handlers/slack/__init__.py",
+    "handlers/slack/pact.py",
+    "handlers/slack/crisis.py",
+    "handlers/telegram/__init__.py",
+)
 
 
 def registered() -> dict[str, set[str]]:
@@ -478,6 +483,7 @@ TELEGRAM_COMMANDS = {
     "schedule",
     "summary",
     "pact",
+    "crisis",
 }
 
 
@@ -485,7 +491,7 @@ def test_the_tests_below_cover_every_command_and_button() -> None:
     found = registered()
     assert found["action"] == SLACK_ACTIONS
     assert found["view"] == SLACK_VIEWS
-    assert found["command"] == {"/tensions", "/pact"}
+    assert found["command"] == {"/tensions", "/pact", "/crisis"}
     assert found["event"] == {"app_home_opened"}
     assert found["telegram"] == TELEGRAM_COMMANDS
 
@@ -574,7 +580,7 @@ async def test_unknown_slack_users_are_refused_everywhere(env: Env) -> None:
         assert reply["response_action"] == "errors", view["callback_id"]
         told = " ".join(reply["errors"].values())
         assert REFUSAL in told or "Only" in told, (view["callback_id"], told)
-    for command in ("/tensions", "/pact"):
+    for command in ("/tensions", "/pact", "/crisis"):
         n = len(slack.ephemerals(STRANGER_SLACK))
         status, _ = await stranger.slash(command, "", channel_id="C0SWP")
         assert status == 200
@@ -605,7 +611,11 @@ async def test_role_checks_on_every_slack_command_and_button(env: Env) -> None:
 
     # A councillor may not ask for summaries or PACT insight; nor may an officer.
     for who in ("U0MARK", "U0JANE"):
-        for command, expect in (("/tensions", "Summaries are for"), ("/pact", "PACT insight is")):
+        for command, expect in (
+            ("/tensions", "Summaries are for"),
+            ("/pact", "PACT insight is"),
+            ("/crisis", "Only admins and the Prevent and Cohesion Officer"),
+        ):
             n = len(slack.ephemerals(who))
             await env.user(who).slash(command, "", channel_id="C0SWP")
             assert expect in await ephemeral(slack, who, n)
@@ -656,7 +666,11 @@ async def test_role_checks_on_every_telegram_command_and_button(
     assert env.b.id is not None
     # Councillors: no summaries, no PACT insight.
     for user in (mark, asha):
-        for command, expect in (("/summary", "Summaries are for"), ("/pact", "PACT insight is")):
+        for command, expect in (
+            ("/summary", "Summaries are for"),
+            ("/pact", "PACT insight is"),
+            ("/crisis", "Only admins and the Prevent and Cohesion Officer"),
+        ):
             n = len(user.messages)
             await user.send_command(command)
             assert expect in await reply_after(user, n)
@@ -756,7 +770,7 @@ async def test_user_text_is_escaped_everywhere_it_is_shown(
         no_markers("PACT briefing (Slack)", text + json.dumps(blocks))
         assert "<!channel>" not in render_text(brief)[0]
         # Summaries and PACT insight: what was typed after the command is quoted back, escaped.
-        for command in ("/tensions", "/pact"):
+        for command in ("/tensions", "/pact", "/crisis"):
             n = len(slack.ephemerals("U0SAM"))
             await env.user("U0SAM").slash(command, EVIL, channel_id="C0SWP")
             no_markers(command, await ephemeral(slack, "U0SAM", n))

@@ -20,6 +20,7 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.domain import Person, Role
 from bot.ports import UnitOfWork, UnitOfWorkFactory
+from bot.services import texts
 from bot.services.campaigns import CampaignService
 from bot.services.common import Waker, audit
 
@@ -139,7 +140,10 @@ class CrisisService:
 
     async def command(self, person: Person | None, args: str) -> str:
         """Start (``daily|weekly …``), stop (``stop``) or list (no arguments)."""
-        if person is None or not person.active or person.role not in MAY_START:
+        if person is None or not person.active:
+            p = self.config.partnership
+            return texts.refusal(p.name, p.contact).plain_text()
+        if person.role not in MAY_START:
             return (
                 "Only admins and the Prevent and Cohesion Officer can start or stop a crisis "
                 "cadence."
