@@ -105,6 +105,7 @@ async def build_services(
         config.database.url,
         echo=config.database.echo,
         encryption_key=key.get_secret_value() if key is not None else None,
+        sqlite_busy_seconds=config.database.sqlite_busy_seconds,
     )
     if migrate:
         await upgrade(db.engine)
