@@ -91,6 +91,7 @@ class SqlUnitOfWork:
         self.figures = r.SqlFigureRepo(session)
         self.audit = r.SqlAuditRepo(session)
         self.inbound = r.SqlInboundRepo(session)
+        self.seen = r.SqlSeenRequestRepo(session)
         self.state = r.SqlStateRepo(session)
         self.pact = r.SqlPactRepo(session)
         self.privacy = SqlPrivacyRepo(session)
