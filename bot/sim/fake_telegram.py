@@ -150,6 +150,7 @@ class FakeTelegram:
         self._webhook_queues: dict[int, deque[dict[str, Any]]] = defaultdict(deque)
         self._webhook_workers: dict[int, asyncio.Task[None]] = {}
         self._webhook_slots = asyncio.Semaphore(40)
+        self.updates_pushed: list[int] = []  # every update id from a user, in push order
         self.webhook_answers: list[WebhookAnswer] = []
         self.webhook_dropped: list[int] = []
         self.webhook_retry_delay = webhook_retry_delay
@@ -254,6 +255,7 @@ class FakeTelegram:
         """Deliver an update from a user: queued for ``getUpdates``, or with a webhook set,
         queued for delivery to it (see :meth:`_deliver`); this returns once it is queued."""
         update = {"update_id": next(self._update_ids), **update}
+        self.updates_pushed.append(update["update_id"])
         if self._webhook_url:
             chat = _update_chat(update)
             self._webhook_queues[chat].append(update)

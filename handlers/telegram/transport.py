@@ -99,8 +99,10 @@ async def poll(
             continue
         backoff = 1.0
         for update in updates:
+            before = failed.get(update.update_id, 0)
             await application.process_update(update)
-            if 0 < failed.get(update.update_id, 0) < MAX_UPDATE_ATTEMPTS:
+            # Failed this time (not merely before: a retry that succeeded is acknowledged).
+            if before < failed.get(update.update_id, 0) < MAX_UPDATE_ATTEMPTS:
                 # Not acknowledged: Telegram delivers it again (its effects were rolled back).
                 log.warning("update %s failed; fetching it again", update.update_id)
                 await _sleep(stop, float(failed[update.update_id]))
