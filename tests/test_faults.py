@@ -1,9 +1,11 @@
 """Faults, seeded and repeated: platform errors injected at the fake Telegram and Slack servers
 (429 with retry_after, 5xx, timeouts, 403 blocked), SIGKILL of ``tensionbot run`` at random
-moments of a campaign's fan-out and of officers' actions, and the PostgreSQL server restarted
-under the bot. Invariants: nothing lost, nothing sent twice, every 429 honoured (measured at the
-fake from its call timestamps), blocked people marked unreachable and reported to admins, no
-submitted report lost.
+moments of a campaign's fan-out and of officers' actions, the PostgreSQL server restarted under
+the bot and SQLite's write lock held by another process (these two with Telegram's updates by
+polling and by webhook). Invariants: nothing lost, nothing sent twice, every 429 honoured
+(measured at the fake from its call timestamps), blocked people marked unreachable and reported
+to admins, no submitted report lost, no Telegram update lost (every update pushed at the fake
+recorded as processed: ``updates_lost``).
 
 Default: a few seeds per test (CI). ``pytest --long``: many. Figures (trials, messages checked,
 duplicates, losses) are printed in the terminal summary and written to

@@ -100,11 +100,46 @@ def _event(body: Mapping[str, Any]) -> str | None:
     return None
 
 
+# Fields Bolt itself reads from every request (to find the team, user and channel, or to skip
+# its own events): if present, each must be of the type Slack sends.
+OBJECTS = ("event", "view", "container", "message", "previous_message", "item", "assistant_thread")
+OBJECT_OR_TEXT = ("team", "enterprise", "user", "channel", "bot_profile")
+
+
+def _bolt_fields(body: Mapping[str, Any]) -> str | None:
+    for key in OBJECTS:
+        if key in body and not isinstance(body[key], Mapping):
+            return f"a {key} that is not an object"
+    for key in OBJECT_OR_TEXT:  # Slack sends "enterprise": null outside Enterprise Grid
+        if body.get(key) is not None and not isinstance(body[key], Mapping | str):
+            return f"a {key} that is neither an object nor text"
+    for key in ("team", "enterprise", "user", "channel"):
+        part = body.get(key)
+        if isinstance(part, Mapping):
+            for inner in ("id", "team_id", "enterprise_id"):
+                if not _optional_str(part, inner):
+                    return f"a {key} {inner} that is not text"
+    authorizations = body.get("authorizations")
+    if authorizations is not None and not (
+        isinstance(authorizations, list) and all(isinstance(a, Mapping) for a in authorizations)
+    ):
+        return "authorizations of the wrong shape"
+    for key in ("user_id", "team_id", "enterprise_id", "channel_id", "bot_id", "thread_ts"):
+        if not _optional_str(body, key):
+            return f"a {key} that is not text"
+    event = body.get("event")
+    if isinstance(event, Mapping) and event is not body:
+        return _bolt_fields(event)
+    return None
+
+
 def problem(body: Any) -> str | None:
     """Why a parsed Slack request body cannot be served (a short reason, never its content),
     or None if it has the shape our listeners rely on."""
     if not isinstance(body, Mapping):
         return "not a JSON object"
+    if (found := _bolt_fields(body)) is not None:
+        return found
     if "command" in body:
         return _command(body)
     if "ssl_check" in body:
