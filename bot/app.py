@@ -38,6 +38,7 @@ from bot.services.pact import PactService
 from bot.services.people import PeopleService
 from bot.services.privacy import PrivacyService
 from bot.services.reports import ReportingService
+from bot.services.seen import SeenRequests
 from bot.services.state import StateService
 from bot.services.summary import SummaryService
 from handlers.http import HttpServer, Metrics, Readiness, build_http_app
@@ -88,6 +89,7 @@ class Services:
     pact: PactService
     health: HealthService
     privacy: PrivacyService
+    seen: SeenRequests
 
     async def close(self) -> None:
         """Release the database."""
@@ -105,6 +107,7 @@ async def build_services(
         config.database.url,
         echo=config.database.echo,
         encryption_key=key.get_secret_value() if key is not None else None,
+        sqlite_busy_seconds=config.database.sqlite_busy_seconds,
     )
     if migrate:
         await upgrade(db.engine)
@@ -116,7 +119,8 @@ async def build_services(
     conversation = ConversationService(config, db.uow, clock, forms, people, wake)
     actions = ActionService(config, db.uow, clock, forms, wake)
     conversation.actions = actions
-    reporting = ReportingService(config, db.uow, clock, forms, actions, wake)
+    seen = SeenRequests(db.uow)
+    reporting = ReportingService(config, db.uow, clock, forms, actions, wake, seen)
     pact = PactService(config, db.uow, clock, wake)
     conversation.pact = pact
     summaries = SummaryService(config, db.uow, clock, forms, pact)
@@ -139,6 +143,7 @@ async def build_services(
         pact,
         HealthService(db.uow, clock),
         PrivacyService(config, db.uow, clock, db),
+        seen,
     )
 
 
@@ -265,6 +270,7 @@ class TelegramRuntime:
                 services.reporting,
                 services.summaries,
                 pact=services.pact,
+                seen=services.seen,
             )
             messengers["slack"] = SlackMessenger(client)
             limits["slack"] = RateLimits(
@@ -312,8 +318,9 @@ class TelegramRuntime:
             secret = webhook_secret(self.config, self.token)
             telegram = (tg.webhook_path, webhook_handler(self.application, secret))
         slack = None
-        if self.slack_app is not None and sc.mode == "http":
-            slack = (sc.path, slack_events_handler(self.slack_app))
+        signing = self.config.secrets.slack_signing_secret
+        if self.slack_app is not None and signing is not None and sc.mode == "http":
+            slack = (sc.path, slack_events_handler(self.slack_app, signing.get_secret_value()))
         return build_http_app(
             readiness=self.readiness, metrics=self.metrics, telegram=telegram, slack=slack
         )

@@ -106,6 +106,9 @@ class DatabaseConfig(_Section):
 
     url: str = "sqlite+aiosqlite:///tensionbot.sqlite3"
     echo: bool = False
+    # SQLite: how long a writer waits for another's write lock before the step fails (and the
+    # update is not acknowledged, so Telegram sends it again).
+    sqlite_busy_seconds: float = Field(default=10.0, gt=0, le=600)
 
     @field_validator("url")
     @classmethod

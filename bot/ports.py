@@ -185,6 +185,18 @@ class InboundRepo(Protocol):
     async def seen(self, platform: str, update_id: int, at: datetime) -> bool: ...
 
 
+class SeenRequestRepo(Protocol):
+    """Requests already accepted, each kept until it expires (replays, repeated submissions)."""
+
+    async def add(self, key: str, expires: datetime) -> bool:
+        """Record ``key``; False if it was recorded already."""
+        ...
+
+    async def purge(self, now: datetime) -> int:
+        """Forget keys expired by ``now``; how many."""
+        ...
+
+
 class StateRepo(Protocol):
     """Small key/value state (e.g. the Telegram polling offset)."""
 
@@ -284,6 +296,8 @@ class UnitOfWork(Protocol):
     def audit(self) -> AuditRepo: ...
     @property
     def inbound(self) -> InboundRepo: ...
+    @property
+    def seen(self) -> SeenRequestRepo: ...
     @property
     def state(self) -> StateRepo: ...
     @property

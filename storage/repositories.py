@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, insert, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -638,6 +640,30 @@ class SqlInboundRepo(_Repo):
             return True
         await self.session.execute(insert(t).values(platform=platform, update_id=update_id, at=at))
         return False
+
+
+class SqlSeenRequestRepo(_Repo):
+    """Requests already accepted, each until it expires (shared by every process)."""
+
+    async def add(self, key: str, expires: datetime) -> bool:
+        """Record ``key``; False if it is already recorded (until purged). Two
+        transactions adding one key at once: one gets True, the other False (the insert
+        waits for the first to finish, then does nothing)."""
+        t = tables.seen_requests
+        dialect = self.session.get_bind().dialect.name
+        statement = (postgresql_insert(t) if dialect == "postgresql" else sqlite_insert(t)).values(
+            key=key, expires=expires
+        )
+        result = await self.session.execute(
+            statement.on_conflict_do_nothing(index_elements=["key"])
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def purge(self, now: datetime) -> int:
+        """Forget the keys expired by ``now``; how many."""
+        t = tables.seen_requests
+        result = await self.session.execute(delete(t).where(t.c.expires <= now))
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 class SqlStateRepo(_Repo):

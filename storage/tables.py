@@ -308,6 +308,15 @@ inbound_updates = Table(
     Column("at", UTCDateTime, nullable=False, index=True),
 )
 
+# Requests already accepted (Slack replay protection, modal idempotency), shared by every
+# process; a row is kept until ``expires`` (see bot/services/seen.py).
+seen_requests = Table(
+    "seen_requests",
+    metadata,
+    Column("key", String(120), primary_key=True),
+    Column("expires", UTCDateTime, nullable=False, index=True),
+)
+
 bot_state = Table(
     "bot_state",
     metadata,

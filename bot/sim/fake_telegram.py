@@ -3,7 +3,8 @@
 It is a network peer, not a mock: python-telegram-bot talks to it over HTTP exactly as it talks to
 api.telegram.org (``Bot(token, base_url=f"{fake.base_url}/bot")``), and it answers with real Bot API
 JSON. It keeps each private chat's messages (with edits applied), delivers updates from simulated
-users by ``getUpdates`` long polling or by webhook, can enforce Telegram's rate limits (429 with
+users by ``getUpdates`` long polling or by webhook (in order per chat, each posted again with a
+growing delay until the bot answers 2xx, as Telegram does), can enforce Telegram's rate limits (429 with
 ``retry_after``), and can inject errors (429, 403, 400, 5xx, timeouts) for fault tests.
 """
 
@@ -57,6 +58,15 @@ class ApiCall:
     at: float  # time.monotonic() when the request arrived
     status: int = 200
     retry_after: int | None = None  # of a 429 answer
+
+
+@dataclass(frozen=True)
+class WebhookAnswer:
+    """One delivery attempt of an update to the bot's webhook and how it was answered."""
+
+    update_id: int
+    status: int  # the HTTP status; 0 when the connection failed or nothing came in time
+    at: float  # time.monotonic() when the answer (or the failure) came
 
 
 @dataclass
@@ -115,6 +125,8 @@ class FakeTelegram:
         bot_username: str = "tensionbot_demo_bot",
         global_rate: float | None = None,
         per_chat_rate: float | None = None,
+        webhook_retry_delay: float = 0.25,
+        webhook_max_attempts: int = 30,
     ) -> None:
         self.token = token
         self.bot_username = bot_username
@@ -134,6 +146,17 @@ class FakeTelegram:
         self._chat_times: dict[int, deque[float]] = defaultdict(deque)
         self._webhook_url: str | None = None
         self._webhook_secret: str | None = None
+        # Webhook delivery (see _deliver): per-chat queues, their workers, every attempt.
+        self._webhook_queues: dict[int, deque[dict[str, Any]]] = defaultdict(deque)
+        self._webhook_workers: dict[int, asyncio.Task[None]] = {}
+        self._webhook_slots = asyncio.Semaphore(40)
+        self.updates_pushed: list[int] = []  # every update id from a user, in push order
+        self.webhook_answers: list[WebhookAnswer] = []
+        self.webhook_dropped: list[int] = []
+        self.webhook_retry_delay = webhook_retry_delay
+        self.webhook_retry_max_delay = 4.0
+        self.webhook_max_attempts = webhook_max_attempts
+        self.webhook_timeout = 30.0
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
         self.bot_id = int(token.split(":", 1)[0])
@@ -156,7 +179,11 @@ class FakeTelegram:
         return self.base_url
 
     async def stop(self) -> None:
-        """Stop the server."""
+        """Stop the server (and any webhook deliveries still being retried)."""
+        workers = list(self._webhook_workers.values())
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
         if self._http is not None:
             await self._http.close()
             self._http = None
@@ -225,16 +252,64 @@ class FakeTelegram:
         return chat
 
     async def push_update(self, update: dict[str, Any]) -> None:
-        """Deliver an update from a user (webhook if one is set, else queued for getUpdates)."""
+        """Deliver an update from a user: queued for ``getUpdates``, or with a webhook set,
+        queued for delivery to it (see :meth:`_deliver`); this returns once it is queued."""
         update = {"update_id": next(self._update_ids), **update}
+        self.updates_pushed.append(update["update_id"])
         if self._webhook_url:
-            await self._post_webhook(update)
+            chat = _update_chat(update)
+            self._webhook_queues[chat].append(update)
+            if chat not in self._webhook_workers:
+                self._webhook_workers[chat] = asyncio.create_task(
+                    self._deliver(chat), name=f"fake-telegram-webhook-{chat}"
+                )
             return
         async with self._new_update:
             self._updates.append(update)
             self._new_update.notify_all()
 
-    async def _post_webhook(self, update: dict[str, Any]) -> None:
+    @property
+    def webhook_pending(self) -> int:
+        """Updates queued for the webhook and not yet answered with a 2xx."""
+        return sum(len(q) for q in self._webhook_queues.values())
+
+    def webhook_answers_for(self, update_id: int) -> list[WebhookAnswer]:
+        """Every delivery attempt of one update to the webhook, in order."""
+        return [a for a in self.webhook_answers if a.update_id == update_id]
+
+    async def _deliver(self, chat: int) -> None:
+        """Post one chat's queued updates to the webhook as Telegram does: one at a time and in
+        order (a later update of the chat waits), each until the bot answers 2xx. Any other
+        answer, a refused connection or no answer within ``webhook_timeout`` is a failure: the
+        same update is posted again after a growing delay, and after ``webhook_max_attempts``
+        failures it is dropped (recorded in ``webhook_dropped``), as Telegram gives up "after
+        a reasonable amount of attempts". Chats are delivered in parallel, at most
+        ``max_connections`` requests at once (setWebhook's parameter, 40 by default)."""
+        queue = self._webhook_queues[chat]
+        try:
+            while queue and self._webhook_url:
+                update = queue[0]
+                failures = 0
+                while self._webhook_url:
+                    status = await self._post_webhook(update)
+                    if 200 <= status < 300:
+                        break
+                    failures += 1
+                    if failures >= self.webhook_max_attempts:
+                        self.webhook_dropped.append(update["update_id"])
+                        break
+                    delay = self.webhook_retry_delay * 2 ** (failures - 1)
+                    await asyncio.sleep(min(delay, self.webhook_retry_max_delay))
+                queue.popleft()
+                async with self.changed:
+                    self.changed.notify_all()
+        finally:
+            self._webhook_workers.pop(chat, None)
+            if not queue:
+                self._webhook_queues.pop(chat, None)
+
+    async def _post_webhook(self, update: dict[str, Any]) -> int:
+        """One delivery attempt; the HTTP status (0: no connection or no answer in time)."""
         if self._http is None:
             self._http = aiohttp.ClientSession()
         headers = (
@@ -243,17 +318,23 @@ class FakeTelegram:
             else {}
         )
         assert self._webhook_url is not None
-        for _ in range(5):
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+        status = 0
+        async with self._webhook_slots:
+            try:
                 async with self._http.post(
                     self._webhook_url,
                     json=update,
                     headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=10),
+                    timeout=aiohttp.ClientTimeout(total=self.webhook_timeout),
                 ) as resp:
-                    if 200 <= resp.status < 300:
-                        return
-            await asyncio.sleep(0.2)
+                    await resp.read()
+                    status = resp.status
+            except (aiohttp.ClientError, TimeoutError):
+                status = 0
+        self.webhook_answers.append(WebhookAnswer(update["update_id"], status, time.monotonic()))
+        async with self.changed:
+            self.changed.notify_all()
+        return status
 
     # ----------------------------------------------------------------- HTTP
 
@@ -531,6 +612,8 @@ class FakeTelegram:
     async def _api_setWebhook(self, params: dict[str, Any]) -> bool:
         self._webhook_url = params.get("url") or None
         self._webhook_secret = params.get("secret_token") or None
+        connections = _int_or_none(params.get("max_connections")) or 40
+        self._webhook_slots = asyncio.Semaphore(max(1, min(100, connections)))
         return True
 
     async def _api_deleteWebhook(self, params: dict[str, Any]) -> bool:
@@ -542,7 +625,7 @@ class FakeTelegram:
         return {
             "url": self._webhook_url or "",
             "has_custom_certificate": False,
-            "pending_update_count": len(self._updates),
+            "pending_update_count": len(self._updates) + self.webhook_pending,
         }
 
     async def _api_setMyCommands(self, params: dict[str, Any]) -> bool:
@@ -559,6 +642,19 @@ class FakeTelegram:
 
     async def _api_close(self, params: dict[str, Any]) -> bool:
         return True
+
+
+def _update_chat(update: dict[str, Any]) -> int:
+    """The chat an update belongs to (its delivery order is kept per chat); 0 if none."""
+    for key in ("message", "edited_message", "callback_query"):
+        part = update.get(key)
+        if isinstance(part, dict):
+            chat = part.get("chat") or (part.get("message") or {}).get("chat") or {}
+            sender = part.get("from") or {}
+            found = _int_or_none(chat.get("id")) or _int_or_none(sender.get("id"))
+            if found is not None:
+                return found
+    return 0
 
 
 def _int_or_none(value: Any) -> int | None:

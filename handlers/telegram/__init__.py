@@ -81,7 +81,8 @@ def register(
     pact: PactService | None = None,
 ) -> None:
     """Attach tensionbot's handlers to ``application``."""
-    private = filters.ChatType.PRIVATE
+    # A private chat with a person: an update without a sender is nothing for us (ignored).
+    private = filters.ChatType.PRIVATE & filters.USER
 
     async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         token = context.args[0] if context.args else None
