@@ -1,8 +1,8 @@
 """The ``tensionbot`` command line.
 
-Every command loads the configuration once (``--config PATH``, default ``./config.toml``, else
-the built-in defaults), validates it, and exits non-zero with a message naming the file, line or
-key when something is wrong.
+Every command loads the configuration once (``--config PATH``, default ``./config.toml``; a
+missing file is an error, never a silent fall-back to defaults), validates it, and exits non-zero
+with a message naming the file, line or key when something is wrong.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from bot.config import Config, ConfigError, load_config
+from bot.config import DEFAULT_CONFIG_PATH, Config, ConfigError, delivery_problem, load_config
 from bot.forms import FormError, load_form
 
 T = TypeVar("T")
@@ -48,17 +48,27 @@ def _run(config: Config, work: Callable[[Any], Awaitable[T]], *, migrate: bool =
     return asyncio.run(main())
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The top-level group: notes whether help was asked for anywhere on the command line, so
+    ``tensionbot people import --help`` works without a configuration file."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["tensionbot.help"] = any(a in ("-h", "--help") for a in args)
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
-    default=None,
-    help="Configuration file (default: ./config.toml, else built-in defaults).",
+    default=DEFAULT_CONFIG_PATH,
+    show_default=True,
+    help="Configuration file; relative paths in it are relative to its folder.",
 )
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.pass_context
-def main(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
+def main(ctx: click.Context, config_path: Path, verbose: int) -> None:
     """tensionbot: the monthly community-tension return as a chat bot."""
     # Opt in to python-telegram-bot's coming timedelta durations (avoids a deprecation warning
     # on every 429); our code handles both forms.
@@ -66,8 +76,8 @@ def main(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
-    if ctx.invoked_subcommand == "demo":
-        return  # the demo builds its own configuration
+    if ctx.invoked_subcommand == "demo" or ctx.meta.get("tensionbot.help"):
+        return  # the demo builds its own configuration; help needs none
     try:
         ctx.obj = load_config(config_path)
     except ConfigError as exc:
@@ -82,6 +92,8 @@ def check_config(config: Config) -> None:
         form = load_form(config.form.path)
     except FormError as exc:
         _fail(str(exc))
+    if (problem := delivery_problem(config)) is not None:
+        _fail(problem)
     click.echo(f"configuration OK ({config.source})")
     click.echo(
         f"  partnership: {config.partnership.name}, {len(config.partnership.wards)} wards, "
@@ -92,6 +104,12 @@ def check_config(config: Config) -> None:
         f"  telegram:    {config.telegram.mode} via {config.telegram.api_base_url}, token "
         f"{'set' if config.secrets.telegram_token else 'NOT set'}"
     )
+    deliver = (
+        "to the teams' Slack channels"
+        if config.routing.deliver == "slack"
+        else "LOG ONLY (recorded, never sent to a team)"
+    )
+    click.echo(f"  routing:     {len(config.teams)} team(s), routed tensions go {deliver}")
     s = config.schedule
     click.echo(
         f"  schedule:    opens day {s.open_day} {s.open_time:%H:%M}, reminders on days "
@@ -667,6 +685,8 @@ def run(config: Config) -> None:
         token = telegram_token(config)
     except ConfigError as exc:
         _fail(str(exc))
+    if (problem := delivery_problem(config)) is not None:
+        _fail(problem)
 
     async def main_loop() -> None:
         services = await build_services(config)

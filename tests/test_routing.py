@@ -79,7 +79,7 @@ def test_gaps_are_listed() -> None:
 @pytest.mark.parametrize(
     ("routing", "message"),
     [
-        ({"rules": [{"teams": ["nobody"]}]}, "routing.rules.0.teams: unknown team(s) nobody"),
+        ({"rules": [{"teams": ["nobody"]}]}, "routing.rules.0.teams: unknown team 'nobody'"),
         ({"rules": [{"wards": ["Atlantis"], "teams": ["npt"]}]}, "not in partnership.wards"),
         ({"default_team": "ghost"}, "routing.default_team"),
     ],

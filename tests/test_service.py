@@ -90,7 +90,7 @@ def write_config(path: Path, db_url: str, api: str, port: int, **telegram: Any) 
     tg_lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in tg.items())
     path.write_text(f"""
 [partnership]
-wards = ["Bilston East", "Blakenhall", "Heath Town", "Park", "Penn"]
+wards = ["Bilston South", "Blakenhall", "Heath Town", "Park", "Penn"]
 [database]
 url = "{db_url}"
 [telegram]
