@@ -403,6 +403,7 @@ class TelegramRuntime:
         """Try to lead until stopped; while leading, check the lock is still held."""
         retry = self.config.cluster.leader_retry_seconds
         while not self.stop_event.is_set():
+            self._beat()
             try:
                 if self.is_leader:
                     if not await self.lock.still_held():
@@ -418,6 +419,16 @@ class TelegramRuntime:
             except Exception:  # leadership must survive a transient failure
                 log.exception("leadership check failed; retrying")
             await _sleep(self.stop_event, retry)
+
+    def _beat(self) -> None:
+        """Touch server.heartbeat_file: `tensionbot health` checks it when no HTTP server runs."""
+        beat = self.config.server.heartbeat_file
+        if beat is None:
+            return
+        try:
+            beat.touch()
+        except OSError as exc:
+            log.error("cannot touch server.heartbeat_file %s: %s", beat, exc.strerror)
 
     async def _step_up(self) -> None:
         self.is_leader = True

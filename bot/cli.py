@@ -119,6 +119,64 @@ def check_config(config: Config) -> None:
     click.echo(f"  form:        {form.title} v{form.version}, {len(form.questions)} questions")
 
 
+@main.command("health")
+@click.option("--timeout", type=float, default=4.0, show_default=True, help="Seconds per probe.")
+@click.pass_obj
+def health(config: Config, timeout: float) -> None:
+    """Exit 0 when the deployment is healthy: the database reachable and migrated, and the
+    `tensionbot run` process answering (its /healthz; with no HTTP server, i.e. polling without
+    server.port, a fresh server.heartbeat_file). For Docker's HEALTHCHECK and monitoring."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    from bot.app import http_address
+    from storage.database import Database
+    from storage.leader import database_status
+
+    async def probe() -> Any:
+        database = Database(config.database.url)
+        try:
+            return await database_status(database.engine, timeout=timeout)
+        finally:
+            await database.dispose()
+
+    status = asyncio.run(probe())
+    if not status.reachable:
+        _fail(f"unhealthy: database unreachable ({status.error})")
+    if not status.current:
+        _fail(f"unhealthy: database at revision {status.revision}, the code expects {status.head}")
+    address = http_address(config)
+    beat = config.server.heartbeat_file
+    if address is not None:
+        listen, port = address
+        host = "127.0.0.1" if listen in ("", "0.0.0.0", "::") else listen  # noqa: S104
+        url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as answer:
+                ok = answer.status == 200
+        except (urllib.error.URLError, OSError) as exc:
+            _fail(f"unhealthy: {url} does not answer ({exc})")
+        if not ok:
+            _fail(f"unhealthy: {url} answered {answer.status}")
+        click.echo(f"healthy: database migrated, {url} answers")
+    elif beat is not None:
+        limit = max(30.0, 10 * config.cluster.leader_retry_seconds)
+        try:
+            age = time.time() - beat.stat().st_mtime
+        except OSError:
+            _fail(f"unhealthy: no heartbeat at {beat} (is `tensionbot run` running?)")
+        if age > limit:
+            _fail(f"unhealthy: heartbeat {beat} is {age:.0f}s old (more than {limit:.0f}s)")
+        click.echo(f"healthy: database migrated, heartbeat {age:.0f}s old")
+    else:
+        _fail(
+            "cannot tell whether the process answers: this configuration opens no HTTP server "
+            "(polling, no Slack over HTTP, no server.port); set server.port or "
+            "server.heartbeat_file"
+        )
+
+
 @main.group()
 def db() -> None:
     """Database schema."""

@@ -185,6 +185,12 @@ class ServerConfig(_Section):
         "is served over HTTP, else no HTTP server at all",
     )
     metrics: bool = Field(default=True, description="serve Prometheus metrics at /metrics")
+    heartbeat_file: Path | None = Field(
+        default=None,
+        description="a file `tensionbot run` touches every cluster.leader_retry_seconds; "
+        "`tensionbot health` checks it when there is no HTTP server (polling mode without "
+        "server.port); relative to the config file's folder",
+    )
     shutdown_seconds: float = Field(
         default=20.0,
         ge=1,
@@ -564,6 +570,9 @@ def _relative_to(base: Path, config: Config) -> Config:
         update["form"] = config.form.model_copy(
             update={"path": (base / config.form.path).resolve()}
         )
+    beat = config.server.heartbeat_file
+    if beat is not None and not beat.is_absolute():
+        update["server"] = config.server.model_copy(update={"heartbeat_file": base / beat})
     prefix = "sqlite+aiosqlite:///"
     url = config.database.url
     if url.startswith(prefix):
