@@ -736,7 +736,8 @@ def routing_check(config: Config) -> None:
 @click.pass_obj
 def run(config: Config) -> None:
     """Run the bot: Telegram (polling or webhook), Slack, the outbox, the scheduler (on the
-    leader) and the HTTP server (/healthz, /readyz, /metrics). SIGTERM stops it gracefully."""
+    leader) and the HTTP server (/healthz, /readyz, /metrics). SIGTERM stops it gracefully;
+    SIGHUP re-reads teams, routing, deadlines and escalation from the config file."""
     from bot.app import TelegramRuntime, build_services, telegram_token
 
     try:
@@ -753,6 +754,9 @@ def run(config: Config) -> None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, runtime.stop)
+            # SIGHUP (`systemctl reload`): teams, routing, deadlines and escalation, no restart.
+            source = Path(config.source)
+            loop.add_signal_handler(signal.SIGHUP, runtime.reload, lambda: load_config(source))
             await runtime.run()
             # Work a listener started after answering (Slack acks first) gets a moment to end.
             await _settle_background_tasks(config.server.shutdown_seconds)

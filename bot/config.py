@@ -270,9 +270,13 @@ class TeamConfig(_Section):
     def _slack_users(cls, value: list[str]) -> list[str]:
         import re
 
-        bad = [m for m in value if not (re.match(_SLACK_USER, m) or re.match(_EMAIL, m))]
-        if bad:
-            raise ValueError(f"not Slack user ids or emails: {', '.join(bad)}")
+        bad = [
+            str(i)
+            for i, m in enumerate(value)
+            if not (re.match(_SLACK_USER, m) or re.match(_EMAIL, m))
+        ]
+        if bad:  # the values are not repeated: they may be names, and this may reach a log
+            raise ValueError(f"entries {', '.join(bad)} are neither Slack user ids nor emails")
         return [m.lower() if "@" in m else m for m in value]
 
     def has_member(self, slack_user_id: str, email: str | None) -> bool:
