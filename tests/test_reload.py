@@ -152,3 +152,31 @@ async def test_sighup_reloads_team_members_and_refuses_an_invalid_config(
         assert "dan@example.org" not in bot.log.read_text()  # emails are never logged
     finally:
         await bot.stop()
+
+
+def test_a_reload_may_change_teams_and_routing_but_not_what_needs_a_restart() -> None:
+    from bot.app import reload_problem
+    from bot.config import config_from_mapping
+
+    team = {"key": "npt", "name": "P", "organisation": "police", "slack_channel": "C01"}
+    running = config_from_mapping({"teams": [team]}, source="c.toml", env={})
+    more = config_from_mapping(
+        {
+            "teams": [dict(team, members=["U0PC", "dan@example.org"])],
+            "routing": {"default_team": "npt"},
+            "deadlines": {"urgent_ack_hours": 2},
+            "escalation": {"rungs": [{"after_hours": 1, "target": "team"}]},
+        },
+        source="c.toml",
+        env={},
+    )
+    assert reload_problem(running, more) is None
+    moved = config_from_mapping(
+        {"teams": [team], "database": {"url": "postgresql+asyncpg://u:p@db/x"}},
+        source="c.toml",
+        env={},
+    )
+    assert reload_problem(running, moved) == (
+        "[database] changed, which needs a restart (a reload applies only teams, routing, "
+        "deadlines, escalation)"
+    )
