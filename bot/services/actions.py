@@ -432,11 +432,15 @@ class ActionService:
 
     @staticmethod
     async def _may_act(uow: UnitOfWork, officer: Officer, team: TeamConfig) -> bool:
-        person = await uow.people.by_slack_user(officer.slack_user_id)
-        active = person is not None and person.active
-        if team.has_member(officer.slack_user_id, person.email if person and active else None):
+        if officer.slack_user_id in team.members:
             return True
-        return person is not None and active and person.role == Role.ADMIN.value
+        person = await uow.people.by_slack_user(officer.slack_user_id)
+        if person is None or not person.active:
+            return False
+        # A member by email: the imported person whose slack_user_id this is.
+        return team.has_member(officer.slack_user_id, person.email) or (
+            person.role == Role.ADMIN.value
+        )
 
     # ----------------------------------------------------------------- timeline and messages
 
