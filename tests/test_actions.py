@@ -400,3 +400,16 @@ async def test_team_members_by_email_resolve_through_the_people_import(db_url: s
         await s.actions.acknowledge(Officer("U0JANE"), ack.target, ack.seq)
         kinds = [e.kind for e in await s.actions.timeline(ack.target)]
         assert "acknowledged" in kinds
+
+
+async def test_status_says_not_delivered_until_the_team_has_the_post(world: Any) -> None:
+    """Slack keeps the team's post waiting: /status must not claim the team has it."""
+    s, telegram, slack, outbox, chats, _ = world
+    slack.retry_after["C0COHESION"] = 3600.0  # Slack says: retry in an hour
+    asha = Chat(s, telegram, outbox, chats["asha@example.org"])
+    await _report(asha, "Religion or faith")
+    await outbox.drain()
+    assert not [r for r, _, _ in slack.sent if r == "C0COHESION"]
+    await asha.command("status")
+    assert "Cohesion Team: not delivered to the team yet" in asha.last
+    assert "waiting to be acknowledged" not in asha.last

@@ -47,6 +47,8 @@ REPORT_STATUS_LABELS = {
     "logged": "Recorded; not sent to a team (the bot is not connected to the teams' Slack)",
     "unrouted": "Recorded; not passed to a team yet",
 }
+#: An open action whose Slack post has not gone out yet: nobody can acknowledge it so far.
+NOT_DELIVERED = "Not delivered to the team yet"
 MAX_NOTE = 1000
 CHECK_EVERY = timedelta(weeks=4)  # FixMyStreet asks reporters every four weeks
 _Change = Callable[["UnitOfWork", Action, datetime], Awaitable[str]]
@@ -773,6 +775,8 @@ class ActionService:
             state = (
                 OUTCOME_LABELS[action.outcome]
                 if action.state == ActionState.CLOSED.value and action.outcome
+                else NOT_DELIVERED
+                if action.state == ActionState.OPEN.value and action.delivered_at is None
                 else STATE_LABELS[action.state]
             )
             parts.append(f"{name}: {state.lower()}")
