@@ -715,11 +715,16 @@ def routing_check(config: Config) -> None:
         f"{len(config.teams)} team(s), {len(config.routing.rules)} rule(s), "
         f"default team: {config.routing.default_team or 'none'}"
     )
+    unresolved = _unresolved_members(config)
+    for key in unresolved:
+        click.echo(f"{key}: no imported person with a slack_user_id has that email")
     if not found:
         click.echo(
             f"every category reaches a team in all {len(config.partnership.wards)} wards "
             "at every level"
         )
+        if unresolved:
+            sys.exit(1)
         return
     click.echo(f"{len(found)} category/ward combination(s) reach NO team:")
     for gap in found:
@@ -730,6 +735,29 @@ def routing_check(config: Config) -> None:
         )
         click.echo(f"  {gap.category:<20} {gap.ward:<28} {levels}")
     sys.exit(1)
+
+
+def _unresolved_members(config: Config) -> list[str]:
+    """The keys (teams.N.members.M) of member emails that match no imported person with a
+    slack_user_id: nobody could act as them. The database is opened only if there are any."""
+    emails = [
+        (f"teams.{i}.members.{j}", m)
+        for i, team in enumerate(config.teams)
+        for j, m in enumerate(team.members)
+        if "@" in m
+    ]
+    if not emails:
+        return []
+
+    async def work(s: Any) -> list[str]:
+        people = {p.email: p for p in await s.people.everyone()}
+        return [
+            key
+            for key, email in emails
+            if (p := people.get(email)) is None or not p.slack_user_id or not p.active
+        ]
+
+    return _run(config, work)
 
 
 @main.command("run")
