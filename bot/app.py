@@ -13,6 +13,7 @@ import hmac
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -24,7 +25,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.clock import Clock, SystemClock
-from bot.config import ENV_TELEGRAM_WEBHOOK_SECRET, Config, ConfigError
+from bot.config import ENV_TELEGRAM_WEBHOOK_SECRET, Config, ConfigError, delivery_problem
 from bot.forms import load_form
 from bot.ports import Messenger
 from bot.services.actions import ActionService
@@ -94,6 +95,41 @@ class Services:
     async def close(self) -> None:
         """Release the database."""
         await self.db.dispose()
+
+    def reconfigure(self, config: Config) -> None:
+        """Swap in a reloaded configuration (see :func:`reload_problem` for what may change)."""
+        self.config = config
+        for service in (
+            self.people,
+            self.campaigns,
+            self.conversation,
+            self.actions,
+            self.reporting,
+            self.summaries,
+            self.pact,
+            self.privacy,
+        ):
+            service.config = config
+        self.actions.teams = {t.key: t for t in config.teams}
+
+
+#: The sections a SIGHUP may change without a restart: they are read when used, never cached in a
+#: connection, a schedule or a keyboard.
+RELOADABLE = ("teams", "routing", "deadlines", "escalation")
+
+
+def reload_problem(running: Config, new: Config) -> str | None:
+    """Why ``new`` cannot replace ``running`` without a restart, or None."""
+    keep = set(RELOADABLE)
+    before = running.model_dump(exclude=keep)
+    after = new.model_dump(exclude=keep)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    if changed:
+        return (
+            f"[{'], ['.join(changed)}] changed, which needs a restart (a reload applies only "
+            f"{', '.join(RELOADABLE)})"
+        )
+    return None
 
 
 async def build_services(
@@ -410,6 +446,7 @@ class TelegramRuntime:
         """Try to lead until stopped; while leading, check the lock is still held."""
         retry = self.config.cluster.leader_retry_seconds
         while not self.stop_event.is_set():
+            self._beat()
             try:
                 if self.is_leader:
                     if not await self.lock.still_held():
@@ -425,6 +462,16 @@ class TelegramRuntime:
             except Exception:  # leadership must survive a transient failure
                 log.exception("leadership check failed; retrying")
             await _sleep(self.stop_event, retry)
+
+    def _beat(self) -> None:
+        """Touch server.heartbeat_file: `tensionbot health` checks it when no HTTP server runs."""
+        beat = self.config.server.heartbeat_file
+        if beat is None:
+            return
+        try:
+            beat.touch()
+        except OSError as exc:
+            log.error("cannot touch server.heartbeat_file %s: %s", beat, exc.strerror)
 
     async def _step_up(self) -> None:
         self.is_leader = True
@@ -493,6 +540,29 @@ class TelegramRuntime:
     def stop(self) -> None:
         """Ask :meth:`run` to finish (in-flight sends complete first)."""
         self.stop_event.set()
+
+    def reload(self, load: Callable[[], Config]) -> bool:
+        """SIGHUP: read the configuration again and, if it is valid and changes only what may
+        change while running (:data:`RELOADABLE`), swap it in for the runtime and the services.
+        Otherwise the running configuration stays and the log says why."""
+        try:
+            new = load()
+        except ConfigError as exc:
+            log.error("configuration reload refused; the running configuration stays: %s", exc)
+            return False
+        problem = delivery_problem(new) or reload_problem(self.config, new)
+        if problem is not None:
+            log.error("configuration reload refused; the running configuration stays: %s", problem)
+            return False
+        self.services.reconfigure(new)
+        self.config = new
+        log.info(
+            "configuration reloaded from %s: %d team(s), %d routing rule(s)",
+            new.source,
+            len(new.teams),
+            len(new.routing.rules),
+        )
+        return True
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

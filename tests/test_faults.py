@@ -295,7 +295,7 @@ async def test_platform_faults(
 def _kill_config(db_url: str, tg_url: str, slack_url: str, port: int) -> str:
     return f"""
 [partnership]
-wards = ["Bilston East", "Blakenhall", "Heath Town", "Park", "Penn"]
+wards = ["Bilston South", "Blakenhall", "Heath Town", "Park", "Penn"]
 [database]
 url = "{db_url}"
 [telegram]

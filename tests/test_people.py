@@ -34,6 +34,16 @@ async def test_import_creates_then_updates_never_duplicates(db_url: str, clock: 
     [
         ("name,role,wards,email\nA,mayor,Park,a@x.org\n", "line 2: role 'mayor'"),
         ("name,role,wards,email\nA,councillor,Atlantis,a@x.org\n", "line 2: ward 'Atlantis'"),
+        (
+            "name,role,wards,email\nA,councillor,Heath Twn,a@x.org\n",
+            "line 2: ward 'Heath Twn' is not in partnership.wards (did you mean 'Heath Town'?)",
+        ),
+        (
+            "name,role,wards,email\nA,councillor,Bilston East,a@x.org\n",
+            "line 2: ward 'Bilston East' no longer exists since May 2023 (The City of "
+            "Wolverhampton (Electoral Changes) Order 2022): it was replaced by 'Bilston South' "
+            "and 'Bilston North'",
+        ),
         ("name,role,wards,email\nA,councillor,Park,not-an-email\n", "line 2: email"),
         (
             "name,role,wards,email\nA,councillor,Park,a@x.org\nB,councillor,Park,A@x.org\n",

@@ -114,6 +114,20 @@ async def test_summary_numbers(db_url: str) -> None:
         assert views == 3
 
 
+async def test_figures_for_a_pre_2023_ward_say_which_wards_replaced_it(db_url: str) -> None:
+    clock = FakeClock(datetime(2027, 1, 2, tzinfo=UTC))
+    async with services_for(db_url, clock) as s:
+        figures = HateCrimeService(s.config, s.db.uow, clock)
+        old = "month,ward,strand,count\n2026-12,Ettingshall,race,1\n2026-12,Park,race,2\n"
+        with pytest.raises(FigureImportError) as err:
+            await figures.import_csv(old, source="hc.csv", actor="t")
+        assert err.value.problems == [
+            "hc.csv: line 2: ward 'Ettingshall' no longer exists since May 2023 (The City of "
+            "Wolverhampton (Electoral Changes) Order 2022): it was replaced by "
+            "'Ettingshall North' and 'Ettingshall South and Spring Vale'"
+        ]
+
+
 async def test_bad_figures_are_refused_whole(db_url: str) -> None:
     clock = FakeClock(datetime(2027, 1, 2, tzinfo=UTC))
     async with services_for(db_url, clock) as s:

@@ -41,6 +41,14 @@ STATE_LABELS = {
     ActionState.IN_PROGRESS.value: "In progress",
     ActionState.CLOSED.value: "Closed",
 }
+#: What /status says of a report with no action (yet): never "waiting to be acknowledged" for a
+#: report that no team was sent.
+REPORT_STATUS_LABELS = {
+    "logged": "Recorded; not sent to a team (the bot is not connected to the teams' Slack)",
+    "unrouted": "Recorded; not passed to a team yet",
+}
+#: An open action whose Slack post has not gone out yet: nobody can acknowledge it so far.
+NOT_DELIVERED = "Not delivered to the team yet"
 MAX_NOTE = 1000
 CHECK_EVERY = timedelta(weeks=4)  # FixMyStreet asks reporters every four weeks
 _Change = Callable[["UnitOfWork", Action, datetime], Awaitable[str]]
@@ -105,6 +113,25 @@ class ActionService:
                     reason=r.reason,
                 )
                 log.warning("report %s reaches no team (%s)", report.reference, r.reason)
+                continue
+            if self.config.routing.deliver == "log_only":
+                # No Slack: record where it would have gone; no action, so nothing waits for an
+                # acknowledgement that can never come.
+                report.status = "logged"
+                await audit(
+                    uow,
+                    now,
+                    "router",
+                    "report.logged",
+                    report.reference,
+                    teams=",".join(r.teams),
+                    reason=r.reason,
+                )
+                log.info(
+                    "report %s routed to %s: routing.deliver is log_only, not sent",
+                    report.reference,
+                    ", ".join(r.teams),
+                )
                 continue
             report.status = "routed"
             for key in r.teams:
@@ -410,7 +437,12 @@ class ActionService:
         if officer.slack_user_id in team.members:
             return True
         person = await uow.people.by_slack_user(officer.slack_user_id)
-        return person is not None and person.active and person.role == Role.ADMIN.value
+        if person is None or not person.active:
+            return False
+        # A member by email: the imported person whose slack_user_id this is.
+        return team.has_member(officer.slack_user_id, person.email) or (
+            person.role == Role.ADMIN.value
+        )
 
     # ----------------------------------------------------------------- timeline and messages
 
@@ -743,10 +775,12 @@ class ActionService:
             state = (
                 OUTCOME_LABELS[action.outcome]
                 if action.state == ActionState.CLOSED.value and action.outcome
+                else NOT_DELIVERED
+                if action.state == ActionState.OPEN.value and action.delivered_at is None
                 else STATE_LABELS[action.state]
             )
             parts.append(f"{name}: {state.lower()}")
-        return "; ".join(parts) or report.status
+        return "; ".join(parts) or REPORT_STATUS_LABELS.get(report.status, report.status)
 
     async def timeline(self, action_id: int) -> list[ActionEvent]:
         """The action's events in order."""

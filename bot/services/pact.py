@@ -832,7 +832,8 @@ class PactService:
         team = next((t for t in self.config.teams if t.key == p.owner_team), None)
         person = await uow.people.by_slack_user(slack_user_id)
         admin = person is not None and person.active and person.role == Role.ADMIN.value
-        if not admin and (team is None or slack_user_id not in team.members):
+        email = person.email if person is not None and person.active else None
+        if not admin and (team is None or not team.has_member(slack_user_id, email)):
             raise PactError(f"Only the owning team ({p.owner_team}) can report back on this.")
         if p.status != PriorityStatus.OPEN.value:
             raise PactError("This priority is closed.")

@@ -20,6 +20,7 @@ from bot.ports import UnitOfWorkFactory
 from bot.services import texts
 from bot.services.common import Sender, audit, enqueue
 from bot.services.forms import FormService
+from bot.wards import unknown_ward
 
 if TYPE_CHECKING:
     from bot.services.campaigns import CampaignService
@@ -155,7 +156,7 @@ class PeopleService:
                 elif w.casefold() in wards:
                     ward_list.append(wards[w.casefold()])
                 else:
-                    problems.append(f"{err}: ward {w!r} is not in partnership.wards")
+                    problems.append(f"{err}: {unknown_ward(w, self.config.partnership.wards)}")
             slack = values.get("slack_user_id", "") or None
             if slack is not None and not _SLACK_ID.match(slack):
                 problems.append(
