@@ -164,6 +164,18 @@ def test_summary_command_writes_exports(tmp_path: Path, db_url: str) -> None:
         .startswith("Park,hate crimes,9,1.0,")
     )
     assert (out / "tensions_by_category.csv").read_text().startswith("category,this_month")
+    # Heath Town's 2 hate crimes are withheld, and so is religion's 2 among the strands (Park's
+    # 9 and race's 9 then leave them equal, but unknown); --no-suppress, for the system
+    # administrator, shows them as they are.
+    assert "| Heath Town | [c] | 2.0 |" in result.output
+    assert "| Park | 9 | 1.0 |" in result.output and "religion belief [c]" in result.output
+    assert "heath town,2" not in (out / "hate_crime_by_ward.csv").read_text().casefold()
+    raw = runner.invoke(
+        main, [*base, "summary", "--period", "2026-12", "--no-suppress", "--out", str(out)]
+    )
+    assert raw.exit_code == 0, raw.output
+    assert "| Heath Town | 2 | 2.0 |" in raw.output and "[c]" not in raw.output
+    assert "Heath Town,2,2.0" in (out / "hate_crime_by_ward.csv").read_text()
     bad = runner.invoke(main, [*base, "summary", "--period", "2026-12", "--ward", "Narnia"])
     assert bad.exit_code == 2 and "Narnia" in bad.output
 
