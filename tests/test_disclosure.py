@@ -453,6 +453,11 @@ async def test_one_private_report_is_not_given_away_by_any_output(
         assert summary.actions[-1][:5] == ("prevent", 1, 1, 0, 0)
         assert summary.matrix[("Park", "protest_extremism")] == 1
         files = write(summary, tmp_path / "out")
+        from bot.services.summary import headline
+
+        chat = headline(summary).plain_text()  # what /tensions and the board channel get
+        body = chat.split("\n", 1)[1]  # after the title, which has the month
+        assert "protest_extremism [c]" in body and not re.search(r"\b[12]\b", body)
 
     out = tmp_path / "out"
     text = (out / "summary.md").read_text()
