@@ -251,8 +251,9 @@ class Line:
 
 
 def line(values: Mapping[str, int], *, threshold: int, total_shown: bool = True) -> Line:
-    """Protect a breakdown whose total is published (or, with ``total_shown=False``, could be
-    worked out): every withheld count keeps a range of at least ``threshold``."""
+    """Protect a breakdown beside its published total (``total_shown=False``: a breakdown whose
+    total is published nowhere and cannot be worked out): every withheld count keeps a range
+    of at least ``threshold``. The total itself is withheld only when it is small."""
     keys = sorted(values)
     table = protect(
         {("", k): v for k, v in values.items()},
@@ -292,10 +293,6 @@ class Released:
     returns_by_role: list[tuple[str, Count, Count, Count, Count]]
     returns_by_ward: list[tuple[str, Count, Count, Count, Count]]
     actions: list[tuple[str, Count, Count, Count, Count, float | None, float | None]]
-
-    def n(self, value: Count) -> str:
-        """A count as text: the number or :data:`MARK`."""
-        return shown(value)
 
 
 def _any_table(rows: Mapping[str, int], cols: Mapping[str, int]) -> dict[Key, int]:
