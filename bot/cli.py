@@ -690,7 +690,11 @@ def pact_insight(config: Config, since: str, until: str, neighbourhood: str | No
     default=None,
     help="Also write summary.md and one CSV per table into this folder.",
 )
-@click.option("--no-suppress", is_flag=True, help="Show counts below 3 as they are.")
+@click.option(
+    "--no-suppress",
+    is_flag=True,
+    help="Show every count as it is: no disclosure control (for the system administrator).",
+)
 @click.pass_obj
 def summary(
     config: Config,
