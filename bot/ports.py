@@ -35,6 +35,12 @@ class AlreadyExists(Exception):
     """A record with the same unique key was stored concurrently (by another process)."""
 
 
+class TransientStoreError(Exception):
+    """The database failed in a way that may pass if the same work is tried again (a lost
+    connection, a restarting server, another process holding SQLite's write lock). Storage
+    classifies by exception type and raises this from the unit of work."""
+
+
 class Stale(Exception):
     """The record was changed by someone else since it was read."""
 

@@ -29,7 +29,13 @@ from aiolimiter import AsyncLimiter
 from bot.clock import Clock, SystemClock
 from bot.domain import DeliveryStatus, OutboxMessage, OutboxStatus
 from bot.messages import OutgoingMessage
-from bot.ports import Messenger, SendResult, UnitOfWork, UnitOfWorkFactory
+from bot.ports import (
+    Messenger,
+    SendResult,
+    TransientStoreError,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from bot.services.common import audit
 
 log = logging.getLogger(__name__)
@@ -61,6 +67,13 @@ class DispatchStats:
     throttled: int = 0  # 429s received
     recovered_uncertain: int = 0
     recovered_resent: int = 0
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a database error may pass if the same work is tried again: storage raises
+    :class:`TransientStoreError` for those (classified by type); a lost socket or a timeout
+    that reached the core as it is counts too."""
+    return isinstance(exc, TransientStoreError | OSError | TimeoutError)
 
 
 def first_done(tasks: set[asyncio.Task[None]]) -> asyncio.Future[Any]:
@@ -158,6 +171,7 @@ class OutboxDispatcher:
         # Results waiting to be recorded: one transaction records all that are waiting.
         self._results: list[tuple[int, SendResult, asyncio.Future[None]]] = []
         self._recorder: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()  # set by run()'s stop: recording stops retrying
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next poll."""
@@ -203,6 +217,7 @@ class OutboxDispatcher:
         loop = asyncio.get_running_loop()
         next_recovery = loop.time()
         backoff = 0.5
+        stopping = asyncio.create_task(self._relay_stop(stop))
         try:
             while not stop.is_set():
                 try:
@@ -211,8 +226,12 @@ class OutboxDispatcher:
                         next_recovery = loop.time() + self.lease.total_seconds()
                     claimed = await self.dispatch_once()
                 except Exception as exc:
-                    log.error(
-                        "outbox: the database failed (%s); trying again in %.1fs", exc, backoff
+                    # The type only: the message may quote SQL parameters (message text).
+                    log.log(
+                        logging.WARNING if transient(exc) else logging.ERROR,
+                        "outbox: the database failed (%s); trying again in %.1fs",
+                        type(exc).__name__,
+                        backoff,
                     )
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), backoff)
@@ -236,6 +255,11 @@ class OutboxDispatcher:
         finally:
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
+            stopping.cancel()
+
+    async def _relay_stop(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._stopping.set()
 
     async def dispatch_once(self) -> int:
         """Claim as many due rows as each channel has free slots and start sending them."""
@@ -284,6 +308,10 @@ class OutboxDispatcher:
         self._sending.add(row.id)
         try:
             await self._send_and_record(row)
+        except Exception as exc:
+            # Never leave an exception in a task nobody awaits: the row stays 'sending' and
+            # recovery settles it (the recorder has said why).
+            log.warning("outbox row %s: result not recorded (%s)", row.id, type(exc).__name__)
         finally:
             self._sending.discard(row.id)
 
@@ -321,7 +349,12 @@ class OutboxDispatcher:
             batch, self._results = self._results[:200], self._results[200:]
             try:
                 await self._record_with_retries(batch)
-            except Exception:
+            except Exception as exc:
+                if transient(exc):  # stopping: the rows stay 'sending' for recovery
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
                 # One bad row must not keep the others unrecorded: record them one by one.
                 log.exception("recording %d send results together failed; one by one", len(batch))
                 for item in batch:
@@ -337,22 +370,36 @@ class OutboxDispatcher:
     async def _record_with_retries(
         self, batch: list[tuple[int, SendResult, asyncio.Future[None]]]
     ) -> None:
-        """The messages were sent: keep trying to record that while the database is away
-        (about a minute), so a restart of the database does not turn them into 'uncertain'."""
+        """The messages were sent: keep trying to record that while the database refuses for a
+        reason that may pass (classified by type: :func:`transient`), so an outage or a held
+        write lock does not turn them into 'uncertain' (or a reply into a duplicate). Gives up
+        only when the dispatcher is stopping; the rows then stay 'sending' for recovery."""
         delay = 0.5
-        for _ in range(7):
+        while True:
             try:
                 await self._record_batch(batch)
                 return
-            except (OSError, ConnectionError, TimeoutError) as exc:
-                log.error("outbox: could not record %d result(s) (%s); retrying", len(batch), exc)
             except Exception as exc:
-                if "connect" not in str(exc).lower() and "closed" not in str(exc).lower():
+                if not transient(exc):
                     raise
-                log.error("outbox: could not record %d result(s) (%s); retrying", len(batch), exc)
-            await asyncio.sleep(delay)
+                if self._stopping.is_set():
+                    log.warning(
+                        "outbox: stopping with %d result(s) unrecorded (%s); recovery will "
+                        "settle them",
+                        len(batch),
+                        type(exc).__name__,
+                    )
+                    raise
+                # A warning, not an error: nothing is lost, the result is recorded later.
+                log.warning(
+                    "outbox: could not record %d result(s) (%s); retrying in %.1fs",
+                    len(batch),
+                    type(exc).__name__,
+                    delay,
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
             delay = min(delay * 2, 16.0)
-        await self._record_batch(batch)
 
     async def _record_batch(
         self, batch: list[tuple[int, SendResult, asyncio.Future[None]]]
