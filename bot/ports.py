@@ -41,6 +41,21 @@ class TransientStoreError(Exception):
     classifies by exception type and raises this from the unit of work."""
 
 
+class RateBuckets(Protocol):
+    """Token buckets shared by every process that sends (PostgreSQL), so that together they
+    keep a platform's rates however many run. GCRA: ``burst`` sends back to back, then one per
+    ``interval`` seconds."""
+
+    async def take(self, key: str, interval: float, burst: float) -> float:
+        """Take one send from bucket ``key``: 0.0 if taken, else the seconds to wait before
+        asking again (nothing was taken)."""
+        ...
+
+    async def forget_idle(self) -> None:
+        """Drop buckets nobody has used for a while (one per chat adds up)."""
+        ...
+
+
 class Stale(Exception):
     """The record was changed by someone else since it was read."""
 

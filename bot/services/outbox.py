@@ -2,8 +2,11 @@
 
 Rows are claimed (``pending`` -> ``sending``, with a lease), sent through the platform's
 :class:`~bot.ports.Messenger` within the platform's rate limits, and recorded (``sent``,
-``failed``, or back to ``pending`` with a delay). Limits are enforced with aiolimiter: a global
-bucket (Telegram: ~30 messages/s) and one bucket per chat (~1 message/s). A 429 pauses all
+``failed``, or back to ``pending`` with a delay). Limits are token buckets: a global one
+(Telegram: ~30 messages/s) and one per chat (~1 message/s). On SQLite (one process) they are
+aiolimiter buckets in memory; on PostgreSQL they are :class:`~bot.ports.RateBuckets` kept in
+the database and shared by every process, so N processes together keep one rate, with no
+shares to hand out or take back when a process joins or dies. A 429 pauses this process's
 sending for ``retry_after`` and the message is retried after it.
 
 If the process dies mid-send, the row stays ``sending`` until its lease expires. Recovery then
@@ -31,6 +34,7 @@ from bot.domain import DeliveryStatus, OutboxMessage, OutboxStatus
 from bot.messages import OutgoingMessage
 from bot.ports import (
     Messenger,
+    RateBuckets,
     SendResult,
     TransientStoreError,
     UnitOfWork,
@@ -85,9 +89,8 @@ def first_done(tasks: set[asyncio.Task[None]]) -> asyncio.Future[Any]:
     return asyncio.ensure_future(asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED))
 
 
-def global_bucket(rate: float) -> AsyncLimiter:
-    """The channel-wide bucket: ``rate`` sends/s, evenly spaced, never more than
-    ``floor(rate) + 1`` in any one-second window (Telegram counts per second).
+def bucket_capacity(rate: float, most_headroom: float = 0.1) -> float:
+    """The channel-wide bucket's capacity: 1 plus a little headroom.
 
     A leaky bucket of capacity C lets at most ``C + rate`` through in any second. Capacity 1
     spaces sends exactly, but then every late wake-up (the event loop's timer rounding, a busy
@@ -95,19 +98,33 @@ def global_bucket(rate: float) -> AsyncLimiter:
     send make up for a late one, and while ``frac(rate) + headroom < 1`` the bound above is the
     same ``floor(rate) + 1``. (A bucket of capacity N would allow bursts of N; a grid of
     absolute send slots was tried too, and let 429s through at 30/s.)"""
-    headroom = max(0.0, min(0.1, 0.999 - rate % 1))
-    capacity = 1.0 + headroom
+    return 1.0 + max(0.0, min(most_headroom, 0.999 - rate % 1))
+
+
+def global_bucket(rate: float) -> AsyncLimiter:
+    """The channel-wide bucket: ``rate`` sends/s, evenly spaced, never more than
+    ``floor(rate) + 1`` in any one-second window (Telegram counts per second)."""
+    capacity = bucket_capacity(rate)
     return AsyncLimiter(capacity, capacity / rate)
 
 
 class _ChannelLimiter:
-    """Global + per-recipient token buckets for one channel, and a shared 429 pause."""
+    """Global + per-recipient token buckets for one channel, and a shared 429 pause.
 
-    def __init__(self, limits: RateLimits) -> None:
+    With ``shared`` buckets (PostgreSQL) every process takes from the same buckets, so all of
+    them together keep the channel's rate and each chat's; without (SQLite, one process) the
+    buckets are in this process's memory."""
+
+    def __init__(self, channel: str, limits: RateLimits, shared: RateBuckets | None = None) -> None:
+        self.channel = channel
         self.limits = limits
+        self.shared = shared
         self.global_bucket = global_bucket(limits.global_rate)
         self._per_chat: OrderedDict[str, AsyncLimiter] = OrderedDict()
         self.paused_until = 0.0
+        # One of this process's sends at a time asks the shared channel bucket (the others
+        # queue here, as they would at an in-memory bucket, instead of polling the database).
+        self._turn = asyncio.Lock()
 
     def for_chat(self, recipient: str) -> AsyncLimiter:
         bucket = self._per_chat.get(recipient)
@@ -126,12 +143,33 @@ class _ChannelLimiter:
         while True:
             while (delay := self.paused_until - loop.time()) > 0:
                 await asyncio.sleep(delay)
-            await self.for_chat(recipient).acquire()
-            await self.global_bucket.acquire()
+            if self.shared is None:
+                await self.for_chat(recipient).acquire()
+                await self.global_bucket.acquire()
+            else:
+                await self._wait_shared(recipient)
             # A 429 may have paused the channel while this send waited for its slot: a send
             # already past the limiter must not go out during the pause.
             if loop.time() >= self.paused_until:
                 return
+
+    async def _wait_shared(self, recipient: str) -> None:
+        """The channel's turn first, then the chat's, right before the send: the outbox claims
+        at most one row per chat at a time (in all processes), so the chat's bucket is taken
+        by one send at a time and its spacing is the spacing of the sends."""
+        lim = self.limits
+        async with self._turn:
+            await self._take(
+                self.channel,
+                1.0 / lim.global_rate,
+                bucket_capacity(lim.global_rate),
+            )
+        await self._take(f"{self.channel}:{recipient}", 1.0 / lim.per_chat_rate, lim.per_chat_burst)
+
+    async def _take(self, key: str, interval: float, burst: float) -> None:
+        assert self.shared is not None
+        while (wait := await self.shared.take(key, interval, burst)) > 0:
+            await asyncio.sleep(wait)
 
     def pause(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
@@ -151,14 +189,16 @@ class OutboxDispatcher:
         lease: timedelta = timedelta(seconds=30),
         poll_interval: float = 1.0,
         hooks: Sequence[ResultHook] = (),
+        shared_rates: RateBuckets | None = None,
     ) -> None:
         self.uow_factory = uow_factory
+        self.shared_rates = shared_rates
         self.messengers = dict(messengers)
         # Rate limits and retry delays are about real time, whatever the business clock says.
         self.clock = clock or SystemClock()
         self.lease = lease
         self.poll_interval = poll_interval
-        self._limiters = {ch: _ChannelLimiter(lim) for ch, lim in limits.items()}
+        self._limiters = {ch: _ChannelLimiter(ch, lim, shared_rates) for ch, lim in limits.items()}
         # In flight per channel: at most ``max_in_flight`` of a channel's sends are out at once
         # (so at most that many forms can be uncertain after a crash).
         self._caps = {ch: lim.max_in_flight for ch, lim in limits.items()}
@@ -223,6 +263,8 @@ class OutboxDispatcher:
                 try:
                     if loop.time() >= next_recovery:
                         await self.recover()
+                        if self.shared_rates is not None:
+                            await self.shared_rates.forget_idle()
                         next_recovery = loop.time() + self.lease.total_seconds()
                     claimed = await self.dispatch_once()
                 except Exception as exc:
@@ -324,6 +366,11 @@ class OutboxDispatcher:
         else:
             try:
                 await limiter.wait(row.recipient)
+            except Exception as exc:  # the shared buckets' database: not sent, try later
+                log.warning("outbox: rate buckets unavailable (%s)", type(exc).__name__)
+                await self._record(row.id, SendResult(ok=False, error="rate limiter unavailable"))
+                return
+            try:
                 message = OutgoingMessage.model_validate(row.payload)
                 result = await messenger.send(row.recipient, message, row.edit_ref, row.thread_ref)
             except Exception as exc:  # a messenger bug must not kill the dispatcher
