@@ -108,6 +108,13 @@ def global_bucket(rate: float) -> AsyncLimiter:
     return AsyncLimiter(capacity, capacity / rate)
 
 
+CHANNEL_HORIZON = 0.25
+"""How far ahead a process may reserve a send slot in the shared channel bucket (a process that
+dies loses what it had reserved: at most this long of the channel's sending)."""
+CHAT_HORIZON = 10.0
+"""The same for one chat's bucket (one send per chat is in flight at a time anyway)."""
+
+
 class _ChannelLimiter:
     """Global + per-recipient token buckets for one channel, and a shared 429 pause.
 
@@ -154,22 +161,27 @@ class _ChannelLimiter:
                 return
 
     async def _wait_shared(self, recipient: str) -> None:
-        """The channel's turn first, then the chat's, right before the send: the outbox claims
-        at most one row per chat at a time (in all processes), so the chat's bucket is taken
-        by one send at a time and its spacing is the spacing of the sends."""
+        """The channel's slot first, then the chat's, right before the send: the outbox claims
+        at most one row per chat at a time (in all processes), so the chat's bucket is used by
+        one send at a time and its spacing is the spacing of the sends."""
         lim = self.limits
-        async with self._turn:
-            await self._take(
-                self.channel,
-                1.0 / lim.global_rate,
-                bucket_capacity(lim.global_rate),
-            )
-        await self._take(f"{self.channel}:{recipient}", 1.0 / lim.per_chat_rate, lim.per_chat_burst)
+        async with self._turn:  # reserve in order; wait for the slot outside the turn
+            delay = await self._reserve(self.channel, 1.0 / lim.global_rate, 1.0, CHANNEL_HORIZON)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        key = f"{self.channel}:{recipient}"
+        delay = await self._reserve(key, 1.0 / lim.per_chat_rate, lim.per_chat_burst, CHAT_HORIZON)
+        if delay > 0:
+            await asyncio.sleep(delay)
 
-    async def _take(self, key: str, interval: float, burst: float) -> None:
+    async def _reserve(self, key: str, interval: float, burst: float, horizon: float) -> float:
+        """Seconds until the slot reserved in the shared bucket ``key``."""
         assert self.shared is not None
-        while (wait := await self.shared.take(key, interval, burst)) > 0:
-            await asyncio.sleep(wait)
+        while True:
+            reserved, seconds = await self.shared.reserve(key, interval, burst, horizon)
+            if reserved:
+                return seconds
+            await asyncio.sleep(seconds)
 
     def pause(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
@@ -298,6 +310,8 @@ class OutboxDispatcher:
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
             stopping.cancel()
+            if self.shared_rates is not None:
+                await self.shared_rates.close()
 
     async def _relay_stop(self, stop: asyncio.Event) -> None:
         await stop.wait()
