@@ -77,7 +77,7 @@ async def test_an_uncertain_form_is_followed_up_after_the_configured_hours_once(
     users = await _link_everyone(bot, fake_telegram, n)
     held = [users[0], users[1]]  # their forms are held at the fake: in flight at the kill
     for user in held:
-        fake_telegram.inject(0, method="sendMessage", chat_id=user.chat_id, hang=60)
+        fake_telegram.inject(0, method="sendMessage", chat_id=user.chat_id, hang=30)
 
     def form_calls(chat_id: int) -> int:
         return sum(1 for c in fake_telegram.calls_for("sendMessage")
