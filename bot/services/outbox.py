@@ -12,7 +12,11 @@ sending for ``retry_after`` and the message is retried after it.
 If the process dies mid-send, the row stays ``sending`` until its lease expires. Recovery then
 decides per purpose: conversational replies are re-sent (a repeated question is harmless, a
 missing one leaves someone stuck), while forms and reminders become ``uncertain`` and are *not*
-re-sent, so nobody gets the form twice; the next reminder round covers them.
+re-sent at once, so nobody gets the form twice; ``outbox.uncertain_followup_hours`` later the
+campaign tick sends an uncertain form once more, worded so that a duplicate is harmless
+(``CampaignService``), unless the person has answered. A result that cannot be recorded because
+the database refuses for a while (by exception type: :class:`~bot.ports.TransientStoreError`)
+is retried until it is recorded or the dispatcher stops.
 """
 
 from __future__ import annotations
