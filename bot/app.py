@@ -55,6 +55,7 @@ from scheduler import build_scheduler, stop_scheduler
 from storage.database import Database
 from storage.leader import LeaderLock, database_status, leader_lock
 from storage.migrate import upgrade
+from storage.rates import shared_rate_buckets
 
 log = logging.getLogger(__name__)
 OFFSET_KEY = "telegram.offset"
@@ -318,6 +319,9 @@ class TelegramRuntime:
             limits,
             lease=lease or timedelta(seconds=self.config.telegram.outbox_lease_seconds),
             hooks=[services.actions.on_sent],
+            # Every process on PostgreSQL takes from the same buckets: together they keep the
+            # configured rates, however many run.
+            shared_rates=shared_rate_buckets(services.db.engine),
         )
         services.wake.targets.append(self.dispatcher.wake)
         self.run_scheduler = run_scheduler

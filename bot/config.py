@@ -216,6 +216,19 @@ class ClusterConfig(_Section):
     )
 
 
+class OutboxConfig(_Section):
+    """What happens to messages whose delivery is uncertain."""
+
+    uncertain_followup_hours: float = Field(
+        default=2.0,
+        gt=0,
+        le=168,
+        description="a form in flight when the bot stopped is not re-sent at once (at most "
+        "once); this many hours later it is sent once more, worded so that a duplicate is "
+        "harmless, unless the person has answered",
+    )
+
+
 class ScheduleConfig(_Section):
     """When the monthly return opens, is chased, and closes (days of the month, local time)."""
 
@@ -565,6 +578,7 @@ class Config(_Section):
     server: ServerConfig = ServerConfig()
     cluster: ClusterConfig = ClusterConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    outbox: OutboxConfig = OutboxConfig()
     form: FormConfig = FormConfig()
     invites: InviteConfig = InviteConfig()
     teams: list[TeamConfig] = Field(default_factory=list)

@@ -35,6 +35,34 @@ class AlreadyExists(Exception):
     """A record with the same unique key was stored concurrently (by another process)."""
 
 
+class TransientStoreError(Exception):
+    """The database failed in a way that may pass if the same work is tried again (a lost
+    connection, a restarting server, another process holding SQLite's write lock). Storage
+    classifies by exception type and raises this from the unit of work."""
+
+
+class RateBuckets(Protocol):
+    """Token buckets shared by every process that sends (PostgreSQL), so that together they
+    keep a platform's rates however many run. GCRA: ``burst`` sends back to back, then one per
+    ``interval`` seconds."""
+
+    async def reserve(
+        self, key: str, interval: float, burst: float, horizon: float
+    ) -> tuple[bool, float]:
+        """Reserve the next send slot of bucket ``key`` if it is at most ``horizon`` seconds
+        away: ``(True, seconds until the slot)``; else ``(False, seconds to wait before asking
+        again)``, nothing reserved."""
+        ...
+
+    async def forget_idle(self) -> None:
+        """Drop buckets nobody has used for a while (one per chat adds up)."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the buckets hold open (their connection)."""
+        ...
+
+
 class Stale(Exception):
     """The record was changed by someone else since it was read."""
 
@@ -97,6 +125,13 @@ class DeliveryRepo(Protocol):
     ) -> None: ...
     async def get_for(self, campaign_id: int, person_id: int) -> Delivery | None: ...
     async def for_campaign(self, campaign_id: int) -> Sequence[Delivery]: ...
+    async def uncertain_to_follow_up(
+        self, campaign_id: int, queued_before: datetime
+    ) -> Sequence[Delivery]:
+        """Deliveries still ``uncertain`` and not yet followed up, whose uncertain form was
+        queued before ``queued_before``."""
+        ...
+
     async def for_person(self, person_id: int) -> Sequence[Delivery]: ...
     async def counts(self, campaign_id: int) -> dict[str, int]: ...
     async def add(self, delivery: Delivery) -> None: ...

@@ -19,8 +19,10 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from bot.ports import TransientStoreError
 from storage import repositories as r
 from storage.encryption import attach_cipher, make_cipher
+from storage.errors import is_transient
 from storage.orm import start_mappers
 from storage.privacy import PURGED_TABLES, SqlPrivacyRepo
 
@@ -124,8 +126,21 @@ class SqlUnitOfWork:
         # them, so results stay readable after the unit of work ends.
         try:
             await self._session.close()
+        except Exception as close_exc:
+            if exc is None or not is_transient(close_exc):
+                raise
+            # The connection died with the transaction: the error that matters is ``exc``.
         finally:
             self._session = None
+        if (
+            exc is not None
+            and not isinstance(exc, TransientStoreError | OSError | TimeoutError)
+            and is_transient(exc)
+        ):
+            # The core retries by type and imports no SQLAlchemy: say "try again later". (OSError
+            # and TimeoutError are left as they are: the core knows them, and they need not have
+            # come from the database.)
+            raise TransientStoreError(f"{type(exc).__name__}: {exc}"[:300]) from exc
 
     async def commit(self) -> None:
         """Make the transaction's changes durable."""

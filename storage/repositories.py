@@ -225,6 +225,27 @@ class SqlDeliveryRepo(_Repo):
         stmt = select(Delivery).where(c.campaign_id == campaign_id).order_by(c.id)
         return (await self.session.scalars(stmt)).all()
 
+    async def uncertain_to_follow_up(
+        self, campaign_id: int, queued_before: datetime
+    ) -> Sequence[Delivery]:
+        d, o = tables.deliveries, tables.outbox
+        form_in_doubt = exists().where(
+            o.c.delivery_id == d.c.id,
+            o.c.status == OutboxStatus.UNCERTAIN.value,
+            o.c.created_at <= queued_before,
+        )
+        stmt = (
+            select(Delivery)
+            .where(
+                d.c.campaign_id == campaign_id,
+                d.c.status == DeliveryStatus.UNCERTAIN.value,
+                d.c.followed_up_at.is_(None),
+                form_in_doubt,
+            )
+            .order_by(d.c.id)
+        )
+        return (await self.session.scalars(stmt)).all()
+
     async def for_person(self, person_id: int) -> Sequence[Delivery]:
         c = tables.deliveries.c
         stmt = select(Delivery).where(c.person_id == person_id).order_by(c.id.desc())

@@ -135,6 +135,9 @@ deliveries = Table(
     Column("last_reminded_at", UTCDateTime),
     Column("responded_at", UTCDateTime),
     Column("message_ref", String(64)),
+    # When a form whose delivery was uncertain was sent again, worded so a duplicate is harmless
+    # (once only: bot/services/campaigns.py).
+    Column("followed_up_at", UTCDateTime),
     UniqueConstraint("campaign_id", "person_id"),
 )
 
@@ -315,6 +318,16 @@ seen_requests = Table(
     metadata,
     Column("key", String(120), primary_key=True),
     Column("expires", UTCDateTime, nullable=False, index=True),
+)
+
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    # One shared token bucket per key ("telegram", "telegram:<chat>", ...): the theoretical
+    # arrival time of the next send (GCRA). All processes on PostgreSQL take from the same
+    # buckets, so together they keep one rate (storage/rates.py).
+    Column("key", String(120), primary_key=True),
+    Column("tat", UTCDateTime, nullable=False, index=True),
 )
 
 bot_state = Table(

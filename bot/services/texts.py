@@ -52,11 +52,24 @@ def refusal(partnership: str, contact: str) -> OutgoingMessage:
 
 
 def form_message(
-    campaign: Campaign, form: FormDefinition, tz: ZoneInfo, *, reminder: bool = False
+    campaign: Campaign,
+    form: FormDefinition,
+    tz: ZoneInfo,
+    *,
+    reminder: bool = False,
+    follow_up: bool = False,
 ) -> OutgoingMessage:
-    """The form as sent (or as a reminder): intro, gate question and the two big buttons."""
+    """The form as sent (or as a reminder, or as the follow-up of a form whose delivery is
+    uncertain): intro, gate question and the two big buttons."""
     b = MessageBuilder()
-    if reminder:
+    if follow_up:
+        # The first copy may have arrived after all: worded so that a second one is harmless.
+        b.line(
+            bold("In case our earlier message did not reach you: "),
+            f"here is the {campaign.title} again. If you have already seen it, please ignore "
+            "this copy.",
+        )
+    elif reminder:
         b.line(bold("Reminder: "), f"we have not had your {campaign.title} yet.")
     else:
         b.line(bold(campaign.title))
