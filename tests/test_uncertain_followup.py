@@ -35,7 +35,7 @@ async def bot(tmp_path: Path, db_url: str, fake_telegram: Any) -> AsyncIterator[
     config = tmp_path / "config.toml"
     config.write_text(f"""
 [partnership]
-wards = ["Bilston East", "Blakenhall", "Heath Town", "Park", "Penn"]
+wards = ["Bilston South", "Blakenhall", "Heath Town", "Park", "Penn"]
 [database]
 url = "{db_url}"
 [telegram]
