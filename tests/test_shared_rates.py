@@ -32,7 +32,11 @@ pytestmark = pytest.mark.skipif(not PG_URL, reason="PostgreSQL only (TENSIONBOT_
 
 N = 300
 LIMIT = 20  # Telegram's limit here: what the fake allows in any one second
-RATE = 18.0  # telegram.global_rate of every process: under the limit, as in production (28/30)
+# telegram.global_rate of every process. The headroom below the limit absorbs scheduling stalls
+# on a loaded machine (a send reserved for its slot but held up by the CPU lands beside a later
+# one; the fake counts arrivals). Three processes that did not share it would send 42/s, twice
+# the limit, so the test still fails on unshared limits.
+RATE = 14.0
 CHATTY = 20  # chats that also get REPLIES replies queued at once
 REPLIES = 3
 FORM = "return for December 2026"
