@@ -101,6 +101,22 @@ def check_config(config: Config) -> None:
     click.echo(f"  form:        {form.title} v{form.version}, {len(form.questions)} questions")
 
 
+@main.command("doctor")
+@click.pass_obj
+def doctor(config: Config) -> None:
+    """Check the live set-up before go-live and after every change: Telegram token, username
+    and webhook; Slack token, scopes, channel membership and signing secret; the database;
+    the proxy. Each line ✓ or ✗ with the fix; exit status 1 if anything is ✗."""
+    from bot.app import doctor as run_doctor
+
+    checks = asyncio.run(run_doctor(config))
+    for check in checks:
+        click.echo(check.line())
+    failed = sum(not c.ok for c in checks)
+    click.echo(f"{failed} problem(s) to fix" if failed else "all good")
+    sys.exit(1 if failed else 0)
+
+
 @main.group()
 def db() -> None:
     """Database schema."""
@@ -303,6 +319,7 @@ def invites(config: Config, fmt: str, email: str | None) -> None:
 
     Each run issues fresh links; earlier unused links of the same people stop working.
     """
+    config = _with_bot_username(config)
     try:
         links = _run(config, lambda s: s.people.issue_invites(actor=ADMIN, email=email))
     except LookupError as exc:
@@ -321,6 +338,27 @@ def invites(config: Config, fmt: str, email: str | None) -> None:
         ],
         fmt,
     )
+
+
+def _with_bot_username(config: Config) -> Config:
+    """The config with the bot's @username from Telegram (getMe) when the config leaves it
+    unset, or a one-line error saying what to set."""
+    if config.telegram.bot_username is not None:
+        return config
+    from telegram.error import TelegramError
+
+    from bot.app import telegram_token
+    from handlers.telegram.identity import with_bot_username
+
+    try:
+        return asyncio.run(with_bot_username(config, telegram_token(config)))
+    except ConfigError as exc:
+        _fail(f"{exc}; or set telegram.bot_username for the invitation links")
+    except TelegramError as exc:
+        _fail(
+            f"cannot ask Telegram for the bot's username ({exc}): set telegram.bot_username, "
+            "or run `tensionbot doctor` to see what is wrong"
+        )
 
 
 @main.group()

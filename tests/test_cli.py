@@ -13,6 +13,7 @@ from bot.cli import main
 COMMANDS = [
     [],
     ["check-config"],
+    ["doctor"],
     ["db"],
     ["db", "upgrade"],
     ["people"],

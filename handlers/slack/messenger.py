@@ -38,12 +38,14 @@ class SlackMessenger:
             base_url=client.base_url,
             timeout=client.timeout,
             headers=client.headers,
+            proxy=client.proxy,
             retry_handlers=[
                 h
                 for h in client.retry_handlers
                 if not isinstance(h, AsyncRateLimitErrorRetryHandler)
             ],
         )
+        self.client.proxy = client.proxy  # not slack_sdk's own pick from the environment
         self._dms: dict[str, str] = {}
 
     async def _channel_for(self, recipient: str) -> str:
