@@ -411,15 +411,19 @@ class TelegramRuntime:
         api = self.config.telegram.api_base_url
         try:
             await self.application.initialize()
-        except InvalidToken as exc:
+        except InvalidToken:
+            await self.application.bot.shutdown()  # its HTTP sessions (the Application's own
+            # shutdown does nothing when initialize failed). PTB's message quotes the token.
             raise ConfigError(
-                f"Telegram refused the token ({exc}): set TENSIONBOT_TELEGRAM_TOKEN to the "
-                "token @BotFather gave (`tensionbot doctor` checks it)"
+                "Telegram refused the token: set TENSIONBOT_TELEGRAM_TOKEN to the token "
+                "@BotFather gave (`tensionbot doctor` checks it)"
             ) from None
         except (NetworkError, TimedOut) as exc:
+            await self.application.bot.shutdown()
             proxy = shown(proxy_for(api, self.config.network.proxy_url))
+            error = str(exc).replace(self.token, "<token>")  # never print the token
             raise ConfigError(
-                f"cannot reach Telegram at {api} (proxy: {proxy}): {exc}. Check network."
+                f"cannot reach Telegram at {api} (proxy: {proxy}): {error}. Check network."
                 "proxy_url or HTTPS_PROXY / NO_PROXY (`tensionbot doctor` checks them)"
             ) from None
 

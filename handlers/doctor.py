@@ -78,10 +78,11 @@ async def _telegram_checks(config: Config, bot: Bot) -> list[Check]:
         ]
     except TelegramError as exc:
         proxy = shown(proxy_for(tg.api_base_url, config.network.proxy_url))
+        error = str(exc).replace(bot.token, "<token>")  # never print the token
         return [
             Check(
                 False,
-                f"cannot reach Telegram at {tg.api_base_url} through proxy {proxy}: {exc}",
+                f"cannot reach Telegram at {tg.api_base_url} through proxy {proxy}: {error}",
                 "check network.proxy_url or HTTPS_PROXY / NO_PROXY, and the firewall",
             )
         ]

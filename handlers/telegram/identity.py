@@ -28,7 +28,7 @@ async def telegram_bot(config: Config, token: str) -> AsyncIterator[Bot]:
     try:
         yield bot
     finally:
-        await request.shutdown()  # Bot.shutdown does nothing after a failed initialize
+        await request.shutdown()  # idempotent; also after a getMe that failed
 
 
 async def get_me(config: Config, token: str) -> User:
