@@ -48,6 +48,7 @@ from handlers.slack.app import build_client as build_slack_client
 from handlers.slack.app import events_handler as slack_events_handler
 from handlers.slack.messenger import SlackMessenger
 from handlers.telegram import register as register_telegram
+from handlers.telegram.menus import set_menus
 from handlers.telegram.messenger import TelegramMessenger
 from handlers.telegram.request import AiohttpRequest
 from handlers.telegram.transport import poll, webhook_handler
@@ -452,6 +453,10 @@ class TelegramRuntime:
     async def _step_up(self) -> None:
         self.is_leader = True
         await self._register_webhook()
+        try:  # the command menus, once per term (any process would do; the leader does)
+            await set_menus(self.application.bot, self.services.conversation)
+        except TelegramError as exc:
+            log.error("setting the Telegram command menus failed: %s", exc)
         if self.run_scheduler:
             self._scheduler = build_scheduler(
                 self.services.campaigns,
