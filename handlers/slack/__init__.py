@@ -21,7 +21,7 @@ from bot.services.actions import OUTCOME_LABELS, ActionError, ActionService, Off
 from bot.services.reports import ReportingRefused, ReportingService
 from bot.services.summary import SummaryRefused, SummaryService
 from handlers.slack import views
-from handlers.slack.messenger import post_with_charts
+from handlers.slack.messenger import post_or_explain
 from handlers.slack.render import escape
 
 log = logging.getLogger(__name__)
@@ -250,18 +250,21 @@ def register(
     # ----------------------------------------------------------------- summaries
 
     @app.command("/tensions")
-    async def on_tensions(ack: Any, command: dict[str, Any], client: Any) -> None:
+    async def on_tensions(
+        ack: Any, command: dict[str, Any], client: Any, respond: Any, context: Any
+    ) -> None:
         # Slack wants an answer within 3 seconds: acknowledge, then build the summary.
         await ack(text="Working on the summary…")
         user, channel = command["user_id"], command["channel_id"]
         try:
             result = await summaries.for_slack(user, command.get("text", ""))
         except SummaryRefused as exc:
-            # The refusal may quote what was typed: escaped, like all text from a user.
-            await client.chat_postEphemeral(channel=channel, user=user, text=escape(str(exc)))
+            # The refusal may quote what was typed: escaped, like all text from a user. Through
+            # the response_url: it reaches the person even in a channel the bot is not in.
+            await respond(text=escape(str(exc)), response_type="ephemeral")
             return
         charts = [
             (name, data, name.removesuffix(".png").replace("_", " "))
             for name, data in result.charts
         ]
-        await post_with_charts(client, channel, result.message, charts)
+        await post_or_explain(client, respond, channel, result.message, charts, context.bot_user_id)

@@ -126,3 +126,36 @@ async def post_with_charts(
             {"content": data, "filename": name, "title": title} for name, data, title in charts
         ],
     )
+
+
+# Why the bot could not post where a slash command was typed, in words the person can act on.
+_CANNOT_POST = {
+    "not_in_channel": "I'm not in this channel, so I can't post here. Ask someone to "
+    "/invite {bot} here, or use the command in a channel I'm in.",
+    "channel_not_found": "I'm not in this channel, so I can't post here (private channels "
+    "and direct messages included). Ask someone to /invite @tensionbot here, or use the "
+    "command in a channel I'm in.",
+    "is_archived": "This channel is archived, so I can't post here.",
+}
+
+
+async def post_or_explain(
+    client: Any,
+    respond: Any,
+    channel: str,
+    message: OutgoingMessage,
+    charts: Sequence[tuple[str, bytes, str]],
+    bot_user_id: str | None = None,
+) -> None:
+    """:func:`post_with_charts`; when Slack refuses (the bot is not in the channel, a missing
+    scope, …) the person who typed the command is told privately through its response_url,
+    which works in any channel, instead of being left at "Working on it…"."""
+    try:
+        await post_with_charts(client, channel, message, charts)
+    except SlackApiError as exc:
+        error = str(exc.response.get("error", "unknown_error"))
+        log.warning("could not answer a slash command in channel %s: %s", channel, error)
+        bot = f"<@{bot_user_id}>" if bot_user_id else "@tensionbot"  # Slack shows the name
+        text = _CANNOT_POST.get(error, "Sorry, Slack refused the answer ({error}).")
+        text = text.format(bot=bot, error=error)
+        await respond(text=text, response_type="ephemeral", replace_original=False)

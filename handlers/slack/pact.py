@@ -19,7 +19,7 @@ from bot.charts import pact_attendance, png
 from bot.pact import PactInsight
 from bot.services.pact import PactError, PactService, insight_message
 from handlers.slack import pact_views
-from handlers.slack.messenger import post_with_charts
+from handlers.slack.messenger import post_or_explain
 from handlers.slack.render import escape
 
 log = logging.getLogger(__name__)
@@ -154,18 +154,23 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
     # ----------------------------------------------------------------- insight
 
     @app.command("/pact")
-    async def on_pact(ack: Any, command: dict[str, Any], client: Any) -> None:
+    async def on_pact(
+        ack: Any, command: dict[str, Any], client: Any, respond: Any, context: Any
+    ) -> None:
         await ack(text="Working on it…")
         user, channel = command["user_id"], command["channel_id"]
         try:
             insight = await pact.insight_for_slack(user, command.get("text", ""))
         except PactError as exc:
-            # The refusal may quote what was typed: escaped, like all text from a user.
-            await client.chat_postEphemeral(channel=channel, user=user, text=escape(str(exc)))
+            # The refusal may quote what was typed: escaped, like all text from a user. Through
+            # the response_url: it reaches the person even in a channel the bot is not in.
+            await respond(text=escape(str(exc)), response_type="ephemeral")
             return
         charts = []
         if not insight.empty:
             # Drawing takes a moment of CPU: keep it off the event loop.
             chart = await asyncio.to_thread(_chart, insight)
             charts.append(("pact_attendance.png", chart, "PACT attendance"))
-        await post_with_charts(client, channel, insight_message(insight), charts)
+        await post_or_explain(
+            client, respond, channel, insight_message(insight), charts, context.bot_user_id
+        )
