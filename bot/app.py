@@ -543,11 +543,12 @@ async def doctor(config: Config) -> list[Check]:
             Check(False, f"database unreachable ({status.error})", f"check database.url ({where})")
         )
     elif not status.current:
+        at = f"at migration {status.revision}" if status.revision else "without tables yet"
         checks.append(
             Check(
                 False,
-                f"database at migration {status.revision}, this version expects {status.head}",
-                "run `tensionbot db upgrade`",
+                f"database {at}; this version expects migration {status.head}",
+                "run `tensionbot db upgrade` (`tensionbot run` also migrates when it starts)",
             )
         )
     else:

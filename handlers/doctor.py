@@ -201,7 +201,8 @@ async def slack_checks(config: Config) -> list[Check]:
     checks.append(
         Check(True, f"Slack token valid: bot {auth.get('user_id')} in {auth.get('team')}")
     )
-    checks.append(_scope_check(str(auth.headers.get(SCOPE_HEADER, ""))))
+    header = next((v for k, v in auth.headers.items() if k.lower() == SCOPE_HEADER), "")
+    checks.append(_scope_check(str(header)))
     for channel, purpose in _channels(config):
         checks.append(await _channel_check(client, channel, purpose, str(auth.get("user"))))
     return checks
