@@ -21,7 +21,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
-from telegram.error import TelegramError
+from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.clock import Clock, SystemClock
@@ -42,12 +42,15 @@ from bot.services.reports import ReportingService
 from bot.services.seen import SeenRequests
 from bot.services.state import StateService
 from bot.services.summary import SummaryService
+from handlers.doctor import Check, proxy_check, slack_checks, telegram_checks
 from handlers.http import HttpServer, Metrics, Readiness, build_http_app
+from handlers.network import proxy_for, shown
 from handlers.slack.app import build_app as build_slack_app
 from handlers.slack.app import build_client as build_slack_client
 from handlers.slack.app import events_handler as slack_events_handler
 from handlers.slack.messenger import SlackMessenger
 from handlers.telegram import register as register_telegram
+from handlers.telegram.menus import set_menus
 from handlers.telegram.messenger import TelegramMessenger
 from handlers.telegram.request import AiohttpRequest
 from handlers.telegram.transport import poll, webhook_handler
@@ -188,16 +191,19 @@ def build_application(config: Config, token: str) -> Application:
     """The python-telegram-bot Application (no Updater: polling is ours, see transport.poll)."""
     api = config.telegram.api_base_url
     pool = config.telegram.max_in_flight + 4
+    proxy = proxy_for(api, config.network.proxy_url)
     return (
         ApplicationBuilder()
         .token(token)
         .base_url(f"{api}/bot")
         .base_file_url(f"{api}/file/bot")
         .request(
-            AiohttpRequest(pool_size=pool, read_timeout=15, write_timeout=15, connect_timeout=10)
+            AiohttpRequest(
+                pool_size=pool, read_timeout=15, write_timeout=15, connect_timeout=10, proxy=proxy
+            )
         )
         .get_updates_request(
-            AiohttpRequest(pool_size=2, read_timeout=config.telegram.poll_timeout + 15)
+            AiohttpRequest(pool_size=2, read_timeout=config.telegram.poll_timeout + 15, proxy=proxy)
         )
         .updater(None)
         .build()
@@ -297,8 +303,11 @@ class TelegramRuntime:
         self.slack_app: AsyncApp | None = None
         secrets = self.config.secrets
         if secrets.slack_bot_token is not None and secrets.slack_signing_secret is not None:
+            slack_api = self.config.slack.api_base_url
             client = build_slack_client(
-                self.config.slack.api_base_url, secrets.slack_bot_token.get_secret_value()
+                slack_api,
+                secrets.slack_bot_token.get_secret_value(),
+                proxy_for(slack_api, self.config.network.proxy_url),
             )
             self.slack_app = build_slack_app(
                 client,
@@ -396,7 +405,7 @@ class TelegramRuntime:
         """Run until :meth:`stop` is called, then shut down gracefully: stop taking updates (the
         poller stops, the HTTP server finishes the requests it has), stop the scheduler (ticks
         in progress finish), let the dispatcher finish its in-flight sends, give up leadership."""
-        await self.application.initialize()
+        await self._initialize_telegram()
         server: HttpServer | None = None
         socket_handler: AsyncSocketModeHandler | None = None
         dispatcher: asyncio.Task[None] | None = None
@@ -444,6 +453,28 @@ class TelegramRuntime:
             await self.application.shutdown()
             log.info("stopped")
 
+    async def _initialize_telegram(self) -> None:
+        """PTB's initialize (getMe), with a one-line error instead of a traceback when Telegram
+        cannot be reached (a council proxy not configured or down) or refuses the token."""
+        api = self.config.telegram.api_base_url
+        try:
+            await self.application.initialize()
+        except InvalidToken:
+            await self.application.bot.shutdown()  # its HTTP sessions (the Application's own
+            # shutdown does nothing when initialize failed). PTB's message quotes the token.
+            raise ConfigError(
+                "Telegram refused the token: set TENSIONBOT_TELEGRAM_TOKEN to the token "
+                "@BotFather gave (`tensionbot doctor` checks it)"
+            ) from None
+        except (NetworkError, TimedOut) as exc:
+            await self.application.bot.shutdown()
+            proxy = shown(proxy_for(api, self.config.network.proxy_url))
+            error = str(exc).replace(self.token, "<token>")  # never print the token
+            raise ConfigError(
+                f"cannot reach Telegram at {api} (proxy: {proxy}): {error}. Check network."
+                "proxy_url or HTTPS_PROXY / NO_PROXY (`tensionbot doctor` checks them)"
+            ) from None
+
     # ----------------------------------------------------------------- leadership
 
     async def _lead(self) -> None:
@@ -480,6 +511,10 @@ class TelegramRuntime:
     async def _step_up(self) -> None:
         self.is_leader = True
         await self._register_webhook()
+        try:  # the command menus, once per term (any process would do; the leader does)
+            await set_menus(self.application.bot, self.services.conversation)
+        except TelegramError as exc:
+            log.error("setting the Telegram command menus failed: %s", exc)
         if self.run_scheduler:
             self._scheduler = build_scheduler(
                 self.services.campaigns,
@@ -572,6 +607,34 @@ class TelegramRuntime:
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def doctor(config: Config) -> list[Check]:
+    """``tensionbot doctor``: the live platforms (handlers/doctor.py), the proxy, and the
+    database (reachable and migrated; nothing is migrated here)."""
+    checks = [*proxy_check(config), *await telegram_checks(config), *await slack_checks(config)]
+    db = Database(config.database.url)
+    try:
+        status = await database_status(db.engine)
+    finally:
+        await db.dispose()
+    where = config.database.url.split("@")[-1]
+    if not status.reachable:
+        checks.append(
+            Check(False, f"database unreachable ({status.error})", f"check database.url ({where})")
+        )
+    elif not status.current:
+        at = f"at migration {status.revision}" if status.revision else "without tables yet"
+        checks.append(
+            Check(
+                False,
+                f"database {at}; this version expects migration {status.head}",
+                "run `tensionbot db upgrade` (`tensionbot run` also migrates when it starts)",
+            )
+        )
+    else:
+        checks.append(Check(True, f"database reachable and migrated ({status.head})"))
+    return checks
 
 
 def telegram_token(config: Config) -> str:

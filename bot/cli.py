@@ -176,6 +176,22 @@ def health(config: Config, timeout: float) -> None:
         )
 
 
+@main.command("doctor")
+@click.pass_obj
+def doctor(config: Config) -> None:
+    """Check the live set-up before go-live and after every change: Telegram token, username
+    and webhook; Slack token, scopes, channel membership and signing secret; the database;
+    the proxy. Each line ✓ or ✗ with the fix; exit status 1 if anything is ✗."""
+    from bot.app import doctor as run_doctor
+
+    checks = asyncio.run(run_doctor(config))
+    for check in checks:
+        click.echo(check.line())
+    failed = sum(not c.ok for c in checks)
+    click.echo(f"{failed} problem(s) to fix" if failed else "all good")
+    sys.exit(1 if failed else 0)
+
+
 @main.group()
 def db() -> None:
     """Database schema."""
@@ -393,6 +409,7 @@ def invites(config: Config, fmt: str, email: str | None, relink: bool) -> None:
     """
     if relink and email is None:
         _fail("--relink moves one person's account: name them with --person EMAIL")
+    config = _with_bot_username(config)
     try:
         issued = _run(config, lambda s: s.people.invite(actor=ADMIN, email=email, relink=relink))
     except LookupError as exc:
@@ -425,6 +442,27 @@ def invites(config: Config, fmt: str, email: str | None, relink: bool) -> None:
             f"{n} already linked {'person' if n == 1 else 'people'} skipped "
             "(to move one to a new chat: --person EMAIL --relink)",
             err=True,
+        )
+
+
+def _with_bot_username(config: Config) -> Config:
+    """The config with the bot's @username from Telegram (getMe) when the config leaves it
+    unset, or a one-line error saying what to set."""
+    if config.telegram.bot_username is not None:
+        return config
+    from telegram.error import TelegramError
+
+    from bot.app import telegram_token
+    from handlers.telegram.identity import with_bot_username
+
+    try:
+        return asyncio.run(with_bot_username(config, telegram_token(config)))
+    except ConfigError as exc:
+        _fail(f"{exc}; or set telegram.bot_username for the invitation links")
+    except TelegramError as exc:
+        _fail(
+            f"cannot ask Telegram for the bot's username ({exc}): set telegram.bot_username, "
+            "or run `tensionbot doctor` to see what is wrong"
         )
 
 

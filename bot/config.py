@@ -120,7 +120,12 @@ class TelegramConfig(_Section):
     """Telegram Bot API settings. The token comes from TENSIONBOT_TELEGRAM_TOKEN."""
 
     api_base_url: HttpUrl = "https://api.telegram.org"
-    bot_username: str = "tensionbot"
+    bot_username: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z][A-Za-z0-9_]{3,31}$",
+        description="the bot's @username (without @) for invitation links; unset: asked of "
+        "Telegram (getMe) with the token, so links always point at this bot",
+    )
     mode: Literal["polling", "webhook"] = "polling"
     webhook_url: str | None = None
     webhook_listen: str = "127.0.0.1"
@@ -171,6 +176,16 @@ class SlackConfig(_Section):
     )
     global_rate: float = Field(
         default=20.0, gt=0, description="Web API posts per second, all channels"
+    )
+
+
+class NetworkConfig(_Section):
+    """How tensionbot reaches Telegram and Slack."""
+
+    proxy_url: HttpUrl | None = Field(
+        default=None,
+        description="an HTTP(S) proxy for every call to Telegram and Slack; unset: "
+        "HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment",
     )
 
 
@@ -576,6 +591,7 @@ class Config(_Section):
     telegram: TelegramConfig = TelegramConfig()
     slack: SlackConfig = SlackConfig()
     server: ServerConfig = ServerConfig()
+    network: NetworkConfig = NetworkConfig()
     cluster: ClusterConfig = ClusterConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     outbox: OutboxConfig = OutboxConfig()

@@ -14,6 +14,7 @@ COMMANDS = [
     [],
     ["check-config"],
     ["health"],
+    ["doctor"],
     ["db"],
     ["db", "upgrade"],
     ["people"],

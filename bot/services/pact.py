@@ -384,6 +384,10 @@ class PactService:
             f"{self.config.pact.reminder_days_before} days before."
         )
 
+    async def chairs(self, uow: UnitOfWork, person: Person) -> bool:
+        """Whether this person chairs any neighbourhood's PACT meetings."""
+        return bool(await self._chaired(uow, person))
+
     async def _chaired(self, uow: UnitOfWork, person: Person) -> list[str]:
         """Neighbourhoods this person chairs (configured, or chaired a meeting there)."""
         keys = {

@@ -281,6 +281,9 @@ class PeopleService:
             raise ValueError("relink moves one person's account: name them by email")
         now = self.clock.now()
         expires = now + timedelta(days=self.config.invites.expires_days)
+        username = self.config.telegram.bot_username
+        if username is None:  # the CLI fills it in from getMe; a link to no bot helps no one
+            raise ValueError("telegram.bot_username is not known: invitation links need it")
         links: list[InviteLink] = []
         async with self.uow_factory() as uow:
             if email is not None:
@@ -306,7 +309,7 @@ class PeopleService:
                         expires_at=expires,
                     )
                 )
-                url = f"https://t.me/{self.config.telegram.bot_username}?start={token}"
+                url = f"https://t.me/{username}?start={token}"
                 links.append(InviteLink(person, url, expires))
             # Ids only in the audit log, never the email.
             subject = f"person:{people[0].id}" if email is not None else "all-unlinked"

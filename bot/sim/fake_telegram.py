@@ -6,6 +6,8 @@ JSON. It keeps each private chat's messages (with edits applied), delivers updat
 users by ``getUpdates`` long polling or by webhook (in order per chat, each posted again with a
 growing delay until the bot answers 2xx, as Telegram does), can enforce Telegram's rate limits (429 with
 ``retry_after``), and can inject errors (429, 403, 400, 5xx, timeouts) for fault tests.
+``getMe``, ``getWebhookInfo`` and ``setMyCommands`` answer and check as the real API does (the
+command menus are kept per scope: :meth:`FakeTelegram.commands`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import itertools
 import json
 import math
+import re
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -157,6 +160,9 @@ class FakeTelegram:
         self.webhook_retry_max_delay = 4.0
         self.webhook_max_attempts = webhook_max_attempts
         self.webhook_timeout = 30.0
+        self._webhook_options: dict[str, Any] = {}
+        self._webhook_error: tuple[int, str] | None = None  # (unix time, message)
+        self._commands: dict[str, list[dict[str, str]]] = {}
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
         self.bot_id = int(token.split(":", 1)[0])
@@ -331,6 +337,12 @@ class FakeTelegram:
                     status = resp.status
             except (aiohttp.ClientError, TimeoutError):
                 status = 0
+        if not 200 <= status < 300:
+            # As getWebhookInfo reports it: "Wrong response from the webhook: 500 ..."
+            self._webhook_error = (
+                int(time.time()),
+                f"Wrong response from the webhook: {status}" if status else "Connection refused",
+            )
         self.webhook_answers.append(WebhookAnswer(update["update_id"], status, time.monotonic()))
         async with self.changed:
             self.changed.notify_all()
@@ -501,6 +513,8 @@ class FakeTelegram:
             "can_join_groups": False,
             "can_read_all_group_messages": False,
             "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
         }
 
     async def _api_getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -610,32 +624,83 @@ class FakeTelegram:
         return True
 
     async def _api_setWebhook(self, params: dict[str, Any]) -> bool:
+        secret = params.get("secret_token")
+        if secret and not _SECRET_TOKEN.match(str(secret)):
+            raise _ApiError(400, "Bad Request: secret token contains unallowed characters")
+        max_connections = int(params.get("max_connections") or 40)
+        if not 1 <= max_connections <= 100:
+            raise _ApiError(400, "Bad Request: invalid max_connections")
         self._webhook_url = params.get("url") or None
-        self._webhook_secret = params.get("secret_token") or None
-        connections = _int_or_none(params.get("max_connections")) or 40
-        self._webhook_slots = asyncio.Semaphore(max(1, min(100, connections)))
+        self._webhook_secret = secret or None
+        self._webhook_slots = asyncio.Semaphore(max_connections)
+        self._webhook_error = None
+        self._webhook_options = {"max_connections": max_connections}
+        if params.get("allowed_updates") is not None:
+            self._webhook_options["allowed_updates"] = list(params["allowed_updates"])
         return True
 
     async def _api_deleteWebhook(self, params: dict[str, Any]) -> bool:
         self._webhook_url = None
         self._webhook_secret = None
+        self._webhook_options, self._webhook_error = {}, None
         return True
 
     async def _api_getWebhookInfo(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {
+        # As the Bot API answers: with no webhook only url, has_custom_certificate and
+        # pending_update_count; with one, its options and the last delivery error if any.
+        info: dict[str, Any] = {
             "url": self._webhook_url or "",
             "has_custom_certificate": False,
             "pending_update_count": len(self._updates) + self.webhook_pending,
         }
+        if self._webhook_url:
+            info.update(self._webhook_options, ip_address="127.0.0.1")
+            if self._webhook_error is not None:
+                info["last_error_date"], info["last_error_message"] = self._webhook_error
+        return info
+
+    def commands(self, scope: str = "default") -> list[tuple[str, str]]:
+        """The command menu set for a scope: ``"default"``, ``"all_private_chats"`` or
+        ``"chat:<id>"`` (as (command, description) pairs; empty when none is set)."""
+        return [(c["command"], c["description"]) for c in self._commands.get(scope, [])]
+
+    def _scope_key(self, params: dict[str, Any]) -> str:
+        scope = params.get("scope") or {"type": "default"}
+        if isinstance(scope, str):
+            scope = json.loads(scope)
+        kind = scope.get("type")
+        if kind in ("default", "all_private_chats", "all_group_chats", "all_chat_administrators"):
+            return str(kind)
+        if kind in ("chat", "chat_administrators", "chat_member"):
+            chat_id = _int_or_none(scope.get("chat_id"))
+            if chat_id is None or chat_id not in self._chats:
+                raise _ApiError(400, "Bad Request: chat not found")
+            return f"chat:{chat_id}" if kind == "chat" else f"{kind}:{chat_id}"
+        raise _ApiError(400, "Bad Request: unsupported bot command scope type")
 
     async def _api_setMyCommands(self, params: dict[str, Any]) -> bool:
+        commands = params.get("commands")
+        if isinstance(commands, str):
+            commands = json.loads(commands)
+        if not isinstance(commands, list) or len(commands) > 100:
+            raise _ApiError(400, "Bad Request: can't parse commands JSON object")
+        for c in commands:
+            if not _COMMAND.match(str(c.get("command", ""))):
+                raise _ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
+            if not 1 <= len(str(c.get("description", ""))) <= 256:
+                raise _ApiError(400, "Bad Request: command description is empty or too long")
+        key = self._scope_key(params)
+        self._commands[key] = [
+            {"command": str(c["command"]), "description": str(c["description"])} for c in commands
+        ]
         return True
 
     async def _api_deleteMyCommands(self, params: dict[str, Any]) -> bool:
+        self._commands.pop(self._scope_key(params), None)
         return True
 
     async def _api_getMyCommands(self, params: dict[str, Any]) -> list[Any]:
-        return []
+        return list(self._commands.get(self._scope_key(params), []))
 
     async def _api_logOut(self, params: dict[str, Any]) -> bool:
         return True
@@ -655,6 +720,10 @@ def _update_chat(update: dict[str, Any]) -> int:
             if found is not None:
                 return found
     return 0
+
+
+_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_COMMAND = re.compile(r"^[a-z0-9_]{1,32}$")
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -256,13 +256,16 @@ def register(
     # ----------------------------------------------------------------- summaries
 
     @app.command("/tensions")
-    async def on_tensions(ack: Any, command: dict[str, Any], client: Any, respond: Any) -> None:
+    async def on_tensions(
+        ack: Any, command: dict[str, Any], client: Any, respond: Any, context: Any
+    ) -> None:
         # Slack wants an answer within 3 seconds: acknowledge, then build the summary.
         await ack(text="Working on the summary…")
         try:
             result = await summaries.for_slack(command["user_id"], command.get("text", ""))
         except SummaryRefused as exc:
-            # The refusal may quote what was typed: escaped, like all text from a user.
+            # The refusal may quote what was typed: escaped, like all text from a user. Through
+            # the response_url: it reaches the person even in a channel the bot is not in.
             await respond(text=escape(str(exc)), response_type="ephemeral")
             return
         charts = [
@@ -275,5 +278,6 @@ def register(
             command,
             result.message,
             charts,
+            bot_user_id=context.bot_user_id,
             public_channels=summaries.config.summaries.channels,
         )

@@ -32,16 +32,22 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 
 
-def build_client(api_base_url: str, token: str) -> AsyncWebClient:
-    """A Web API client that honours 429 Retry-After and retries connection errors."""
-    return AsyncWebClient(
+def build_client(api_base_url: str, token: str, proxy: str | None = None) -> AsyncWebClient:
+    """A Web API client that honours 429 Retry-After and retries connection errors, through
+    ``proxy`` (from handlers.network.proxy_for) or directly when None."""
+    client = AsyncWebClient(
         token=token,
         base_url=f"{api_base_url}/api/",
+        proxy=proxy,
         retry_handlers=[
             AsyncRateLimitErrorRetryHandler(max_retry_count=1),
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
         ],
     )
+    # slack_sdk reads HTTPS_PROXY itself when given none, ignoring NO_PROXY: the choice is ours.
+    # Bolt's per-request clients and respond() copy it from this client.
+    client.proxy = proxy
+    return client
 
 
 def build_app(

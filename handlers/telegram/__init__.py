@@ -26,6 +26,7 @@ from bot.services.common import Outcome, Sender
 from bot.services.conversation import ConversationService
 from bot.services.pact import PactError, PactService, insight_message
 from bot.services.summary import SummaryRefused, SummaryService
+from handlers.telegram.menus import set_chat_menu
 from handlers.telegram.render import render_keyboard, render_text
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,12 @@ def register(
 
     async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         token = context.args[0] if context.args else None
-        await _finish(update, await conversation.start(_sender(update), token))
+        sender = _sender(update)
+        await _finish(update, await conversation.start(sender, token))
+        if token:  # just linked: a chair, officer or admin gets their fuller menu now
+            menu = await conversation.menu_for(sender)
+            if menu is not None:
+                await set_chat_menu(context.bot, sender.chat_id, menu)
 
     def command(name: str) -> Callback:
         async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
