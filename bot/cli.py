@@ -368,7 +368,7 @@ def privacy_retention(config: Config, full: bool) -> None:
     click.echo(f"  people anonymised: {result.anonymised}")
 
 
-def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
+def _emit(rows: list[dict[str, Any]], fmt: str, whole: frozenset[str] = frozenset()) -> None:
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -384,15 +384,34 @@ def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
         click.echo("(none)")
         return
     cols = list(rows[0])
-    widths = {c: min(40, max(len(c), *(len(str(r[c])) for r in rows))) for c in cols}
-    click.echo("  ".join(c.ljust(widths[c]) for c in cols))
+    # Columns in ``whole`` (links) are never cut: a shortened link is a broken link.
+    widths = {
+        c: max(len(c), *(len(str(r[c])) for r in rows))
+        if c in whole
+        else min(40, max(len(c), *(len(str(r[c])) for r in rows)))
+        for c in cols
+    }
+    click.echo("  ".join(c.ljust(widths[c]) for c in cols).rstrip())
     for r in rows:
-        click.echo("  ".join(str(r[c])[:40].ljust(widths[c]) for c in cols))
+        cell = {c: str(r[c]) if c in whole else str(r[c])[:40] for c in cols}
+        click.echo("  ".join(cell[c].ljust(widths[c]) for c in cols).rstrip())
 
 
 @main.command("invites")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default=None,
+    help="Default: a table on a terminal, CSV when the output goes to a file or a pipe.",
+)
 @click.option("--person", "email", default=None, help="Only this person (by email).")
+@click.option(
+    "--reissue",
+    is_flag=True,
+    help="Also replace links sent earlier that are still unused and unexpired (they stop "
+    "working). Without it a re-run leaves them alone.",
+)
 @click.option(
     "--relink",
     is_flag=True,
@@ -400,18 +419,27 @@ def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
     "takes over the account; their old chat is told.",
 )
 @click.pass_obj
-def invites(config: Config, fmt: str, email: str | None, relink: bool) -> None:
+def invites(
+    config: Config, fmt: str | None, email: str | None, relink: bool, reissue: bool
+) -> None:
     """Print a personal, single-use, expiring Telegram link for everyone not yet linked.
 
-    Each run issues fresh links; earlier unused links of the same people stop working. People
-    already linked are skipped (a new link would move their account to whoever uses it): to
-    move one person to a new chat, use --person EMAIL --relink.
+    A re-run issues links only to people without a valid one: links sent earlier that are still
+    unused and unexpired keep working (--reissue replaces them). --person EMAIL issues a fresh
+    link for one person, replacing their earlier one. People already linked are skipped (a new
+    link would move their account to whoever uses it): to move one person to a new chat, use
+    --person EMAIL --relink.
     """
+    if fmt is None:
+        fmt = "table" if sys.stdout.isatty() else "csv"
     if relink and email is None:
         _fail("--relink moves one person's account: name them with --person EMAIL")
     config = _with_bot_username(config)
     try:
-        issued = _run(config, lambda s: s.people.invite(actor=ADMIN, email=email, relink=relink))
+        issued = _run(
+            config,
+            lambda s: s.people.invite(actor=ADMIN, email=email, relink=relink, reissue=reissue),
+        )
     except LookupError as exc:
         _fail(str(exc.args[0]))
     _emit(
@@ -427,6 +455,7 @@ def invites(config: Config, fmt: str, email: str | None, relink: bool) -> None:
             for link in issued.links
         ],
         fmt,
+        whole=frozenset({"link"}),
     )
     # On stderr, so that the CSV or JSON on stdout stays clean.
     if email is not None and issued.skipped:
@@ -441,6 +470,14 @@ def invites(config: Config, fmt: str, email: str | None, relink: bool) -> None:
         click.echo(
             f"{n} already linked {'person' if n == 1 else 'people'} skipped "
             "(to move one to a new chat: --person EMAIL --relink)",
+            err=True,
+        )
+    if issued.kept:
+        n = len(issued.kept)
+        click.echo(
+            f"{n} {'person has' if n == 1 else 'people have'} an unused, unexpired link sent "
+            "earlier, which keeps working: no new link (--reissue replaces them; --person "
+            "EMAIL for one)",
             err=True,
         )
 

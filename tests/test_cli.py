@@ -125,3 +125,47 @@ def test_run_without_a_token_says_what_is_missing(
     result = CliRunner().invoke(main, ["--config", str(_config(tmp_path, db_url)), "run"])
     assert result.exit_code == 2
     assert "TENSIONBOT_TELEGRAM_TOKEN is not set" in result.output
+
+
+def test_a_rerun_of_invites_keeps_links_already_sent_and_shows_links_whole(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Re-running `invites` must not cancel the links already emailed out (issue 13): only
+    --reissue replaces them. Written to a file or a pipe the default is CSV; the table never
+    cuts a link short."""
+    runner = CliRunner()
+    base = ["--config", str(_config(tmp_path, db_url))]
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "name,role,wards,email\nAsha,councillor,Heath Town,asha@x.org\n"
+        "Tom,councillor,Park;Penn,tom@x.org\n"
+    )
+    assert runner.invoke(main, [*base, "people", "import", str(people)]).exit_code == 0
+
+    first = runner.invoke(main, [*base, "invites"])  # not a terminal: CSV by default
+    assert first.exit_code == 0, first.output
+    rows = first.stdout.strip().splitlines()
+    assert rows[0] == "name,email,link,expires" and len(rows) == 3
+    sent = {r.split(",")[1]: r.split(",")[2] for r in rows[1:]}
+
+    again = runner.invoke(main, [*base, "invites"])
+    assert again.exit_code == 0, again.output
+    assert again.stdout.strip() == ""  # nobody needs a new link
+    assert "2 people have an unused, unexpired link sent earlier" in again.stderr
+
+    # Another person joins: only they get a link; Asha's and Tom's still work.
+    people.write_text(people.read_text() + "Grace,community_leader,Penn,grace@x.org\n")
+    assert runner.invoke(main, [*base, "people", "import", str(people)]).exit_code == 0
+    table = runner.invoke(main, [*base, "invites", "--format", "table"])
+    assert table.exit_code == 0, table.output
+    (line,) = [x for x in table.stdout.splitlines() if "grace@x.org" in x]
+    link = line.split()[-3]  # name email link date time
+    assert link.startswith("https://t.me/swp_bot?start=") and len(link) > 40
+    assert len(link.split("start=")[1]) == 32  # the whole token, not a cut-off column
+
+    # --reissue replaces the earlier links; the old ones then say they were replaced.
+    reissued = runner.invoke(main, [*base, "invites", "--reissue", "--format", "json"])
+    assert reissued.exit_code == 0, reissued.output
+    fresh = {row["email"]: row["link"] for row in json.loads(reissued.stdout)}
+    assert set(fresh) == {"asha@x.org", "tom@x.org", "grace@x.org"}
+    assert fresh["asha@x.org"] != sent["asha@x.org"]

@@ -66,6 +66,9 @@ class Invitations:
 
     links: list[InviteLink]
     skipped: list[Person]
+    #: People left out of a run for everyone because the link they were sent earlier is still
+    #: unused and unexpired (it keeps working; ``reissue`` replaces it).
+    kept: list[Person] = field(default_factory=list)
 
 
 @dataclass
@@ -266,11 +269,20 @@ class PeopleService:
         return (await self.invite(actor=actor, email=email)).links
 
     async def invite(
-        self, *, actor: str, email: str | None = None, relink: bool = False
+        self,
+        *,
+        actor: str,
+        email: str | None = None,
+        relink: bool = False,
+        reissue: bool = False,
     ) -> Invitations:
         """Fresh single-use links for everyone not yet linked, or for one person by email.
 
-        Earlier unused links of the same people stop working: only the newest is valid. A
+        A run for everyone leaves out people whose earlier link is still unused and unexpired
+        (it was sent to them and keeps working; re-running must not cancel links already
+        emailed out) unless ``reissue``. A link issued for one person by email replaces their
+        earlier one. Whenever a new link is issued, earlier unused links of the same person
+        stop working: only the newest is valid. A
         person already linked is skipped: whoever used a new link would take over their
         account, their reports and their future forms. Only ``relink`` (one person, by email)
         issues one; using it moves the account and tells the old chat (see
@@ -294,11 +306,16 @@ class PeopleService:
             else:
                 people = [p for p in await uow.people.all() if p.active]
             skipped = [p for p in people if p.linked and not relink]
+            kept: list[Person] = []
             for person in people:
                 if person in skipped:
                     continue
                 assert person.id is not None
-                for old in await uow.invites.unused_for(person.id):
+                unused = await uow.invites.unused_for(person.id)
+                if email is None and not reissue and any(i.expires_at > now for i in unused):
+                    kept.append(person)
+                    continue
+                for old in unused:
                     old.revoked_at = now
                 token = secrets.token_urlsafe(24)  # 32 URL-safe characters; deep links allow 64
                 await uow.invites.add(
@@ -322,9 +339,10 @@ class PeopleService:
                 subject,
                 count=len(links),
                 skipped=len(skipped),
+                kept=len(kept),
             )
             await uow.commit()
-        return Invitations(links, skipped)
+        return Invitations(links, skipped, kept)
 
     async def link_telegram(self, sender: Sender, token: str) -> LinkResult:
         """``/start <token>``: connect this Telegram chat to the invited person."""
