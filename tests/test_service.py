@@ -185,7 +185,7 @@ async def runtime(
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-            for _ in range(200):
+            for _ in range(1200):  # up to a minute or more: a condition, not a time
                 try:
                     async with http.get(f"{base}/healthz") as r:
                         if r.status == 200:
