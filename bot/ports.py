@@ -67,6 +67,23 @@ class Stale(Exception):
     """The record was changed by someone else since it was read."""
 
 
+@dataclass(frozen=True)
+class PersonDetails:
+    """What a people import sets for one person, keyed by email (``id`` None: someone new).
+
+    A plain value, so an import of 100,000 rows compares and writes in bulk without loading
+    100,000 mapped objects."""
+
+    email: str
+    name: str
+    role: str
+    organisation: str
+    wards: tuple[str, ...]
+    slack_user_id: str | None
+    active: bool = True
+    id: int | None = None
+
+
 class PeopleRepo(Protocol):
     """People and their links to chat platforms."""
 
@@ -77,6 +94,16 @@ class PeopleRepo(Protocol):
     async def by_slack_user(self, slack_user_id: str) -> Person | None: ...
     async def all(self) -> Sequence[Person]: ...
     async def add(self, person: Person) -> None: ...
+    async def details(self) -> Sequence[PersonDetails]:
+        """Everyone's import fields, in one query."""
+        ...
+
+    async def import_many(
+        self, new: Sequence[PersonDetails], changed: Sequence[PersonDetails], now: datetime
+    ) -> None:
+        """Insert ``new`` and update ``changed`` (by id) in bulk; :class:`AlreadyExists` if a
+        unique key is taken."""
+        ...
 
 
 class InviteRepo(Protocol):

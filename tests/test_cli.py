@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -169,3 +171,59 @@ def test_a_rerun_of_invites_keeps_links_already_sent_and_shows_links_whole(
     fresh = {row["email"]: row["link"] for row in json.loads(reissued.stdout)}
     assert set(fresh) == {"asha@x.org", "tom@x.org", "grace@x.org"}
     assert fresh["asha@x.org"] != sent["asha@x.org"]
+
+
+def _tensionbot(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real command in its own process, so its logging is configured as in production."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+
+
+def test_a_conflicting_import_names_rows_only_even_at_the_most_verbose(
+    tmp_path: Path, db_url: str
+) -> None:
+    config = _config(tmp_path, db_url)
+    header = "name,role,wards,organisation,email,slack_user_id\n"
+    stored = tmp_path / "stored.csv"
+    stored.write_text(header + "Orla Stored,officer,all,Police,orla.stored@x.org,U0ORLA\n")
+    assert _tensionbot(config, "people", "import", str(stored)).returncode == 0
+    secrets = ["Orla Stored", "orla.stored@x.org", "U0ORLA"]
+
+    def refused(rows: list[tuple[str, str, str]]) -> str:
+        bad = tmp_path / "bad.csv"
+        bad.write_text(header + "".join(f"{n},officer,all,Police,{e},{s}\n" for n, e, s in rows))
+        run = _tensionbot(config, "-vv", "people", "import", str(bad))
+        output = run.stdout + run.stderr
+        assert run.returncode == 2, output
+        assert "nothing was imported" in output
+        assert "Traceback" not in output and "IntegrityError" not in output
+        everything = secrets + [v for row in rows for v in row if v]
+        leaked = sorted({v for v in everything if v.lower() in output.lower()})
+        assert leaked == [], f"personal data in the output: {leaked}"
+        return output
+
+    # Repeats within the file: a Slack id (lines 2 and 3), an email (lines 4 and 5).
+    output = refused(
+        [
+            ("Gareth Fenwick", "gareth.fenwick@x.org", "U0TWIN"),
+            ("Priya Ramaswamy", "priya.ramaswamy@x.org", "U0TWIN"),
+            ("Tomasz Wolny", "tomasz.wolny@x.org", ""),
+            ("Tomasz Again", "Tomasz.Wolny@x.org", ""),
+        ]
+    )
+    assert "line 3: slack_user_id repeats line 2" in output
+    assert "line 5: email repeats line 4" in output
+    # A Slack id someone already stored has (a unique key in the database).
+    output = refused(
+        [
+            ("Gareth Fenwick", "gareth.fenwick@x.org", ""),
+            ("Halima Okafor", "halima.okafor@x.org", "U0ORLA"),
+        ]
+    )
+    assert "line 3: slack_user_id is already someone else's" in output

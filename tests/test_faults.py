@@ -48,8 +48,15 @@ LONG = {"platform": 50, "kill": 50, "postgres": 10, "lock": 20}
 # How Telegram's updates reach the bot; webhook is the production mode.
 MODES = ["polling", "webhook"]
 FORM_MARKER = "return for December 2026"
-CLIENT_TIMEOUT = 2.0  # the bot's HTTP read timeout in these tests (15 s in production)
-HANG = 4.0  # an injected timeout: the fake answers this late, having done nothing
+# The bot's HTTP read timeout in these tests (15 s in production). Not shorter: the bot and the
+# fakes share this process, and on a busy machine an ordinary answer can take seconds; at 2 s
+# such answers timed out, each was retried with a doubling backoff, and the acknowledgement did
+# not reach Slack within the trial ("the simulated Slack never showed what was expected").
+CLIENT_TIMEOUT = 10.0
+# An injected timeout: the fake answers this late, having done nothing. The client's deadline
+# (request sent + CLIENT_TIMEOUT) always falls before the fake's (request received + HANG) on
+# this one event loop, however slow the machine: the client gives up first, by construction.
+HANG = CLIENT_TIMEOUT + 2.0
 TEAMS = [
     {
         "key": "cohesion",

@@ -170,7 +170,7 @@ def errors() -> Iterator[_Errors]:
 
 
 async def drained(env: Env) -> None:
-    await until(lambda: not env.w.fake._updates, timeout=20)
+    await until(lambda: not env.w.fake._updates, timeout=60)
     await env.w.settle()
 
 
@@ -222,7 +222,7 @@ async def _quiet(before: set[asyncio.Task[Any]]) -> None:
     def done() -> bool:
         return all(t.done() for t in asyncio.all_tasks() - before if t is not me and bolt(t))
 
-    await until(done, timeout=15)
+    await until(done, timeout=60)
 
 
 @HANDLER_SETTINGS

@@ -187,7 +187,7 @@ def buttons(channel: str, *pairs: tuple[str, str]) -> SlackMessage:
 async def drained(fake: FakeTelegram, w: SimWorld) -> None:
     """Every pushed Telegram update has been processed (its offset confirmed) and every reply
     queued by it sent."""
-    await until(lambda: not fake._updates, timeout=20)
+    await until(lambda: not fake._updates, timeout=60)
     await w.settle()
 
 
@@ -203,7 +203,7 @@ async def call_after(fake: FakeTelegram, method: str, n: int) -> Any:
 
 async def ephemeral(slack: FakeSlack, user: str, before: int) -> str:
     """The next ephemeral message to ``user`` after the first ``before``."""
-    got = await until(lambda: slack.ephemerals(user)[before:], timeout=15)
+    got = await until(lambda: slack.ephemerals(user)[before:], timeout=60)
     return str(got[0]["text"])
 
 

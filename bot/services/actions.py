@@ -197,6 +197,15 @@ class ActionService:
         await self._event(
             uow, action, now, "delivered", "slack", f"delivered to {name}", for_reporter=True
         )
+        if action.version > 0:
+            # An officer acted on the post between Slack showing it and this record (the post
+            # is built at version 0; on a busy machine the fault suite's officer clicked in that
+            # gap): their change skipped the message and its thread, the ts being unknown then.
+            # Catch up now, under the keys those changes would have used: nothing twice.
+            for event in await uow.actions.events(action.id or 0):
+                if event.kind not in ("created", "delivered"):
+                    await self._thread_post(uow, action, event, now)
+            await self._refresh_slack(uow, action, now)
 
     # ----------------------------------------------------------------- officers
 
@@ -468,19 +477,24 @@ class ActionService:
         )
         await uow.actions.add_event(event)
         if action.slack_ts is not None and kind not in ("created", "delivered"):
-            # The change also goes into the thread under the team's message.
-            await enqueue(
-                uow,
-                channel="slack",
-                recipient=action.slack_channel or "",
-                message=MessageBuilder().line(bold(f"{kind.capitalize()}: "), text).build(),
-                key=f"action:{action.id}:thread:{event.id}",
-                now=now,
-                purpose="action_thread",
-                thread_ref=action.slack_ts,
-            )
+            await self._thread_post(uow, action, event, now)
         if for_reporter:
             await self._tell_reporter(uow, action, event)
+
+    async def _thread_post(
+        self, uow: UnitOfWork, action: Action, event: ActionEvent, now: datetime
+    ) -> None:
+        """The change also goes into the thread under the team's message (once per event)."""
+        await enqueue(
+            uow,
+            channel="slack",
+            recipient=action.slack_channel or "",
+            message=MessageBuilder().line(bold(f"{event.kind.capitalize()}: "), event.text).build(),
+            key=f"action:{action.id}:thread:{event.id}",
+            now=now,
+            purpose="action_thread",
+            thread_ref=action.slack_ts,
+        )
 
     async def _tell_reporter(self, uow: UnitOfWork, action: Action, event: ActionEvent) -> None:
         report = await uow.reports.get(action.report_id)

@@ -197,6 +197,11 @@ class FakeSlack:
         self._triggers: dict[str, _Trigger] = {}
         self._response_urls: dict[str, _ResponseTarget] = {}
         self._injections: list[_Injection] = []
+        # hold_answers(): the method whose answers are held (after doing the work) until
+        # release_answers(); `held` counts the answers waiting now.
+        self._hold_method: str | None = None
+        self._released = asyncio.Event()
+        self.held = 0
         self._ts = itertools.count(100, 100)
         self._ids = itertools.count(1)
         self._windows: dict[str, deque[float]] = defaultdict(deque)
@@ -267,6 +272,18 @@ class FakeSlack:
     def add_user(self, user_id: str, name: str) -> None:
         """A workspace member (``users.info`` knows only these and the bot)."""
         self._users[user_id] = name
+
+    def hold_answers(self, method: str) -> None:
+        """Carry out every later ``method`` call (a post is visible at once) but hold its
+        answer until :meth:`release_answers`: the gap, on a slow network or a busy machine,
+        between Slack showing a message and the bot learning its ``ts``."""
+        self._hold_method = method
+        self._released.clear()
+
+    def release_answers(self) -> None:
+        """Send the held answers and stop holding."""
+        self._hold_method = None
+        self._released.set()
 
     def inject(
         self,
@@ -384,6 +401,12 @@ class FakeSlack:
             result = handler(params)
         except _SlackError as exc:
             return self._fail(call, exc.error, **exc.extra)
+        if method == self._hold_method:
+            self.held += 1
+            try:
+                await self._released.wait()
+            finally:
+                self.held -= 1
         return web.json_response({"ok": True, **result})
 
     def _injected(self, call: SlackCall) -> web.Response | float | None:
@@ -882,7 +905,7 @@ class FakeSlack:
         self._sockets.remove(ws)
         return ws
 
-    async def wait_connected(self, timeout: float = 10.0) -> None:
+    async def wait_connected(self, timeout: float = 60.0) -> None:
         """Wait until the bot has opened a Socket Mode connection."""
         await asyncio.wait_for(self._connected.wait(), timeout)
 

@@ -166,6 +166,12 @@ class FakeTelegram:
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
         self.bot_id = int(token.split(":", 1)[0])
+        # hold_sends(): how many more matching sends pass before the rest are held, and what
+        # matches; `held` counts the calls parked right now.
+        self._hold_allowance: int | None = None
+        self._hold_containing = ""
+        self._released = asyncio.Event()
+        self.held = 0
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -236,6 +242,37 @@ class FakeTelegram:
         self._injections.append(
             _Injection(status, method, chat_id, times, retry_after, description, hang)
         )
+
+    def hold_sends(self, after: int, *, containing: str = "") -> None:
+        """Let ``after`` more ``sendMessage`` calls whose text contains ``containing`` through,
+        then hold every later one at the server, unanswered, until :meth:`release_sends`.
+
+        The way a test stops the bot at an exact point (say, a third of the forms sent) however
+        fast or slow the machine is: it waits for :attr:`held`, never for a time. A held call
+        whose client has gone (the bot was killed) is dropped on release, as a request that never
+        reached Telegram."""
+        self._hold_allowance, self._hold_containing = after, containing
+        self._released.clear()
+
+    def release_sends(self) -> None:
+        """Stop holding: the held calls go on (or are dropped if their client has gone)."""
+        self._hold_allowance = None
+        self._released.set()
+
+    async def _hold(self, request: web.Request, params: dict[str, Any]) -> bool:
+        """Wait here while sends are held; False when the client went away meanwhile."""
+        if self._hold_allowance is None or self._hold_containing not in str(params.get("text")):
+            return True
+        if self._hold_allowance > 0:
+            self._hold_allowance -= 1
+            return True
+        self.held += 1
+        try:
+            await self._released.wait()
+        finally:
+            self.held -= 1
+        transport = request.transport
+        return transport is not None and not transport.is_closing()
 
     def block(self, chat_id: int) -> None:
         """The person blocks the bot: every later send or edit to the chat gets 403."""
@@ -362,6 +399,8 @@ class FakeTelegram:
             await self._apply_injection(method, chat_id)
             if method in SENDING_METHODS:
                 self._enforce_rate(chat_id)
+            if method == "sendMessage" and not await self._hold(request, params):
+                return web.Response(status=499)  # nobody is listening: not carried out
             handler = getattr(self, f"_api_{method}", None)
             if handler is None:
                 raise _ApiError(404, "Not Found")
@@ -882,10 +921,11 @@ class SimUser:
         )
 
     async def wait_for(
-        self, match: str | Callable[[SentMessage], bool], timeout: float = 5.0, after: int = 0
+        self, match: str | Callable[[SentMessage], bool], timeout: float = 60.0, after: int = 0
     ) -> SentMessage:
         """Wait until a bot message in this chat matches (``str``: a case-insensitive substring
-        of its text or caption). Candidates: the newest message when called, any message sent
+        of its text or caption). The timeout is generous on purpose: it only bounds a failure,
+        a match returns at once, and a busy machine may take seconds. Candidates: the newest message when called, any message sent
         since, any message edited since, and with ``after`` every message from that index on."""
         predicate: Callable[[SentMessage], bool]
         if isinstance(match, str):
