@@ -6,13 +6,30 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-sqlite test-postgres lint bench clean
+.PHONY: demo test test-sqlite test-postgres lint bench clean lock smoke
 
-$(STAMP): pyproject.toml
+# Dependencies from the lock file (exact versions, hashes checked), then the package itself; the
+# second install only adds what pyproject.toml gained since the last `make lock`.
+$(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# Pin every dependency with hashes (uv; Python 3.11, any platform; UPGRADE=1 to take newer
+# releases, else only what pyproject.toml changed is re-resolved): requirements.lock
+# for the image, requirements-dev.lock (with the test and lint tools) for .venv.
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --generate-hashes --universal --python-version 3.11 -q
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet 'uv>=0.5'
+	$(UV_COMPILE) $(if $(UPGRADE),--upgrade) -o requirements.lock
+	$(UV_COMPILE) $(if $(UPGRADE),--upgrade) --extra dev -o requirements-dev.lock
+
+# Build and exercise the Docker image (or, with no Docker engine, the same steps in a fresh venv
+# from requirements.lock): check-config and the healthcheck in polling and webhook mode.
+smoke:
+	bash scripts/docker-smoke
 
 demo: $(STAMP)
 	$(BIN)/tensionbot demo --out demo-output

@@ -27,6 +27,12 @@ FANOUT: list[tuple[str, dict[str, Any], int]] = [
     ("N=1,000 at 100/s, SQLite", {"n": 1000, "limit": 100, "backend": "sqlite"}, 3),
     ("N=1,000 at 100/s, PostgreSQL", {"n": 1000, "limit": 100, "backend": "postgresql"}, 3),
     ("N=10,000 at 100/s, PostgreSQL", {"n": 10000, "limit": 100, "backend": "postgresql"}, 1),
+    # Three `tensionbot run` processes, each configured at the whole rate: shared buckets.
+    (
+        "N=1,000 at 30/s, PostgreSQL, 3 processes",
+        {"n": 1000, "limit": 30, "backend": "postgresql", "processes": 3},
+        1,
+    ),
     # Far above what Telegram allows: where the bot's own CPU becomes the bound on 2 cores.
     ("N=1,000 at 300/s (ceiling), SQLite", {"n": 1000, "limit": 300, "backend": "sqlite"}, 2),
     (
@@ -441,4 +447,9 @@ def write_results(
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["import"]:  # one scenario on its own: bench/people_import.py
+        from bench import people_import
+
+        people_import.main(sys.argv[2:])
+    else:
+        main()

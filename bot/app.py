@@ -13,6 +13,7 @@ import hmac
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -20,11 +21,11 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
-from telegram.error import TelegramError
+from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.clock import Clock, SystemClock
-from bot.config import ENV_TELEGRAM_WEBHOOK_SECRET, Config, ConfigError
+from bot.config import ENV_TELEGRAM_WEBHOOK_SECRET, Config, ConfigError, delivery_problem
 from bot.forms import load_form
 from bot.ports import Messenger
 from bot.services.actions import ActionService
@@ -39,14 +40,18 @@ from bot.services.pact import PactService
 from bot.services.people import PeopleService
 from bot.services.privacy import PrivacyService
 from bot.services.reports import ReportingService
+from bot.services.seen import SeenRequests
 from bot.services.state import StateService
 from bot.services.summary import SummaryService
+from handlers.doctor import Check, proxy_check, slack_checks, telegram_checks
 from handlers.http import HttpServer, Metrics, Readiness, build_http_app
+from handlers.network import proxy_for, shown
 from handlers.slack.app import build_app as build_slack_app
 from handlers.slack.app import build_client as build_slack_client
 from handlers.slack.app import events_handler as slack_events_handler
 from handlers.slack.messenger import SlackMessenger
 from handlers.telegram import register as register_telegram
+from handlers.telegram.menus import set_menus
 from handlers.telegram.messenger import TelegramMessenger
 from handlers.telegram.request import AiohttpRequest
 from handlers.telegram.transport import poll, webhook_handler
@@ -54,6 +59,7 @@ from scheduler import build_scheduler, stop_scheduler
 from storage.database import Database
 from storage.leader import LeaderLock, database_status, leader_lock
 from storage.migrate import upgrade
+from storage.rates import shared_rate_buckets
 
 log = logging.getLogger(__name__)
 OFFSET_KEY = "telegram.offset"
@@ -89,11 +95,47 @@ class Services:
     pact: PactService
     health: HealthService
     privacy: PrivacyService
+    seen: SeenRequests
     crisis: CrisisService
 
     async def close(self) -> None:
         """Release the database."""
         await self.db.dispose()
+
+    def reconfigure(self, config: Config) -> None:
+        """Swap in a reloaded configuration (see :func:`reload_problem` for what may change)."""
+        self.config = config
+        for service in (
+            self.people,
+            self.campaigns,
+            self.conversation,
+            self.actions,
+            self.reporting,
+            self.summaries,
+            self.pact,
+            self.privacy,
+        ):
+            service.config = config
+        self.actions.teams = {t.key: t for t in config.teams}
+
+
+#: The sections a SIGHUP may change without a restart: they are read when used, never cached in a
+#: connection, a schedule or a keyboard.
+RELOADABLE = ("teams", "routing", "deadlines", "escalation")
+
+
+def reload_problem(running: Config, new: Config) -> str | None:
+    """Why ``new`` cannot replace ``running`` without a restart, or None."""
+    keep = set(RELOADABLE)
+    before = running.model_dump(exclude=keep)
+    after = new.model_dump(exclude=keep)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    if changed:
+        return (
+            f"[{'], ['.join(changed)}] changed, which needs a restart (a reload applies only "
+            f"{', '.join(RELOADABLE)})"
+        )
+    return None
 
 
 async def build_services(
@@ -107,6 +149,7 @@ async def build_services(
         config.database.url,
         echo=config.database.echo,
         encryption_key=key.get_secret_value() if key is not None else None,
+        sqlite_busy_seconds=config.database.sqlite_busy_seconds,
     )
     if migrate:
         await upgrade(db.engine)
@@ -118,7 +161,8 @@ async def build_services(
     conversation = ConversationService(config, db.uow, clock, forms, people, wake)
     actions = ActionService(config, db.uow, clock, forms, wake)
     conversation.actions = actions
-    reporting = ReportingService(config, db.uow, clock, forms, actions, wake)
+    seen = SeenRequests(db.uow)
+    reporting = ReportingService(config, db.uow, clock, forms, actions, wake, seen)
     pact = PactService(config, db.uow, clock, wake)
     conversation.pact = pact
     summaries = SummaryService(config, db.uow, clock, forms, pact)
@@ -141,6 +185,7 @@ async def build_services(
         pact,
         HealthService(db.uow, clock),
         PrivacyService(config, db.uow, clock, db),
+        seen,
         CrisisService(config, db.uow, clock, campaigns, wake),
     )
 
@@ -149,16 +194,19 @@ def build_application(config: Config, token: str) -> Application:
     """The python-telegram-bot Application (no Updater: polling is ours, see transport.poll)."""
     api = config.telegram.api_base_url
     pool = config.telegram.max_in_flight + 4
+    proxy = proxy_for(api, config.network.proxy_url)
     return (
         ApplicationBuilder()
         .token(token)
         .base_url(f"{api}/bot")
         .base_file_url(f"{api}/file/bot")
         .request(
-            AiohttpRequest(pool_size=pool, read_timeout=15, write_timeout=15, connect_timeout=10)
+            AiohttpRequest(
+                pool_size=pool, read_timeout=15, write_timeout=15, connect_timeout=10, proxy=proxy
+            )
         )
         .get_updates_request(
-            AiohttpRequest(pool_size=2, read_timeout=config.telegram.poll_timeout + 15)
+            AiohttpRequest(pool_size=2, read_timeout=config.telegram.poll_timeout + 15, proxy=proxy)
         )
         .updater(None)
         .build()
@@ -262,8 +310,11 @@ class TelegramRuntime:
         self.slack_app: AsyncApp | None = None
         secrets = self.config.secrets
         if secrets.slack_bot_token is not None and secrets.slack_signing_secret is not None:
+            slack_api = self.config.slack.api_base_url
             client = build_slack_client(
-                self.config.slack.api_base_url, secrets.slack_bot_token.get_secret_value()
+                slack_api,
+                secrets.slack_bot_token.get_secret_value(),
+                proxy_for(slack_api, self.config.network.proxy_url),
             )
             self.slack_app = build_slack_app(
                 client,
@@ -272,6 +323,7 @@ class TelegramRuntime:
                 services.reporting,
                 services.summaries,
                 pact=services.pact,
+                seen=services.seen,
                 crisis=services.crisis,
             )
             messengers["slack"] = SlackMessenger(client)
@@ -284,6 +336,9 @@ class TelegramRuntime:
             limits,
             lease=lease or timedelta(seconds=self.config.telegram.outbox_lease_seconds),
             hooks=[services.actions.on_sent],
+            # Every process on PostgreSQL takes from the same buckets: together they keep the
+            # configured rates, however many run.
+            shared_rates=shared_rate_buckets(services.db.engine),
         )
         services.wake.targets.append(self.dispatcher.wake)
         self.run_scheduler = run_scheduler
@@ -320,8 +375,9 @@ class TelegramRuntime:
             secret = webhook_secret(self.config, self.token)
             telegram = (tg.webhook_path, webhook_handler(self.application, secret))
         slack = None
-        if self.slack_app is not None and sc.mode == "http":
-            slack = (sc.path, slack_events_handler(self.slack_app))
+        signing = self.config.secrets.slack_signing_secret
+        if self.slack_app is not None and signing is not None and sc.mode == "http":
+            slack = (sc.path, slack_events_handler(self.slack_app, signing.get_secret_value()))
         return build_http_app(
             readiness=self.readiness, metrics=self.metrics, telegram=telegram, slack=slack
         )
@@ -357,7 +413,7 @@ class TelegramRuntime:
         """Run until :meth:`stop` is called, then shut down gracefully: stop taking updates (the
         poller stops, the HTTP server finishes the requests it has), stop the scheduler (ticks
         in progress finish), let the dispatcher finish its in-flight sends, give up leadership."""
-        await self.application.initialize()
+        await self._initialize_telegram()
         server: HttpServer | None = None
         socket_handler: AsyncSocketModeHandler | None = None
         dispatcher: asyncio.Task[None] | None = None
@@ -405,12 +461,35 @@ class TelegramRuntime:
             await self.application.shutdown()
             log.info("stopped")
 
+    async def _initialize_telegram(self) -> None:
+        """PTB's initialize (getMe), with a one-line error instead of a traceback when Telegram
+        cannot be reached (a council proxy not configured or down) or refuses the token."""
+        api = self.config.telegram.api_base_url
+        try:
+            await self.application.initialize()
+        except InvalidToken:
+            await self.application.bot.shutdown()  # its HTTP sessions (the Application's own
+            # shutdown does nothing when initialize failed). PTB's message quotes the token.
+            raise ConfigError(
+                "Telegram refused the token: set TENSIONBOT_TELEGRAM_TOKEN to the token "
+                "@BotFather gave (`tensionbot doctor` checks it)"
+            ) from None
+        except (NetworkError, TimedOut) as exc:
+            await self.application.bot.shutdown()
+            proxy = shown(proxy_for(api, self.config.network.proxy_url))
+            error = str(exc).replace(self.token, "<token>")  # never print the token
+            raise ConfigError(
+                f"cannot reach Telegram at {api} (proxy: {proxy}): {error}. Check network."
+                "proxy_url or HTTPS_PROXY / NO_PROXY (`tensionbot doctor` checks them)"
+            ) from None
+
     # ----------------------------------------------------------------- leadership
 
     async def _lead(self) -> None:
         """Try to lead until stopped; while leading, check the lock is still held."""
         retry = self.config.cluster.leader_retry_seconds
         while not self.stop_event.is_set():
+            self._beat()
             try:
                 if self.is_leader:
                     if not await self.lock.still_held():
@@ -427,9 +506,23 @@ class TelegramRuntime:
                 log.exception("leadership check failed; retrying")
             await _sleep(self.stop_event, retry)
 
+    def _beat(self) -> None:
+        """Touch server.heartbeat_file: `tensionbot health` checks it when no HTTP server runs."""
+        beat = self.config.server.heartbeat_file
+        if beat is None:
+            return
+        try:
+            beat.touch()
+        except OSError as exc:
+            log.error("cannot touch server.heartbeat_file %s: %s", beat, exc.strerror)
+
     async def _step_up(self) -> None:
         self.is_leader = True
         await self._register_webhook()
+        try:  # the command menus, once per term (any process would do; the leader does)
+            await set_menus(self.application.bot, self.services.conversation)
+        except TelegramError as exc:
+            log.error("setting the Telegram command menus failed: %s", exc)
         if self.run_scheduler:
             self._scheduler = build_scheduler(
                 self.services.campaigns,
@@ -496,10 +589,61 @@ class TelegramRuntime:
         """Ask :meth:`run` to finish (in-flight sends complete first)."""
         self.stop_event.set()
 
+    def reload(self, load: Callable[[], Config]) -> bool:
+        """SIGHUP: read the configuration again and, if it is valid and changes only what may
+        change while running (:data:`RELOADABLE`), swap it in for the runtime and the services.
+        Otherwise the running configuration stays and the log says why."""
+        try:
+            new = load()
+        except ConfigError as exc:
+            log.error("configuration reload refused; the running configuration stays: %s", exc)
+            return False
+        problem = delivery_problem(new) or reload_problem(self.config, new)
+        if problem is not None:
+            log.error("configuration reload refused; the running configuration stays: %s", problem)
+            return False
+        self.services.reconfigure(new)
+        self.config = new
+        log.info(
+            "configuration reloaded from %s: %d team(s), %d routing rule(s)",
+            new.source,
+            len(new.teams),
+            len(new.routing.rules),
+        )
+        return True
+
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def doctor(config: Config) -> list[Check]:
+    """``tensionbot doctor``: the live platforms (handlers/doctor.py), the proxy, and the
+    database (reachable and migrated; nothing is migrated here)."""
+    checks = [*proxy_check(config), *await telegram_checks(config), *await slack_checks(config)]
+    db = Database(config.database.url)
+    try:
+        status = await database_status(db.engine)
+    finally:
+        await db.dispose()
+    where = config.database.url.split("@")[-1]
+    if not status.reachable:
+        checks.append(
+            Check(False, f"database unreachable ({status.error})", f"check database.url ({where})")
+        )
+    elif not status.current:
+        at = f"at migration {status.revision}" if status.revision else "without tables yet"
+        checks.append(
+            Check(
+                False,
+                f"database {at}; this version expects migration {status.head}",
+                "run `tensionbot db upgrade` (`tensionbot run` also migrates when it starts)",
+            )
+        )
+    else:
+        checks.append(Check(True, f"database reachable and migrated ({status.head})"))
+    return checks
 
 
 def telegram_token(config: Config) -> str:

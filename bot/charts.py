@@ -1,16 +1,24 @@
 """Charts for summaries, as PNG bytes (matplotlib's object API: no pyplot, no global state).
 
 Builders return a ``Figure`` (so tests can inspect its series); :func:`png` renders one. An empty
-period gets a figure that says so instead of empty axes.
+period gets a figure that says so instead of empty axes. Every tension and hate-crime chart is
+drawn from the summary's protected figures (``Summary.released``, bot/disclosure.py): a withheld
+count is drawn as withheld, never as its value.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+import math
+from typing import Protocol
 
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
+from bot.disclosure import MARK
 from bot.pact import WEEKDAYS, PactInsight
 from bot.services.summary import Summary
 
@@ -33,64 +41,118 @@ def _empty(title: str) -> Figure:
     return figure
 
 
-def trend_by_category(summary: Summary) -> Figure:
-    """Tension reports per month by category, the trailing 12 months and this one."""
+def _hidden_note(ax: Axes, threshold: int) -> None:
+    ax.text(
+        1.0,
+        -0.22,
+        f"{MARK}: withheld (below {threshold}, or would reveal such a count)",
+        transform=ax.transAxes,
+        ha="right",
+        va="top",
+        fontsize=7,
+        color="grey",
+    )
+
+
+def trend_by_category(summary: Summary, *, suppressed: bool = True) -> Figure:
+    """Tension reports per month by category, the trailing 12 months and this one; a withheld
+    month is a gap in its line, marked at the foot of the chart, never a value."""
     title = f"Tension reports by category, to {summary.month}"
     if not any(sum(v) for v in summary.trend.values()):
         return _empty(title)
+    released = summary.released(suppressed)
     figure = Figure(figsize=_SIZE)
     ax = figure.subplots()
-    for category, counts in summary.trend.items():
-        ax.plot(summary.months, counts, marker="o", label=category)
+    hidden = False
+    for category, counts in released.trend.items():
+        ys = [math.nan if v is None else float(v) for v in counts]
+        (drawn,) = ax.plot(summary.months, ys, marker="o", label=category)
+        for month, v in zip(summary.months, counts, strict=True):
+            if v is None:
+                hidden = True
+                ax.annotate(
+                    MARK,
+                    (month, 0),
+                    xycoords=("data", "axes fraction"),
+                    textcoords="offset points",
+                    xytext=(0, 2),
+                    ha="center",
+                    fontsize=6,
+                    color=drawn.get_color(),
+                )
+    ax.set_ylim(bottom=0)
     ax.set_title(title)
     ax.set_ylabel("reports")
     ax.tick_params(axis="x", rotation=45)
     ax.legend(fontsize="small", ncols=2)
+    if hidden:
+        _hidden_note(ax, released.threshold)
     return figure
 
 
-def ward_category_heatmap(summary: Summary) -> Figure:
-    """This month's reports, ward by category."""
+def ward_category_heatmap(summary: Summary, *, suppressed: bool = True) -> Figure:
+    """This month's reports, ward by category; a withheld cell is blank and hatched, labelled
+    with the mark, and has no colour."""
     title = f"Tension reports by ward and category, {summary.month}"
     if not summary.matrix:
         return _empty(title)
+    released = summary.released(suppressed)
     wards = sorted({w for w, _ in summary.matrix})
     categories = sorted({c for _, c in summary.matrix})
-    grid = [[summary.matrix.get((w, c), 0) for c in categories] for w in wards]
+    cells = [[released.matrix.get((w, c), 0) for c in categories] for w in wards]
+    grid = np.ma.masked_invalid([[math.nan if v is None else v for v in row] for row in cells])
     figure = Figure(figsize=(max(6, len(categories) * 0.9 + 3), max(3, len(wards) * 0.4 + 2)))
     ax = figure.subplots()
-    image = ax.imshow(grid, cmap="Reds", aspect="auto")
+    cmap = colormaps["Reds"].with_extremes(bad="white")
+    image = ax.imshow(grid, cmap=cmap, aspect="auto", vmin=0)
     ax.set_xticks(range(len(categories)), labels=categories, rotation=45, ha="right")
     ax.set_yticks(range(len(wards)), labels=wards)
-    for i, row in enumerate(grid):
+    for i, row in enumerate(cells):
         for j, value in enumerate(row):
-            if value:
+            if value is None:
+                ax.add_patch(
+                    Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", color="grey", lw=0)
+                )
+                ax.text(j, i, MARK, ha="center", va="center", fontsize=8)
+            elif value:
                 ax.text(j, i, str(value), ha="center", va="center", fontsize=8)
     figure.colorbar(image, ax=ax, label="reports")
     ax.set_title(title)
+    if any(v is None for row in cells for v in row):
+        _hidden_note(ax, released.threshold)
     return figure
 
 
-def hate_crime_vs_tension(summary: Summary) -> Figure:
-    """Hate crime (police figures) and tension reports by ward, this month."""
+def hate_crime_vs_tension(summary: Summary, *, suppressed: bool = True) -> Figure:
+    """Hate crime (police figures) and tension reports by ward, this month; a withheld count is
+    an empty hatched bar labelled with the mark."""
     title = f"Hate crime and tension reports by ward, {summary.month}"
-    crimes = {w: n for w, n, _ in summary.hate_crime}
-    wards = [w for w in summary.tension_by_ward if crimes.get(w) or summary.tension_by_ward[w]]
+    raw = {w: n for w, n, _ in summary.hate_crime}
+    wards = [w for w in summary.tension_by_ward if raw.get(w) or summary.tension_by_ward[w]]
     if not wards:
         return _empty(title)
+    released = summary.released(suppressed)
+    crimes = {w: n for w, n, _ in released.hate_crime}
     figure = Figure(figsize=_SIZE)
     ax = figure.subplots()
     x = range(len(wards))
-    ax.bar([i - 0.2 for i in x], [crimes.get(w, 0) for w in wards], width=0.4, label="hate crimes")
-    ax.bar(
-        [i + 0.2 for i in x],
-        [summary.tension_by_ward[w] for w in wards],
-        width=0.4,
-        label="tension reports",
-    )
+    hidden = False
+    for offset, label, values in (
+        (-0.2, "hate crimes", [crimes.get(w, 0) for w in wards]),
+        (0.2, "tension reports", [released.tension_by_ward[w] for w in wards]),
+    ):
+        bars = ax.bar([i + offset for i in x], [v or 0 for v in values], width=0.4, label=label)
+        for bar, v in zip(bars, values, strict=True):
+            if v is None:
+                hidden = True
+                bar.set_hatch("//")
+                bar.set_fill(False)
+        ax.bar_label(bars, labels=[MARK if v is None else "" for v in values], fontsize=7)
     ax.set_xticks(list(x), labels=wards, rotation=45, ha="right")
     ax.set_title(title)
     ax.legend()
+    if hidden:
+        _hidden_note(ax, released.threshold)
     return figure
 
 
@@ -129,19 +191,27 @@ def pact_attendance(insight: PactInsight) -> Figure:
     return figure
 
 
-def _pact(summary: Summary) -> Figure:
+def _pact(summary: Summary, *, suppressed: bool = True) -> Figure:
+    # PACT head counts are not protected: see docs/DATA_PROTECTION.md.
     assert summary.pact is not None
     return pact_attendance(summary.pact)
 
 
-CHARTS: dict[str, Callable[[Summary], Figure]] = {
+class Chart(Protocol):
+    """A chart builder: the summary's protected figures (or, for the system administrator's
+    ``--no-suppress``, its raw ones) as a figure."""
+
+    def __call__(self, summary: Summary, *, suppressed: bool = True) -> Figure: ...
+
+
+CHARTS: dict[str, Chart] = {
     "trend_by_category.png": trend_by_category,
     "ward_by_category.png": ward_category_heatmap,
     "hate_crime_vs_tension.png": hate_crime_vs_tension,
 }
 
 
-def charts_for(summary: Summary) -> dict[str, Callable[[Summary], Figure]]:
+def charts_for(summary: Summary) -> dict[str, Chart]:
     """The charts a summary gets: the tension charts unless the period is empty, and the PACT
     chart when meetings were recorded."""
     out = {} if summary.empty else dict(CHARTS)

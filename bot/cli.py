@@ -1,8 +1,8 @@
 """The ``tensionbot`` command line.
 
-Every command loads the configuration once (``--config PATH``, default ``./config.toml``, else
-the built-in defaults), validates it, and exits non-zero with a message naming the file, line or
-key when something is wrong.
+Every command loads the configuration once (``--config PATH``, default ``./config.toml``; a
+missing file is an error, never a silent fall-back to defaults), validates it, and exits non-zero
+with a message naming the file, line or key when something is wrong.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from bot import cells
-from bot.config import Config, ConfigError, load_config
+from bot.config import DEFAULT_CONFIG_PATH, Config, ConfigError, delivery_problem, load_config
 from bot.forms import FormError, load_form
 from bot.logs import configure_logging
 
@@ -49,24 +49,34 @@ def _run(config: Config, work: Callable[[Any], Awaitable[T]], *, migrate: bool =
     return asyncio.run(main())
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The top-level group: notes whether help was asked for anywhere on the command line, so
+    ``tensionbot people import --help`` works without a configuration file."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["tensionbot.help"] = any(a in ("-h", "--help") for a in args)
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
-    default=None,
-    help="Configuration file (default: ./config.toml, else built-in defaults).",
+    default=DEFAULT_CONFIG_PATH,
+    show_default=True,
+    help="Configuration file; relative paths in it are relative to its folder.",
 )
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.pass_context
-def main(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
+def main(ctx: click.Context, config_path: Path, verbose: int) -> None:
     """tensionbot: the monthly community-tension return as a chat bot."""
     # Opt in to python-telegram-bot's coming timedelta durations (avoids a deprecation warning
     # on every 429); our code handles both forms.
     os.environ.setdefault("PTB_TIMEDELTA", "1")
     configure_logging(verbose)
-    if ctx.invoked_subcommand == "demo":
-        return  # the demo builds its own configuration
+    if ctx.invoked_subcommand == "demo" or ctx.meta.get("tensionbot.help"):
+        return  # the demo builds its own configuration; help needs none
     try:
         ctx.obj = load_config(config_path)
     except ConfigError as exc:
@@ -81,6 +91,8 @@ def check_config(config: Config) -> None:
         form = load_form(config.form.path)
     except FormError as exc:
         _fail(str(exc))
+    if (problem := delivery_problem(config)) is not None:
+        _fail(problem)
     click.echo(f"configuration OK ({config.source})")
     click.echo(
         f"  partnership: {config.partnership.name}, {len(config.partnership.wards)} wards, "
@@ -91,6 +103,12 @@ def check_config(config: Config) -> None:
         f"  telegram:    {config.telegram.mode} via {config.telegram.api_base_url}, token "
         f"{'set' if config.secrets.telegram_token else 'NOT set'}"
     )
+    deliver = (
+        "to the teams' Slack channels"
+        if config.routing.deliver == "slack"
+        else "LOG ONLY (recorded, never sent to a team)"
+    )
+    click.echo(f"  routing:     {len(config.teams)} team(s), routed tensions go {deliver}")
     s = config.schedule
     click.echo(
         f"  schedule:    opens day {s.open_day} {s.open_time:%H:%M}, reminders on days "
@@ -98,6 +116,80 @@ def check_config(config: Config) -> None:
         f"{s.close_time:%H:%M}"
     )
     click.echo(f"  form:        {form.title} v{form.version}, {len(form.questions)} questions")
+
+
+@main.command("health")
+@click.option("--timeout", type=float, default=4.0, show_default=True, help="Seconds per probe.")
+@click.pass_obj
+def health(config: Config, timeout: float) -> None:
+    """Exit 0 when the deployment is healthy: the database reachable and migrated, and the
+    `tensionbot run` process answering (its /healthz; with no HTTP server, i.e. polling without
+    server.port, a fresh server.heartbeat_file). For Docker's HEALTHCHECK and monitoring."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    from bot.app import http_address
+    from storage.database import Database
+    from storage.leader import database_status
+
+    async def probe() -> Any:
+        database = Database(config.database.url)
+        try:
+            return await database_status(database.engine, timeout=timeout)
+        finally:
+            await database.dispose()
+
+    status = asyncio.run(probe())
+    if not status.reachable:
+        _fail(f"unhealthy: database unreachable ({status.error})")
+    if not status.current:
+        _fail(f"unhealthy: database at revision {status.revision}, the code expects {status.head}")
+    address = http_address(config)
+    beat = config.server.heartbeat_file
+    if address is not None:
+        listen, port = address
+        host = "127.0.0.1" if listen in ("", "0.0.0.0", "::") else listen  # noqa: S104
+        url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as answer:
+                ok = answer.status == 200
+        except (urllib.error.URLError, OSError) as exc:
+            _fail(f"unhealthy: {url} does not answer ({exc})")
+        if not ok:
+            _fail(f"unhealthy: {url} answered {answer.status}")
+        click.echo(f"healthy: database migrated, {url} answers")
+    elif beat is not None:
+        limit = max(30.0, 10 * config.cluster.leader_retry_seconds)
+        try:
+            age = time.time() - beat.stat().st_mtime
+        except OSError:
+            _fail(f"unhealthy: no heartbeat at {beat} (is `tensionbot run` running?)")
+        if age > limit:
+            _fail(f"unhealthy: heartbeat {beat} is {age:.0f}s old (more than {limit:.0f}s)")
+        click.echo(f"healthy: database migrated, heartbeat {age:.0f}s old")
+    else:
+        _fail(
+            "cannot tell whether the process answers: this configuration opens no HTTP server "
+            "(polling, no Slack over HTTP, no server.port); set server.port or "
+            "server.heartbeat_file"
+        )
+
+
+@main.command("doctor")
+@click.pass_obj
+def doctor(config: Config) -> None:
+    """Check the live set-up before go-live and after every change: Telegram token, username
+    and webhook; Slack token, scopes, channel membership and signing secret; the database;
+    the proxy. Each line ✓ or ✗ with the fix; exit status 1 if anything is ✗."""
+    from bot.app import doctor as run_doctor
+
+    checks = asyncio.run(run_doctor(config))
+    for check in checks:
+        click.echo(check.line())
+    failed = sum(not c.ok for c in checks)
+    click.echo(f"{failed} problem(s) to fix" if failed else "all good")
+    sys.exit(1 if failed else 0)
 
 
 @main.group()
@@ -276,7 +368,7 @@ def privacy_retention(config: Config, full: bool) -> None:
     click.echo(f"  people anonymised: {result.anonymised}")
 
 
-def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
+def _emit(rows: list[dict[str, Any]], fmt: str, whole: frozenset[str] = frozenset()) -> None:
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -292,15 +384,34 @@ def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
         click.echo("(none)")
         return
     cols = list(rows[0])
-    widths = {c: min(40, max(len(c), *(len(str(r[c])) for r in rows))) for c in cols}
-    click.echo("  ".join(c.ljust(widths[c]) for c in cols))
+    # Columns in ``whole`` (links) are never cut: a shortened link is a broken link.
+    widths = {
+        c: max(len(c), *(len(str(r[c])) for r in rows))
+        if c in whole
+        else min(40, max(len(c), *(len(str(r[c])) for r in rows)))
+        for c in cols
+    }
+    click.echo("  ".join(c.ljust(widths[c]) for c in cols).rstrip())
     for r in rows:
-        click.echo("  ".join(str(r[c])[:40].ljust(widths[c]) for c in cols))
+        cell = {c: str(r[c]) if c in whole else str(r[c])[:40] for c in cols}
+        click.echo("  ".join(cell[c].ljust(widths[c]) for c in cols).rstrip())
 
 
 @main.command("invites")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default=None,
+    help="Default: a table on a terminal, CSV when the output goes to a file or a pipe.",
+)
 @click.option("--person", "email", default=None, help="Only this person (by email).")
+@click.option(
+    "--reissue",
+    is_flag=True,
+    help="Also replace links sent earlier that are still unused and unexpired (they stop "
+    "working). Without it a re-run leaves them alone.",
+)
 @click.option(
     "--relink",
     is_flag=True,
@@ -308,17 +419,27 @@ def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
     "takes over the account; their old chat is told.",
 )
 @click.pass_obj
-def invites(config: Config, fmt: str, email: str | None, relink: bool) -> None:
+def invites(
+    config: Config, fmt: str | None, email: str | None, relink: bool, reissue: bool
+) -> None:
     """Print a personal, single-use, expiring Telegram link for everyone not yet linked.
 
-    Each run issues fresh links; earlier unused links of the same people stop working. People
-    already linked are skipped (a new link would move their account to whoever uses it): to
-    move one person to a new chat, use --person EMAIL --relink.
+    A re-run issues links only to people without a valid one: links sent earlier that are still
+    unused and unexpired keep working (--reissue replaces them). --person EMAIL issues a fresh
+    link for one person, replacing their earlier one. People already linked are skipped (a new
+    link would move their account to whoever uses it): to move one person to a new chat, use
+    --person EMAIL --relink.
     """
+    if fmt is None:
+        fmt = "table" if sys.stdout.isatty() else "csv"
     if relink and email is None:
         _fail("--relink moves one person's account: name them with --person EMAIL")
+    config = _with_bot_username(config)
     try:
-        issued = _run(config, lambda s: s.people.invite(actor=ADMIN, email=email, relink=relink))
+        issued = _run(
+            config,
+            lambda s: s.people.invite(actor=ADMIN, email=email, relink=relink, reissue=reissue),
+        )
     except LookupError as exc:
         _fail(str(exc.args[0]))
     _emit(
@@ -334,6 +455,7 @@ def invites(config: Config, fmt: str, email: str | None, relink: bool) -> None:
             for link in issued.links
         ],
         fmt,
+        whole=frozenset({"link"}),
     )
     # On stderr, so that the CSV or JSON on stdout stays clean.
     if email is not None and issued.skipped:
@@ -349,6 +471,35 @@ def invites(config: Config, fmt: str, email: str | None, relink: bool) -> None:
             f"{n} already linked {'person' if n == 1 else 'people'} skipped "
             "(to move one to a new chat: --person EMAIL --relink)",
             err=True,
+        )
+    if issued.kept:
+        n = len(issued.kept)
+        click.echo(
+            f"{n} {'person has' if n == 1 else 'people have'} an unused, unexpired link sent "
+            "earlier, which keeps working: no new link (--reissue replaces them; --person "
+            "EMAIL for one)",
+            err=True,
+        )
+
+
+def _with_bot_username(config: Config) -> Config:
+    """The config with the bot's @username from Telegram (getMe) when the config leaves it
+    unset, or a one-line error saying what to set."""
+    if config.telegram.bot_username is not None:
+        return config
+    from telegram.error import TelegramError
+
+    from bot.app import telegram_token
+    from handlers.telegram.identity import with_bot_username
+
+    try:
+        return asyncio.run(with_bot_username(config, telegram_token(config)))
+    except ConfigError as exc:
+        _fail(f"{exc}; or set telegram.bot_username for the invitation links")
+    except TelegramError as exc:
+        _fail(
+            f"cannot ask Telegram for the bot's username ({exc}): set telegram.bot_username, "
+            "or run `tensionbot doctor` to see what is wrong"
         )
 
 
@@ -622,7 +773,11 @@ def pact_insight(config: Config, since: str, until: str, neighbourhood: str | No
     default=None,
     help="Also write summary.md and one CSV per table into this folder.",
 )
-@click.option("--no-suppress", is_flag=True, help="Show counts below 3 as they are.")
+@click.option(
+    "--no-suppress",
+    is_flag=True,
+    help="Show every count as it is: no disclosure control (for the system administrator).",
+)
 @click.pass_obj
 def summary(
     config: Config,
@@ -676,11 +831,16 @@ def routing_check(config: Config) -> None:
         f"{len(config.teams)} team(s), {len(config.routing.rules)} rule(s), "
         f"default team: {config.routing.default_team or 'none'}"
     )
+    unresolved = _unresolved_members(config)
+    for key in unresolved:
+        click.echo(f"{key}: no imported person with a slack_user_id has that email")
     if not found:
         click.echo(
             f"every category reaches a team in all {len(config.partnership.wards)} wards "
             "at every level"
         )
+        if unresolved:
+            sys.exit(1)
         return
     click.echo(f"{len(found)} category/ward combination(s) reach NO team:")
     for gap in found:
@@ -693,17 +853,43 @@ def routing_check(config: Config) -> None:
     sys.exit(1)
 
 
+def _unresolved_members(config: Config) -> list[str]:
+    """The keys (teams.N.members.M) of member emails that match no imported person with a
+    slack_user_id: nobody could act as them. The database is opened only if there are any."""
+    emails = [
+        (f"teams.{i}.members.{j}", m)
+        for i, team in enumerate(config.teams)
+        for j, m in enumerate(team.members)
+        if "@" in m
+    ]
+    if not emails:
+        return []
+
+    async def work(s: Any) -> list[str]:
+        people = {p.email: p for p in await s.people.everyone()}
+        return [
+            key
+            for key, email in emails
+            if (p := people.get(email)) is None or not p.slack_user_id or not p.active
+        ]
+
+    return _run(config, work)
+
+
 @main.command("run")
 @click.pass_obj
 def run(config: Config) -> None:
     """Run the bot: Telegram (polling or webhook), Slack, the outbox, the scheduler (on the
-    leader) and the HTTP server (/healthz, /readyz, /metrics). SIGTERM stops it gracefully."""
+    leader) and the HTTP server (/healthz, /readyz, /metrics). SIGTERM stops it gracefully;
+    SIGHUP re-reads teams, routing, deadlines and escalation from the config file."""
     from bot.app import TelegramRuntime, build_services, telegram_token
 
     try:
         token = telegram_token(config)
     except ConfigError as exc:
         _fail(str(exc))
+    if (problem := delivery_problem(config)) is not None:
+        _fail(problem)
 
     async def main_loop() -> None:
         services = await build_services(config)
@@ -712,6 +898,9 @@ def run(config: Config) -> None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, runtime.stop)
+            # SIGHUP (`systemctl reload`): teams, routing, deadlines and escalation, no restart.
+            source = Path(config.source)
+            loop.add_signal_handler(signal.SIGHUP, runtime.reload, lambda: load_config(source))
             await runtime.run()
             # Work a listener started after answering (Slack acks first) gets a moment to end.
             await _settle_background_tasks(config.server.shutdown_seconds)

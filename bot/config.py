@@ -25,16 +25,11 @@ from pydantic import (
     model_validator,
 )
 
+from bot.wards import WOLVERHAMPTON_WARDS, did_you_mean, retired, unknown_ward
+
 DEFAULT_CONFIG_PATH = Path("config.toml")
 DEFAULT_FORM_PATH = Path(__file__).parent / "forms" / "tension_return.toml"
 
-#: The 20 wards of the City of Wolverhampton (the first partnership to use tensionbot).
-WOLVERHAMPTON_WARDS: tuple[str, ...] = (
-    "Bilston East", "Bilston North", "Blakenhall", "Bushbury North", "Bushbury South and Low Hill",
-    "East Park", "Ettingshall", "Fallings Park", "Graiseley", "Heath Town", "Merry Hill", "Oxley",
-    "Park", "Penn", "Spring Vale", "St Peter's", "Tettenhall Regis", "Tettenhall Wightwick",
-    "Wednesfield North", "Wednesfield South",
-)  # fmt: skip
 
 ENV_TELEGRAM_TOKEN = "TENSIONBOT_TELEGRAM_TOKEN"  # noqa: S105 - the variable's name, not a secret
 ENV_SLACK_BOT_TOKEN = "TENSIONBOT_SLACK_BOT_TOKEN"  # noqa: S105
@@ -93,6 +88,9 @@ class PartnershipConfig(_Section):
             raise ValueError("wards must be a non-empty list of non-empty names")
         if len({w.casefold() for w in cleaned}) != len(cleaned):
             raise ValueError("wards must not repeat")
+        gone = [w for w in cleaned if retired(w) is not None]
+        if gone:
+            raise ValueError("; ".join(unknown_ward(w, cleaned) for w in gone))
         return cleaned
 
     @property
@@ -106,6 +104,9 @@ class DatabaseConfig(_Section):
 
     url: str = "sqlite+aiosqlite:///tensionbot.sqlite3"
     echo: bool = False
+    # SQLite: how long a writer waits for another's write lock before the step fails (and the
+    # update is not acknowledged, so Telegram sends it again).
+    sqlite_busy_seconds: float = Field(default=10.0, gt=0, le=600)
 
     @field_validator("url")
     @classmethod
@@ -119,7 +120,12 @@ class TelegramConfig(_Section):
     """Telegram Bot API settings. The token comes from TENSIONBOT_TELEGRAM_TOKEN."""
 
     api_base_url: HttpUrl = "https://api.telegram.org"
-    bot_username: str = "tensionbot"
+    bot_username: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z][A-Za-z0-9_]{3,31}$",
+        description="the bot's @username (without @) for invitation links; unset: asked of "
+        "Telegram (getMe) with the token, so links always point at this bot",
+    )
     mode: Literal["polling", "webhook"] = "polling"
     webhook_url: str | None = None
     webhook_listen: str = "127.0.0.1"
@@ -173,6 +179,16 @@ class SlackConfig(_Section):
     )
 
 
+class NetworkConfig(_Section):
+    """How tensionbot reaches Telegram and Slack."""
+
+    proxy_url: HttpUrl | None = Field(
+        default=None,
+        description="an HTTP(S) proxy for every call to Telegram and Slack; unset: "
+        "HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment",
+    )
+
+
 class ServerConfig(_Section):
     """The one HTTP server of ``tensionbot run``: the Telegram webhook, Slack's endpoint,
     /healthz, /readyz and /metrics."""
@@ -189,6 +205,12 @@ class ServerConfig(_Section):
         "is served over HTTP, else no HTTP server at all",
     )
     metrics: bool = Field(default=True, description="serve Prometheus metrics at /metrics")
+    heartbeat_file: Path | None = Field(
+        default=None,
+        description="a file `tensionbot run` touches every cluster.leader_retry_seconds; "
+        "`tensionbot health` checks it when there is no HTTP server (polling mode without "
+        "server.port); relative to the config file's folder",
+    )
     shutdown_seconds: float = Field(
         default=20.0,
         ge=1,
@@ -206,6 +228,19 @@ class ClusterConfig(_Section):
         le=60,
         description="how often a follower tries to take over leadership (the scheduler and, "
         "in polling mode, the poller), and how often the leader checks it still holds it",
+    )
+
+
+class OutboxConfig(_Section):
+    """What happens to messages whose delivery is uncertain."""
+
+    uncertain_followup_hours: float = Field(
+        default=2.0,
+        gt=0,
+        le=168,
+        description="a form in flight when the bot stopped is not re-sent at once (at most "
+        "once); this many hours later it is sent once more, worded so that a duplicate is "
+        "harmless, unless the person has answered",
     )
 
 
@@ -249,6 +284,7 @@ class FormConfig(_Section):
 _KEY = r"^[a-z][a-z0-9_-]{0,39}$"
 _SLACK_CHANNEL = r"^[CDG][A-Z0-9]{2,20}$"
 _SLACK_USER = r"^[UW][A-Z0-9]{2,20}$"
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
 class TeamConfig(_Section):
@@ -258,7 +294,10 @@ class TeamConfig(_Section):
     name: str = Field(min_length=1, max_length=100)
     organisation: Literal["council", "police", "other"]
     slack_channel: str = Field(pattern=_SLACK_CHANNEL)
-    members: list[str] = Field(default_factory=list)
+    members: list[str] = Field(
+        default_factory=list,
+        description="Slack user ids, or emails of imported people with a slack_user_id",
+    )
     restricted: bool = Field(
         default=False,
         description="a need-to-know team that may receive private categories (e.g. Prevent)",
@@ -269,10 +308,21 @@ class TeamConfig(_Section):
     def _slack_users(cls, value: list[str]) -> list[str]:
         import re
 
-        bad = [m for m in value if not re.match(_SLACK_USER, m)]
-        if bad:
-            raise ValueError(f"not Slack user ids: {', '.join(bad)}")
-        return value
+        bad = [
+            str(i)
+            for i, m in enumerate(value)
+            if not (re.match(_SLACK_USER, m) or re.match(_EMAIL, m))
+        ]
+        if bad:  # the values are not repeated: they may be names, and this may reach a log
+            raise ValueError(f"entries {', '.join(bad)} are neither Slack user ids nor emails")
+        return [m.lower() if "@" in m else m for m in value]
+
+    def has_member(self, slack_user_id: str, email: str | None) -> bool:
+        """Whether the Slack user is a member: by id, or by the email of the person (from the
+        people import) whose slack_user_id it is."""
+        return slack_user_id in self.members or (
+            email is not None and email.lower() in self.members
+        )
 
 
 class RoutingRule(_Section):
@@ -290,6 +340,12 @@ class RoutingConfig(_Section):
     rules: list[RoutingRule] = Field(default_factory=list)
     default_team: str | None = None
     private_categories: list[str] = Field(default_factory=lambda: ["protest_extremism"])
+    deliver: Literal["slack", "log_only"] = Field(
+        default="slack",
+        description='"slack": routed tensions go to the teams\' Slack channels (Slack must be '
+        'configured); "log_only": they are recorded and logged, never sent (e.g. a trial '
+        "without Slack); reporters are told so in /status",
+    )
 
 
 class DeadlineConfig(_Section):
@@ -503,32 +559,36 @@ class Config(_Section):
     """The whole configuration."""
 
     @model_validator(mode="after")
-    def _routing_refers_to_known_things(self) -> Config:
+    def _names_refer_to_known_things(self) -> Config:
         keys = [t.key for t in self.teams]
         if len(set(keys)) != len(keys):
             raise ValueError("teams: keys must be unique")
-        known = set(keys)
-        wards = {w.casefold() for w in self.partnership.wards}
-        for i, rule in enumerate(self.routing.rules):
-            missing = [t for t in rule.teams if t not in known]
-            if missing:
-                raise ValueError(f"routing.rules.{i}.teams: unknown team(s) {', '.join(missing)}")
-            odd = [w for w in rule.wards if w != "*" and w.casefold() not in wards]
-            if odd:
-                raise ValueError(
-                    f"routing.rules.{i}.wards: not in partnership.wards: {', '.join(odd)}"
-                )
-        if self.routing.default_team is not None and self.routing.default_team not in known:
-            raise ValueError(f"routing.default_team: unknown team {self.routing.default_team!r}")
         hoods = [n.key for n in self.pact.neighbourhoods]
         if len(set(hoods)) != len(hoods):
             raise ValueError("pact.neighbourhoods: keys must be unique")
+        wards = list(self.partnership.wards)
+        problems: list[str] = []
+
+        def teams_at(where: str, named: list[str]) -> None:
+            for team in named:
+                if team not in keys:
+                    problems.append(f"{where}: unknown team {team!r}{did_you_mean(team, keys)}")
+
+        def wards_at(where: str, named: list[str]) -> None:
+            known = {w.casefold() for w in wards}
+            for ward in named:
+                if ward != "*" and ward.casefold() not in known:
+                    problems.append(f"{where}: {unknown_ward(ward, wards)}")
+
+        for i, rule in enumerate(self.routing.rules):
+            teams_at(f"routing.rules.{i}.teams", rule.teams)
+            wards_at(f"routing.rules.{i}.wards", rule.wards)
+        if self.routing.default_team is not None:
+            teams_at("routing.default_team", [self.routing.default_team])
         for i, hood in enumerate(self.pact.neighbourhoods):
-            odd = [w for w in hood.wards if w.casefold() not in wards]
-            if odd:
-                raise ValueError(
-                    f"pact.neighbourhoods.{i}.wards: not in partnership.wards: {', '.join(odd)}"
-                )
+            wards_at(f"pact.neighbourhoods.{i}.wards", hood.wards)
+        if problems:
+            raise ValueError("\n  ".join(problems))
         return self
 
     partnership: PartnershipConfig = PartnershipConfig()
@@ -536,8 +596,10 @@ class Config(_Section):
     telegram: TelegramConfig = TelegramConfig()
     slack: SlackConfig = SlackConfig()
     server: ServerConfig = ServerConfig()
+    network: NetworkConfig = NetworkConfig()
     cluster: ClusterConfig = ClusterConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    outbox: OutboxConfig = OutboxConfig()
     form: FormConfig = FormConfig()
     invites: InviteConfig = InviteConfig()
     teams: list[TeamConfig] = Field(default_factory=list)
@@ -558,14 +620,92 @@ def _format_errors(source: str, exc: ValidationError) -> str:
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        lines.append(f"  {key}: {msg}")
+        msg = msg.removeprefix("Value error, ")
+        lines.append(f"  {msg}" if key == "<root>" else f"  {key}: {msg}")
     return "\n".join(lines)
 
 
+def _relative_to(base: Path, config: Config) -> Config:
+    """Resolve the relative paths in ``config`` against ``base`` (the config file's folder), so
+    ``--config ../config.toml`` means the same files wherever it is run from."""
+    update: dict[str, object] = {}
+    if not config.form.path.is_absolute():
+        update["form"] = config.form.model_copy(
+            update={"path": (base / config.form.path).resolve()}
+        )
+    beat = config.server.heartbeat_file
+    if beat is not None and not beat.is_absolute():
+        update["server"] = config.server.model_copy(update={"heartbeat_file": base / beat})
+    prefix = "sqlite+aiosqlite:///"
+    url = config.database.url
+    if url.startswith(prefix):
+        rest = url.removeprefix(prefix)
+        file, sep, query = rest.partition("?")
+        if file and file != ":memory:" and not file.startswith(("/", "file:")):
+            absolute = (base / file).resolve()
+            database = config.database.model_copy(update={"url": f"{prefix}{absolute}{sep}{query}"})
+            update["database"] = database
+    return config.model_copy(update=update) if update else config
+
+
+def _check_categories(config: Config) -> None:
+    """Every category named in routing must be one of the form's (a misspelt private category
+    would send extremism reports to unrestricted teams)."""
+    from bot.forms import FormError, load_form
+
+    try:
+        form = load_form(config.form.path)
+    except FormError as exc:
+        raise ConfigError(f"{config.source}: form.path: {exc}") from None
+    try:
+        categories = [o.value for o in form.question("category").options]
+    except KeyError:
+        return  # a form without a category question: routing by category cannot apply
+    known = {c.casefold() for c in categories}
+    named = [
+        (f"routing.rules.{i}.categories", c)
+        for i, rule in enumerate(config.routing.rules)
+        for c in rule.categories
+        if c != "*"
+    ] + [("routing.private_categories", c) for c in config.routing.private_categories]
+    problems = [
+        f"  {where}: unknown category {c!r}{did_you_mean(c, categories)}"
+        for where, c in named
+        if c.casefold() not in known
+    ]
+    if problems:
+        raise ConfigError("\n".join([f"{config.source}: invalid configuration", *problems]))
+
+
+def delivery_problem(config: Config) -> str | None:
+    """Why routed tensions could never reach a team with this configuration, or None.
+
+    Checked by ``run`` and ``check-config`` (not by every admin command, which may be run
+    without the Slack secrets in the environment): teams are configured but Slack is not, and
+    routing is not explicitly ``deliver = "log_only"``."""
+    secrets = config.secrets
+    slack_on = secrets.slack_bot_token is not None and secrets.slack_signing_secret is not None
+    if config.teams and not slack_on and config.routing.deliver != "log_only":
+        return (
+            f"{config.source}: {len(config.teams)} team(s) are configured but Slack is off "
+            f"({ENV_SLACK_BOT_TOKEN} and {ENV_SLACK_SIGNING_SECRET} are not both set), so no "
+            "routed tension could reach a team. Set them, or set routing.deliver = "
+            '"log_only" to record and log routed tensions without sending them'
+        )
+    return None
+
+
 def config_from_mapping(
-    data: Mapping[str, object], *, source: str, env: Mapping[str, str] | None = None
+    data: Mapping[str, object],
+    *,
+    source: str,
+    env: Mapping[str, str] | None = None,
+    base: Path | None = None,
 ) -> Config:
-    """Validate a parsed TOML mapping; errors name the source and the dotted key."""
+    """Validate a parsed TOML mapping; errors name the source and the dotted key.
+
+    Relative paths are resolved against ``base`` when given (the config file's folder); the
+    categories routing names are checked against the form."""
     if "secrets" in data:
         raise ConfigError(
             f"{source}: secrets: tokens are read only from the environment "
@@ -573,33 +713,29 @@ def config_from_mapping(
         )
     secrets = Secrets.from_env(os.environ if env is None else env)
     try:
-        return Config.model_validate({**data, "secrets": secrets, "source": source})
+        config = Config.model_validate({**data, "secrets": secrets, "source": source})
     except ValidationError as exc:
         raise ConfigError(_format_errors(source, exc)) from None
+    if base is not None:
+        config = _relative_to(base, config)
+    _check_categories(config)
+    return config
 
 
-def load_config(path: Path | None = None, *, env: Mapping[str, str] | None = None) -> Config:
-    """Load the configuration.
-
-    With ``path`` given the file must exist. Without it, ``./config.toml`` is used when present and
-    the built-in defaults otherwise.
-    """
-    if path is None:
-        if not DEFAULT_CONFIG_PATH.exists():
-            return config_from_mapping({}, source="<built-in defaults>", env=env)
-        path = DEFAULT_CONFIG_PATH
+def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
+    """Load the configuration file at ``path`` (it must exist: there is no silent fallback to
+    built-in defaults). Relative paths in it are relative to its folder."""
     try:
         raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such configuration file (pass --config PATH; start from "
+            "config.example.toml)"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    config = config_from_mapping(data, source=str(path), env=env)
-    form_path = config.form.path
-    if not form_path.is_absolute():
-        # A relative form path is relative to the config file, not to the working directory.
-        form = config.form.model_copy(update={"path": (path.parent / form_path).resolve()})
-        config = config.model_copy(update={"form": form})
-    return config
+    return config_from_mapping(data, source=str(path), env=env, base=path.resolve().parent)

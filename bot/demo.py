@@ -47,14 +47,14 @@ TOKEN = "7000000001:DEMO-TOKEN-not-a-real-one"  # noqa: S105 - for the simulator
 
 PEOPLE_CSV = """name,role,wards,organisation,email,slack_user_id
 Cllr Asha Patel,councillor,Heath Town,City of Wolverhampton Council,asha.patel@example.org,
-Cllr Tom Hughes,councillor,Bilston East,City of Wolverhampton Council,tom.hughes@example.org,
+Cllr Tom Hughes,councillor,Bilston South,City of Wolverhampton Council,tom.hughes@example.org,
 Imam Yusuf Khan,community_leader,East Park;Heath Town,Central Mosque,yusuf.khan@example.org,
 Rev. Sarah Jones,community_leader,Blakenhall,St Luke's Church,sarah.jones@example.org,
 Cllr Mark Evans,councillor,Penn,City of Wolverhampton Council,mark.evans@example.org,
 Gurpreet Singh,community_leader,Graiseley,Guru Nanak Gurdwara,gurpreet.singh@example.org,
 Cllr Linda Brown,councillor,Wednesfield North,City of Wolverhampton Council,linda.brown@example.org,
 Cllr David Green,councillor,Oxley,City of Wolverhampton Council,david.green@example.org,
-Pastor Grace Okafor,community_leader,Ettingshall,New Life Church,grace.okafor@example.org,
+Pastor Grace Okafor,community_leader,Ettingshall North,New Life Church,grace.okafor@example.org,
 Cllr Fatima Ali,councillor,East Park,City of Wolverhampton Council,fatima.ali@example.org,
 Jane Smith,officer,all,West Midlands Police,jane.smith@example.org,U0JANESMITH
 Sam Clarke,prevent_officer,all,City of Wolverhampton Council,sam.clarke@example.org,U0SAMCLARKE
@@ -305,7 +305,7 @@ async def run_demo(out: Path) -> int:
         )
         # Grace sends a photo and an over-long answer; then the bot is stopped mid-conversation.
         await grace.press("Report a tension")
-        await answer_question(grace, form, "ward", "Ettingshall")
+        await answer_question(grace, form, "ward", "Ettingshall North")
         await answer_question(grace, form, "category", "crime_asb")
         await grace.wait_for("What is happening")
         await grace.send_photo()
@@ -344,7 +344,7 @@ async def run_demo(out: Path) -> int:
         await grace.send_text(
             "Repeated graffiti and vandalism at the community centre on Spring Road."
         )
-        for qid, value in tension("Ettingshall", "crime_asb", "-").items():
+        for qid, value in tension("Ettingshall North", "crime_asb", "-").items():
             if qid in ("ward", "category", "description"):
                 continue
             await answer_question(grace, form, qid, value)

@@ -131,6 +131,7 @@ class Delivery:
     last_reminded_at: datetime | None = None
     responded_at: datetime | None = None
     message_ref: str | None = None  # the platform message id of the form, once sent
+    followed_up_at: datetime | None = None  # uncertain, then sent again (harmless wording)
     id: int | None = None
 
 

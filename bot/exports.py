@@ -10,33 +10,35 @@ from openpyxl import Workbook
 
 from bot import cells
 from bot.charts import CHARTS, charts_for, png
+from bot.disclosure import MARK
 from bot.pact import PactInsight
 from bot.services.summary import Summary
-from bot.summaries import suppress
 
 
 def tables(
     summary: Summary, suppressed: bool = True
 ) -> dict[str, tuple[list[str], list[list[Any]]]]:
-    """Every table of the summary: name -> (header, rows); small counts suppressed."""
+    """Every table of the summary: name -> (header, rows), drawn from the protected figures
+    (bot/disclosure.py: a withheld figure is written as its mark)."""
+    r = summary.released(suppressed)
 
-    def n(value: int) -> int | str:
-        return suppress(value) if suppressed else value
+    def n(value: int | float | None) -> int | float | str:
+        return MARK if value is None else value
 
     out: dict[str, tuple[list[str], list[list[Any]]]] = {}
-    for b in summary.breakdowns:
-        out[f"tensions_by_{b.by}"] = (
-            [b.by, "this_month", "previous_month", "same_month_last_year"],
-            [[k, n(a), n(p), n(y)] for k, a, p, y in b.rows],
+    for by, rows in r.breakdowns:
+        out[f"tensions_by_{by}"] = (
+            [by, "this_month", "previous_month", "same_month_last_year"],
+            [[k, n(a), n(p), n(y)] for k, a, p, y in rows],
         )
     header = ["responded", "nil_return", "no_reply", "unreachable"]
     out["returns_by_role"] = (
         ["role", *header],
-        [[k, *map(n, v)] for k, *v in summary.returns_by_role],
+        [[k, *map(n, v)] for k, *v in r.returns_by_role],
     )
     out["returns_by_ward"] = (
         ["ward", *header],
-        [[k, *map(n, v)] for k, *v in summary.returns_by_ward],
+        [[k, *map(n, v)] for k, *v in r.returns_by_ward],
     )
     out["actions_by_team"] = (
         [
@@ -48,21 +50,27 @@ def tables(
             "median_hours_to_acknowledge",
             "median_hours_to_close",
         ],
-        [list(row) for row in summary.actions],
+        [[t, n(a), n(o), n(od), n(e), ack, cl] for t, a, o, od, e, ack, cl in r.actions],
     )
     out["hate_crime_by_strand"] = (
         ["strand", "this_month", "twelve_month_mean"],
-        [[s, n(c), round(m, 2)] for s, c, m in summary.hate_crime_by_strand],
+        [[s, n(c), n(None if m is None else round(m, 2))] for s, c, m in r.hate_crime_by_strand],
     )
     out["hate_crime_by_ward"] = (
         ["ward", "this_month", "twelve_month_mean"],
-        [[w, n(c), round(m, 2)] for w, c, m in summary.hate_crime],
+        [[w, n(c), n(None if m is None else round(m, 2))] for w, c, m in r.hate_crime],
     )
     out["pockets_of_concern"] = (
         ["ward", "source", "observed", "baseline_mean", "p_value"],
         [
-            [p.ward, p.source, p.observed, p.baseline, float(f"{p.p_value:.3g}")]
-            for p in summary.pockets
+            [
+                p.ward,
+                p.source,
+                n(observed),
+                n(baseline),
+                float(f"{p.p_value:.3g}") if baseline is not None else p_text,
+            ]
+            for p, observed, baseline, p_text in r.pockets
         ],
     )
     if summary.pact is not None:
@@ -159,7 +167,7 @@ def write(summary: Summary, folder: Path, *, suppressed: bool = True) -> list[Pa
     written.append(xlsx)
     for filename, build in {**CHARTS, **charts_for(summary)}.items():
         path = folder / filename
-        path.write_bytes(png(build(summary)))
+        path.write_bytes(png(build(summary, suppressed=suppressed)))
         written.append(path)
     return written
 

@@ -35,8 +35,53 @@ class AlreadyExists(Exception):
     """A record with the same unique key was stored concurrently (by another process)."""
 
 
+class TransientStoreError(Exception):
+    """The database failed in a way that may pass if the same work is tried again (a lost
+    connection, a restarting server, another process holding SQLite's write lock). Storage
+    classifies by exception type and raises this from the unit of work."""
+
+
+class RateBuckets(Protocol):
+    """Token buckets shared by every process that sends (PostgreSQL), so that together they
+    keep a platform's rates however many run. GCRA: ``burst`` sends back to back, then one per
+    ``interval`` seconds."""
+
+    async def reserve(
+        self, key: str, interval: float, burst: float, horizon: float
+    ) -> tuple[bool, float]:
+        """Reserve the next send slot of bucket ``key`` if it is at most ``horizon`` seconds
+        away: ``(True, seconds until the slot)``; else ``(False, seconds to wait before asking
+        again)``, nothing reserved."""
+        ...
+
+    async def forget_idle(self) -> None:
+        """Drop buckets nobody has used for a while (one per chat adds up)."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the buckets hold open (their connection)."""
+        ...
+
+
 class Stale(Exception):
     """The record was changed by someone else since it was read."""
+
+
+@dataclass(frozen=True)
+class PersonDetails:
+    """What a people import sets for one person, keyed by email (``id`` None: someone new).
+
+    A plain value, so an import of 100,000 rows compares and writes in bulk without loading
+    100,000 mapped objects."""
+
+    email: str
+    name: str
+    role: str
+    organisation: str
+    wards: tuple[str, ...]
+    slack_user_id: str | None
+    active: bool = True
+    id: int | None = None
 
 
 class PeopleRepo(Protocol):
@@ -49,6 +94,16 @@ class PeopleRepo(Protocol):
     async def by_slack_user(self, slack_user_id: str) -> Person | None: ...
     async def all(self) -> Sequence[Person]: ...
     async def add(self, person: Person) -> None: ...
+    async def details(self) -> Sequence[PersonDetails]:
+        """Everyone's import fields, in one query."""
+        ...
+
+    async def import_many(
+        self, new: Sequence[PersonDetails], changed: Sequence[PersonDetails], now: datetime
+    ) -> None:
+        """Insert ``new`` and update ``changed`` (by id) in bulk; :class:`AlreadyExists` if a
+        unique key is taken."""
+        ...
 
 
 class InviteRepo(Protocol):
@@ -97,6 +152,13 @@ class DeliveryRepo(Protocol):
     ) -> None: ...
     async def get_for(self, campaign_id: int, person_id: int) -> Delivery | None: ...
     async def for_campaign(self, campaign_id: int) -> Sequence[Delivery]: ...
+    async def uncertain_to_follow_up(
+        self, campaign_id: int, queued_before: datetime
+    ) -> Sequence[Delivery]:
+        """Deliveries still ``uncertain`` and not yet followed up, whose uncertain form was
+        queued before ``queued_before``."""
+        ...
+
     async def for_person(self, person_id: int) -> Sequence[Delivery]: ...
     async def counts(self, campaign_id: int) -> dict[str, int]: ...
     async def add(self, delivery: Delivery) -> None: ...
@@ -184,6 +246,18 @@ class InboundRepo(Protocol):
     """Platform updates already handled (so a redelivered update does nothing twice)."""
 
     async def seen(self, platform: str, update_id: int, at: datetime) -> bool: ...
+
+
+class SeenRequestRepo(Protocol):
+    """Requests already accepted, each kept until it expires (replays, repeated submissions)."""
+
+    async def add(self, key: str, expires: datetime) -> bool:
+        """Record ``key``; False if it was recorded already."""
+        ...
+
+    async def purge(self, now: datetime) -> int:
+        """Forget keys expired by ``now``; how many."""
+        ...
 
 
 class StateRepo(Protocol):
@@ -285,6 +359,8 @@ class UnitOfWork(Protocol):
     def audit(self) -> AuditRepo: ...
     @property
     def inbound(self) -> InboundRepo: ...
+    @property
+    def seen(self) -> SeenRequestRepo: ...
     @property
     def state(self) -> StateRepo: ...
     @property

@@ -1,4 +1,4 @@
-"""Pure aggregation logic: the pockets-of-concern method and small-number suppression.
+"""Pure aggregation logic: the pockets-of-concern method (disclosure control: bot/disclosure.py).
 
 **Pockets of concern.** For each ward, the count for the month under review is compared with that
 ward's own trailing baseline: the mean of the previous 12 months. Under the hypothesis that
@@ -65,5 +65,6 @@ def pockets(
 
 
 def suppress(count: int, threshold: int = 3) -> str:
-    """Counts below the threshold shown as "<threshold" in channel summaries (0 stays 0)."""
+    """One count below the threshold as "<threshold" (0 stays 0). Primary suppression only: the
+    summary's figures go through bot/disclosure.py, which also guards against differencing."""
     return f"<{threshold}" if 0 < count < threshold else str(count)

@@ -49,11 +49,12 @@ def build_scheduler(
             opened = await crisis.tick()
             if opened:
                 log.info("campaign tick: crisis returns opened %s", opened)
-        if report.opened or report.reminded or report.closed:
+        if report.opened or report.reminded or report.closed or report.followed_up:
             log.info(
-                "campaign tick: opened=%s reminded=%s closed=%s",
+                "campaign tick: opened=%s reminded=%s followed_up=%s closed=%s",
                 report.opened,
                 report.reminded,
+                report.followed_up,
                 report.closed,
             )
 

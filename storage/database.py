@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -18,33 +19,45 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from bot.ports import TransientStoreError
 from storage import repositories as r
 from storage.encryption import attach_cipher, make_cipher
+from storage.errors import is_transient
 from storage.orm import start_mappers
 from storage.privacy import PURGED_TABLES, SqlPrivacyRepo
 
 log = logging.getLogger(__name__)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets the dispatcher read while a handler writes; the busy timeout avoids "database is
-    # locked" under concurrent writers; foreign keys are off by default in SQLite.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    # Deleted and overwritten content is zeroed in the file, not left in free space (some
-    # builds do this by default; the erasure promise must not depend on the build).
-    cursor.execute("PRAGMA secure_delete=ON")
-    cursor.close()
+def _sqlite_pragmas(busy_seconds: float) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets the dispatcher read while a handler writes; the busy timeout avoids
+        # "database is locked" under concurrent writers; foreign keys are off by default.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        # Deleted and overwritten content is zeroed in the file, not left in free space (some
+        # builds do this by default; the erasure promise must not depend on the build).
+        cursor.execute("PRAGMA secure_delete=ON")
+        cursor.close()
+
+    return on_connect
 
 
-def make_engine(url: str, *, echo: bool = False, encryption_key: str | None = None) -> AsyncEngine:
+def make_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    encryption_key: str | None = None,
+    sqlite_busy_seconds: float = 10.0,
+) -> AsyncEngine:
     """Create the async engine for a database URL (SQLite files get their folder created).
 
     With ``encryption_key`` (one Fernet key, or several separated by commas) the free-text
-    columns are encrypted at rest by this engine (see ``storage.encryption``)."""
+    columns are encrypted at rest by this engine (see ``storage.encryption``). On SQLite a
+    writer waits up to ``sqlite_busy_seconds`` for another's write lock, then fails."""
     parsed = make_url(url)
     # Statement parameters are report text, names and emails: never in a log line or in the
     # text of an error (bot/logs.py keeps the drivers' own loggers quiet).
@@ -60,7 +73,7 @@ def make_engine(url: str, *, echo: bool = False, encryption_key: str | None = No
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(sqlite_busy_seconds))
     attach_cipher(
         engine.sync_engine.dialect, make_cipher(encryption_key) if encryption_key else None
     )
@@ -96,6 +109,7 @@ class SqlUnitOfWork:
         self.figures = r.SqlFigureRepo(session)
         self.audit = r.SqlAuditRepo(session)
         self.inbound = r.SqlInboundRepo(session)
+        self.seen = r.SqlSeenRequestRepo(session)
         self.state = r.SqlStateRepo(session)
         self.pact = r.SqlPactRepo(session)
         self.privacy = SqlPrivacyRepo(session)
@@ -112,8 +126,21 @@ class SqlUnitOfWork:
         # them, so results stay readable after the unit of work ends.
         try:
             await self._session.close()
+        except Exception as close_exc:
+            if exc is None or not is_transient(close_exc):
+                raise
+            # The connection died with the transaction: the error that matters is ``exc``.
         finally:
             self._session = None
+        if (
+            exc is not None
+            and not isinstance(exc, TransientStoreError | OSError | TimeoutError)
+            and is_transient(exc)
+        ):
+            # The core retries by type and imports no SQLAlchemy: say "try again later". (OSError
+            # and TimeoutError are left as they are: the core knows them, and they need not have
+            # come from the database.)
+            raise TransientStoreError(f"{type(exc).__name__}: {exc}"[:300]) from exc
 
     async def commit(self) -> None:
         """Make the transaction's changes durable."""
@@ -132,10 +159,22 @@ class Database:
     #: How long the purge's VACUUM FULL waits for each table's lock (seconds).
     purge_lock_timeout = 5.0
 
-    def __init__(self, url: str, *, echo: bool = False, encryption_key: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        encryption_key: str | None = None,
+        sqlite_busy_seconds: float = 10.0,
+    ) -> None:
         start_mappers()
         self.url = url
-        self.engine = make_engine(url, echo=echo, encryption_key=encryption_key)
+        self.engine = make_engine(
+            url,
+            echo=echo,
+            encryption_key=encryption_key,
+            sqlite_busy_seconds=sqlite_busy_seconds,
+        )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     def uow(self) -> SqlUnitOfWork:

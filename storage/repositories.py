@@ -9,7 +9,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, text, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -37,8 +39,10 @@ from bot.domain import (
     PriorityStatus,
     Report,
 )
-from bot.ports import AlreadyExists, Stale
+from bot.ports import AlreadyExists, PersonDetails, Stale
 from storage import tables
+
+_BATCH = 10_000  # rows per bulk statement: bounded memory, few round trips
 
 
 class _Repo:
@@ -75,6 +79,90 @@ class SqlPeopleRepo(_Repo):
     async def add(self, person: Person) -> None:
         self.session.add(person)
         await self.session.flush()
+
+    async def details(self) -> Sequence[PersonDetails]:
+        p = tables.people.c
+        conn = await self.session.connection()
+        rows = await conn.execute(
+            select(
+                p.id, p.email, p.name, p.role, p.organisation, p.wards, p.slack_user_id, p.active
+            )
+        )
+        return [
+            PersonDetails(
+                email=r.email,
+                name=r.name,
+                role=r.role,
+                organisation=r.organisation,
+                wards=tuple(r.wards),
+                slack_user_id=r.slack_user_id,
+                active=r.active,
+                id=r.id,
+            )
+            for r in rows
+        ]
+
+    async def import_many(
+        self, new: Sequence[PersonDetails], changed: Sequence[PersonDetails], now: datetime
+    ) -> None:
+        # Core executemany, not the ORM unit of work: a statement per batch, not per person
+        # (100,000 people in seconds). The session's connection keeps it in the transaction.
+        t = tables.people
+        conn = await self.session.connection()
+        try:
+            if changed:
+                by_id = t.c.id == bindparam("pid")
+                # Two people may swap Slack ids in one import: release the old ids first, so
+                # no row briefly holds an id another row still has.
+                releasing = [{"pid": d.id} for d in changed if d.slack_user_id is not None]
+                if releasing:
+                    await conn.execute(update(t).where(by_id).values(slack_user_id=None), releasing)
+                await conn.execute(
+                    update(t)
+                    .where(by_id)
+                    .values(
+                        name=bindparam("b_name"),
+                        role=bindparam("b_role"),
+                        organisation=bindparam("b_organisation"),
+                        wards=bindparam("b_wards", type_=t.c.wards.type),
+                        slack_user_id=bindparam("b_slack"),
+                        active=True,
+                        updated_at=now,
+                    ),
+                    [
+                        {
+                            "pid": d.id,
+                            "b_name": d.name,
+                            "b_role": d.role,
+                            "b_organisation": d.organisation,
+                            "b_wards": list(d.wards),
+                            "b_slack": d.slack_user_id,
+                        }
+                        for d in changed
+                    ],
+                )
+            for start in range(0, len(new), _BATCH):
+                await conn.execute(
+                    insert(t),
+                    [
+                        {
+                            "name": d.name,
+                            "role": d.role,
+                            "email": d.email,
+                            "organisation": d.organisation,
+                            "wards": list(d.wards),
+                            "slack_user_id": d.slack_user_id,
+                            "active": True,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for d in new[start : start + _BATCH]
+                    ],
+                )
+        except IntegrityError:
+            # `from None`: the driver's error carries the statement's parameters (names,
+            # emails), which must not reach a traceback or a log.
+            raise AlreadyExists("people: a unique key is taken") from None
 
 
 class SqlInviteRepo(_Repo):
@@ -221,6 +309,27 @@ class SqlDeliveryRepo(_Repo):
     async def for_campaign(self, campaign_id: int) -> Sequence[Delivery]:
         c = tables.deliveries.c
         stmt = select(Delivery).where(c.campaign_id == campaign_id).order_by(c.id)
+        return (await self.session.scalars(stmt)).all()
+
+    async def uncertain_to_follow_up(
+        self, campaign_id: int, queued_before: datetime
+    ) -> Sequence[Delivery]:
+        d, o = tables.deliveries, tables.outbox
+        form_in_doubt = exists().where(
+            o.c.delivery_id == d.c.id,
+            o.c.status == OutboxStatus.UNCERTAIN.value,
+            o.c.created_at <= queued_before,
+        )
+        stmt = (
+            select(Delivery)
+            .where(
+                d.c.campaign_id == campaign_id,
+                d.c.status == DeliveryStatus.UNCERTAIN.value,
+                d.c.followed_up_at.is_(None),
+                form_in_doubt,
+            )
+            .order_by(d.c.id)
+        )
         return (await self.session.scalars(stmt)).all()
 
     async def for_person(self, person_id: int) -> Sequence[Delivery]:
@@ -649,6 +758,30 @@ class SqlInboundRepo(_Repo):
             return True
         await self.session.execute(insert(t).values(platform=platform, update_id=update_id, at=at))
         return False
+
+
+class SqlSeenRequestRepo(_Repo):
+    """Requests already accepted, each until it expires (shared by every process)."""
+
+    async def add(self, key: str, expires: datetime) -> bool:
+        """Record ``key``; False if it is already recorded (until purged). Two
+        transactions adding one key at once: one gets True, the other False (the insert
+        waits for the first to finish, then does nothing)."""
+        t = tables.seen_requests
+        dialect = self.session.get_bind().dialect.name
+        statement = (postgresql_insert(t) if dialect == "postgresql" else sqlite_insert(t)).values(
+            key=key, expires=expires
+        )
+        result = await self.session.execute(
+            statement.on_conflict_do_nothing(index_elements=["key"])
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def purge(self, now: datetime) -> int:
+        """Forget the keys expired by ``now``; how many."""
+        t = tables.seen_requests
+        result = await self.session.execute(delete(t).where(t.c.expires <= now))
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 class SqlStateRepo(_Repo):

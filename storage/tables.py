@@ -135,6 +135,9 @@ deliveries = Table(
     Column("last_reminded_at", UTCDateTime),
     Column("responded_at", UTCDateTime),
     Column("message_ref", String(64)),
+    # When a form whose delivery was uncertain was sent again, worded so a duplicate is harmless
+    # (once only: bot/services/campaigns.py).
+    Column("followed_up_at", UTCDateTime),
     UniqueConstraint("campaign_id", "person_id"),
 )
 
@@ -306,6 +309,25 @@ inbound_updates = Table(
     Column("platform", String(16), primary_key=True),
     Column("update_id", BigInteger, primary_key=True, autoincrement=False),
     Column("at", UTCDateTime, nullable=False, index=True),
+)
+
+# Requests already accepted (Slack replay protection, modal idempotency), shared by every
+# process; a row is kept until ``expires`` (see bot/services/seen.py).
+seen_requests = Table(
+    "seen_requests",
+    metadata,
+    Column("key", String(120), primary_key=True),
+    Column("expires", UTCDateTime, nullable=False, index=True),
+)
+
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    # One shared token bucket per key ("telegram", "telegram:<chat>", ...): the theoretical
+    # arrival time of the next send (GCRA). All processes on PostgreSQL take from the same
+    # buckets, so together they keep one rate (storage/rates.py).
+    Column("key", String(120), primary_key=True),
+    Column("tat", UTCDateTime, nullable=False, index=True),
 )
 
 bot_state = Table(

@@ -120,7 +120,7 @@ def make_config(
     """A test configuration (six wards keep keyboards short)."""
     data: dict[str, Any] = {
         "partnership": {
-            "wards": ["Bilston East", "Blakenhall", "Heath Town", "Park", "Penn", "Whitmore Reans"]
+            "wards": ["Bilston South", "Blakenhall", "Heath Town", "Park", "Penn", "Whitmore Reans"]
         },
         "database": {"url": db_url},
         "telegram": {

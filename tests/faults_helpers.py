@@ -33,6 +33,7 @@ class Figures:
     uncertain: int = 0
     blocked: int = 0
     kills: int = 0
+    updates_lost: int = 0  # Telegram updates pushed whose effect was never recorded
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -62,6 +63,7 @@ class FigureBook:
                 "uncertain",
                 "blocked",
                 "kills",
+                "updates_lost",
             ):
                 t[key] = t.get(key, 0) + getattr(r, key)
         lines = [f"fault suite figures ({self.path}):"]
@@ -69,7 +71,7 @@ class FigureBook:
             lines.append(f"  {test}: " + ", ".join(f"{k}={v}" for k, v in t.items()))
         total = {
             k: sum(t[k] for t in by.values())
-            for k in ("trials", "messages_checked", "duplicates", "losses")
+            for k in ("trials", "messages_checked", "duplicates", "losses", "updates_lost")
         }
         lines.append("  TOTAL: " + ", ".join(f"{k}={v}" for k, v in total.items()))
         return lines
@@ -116,6 +118,27 @@ def slack_429s(fake: FakeSlack, methods: frozenset[str]) -> tuple[int, int, int]
                 else:
                     violations += 1
     return len(throttles), violations, concurrent
+
+
+async def updates_lost(fake: FakeTelegram, since: int, db: Any) -> list[int]:
+    """Update ids pushed at the fake (from the ``since``-th push on) that the bot never
+    recorded as processed (``inbound_updates``): lost, whatever the delivery mode."""
+    from sqlalchemy import select
+
+    from storage.tables import inbound_updates
+
+    pushed = set(fake.updates_pushed[since:])
+    async with db.engine.connect() as conn:
+        done = set(
+            (
+                await conn.execute(
+                    select(inbound_updates.c.update_id).where(
+                        inbound_updates.c.platform == "telegram"
+                    )
+                )
+            ).scalars()
+        )
+    return sorted(pushed - done)
 
 
 def form_sends(fake: FakeTelegram, marker: str) -> dict[int, int]:

@@ -357,3 +357,63 @@ async def test_changing_the_category_reroutes_and_tells_the_reporter(world: Any)
     assert actions["cohesion"].state == actions["npt"].state == "closed"
     assert actions["npt"].outcome_note.startswith("re-routed")
     assert any(r == "G0PREVENT" for r, m, e in slack.sent if e is None)
+
+
+async def test_log_only_routing_sends_no_team_anything_and_status_says_so(db_url: str) -> None:
+    """Slack off, routing.deliver = "log_only": the report is recorded and routed on paper, no
+    team is sent anything, and /status never says "waiting to be acknowledged"."""
+    clock = FakeClock(datetime(2026, 12, 23, 15, 0, tzinfo=UTC))
+    telegram, slack = FakeMessenger(), FakeMessenger()
+    routing = {**ROUTING, "deliver": "log_only"}
+    async with services_for(db_url, clock, teams=TEAMS, routing=routing) as s:
+        await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
+        chats = await link_all(s)
+        outbox = dispatcher_for(s, telegram, slack)
+        asha = Chat(s, telegram, outbox, chats["asha@example.org"])
+        await _report(asha, "Crime or anti-social")
+        await outbox.drain()
+        assert slack.sent == []
+        async with s.db.uow() as uow:
+            person = await uow.people.by_email("asha@example.org")
+            assert person is not None and person.id is not None
+            (report,) = await uow.reports.for_person(person.id)
+            assert report.id is not None
+            assert list(await uow.actions.for_report(report.id)) == []
+        await asha.command("status")
+        assert "waiting to be acknowledged" not in asha.last.lower()
+        assert "not sent to a team" in asha.last
+
+
+async def test_team_members_by_email_resolve_through_the_people_import(db_url: str) -> None:
+    """A team's members given as emails: the Slack user whose imported person has that email
+    may act; anyone else may not."""
+    clock = FakeClock(datetime(2026, 12, 23, 15, 0, tzinfo=UTC))
+    telegram, slack = FakeMessenger(), FakeMessenger()
+    teams = [dict(TEAMS[0], members=["Jane@Example.org"]), *TEAMS[1:]]
+    async with services_for(db_url, clock, teams=teams, routing=ROUTING) as s:
+        await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")  # Jane is U0JANE
+        chats = await link_all(s)
+        outbox = dispatcher_for(s, telegram, slack)
+        asha = Chat(s, telegram, outbox, chats["asha@example.org"])
+        await _report(asha, "Religion or faith")
+        await outbox.drain()
+        post = next(m for r, m, e in slack.sent if r == "C0COHESION" and e is None)
+        ack = ButtonAction.decode(_buttons(post)["Acknowledge"])
+        with pytest.raises(ActionError, match="Only members of Cohesion Team"):
+            await s.actions.acknowledge(Officer("U0PC"), ack.target, ack.seq)
+        await s.actions.acknowledge(Officer("U0JANE"), ack.target, ack.seq)
+        kinds = [e.kind for e in await s.actions.timeline(ack.target)]
+        assert "acknowledged" in kinds
+
+
+async def test_status_says_not_delivered_until_the_team_has_the_post(world: Any) -> None:
+    """Slack keeps the team's post waiting: /status must not claim the team has it."""
+    s, telegram, slack, outbox, chats, _ = world
+    slack.retry_after["C0COHESION"] = 3600.0  # Slack says: retry in an hour
+    asha = Chat(s, telegram, outbox, chats["asha@example.org"])
+    await _report(asha, "Religion or faith")
+    await outbox.drain()
+    assert not [r for r, _, _ in slack.sent if r == "C0COHESION"]
+    await asha.command("status")
+    assert "Cohesion Team: not delivered to the team yet" in asha.last
+    assert "waiting to be acknowledged" not in asha.last

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,8 @@ from bot.cli import main
 COMMANDS = [
     [],
     ["check-config"],
+    ["health"],
+    ["doctor"],
     ["db"],
     ["db", "upgrade"],
     ["people"],
@@ -153,3 +157,103 @@ def test_campaign_status_lists_crisis_cadences(tmp_path: Path, db_url: str) -> N
     assert "until 2030-02-28; 1 sent" in status.output
     as_json = runner.invoke(main, [*base, "campaign", "status", "--period", "2030-01", "--json"])
     assert [c["every"] for c in json.loads(as_json.output)["crisis_cadences"]] == ["weekly"]
+
+
+def test_a_rerun_of_invites_keeps_links_already_sent_and_shows_links_whole(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Re-running `invites` must not cancel the links already emailed out (issue 13): only
+    --reissue replaces them. Written to a file or a pipe the default is CSV; the table never
+    cuts a link short."""
+    runner = CliRunner()
+    base = ["--config", str(_config(tmp_path, db_url))]
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "name,role,wards,email\nAsha,councillor,Heath Town,asha@x.org\n"
+        "Tom,councillor,Park;Penn,tom@x.org\n"
+    )
+    assert runner.invoke(main, [*base, "people", "import", str(people)]).exit_code == 0
+
+    first = runner.invoke(main, [*base, "invites"])  # not a terminal: CSV by default
+    assert first.exit_code == 0, first.output
+    rows = first.stdout.strip().splitlines()
+    assert rows[0] == "name,email,link,expires" and len(rows) == 3
+    sent = {r.split(",")[1]: r.split(",")[2] for r in rows[1:]}
+
+    again = runner.invoke(main, [*base, "invites"])
+    assert again.exit_code == 0, again.output
+    assert again.stdout.strip() == ""  # nobody needs a new link
+    assert "2 people have an unused, unexpired link sent earlier" in again.stderr
+
+    # Another person joins: only they get a link; Asha's and Tom's still work.
+    people.write_text(people.read_text() + "Grace,community_leader,Penn,grace@x.org\n")
+    assert runner.invoke(main, [*base, "people", "import", str(people)]).exit_code == 0
+    table = runner.invoke(main, [*base, "invites", "--format", "table"])
+    assert table.exit_code == 0, table.output
+    (line,) = [x for x in table.stdout.splitlines() if "grace@x.org" in x]
+    link = line.split()[-3]  # name email link date time
+    assert link.startswith("https://t.me/swp_bot?start=") and len(link) > 40
+    assert len(link.split("start=")[1]) == 32  # the whole token, not a cut-off column
+
+    # --reissue replaces the earlier links; the old ones then say they were replaced.
+    reissued = runner.invoke(main, [*base, "invites", "--reissue", "--format", "json"])
+    assert reissued.exit_code == 0, reissued.output
+    fresh = {row["email"]: row["link"] for row in json.loads(reissued.stdout)}
+    assert set(fresh) == {"asha@x.org", "tom@x.org", "grace@x.org"}
+    assert fresh["asha@x.org"] != sent["asha@x.org"]
+
+
+def _tensionbot(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real command in its own process, so its logging is configured as in production."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+
+
+def test_a_conflicting_import_names_rows_only_even_at_the_most_verbose(
+    tmp_path: Path, db_url: str
+) -> None:
+    config = _config(tmp_path, db_url)
+    header = "name,role,wards,organisation,email,slack_user_id\n"
+    stored = tmp_path / "stored.csv"
+    stored.write_text(header + "Orla Stored,officer,all,Police,orla.stored@x.org,U0ORLA\n")
+    assert _tensionbot(config, "people", "import", str(stored)).returncode == 0
+    secrets = ["Orla Stored", "orla.stored@x.org", "U0ORLA"]
+
+    def refused(rows: list[tuple[str, str, str]]) -> str:
+        bad = tmp_path / "bad.csv"
+        bad.write_text(header + "".join(f"{n},officer,all,Police,{e},{s}\n" for n, e, s in rows))
+        run = _tensionbot(config, "-vv", "people", "import", str(bad))
+        output = run.stdout + run.stderr
+        assert run.returncode == 2, output
+        assert "nothing was imported" in output
+        assert "Traceback" not in output and "IntegrityError" not in output
+        everything = secrets + [v for row in rows for v in row if v]
+        leaked = sorted({v for v in everything if v.lower() in output.lower()})
+        assert leaked == [], f"personal data in the output: {leaked}"
+        return output
+
+    # Repeats within the file: a Slack id (lines 2 and 3), an email (lines 4 and 5).
+    output = refused(
+        [
+            ("Gareth Fenwick", "gareth.fenwick@x.org", "U0TWIN"),
+            ("Priya Ramaswamy", "priya.ramaswamy@x.org", "U0TWIN"),
+            ("Tomasz Wolny", "tomasz.wolny@x.org", ""),
+            ("Tomasz Again", "Tomasz.Wolny@x.org", ""),
+        ]
+    )
+    assert "line 3: slack_user_id repeats line 2" in output
+    assert "line 5: email repeats line 4" in output
+    # A Slack id someone already stored has (a unique key in the database).
+    output = refused(
+        [
+            ("Gareth Fenwick", "gareth.fenwick@x.org", ""),
+            ("Halima Okafor", "halima.okafor@x.org", "U0ORLA"),
+        ]
+    )
+    assert "line 3: slack_user_id is already someone else's" in output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -16,13 +17,162 @@ from bot.config import Config, ConfigError, config_from_mapping, load_config
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    config = load_config(env={})
+SLACK = {
+    "TENSIONBOT_SLACK_BOT_TOKEN": "xoxb-test-token",
+    "TENSIONBOT_SLACK_SIGNING_SECRET": "test-signing-secret",
+}
+
+
+def test_defaults() -> None:
+    config = config_from_mapping({}, source="x", env={})
     assert config.partnership.timezone == "Europe/London"
     assert len(config.partnership.wards) == 20
     assert config.database.url.startswith("sqlite+aiosqlite://")
     assert config.secrets.telegram_token is None
+
+
+def test_a_missing_config_file_is_an_error_naming_the_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ConfigError, match=r"nowhere\.toml: no such configuration file"):
+        load_config(tmp_path / "nowhere.toml", env={})
+    # The command line's default ./config.toml too: no silent fall-back to built-in defaults.
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["people", "list"])
+    assert result.exit_code == 2
+    assert "config.toml: no such configuration file" in result.output
+    assert not list(tmp_path.iterdir())  # and no empty database was created
+
+
+def test_relative_paths_are_relative_to_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    config_file = tmp_path / "etc" / "config.toml"
+    form = (ROOT / "bot" / "forms" / "tension_return.toml").read_text()
+    (tmp_path / "etc" / "form.toml").write_text(form)
+    config_file.write_text(
+        '[database]\nurl = "sqlite+aiosqlite:///data/bot.sqlite3"\n[form]\npath = "form.toml"\n'
+    )
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    config = load_config(Path("../etc/config.toml"), env={})
+    assert config.database.url == f"sqlite+aiosqlite:///{tmp_path / 'etc' / 'data' / 'bot.sqlite3'}"
+    assert config.form.path == tmp_path / "etc" / "form.toml"
+    # Absolute paths, in-memory databases and PostgreSQL are left alone.
+    for url in (
+        f"sqlite+aiosqlite:///{tmp_path}/abs.sqlite3",
+        "sqlite+aiosqlite:///:memory:",
+        "postgresql+asyncpg://u:p@db/x",
+    ):
+        config_file.write_text(f'[database]\nurl = "{url}"\n')
+        assert load_config(config_file, env={}).database.url == url
+
+
+def test_a_database_beside_the_config_file_is_found_from_another_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trap in the issue: `--config ../config.toml people list` showed no one."""
+    (tmp_path / "sub").mkdir()
+    config_file = tmp_path / "config.toml"
+    config_file.write_text('[database]\nurl = "sqlite+aiosqlite:///bot.sqlite3"\n')
+    people = tmp_path / "people.csv"
+    people.write_text("name,role,wards,organisation,email\nTom,councillor,Park,Council,tom@x.org\n")
+    runner = CliRunner()
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(main, ["people", "import", "people.csv"]).exit_code == 0
+    monkeypatch.chdir(tmp_path / "sub")
+    listed = runner.invoke(main, ["--config", "../config.toml", "people", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "tom@x.org" in listed.output
+    assert not list((tmp_path / "sub").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"routing": {"private_categories": ["protest_extremsim"]}},
+            "routing.private_categories: unknown category 'protest_extremsim' "
+            "(did you mean 'protest_extremism'?)",
+        ),
+        (
+            {"routing": {"rules": [{"categories": ["relgion"], "teams": ["npt"]}]}},
+            "routing.rules.0.categories: unknown category 'relgion' (did you mean 'religion'?)",
+        ),
+        (
+            {"routing": {"rules": [{"teams": ["cohesoin"]}]}},
+            "routing.rules.0.teams: unknown team 'cohesoin' (did you mean 'cohesion'?)",
+        ),
+        (
+            {"routing": {"default_team": "NPT"}},
+            "routing.default_team: unknown team 'NPT' (did you mean 'npt'?)",
+        ),
+        (
+            {"routing": {"rules": [{"wards": ["Heath Twon"], "teams": ["npt"]}]}},
+            "routing.rules.0.wards: ward 'Heath Twon' is not in partnership.wards "
+            "(did you mean 'Heath Town'?)",
+        ),
+        (
+            {"pact": {"neighbourhoods": [{"key": "b", "name": "B", "wards": ["Bilston East"]}]}},
+            "pact.neighbourhoods.0.wards: ward 'Bilston East' no longer exists since May 2023 "
+            "(The City of Wolverhampton (Electoral Changes) Order 2022): it was replaced by "
+            "'Bilston South' and 'Bilston North'",
+        ),
+        (
+            {"partnership": {"wards": ["Park", "Spring Vale"]}},
+            "partnership.wards: ward 'Spring Vale' no longer exists since May 2023 "
+            "(The City of Wolverhampton (Electoral Changes) Order 2022): it was replaced by "
+            "'Ettingshall South and Spring Vale'",
+        ),
+    ],
+)
+def test_every_name_in_the_config_is_checked_with_a_suggestion(
+    data: dict[str, Any], message: str
+) -> None:
+    teams = [
+        {"key": "cohesion", "name": "C", "organisation": "council", "slack_channel": "C01"},
+        {"key": "npt", "name": "P", "organisation": "police", "slack_channel": "C02"},
+    ]
+    with pytest.raises(ConfigError) as err:
+        config_from_mapping({"teams": teams, **data}, source="my.toml", env={})
+    assert "my.toml" in str(err.value)
+    assert message in str(err.value)
+
+
+def test_the_wards_are_wolverhamptons_since_2023() -> None:
+    wards = config_from_mapping({}, source="x", env={}).partnership.wards
+    assert len(wards) == len(set(wards)) == 20
+    assert {"Bilston South", "Ettingshall North", "Ettingshall South and Spring Vale"} <= set(wards)
+    assert not {"Bilston East", "Ettingshall", "Spring Vale"} & set(wards)
+    example = load_config(ROOT / "config.example.toml", env={})
+    assert example.partnership.wards == wards
+
+
+def test_slack_off_with_teams_is_an_error_unless_routing_is_log_only(tmp_path: Path) -> None:
+    """With no Slack, every routed action would fail; check-config and run say so up front."""
+    config = tmp_path / "config.toml"
+    body = (ROOT / "config.example.toml").read_text()
+    config.write_text(body)
+    runner = CliRunner()
+    off = runner.invoke(main, ["--config", str(config), "check-config"], env=dict.fromkeys(SLACK))
+    assert off.exit_code == 2
+    assert "3 team(s) are configured but Slack is off" in off.output
+    assert 'routing.deliver = "log_only"' in off.output
+    run = runner.invoke(
+        main,
+        ["--config", str(config), "run"],
+        env={"TENSIONBOT_TELEGRAM_TOKEN": "1:x", **dict.fromkeys(SLACK)},
+    )
+    assert run.exit_code == 2 and "Slack is off" in run.output
+    on = runner.invoke(main, ["--config", str(config), "check-config"], env=SLACK)
+    assert on.exit_code == 0, on.output
+    config.write_text(body.replace('deliver = "slack"', 'deliver = "log_only"'))
+    logged = runner.invoke(
+        main, ["--config", str(config), "check-config"], env=dict.fromkeys(SLACK)
+    )
+    assert logged.exit_code == 0, logged.output
+    assert "LOG ONLY" in logged.output
 
 
 def test_secrets_come_only_from_the_environment() -> None:
@@ -92,7 +242,8 @@ def test_example_config_documents_every_key() -> None:
 
 def test_check_config_command(tmp_path: Path) -> None:
     runner = CliRunner()
-    ok = runner.invoke(main, ["--config", str(ROOT / "config.example.toml"), "check-config"])
+    example = str(ROOT / "config.example.toml")
+    ok = runner.invoke(main, ["--config", example, "check-config"], env=SLACK)
     assert ok.exit_code == 0, ok.output
     assert "configuration OK" in ok.output
     bad = tmp_path / "bad.toml"

@@ -16,7 +16,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.sim.fake_slack import FakeSlack, SlackUser
+from bot.sim.fake_slack import METHOD_SCOPES, READ_SCOPES, FakeSlack, SlackUser
+
+# The fake's own tests use a token with every scope its methods can need (the bot's tests use
+# the manifest's scopes: see tests/test_slack_scopes.py).
+ALL_SCOPES = sorted({*METHOD_SCOPES.values(), *READ_SCOPES.values(), "mpim:write"})
 
 BUTTONS: list[dict[str, Any]] = [
     {"type": "section", "text": {"type": "mrkdwn", "text": "*Tension* reported"}},
@@ -61,7 +65,7 @@ MODAL: dict[str, Any] = {
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeSlack]:
-    slack = FakeSlack()
+    slack = FakeSlack(scopes=ALL_SCOPES)
     await slack.start()
     slack.add_channel("C0TEAM", "team", ["U0JANE"])
     slack.add_channel("C0OUT", "outside", ["U0JANE"], bot_is_member=False)
@@ -81,6 +85,35 @@ async def refused(call: Awaitable[Any]) -> SlackApiError:
 
 
 # --------------------------------------------------------------------- Web API
+
+
+async def test_a_method_without_its_scope_is_refused_as_slack_does() -> None:
+    slack = FakeSlack(scopes=["chat:write", "commands"])
+    await slack.start()
+    try:
+        slack.add_channel("C0TEAM", "team", ["U0JANE"])
+        slack.add_channel("G0PRIVATE", "private", ["U0JANE"])
+        client = client_for(slack)
+        auth = await client.auth_test()  # needs no scope, and says which the token has
+        assert auth.headers["x-oauth-scopes"] == "chat:write,commands"
+        posted = await client.chat_postMessage(channel="C0TEAM", text="fine")
+        assert posted.headers["x-oauth-scopes"] == "chat:write,commands"
+        error = await refused(client.files_upload_v2(channel="C0TEAM", content=b"x", filename="a"))
+        assert error.response.data == {
+            "ok": False,
+            "error": "missing_scope",
+            "needed": "files:write",
+            "provided": "chat:write,commands",
+        }
+        assert error.response.headers["x-oauth-scopes"] == "chat:write,commands"
+        for channel, needed in (("C0TEAM", "channels:read"), ("G0PRIVATE", "groups:read")):
+            error = await refused(client.conversations_info(channel=channel))
+            assert (error.response["error"], error.response["needed"]) == ("missing_scope", needed)
+        error = await refused(client.conversations_open(users="U0JANE"))
+        assert error.response["needed"] == "im:write"
+        assert slack.uploads() == [] and slack.dm("U0JANE") == []
+    finally:
+        await slack.stop()
 
 
 async def test_post_update_thread_and_ephemeral(fake: FakeSlack) -> None:

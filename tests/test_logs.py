@@ -114,7 +114,7 @@ def _config(tmp_path: Path, db_url: str, telegram: str, slack: FakeSlack) -> Pat
     config = tmp_path / "config.toml"
     config.write_text(f"""
 [partnership]
-wards = ["Bilston East", "Blakenhall", "Heath Town", "Park", "Penn"]
+wards = ["Bilston South", "Blakenhall", "Heath Town", "Park", "Penn"]
 [database]
 url = "{db_url}"
 [telegram]

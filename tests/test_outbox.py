@@ -16,19 +16,28 @@ from tests.helpers import services_for
 
 
 class SlowMessenger:
-    """Takes a while per send and records the most sends it ever had at once."""
+    """Holds its first sends until ``fill`` are in flight at once (then lets everything
+    through), and records the most it ever had at once. The gate, not a sleep, makes the
+    dispatcher fill its cap however slow the machine (a 20 ms sleep per send let a busy
+    machine reach only 4 of 5); a dispatcher that never fills it hangs here and fails."""
 
-    def __init__(self, channel: str) -> None:
+    def __init__(self, channel: str, fill: int) -> None:
         self.channel = channel
         self.now = 0
         self.most = 0
         self.sent: list[str] = []
+        self._full = asyncio.Event()
+        self._fill = fill
 
     async def send(
         self, recipient: str, message: Any, edit_ref: Any = None, thread_ref: Any = None
     ) -> SendResult:
         self.now += 1
         self.most = max(self.most, self.now)
+        if self.now >= self._fill:
+            self._full.set()
+        await self._full.wait()
+        # A while in flight: a dispatcher that tops the channel up past its cap shows here.
         await asyncio.sleep(0.02)
         self.now -= 1
         self.sent.append(recipient)
@@ -49,7 +58,7 @@ async def test_each_channel_keeps_its_own_in_flight_cap(db_url: str, clock: Fake
             await enqueue(uow, channel="sms", recipient="07700", message=message, key="sms",
                           now=clock.now())  # fmt: skip
             await uow.commit()
-        telegram, slack = SlowMessenger("telegram"), SlowMessenger("slack")
+        telegram, slack = SlowMessenger("telegram", 2), SlowMessenger("slack", 5)
         dispatcher = OutboxDispatcher(
             s.db.uow,
             {"telegram": telegram, "slack": slack},

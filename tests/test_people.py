@@ -34,10 +34,20 @@ async def test_import_creates_then_updates_never_duplicates(db_url: str, clock: 
     [
         ("name,role,wards,email\nA,mayor,Park,a@x.org\n", "line 2: role 'mayor'"),
         ("name,role,wards,email\nA,councillor,Atlantis,a@x.org\n", "line 2: ward 'Atlantis'"),
+        (
+            "name,role,wards,email\nA,councillor,Heath Twn,a@x.org\n",
+            "line 2: ward 'Heath Twn' is not in partnership.wards (did you mean 'Heath Town'?)",
+        ),
+        (
+            "name,role,wards,email\nA,councillor,Bilston East,a@x.org\n",
+            "line 2: ward 'Bilston East' no longer exists since May 2023 (The City of "
+            "Wolverhampton (Electoral Changes) Order 2022): it was replaced by 'Bilston South' "
+            "and 'Bilston North'",
+        ),
         ("name,role,wards,email\nA,councillor,Park,not-an-email\n", "line 2: email"),
         (
             "name,role,wards,email\nA,councillor,Park,a@x.org\nB,councillor,Park,A@x.org\n",
-            "line 3: email 'a@x.org' repeats line 2",
+            "line 3: email repeats line 2",
         ),
         ("name,role,email\nA,councillor,a@x.org\n", "missing column(s): wards"),
         ("name,role,wards,email,shoe\nA,councillor,Park,a@x.org,9\n", "unknown column(s): shoe"),
@@ -45,6 +55,11 @@ async def test_import_creates_then_updates_never_duplicates(db_url: str, clock: 
         (
             "name,role,wards,email,slack_user_id\nA,officer,Park,a@x.org,<!channel>\n",
             "slack_user_id",
+        ),
+        (
+            "name,role,wards,email,slack_user_id\nA,officer,Park,a@x.org,U0SAME\n"
+            "B,officer,Park,b@x.org,U0SAME\n",
+            "line 3: slack_user_id repeats line 2",
         ),
     ],
 )
@@ -99,3 +114,92 @@ async def test_invite_links_are_single_use_and_expire(db_url: str, clock: FakeCl
         async with s.db.uow() as uow:
             stored = await uow.invites.unused_for(remaining[0].person.id or 0)
             assert stored and all(token not in i.token_hash for i in stored)
+
+
+def _bulk_csv(n: int, *, name: str = "Person", ward: str = "Park") -> str:
+    rows = [f"{name} {i},councillor,{ward},Council,p{i}@example.org," for i in range(n)]
+    return "name,role,wards,organisation,email,slack_user_id\n" + "\n".join(rows) + "\n"
+
+
+async def test_bulk_import_creates_updates_and_leaves_the_unchanged(
+    db_url: str, clock: FakeClock
+) -> None:
+    async with services_for(db_url, clock) as s:
+        first = await s.people.import_csv(_bulk_csv(1200), source="p.csv", actor="t")
+        assert (first.created, first.updated, first.unchanged) == (1200, 0, 0)
+        created_at = {p.email: p.created_at for p in await s.people.everyone()}
+        await s.people.set_active("p7@example.org", False, actor="t")
+        clock.advance(timedelta(hours=1))
+
+        # 1,000 unchanged, 150 moved ward, p7 listed again (active again), 400 new; the 49
+        # not in the file are left as they are.
+        text = _bulk_csv(1000) + "\n".join(
+            [f"Person {i},councillor,Penn,Council,p{i}@example.org," for i in range(1000, 1150)]
+            + [f"New {i},community_leader,Penn,Mosque,n{i}@example.org," for i in range(400)]
+        )
+        second = await s.people.import_csv(text + "\n", source="p.csv", actor="t")
+        assert (second.created, second.updated, second.unchanged) == (400, 151, 999)
+        again = await s.people.import_csv(text + "\n", source="p.csv", actor="t")
+        assert (again.created, again.updated, again.unchanged) == (0, 0, 1550)
+
+        people = {p.email: p for p in await s.people.everyone()}
+        assert len(people) == 1600  # never duplicated
+        assert people["p7@example.org"].active
+        moved = people["p1100@example.org"]
+        assert moved.wards == ["Penn"] and moved.created_at == created_at["p1100@example.org"]
+        assert moved.updated_at == clock.now()
+        untouched = people["p1199@example.org"]
+        assert untouched.wards == ["Park"] and untouched.updated_at == created_at[untouched.email]
+        newcomer = people["n399@example.org"]
+        assert (newcomer.name, newcomer.role, newcomer.wards) == (
+            "New 399",
+            "community_leader",
+            ["Penn"],
+        )
+        assert newcomer.organisation == "Mosque" and newcomer.active
+
+
+async def test_a_bad_line_rolls_back_the_whole_bulk_import(db_url: str, clock: FakeClock) -> None:
+    async with services_for(db_url, clock) as s:
+        await s.people.import_csv(_bulk_csv(10), source="p.csv", actor="t")
+        text = _bulk_csv(2000, name="Renamed").replace(
+            "Renamed 1500,councillor,Park", "Renamed 1500,councillor,Atlantis"
+        )
+        with pytest.raises(ImportError_) as err:
+            await s.people.import_csv(text, source="p.csv", actor="t")
+        assert err.value.problems == [
+            "p.csv: line 1502: ward 'Atlantis' is not in partnership.wards",
+            "p.csv: line 1502: a councillor needs at least one ward",
+        ]
+        people = await s.people.everyone()
+        assert len(people) == 10 and {p.name for p in people} == {f"Person {i}" for i in range(10)}
+
+
+async def test_a_slack_id_someone_stored_already_has_is_refused_by_line(
+    db_url: str, clock: FakeClock
+) -> None:
+    async with services_for(db_url, clock) as s:
+        await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")  # Jane has U0JANE
+        text = _bulk_csv(300).replace("p250@example.org,", "p250@example.org,U0JANE")
+        with pytest.raises(ImportError_) as err:
+            await s.people.import_csv(text, source="new.csv", actor="t")
+        assert err.value.problems == ["new.csv: line 252: slack_user_id is already someone else's"]
+        assert len(await s.people.everyone()) == 5  # nothing imported
+
+
+async def test_two_people_can_swap_slack_ids_in_one_import(db_url: str, clock: FakeClock) -> None:
+    header = "name,role,wards,organisation,email,slack_user_id\n"
+    async with services_for(db_url, clock) as s:
+        await s.people.import_csv(
+            header + "A,officer,all,Police,a@x.org,U0AAA\nB,officer,all,Police,b@x.org,U0BBB\n",
+            source="p.csv",
+            actor="t",
+        )
+        swapped = await s.people.import_csv(
+            header + "A,officer,all,Police,a@x.org,U0BBB\nB,officer,all,Police,b@x.org,U0AAA\n",
+            source="p.csv",
+            actor="t",
+        )
+        assert swapped.updated == 2
+        ids = {p.email: p.slack_user_id for p in await s.people.everyone()}
+        assert ids == {"a@x.org": "U0BBB", "b@x.org": "U0AAA"}

@@ -55,7 +55,7 @@ async def test_a_linked_person_is_moved_to_another_chat_only_with_relink(
     config = tmp_path / "config.toml"
     config.write_text(
         f'[database]\nurl = "{db_url}"\n[telegram]\nbot_username = "swp_tension_bot"\n'
-        '[partnership]\nwards = ["Bilston East", "Blakenhall", "Heath Town", "Park", "Penn", '
+        '[partnership]\nwards = ["Bilston South", "Blakenhall", "Heath Town", "Park", "Penn", '
         '"Whitmore Reans"]\n'
     )
     try:

@@ -16,7 +16,7 @@ from bot.services.summary import SummaryService
 from storage import tables
 from tests.helpers import PEOPLE_CSV, services_for
 
-WARDS = ["Bilston East", "Blakenhall", "Heath Town", "Park"]
+WARDS = ["Bilston South", "Blakenhall", "Heath Town", "Park"]
 CATEGORIES = ["race", "religion", "other"]
 KEY = ("period", "ward", "category", "level", "basis")
 

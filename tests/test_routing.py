@@ -79,7 +79,7 @@ def test_gaps_are_listed() -> None:
 @pytest.mark.parametrize(
     ("routing", "message"),
     [
-        ({"rules": [{"teams": ["nobody"]}]}, "routing.rules.0.teams: unknown team(s) nobody"),
+        ({"rules": [{"teams": ["nobody"]}]}, "routing.rules.0.teams: unknown team 'nobody'"),
         ({"rules": [{"wards": ["Atlantis"], "teams": ["npt"]}]}, "not in partnership.wards"),
         ({"default_team": "ghost"}, "routing.default_team"),
     ],
@@ -112,3 +112,28 @@ def test_routing_check_command(tmp_path: Path) -> None:
     )
     bad = runner.invoke(main, ["--config", str(typo), "routing", "check"])
     assert bad.exit_code == 2 and "rasism" in bad.output
+
+
+def test_routing_check_names_member_emails_that_match_no_slack_user(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[database]\nurl = "sqlite+aiosqlite:///bot.sqlite3"\n'
+        '[routing]\ndefault_team = "npt"\nprivate_categories = []\n'
+        '[[teams]]\nkey = "npt"\nname = "Police"\norganisation = "police"\n'
+        'slack_channel = "C0NPT"\nmembers = ["U0JANE", "dan@example.org", "ghost@example.org"]\n'
+    )
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "name,role,wards,organisation,email,slack_user_id\n"
+        "PC Dan Lee,officer,all,Police,Dan@Example.org,U0PC\n"
+    )
+    runner = CliRunner()
+    assert (
+        runner.invoke(main, ["--config", str(config), "people", "import", str(people)]).exit_code
+        == 0
+    )
+    result = runner.invoke(main, ["--config", str(config), "routing", "check"])
+    assert result.exit_code == 1, result.output
+    assert "every category reaches a team" in result.output
+    assert "teams.0.members.2: no imported person with a slack_user_id" in result.output
+    assert "members.1" not in result.output

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,8 +141,9 @@ async def env(
 
 # --------------------------------------------------------------------- helpers
 
-# Tables whose rows change by design on every update: de-duplication, queued replies, offsets.
-BOOKKEEPING = {"inbound_updates", "outbox", "bot_state"}
+# Tables whose rows change by design on every update: de-duplication, queued replies, offsets,
+# Slack requests seen (replay protection).
+BOOKKEEPING = {"inbound_updates", "outbox", "bot_state", "seen_requests"}
 
 
 async def snapshot(w: SimWorld, *, skip: set[str] = BOOKKEEPING) -> dict[str, list[str]]:
@@ -185,7 +187,7 @@ def buttons(channel: str, *pairs: tuple[str, str]) -> SlackMessage:
 async def drained(fake: FakeTelegram, w: SimWorld) -> None:
     """Every pushed Telegram update has been processed (its offset confirmed) and every reply
     queued by it sent."""
-    await until(lambda: not fake._updates, timeout=20)
+    await until(lambda: not fake._updates, timeout=60)
     await w.settle()
 
 
@@ -201,7 +203,7 @@ async def call_after(fake: FakeTelegram, method: str, n: int) -> Any:
 
 async def ephemeral(slack: FakeSlack, user: str, before: int) -> str:
     """The next ephemeral message to ``user`` after the first ``before``."""
-    got = await until(lambda: slack.ephemerals(user)[before:], timeout=15)
+    got = await until(lambda: slack.ephemerals(user)[before:], timeout=60)
     return str(got[0]["text"])
 
 
@@ -368,6 +370,275 @@ async def test_slack_refuses_bad_signatures_stale_timestamps_missing_headers_and
     assert after_first["reports"] != before["reports"]
 
 
+async def _report_modal_request(env: Env, user: RecordingUser) -> tuple[bytes, dict[str, str]]:
+    """Mark's report modal, submitted once through Bolt (200, a report made); the signed request
+    as it was sent, to be sent again."""
+    modal = views.form_modal(await env.w.services.reporting.form_request("U0MARK", 0))
+    modal = {**modal, "id": "V0MARKREPORT", "hash": "1700000000.AbCdEf"}
+    answers = tension("Penn", "race", "Shouting at the bus stop on Penn Road most nights.")
+    values: dict[str, Any] = {}
+    for qid, value in answers.items():
+        block = next((b for b in modal["blocks"] if b.get("block_id") == qid), None)
+        if block is None or not value:
+            continue
+        kind = block["element"]["type"]
+        values.update(
+            select_value(qid, value) if kind == "static_select" else text_value(qid, value)
+        )
+    status, reply = await user.submit_view(modal, values)
+    assert status == 200 and reply is None
+    await env.w.settle()
+    assert user.last is not None
+    return user.last
+
+
+async def _marks_reports(services: Any) -> int:
+    async with services.db.uow() as uow:
+        mark = await uow.people.by_slack_user("U0MARK")
+        assert mark is not None and mark.id is not None
+        return len(await uow.reports.for_person(mark.id, limit=10))
+
+
+async def test_a_replay_is_refused_after_a_restart(
+    env: Env, fake_telegram: FakeTelegram, clock: FakeClock
+) -> None:
+    """A correctly signed request, replayed inside Slack's five minutes to a new process on the
+    same database (the bot restarted), is refused: the first process's memory is gone, the
+    database remembers."""
+    mark = RecordingUser(env.slack, "U0MARK", env.url)
+    body, headers = await _report_modal_request(env, mark)
+    assert await _marks_reports(env.w.services) == 1
+    config = env.w.services.config
+    await env.w.stop()
+    env.w = await SimWorld.start(config, fake_telegram, clock)  # the fixture stops this one
+    before = await snapshot(env.w)
+
+    # The new process listens once its server is up: wait for its health check.
+    health = f"http://127.0.0.1:{env.port}/healthz"
+
+    async def listening() -> bool:
+        try:
+            async with aiohttp.ClientSession() as http, http.get(health) as resp:
+                return resp.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    for _ in range(500):
+        if await listening():
+            break
+        await asyncio.sleep(0.02)
+    assert (await mark.raw(body, headers))[0] == 401
+    await env.w.settle()
+    assert changed(before, await snapshot(env.w)) == {}
+    assert await _marks_reports(env.w.services) == 1
+
+
+async def test_a_replay_to_a_second_process_sharing_the_database_is_refused(env: Env) -> None:
+    """Two processes behind one load balancer: a request accepted by one and replayed to the
+    other is refused by the other."""
+    from aiohttp import web
+
+    from bot.app import build_services
+    from handlers.slack.app import build_app, build_client, http_app
+    from tests.conftest import SLACK_ENV
+
+    mark = RecordingUser(env.slack, "U0MARK", env.url)
+    body, headers = await _report_modal_request(env, mark)
+    config = env.w.services.config
+    other = await build_services(config, clock=env.w.clock, migrate=False)
+    bolt = build_app(
+        build_client(env.slack.base_url, SLACK_ENV["TENSIONBOT_SLACK_BOT_TOKEN"]),
+        SLACK_ENV["TENSIONBOT_SLACK_SIGNING_SECRET"],
+        other.actions,
+        other.reporting,
+        other.summaries,
+        seen=other.seen,
+        pact=other.pact,
+    )
+    runner = web.AppRunner(
+        http_app(bolt, "/slack/events", SLACK_ENV["TENSIONBOT_SLACK_SIGNING_SECRET"])
+    )
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        before = await snapshot(env.w)
+        second = RecordingUser(env.slack, "U0MARK", f"http://127.0.0.1:{port}/slack/events")
+        assert (await second.raw(body, headers))[0] == 401
+        # ... and the other way round: a click accepted by the second, replayed to the first.
+        jane = RecordingUser(env.slack, "U0JANE", f"http://127.0.0.1:{port}/slack/events")
+        assert await jane.click(env.post, "tb_ack") == 200
+        await until(lambda: env.post.updates >= 1)
+        await env.w.settle()
+        acked = await snapshot(env.w)
+        assert acked != before
+        assert jane.last is not None
+        assert (await RecordingUser(env.slack, "U0JANE", env.url).raw(*jane.last))[0] == 401
+        await env.w.settle()
+        assert changed(acked, await snapshot(env.w)) == {}
+        assert await _marks_reports(env.w.services) == 1
+    finally:
+        await runner.cleanup()
+        await other.close()
+
+
+async def test_a_report_modal_submitted_twice_makes_one_report(env: Env) -> None:
+    """The same modal (view id and hash) arrives twice as two correctly signed requests (not a
+    byte-for-byte replay): one report, and the second is answered as the first was."""
+    mark = RecordingUser(env.slack, "U0MARK", env.url)
+    body, first = await _report_modal_request(env, mark)
+    assert await _marks_reports(env.w.services) == 1
+    before = await snapshot(env.w)
+    # Another request (another timestamp, so another signature), the same submission.
+    again = mark.sign(body, timestamp=int(first["X-Slack-Request-Timestamp"]) - 1)
+    status, reply = await mark.raw(
+        body, {"Content-Type": "application/x-www-form-urlencoded", **again}
+    )
+    assert status == 200 and not reply
+    await env.w.settle()
+    assert changed(before, await snapshot(env.w)) == {}
+    assert await _marks_reports(env.w.services) == 1
+
+
+class _Tracebacks(logging.Handler):
+    """Every record at ERROR or above, or carrying a traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR or record.exc_info:
+            self.records.append(record)
+
+
+@pytest.fixture
+def tracebacks() -> Iterator[_Tracebacks]:
+    handler = _Tracebacks()
+    logging.getLogger().addHandler(handler)
+    yield handler
+    logging.getLogger().removeHandler(handler)
+
+
+def _payload(data: Any) -> bytes:
+    return urllib.parse.urlencode({"payload": json.dumps(data)}).encode()
+
+
+MALFORMED_SLACK: dict[str, tuple[str, bytes]] = {
+    "payload not JSON": ("form", urllib.parse.urlencode({"payload": "{not json"}).encode()),
+    "payload a JSON list": ("form", _payload([1, 2])),
+    "payload a JSON string": ("form", _payload("block_actions")),
+    "payload null": ("form", _payload(None)),
+    "body not UTF-8": ("form", b"payload=\xff\xfe"),
+    "JSON body a list": ("json", b"[1, 2]"),
+    "JSON body not JSON": ("json", b"{not json"),
+    "no type": ("form", _payload({"user": {"id": "U0JANE"}})),
+    "empty actions": (
+        "form",
+        _payload({"type": "block_actions", "user": {"id": "U0JANE"}, "actions": []}),
+    ),
+    "actions not objects": (
+        "form",
+        _payload({"type": "block_actions", "user": {"id": "U0JANE"}, "actions": ["tb_ack"]}),
+    ),
+    "a click without a user": (
+        "form",
+        _payload({"type": "block_actions", "actions": [{"action_id": "tb_ack", "value": "x"}]}),
+    ),
+    "a click with a team that is a number": (
+        "form",
+        _payload(
+            {
+                "type": "block_actions",
+                "team": 5,
+                "user": {"id": "U0JANE"},
+                "trigger_id": "1.2",
+                "actions": [{"action_id": "tb_ack", "value": "x"}],
+            }
+        ),
+    ),
+    "a modal with no view": (
+        "form",
+        _payload({"type": "view_submission", "user": {"id": "U0MARK"}}),
+    ),
+    "a modal with no state": (
+        "form",
+        _payload(
+            {
+                "type": "view_submission",
+                "user": {"id": "U0MARK"},
+                "view": {"id": "V1", "callback_id": "tb_report_modal", "private_metadata": "0"},
+            }
+        ),
+    ),
+    "a modal whose state is a list": (
+        "form",
+        _payload(
+            {
+                "type": "view_submission",
+                "user": {"id": "U0MARK"},
+                "view": {"callback_id": "tb_report_modal", "state": {"values": [1]}},
+            }
+        ),
+    ),
+    "a selected option that is text": (
+        "form",
+        _payload(
+            {
+                "type": "view_submission",
+                "user": {"id": "U0MARK"},
+                "view": {
+                    "callback_id": "tb_report_modal",
+                    "state": {
+                        "values": {
+                            "ward": {"ward": {"type": "static_select", "selected_option": "Penn"}}
+                        }
+                    },
+                },
+            }
+        ),
+    ),
+    "a slash command without a user": (
+        "form",
+        urllib.parse.urlencode({"command": "/tensions", "channel_id": "C0SWP"}).encode(),
+    ),
+    "an event callback without an event": ("json", json.dumps({"type": "event_callback"}).encode()),
+}
+
+
+async def test_malformed_signed_slack_requests_get_400_without_a_traceback(
+    env: Env, tracebacks: _Tracebacks
+) -> None:
+    """Correctly signed, but not what Slack sends: 400 (not 500), nothing changed, nothing
+    logged at error level and no traceback. Unsigned, the same bodies get 401."""
+    jane = RecordingUser(env.slack, "U0JANE", env.url)
+    before = await snapshot(env.w)
+    tasks = asyncio.all_tasks()
+    for name, (kind, body) in MALFORMED_SLACK.items():
+        content = "application/json" if kind == "json" else "application/x-www-form-urlencoded"
+        status, _ = await jane.raw(body, {"Content-Type": content, **jane.sign(body)})
+        assert status == 400, name
+        status, _ = await jane.raw(body, {"Content-Type": content})
+        assert status == 401, name
+    await _bolt_quiet(tasks)
+    await env.w.settle()
+    assert changed(before, await snapshot(env.w)) == {}
+    assert [r.getMessage() for r in tracebacks.records] == []
+
+
+async def _bolt_quiet(before: set[asyncio.Task[Any]]) -> None:
+    """Bolt runs a listener on after its ack(): wait for the tasks a request started."""
+    me = asyncio.current_task()
+
+    def bolt(task: asyncio.Task[Any]) -> bool:
+        code = getattr(task.get_coro(), "cr_code", None)
+        return code is not None and "slack_bolt" in code.co_filename
+
+    await until(
+        lambda: all(t.done() for t in asyncio.all_tasks() - before if t is not me and bolt(t))
+    )
+
+
 # --------------------------------------------------------------------- Telegram: webhook
 
 
@@ -422,6 +693,54 @@ async def test_telegram_webhook_refuses_a_wrong_or_missing_secret_token(
         # The same update with the secret Telegram was given is served.
         await asha.send_command("/report")
         await asha.wait_for("Which ward")
+    finally:
+        await w.stop()
+
+
+async def test_a_telegram_webhook_body_that_is_not_an_update_gets_400_without_a_traceback(
+    db_url: str, fake_telegram: FakeTelegram, clock: FakeClock, tracebacks: _Tracebacks
+) -> None:
+    port = free_port()
+    config = make_config(
+        db_url,
+        fake_telegram.base_url,
+        telegram={
+            "mode": "webhook",
+            "webhook_url": f"http://127.0.0.1:{port}/telegram",
+            "webhook_port": port,
+            "webhook_listen": "127.0.0.1",
+        },
+    )
+    w = await SimWorld.start(config, fake_telegram, clock)
+    try:
+        await until(lambda: fake_telegram.calls_for("setWebhook"))
+        secret = fake_telegram.calls_for("setWebhook")[-1].params["secret_token"]
+        before = await snapshot(w, skip=set())
+        bodies = {
+            "a JSON list": b"[1, 2, 3]",
+            "not JSON": b"{update_id: 1",
+            "not UTF-8": b"\xff\xfe",
+            "a JSON string": b'"update"',
+            "null": b"null",
+            "an object without an update id": b'{"message": {"text": "hi"}}',
+            "an update id that is text": b'{"update_id": "1"}',
+            "a message that is a list": b'{"update_id": 5, "message": [1]}',
+            "a message without a chat": b'{"update_id": 6, "message": {"message_id": 1}}',
+        }
+        async with aiohttp.ClientSession() as http:
+            for name, body in bodies.items():
+                async with http.post(
+                    f"http://127.0.0.1:{port}/telegram",
+                    data=body,
+                    headers={
+                        "X-Telegram-Bot-Api-Secret-Token": secret,
+                        "Content-Type": "application/json",
+                    },
+                ) as resp:
+                    assert resp.status == 400, name
+        await w.settle()
+        assert changed(before, await snapshot(w, skip=set())) == {}
+        assert [r.getMessage() for r in tracebacks.records] == []
     finally:
         await w.stop()
 

@@ -90,7 +90,7 @@ def write_config(path: Path, db_url: str, api: str, port: int, **telegram: Any) 
     tg_lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in tg.items())
     path.write_text(f"""
 [partnership]
-wards = ["Bilston East", "Blakenhall", "Heath Town", "Park", "Penn"]
+wards = ["Bilston South", "Blakenhall", "Heath Town", "Park", "Penn"]
 [database]
 url = "{db_url}"
 [telegram]
@@ -185,7 +185,7 @@ async def runtime(
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-            for _ in range(200):
+            for _ in range(1200):  # up to a minute or more: a condition, not a time
                 try:
                     async with http.get(f"{base}/healthz") as r:
                         if r.status == 200:
@@ -328,13 +328,16 @@ async def test_sigterm_drains_in_flight_sends_and_exits_cleanly(
     try:
         ready = await bot.ready()
         assert ready["leader"] is True
+        # Ten sends go through, the next are held at the fake: SIGTERM lands mid-campaign with
+        # sends in flight, however fast or slow the machine (a poll of the count raced the bot,
+        # and on a busy machine all 60 went before the signal).
+        fake_telegram.hold_sends(10)
         await bot.cli("campaign", "open", "--period", "2026-12")
-        await wait_until(
-            lambda: len(fake_telegram.calls_for("sendMessage")) >= 10, 60, "sending to start"
-        )
+        await wait_until(lambda: fake_telegram.held > 0, 120, "sending to start")
         assert bot.proc is not None
         started = time.monotonic()
         bot.proc.send_signal(signal.SIGTERM)
+        fake_telegram.release_sends()  # the sends in flight are answered: the drain finishes them
         code = await asyncio.wait_for(bot.proc.wait(), 30)
         took = time.monotonic() - started
     finally:
@@ -347,3 +350,82 @@ async def test_sigterm_drains_in_flight_sends_and_exits_cleanly(
     assert counts.get("sent", 0) >= 10
     assert counts.get("pending", 0) > 0, counts  # it stopped mid-campaign; the rest waits
     assert "stopped" in log
+
+
+async def _health(bot: BotProcess) -> tuple[int, str]:
+    """``tensionbot health`` as Docker's HEALTHCHECK runs it: (exit status, output)."""
+    import sys
+
+    from tests.processes import ROOT
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "--config",
+        str(bot.config),
+        "health",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=ROOT,
+        env=bot._env(),
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_health_command_works_in_polling_and_webhook_mode(
+    tmp_path: Path, db_url: str, fake_telegram: Any
+) -> None:
+    """Docker's healthcheck: polling mode opens no port, so `tensionbot health` checks the
+    heartbeat file there, and /healthz in webhook mode; both check the database first."""
+    polling = tmp_path / "polling.toml"
+    polling.write_text(f"""
+[database]
+url = "{db_url}"
+[telegram]
+api_base_url = "{fake_telegram.base_url}"
+bot_username = "swp_tension_bot"
+poll_timeout = 1
+[server]
+heartbeat_file = "run/beat"
+[cluster]
+leader_retry_seconds = 0.5
+""")
+    (tmp_path / "run").mkdir()
+    bot = BotProcess(polling, tmp_path / "polling.log")
+    code, out = await _health(bot)
+    assert code != 0 and "no heartbeat" in out  # nothing runs yet
+    await bot.start()
+    try:
+        await wait_until(lambda: (tmp_path / "run" / "beat").exists(), 60, "a heartbeat")
+        code, out = await _health(bot)
+        assert code == 0, out + bot.log.read_text()[-3000:]
+        assert "heartbeat" in out
+    finally:
+        await bot.stop()
+    (tmp_path / "run" / "beat").unlink()
+    code, out = await _health(bot)
+    assert code != 0 and "no heartbeat" in out
+
+    port = free_port()
+    webhook = write_config(
+        tmp_path / "webhook.toml",
+        db_url,
+        fake_telegram.base_url,
+        port,
+        mode="webhook",
+        webhook_url=f"http://127.0.0.1:{port}/telegram",
+    )
+    web = Proc(webhook, tmp_path / "webhook.log", port)
+    await web.start()
+    try:
+        await web.ready()
+        code, out = await _health(web)
+        assert code == 0, out
+        assert f"http://127.0.0.1:{port}/healthz answers" in out
+    finally:
+        await web.stop()
+    code, out = await _health(web)
+    assert code != 0 and "does not answer" in out

@@ -83,8 +83,10 @@ async def test_summary_numbers(db_url: str) -> None:
         assert 8e-5 < summary.pockets[1].p_value < 1e-4
 
         text = summary.markdown()
-        assert "Tension reports: **4** (previous month <3, same month last year 3)" in text
-        assert "| religion | <3 | 0 | 0 |" in text
+        assert "Tension reports: **4** (previous month [c], same month last year 3)" in text
+        assert "| religion | [c] | 0 | 0 |" in text
+        # race (3) is withheld too: with the total of 4 it would give religion's 1 away.
+        assert "| race | [c] | [c] | 0 |" in text
         assert "**Park**: 9 hate crimes against a 12-month mean of 1.0" in text
         assert "| religion | 1 | 0 | 0 |" in summary.markdown(suppressed=False)
 
@@ -112,6 +114,20 @@ async def test_summary_numbers(db_url: str) -> None:
                 .where(audit_log.c.action == "summary.view")
             )
         assert views == 3
+
+
+async def test_figures_for_a_pre_2023_ward_say_which_wards_replaced_it(db_url: str) -> None:
+    clock = FakeClock(datetime(2027, 1, 2, tzinfo=UTC))
+    async with services_for(db_url, clock) as s:
+        figures = HateCrimeService(s.config, s.db.uow, clock)
+        old = "month,ward,strand,count\n2026-12,Ettingshall,race,1\n2026-12,Park,race,2\n"
+        with pytest.raises(FigureImportError) as err:
+            await figures.import_csv(old, source="hc.csv", actor="t")
+        assert err.value.problems == [
+            "hc.csv: line 2: ward 'Ettingshall' no longer exists since May 2023 (The City of "
+            "Wolverhampton (Electoral Changes) Order 2022): it was replaced by "
+            "'Ettingshall North' and 'Ettingshall South and Spring Vale'"
+        ]
 
 
 async def test_bad_figures_are_refused_whole(db_url: str) -> None:
@@ -162,6 +178,18 @@ def test_summary_command_writes_exports(tmp_path: Path, db_url: str) -> None:
         .startswith("Park,hate crimes,9,1.0,")
     )
     assert (out / "tensions_by_category.csv").read_text().startswith("category,this_month")
+    # Heath Town's 2 hate crimes are withheld, and so is religion's 2 among the strands (Park's
+    # 9 and race's 9 then leave them equal, but unknown); --no-suppress, for the system
+    # administrator, shows them as they are.
+    assert "| Heath Town | [c] | 2.0 |" in result.output
+    assert "| Park | 9 | 1.0 |" in result.output and "religion belief [c]" in result.output
+    assert "heath town,2" not in (out / "hate_crime_by_ward.csv").read_text().casefold()
+    raw = runner.invoke(
+        main, [*base, "summary", "--period", "2026-12", "--no-suppress", "--out", str(out)]
+    )
+    assert raw.exit_code == 0, raw.output
+    assert "| Heath Town | 2 | 2.0 |" in raw.output and "[c]" not in raw.output
+    assert "Heath Town,2,2.0" in (out / "hate_crime_by_ward.csv").read_text()
     bad = runner.invoke(main, [*base, "summary", "--period", "2026-12", "--ward", "Narnia"])
     assert bad.exit_code == 2 and "Narnia" in bad.output
 
@@ -203,18 +231,20 @@ async def _return_rate_and_actions(s: Any) -> None:
     summary = await SummaryService(s.config, s.db.uow, clock).build(
         "2026-12", actor="admin", names=True
     )
-    # Monthly return: Asha (councillor, Heath Town) reported via /report, which is not the
-    # return; Sarah sent a nil return; Mark and Yusuf have not answered.
+    # Monthly return: Asha (councillor, Heath Town) reported via /report while it was open,
+    # which counts as taking part (schedule.urgent_report_answers_return, issue 18); Sarah sent
+    # a nil return; Mark and Yusuf have not answered.
     assert summary.returns_by_role == [
         ("community_leader", 0, 1, 1, 0),
-        ("councillor", 0, 0, 2, 0),
-        ("all", 0, 1, 3, 0),
+        ("councillor", 1, 0, 1, 0),
+        ("all", 1, 1, 2, 0),
     ]
-    assert ("Heath Town", 0, 0, 2, 0) in summary.returns_by_ward  # Asha and Yusuf
-    assert summary.outstanding == ["Cllr Asha Patel", "Cllr Mark Evans", "Imam Yusuf Khan"]
+    assert ("Heath Town", 1, 0, 1, 0) in summary.returns_by_ward  # Asha answered, Yusuf not
+    assert summary.outstanding == ["Cllr Mark Evans", "Imam Yusuf Khan"]
     assert summary.actions == [("cohesion", 1, 1, 0, 0, 3.0, None)]
     text = summary.markdown()
-    assert "| cohesion | 1 | 1 | 0 | 0 | 3.0 | – |" in text
+    # One action is a count below 3: withheld with its median times (it was shown as 1).
+    assert "| cohesion | [c] | [c] | [c] | [c] | – | – |" in text
     assert "Still outstanding (admins' view)" in text
     plain = await SummaryService(s.config, s.db.uow, clock).build("2026-12", actor="officer")
     assert plain.outstanding == [] and "outstanding" not in plain.markdown()
@@ -246,12 +276,27 @@ def test_charts_and_exports(tmp_path: Path) -> None:
     )
     lines = trend_by_category(summary).axes[0].get_lines()
     assert [ln.get_label() for ln in lines] == ["race", "religion"]
-    assert list(lines[0].get_ydata())[-2:] == [1, 3]
+    # Religion's 1 this month and race's 1 last month are withheld, and race's 3 with them
+    # (beside a total of 4): gaps in the lines, not points (they were plotted as 1 and 3).
+    assert [str(y) for y in lines[0].get_ydata()[-3:]] == ["0.0", "nan", "nan"]
+    assert str(lines[1].get_ydata()[-1]) == "nan"
+    unsuppressed = trend_by_category(summary, suppressed=False).axes[0].get_lines()
+    assert list(unsuppressed[0].get_ydata())[-2:] == [1, 3]  # --no-suppress: as they are
     heat = ward_category_heatmap(summary).axes[0]
     assert [t.get_text() for t in heat.get_yticklabels()] == ["Park", "Penn"]
+    assert sorted(t.get_text() for t in heat.texts if t.get_transform() == heat.transData) == [
+        "[c]",
+        "[c]",
+    ]
     bars = hate_crime_vs_tension(summary).axes[0]
     assert [t.get_text() for t in bars.get_xticklabels()] == ["Park", "Penn"]  # Oxley: nothing
-    assert [p.get_height() for p in bars.patches] == [9, 0, 3, 1]
+    # Tension reports by ward, 3 and 1 (of 4): both withheld, drawn hatched and empty.
+    assert [(p.get_height(), bool(p.get_hatch())) for p in bars.patches] == [
+        (9, False),
+        (0, False),
+        (0, True),
+        (0, True),
+    ]
 
     files = write(summary, tmp_path / "out")
     names = {f.name for f in files}

@@ -46,6 +46,7 @@ class TickReport:
 
     opened: list[str] = field(default_factory=list)
     reminded: dict[str, int] = field(default_factory=dict)
+    followed_up: dict[str, int] = field(default_factory=dict)  # uncertain forms sent again
     closed: list[str] = field(default_factory=list)
 
 
@@ -63,6 +64,7 @@ class PersonStatus:
     reminders: int
     sent_at: str | None
     responded_at: str | None
+    followed_up_at: str | None = None  # the uncertain form was sent again then
 
 
 @dataclass(frozen=True)
@@ -422,10 +424,46 @@ class CampaignService:
                     count = await self._remind(uow, campaign, due, now)
                     campaign.reminders_done = due
                     report.reminded[campaign.key] = count
+                if followed := await self._follow_up_uncertain(uow, campaign, now):
+                    report.followed_up[campaign.key] = followed
             await uow.commit()
-        if report.reminded or report.opened:
+        if report.reminded or report.opened or report.followed_up:
             self.wake()
         return report
+
+    async def _follow_up_uncertain(self, uow: UnitOfWork, campaign: Campaign, now: datetime) -> int:
+        """Forms whose delivery is uncertain (the process stopped mid-send) are not re-sent at
+        once (at most once); ``outbox.uncertain_followup_hours`` after they were queued they
+        are sent once more, worded so a duplicate is harmless. Once only (``followed_up_at``),
+        and never to someone who has answered (their delivery is no longer uncertain)."""
+        assert campaign.id is not None
+        hours = self.config.outbox.uncertain_followup_hours
+        due = await uow.deliveries.uncertain_to_follow_up(campaign.id, now - timedelta(hours=hours))
+        if not due:
+            return 0
+        form = await self.forms.definition(uow, campaign.form_version_id)
+        count = 0
+        for delivery in due:
+            delivery.followed_up_at = now  # once, whether or not it can be sent
+            person = await uow.people.get(delivery.person_id)
+            reach = self._reach(person) if person is not None else None
+            if person is None or reach is None:
+                continue
+            channel, recipient = reach
+            if await enqueue(
+                uow,
+                channel=channel,
+                recipient=recipient,
+                message=texts.form_message(campaign, form, self.tz, follow_up=True),
+                key=f"campaign:{campaign.id}:follow-up:{person.id}",
+                now=now,
+                purpose="form",
+                priority=1,
+                delivery_id=delivery.id,
+            ):
+                count += 1
+        await audit(uow, now, "scheduler", "campaign.follow_up", campaign.key, recipients=count)
+        return count
 
     async def _remind(self, uow: UnitOfWork, campaign: Campaign, round_: int, now: datetime) -> int:
         assert campaign.id is not None
@@ -477,6 +515,8 @@ class CampaignService:
                 counts[outcome] = counts.get(outcome, 0) + 1
                 if d.reminders:
                     counts["reminded"] = counts.get("reminded", 0) + 1
+                if d.followed_up_at:
+                    counts["followed_up"] = counts.get("followed_up", 0) + 1
                 rows.append(
                     PersonStatus(
                         name=p.name,
@@ -489,6 +529,7 @@ class CampaignService:
                         reminders=d.reminders,
                         sent_at=d.sent_at.isoformat() if d.sent_at else None,
                         responded_at=d.responded_at.isoformat() if d.responded_at else None,
+                        followed_up_at=d.followed_up_at.isoformat() if d.followed_up_at else None,
                     )
                 )
             await audit(uow, self.clock.now(), actor, "campaign.status", campaign.key)
@@ -520,4 +561,6 @@ class CampaignService:
         if d.status == DeliveryStatus.QUEUED.value:
             return ("no_reply" if closed else "queued"), "form not yet sent"
         detail = "delivery uncertain (process stopped mid-send)" if d.status == "uncertain" else ""
+        if d.followed_up_at is not None:
+            detail = (detail + "; " if detail else "") + "followed up (form sent again)"
         return ("no_reply" if closed else "awaiting"), detail

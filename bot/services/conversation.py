@@ -146,6 +146,29 @@ class ConversationService:
             return await self._run(sender, self._unknown_command)
         return await self._run(sender, handler)
 
+    async def menus(self) -> tuple[list[tuple[str, str]], dict[int, list[tuple[str, str]]]]:
+        """The command menus: everyone's (a reporter's commands), and chat id -> commands for
+        each linked person who may use more (chairs, the Prevent officer, admins)."""
+        default = texts.commands_for("", chair=False)
+        extra: dict[int, list[tuple[str, str]]] = {}
+        async with self.uow_factory() as uow:
+            for person in await uow.people.all():
+                if person.active and person.telegram_chat_id is not None:
+                    commands = await self._commands(uow, person)
+                    if commands != default:
+                        extra[person.telegram_chat_id] = commands
+        return default, extra
+
+    async def menu_for(self, sender: Sender) -> list[tuple[str, str]] | None:
+        """The command menu of the person in this chat when it is more than everyone's (None:
+        everyone's, or not a person we know)."""
+        async with self.uow_factory() as uow:
+            person = await uow.people.by_telegram_user(sender.user_id)
+            if person is None or not person.active:
+                return None
+            commands = await self._commands(uow, person)
+        return None if commands == texts.commands_for("", chair=False) else commands
+
     async def text(self, sender: Sender, text: str) -> Outcome:
         """A free-text message."""
 
@@ -259,9 +282,15 @@ class ConversationService:
 
     # ----------------------------------------------------------------- commands
 
+    async def _commands(self, uow: UnitOfWork, person: Person) -> list[tuple[str, str]]:
+        chair = self.pact is not None and await self.pact.chairs(uow, person)
+        return texts.commands_for(person.role, chair=chair)
+
     async def _help(self, step: _Step) -> None:
         form = await self.forms.current(step.uow)
-        await self._reply(step, texts.help_message(self.config.partnership.name, form.definition))
+        commands = await self._commands(step.uow, step.person)
+        name = self.config.partnership.name
+        await self._reply(step, texts.help_message(name, form.definition, commands))
 
     async def _unknown_command(self, step: _Step) -> None:
         await self._reply(

@@ -11,6 +11,7 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.ports import UnitOfWorkFactory
 from bot.services.common import audit
+from bot.wards import unknown_ward
 
 #: The five monitored strands, and the spellings accepted for each.
 STRANDS = {
@@ -74,7 +75,8 @@ class HateCrimeService:
             if not _MONTH.match(month):
                 problems.append(f"{where}: month {values['month']!r} is not YYYY-MM")
             if ward is None:
-                problems.append(f"{where}: ward {values['ward']!r} is not in partnership.wards")
+                known = self.config.partnership.wards
+                problems.append(f"{where}: {unknown_ward(values['ward'], known)}")
             if strand is None:
                 problems.append(
                     f"{where}: strand {values['strand']!r} is not one of {', '.join(STRANDS)}"

@@ -2,14 +2,21 @@
 
 Rows are claimed (``pending`` -> ``sending``, with a lease), sent through the platform's
 :class:`~bot.ports.Messenger` within the platform's rate limits, and recorded (``sent``,
-``failed``, or back to ``pending`` with a delay). Limits are enforced with aiolimiter: a global
-bucket (Telegram: ~30 messages/s) and one bucket per chat (~1 message/s). A 429 pauses all
+``failed``, or back to ``pending`` with a delay). Limits are token buckets: a global one
+(Telegram: ~30 messages/s) and one per chat (~1 message/s). On SQLite (one process) they are
+aiolimiter buckets in memory; on PostgreSQL they are :class:`~bot.ports.RateBuckets` kept in
+the database and shared by every process, so N processes together keep one rate, with no
+shares to hand out or take back when a process joins or dies. A 429 pauses this process's
 sending for ``retry_after`` and the message is retried after it.
 
 If the process dies mid-send, the row stays ``sending`` until its lease expires. Recovery then
 decides per purpose: conversational replies are re-sent (a repeated question is harmless, a
 missing one leaves someone stuck), while forms and reminders become ``uncertain`` and are *not*
-re-sent, so nobody gets the form twice; the next reminder round covers them.
+re-sent at once, so nobody gets the form twice; ``outbox.uncertain_followup_hours`` later the
+campaign tick sends an uncertain form once more, worded so that a duplicate is harmless
+(``CampaignService``), unless the person has answered. A result that cannot be recorded because
+the database refuses for a while (by exception type: :class:`~bot.ports.TransientStoreError`)
+is retried until it is recorded or the dispatcher stops.
 """
 
 from __future__ import annotations
@@ -29,7 +36,14 @@ from aiolimiter import AsyncLimiter
 from bot.clock import Clock, SystemClock
 from bot.domain import DeliveryStatus, OutboxMessage, OutboxStatus
 from bot.messages import OutgoingMessage
-from bot.ports import Messenger, SendResult, UnitOfWork, UnitOfWorkFactory
+from bot.ports import (
+    Messenger,
+    RateBuckets,
+    SendResult,
+    TransientStoreError,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from bot.services.common import audit
 
 log = logging.getLogger(__name__)
@@ -63,6 +77,13 @@ class DispatchStats:
     recovered_resent: int = 0
 
 
+def transient(exc: BaseException) -> bool:
+    """Whether a database error may pass if the same work is tried again: storage raises
+    :class:`TransientStoreError` for those (classified by type); a lost socket or a timeout
+    that reached the core as it is counts too."""
+    return isinstance(exc, TransientStoreError | OSError | TimeoutError)
+
+
 def first_done(tasks: set[asyncio.Task[None]]) -> asyncio.Future[Any]:
     """A future that completes when any of ``tasks`` does (at once if one already has).
 
@@ -72,9 +93,8 @@ def first_done(tasks: set[asyncio.Task[None]]) -> asyncio.Future[Any]:
     return asyncio.ensure_future(asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED))
 
 
-def global_bucket(rate: float) -> AsyncLimiter:
-    """The channel-wide bucket: ``rate`` sends/s, evenly spaced, never more than
-    ``floor(rate) + 1`` in any one-second window (Telegram counts per second).
+def bucket_capacity(rate: float, most_headroom: float = 0.1) -> float:
+    """The channel-wide bucket's capacity: 1 plus a little headroom.
 
     A leaky bucket of capacity C lets at most ``C + rate`` through in any second. Capacity 1
     spaces sends exactly, but then every late wake-up (the event loop's timer rounding, a busy
@@ -82,19 +102,40 @@ def global_bucket(rate: float) -> AsyncLimiter:
     send make up for a late one, and while ``frac(rate) + headroom < 1`` the bound above is the
     same ``floor(rate) + 1``. (A bucket of capacity N would allow bursts of N; a grid of
     absolute send slots was tried too, and let 429s through at 30/s.)"""
-    headroom = max(0.0, min(0.1, 0.999 - rate % 1))
-    capacity = 1.0 + headroom
+    return 1.0 + max(0.0, min(most_headroom, 0.999 - rate % 1))
+
+
+def global_bucket(rate: float) -> AsyncLimiter:
+    """The channel-wide bucket: ``rate`` sends/s, evenly spaced, never more than
+    ``floor(rate) + 1`` in any one-second window (Telegram counts per second)."""
+    capacity = bucket_capacity(rate)
     return AsyncLimiter(capacity, capacity / rate)
 
 
-class _ChannelLimiter:
-    """Global + per-recipient token buckets for one channel, and a shared 429 pause."""
+CHANNEL_HORIZON = 0.25
+"""How far ahead a process may reserve a send slot in the shared channel bucket (a process that
+dies loses what it had reserved: at most this long of the channel's sending)."""
+CHAT_HORIZON = 10.0
+"""The same for one chat's bucket (one send per chat is in flight at a time anyway)."""
 
-    def __init__(self, limits: RateLimits) -> None:
+
+class _ChannelLimiter:
+    """Global + per-recipient token buckets for one channel, and a shared 429 pause.
+
+    With ``shared`` buckets (PostgreSQL) every process takes from the same buckets, so all of
+    them together keep the channel's rate and each chat's; without (SQLite, one process) the
+    buckets are in this process's memory."""
+
+    def __init__(self, channel: str, limits: RateLimits, shared: RateBuckets | None = None) -> None:
+        self.channel = channel
         self.limits = limits
+        self.shared = shared
         self.global_bucket = global_bucket(limits.global_rate)
         self._per_chat: OrderedDict[str, AsyncLimiter] = OrderedDict()
         self.paused_until = 0.0
+        # One of this process's sends at a time asks the shared channel bucket (the others
+        # queue here, as they would at an in-memory bucket, instead of polling the database).
+        self._turn = asyncio.Lock()
 
     def for_chat(self, recipient: str) -> AsyncLimiter:
         bucket = self._per_chat.get(recipient)
@@ -113,12 +154,38 @@ class _ChannelLimiter:
         while True:
             while (delay := self.paused_until - loop.time()) > 0:
                 await asyncio.sleep(delay)
-            await self.for_chat(recipient).acquire()
-            await self.global_bucket.acquire()
+            if self.shared is None:
+                await self.for_chat(recipient).acquire()
+                await self.global_bucket.acquire()
+            else:
+                await self._wait_shared(recipient)
             # A 429 may have paused the channel while this send waited for its slot: a send
             # already past the limiter must not go out during the pause.
             if loop.time() >= self.paused_until:
                 return
+
+    async def _wait_shared(self, recipient: str) -> None:
+        """The channel's slot first, then the chat's, right before the send: the outbox claims
+        at most one row per chat at a time (in all processes), so the chat's bucket is used by
+        one send at a time and its spacing is the spacing of the sends."""
+        lim = self.limits
+        async with self._turn:  # reserve in order; wait for the slot outside the turn
+            delay = await self._reserve(self.channel, 1.0 / lim.global_rate, 1.0, CHANNEL_HORIZON)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        key = f"{self.channel}:{recipient}"
+        delay = await self._reserve(key, 1.0 / lim.per_chat_rate, lim.per_chat_burst, CHAT_HORIZON)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _reserve(self, key: str, interval: float, burst: float, horizon: float) -> float:
+        """Seconds until the slot reserved in the shared bucket ``key``."""
+        assert self.shared is not None
+        while True:
+            reserved, seconds = await self.shared.reserve(key, interval, burst, horizon)
+            if reserved:
+                return seconds
+            await asyncio.sleep(seconds)
 
     def pause(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
@@ -138,14 +205,16 @@ class OutboxDispatcher:
         lease: timedelta = timedelta(seconds=30),
         poll_interval: float = 1.0,
         hooks: Sequence[ResultHook] = (),
+        shared_rates: RateBuckets | None = None,
     ) -> None:
         self.uow_factory = uow_factory
+        self.shared_rates = shared_rates
         self.messengers = dict(messengers)
         # Rate limits and retry delays are about real time, whatever the business clock says.
         self.clock = clock or SystemClock()
         self.lease = lease
         self.poll_interval = poll_interval
-        self._limiters = {ch: _ChannelLimiter(lim) for ch, lim in limits.items()}
+        self._limiters = {ch: _ChannelLimiter(ch, lim, shared_rates) for ch, lim in limits.items()}
         # In flight per channel: at most ``max_in_flight`` of a channel's sends are out at once
         # (so at most that many forms can be uncertain after a crash).
         self._caps = {ch: lim.max_in_flight for ch, lim in limits.items()}
@@ -158,6 +227,7 @@ class OutboxDispatcher:
         # Results waiting to be recorded: one transaction records all that are waiting.
         self._results: list[tuple[int, SendResult, asyncio.Future[None]]] = []
         self._recorder: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()  # set by run()'s stop: recording stops retrying
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next poll."""
@@ -203,16 +273,23 @@ class OutboxDispatcher:
         loop = asyncio.get_running_loop()
         next_recovery = loop.time()
         backoff = 0.5
+        stopping = asyncio.create_task(self._relay_stop(stop))
         try:
             while not stop.is_set():
                 try:
                     if loop.time() >= next_recovery:
                         await self.recover()
+                        if self.shared_rates is not None:
+                            await self.shared_rates.forget_idle()
                         next_recovery = loop.time() + self.lease.total_seconds()
                     claimed = await self.dispatch_once()
                 except Exception as exc:
-                    log.error(
-                        "outbox: the database failed (%s); trying again in %.1fs", exc, backoff
+                    # The type only: the message may quote SQL parameters (message text).
+                    log.log(
+                        logging.WARNING if transient(exc) else logging.ERROR,
+                        "outbox: the database failed (%s); trying again in %.1fs",
+                        type(exc).__name__,
+                        backoff,
                     )
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), backoff)
@@ -236,6 +313,13 @@ class OutboxDispatcher:
         finally:
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
+            stopping.cancel()
+            if self.shared_rates is not None:
+                await self.shared_rates.close()
+
+    async def _relay_stop(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._stopping.set()
 
     async def dispatch_once(self) -> int:
         """Claim as many due rows as each channel has free slots and start sending them."""
@@ -284,6 +368,10 @@ class OutboxDispatcher:
         self._sending.add(row.id)
         try:
             await self._send_and_record(row)
+        except Exception as exc:
+            # Never leave an exception in a task nobody awaits: the row stays 'sending' and
+            # recovery settles it (the recorder has said why).
+            log.warning("outbox row %s: result not recorded (%s)", row.id, type(exc).__name__)
         finally:
             self._sending.discard(row.id)
 
@@ -296,6 +384,11 @@ class OutboxDispatcher:
         else:
             try:
                 await limiter.wait(row.recipient)
+            except Exception as exc:  # the shared buckets' database: not sent, try later
+                log.warning("outbox: rate buckets unavailable (%s)", type(exc).__name__)
+                await self._record(row.id, SendResult(ok=False, error="rate limiter unavailable"))
+                return
+            try:
                 message = OutgoingMessage.model_validate(row.payload)
                 result = await messenger.send(row.recipient, message, row.edit_ref, row.thread_ref)
             except Exception as exc:  # a messenger bug must not kill the dispatcher
@@ -321,7 +414,12 @@ class OutboxDispatcher:
             batch, self._results = self._results[:200], self._results[200:]
             try:
                 await self._record_with_retries(batch)
-            except Exception:
+            except Exception as exc:
+                if transient(exc):  # stopping: the rows stay 'sending' for recovery
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
                 # One bad row must not keep the others unrecorded: record them one by one.
                 log.exception("recording %d send results together failed; one by one", len(batch))
                 for item in batch:
@@ -337,22 +435,36 @@ class OutboxDispatcher:
     async def _record_with_retries(
         self, batch: list[tuple[int, SendResult, asyncio.Future[None]]]
     ) -> None:
-        """The messages were sent: keep trying to record that while the database is away
-        (about a minute), so a restart of the database does not turn them into 'uncertain'."""
+        """The messages were sent: keep trying to record that while the database refuses for a
+        reason that may pass (classified by type: :func:`transient`), so an outage or a held
+        write lock does not turn them into 'uncertain' (or a reply into a duplicate). Gives up
+        only when the dispatcher is stopping; the rows then stay 'sending' for recovery."""
         delay = 0.5
-        for _ in range(7):
+        while True:
             try:
                 await self._record_batch(batch)
                 return
-            except (OSError, ConnectionError, TimeoutError) as exc:
-                log.error("outbox: could not record %d result(s) (%s); retrying", len(batch), exc)
             except Exception as exc:
-                if "connect" not in str(exc).lower() and "closed" not in str(exc).lower():
+                if not transient(exc):
                     raise
-                log.error("outbox: could not record %d result(s) (%s); retrying", len(batch), exc)
-            await asyncio.sleep(delay)
+                if self._stopping.is_set():
+                    log.warning(
+                        "outbox: stopping with %d result(s) unrecorded (%s); recovery will "
+                        "settle them",
+                        len(batch),
+                        type(exc).__name__,
+                    )
+                    raise
+                # A warning, not an error: nothing is lost, the result is recorded later.
+                log.warning(
+                    "outbox: could not record %d result(s) (%s); retrying in %.1fs",
+                    len(batch),
+                    type(exc).__name__,
+                    delay,
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
             delay = min(delay * 2, 16.0)
-        await self._record_batch(batch)
 
     async def _record_batch(
         self, batch: list[tuple[int, SendResult, asyncio.Future[None]]]

@@ -388,6 +388,10 @@ class PactService:
             "You chair several neighbourhoods: start with one of " + ", ".join(sorted(hoods)) + "."
         )
 
+    async def chairs(self, uow: UnitOfWork, person: Person) -> bool:
+        """Whether this person chairs any neighbourhood's PACT meetings."""
+        return bool(await self._chaired(uow, person))
+
     async def _chaired(self, uow: UnitOfWork, person: Person) -> list[str]:
         """Neighbourhoods this person chairs (configured, or chaired a meeting there)."""
         keys = {
@@ -836,7 +840,8 @@ class PactService:
         team = next((t for t in self.config.teams if t.key == p.owner_team), None)
         person = await uow.people.by_slack_user(slack_user_id)
         admin = person is not None and person.active and person.role == Role.ADMIN.value
-        if not admin and (team is None or slack_user_id not in team.members):
+        email = person.email if person is not None and person.active else None
+        if not admin and (team is None or not team.has_member(slack_user_id, email)):
             raise PactError(f"Only the owning team ({p.owner_team}) can report back on this.")
         if p.status != PriorityStatus.OPEN.value:
             raise PactError("This priority is closed.")

@@ -8,18 +8,19 @@ import io
 import logging
 import re
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.clock import Clock
 from bot.config import Config
 from bot.domain import Invite, Person, Role
-from bot.ports import UnitOfWorkFactory
+from bot.ports import AlreadyExists, PersonDetails, UnitOfWorkFactory
 from bot.services import texts
 from bot.services.common import Sender, audit, enqueue
 from bot.services.forms import FormService
+from bot.wards import unknown_ward
 
 if TYPE_CHECKING:
     from bot.services.campaigns import CampaignService
@@ -65,6 +66,9 @@ class Invitations:
 
     links: list[InviteLink]
     skipped: list[Person]
+    #: People left out of a run for everyone because the link they were sent earlier is still
+    #: unused and unexpired (it keeps working; ``reissue`` replaces it).
+    kept: list[Person] = field(default_factory=list)
 
 
 @dataclass
@@ -124,6 +128,7 @@ class PeopleService:
         roles = {r.value for r in Role}
         rows: list[_Row] = []
         seen: dict[str, int] = {}
+        seen_slack: dict[str, int] = {}
         for raw in reader:
             line = reader.line_num
             if None in raw:
@@ -140,10 +145,11 @@ class PeopleService:
                 problems.append(
                     f"{err}: role {values['role']!r} is not one of {', '.join(sorted(roles))}"
                 )
+            # Problems name the line, never the email or the Slack id: personal data.
             if not _EMAIL.match(email) or len(email) > 320:
-                problems.append(f"{err}: email {values['email']!r} is not a valid address")
+                problems.append(f"{err}: email is not a valid address")
             elif email in seen:
-                problems.append(f"{err}: email {email!r} repeats line {seen[email]}")
+                problems.append(f"{err}: email repeats line {seen[email]}")
             else:
                 seen[email] = line
             ward_list: list[str] = []
@@ -155,12 +161,14 @@ class PeopleService:
                 elif w.casefold() in wards:
                     ward_list.append(wards[w.casefold()])
                 else:
-                    problems.append(f"{err}: ward {w!r} is not in partnership.wards")
+                    problems.append(f"{err}: {unknown_ward(w, self.config.partnership.wards)}")
             slack = values.get("slack_user_id", "") or None
             if slack is not None and not _SLACK_ID.match(slack):
-                problems.append(
-                    f"{err}: slack_user_id {slack!r} does not look like a Slack user id"
-                )
+                problems.append(f"{err}: slack_user_id does not look like a Slack user id")
+            elif slack is not None and slack in seen_slack:
+                problems.append(f"{err}: slack_user_id repeats line {seen_slack[slack]}")
+            elif slack is not None:
+                seen_slack[slack] = line
             if role in ("councillor", "community_leader") and not ward_list:
                 problems.append(f"{err}: a {role} needs at least one ward")
             rows.append(
@@ -181,43 +189,44 @@ class PeopleService:
         return rows
 
     async def import_csv(self, text: str, *, source: str, actor: str) -> ImportResult:
-        """Create or update people from CSV (keyed by email); all or nothing."""
+        """Create or update people from CSV (keyed by email); all or nothing.
+
+        One query reads everyone already stored; the new and the changed are then written in
+        bulk, so the time grows with the file, not with its square. Every problem names its
+        line only: never a name or an email (they are personal data, and an error message ends
+        up in terminals and logs)."""
         rows = self.parse_csv(text, source)
         result = ImportResult()
         now = self.clock.now()
         async with self.uow_factory() as uow:
+            stored = {d.email.lower(): d for d in await uow.people.details()}
+            self._check_slack_ids(rows, stored, source)
+            new: list[PersonDetails] = []
+            changed: list[PersonDetails] = []
             for row in rows:
-                person = await uow.people.by_email(row.email)
-                if person is None:
-                    await uow.people.add(
-                        Person(
-                            name=row.name,
-                            role=row.role,
-                            email=row.email,
-                            organisation=row.organisation,
-                            wards=row.wards,
-                            slack_user_id=row.slack_user_id,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                    result.created += 1
-                    continue
-                fields = {
-                    "name": row.name,
-                    "role": row.role,
-                    "organisation": row.organisation,
-                    "wards": row.wards,
-                    "slack_user_id": row.slack_user_id,
-                    "active": True,
-                }
-                if all(getattr(person, k) == v for k, v in fields.items()):
-                    result.unchanged += 1
-                    continue
-                for k, v in fields.items():
-                    setattr(person, k, v)
-                person.updated_at = now
-                result.updated += 1
+                wanted = PersonDetails(
+                    email=row.email,
+                    name=row.name,
+                    role=row.role,
+                    organisation=row.organisation,
+                    wards=tuple(row.wards),
+                    slack_user_id=row.slack_user_id,
+                )
+                before = stored.get(row.email)
+                if before is None:
+                    new.append(wanted)
+                elif replace(before, email=row.email) == replace(wanted, id=before.id):
+                    result.unchanged += 1  # listed again as they are (and active)
+                else:
+                    changed.append(replace(wanted, id=before.id))
+            result.created, result.updated = len(new), len(changed)
+            try:
+                await uow.people.import_many(new, changed, now)
+            except AlreadyExists:
+                # Checked above; this is someone stored by another process meanwhile.
+                raise ImportError_(
+                    [f"{source}: a row conflicts with someone stored meanwhile; try again"]
+                ) from None
             await audit(
                 uow,
                 now,
@@ -230,6 +239,26 @@ class PeopleService:
             )
             await uow.commit()
         return result
+
+    @staticmethod
+    def _check_slack_ids(
+        rows: Sequence[_Row], stored: Mapping[str, PersonDetails], source: str
+    ) -> None:
+        """Refuse a Slack user id that someone stored and not in the file already has (by line
+        number only). Ids repeated within the file are refused by :meth:`parse_csv`."""
+        in_file = {row.email for row in rows}
+        holders = {
+            d.slack_user_id
+            for email, d in stored.items()
+            if d.slack_user_id is not None and email not in in_file
+        }
+        problems = [
+            f"{source}: line {row.line}: slack_user_id is already someone else's"
+            for row in rows
+            if row.slack_user_id is not None and row.slack_user_id in holders
+        ]
+        if problems:
+            raise ImportError_(problems)
 
     async def set_active(self, email: str, active: bool, *, actor: str) -> Person | None:
         """Mark a person as having left (a councillor not re-elected, a leader who stepped
@@ -265,11 +294,20 @@ class PeopleService:
         return (await self.invite(actor=actor, email=email)).links
 
     async def invite(
-        self, *, actor: str, email: str | None = None, relink: bool = False
+        self,
+        *,
+        actor: str,
+        email: str | None = None,
+        relink: bool = False,
+        reissue: bool = False,
     ) -> Invitations:
         """Fresh single-use links for everyone not yet linked, or for one person by email.
 
-        Earlier unused links of the same people stop working: only the newest is valid. A
+        A run for everyone leaves out people whose earlier link is still unused and unexpired
+        (it was sent to them and keeps working; re-running must not cancel links already
+        emailed out) unless ``reissue``. A link issued for one person by email replaces their
+        earlier one. Whenever a new link is issued, earlier unused links of the same person
+        stop working: only the newest is valid. A
         person already linked is skipped: whoever used a new link would take over their
         account, their reports and their future forms. Only ``relink`` (one person, by email)
         issues one; using it moves the account and tells the old chat (see
@@ -280,6 +318,9 @@ class PeopleService:
             raise ValueError("relink moves one person's account: name them by email")
         now = self.clock.now()
         expires = now + timedelta(days=self.config.invites.expires_days)
+        username = self.config.telegram.bot_username
+        if username is None:  # the CLI fills it in from getMe; a link to no bot helps no one
+            raise ValueError("telegram.bot_username is not known: invitation links need it")
         links: list[InviteLink] = []
         async with self.uow_factory() as uow:
             if email is not None:
@@ -290,11 +331,16 @@ class PeopleService:
             else:
                 people = [p for p in await uow.people.all() if p.active]
             skipped = [p for p in people if p.linked and not relink]
+            kept: list[Person] = []
             for person in people:
                 if person in skipped:
                     continue
                 assert person.id is not None
-                for old in await uow.invites.unused_for(person.id):
+                unused = await uow.invites.unused_for(person.id)
+                if email is None and not reissue and any(i.expires_at > now for i in unused):
+                    kept.append(person)
+                    continue
+                for old in unused:
                     old.revoked_at = now
                 token = secrets.token_urlsafe(24)  # 32 URL-safe characters; deep links allow 64
                 await uow.invites.add(
@@ -305,7 +351,7 @@ class PeopleService:
                         expires_at=expires,
                     )
                 )
-                url = f"https://t.me/{self.config.telegram.bot_username}?start={token}"
+                url = f"https://t.me/{username}?start={token}"
                 links.append(InviteLink(person, url, expires))
             # Ids only in the audit log, never the email.
             subject = f"person:{people[0].id}" if email is not None else "all-unlinked"
@@ -318,9 +364,10 @@ class PeopleService:
                 subject,
                 count=len(links),
                 skipped=len(skipped),
+                kept=len(kept),
             )
             await uow.commit()
-        return Invitations(links, skipped)
+        return Invitations(links, skipped, kept)
 
     async def link_telegram(self, sender: Sender, token: str) -> LinkResult:
         """``/start <token>``: connect this Telegram chat to the invited person."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.clock import Clock
@@ -21,10 +21,14 @@ from bot.services import texts
 from bot.services.actions import ActionService
 from bot.services.common import Waker, audit, clean_text, enqueue, local_time
 from bot.services.forms import FormService
+from bot.services.seen import SeenRequests, request_key
 
 log = logging.getLogger(__name__)
 
 ANSWERED = {DeliveryStatus.RESPONDED.value, DeliveryStatus.NIL.value}
+# How long a submitted form's key is remembered: far longer than any repeat of it can arrive
+# (a signed Slack request is refused after five minutes).
+SUBMISSION_LIFETIME = timedelta(hours=1)
 
 
 async def create_reports(
@@ -188,9 +192,11 @@ class ReportingService:
         forms: FormService,
         actions: ActionService,
         wake: Waker,
+        seen: SeenRequests | None = None,
     ) -> None:
         self.config, self.uow_factory, self.clock = config, uow_factory, clock
         self.forms, self.actions, self.wake = forms, actions, wake
+        self.seen = seen or SeenRequests(uow_factory)
         self.tz = config.partnership.tz
 
     async def _person(self, uow: UnitOfWork, slack_user_id: str) -> Person:
@@ -234,9 +240,19 @@ class ReportingService:
             )
 
     async def submit(
-        self, slack_user_id: str, campaign_id: int, raw: dict[str, str]
+        self,
+        slack_user_id: str,
+        campaign_id: int,
+        raw: dict[str, str],
+        *,
+        once: tuple[str, ...] = (),
     ) -> dict[str, str]:
-        """Submit the whole form; returns errors by question id (empty when submitted)."""
+        """Submit the whole form; returns errors by question id (empty when submitted).
+
+        ``once`` identifies this submission (a modal's view id and hash): the same submission
+        arriving again, from any process, is answered as submitted and makes no second report.
+        It is recorded with the report, so a submission refused with errors can be corrected
+        and sent again."""
         now = self.clock.now()
         async with self.uow_factory() as uow:
             person = await self._person(uow, slack_user_id)
@@ -251,6 +267,11 @@ class ReportingService:
             )
             if errors:
                 return errors
+            if once and not await self.seen.record(
+                uow, request_key("submission", *once), SUBMISSION_LIFETIME
+            ):
+                log.info("ignored a repeated submission of a form")
+                return {}
             made = await create_reports(
                 uow,
                 person_id=person.id,

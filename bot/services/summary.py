@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 
 from bot.clock import Clock
 from bot.config import Config
+from bot.disclosure import MARK, Released, release, shown
 from bot.messages import Attachment, MessageBuilder, OutgoingMessage, bold
 from bot.ports import UnitOfWorkFactory
 from bot.services.common import audit, enqueue
 from bot.services.forms import FormService
-from bot.summaries import Pocket, pockets, suppress
+from bot.summaries import Pocket, pockets
 
 if TYPE_CHECKING:
     from bot.pact import PactInsight
@@ -81,41 +82,53 @@ class Summary:
     matrix: dict[tuple[str, str], int] = field(default_factory=dict)  # (ward, category) -> n
     tension_by_ward: dict[str, int] = field(default_factory=dict)
     pact: PactInsight | None = None  # PACT meetings over the 12 months to this one
+    threshold: int = 3  # summaries.suppress_below: counts below it are withheld
+    # team -> (the categories the routing rules may send it, None: any; whether only some of
+    # their wards or levels), for disclosure control: a team's count is a sum of those counts
+    team_categories: dict[str, tuple[frozenset[str] | None, bool]] = field(default_factory=dict)
+
+    def released(self, suppressed: bool = True, threshold: int | None = None) -> Released:
+        """Every figure as it may be published (bot/disclosure.py): small counts and anything
+        that would reveal them withheld, unless ``suppressed`` is False."""
+        return release(
+            self,
+            threshold=self.threshold if threshold is None else threshold,
+            suppressed=suppressed,
+        )
 
     @property
     def empty(self) -> bool:
         """Nothing reported and no hate-crime figures for the month."""
         return self.total == 0 and not any(n for _, n, _ in self.hate_crime)
 
-    def markdown(self, threshold: int = 3, suppressed: bool = True) -> str:
-        """The summary as Markdown; small counts shown as "<threshold" when ``suppressed``."""
-
-        def n(count: int) -> str:
-            return suppress(count, threshold) if suppressed else str(count)
-
+    def markdown(self, threshold: int | None = None, suppressed: bool = True) -> str:
+        """The summary as Markdown, from :meth:`released`: withheld figures shown as
+        :data:`bot.disclosure.MARK` when ``suppressed``."""
+        r = self.released(suppressed, threshold)
+        n = shown
         scope = " · ".join(x for x in (self.ward, self.category) if x)
         out = [f"# Community tension summary, {self.month}" + (f" ({scope})" if scope else "")]
         if self.empty:
             out.append("\nNo tension reports and no hate-crime figures for this period.")
             return "\n".join(out) + "\n" + self._pact_markdown()
         out.append(
-            f"\nTension reports: **{n(self.total)}** (previous month {n(self.previous_total)}, "
-            f"same month last year {n(self.last_year_total)})"
+            f"\nTension reports: **{n(r.total)}** (previous month {n(r.previous_total)}, "
+            f"same month last year {n(r.last_year_total)})"
         )
-        for b in self.breakdowns:
+        for by, rows in r.breakdowns:
             out.append(
-                f"\n## By {b.by}\n\n| {b.by} | this month | previous | last year |\n"
+                f"\n## By {by}\n\n| {by} | this month | previous | last year |\n"
                 "|---|---:|---:|---:|"
             )
-            out += [f"| {k} | {n(a)} | {n(p)} | {n(y)} |" for k, a, p, y in b.rows]
-        if self.returns_by_role:
+            out += [f"| {k} | {n(a)} | {n(p)} | {n(y)} |" for k, a, p, y in rows]
+        if r.returns_by_role:
             out.append(
                 "\n## Return rate\n\n| role | responded | nil return | no reply | "
                 "unreachable |\n|---|---:|---:|---:|---:|"
             )
             out += [
                 f"| {k} | {n(a)} | {n(b)} | {n(c)} | {n(d)} |"
-                for k, a, b, c, d in self.returns_by_role
+                for k, a, b, c, d in r.returns_by_role
             ]
             out.append(
                 "\n| ward | responded | nil return | no reply | unreachable |\n"
@@ -123,40 +136,40 @@ class Summary:
             )
             out += [
                 f"| {k} | {n(a)} | {n(b)} | {n(c)} | {n(d)} |"
-                for k, a, b, c, d in self.returns_by_ward
+                for k, a, b, c, d in r.returns_by_ward
             ]
         if self.outstanding:
             out.append("\nStill outstanding (admins' view): " + ", ".join(self.outstanding))
-        if self.actions:
+        if r.actions:
             out.append(
                 "\n## Actions by team\n\n| team | actions | open | overdue | escalated | "
                 "median hours to acknowledge | median hours to close |\n"
                 "|---|---:|---:|---:|---:|---:|---:|"
             )
             out += [
-                f"| {t} | {a} | {o} | {od} | {e} | {_h(ack)} | {_h(cl)} |"
-                for t, a, o, od, e, ack, cl in self.actions
+                f"| {t} | {n(a)} | {n(o)} | {n(od)} | {n(e)} | {_h(ack)} | {_h(cl)} |"
+                for t, a, o, od, e, ack, cl in r.actions
             ]
-        if self.hate_crime_by_strand:
+        if r.hate_crime_by_strand:
             out.append(
                 "\nHate crime by strand: "
                 + ", ".join(
-                    f"{s.replace('_', ' ')} {n(c)} (12-month mean {m:.1f})"
-                    for s, c, m in self.hate_crime_by_strand
+                    f"{s.replace('_', ' ')} {n(c)} (12-month mean {_mean(m)})"
+                    for s, c, m in r.hate_crime_by_strand
                 )
             )
-        if self.hate_crime:
+        if r.hate_crime:
             out.append(
                 "\n## Hate crime by ward (police figures)\n\n| ward | this month | "
                 "12-month mean |\n|---|---:|---:|"
             )
-            out += [f"| {w} | {n(c)} | {m:.1f} |" for w, c, m in self.hate_crime]
+            out += [f"| {w} | {n(c)} | {_mean(m)} |" for w, c, m in r.hate_crime]
         out.append("\n## Pockets of concern\n")
-        if self.pockets:
+        if r.pockets:
             out += [
-                f"- **{p.ward}**: {p.observed} {p.source} against a 12-month mean of "
-                f"{p.baseline:.1f} (p = {p.p_value:.2g})"
-                for p in self.pockets
+                f"- **{p.ward}**: {n(observed)} {p.source} against a 12-month mean of "
+                f"{_mean(baseline)} (p {'= ' if baseline is not None else ''}{p_text})"
+                for p, observed, baseline, p_text in r.pockets
             ]
         else:
             out.append("None: no ward is significantly above its own 12-month baseline.")
@@ -165,6 +178,11 @@ class Summary:
             "the chance of so many under a Poisson distribution with the ward's own "
             "12-month mean is below 1%._"
         )
+        if suppressed:
+            out.append(
+                f"\n_{MARK}: withheld, a count below {r.threshold} or a figure that would reveal "
+                "one (statistical disclosure control: see docs/DATA_PROTECTION.md)._"
+            )
         return "\n".join(out) + "\n" + self._pact_markdown()
 
     def _pact_markdown(self) -> str:
@@ -175,6 +193,31 @@ class Summary:
 
 def _h(hours: float | None) -> str:
     return "–" if hours is None else f"{hours:.1f}"
+
+
+def _mean(mean: float | None) -> str:
+    return MARK if mean is None else f"{mean:.1f}"
+
+
+def _team_categories(config: Config) -> dict[str, tuple[frozenset[str] | None, bool]]:
+    """What each team may receive under the routing rules: its categories (None: any) and
+    whether only some wards or levels of them."""
+    cats: dict[str, frozenset[str] | None] = {}
+    narrow: dict[str, bool] = {}
+    for rule in config.routing.rules:
+        for team in rule.teams:
+            before = cats.get(team, frozenset())
+            if "*" in rule.categories or before is None:
+                cats[team] = None
+            else:
+                cats[team] = before | frozenset(rule.categories)
+            some = "*" not in rule.wards or rule.min_level > 1
+            narrow[team] = narrow.get(team, False) or some
+    if config.routing.default_team is not None:
+        # The default team gets what no rule matched: linked to everything, cell by cell.
+        cats[config.routing.default_team] = None
+        narrow[config.routing.default_team] = True
+    return {team: (c, narrow[team]) for team, c in cats.items()}
 
 
 def _returns(counts: dict[tuple[str, str], int]) -> list[tuple[str, int, int, int, int]]:
@@ -277,6 +320,8 @@ class SummaryService:
                 total=totals[month],
                 previous_total=totals[previous],
                 last_year_total=totals[last_year],
+                threshold=self.config.summaries.suppress_below,
+                team_categories=_team_categories(self.config),
             )
             for by in GROUPS:
                 counter = by_group[by]
@@ -478,8 +523,8 @@ class SummaryAnswer:
     charts: list[tuple[str, bytes]]
 
 
-def headline(summary: Summary, threshold: int = 3) -> OutgoingMessage:
-    """The summary in a few lines for chat (aggregates only; small counts suppressed)."""
+def headline(summary: Summary, threshold: int | None = None) -> OutgoingMessage:
+    """The summary in a few lines for chat (aggregates only, protected: bot/disclosure.py)."""
     scope = " · ".join(x for x in (summary.ward, summary.category) if x)
     b = MessageBuilder().line(
         bold(f"Community tension summary, {summary.month}" + (f" ({scope})" if scope else ""))
@@ -487,23 +532,24 @@ def headline(summary: Summary, threshold: int = 3) -> OutgoingMessage:
     if summary.empty:
         b.line("No tension reports and no hate-crime figures for this period.")
         return _pact_headline(b, summary).build()
-    n = lambda c: suppress(c, threshold)  # noqa: E731
+    r = summary.released(threshold=threshold)
+    n = shown
     b.line(
-        f"Tension reports: {n(summary.total)} (previous month {n(summary.previous_total)}, "
-        f"same month last year {n(summary.last_year_total)})"
+        f"Tension reports: {n(r.total)} (previous month {n(r.previous_total)}, "
+        f"same month last year {n(r.last_year_total)})"
     )
-    categories = next((x.rows for x in summary.breakdowns if x.by == "category"), [])
-    top = [f"{k} {n(a)}" for k, a, _, _ in categories if a][:5]
+    categories = dict(r.breakdowns).get("category", [])
+    top = [f"{k} {n(a)}" for k, a, _, _ in categories if a != 0][:5]  # withheld: not 0
     if top:
         b.line("Top categories: " + ", ".join(top))
-    if summary.hate_crime:
-        b.line("Hate crimes: " + ", ".join(f"{w} {n(c)}" for w, c, _ in summary.hate_crime[:5]))
-    if summary.pockets:
+    if r.hate_crime:
+        b.line("Hate crimes: " + ", ".join(f"{w} {n(c)}" for w, c, _ in r.hate_crime[:5]))
+    if r.pockets:
         b.line(
             bold("Pockets of concern: "),
             "; ".join(
-                f"{p.ward} ({p.observed} {p.source}, usual {p.baseline:.1f})"
-                for p in summary.pockets
+                f"{p.ward} ({n(observed)} {p.source}, usual {_mean(baseline)})"
+                for p, observed, baseline, _ in r.pockets
             ),
         )
     else:
@@ -561,8 +607,7 @@ async def post_scheduled(service: SummaryService, *, channel_kind: str = "slack"
         summary = await service.build(campaign.period, actor="scheduler")
         from bot.charts import charts_for, png
 
-        threshold = config.summaries.suppress_below
-        message = headline(summary, threshold)
+        message = headline(summary)  # summary.threshold is summaries.suppress_below
         charts = charts_for(summary)
         if charts:
             message = message.model_copy(

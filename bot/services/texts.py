@@ -6,34 +6,55 @@ from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 from bot.buttons import Action, Kind
-from bot.domain import Campaign, Conversation, Report
+from bot.domain import Campaign, Conversation, Report, Role
 from bot.forms import FormDefinition, Question
 from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, code, italic
 from bot.services.common import local_time, period_label
 
-HELP_COMMANDS = (
+REPORTER_COMMANDS = (
     ("/return", "answer this month's return (or carry on with it)"),
     ("/report", "report an urgent tension at any time"),
     ("/status", "your open returns and your reports"),
     ("/cancel", "stop what you are filling in (nothing is sent)"),
-    ("/meeting", "PACT chairs: record a meeting (attendance and priorities)"),
-    ("/schedule", "PACT chairs: /schedule YYYY-MM-DD HH:MM FORMAT VENUE"),
-    ("/help", "this message"),
 )
+CHAIR_COMMANDS = (
+    ("/meeting", "PACT chairs: record a meeting (attendance and priorities)"),
+    ("/schedule", "PACT chairs: schedule a meeting (step by step, or in one line)"),
+)
+SUMMARY_COMMANDS = (
+    ("/summary", "the tension summary: /summary [YYYY-MM] [ward] [category]"),
+    ("/pact", "which PACT times and venues draw people: /pact [neighbourhood]"),
+    ("/crisis", "a daily or weekly extra return: /crisis daily WARDS [until YYYY-MM-DD] | stop"),
+)
+HELP_COMMAND = ("/help", "this message")
+
+
+def commands_for(role: str, *, chair: bool) -> list[tuple[str, str]]:
+    """The commands this person may use, as (command, what it does): everyone reports; chairs
+    (and admins) record and schedule PACT meetings; the Prevent and Cohesion Officer and admins
+    see summaries. The /help text and the Telegram command menu both come from this."""
+    commands = list(REPORTER_COMMANDS)
+    if chair or role == Role.ADMIN.value:
+        commands += CHAIR_COMMANDS
+    if role in (Role.PREVENT_OFFICER.value, Role.ADMIN.value):
+        commands += SUMMARY_COMMANDS
+    return [*commands, HELP_COMMAND]
 
 
 def _btn(label: str, action: Action) -> Button:
     return Button(label=label, data=action.encode())
 
 
-def help_message(partnership: str, form: FormDefinition) -> OutgoingMessage:
-    """The /help text."""
+def help_message(
+    partnership: str, form: FormDefinition, commands: Sequence[tuple[str, str]]
+) -> OutgoingMessage:
+    """The /help text, listing ``commands`` (:func:`commands_for` the person)."""
     b = MessageBuilder().line(bold(f"{partnership}: community tension reporting"))
     b.line(
         "Each month you will get a short form about tensions in your community. "
         "You can also report an urgent tension at any time."
     )
-    for command, what in HELP_COMMANDS:
+    for command, what in commands:
         b.line(code(command), f" {what}")
     b.blank().line(italic(form.emergency_notice))
     return b.build()
@@ -52,11 +73,24 @@ def refusal(partnership: str, contact: str) -> OutgoingMessage:
 
 
 def form_message(
-    campaign: Campaign, form: FormDefinition, tz: ZoneInfo, *, reminder: bool = False
+    campaign: Campaign,
+    form: FormDefinition,
+    tz: ZoneInfo,
+    *,
+    reminder: bool = False,
+    follow_up: bool = False,
 ) -> OutgoingMessage:
-    """The form as sent (or as a reminder): intro, gate question and the two big buttons."""
+    """The form as sent (or as a reminder, or as the follow-up of a form whose delivery is
+    uncertain): intro, gate question and the two big buttons."""
     b = MessageBuilder()
-    if reminder:
+    if follow_up:
+        # The first copy may have arrived after all: worded so that a second one is harmless.
+        b.line(
+            bold("In case our earlier message did not reach you: "),
+            f"here is the {campaign.title} again. If you have already seen it, please ignore "
+            "this copy.",
+        )
+    elif reminder:
         b.line(bold("Reminder: "), f"we have not had your {campaign.title} yet.")
     else:
         b.line(bold(campaign.title))

@@ -5,7 +5,9 @@
 updates, threads, ephemerals, modals, App Home, DMs and file uploads. Like Slack it answers
 ``{"ok": false, "error": ...}`` with HTTP 200, except rate limits (HTTP 429 with
 ``Retry-After``); errors, 5xx answers and rate limits can be injected, and a per-channel posting
-rate can be enforced. Block Kit payloads are checked against Slack's documented limits
+rate can be enforced. Like Slack it checks the token's scopes (``missing_scope`` with
+``needed`` and ``provided``; every answer carries ``x-oauth-scopes``): by default the token has
+exactly the scopes ``deploy/slack-manifest.yml`` asks for. Block Kit payloads are checked against Slack's documented limits
 (``invalid_blocks``), and ``trigger_id`` s expire after 3 s and can be exchanged only once.
 
 :class:`SlackUser` sends what Slack's servers send to the bot — signed ``block_actions``,
@@ -44,6 +46,24 @@ TRIGGER_TTL = 3.0  # seconds, as documented for views.open / views.push
 MAX_VIEW_STACK = 3
 BOT_ID = "B0BOT"
 APP_ID = "A0TEST"
+METHOD_SCOPES: dict[str, str] = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "conversations.open": "im:write",  # mpim:write for a group DM (checked in the method)
+    "users.info": "users:read",
+    "reactions.add": "reactions:write",
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
+}
+"""The bot token scope each Web API method needs, as Slack's method documentation says
+(auth.test and views.* need none; conversations.info / .members depend on the channel's kind)."""
+READ_SCOPES = {
+    "public": "channels:read",
+    "private": "groups:read",
+    "im": "im:read",
+    "mpim": "mpim:read",
+}
 NOT_INTERACTIVE = frozenset({"image", "plain_text", "mrkdwn"})
 _HTML_ERROR = "<html><body><h1>{status}</h1>Slack is having trouble.</body></html>"
 
@@ -212,8 +232,13 @@ class FakeSlack:
         team_id: str = "T0TEST",
         bot_user_id: str = "U0BOT",
         per_channel_rate: float | None = None,
+        scopes: list[str] | None = None,
     ) -> None:
+        from bot.sim.manifest import manifest_scopes
+
         self.token, self.signing_secret = token, signing_secret
+        # The bot token's scopes: by default exactly what the deploy/ manifest asks for.
+        self.scopes: list[str] = list(manifest_scopes() if scopes is None else scopes)
         self.team_id, self.bot_user_id = team_id, bot_user_id
         self.per_channel_rate = per_channel_rate
         self.trigger_ttl = TRIGGER_TTL
@@ -235,6 +260,11 @@ class FakeSlack:
         self._triggers: dict[str, _Trigger] = {}
         self._response_urls: dict[str, _ResponseTarget] = {}
         self._injections: list[_Injection] = []
+        # hold_answers(): the method whose answers are held (after doing the work) until
+        # release_answers(); `held` counts the answers waiting now.
+        self._hold_method: str | None = None
+        self._released = asyncio.Event()
+        self.held = 0
         self._ts = itertools.count(100, 100)
         self._ids = itertools.count(1)
         self._windows: dict[str, deque[float]] = defaultdict(deque)
@@ -305,6 +335,18 @@ class FakeSlack:
     def add_user(self, user_id: str, name: str) -> None:
         """A workspace member (``users.info`` knows only these and the bot)."""
         self._users[user_id] = name
+
+    def hold_answers(self, method: str) -> None:
+        """Carry out every later ``method`` call (a post is visible at once) but hold its
+        answer until :meth:`release_answers`: the gap, on a slow network or a busy machine,
+        between Slack showing a message and the bot learning its ``ts``."""
+        self._hold_method = method
+        self._released.clear()
+
+    def release_answers(self) -> None:
+        """Send the held answers and stop holding."""
+        self._hold_method = None
+        self._released.set()
 
     def inject(
         self,
@@ -388,8 +430,22 @@ class FakeSlack:
             return web.json_response({"ok": True, "url": f"{self._ws_base()}/socket"})
         if token != self.token:
             return self._fail(call, "invalid_auth")
+        response = await self._answer(call, method, params, parse_error)
+        if response.status < 500:  # as the Web API sends; not on the edge's HTML 5xx pages
+            response.headers["x-oauth-scopes"] = ",".join(self.scopes)
+        return response
+
+    async def _answer(
+        self, call: SlackCall, method: str, params: dict[str, Any], parse_error: str | None
+    ) -> web.Response:
         if parse_error is not None:
             return self._fail(call, parse_error)
+        needed = METHOD_SCOPES.get(method)
+        if needed is not None:
+            try:
+                self._require(needed)
+            except _SlackError as exc:
+                return self._fail(call, exc.error, **exc.extra)
         injected = self._injected(call)
         if isinstance(injected, float):  # a hang: answer late, having done nothing
             await asyncio.sleep(injected)
@@ -408,6 +464,12 @@ class FakeSlack:
             result = handler(params)
         except _SlackError as exc:
             return self._fail(call, exc.error, **exc.extra)
+        if method == self._hold_method:
+            self.held += 1
+            try:
+                await self._released.wait()
+            finally:
+                self.held -= 1
         return web.json_response({"ok": True, **result})
 
     def _injected(self, call: SlackCall) -> web.Response | float | None:
@@ -442,6 +504,11 @@ class FakeSlack:
             return max(1, math.ceil(window[0] + 1.0 - now))
         window.append(now)
         return None
+
+    def _require(self, scope: str) -> None:
+        """Slack's answer to a token without ``scope``: missing_scope, needed, provided."""
+        if scope not in self.scopes:
+            raise _SlackError("missing_scope", needed=scope, provided=",".join(self.scopes))
 
     def _fail(self, call: SlackCall, error: str, **extra: Any) -> web.Response:
         call.error = error
@@ -591,6 +658,7 @@ class FakeSlack:
         if any(not u.startswith(("U", "W")) for u in users):
             raise _SlackError("user_not_found")
         if len(users) > 1:  # a group DM, stable per set of people
+            self._require("mpim:write")
             key = ",".join(sorted(set(users)))
             if key not in self._dms:
                 self._dms[key] = self._new_id("G")
@@ -602,10 +670,22 @@ class FakeSlack:
         dm = self._open_dm(users[0])
         return {"channel": {"id": dm}, "no_op": existed, "already_open": existed}
 
-    def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
-        ch = self._channels.get(str(params.get("channel", "")))
+    def _readable(self, ref: Any) -> _Channel:
+        """A channel for conversations.info / .members: the scope needed is its kind's."""
+        ch = self._channels.get(str(ref or ""))
         if ch is None:
             raise _SlackError("channel_not_found")
+        if ch.im_user is not None:
+            kind = "im"
+        elif ch.name.startswith("mpdm-"):
+            kind = "mpim"
+        else:
+            kind = "private" if ch.id.startswith("G") else "public"
+        self._require(READ_SCOPES[kind])
+        return ch
+
+    def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        ch = self._readable(params.get("channel"))
         if ch.im_user is not None:
             info: dict[str, Any] = {"id": ch.id, "is_im": True, "user": ch.im_user, "is_open": True}
             return {"channel": info}
@@ -632,9 +712,7 @@ class FakeSlack:
         return members
 
     def _conversations_members(self, params: dict[str, Any]) -> dict[str, Any]:
-        ch = self._channels.get(str(params.get("channel", "")))
-        if ch is None:
-            raise _SlackError("channel_not_found")
+        ch = self._readable(params.get("channel"))
         return {"members": self._members(ch), "response_metadata": {"next_cursor": ""}}
 
     def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -890,7 +968,7 @@ class FakeSlack:
         self._sockets.remove(ws)
         return ws
 
-    async def wait_connected(self, timeout: float = 10.0) -> None:
+    async def wait_connected(self, timeout: float = 60.0) -> None:
         """Wait until the bot has opened a Socket Mode connection."""
         await asyncio.wait_for(self._connected.wait(), timeout)
 

@@ -3,8 +3,11 @@
 It is a network peer, not a mock: python-telegram-bot talks to it over HTTP exactly as it talks to
 api.telegram.org (``Bot(token, base_url=f"{fake.base_url}/bot")``), and it answers with real Bot API
 JSON. It keeps each private chat's messages (with edits applied), delivers updates from simulated
-users by ``getUpdates`` long polling or by webhook, can enforce Telegram's rate limits (429 with
+users by ``getUpdates`` long polling or by webhook (in order per chat, each posted again with a
+growing delay until the bot answers 2xx, as Telegram does), can enforce Telegram's rate limits (429 with
 ``retry_after``), and can inject errors (429, 403, 400, 5xx, timeouts) for fault tests.
+``getMe``, ``getWebhookInfo`` and ``setMyCommands`` answer and check as the real API does (the
+command menus are kept per scope: :meth:`FakeTelegram.commands`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import contextlib
 import itertools
 import json
 import math
+import re
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -57,6 +61,15 @@ class ApiCall:
     at: float  # time.monotonic() when the request arrived
     status: int = 200
     retry_after: int | None = None  # of a 429 answer
+
+
+@dataclass(frozen=True)
+class WebhookAnswer:
+    """One delivery attempt of an update to the bot's webhook and how it was answered."""
+
+    update_id: int
+    status: int  # the HTTP status; 0 when the connection failed or nothing came in time
+    at: float  # time.monotonic() when the answer (or the failure) came
 
 
 @dataclass
@@ -115,6 +128,8 @@ class FakeTelegram:
         bot_username: str = "tensionbot_demo_bot",
         global_rate: float | None = None,
         per_chat_rate: float | None = None,
+        webhook_retry_delay: float = 0.25,
+        webhook_max_attempts: int = 30,
     ) -> None:
         self.token = token
         self.bot_username = bot_username
@@ -135,9 +150,29 @@ class FakeTelegram:
         self._chat_times: dict[int, deque[float]] = defaultdict(deque)
         self._webhook_url: str | None = None
         self._webhook_secret: str | None = None
+        # Webhook delivery (see _deliver): per-chat queues, their workers, every attempt.
+        self._webhook_queues: dict[int, deque[dict[str, Any]]] = defaultdict(deque)
+        self._webhook_workers: dict[int, asyncio.Task[None]] = {}
+        self._webhook_slots = asyncio.Semaphore(40)
+        self.updates_pushed: list[int] = []  # every update id from a user, in push order
+        self.webhook_answers: list[WebhookAnswer] = []
+        self.webhook_dropped: list[int] = []
+        self.webhook_retry_delay = webhook_retry_delay
+        self.webhook_retry_max_delay = 4.0
+        self.webhook_max_attempts = webhook_max_attempts
+        self.webhook_timeout = 30.0
+        self._webhook_options: dict[str, Any] = {}
+        self._webhook_error: tuple[int, str] | None = None  # (unix time, message)
+        self._commands: dict[str, list[dict[str, str]]] = {}
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
         self.bot_id = int(token.split(":", 1)[0])
+        # hold_sends(): how many more matching sends pass before the rest are held, and what
+        # matches; `held` counts the calls parked right now.
+        self._hold_allowance: int | None = None
+        self._hold_containing = ""
+        self._released = asyncio.Event()
+        self.held = 0
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -157,7 +192,11 @@ class FakeTelegram:
         return self.base_url
 
     async def stop(self) -> None:
-        """Stop the server."""
+        """Stop the server (and any webhook deliveries still being retried)."""
+        workers = list(self._webhook_workers.values())
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
         if self._http is not None:
             await self._http.close()
             self._http = None
@@ -205,6 +244,37 @@ class FakeTelegram:
             _Injection(status, method, chat_id, times, retry_after, description, hang)
         )
 
+    def hold_sends(self, after: int, *, containing: str = "") -> None:
+        """Let ``after`` more ``sendMessage`` calls whose text contains ``containing`` through,
+        then hold every later one at the server, unanswered, until :meth:`release_sends`.
+
+        The way a test stops the bot at an exact point (say, a third of the forms sent) however
+        fast or slow the machine is: it waits for :attr:`held`, never for a time. A held call
+        whose client has gone (the bot was killed) is dropped on release, as a request that never
+        reached Telegram."""
+        self._hold_allowance, self._hold_containing = after, containing
+        self._released.clear()
+
+    def release_sends(self) -> None:
+        """Stop holding: the held calls go on (or are dropped if their client has gone)."""
+        self._hold_allowance = None
+        self._released.set()
+
+    async def _hold(self, request: web.Request, params: dict[str, Any]) -> bool:
+        """Wait here while sends are held; False when the client went away meanwhile."""
+        if self._hold_allowance is None or self._hold_containing not in str(params.get("text")):
+            return True
+        if self._hold_allowance > 0:
+            self._hold_allowance -= 1
+            return True
+        self.held += 1
+        try:
+            await self._released.wait()
+        finally:
+            self.held -= 1
+        transport = request.transport
+        return transport is not None and not transport.is_closing()
+
     def block(self, chat_id: int) -> None:
         """The person blocks the bot: every later send or edit to the chat gets 403."""
         self._chat(chat_id).blocked = True
@@ -226,16 +296,64 @@ class FakeTelegram:
         return chat
 
     async def push_update(self, update: dict[str, Any]) -> None:
-        """Deliver an update from a user (webhook if one is set, else queued for getUpdates)."""
+        """Deliver an update from a user: queued for ``getUpdates``, or with a webhook set,
+        queued for delivery to it (see :meth:`_deliver`); this returns once it is queued."""
         update = {"update_id": next(self._update_ids), **update}
+        self.updates_pushed.append(update["update_id"])
         if self._webhook_url:
-            await self._post_webhook(update)
+            chat = _update_chat(update)
+            self._webhook_queues[chat].append(update)
+            if chat not in self._webhook_workers:
+                self._webhook_workers[chat] = asyncio.create_task(
+                    self._deliver(chat), name=f"fake-telegram-webhook-{chat}"
+                )
             return
         async with self._new_update:
             self._updates.append(update)
             self._new_update.notify_all()
 
-    async def _post_webhook(self, update: dict[str, Any]) -> None:
+    @property
+    def webhook_pending(self) -> int:
+        """Updates queued for the webhook and not yet answered with a 2xx."""
+        return sum(len(q) for q in self._webhook_queues.values())
+
+    def webhook_answers_for(self, update_id: int) -> list[WebhookAnswer]:
+        """Every delivery attempt of one update to the webhook, in order."""
+        return [a for a in self.webhook_answers if a.update_id == update_id]
+
+    async def _deliver(self, chat: int) -> None:
+        """Post one chat's queued updates to the webhook as Telegram does: one at a time and in
+        order (a later update of the chat waits), each until the bot answers 2xx. Any other
+        answer, a refused connection or no answer within ``webhook_timeout`` is a failure: the
+        same update is posted again after a growing delay, and after ``webhook_max_attempts``
+        failures it is dropped (recorded in ``webhook_dropped``), as Telegram gives up "after
+        a reasonable amount of attempts". Chats are delivered in parallel, at most
+        ``max_connections`` requests at once (setWebhook's parameter, 40 by default)."""
+        queue = self._webhook_queues[chat]
+        try:
+            while queue and self._webhook_url:
+                update = queue[0]
+                failures = 0
+                while self._webhook_url:
+                    status = await self._post_webhook(update)
+                    if 200 <= status < 300:
+                        break
+                    failures += 1
+                    if failures >= self.webhook_max_attempts:
+                        self.webhook_dropped.append(update["update_id"])
+                        break
+                    delay = self.webhook_retry_delay * 2 ** (failures - 1)
+                    await asyncio.sleep(min(delay, self.webhook_retry_max_delay))
+                queue.popleft()
+                async with self.changed:
+                    self.changed.notify_all()
+        finally:
+            self._webhook_workers.pop(chat, None)
+            if not queue:
+                self._webhook_queues.pop(chat, None)
+
+    async def _post_webhook(self, update: dict[str, Any]) -> int:
+        """One delivery attempt; the HTTP status (0: no connection or no answer in time)."""
         if self._http is None:
             self._http = aiohttp.ClientSession()
         headers = (
@@ -244,17 +362,29 @@ class FakeTelegram:
             else {}
         )
         assert self._webhook_url is not None
-        for _ in range(5):
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+        status = 0
+        async with self._webhook_slots:
+            try:
                 async with self._http.post(
                     self._webhook_url,
                     json=update,
                     headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=10),
+                    timeout=aiohttp.ClientTimeout(total=self.webhook_timeout),
                 ) as resp:
-                    if 200 <= resp.status < 300:
-                        return
-            await asyncio.sleep(0.2)
+                    await resp.read()
+                    status = resp.status
+            except (aiohttp.ClientError, TimeoutError):
+                status = 0
+        if not 200 <= status < 300:
+            # As getWebhookInfo reports it: "Wrong response from the webhook: 500 ..."
+            self._webhook_error = (
+                int(time.time()),
+                f"Wrong response from the webhook: {status}" if status else "Connection refused",
+            )
+        self.webhook_answers.append(WebhookAnswer(update["update_id"], status, time.monotonic()))
+        async with self.changed:
+            self.changed.notify_all()
+        return status
 
     # ----------------------------------------------------------------- HTTP
 
@@ -270,6 +400,8 @@ class FakeTelegram:
             await self._apply_injection(method, chat_id)
             if method in SENDING_METHODS:
                 self._enforce_rate(chat_id)
+            if method == "sendMessage" and not await self._hold(request, params):
+                return web.Response(status=499)  # nobody is listening: not carried out
             handler = getattr(self, f"_api_{method}", None)
             if handler is None:
                 raise _ApiError(404, "Not Found")
@@ -421,6 +553,8 @@ class FakeTelegram:
             "can_join_groups": False,
             "can_read_all_group_messages": False,
             "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
         }
 
     async def _api_getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -544,36 +678,106 @@ class FakeTelegram:
         return True
 
     async def _api_setWebhook(self, params: dict[str, Any]) -> bool:
+        secret = params.get("secret_token")
+        if secret and not _SECRET_TOKEN.match(str(secret)):
+            raise _ApiError(400, "Bad Request: secret token contains unallowed characters")
+        max_connections = int(params.get("max_connections") or 40)
+        if not 1 <= max_connections <= 100:
+            raise _ApiError(400, "Bad Request: invalid max_connections")
         self._webhook_url = params.get("url") or None
-        self._webhook_secret = params.get("secret_token") or None
+        self._webhook_secret = secret or None
+        self._webhook_slots = asyncio.Semaphore(max_connections)
+        self._webhook_error = None
+        self._webhook_options = {"max_connections": max_connections}
+        if params.get("allowed_updates") is not None:
+            self._webhook_options["allowed_updates"] = list(params["allowed_updates"])
         return True
 
     async def _api_deleteWebhook(self, params: dict[str, Any]) -> bool:
         self._webhook_url = None
         self._webhook_secret = None
+        self._webhook_options, self._webhook_error = {}, None
         return True
 
     async def _api_getWebhookInfo(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {
+        # As the Bot API answers: with no webhook only url, has_custom_certificate and
+        # pending_update_count; with one, its options and the last delivery error if any.
+        info: dict[str, Any] = {
             "url": self._webhook_url or "",
             "has_custom_certificate": False,
-            "pending_update_count": len(self._updates),
+            "pending_update_count": len(self._updates) + self.webhook_pending,
         }
+        if self._webhook_url:
+            info.update(self._webhook_options, ip_address="127.0.0.1")
+            if self._webhook_error is not None:
+                info["last_error_date"], info["last_error_message"] = self._webhook_error
+        return info
+
+    def commands(self, scope: str = "default") -> list[tuple[str, str]]:
+        """The command menu set for a scope: ``"default"``, ``"all_private_chats"`` or
+        ``"chat:<id>"`` (as (command, description) pairs; empty when none is set)."""
+        return [(c["command"], c["description"]) for c in self._commands.get(scope, [])]
+
+    def _scope_key(self, params: dict[str, Any]) -> str:
+        scope = params.get("scope") or {"type": "default"}
+        if isinstance(scope, str):
+            scope = json.loads(scope)
+        kind = scope.get("type")
+        if kind in ("default", "all_private_chats", "all_group_chats", "all_chat_administrators"):
+            return str(kind)
+        if kind in ("chat", "chat_administrators", "chat_member"):
+            chat_id = _int_or_none(scope.get("chat_id"))
+            if chat_id is None or chat_id not in self._chats:
+                raise _ApiError(400, "Bad Request: chat not found")
+            return f"chat:{chat_id}" if kind == "chat" else f"{kind}:{chat_id}"
+        raise _ApiError(400, "Bad Request: unsupported bot command scope type")
 
     async def _api_setMyCommands(self, params: dict[str, Any]) -> bool:
+        commands = params.get("commands")
+        if isinstance(commands, str):
+            commands = json.loads(commands)
+        if not isinstance(commands, list) or len(commands) > 100:
+            raise _ApiError(400, "Bad Request: can't parse commands JSON object")
+        for c in commands:
+            if not _COMMAND.match(str(c.get("command", ""))):
+                raise _ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
+            if not 1 <= len(str(c.get("description", ""))) <= 256:
+                raise _ApiError(400, "Bad Request: command description is empty or too long")
+        key = self._scope_key(params)
+        self._commands[key] = [
+            {"command": str(c["command"]), "description": str(c["description"])} for c in commands
+        ]
         return True
 
     async def _api_deleteMyCommands(self, params: dict[str, Any]) -> bool:
+        self._commands.pop(self._scope_key(params), None)
         return True
 
     async def _api_getMyCommands(self, params: dict[str, Any]) -> list[Any]:
-        return []
+        return list(self._commands.get(self._scope_key(params), []))
 
     async def _api_logOut(self, params: dict[str, Any]) -> bool:
         return True
 
     async def _api_close(self, params: dict[str, Any]) -> bool:
         return True
+
+
+def _update_chat(update: dict[str, Any]) -> int:
+    """The chat an update belongs to (its delivery order is kept per chat); 0 if none."""
+    for key in ("message", "edited_message", "callback_query"):
+        part = update.get(key)
+        if isinstance(part, dict):
+            chat = part.get("chat") or (part.get("message") or {}).get("chat") or {}
+            sender = part.get("from") or {}
+            found = _int_or_none(chat.get("id")) or _int_or_none(sender.get("id"))
+            if found is not None:
+                return found
+    return 0
+
+
+_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_COMMAND = re.compile(r"^[a-z0-9_]{1,32}$")
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -750,10 +954,11 @@ class SimUser:
         return query_id
 
     async def wait_for(
-        self, match: str | Callable[[SentMessage], bool], timeout: float = 5.0, after: int = 0
+        self, match: str | Callable[[SentMessage], bool], timeout: float = 60.0, after: int = 0
     ) -> SentMessage:
         """Wait until a bot message in this chat matches (``str``: a case-insensitive substring
-        of its text or caption). Candidates: the newest message when called, any message sent
+        of its text or caption). The timeout is generous on purpose: it only bounds a failure,
+        a match returns at once, and a busy machine may take seconds. Candidates: the newest message when called, any message sent
         since, any message edited since, and with ``after`` every message from that index on."""
         predicate: Callable[[SentMessage], bool]
         if isinstance(match, str):

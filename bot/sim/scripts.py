@@ -67,8 +67,9 @@ def tension(
     return answers
 
 
-async def until(predicate: Any, timeout: float = 15.0) -> Any:
-    """Poll ``predicate`` until it returns something truthy, and return that."""
+async def until(predicate: Any, timeout: float = 60.0) -> Any:
+    """Poll ``predicate`` until it returns something truthy, and return that (the timeout is
+    generous: it only bounds a failure, and a busy machine may take seconds)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
         value = predicate()

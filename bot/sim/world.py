@@ -91,7 +91,7 @@ class SimWorld:
         await self.services.pact.tick()
         await self.settle()
 
-    async def settle(self, timeout: float = 20.0) -> None:
+    async def settle(self, timeout: float = 60.0) -> None:
         """Wait until every queued message that is due has been sent (or given up)."""
 
         async def quiet() -> None:

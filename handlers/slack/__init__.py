@@ -9,7 +9,6 @@ message itself is updated by the core through the outbox.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +18,7 @@ from slack_bolt.response import BoltResponse
 from bot.buttons import Action, BadPayload, Kind
 from bot.services.actions import OUTCOME_LABELS, ActionError, ActionService, Officer
 from bot.services.reports import ReportingRefused, ReportingService
+from bot.services.seen import SeenRequests, request_key
 from bot.services.summary import SummaryRefused, SummaryService
 from handlers.slack import views
 from handlers.slack.messenger import answer_command
@@ -32,28 +32,22 @@ MODAL_KINDS = {
     "reassign": Kind.REASSIGN,
     "recategorise": Kind.RECATEGORISE,
 }
-REPLAY_WINDOW = 5 * 60  # Bolt refuses a timestamp older than this; we remember signatures as long
 
 
-def refuse_replays(app: AsyncApp) -> None:
-    """Answer 401 to a signed request seen before. Bolt checks the signature and that the
-    timestamp is under five minutes old; within those five minutes the same bytes could be sent
-    again. (Socket Mode requests are not signed and are not checked here.)"""
-    seen: dict[str, float] = {}
+def refuse_replays(app: AsyncApp, seen: SeenRequests) -> None:
+    """Answer 401 to a signed request seen before, by this process or any other sharing the
+    database, before or after a restart. Bolt checks the signature and that the timestamp is
+    under five minutes old; within those five minutes the same bytes could be sent again.
+    (Socket Mode requests are not signed and are not checked here.)"""
 
     @app.middleware
     async def once_only(
         req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[None]]
     ) -> BoltResponse | None:
         signature = (req.headers.get("x-slack-signature") or [""])[0]
-        if signature:
-            now = time.time()
-            for old in [s for s, at in seen.items() if at < now - REPLAY_WINDOW]:
-                del seen[old]
-            if signature in seen:
-                log.warning("refused a replayed Slack request")
-                return BoltResponse(status=401, body="")
-            seen[signature] = now
+        if signature and not await seen.first_time(request_key("slack-request", signature)):
+            log.warning("refused a replayed Slack request")
+            return BoltResponse(status=401, body="")
         await next()
         return None
 
@@ -63,9 +57,10 @@ def register(
     actions: ActionService,
     reporting: ReportingService,
     summaries: SummaryService,
+    seen: SeenRequests,
 ) -> None:
     """Attach tensionbot's Slack listeners to ``app``."""
-    refuse_replays(app)
+    refuse_replays(app, seen)
 
     async def tell(respond: Any, client: Any, body: dict[str, Any], text: str) -> None:
         """A note only the clicker sees, where they clicked: through the click's response_url,
@@ -236,8 +231,12 @@ def register(
         view = body["view"]
         meta = str(view.get("private_metadata", "0"))
         campaign_id = int(meta) if meta.isdigit() else 0
+        # The same view (id and hash) submitted again makes no second report.
+        once = (str(view.get("id", "")), str(view.get("hash", "")))
         try:
-            errors = await reporting.submit(body["user"]["id"], campaign_id, views.values(view))
+            errors = await reporting.submit(
+                body["user"]["id"], campaign_id, views.values(view), once=once if once[0] else ()
+            )
         except ReportingRefused as exc:
             errors = {"description": str(exc)}
         if errors:
@@ -257,13 +256,16 @@ def register(
     # ----------------------------------------------------------------- summaries
 
     @app.command("/tensions")
-    async def on_tensions(ack: Any, command: dict[str, Any], client: Any, respond: Any) -> None:
+    async def on_tensions(
+        ack: Any, command: dict[str, Any], client: Any, respond: Any, context: Any
+    ) -> None:
         # Slack wants an answer within 3 seconds: acknowledge, then build the summary.
         await ack(text="Working on the summary…")
         try:
             result = await summaries.for_slack(command["user_id"], command.get("text", ""))
         except SummaryRefused as exc:
-            # The refusal may quote what was typed: escaped, like all text from a user.
+            # The refusal may quote what was typed: escaped, like all text from a user. Through
+            # the response_url: it reaches the person even in a channel the bot is not in.
             await respond(text=escape(str(exc)), response_type="ephemeral")
             return
         charts = [
@@ -276,5 +278,6 @@ def register(
             command,
             result.message,
             charts,
+            bot_user_id=context.bot_user_id,
             public_channels=summaries.config.summaries.channels,
         )

@@ -38,12 +38,14 @@ class SlackMessenger:
             base_url=client.base_url,
             timeout=client.timeout,
             headers=client.headers,
+            proxy=client.proxy,
             retry_handlers=[
                 h
                 for h in client.retry_handlers
                 if not isinstance(h, AsyncRateLimitErrorRetryHandler)
             ],
         )
+        self.client.proxy = client.proxy  # not slack_sdk's own pick from the environment
         self._dms: dict[str, str] = {}
 
     async def _channel_for(self, recipient: str) -> str:
@@ -126,6 +128,17 @@ async def post_with_charts(
     )
 
 
+# Why the bot could not post where a slash command was typed, in words the person can act on.
+_CANNOT_POST = {
+    "not_in_channel": "I'm not in this channel, so I can't post here. Ask someone to "
+    "/invite {bot} here, or use the command in a channel I'm in.",
+    "channel_not_found": "I'm not in this channel, so I can't post here (private channels "
+    "and direct messages included). Ask someone to /invite @tensionbot here, or use the "
+    "command in a channel I'm in.",
+    "is_archived": "This channel is archived, so I can't post here.",
+}
+
+
 CHARTS_IN_DM = "The charts are in your direct messages with me."
 
 
@@ -137,16 +150,22 @@ async def answer_command(
     charts: Sequence[tuple[str, bytes, str]],
     *,
     public_channels: Sequence[str],
+    bot_user_id: str | None = None,
 ) -> None:
     """Answer ``/tensions`` or ``/pact``. Typed in one of ``public_channels`` (the configured
     summary channels, whose members are chosen to see summaries): posted there, charts and all.
     Anywhere else (a channel may hold people refused summaries, or people the bot does not
     know): only the asker sees it, as an ephemeral answer through the command's response_url
     (which, unlike chat.postEphemeral, reaches them in any channel, the bot a member or not),
-    and the charts, which cannot be ephemeral, go to their direct messages with the bot."""
+    and the charts, which cannot be ephemeral, go to their direct messages with the bot. When
+    Slack refuses a post (the bot is not in the channel, a missing scope, …) the asker is told
+    why through the response_url instead of being left at "Working on it…"."""
     channel, user = str(command["channel_id"]), str(command["user_id"])
     if channel in public_channels:
-        await post_with_charts(client, channel, message, charts)
+        try:
+            await post_with_charts(client, channel, message, charts)
+        except SlackApiError as exc:
+            await _explain(respond, channel, exc, bot_user_id)
         return
     shown = message
     if charts:
@@ -156,5 +175,19 @@ async def answer_command(
     text, blocks = render(shown)
     await respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
     if charts:
-        dm = await client.conversations_open(users=user)
-        await post_with_charts(client, str(dm["channel"]["id"]), message, charts)
+        try:
+            dm = await client.conversations_open(users=user)
+            await post_with_charts(client, str(dm["channel"]["id"]), message, charts)
+        except SlackApiError as exc:
+            await _explain(respond, "a direct message", exc, bot_user_id)
+
+
+async def _explain(respond: Any, where: str, exc: SlackApiError, bot_user_id: str | None) -> None:
+    """Tell the person who typed a command, privately, why Slack refused the answer."""
+    error = str(exc.response.get("error", "unknown_error"))
+    log.warning("could not answer a slash command in %s: %s", where, error)
+    bot = f"<@{bot_user_id}>" if bot_user_id else "@tensionbot"  # Slack shows the name
+    text = _CANNOT_POST.get(error, "Sorry, Slack refused the answer ({error}).")
+    await respond(
+        text=text.format(bot=bot, error=error), response_type="ephemeral", replace_original=False
+    )

@@ -152,12 +152,15 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
     # ----------------------------------------------------------------- insight
 
     @app.command("/pact")
-    async def on_pact(ack: Any, command: dict[str, Any], client: Any, respond: Any) -> None:
+    async def on_pact(
+        ack: Any, command: dict[str, Any], client: Any, respond: Any, context: Any
+    ) -> None:
         await ack(text="Working on it…")
         try:
             insight = await pact.insight_for_slack(command["user_id"], command.get("text", ""))
         except PactError as exc:
-            # The refusal may quote what was typed: escaped, like all text from a user.
+            # The refusal may quote what was typed: escaped, like all text from a user. Through
+            # the response_url: it reaches the person even in a channel the bot is not in.
             await respond(text=escape(str(exc)), response_type="ephemeral")
             return
         charts = []
@@ -171,5 +174,6 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
             command,
             insight_message(insight),
             charts,
+            bot_user_id=context.bot_user_id,
             public_channels=pact.config.summaries.channels,
         )

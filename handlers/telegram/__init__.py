@@ -27,6 +27,7 @@ from bot.services.conversation import ConversationService
 from bot.services.crisis import CrisisService
 from bot.services.pact import PactError, PactService, insight_message
 from bot.services.summary import SummaryRefused, SummaryService
+from handlers.telegram.menus import set_chat_menu
 from handlers.telegram.render import render_keyboard, render_text
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ def register(
     crisis: CrisisService | None = None,
 ) -> None:
     """Attach tensionbot's handlers to ``application``."""
-    private = filters.ChatType.PRIVATE
+    # A private chat with a person: an update without a sender is nothing for us (ignored).
+    private = filters.ChatType.PRIVATE & filters.USER
 
     async def on_crisis(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
@@ -94,7 +96,12 @@ def register(
 
     async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         token = context.args[0] if context.args else None
-        await _finish(update, await conversation.start(_sender(update), token))
+        sender = _sender(update)
+        await _finish(update, await conversation.start(sender, token))
+        if token:  # just linked: a chair, officer or admin gets their fuller menu now
+            menu = await conversation.menu_for(sender)
+            if menu is not None:
+                await set_chat_menu(context.bot, sender.chat_id, menu)
 
     def command(name: str) -> Callback:
         async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

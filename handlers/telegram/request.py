@@ -17,7 +17,8 @@ from telegram.request import BaseRequest, RequestData
 
 
 class AiohttpRequest(BaseRequest):
-    """A :class:`BaseRequest` on one ``aiohttp.ClientSession`` (a pool of ``pool_size``)."""
+    """A :class:`BaseRequest` on one ``aiohttp.ClientSession`` (a pool of ``pool_size``),
+    through ``proxy`` when one is given."""
 
     def __init__(
         self,
@@ -27,8 +28,10 @@ class AiohttpRequest(BaseRequest):
         write_timeout: float | None = 15.0,
         connect_timeout: float | None = 10.0,
         media_write_timeout: float | None = 30.0,
+        proxy: str | None = None,
     ) -> None:
         self._pool_size = pool_size
+        self._proxy = proxy  # chosen by handlers.network.proxy_for; None: direct
         self._read = read_timeout
         self._write = write_timeout
         self._connect = connect_timeout
@@ -93,7 +96,9 @@ class AiohttpRequest(BaseRequest):
         total = None if read is None or write is None else read + write
         timeout = aiohttp.ClientTimeout(total=total, sock_connect=connect, sock_read=read)
         try:
-            async with self._session.request(method, url, data=data, timeout=timeout) as response:
+            async with self._session.request(
+                method, url, data=data, timeout=timeout, proxy=self._proxy
+            ) as response:
                 return response.status, await response.read()
         except TimeoutError as exc:
             raise TimedOut from exc

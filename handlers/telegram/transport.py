@@ -2,8 +2,11 @@
 
 Both hand each update to the real ``Application.process_update`` and only then acknowledge it
 (polling: the offset is stored and confirmed after processing; webhook: HTTP 200 after
-processing), so an update is never lost to a crash. A redelivered update is recognised by the core
-(update ids are recorded in the same transaction as its effects) and does nothing twice.
+processing), so an update is never lost to a crash. An update whose processing failed (the
+database locked or away) is not acknowledged: polling fetches it again, the webhook answers 500
+so that Telegram posts it again. A redelivered update is recognised by the core (update ids are
+recorded in the same transaction as its effects, so a failed update's id is not) and does
+nothing twice.
 """
 
 from __future__ import annotations
@@ -13,10 +16,19 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 
 from aiohttp import web
 from telegram import Update
-from telegram.error import Conflict, NetworkError, RetryAfter, TimedOut
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Conflict,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TimedOut,
+)
 from telegram.ext import Application
 
 from handlers.telegram.messenger import retry_after_seconds
@@ -29,6 +41,12 @@ ALLOWED_UPDATES = ["message", "callback_query"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 MAX_BODY = 1024 * 1024
 MAX_UPDATE_ATTEMPTS = 8  # then an update that keeps failing is skipped (logged), not retried
+# Telegram refused our answer for good: posting the update again would fail the same way.
+FINAL_REFUSALS = (BadRequest, Forbidden, ChatMigrated)
+# The errors of the webhook request being processed in this task (see webhook_handler).
+_request_errors: ContextVar[list[BaseException] | None] = ContextVar(
+    "tensionbot_webhook_errors", default=None
+)
 
 
 async def poll(
@@ -81,8 +99,10 @@ async def poll(
             continue
         backoff = 1.0
         for update in updates:
+            before = failed.get(update.update_id, 0)
             await application.process_update(update)
-            if 0 < failed.get(update.update_id, 0) < MAX_UPDATE_ATTEMPTS:
+            # Failed this time (not merely before: a retry that succeeded is acknowledged).
+            if before < failed.get(update.update_id, 0) < MAX_UPDATE_ATTEMPTS:
                 # Not acknowledged: Telegram delivers it again (its effects were rolled back).
                 log.warning("update %s failed; fetching it again", update.update_id)
                 await _sleep(stop, float(failed[update.update_id]))
@@ -107,10 +127,25 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def webhook_handler(application: Application, secret: str) -> Handler:
     """The aiohttp handler for Telegram's webhook posts: the secret token is checked (403 when
-    wrong), the update processed, and only then is 200 returned."""
+    wrong), a body that is not an update refused (400), the update processed, and only then
+    is 200 returned. If processing failed (the database locked or unreachable, Telegram
+    unreachable for a direct reply) the answer is 500, so Telegram posts the update again; its
+    effects were rolled back and its id was not recorded, and a repeat of an update that did
+    succeed is ignored by the core. Only Telegram's own final refusal of a reply (400, 403)
+    is answered 200: another delivery would be refused the same way."""
     if not secret:
         raise ValueError("a webhook needs a secret token")
     expected = secret.encode()
+
+    async def note_failure(update: object, context: object) -> None:
+        # PTB calls error handlers inside process_update, in the request's task: the list set
+        # by ``receive`` for this request is the one seen here (requests run concurrently).
+        errors = _request_errors.get()
+        error = getattr(context, "error", None)
+        if errors is not None and isinstance(error, BaseException):
+            errors.append(error)
+
+    application.add_error_handler(note_failure)
 
     async def receive(request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "")
@@ -121,12 +156,26 @@ def webhook_handler(application: Application, secret: str) -> Handler:
             return web.Response(status=413, text="too large")
         try:
             data = json.loads(await request.read())
+            if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+                raise ValueError("not an update")
             update = Update.de_json(data, application.bot)
-        except (ValueError, KeyError, TypeError):
+            if update is None:
+                raise ValueError("not an update")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            # Never log the body: it may carry report text.
+            log.warning("refused a webhook body that is not an update")
             return web.Response(status=400, text="bad update")
-        if update is None:
-            return web.Response(status=400, text="bad update")
-        await application.process_update(update)
+        errors: list[BaseException] = []
+        token = _request_errors.set(errors)
+        try:
+            await application.process_update(update)
+        finally:
+            _request_errors.reset(token)
+        if any(not isinstance(e, FINAL_REFUSALS) for e in errors):
+            log.warning(
+                "update %s failed; answering 500 so Telegram sends it again", update.update_id
+            )
+            return web.Response(status=500, text="failed; send it again")
         return web.Response(text="ok")
 
     return receive

@@ -1,0 +1,542 @@
+"""Statistical disclosure control: small counts, and anything that would reveal them, withheld.
+
+The method follows the UK Government Statistical Service's disclosure-control guidance for
+tables (ONS, "Disclosure control for tables produced from administrative sources"):
+
+1. **Primary suppression.** A count of 1 or 2 (below ``threshold``, the configuration's
+   ``summaries.suppress_below``, 3 by default) is withheld. 0 is shown: an empty cell tells
+   nothing about anyone.
+2. **Secondary (complementary) suppression.** A withheld cell must not be recoverable from
+   what is shown beside it: row and column totals, the grand total, the same breakdown for
+   other periods, or a mean. For each table (cells, row totals, column totals, grand total)
+   we compute, for every withheld figure, the smallest and largest value consistent with
+   everything published, exactly as an attacker would: in a two-way table with margins the
+   feasible changes are circulations over the withheld cells, so each bound is a maximum flow
+   (and, the constraint matrix being totally unimodular, the linear-programming bound is also
+   the integer one). While some withheld figure's range is narrower than ``threshold``, one
+   more figure in its row or column is withheld: the smallest that gives it enough room, or
+   else the one that gives most. This is the "protection interval" criterion of tau-Argus and
+   sdcTable (the tools statisticians use) with a greedy choice of complements instead of
+   their optimal ones: it may withhold a little more than they would, never less.
+3. **Linked tables.** A period's grand total is shared by its tables (by ward, category,
+   level, basis); it is withheld only when it is itself small, never as a complement, so each
+   table can be protected on its own. Totals an attacker could work out without their being
+   printed (the sum of the ward rows of hate crime) are treated as published.
+4. **Means** are totals divided by the number of months: a mean is shown only when its total
+   would be shown.
+
+**What this guarantees**: for each withheld figure, every value in an interval at least
+``threshold`` wide is consistent with all the published figures of its table (an attacker who
+knows only that counts are whole and non-negative cannot tell a 1 from a 2 from a 0 or a 3).
+``tests/test_disclosure.py`` checks this against the published outputs themselves, charts
+included, with an integer-programming solver. Withheld cells are all shown the same way
+(:data:`MARK`), so a reader cannot tell a small count from a complement.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Collection, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot.summaries import Pocket
+
+if TYPE_CHECKING:
+    from bot.services.summary import Summary
+
+MARK = "[c]"  # the GSS symbol for "confidential"; the same for primary and secondary cells
+TOTAL = "\x00total"  # the key of a margin: (row, TOTAL), (TOTAL, column), (TOTAL, TOTAL)
+
+Key = tuple[str, str]
+
+
+def shown(value: int | None) -> str:
+    """A published count, or :data:`MARK` when withheld."""
+    return MARK if value is None else str(value)
+
+
+def primary(value: int, threshold: int) -> int | None:
+    """Primary suppression alone, for a count that sits in no table with totals."""
+    return None if 0 < value < threshold else value
+
+
+@dataclass(frozen=True)
+class Protected:
+    """A protected table: its true values and which of them are withheld."""
+
+    values: Mapping[Key, int]
+    hidden: frozenset[Key]
+
+    def get(self, row: str, col: str = TOTAL) -> int | None:
+        """The published value (``None`` when withheld); a missing cell is 0."""
+        key = (row, col)
+        return None if key in self.hidden else self.values.get(key, 0)
+
+    def row_total(self, row: str) -> int | None:
+        """The published total of ``row``."""
+        return self.get(row, TOTAL)
+
+    def col_total(self, col: str) -> int | None:
+        """The published total of ``col``."""
+        return self.get(TOTAL, col)
+
+    @property
+    def total(self) -> int | None:
+        """The published grand total."""
+        return self.get(TOTAL, TOTAL)
+
+
+def protect(
+    cells: Mapping[Key, int],
+    *,
+    rows: Sequence[str],
+    cols: Sequence[str],
+    threshold: int,
+    row_totals: bool = True,
+    col_totals: bool = True,
+    grand_total: bool = True,
+    cells_shown: bool = True,
+    keep: Collection[Key] = ((TOTAL, TOTAL),),
+) -> Protected:
+    """Protect a two-way table of counts with its margins (see the module's docstring).
+
+    ``row_totals``/``col_totals``/``grand_total`` say which margins are published (a margin
+    that is not is never shown); with ``cells_shown=False`` only margins are published (any
+    table with those margins will do as ``cells``: the attacker's bounds on a margin are the
+    same whichever table is the true one). ``keep`` lists figures never withheld as complements (by
+    default the grand total, which linked tables share); they are still withheld when small.
+    """
+    values: dict[Key, int] = {(r, c): cells.get((r, c), 0) for r in rows for c in cols}
+    for r in rows:
+        values[(r, TOTAL)] = sum(values[(r, c)] for c in cols)
+    for c in cols:
+        values[(TOTAL, c)] = sum(values[(r, c)] for r in rows)
+    values[(TOTAL, TOTAL)] = sum(values[(r, TOTAL)] for r in rows)
+    absent = {(r, TOTAL) for r in rows if not row_totals}
+    absent |= {(TOTAL, c) for c in cols if not col_totals}
+    if not grand_total:
+        absent.add((TOTAL, TOTAL))
+    if not cells_shown:
+        absent |= {(r, c) for r in rows for c in cols}
+    hidden = set(absent) | {k for k, v in values.items() if 0 < v < threshold}
+    if not hidden - absent:
+        return Protected(values, frozenset(hidden))
+    network = _Network(values, threshold)
+    wide: set[Key] = set()  # withholding more only widens ranges: once wide, always wide
+    while True:
+        weak = None
+        for k in sorted(hidden - absent - wide):
+            if network.width(k, hidden) >= threshold:
+                wide.add(k)
+            else:
+                weak = k
+                break
+        if weak is None:
+            return Protected(values, frozenset(hidden))
+        hidden.add(_complement(weak, values, hidden, keep, network, threshold))
+
+
+def _complement(
+    weak: Key,
+    values: Mapping[Key, int],
+    hidden: set[Key],
+    keep: Collection[Key],
+    network: _Network,
+    threshold: int,
+) -> Key:
+    """The figure to withhold next so that ``weak`` gets room: the smallest one in its row or
+    column that gives it enough, else the one that widens it most, else the smallest anywhere."""
+    free = [k for k, v in values.items() if v > 0 and k not in hidden and k not in keep]
+    near = [k for k in free if k[0] == weak[0] or k[1] == weak[1]]
+    before = network.width(weak, hidden)
+
+    def order(k: Key) -> tuple[bool, int, Key]:
+        return (TOTAL in k, values[k], k)  # cells before margins, small before large
+
+    best: tuple[int, tuple[bool, int, Key]] | None = None
+    for k in sorted(near, key=order):
+        width = network.width(weak, hidden | {k})
+        if width >= threshold:
+            return k
+        if width > before and (best is None or width > best[0]):
+            best = (width, order(k))
+    if best is not None:
+        return best[1][2]
+    if not free:  # cannot happen while the grand total is kept and at least threshold
+        raise AssertionError("nothing left to withhold")
+    return min(free, key=order)
+
+
+class _Network:
+    """The table as a bipartite graph, rows against columns (the margins are one more row and
+    one more column); each withheld figure is an edge. Changing withheld figures without
+    changing any published one is a circulation on these edges, so how far a figure can move
+    is a maximum flow. A cell may fall by its value and rise without limit; a margin moves the
+    other way round, as it sits on the other side of its equation."""
+
+    def __init__(self, values: Mapping[Key, int], threshold: int) -> None:
+        self.values = values
+        self.inf = 2 * sum(v for k, v in values.items() if TOTAL not in k) + 2 * threshold + 2
+
+    def width(self, key: Key, hidden: Collection[Key]) -> int:
+        """Largest minus smallest value of ``key`` consistent with everything published."""
+        value = self.values[key]
+        margin = _is_margin(key)
+        cap: dict[Hashable, dict[Hashable, int]] = {}
+        for k in hidden:
+            if k == key:
+                continue
+            r, c = ("r", k[0]), ("c", k[1])
+            v = self.values[k]
+            forward, backward = (v, self.inf) if _is_margin(k) else (self.inf, v)
+            cap.setdefault(r, {})[c] = cap.get(r, {}).get(c, 0) + forward
+            cap.setdefault(c, {})[r] = cap.get(c, {}).get(r, 0) + backward
+        r, c = ("r", key[0]), ("c", key[1])
+        # The edge's own flow e: a cell's value is value + e, a margin's value - e.
+        up = _max_flow(cap, c, r, self.inf)  # e can grow by this much
+        down = _max_flow(cap, r, c, self.inf)  # and fall by this much
+        if margin:
+            return min(up, value) + down
+        return up + min(down, value)
+
+
+def _is_margin(key: Key) -> bool:
+    return (key[0] == TOTAL) != (key[1] == TOTAL)
+
+
+def _max_flow(
+    cap: dict[Hashable, dict[Hashable, int]], source: Hashable, sink: Hashable, limit: int
+) -> int:
+    """Edmonds-Karp on a small graph (tens of nodes), stopping at ``limit``."""
+    residual = {u: dict(vs) for u, vs in cap.items()}
+    flow = 0
+    while flow < limit:
+        parent: dict[Hashable, Hashable] = {source: source}
+        queue = deque([source])
+        while queue and sink not in parent:
+            u = queue.popleft()
+            for v, room in residual.get(u, {}).items():
+                if room > 0 and v not in parent:
+                    parent[v] = u
+                    queue.append(v)
+        if sink not in parent:
+            break
+        path, v = [], sink
+        while v != source:
+            path.append((parent[v], v))
+            v = parent[v]
+        push = min(limit - flow, *(residual[u][v] for u, v in path))
+        for u, v in path:
+            residual[u][v] -= push
+            residual.setdefault(v, {})[u] = residual.get(v, {}).get(u, 0) + push
+        flow += push
+    return min(flow, limit)
+
+
+@dataclass(frozen=True)
+class Line:
+    """A protected one-way table: ``get(key)`` and ``total`` (``None`` when withheld)."""
+
+    table: Protected
+
+    def get(self, key: str) -> int | None:
+        """The published count for ``key``."""
+        return self.table.get("", key)
+
+    @property
+    def total(self) -> int | None:
+        """The published total."""
+        return self.table.get("", TOTAL)
+
+
+def line(values: Mapping[str, int], *, threshold: int, total_shown: bool = True) -> Line:
+    """Protect a breakdown beside its published total (``total_shown=False``: a breakdown whose
+    total is published nowhere and cannot be worked out): every withheld count keeps a range
+    of at least ``threshold``. The total itself is withheld only when it is small."""
+    keys = sorted(values)
+    table = protect(
+        {("", k): v for k, v in values.items()},
+        rows=[""],
+        cols=keys,
+        threshold=threshold,
+        row_totals=total_shown,
+        col_totals=False,
+        grand_total=False,
+        keep={("", TOTAL)},
+    )
+    return Line(table)
+
+
+# --- The monthly summary: which of its figures are linked, and how each is protected. ---
+
+Count = int | None  # a published count; None when withheld
+
+
+@dataclass
+class Released:
+    """Every figure of a summary as it may be published (``None`` = withheld). Markdown, chat
+    text, CSV, XLSX and charts are all drawn from this, never from the raw summary."""
+
+    threshold: int
+    suppressed: bool
+    total: Count
+    previous_total: Count
+    last_year_total: Count
+    breakdowns: list[tuple[str, list[tuple[str, Count, Count, Count]]]]
+    matrix: dict[tuple[str, str], Count]  # (ward, category) -> this month
+    tension_by_ward: dict[str, Count]
+    trend: dict[str, list[Count]]  # category -> per month of ``summary.months``
+    hate_crime: list[tuple[str, Count, float | None]]  # ward, this month, 12-month mean
+    hate_crime_by_strand: list[tuple[str, Count, float | None]]
+    pockets: list[tuple[Pocket, Count, float | None, str]]  # observed, baseline, p-value text
+    returns_by_role: list[tuple[str, Count, Count, Count, Count]]
+    returns_by_ward: list[tuple[str, Count, Count, Count, Count]]
+    actions: list[tuple[str, Count, Count, Count, Count, float | None, float | None]]
+
+
+def _any_table(rows: Mapping[str, int], cols: Mapping[str, int]) -> dict[Key, int]:
+    """A table with these margins (north-west corner rule); the sums must be equal."""
+    left_r, left_c = dict(rows), dict(cols)
+    out: dict[Key, int] = {}
+    for r in sorted(left_r):
+        for c in sorted(left_c):
+            n = min(left_r[r], left_c[c])
+            if n:
+                out[(r, c)] = n
+                left_r[r] -= n
+                left_c[c] -= n
+    return out
+
+
+def _published_order(row: tuple[str, Count, *tuple[Any, ...]]) -> tuple[int, str]:
+    return (-(row[1] or 0), row[0])
+
+
+def release(summary: Summary, *, threshold: int, suppressed: bool = True) -> Released:
+    """Protect every figure of ``summary`` (see the module's docstring), or, with
+    ``suppressed=False`` (the system administrator's ``--no-suppress``), show them as they are.
+
+    The linked structure: this month's ward x category table with its margins (the heat map,
+    the by-ward and by-category columns, the bar chart's tension bars, the trend's last point);
+    each other period's breakdowns as one-way tables of that period's total (the comparison
+    columns, the trend's other points); levels and bases likewise; hate crime by ward and by
+    strand, this month and over the 12 months (means), as one-way tables of their common
+    total; return rates by role with their "all" row; actions by team cell by cell (they have
+    no totals), with a team's median times withheld with its count. A period's total is never
+    withheld as a complement, so it is withheld exactly when it is small.
+    """
+    t = threshold if suppressed else 1  # below 1 is nothing: --no-suppress shows all
+
+    def plain(v: int) -> Count:
+        return primary(v, t)
+
+    groups = {b.by: b.rows for b in summary.breakdowns}
+    totals = {1: summary.total, 2: summary.previous_total, 3: summary.last_year_total}
+
+    def column(by: str, index: int) -> dict[str, int]:
+        return {r[0]: int(r[index]) for r in groups.get(by, []) if r[index]}
+
+    def one_way(values: Mapping[str, int], total: int | None = None) -> Line:
+        """A breakdown; its total is published when it is the period's (or ``None``: the
+        total can be worked out, as for hate crime, so treat it as published)."""
+        values = {k: v for k, v in values.items() if v}
+        shown_total = total is None or sum(values.values()) == total
+        return line(values, threshold=t, total_shown=shown_total)
+
+    # This month: the two-way table ward x category with its margins.
+    wards = sorted({w for w, _ in summary.matrix} | set(column("ward", 1)))
+    cats = sorted({c for _, c in summary.matrix} | set(column("category", 1)))
+    grid = protect(summary.matrix, rows=wards, cols=cats, threshold=t)
+    two_way = (
+        bool(summary.matrix)
+        and all(grid.values.get((w, TOTAL), 0) == v for w, v in column("ward", 1).items())
+        and all(grid.values.get((TOTAL, c), 0) == v for c, v in column("category", 1).items())
+    )
+    lines = {
+        (by, i): one_way(column(by, i), totals[i])
+        for by in groups
+        for i in (1, 2, 3)
+        if not (two_way and i == 1 and by in ("ward", "category"))
+    }
+
+    def get(by: str, index: int, key: str) -> Count:
+        if two_way and index == 1 and by == "ward":
+            return grid.row_total(key)
+        if two_way and index == 1 and by == "category":
+            return grid.col_total(key)
+        return lines[(by, index)].get(key)
+
+    # Rows are ordered by what is published (a withheld count sorts as 0): an order by the
+    # true counts would tell which of two withheld cells is larger.
+    breakdowns = [
+        (
+            by,
+            sorted(
+                ((r[0], get(by, 1, r[0]), get(by, 2, r[0]), get(by, 3, r[0])) for r in rows),
+                key=_published_order,
+            ),
+        )
+        for by, rows in groups.items()
+    ]
+    matrix = {k: grid.get(*k) for k in summary.matrix}
+
+    # The trend: a month shown in the comparison columns with the same figures keeps their
+    # protection; any other month is a one-way table of its (workable-out) total.
+    months = summary.months
+    columns: list[dict[str, Count]] = []
+    for m, _ in enumerate(months):
+        values = {c: counts[m] for c, counts in summary.trend.items()}
+        period = {len(months) - 1: 1, len(months) - 2: 2, 0: 3}.get(m)
+        same = period is not None and "category" in groups
+        if same and period is not None:
+            published = column("category", period)
+            same = set(published) <= set(values) and all(
+                values[c] == published.get(c, 0) for c in values
+            )
+        if same and period is not None:
+            columns.append({c: get("category", period, c) for c in values})
+        else:
+            own = one_way(values)
+            columns.append({c: own.get(c) for c in values})
+    trend = {c: [col[c] for col in columns] for c in summary.trend}
+
+    # The bar chart's tension bars: this month's ward margins when they are the same figures.
+    if all(grid.values.get((w, TOTAL), 0) == v for w, v in summary.tension_by_ward.items()) and (
+        set(wards) <= set(summary.tension_by_ward)
+    ):
+        tension_by_ward = {w: grid.row_total(w) for w in summary.tension_by_ward}
+    else:
+        own = one_way(summary.tension_by_ward)
+        tension_by_ward = {w: own.get(w) for w in summary.tension_by_ward}
+
+    # Hate crime: by ward and by strand share their (workable-out) total, this month and over
+    # the year; a mean is published only with its total.
+    def crime(
+        wards_: list[tuple[str, int, float]], strands: list[tuple[str, int, float]]
+    ) -> tuple[list[tuple[str, Count, float | None]], list[tuple[str, Count, float | None]]]:
+        """Hate crime by ward and by strand are the two margins of a ward x strand table that
+        is not published, this month and over the year; a mean only with its total."""
+        out: dict[str, dict[str, Count]] = {}
+        for name, get in (("now", lambda r: r[1]), ("year", lambda r: round(r[2] * 12))):
+            a = {r[0]: get(r) for r in wards_}
+            b = {r[0]: get(r) for r in strands}
+            if sum(a.values()) != sum(b.values()):  # not margins of one table
+                one, two = one_way(a), one_way(b)
+                out[name + "w"] = {k: one.get(k) for k in a}
+                out[name + "s"] = {k: two.get(k) for k in b}
+                continue
+            table = protect(
+                _any_table(a, b),
+                rows=sorted(a),
+                cols=sorted(b),
+                threshold=t,
+                grand_total=False,
+                cells_shown=False,
+                keep=(),
+            )
+            out[name + "w"] = {k: table.row_total(k) for k in a}
+            out[name + "s"] = {k: table.col_total(k) for k in b}
+        by_ward = [
+            (k, out["noww"][k], None if out["yearw"][k] is None else m) for k, _, m in wards_
+        ]
+        by_strand = [
+            (k, out["nows"][k], None if out["years"][k] is None else m) for k, _, m in strands
+        ]
+        return by_ward, by_strand
+
+    hate_crime, by_strand = crime(summary.hate_crime, summary.hate_crime_by_strand)
+    hate_crime.sort(key=_published_order)
+    by_strand.sort(key=_published_order)
+
+    # Pockets: the count is the published one; the baseline (a ward's mean over 12 months) and
+    # the p-value, which would give it away, only when that 12-month total cannot pin down a
+    # withheld month of the ward or reveal a small count over the other months.
+    crimes = {w: (c, m) for w, c, m in hate_crime}
+    ward_rows = {r[0]: r for r in dict(breakdowns).get("ward", [])}
+    pockets: list[tuple[Pocket, Count, float | None, str]] = []
+    for p in summary.pockets:
+        baseline: float | None
+        if p.source == "hate crimes":
+            observed, baseline = crimes.get(p.ward, (plain(p.observed), None))
+        else:
+            observed = tension_by_ward.get(p.ward, plain(p.observed))
+            year = round(p.baseline * 12)
+            row = ward_rows.get(p.ward, (p.ward, None, 0, 0))
+            # The year includes the previous month and last year's: shown only beside those
+            # two as published figures, and only if the other ten months are 0 or not small.
+            rest = None if None in row[2:4] else year - int(row[2] or 0) - int(row[3] or 0)
+            baseline = p.baseline if rest is not None and (rest == 0 or rest >= t) else None
+        text = f"{p.p_value:.2g}" if baseline is not None else "< 0.01"
+        pockets.append((p, observed, baseline, text))
+    pockets.sort(key=lambda x: (x[2] is None, x[0].p_value if x[2] is not None else 0, x[0].ward))
+
+    # Return rates: roles x status with the "all" row as column totals; wards cell by cell
+    # (a person may belong to several wards, so they add up to nothing published).
+    roles = [r for r in summary.returns_by_role if r[0] != "all"]
+    statuses = ["responded", "nil", "no_reply", "unreachable"]
+    rates = protect(
+        {(r[0], s): int(r[i + 1]) for r in roles for i, s in enumerate(statuses)},
+        rows=[r[0] for r in roles],
+        cols=statuses,
+        threshold=t,
+        row_totals=False,
+        grand_total=False,
+        keep=(),
+    )
+    returns_by_role: list[tuple[str, Count, Count, Count, Count]] = []
+    for r in summary.returns_by_role:
+        a, b, c, d = (rates.get(r[0], s) if r[0] != "all" else rates.col_total(s) for s in statuses)
+        returns_by_role.append((r[0], a, b, c, d))
+    returns_by_ward = [
+        (r[0], plain(r[1]), plain(r[2]), plain(r[3]), plain(r[4])) for r in summary.returns_by_ward
+    ]
+    # Actions by team: a team's count is a sum of tension counts fixed by the routing rules
+    # (a team that handles only a private category has that category's count), so a team's
+    # figures are withheld with any figure of a category it may receive; and when small.
+    hidden_totals = {c for c in cats if grid.col_total(c) is None}
+    if trend and columns:  # a ward's summary: the partnership's month is the trend's last point
+        hidden_totals |= {c for c, v in columns[-1].items() if v is None}
+    hidden_cells = hidden_totals | {c for (_, c), v in matrix.items() if v is None}
+    if any(v is None for _, rows in breakdowns if _ == "level" for _, v, _, _ in rows):
+        hidden_cells |= set(cats) | set(summary.trend)
+    if grid.total is None:
+        hidden_totals |= set(cats) | set(summary.trend)
+    actions: list[tuple[str, Count, Count, Count, Count, float | None, float | None]] = []
+    for team, n, open_, overdue, escalated, ack, close in summary.actions:
+        receives, narrow = summary.team_categories.get(team, (None, True))
+        hidden_here = hidden_cells if narrow else hidden_totals
+        linked = bool(hidden_here) and (receives is None or bool(hidden_here & receives))
+        count = None if linked and suppressed else plain(n)
+        known = count is not None  # a small team's median times describe one or two actions
+        open_n, overdue_n, escalated_n = (
+            plain(v) if known else None for v in (open_, overdue, escalated)
+        )
+        actions.append(
+            (
+                team,
+                count,
+                open_n,
+                overdue_n,
+                escalated_n,
+                ack if known else None,
+                close if known else None,
+            )
+        )
+    return Released(
+        threshold=threshold,
+        suppressed=suppressed,
+        total=plain(summary.total),
+        previous_total=plain(summary.previous_total),
+        last_year_total=plain(summary.last_year_total),
+        breakdowns=breakdowns,
+        matrix=matrix,
+        tension_by_ward=tension_by_ward,
+        trend=trend,
+        hate_crime=hate_crime,
+        hate_crime_by_strand=by_strand,
+        pockets=pockets,
+        returns_by_role=returns_by_role,
+        returns_by_ward=returns_by_ward,
+        actions=actions,
+    )

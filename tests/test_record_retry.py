@@ -1,0 +1,155 @@
+"""Recording a send's result survives a database that refuses for a while: the message was sent,
+so the dispatcher keeps trying to record that (by exception type, not message text) until it
+succeeds. The row ends ``sent`` (not ``sending``, not ``uncertain``), nothing is sent twice,
+and no send task dies with an exception nobody retrieves."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from bot.clock import FakeClock
+from bot.domain import OutboxStatus
+from bot.messages import MessageBuilder
+from bot.services.common import enqueue
+from bot.services.outbox import OutboxDispatcher, RateLimits
+from storage.database import make_engine
+from tests.helpers import FakeMessenger, services_for
+
+RETRYING = "could not record"
+
+
+class HeldMessenger(FakeMessenger):
+    """A fake platform that holds each send until the test lets it go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def send(self, recipient: str, message: Any, edit_ref: Any = None,
+                   thread_ref: Any = None) -> Any:  # fmt: skip
+        self.entered.set()
+        await self.gate.wait()
+        return await super().send(recipient, message, edit_ref, thread_ref)
+
+
+async def _until(predicate: Callable[[], Awaitable[bool] | bool], what: str) -> None:
+    """Wait for something the bot does (generous: a busy machine is slow, never wrong)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        result = predicate()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@asynccontextmanager
+async def _write_lock_held(
+    db_url: str, row_id: int
+) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """Block writes to the outbox row from a second connection. Yields a coroutine function that
+    makes the blocked writer fail (SQLite: its busy timeout does that by itself; PostgreSQL: its
+    backend is terminated)."""
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        conn = sqlite3.connect(str(url.database), isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")  # the write lock: "database is locked" for the bot
+
+        async def nothing() -> None:
+            return None
+
+        try:
+            yield nothing
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+        return
+    engine = make_engine(db_url)
+    try:
+        async with engine.connect() as pg:
+            await pg.execute(text("SELECT 1 FROM outbox WHERE id = :id FOR UPDATE"), {"id": row_id})
+
+            async def kill_the_waiter() -> None:
+                async with engine.connect() as admin:
+
+                    async def waiter() -> int | None:
+                        pid = await admin.scalar(
+                            text(
+                                "SELECT pid FROM pg_stat_activity WHERE datname = "
+                                "current_database() AND wait_event_type = 'Lock' LIMIT 1"
+                            )
+                        )
+                        return int(pid) if pid is not None else None
+
+                    async def waiting() -> bool:
+                        return await waiter() is not None
+
+                    await _until(waiting, "the recording to wait for the row lock")
+                    await admin.execute(
+                        text("SELECT pg_terminate_backend(:pid)"), {"pid": await waiter()}
+                    )
+
+            yield kill_the_waiter
+            await pg.rollback()
+    finally:
+        await engine.dispose()
+
+
+async def test_a_locked_or_lost_database_while_recording_leaves_the_form_sent_once(
+    db_url: str, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    async with services_for(db_url, clock) as s:
+        async with s.db.uow() as uow:
+            await enqueue(uow, channel="telegram", recipient="42",
+                          message=MessageBuilder().line("the form").build(), key="form:42",
+                          now=clock.now(), purpose="form")  # fmt: skip
+            await uow.commit()
+        async with s.db.engine.connect() as conn:
+            row_id = int(await conn.scalar(text("SELECT id FROM outbox")))
+        messenger = HeldMessenger()
+        dispatcher = OutboxDispatcher(
+            s.db.uow, {"telegram": messenger}, {"telegram": RateLimits(1000.0, 1000.0, 8)}
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(dispatcher.run(stop))
+        try:
+            await messenger.entered.wait()
+            async with _write_lock_held(db_url, row_id) as make_it_fail:
+                messenger.gate.set()  # sent; now the result cannot be written
+                await make_it_fail()
+                await _until(lambda: any(RETRYING in r.getMessage() for r in caplog.records),
+                             "the recording to fail and be retried")  # fmt: skip
+
+            async def settled() -> bool:
+                async with s.db.uow() as uow:
+                    return (await uow.outbox.counts()) == {OutboxStatus.SENT.value: 1}
+
+            await _until(settled, "the result to be recorded")
+        finally:
+            stop.set()
+            await task
+        del task
+        gc.collect()  # an unretrieved task exception is logged when the task is collected
+        await asyncio.sleep(0)
+        async with s.db.uow() as uow:
+            assert await uow.outbox.counts() == {OutboxStatus.SENT.value: 1}
+        assert len(messenger.sent) == 1, "nothing is sent twice"
+        assert dispatcher.stats.recovered_uncertain == 0
+        logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert not logged, [r.getMessage() for r in logged]
+        assert not any("never retrieved" in r.getMessage() for r in caplog.records)
