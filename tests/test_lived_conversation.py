@@ -365,3 +365,18 @@ async def test_a_chair_schedules_a_meeting_step_by_step_from_past_venues(
         assert len(meetings) == 5
     finally:
         await world.stop()
+
+
+def test_a_crisis_names_wards_or_a_neighbourhood_that_stands_for_its_wards(db_url: str) -> None:
+    from bot.services.crisis import CrisisError, parse
+
+    pact = {"neighbourhoods": [{"key": "east", "name": "East Park and Heath Town", "wards": ["Heath Town", "Park"]}]}  # fmt: skip
+    config = make_config(db_url, pact=pact)
+    request = parse("weekly  east, Penn until 2027-01-31 roles councillor,community_leader", config)
+    assert request.wards == ["Heath Town", "Park", "Penn"]
+    assert request.every == "weekly" and str(request.until) == "2027-01-31"
+    assert request.roles == ["councillor", "community_leader"]
+    assert parse("DAILY East Park and Heath Town", config).wards == ["Heath Town", "Park"]
+    for bad in ("daily", "monthly Penn", "daily Penn roles mayor", "daily Penn until 2027-02-30"):
+        with pytest.raises(CrisisError):
+            parse(bad, config)
