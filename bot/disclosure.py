@@ -163,6 +163,8 @@ def _complement(
             best = (width, order(k))
     if best is not None:
         return best[1][2]
+    if not free:  # only kept figures are left: one of them has to go (see release's pockets)
+        free = [k for k, v in values.items() if v > 0 and k not in hidden]
     if not free:  # cannot happen while the grand total is kept and at least threshold
         raise AssertionError("nothing left to withhold")
     return min(free, key=order)
@@ -250,10 +252,17 @@ class Line:
         return self.table.get("", TOTAL)
 
 
-def line(values: Mapping[str, int], *, threshold: int, total_shown: bool = True) -> Line:
+def line(
+    values: Mapping[str, int],
+    *,
+    threshold: int,
+    total_shown: bool = True,
+    keep: Collection[str] = (),
+) -> Line:
     """Protect a breakdown beside its published total (``total_shown=False``: a breakdown whose
     total is published nowhere and cannot be worked out): every withheld count keeps a range
-    of at least ``threshold``. The total itself is withheld only when it is small."""
+    of at least ``threshold``. The total itself is withheld only when it is small; so are the
+    counts named in ``keep`` (a pocket of concern's count, published with it)."""
     keys = sorted(values)
     table = protect(
         {("", k): v for k, v in values.items()},
@@ -263,7 +272,7 @@ def line(values: Mapping[str, int], *, threshold: int, total_shown: bool = True)
         row_totals=total_shown,
         col_totals=False,
         grand_total=False,
-        keep={("", TOTAL)},
+        keep={("", TOTAL)} | {("", k) for k in keep},
     )
     return Line(table)
 
@@ -337,24 +346,40 @@ def release(summary: Summary, *, threshold: int, suppressed: bool = True) -> Rel
     def column(by: str, index: int) -> dict[str, int]:
         return {r[0]: int(r[index]) for r in groups.get(by, []) if r[index]}
 
-    def one_way(values: Mapping[str, int], total: int | None = None) -> Line:
+    def one_way(
+        values: Mapping[str, int], total: int | None = None, keep: Collection[str] = ()
+    ) -> Line:
         """A breakdown; its total is published when it is the period's (or ``None``: the
         total can be worked out, as for hate crime, so treat it as published)."""
         values = {k: v for k, v in values.items() if v}
         shown_total = total is None or sum(values.values()) == total
-        return line(values, threshold=t, total_shown=shown_total)
+        return line(values, threshold=t, total_shown=shown_total, keep=keep)
+
+    # A pocket of concern names its ward and is at least min_count: its count is published
+    # (kept out of the complements), so that naming it cannot narrow a withheld figure beside
+    # it (issue 11's review: a withheld pocket count with its mean and p-value gave it back).
+    tension_pockets = {p.ward for p in summary.pockets if p.source != "hate crimes"}
+    crime_pockets = {p.ward for p in summary.pockets if p.source == "hate crimes"}
 
     # This month: the two-way table ward x category with its margins.
     wards = sorted({w for w, _ in summary.matrix} | set(column("ward", 1)))
     cats = sorted({c for _, c in summary.matrix} | set(column("category", 1)))
-    grid = protect(summary.matrix, rows=wards, cols=cats, threshold=t)
+    grid = protect(
+        summary.matrix,
+        rows=wards,
+        cols=cats,
+        threshold=t,
+        keep={(TOTAL, TOTAL)} | {(w, TOTAL) for w in tension_pockets},
+    )
     two_way = (
         bool(summary.matrix)
         and all(grid.values.get((w, TOTAL), 0) == v for w, v in column("ward", 1).items())
         and all(grid.values.get((TOTAL, c), 0) == v for c, v in column("category", 1).items())
     )
     lines = {
-        (by, i): one_way(column(by, i), totals[i])
+        (by, i): one_way(
+            column(by, i), totals[i], tension_pockets if (by, i) == ("ward", 1) else ()
+        )
         for by in groups
         for i in (1, 2, 3)
         if not (two_way and i == 1 and by in ("ward", "category"))
@@ -407,7 +432,7 @@ def release(summary: Summary, *, threshold: int, suppressed: bool = True) -> Rel
     ):
         tension_by_ward = {w: grid.row_total(w) for w in summary.tension_by_ward}
     else:
-        own = one_way(summary.tension_by_ward)
+        own = one_way(summary.tension_by_ward, keep=tension_pockets)
         tension_by_ward = {w: own.get(w) for w in summary.tension_by_ward}
 
     # Hate crime: by ward and by strand share their (workable-out) total, this month and over
@@ -421,8 +446,9 @@ def release(summary: Summary, *, threshold: int, suppressed: bool = True) -> Rel
         for name, get in (("now", lambda r: r[1]), ("year", lambda r: round(r[2] * 12))):
             a = {r[0]: get(r) for r in wards_}
             b = {r[0]: get(r) for r in strands}
+            pockets_here = crime_pockets if name == "now" else set()
             if sum(a.values()) != sum(b.values()):  # not margins of one table
-                one, two = one_way(a), one_way(b)
+                one, two = one_way(a, keep=pockets_here), one_way(b)
                 out[name + "w"] = {k: one.get(k) for k in a}
                 out[name + "s"] = {k: two.get(k) for k in b}
                 continue
@@ -433,7 +459,7 @@ def release(summary: Summary, *, threshold: int, suppressed: bool = True) -> Rel
                 threshold=t,
                 grand_total=False,
                 cells_shown=False,
-                keep=(),
+                keep={(w, TOTAL) for w in pockets_here},
             )
             out[name + "w"] = {k: table.row_total(k) for k in a}
             out[name + "s"] = {k: table.col_total(k) for k in b}
@@ -467,6 +493,10 @@ def release(summary: Summary, *, threshold: int, suppressed: bool = True) -> Rel
             # two as published figures, and only if the other ten months are 0 or not small.
             rest = None if None in row[2:4] else year - int(row[2] or 0) - int(row[3] or 0)
             baseline = p.baseline if rest is not None and (rest == 0 or rest >= t) else None
+        if observed is None:
+            # Withheld after all (only kept figures were left to withhold): its mean and
+            # p-value would give it back, so neither is shown.
+            baseline = None
         text = f"{p.p_value:.2g}" if baseline is not None else "< 0.01"
         pockets.append((p, observed, baseline, text))
     pockets.sort(key=lambda x: (x[2] is None, x[0].p_value if x[2] is not None else 0, x[0].ward))

@@ -491,3 +491,34 @@ async def test_one_private_report_is_not_given_away_by_any_output(
     wards = [t.get_text() for t in ax.get_yticklabels()]
     cats = [t.get_text() for t in ax.get_xticklabels()]
     assert grid[wards.index("Park"), cats.index("protest_extremism")] is np.ma.masked
+
+
+def test_a_pocket_of_concern_does_not_give_back_a_withheld_count_beside_it() -> None:
+    """The review's attack: hate crime A=1, B=5 (a pocket, mean 0.5), C=9, race 15. With B
+    withheld as A's complement, the pocket line's mean and p-value (or just "at least 3 and
+    unusual") gave B back, and A = 15 - 9 - B = 1. A pocket's count is now published and the
+    complement taken elsewhere."""
+    from bot.summaries import Pocket, poisson_upper_tail
+
+    hc = [("A", 1, 4.0), ("B", 5, 0.5), ("C", 9, 6.0)]
+    pocket = Pocket("B", "hate crimes", 5, 0.5, poisson_upper_tail(5, 0.5))
+    s = Summary(
+        month="2026-01",
+        ward=None,
+        category=None,
+        total=0,
+        previous_total=0,
+        last_year_total=0,
+        hate_crime=hc,
+        hate_crime_by_strand=[("race", 15, 10.5)],
+        pockets=[pocket],
+    )
+    released = s.released()
+    shown = {w: n for w, n, _ in released.hate_crime}
+    assert shown["B"] == 5 and shown["A"] is None
+    # A and C are withheld together: A + C = 15 - 5 = 10 leaves A anywhere from 1 to 9.
+    assert shown["C"] is None
+    ((p, observed, baseline, _),) = released.pockets
+    assert p.ward == "B" and observed == 5 and baseline == 0.5
+    markdown = s.markdown()
+    assert "| A | [c] |" in markdown and "| C | [c] |" in markdown
