@@ -402,6 +402,7 @@ class SendResult:
     permanent: bool = False  # never retry (blocked, chat not found, bad request)
     blocked: bool = False  # the person blocked the bot
     error: str | None = None
+    not_sent: bool = False  # nothing left this process (no slot): try again, not an attempt
 
 
 class Messenger(Protocol):

@@ -114,7 +114,9 @@ class SqlPeopleRepo(_Repo):
                 by_id = t.c.id == bindparam("pid")
                 # Two people may swap Slack ids in one import: release the old ids first, so
                 # no row briefly holds an id another row still has.
-                releasing = [{"pid": d.id} for d in changed if d.slack_user_id is not None]
+                # Every changed row, not only those given an id: one may give up an id that a
+                # row earlier in the file takes.
+                releasing = [{"pid": d.id} for d in changed]
                 if releasing:
                     await conn.execute(update(t).where(by_id).values(slack_user_id=None), releasing)
                 await conn.execute(
