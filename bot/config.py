@@ -370,6 +370,13 @@ class SummaryConfig(_Section):
         "the asker alone)",
     )
     suppress_below: int = Field(default=3, ge=1, le=10)
+    false_discovery_rate: float = Field(
+        default=0.05,
+        gt=0,
+        le=0.2,
+        description="pockets of concern: the expected share of false alarms among the wards, "
+        "categories and strands flagged in a month (Benjamini-Hochberg; docs/STATISTICS.md)",
+    )
 
     @field_validator("channels")
     @classmethod

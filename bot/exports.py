@@ -60,15 +60,45 @@ def tables(
         ["ward", "this_month", "twelve_month_mean"],
         [[w, n(c), n(None if m is None else round(m, 2))] for w, c, m in r.hate_crime],
     )
+    # For analysts: the figures and method behind each plain-English sentence (docs/STATISTICS.md).
+    method = {
+        "spike": "exact conditional test of this month against the baseline months' total "
+        "(binomial; beta-binomial with the family's quasi-Poisson dispersion phi > 1), "
+        "Benjamini-Hochberg across all the month's tests",
+        "sustained": "the same test of the last three months' total against the 12 observed "
+        "months before them, each of the three above the baseline mean",
+    }
     out["pockets_of_concern"] = (
-        ["ward", "source", "observed", "baseline_mean", "p_value"],
+        [
+            "unit",
+            "by",
+            "source",
+            "kind",
+            "observed",
+            "baseline_months",
+            "baseline_mean",
+            "p_value",
+            "fdr_adjusted_p",
+            "dispersion_phi",
+            "false_discovery_rate",
+            "method",
+        ],
         [
             [
                 p.ward,
+                p.by,
                 p.source,
+                p.kind,
                 n(observed),
+                p.months,
                 n(baseline),
                 float(f"{p.p_value:.3g}") if baseline is not None else p_text,
+                float(f"{p.q_value:.3g}")
+                if baseline is not None and p.q_value is not None
+                else p_text,
+                p.dispersion,
+                summary.false_discovery_rate,
+                method.get(p.kind, ""),
             ]
             for p, observed, baseline, p_text in r.pockets
         ],

@@ -19,7 +19,7 @@ from bot.messages import Attachment, MessageBuilder, OutgoingMessage, bold
 from bot.ports import UnitOfWorkFactory
 from bot.services.common import audit, enqueue
 from bot.services.forms import FormService
-from bot.summaries import Pocket, pockets
+from bot.summaries import BASELINE_MONTHS, SUSTAINED_MONTHS, Pocket, Series, find_pockets
 
 if TYPE_CHECKING:
     from bot.pact import PactInsight
@@ -83,6 +83,9 @@ class Summary:
     tension_by_ward: dict[str, int] = field(default_factory=dict)
     pact: PactInsight | None = None  # PACT meetings over the 12 months to this one
     threshold: int = 3  # summaries.suppress_below: counts below it are withheld
+    false_discovery_rate: float = 0.05  # summaries.false_discovery_rate: pockets' q
+    police_imported: bool = True  # police figures imported for the month
+    police_months: int = 12  # of the trailing 12 months, how many have police figures
     # team -> (the categories the routing rules may send it, None: any; whether only some of
     # their wards or levels), for disclosure control: a team's count is a sum of those counts
     team_categories: dict[str, tuple[frozenset[str] | None, bool]] = field(default_factory=dict)
@@ -110,6 +113,8 @@ class Summary:
         out = [f"# Community tension summary, {self.month}" + (f" ({scope})" if scope else "")]
         if self.empty:
             out.append("\nNo tension reports and no hate-crime figures for this period.")
+            if not self.police_imported:
+                out.append(f"\n{_police_missing(self.month)}")
             return "\n".join(out) + "\n" + self._pact_markdown()
         out.append(
             f"\nTension reports: **{n(r.total)}** (previous month {n(r.previous_total)}, "
@@ -165,18 +170,18 @@ class Summary:
             )
             out += [f"| {w} | {n(c)} | {_mean(m)} |" for w, c, m in r.hate_crime]
         out.append("\n## Pockets of concern\n")
+        if not self.police_imported:
+            out.append(f"{_police_missing(self.month)}\n")
         if r.pockets:
-            out += [
-                f"- **{p.ward}**: {n(observed)} {p.source} against a 12-month mean of "
-                f"{_mean(baseline)} (p {'= ' if baseline is not None else ''}{p_text})"
-                for p, observed, baseline, p_text in r.pockets
-            ]
+            out += [f"- {pocket_sentence(*x[:3])}" for x in r.pockets]
         else:
-            out.append("None: no ward is significantly above its own 12-month baseline.")
+            out.append("None: nothing is clearly above its usual level this month.")
         out.append(
-            "\n_Method: a ward is a pocket of concern when its count is at least 3 and "
-            "the chance of so many under a Poisson distribution with the ward's own "
-            "12-month mean is below 1%._"
+            "\n_A rise is called a pocket of concern only when it is very unlikely to be chance, "
+            "allowing for how much these figures usually vary from month to month and for how "
+            "many wards, categories and strands were looked at; months with no figures are left "
+            "out, not counted as none. The figures behind each one are in the exports; the "
+            "method is in docs/STATISTICS.md._"
         )
         if suppressed:
             out.append(
@@ -189,6 +194,54 @@ class Summary:
         from bot.pact import markdown
 
         return "" if self.pact is None else "\n" + markdown(self.pact)
+
+
+def _police_missing(month: str) -> str:
+    return (
+        f"Police hate-crime figures for {month} have not been imported yet, so hate crimes "
+        "are not compared with the usual this month."
+    )
+
+
+def _name(p: Pocket) -> str:
+    """The unit as a person reads it: a ward, a category, a hate-crime strand."""
+    label = p.ward.replace("_", " ")
+    if p.by == "category":
+        return f"{label[:1].upper()}{label[1:]} (category)"
+    if p.by == "strand":
+        return f"{label[:1].upper()}{label[1:]} hate crime"
+    return label
+
+
+def _usual(baseline: float) -> str:
+    if baseline < 0.05:
+        return "where there are usually none"
+    if baseline < 0.75:
+        return "against fewer than one a month usually"
+    return f"against about {round(baseline)} a month usually"
+
+
+def pocket_sentence(p: Pocket, observed: int | None, baseline: float | None) -> str:
+    """One pocket of concern in plain English (no p-values): from the protected figures."""
+    what = "hate crimes" if p.source == "hate crimes" else "tension reports"
+    chance = "very unlikely" if baseline is not None and p.p_value < 0.001 else "unlikely"
+    if p.kind == "sustained":
+        usual = "" if baseline is None else f" ({_usual(baseline).removeprefix('against ')})"
+        return (
+            f"{_name(p)}: {what} above the usual level{usual} for three months running; this "
+            f"is {chance} to be chance."
+        )
+    if observed is None:
+        return (
+            f"{_name(p)}: more {what} than usual this month (the figures are withheld to "
+            "protect small numbers); this is unlikely to be chance."
+        )
+    usual = (
+        "well above the usual level (withheld to protect small numbers)"
+        if baseline is None
+        else _usual(baseline)
+    )
+    return f"{_name(p)}: {observed} {what} this month {usual}; this is {chance} to be chance."
 
 
 def _h(hours: float | None) -> str:
@@ -233,6 +286,48 @@ def _returns(counts: dict[tuple[str, str], int]) -> list[tuple[str, int, int, in
             get(k, "unreachable"),
         )
         for k in sorted({k for k, _ in counts})
+    ]
+
+
+def _pockets(
+    config: Config,
+    month: str,
+    history: list[str],
+    cube: dict[tuple[str, str, str], int],
+    by_strand: dict[tuple[str, str, str], int],
+    imported: set[str],
+    ward: str | None,
+    category: str | None,
+) -> list[Pocket]:
+    """Every unit of the partnership tested (the family for the false discovery rate is the
+    whole month's), then those the filters ask about kept. Tension months before the first
+    report on record are missing; police months not imported are missing."""
+    months = [*history, month]
+    first = min((p for p, _, _ in cube), default=month)
+    tension: Counter[tuple[str, str, str]] = Counter()
+    for (p, w, c), n in cube.items():
+        tension[("ward", w, p)] += n
+        tension[("category", c, p)] += n
+    police: Counter[tuple[str, str, str]] = Counter()
+    for (p, w, s), n in by_strand.items():
+        police[("ward", w, p)] += n
+        police[("strand", s, p)] += n
+    wards = list(config.partnership.wards)
+    series: list[Series] = []
+    for source, table, observed in (
+        ("tension reports", tension, {m for m in months if m >= first}),
+        ("hate crimes", police, imported),
+    ):
+        units = {("ward", w) for w in wards} | {(by, u) for by, u, _ in table if by != "ward"}
+        for by, unit in sorted(units):
+            counts = [table.get((by, unit, m), 0) if m in observed else None for m in months]
+            series.append(Series(source, by, unit, counts))
+    found = find_pockets(series, q=config.summaries.false_discovery_rate)
+    return [
+        p
+        for p in found
+        if (ward is None or (p.by == "ward" and p.ward == ward))
+        and (category is None or (p.by == "category" and p.ward == category))
     ]
 
 
@@ -292,11 +387,13 @@ class SummaryService:
             ward = known[ward.casefold()]
         previous, last_year = shift(month, -1), shift(month, -12)
         trailing = [shift(month, -k) for k in range(12, 0, -1)]
+        # Pockets' sustained rises compare the last three months with the twelve before them.
+        history = [shift(month, -k) for k in range(BASELINE_MONTHS + SUSTAINED_MONTHS - 1, 0, -1)]
         async with self.uow_factory() as uow:
             f = uow.figures
             # Two reads of the trigger-kept count tables give every tension figure (the last
             # year's month is among the trailing twelve); the rest below only regroups them.
-            cube = await f.tension_cube([*trailing, month])
+            cube = await f.tension_cube([*history, month])
             levels = await f.tension_levels([month, previous, last_year], ward, category)
             chosen: dict[tuple[str, str, str], int] = {
                 k: n
@@ -321,6 +418,7 @@ class SummaryService:
                 previous_total=totals[previous],
                 last_year_total=totals[last_year],
                 threshold=self.config.summaries.suppress_below,
+                false_discovery_rate=self.config.summaries.false_discovery_rate,
                 team_categories=_team_categories(self.config),
             )
             for by in GROUPS:
@@ -342,25 +440,35 @@ class SummaryService:
             for (period, ward_, category_), n in cube.items():
                 tensions[(ward_, period)] += n
                 by_month[(period, category_)] += n
-            # The police figures once, by strand; the ward totals are their sums.
-            by_strand = await f.hate_crime_by_strand([*trailing, month])
+            # The police figures once, by strand; the ward totals are their sums. A month with
+            # no rows was not imported: missing, never 0.
+            by_strand = await f.hate_crime_by_strand([*history, month])
+            imported = {m for m, _, _ in by_strand}
             crimes = Counter[tuple[str, str]]()
             for (m, w, _), count in by_strand.items():
                 crimes[(w, m)] += count
+            summary.police_imported = month in imported
+            summary.police_months = sum(1 for m in trailing if m in imported)
+            summary.pockets = _pockets(
+                self.config, month, history, cube, by_strand, imported, ward, category
+            )
             wards = [ward] if ward else list(self.config.partnership.wards)
-            for source, table in (("tension reports", tensions), ("hate crimes", crimes)):
-                observed = {w: table.get((w, month), 0) for w in wards}
-                history = {w: [table.get((w, m), 0) for m in trailing] for w in wards}
-                summary.pockets += pockets(observed, history, source=source)
-                if source == "hate crimes":
-                    summary.hate_crime = sorted(
+            if summary.police_imported:
+                months_in = [m for m in trailing if m in imported]
+                per = max(1, len(months_in))
+                summary.hate_crime = sorted(
+                    (
                         (
-                            (w, observed[w], sum(history[w]) / 12)
-                            for w in wards
-                            if observed[w] or any(history[w])
-                        ),
-                        key=lambda x: (-x[1], x[0]),
-                    )
+                            w,
+                            crimes.get((w, month), 0),
+                            sum(crimes.get((w, m), 0) for m in months_in) / per,
+                        )
+                        for w in wards
+                        if crimes.get((w, month), 0)
+                        or any(crimes.get((w, m), 0) for m in months_in)
+                    ),
+                    key=lambda x: (-x[1], x[0]),
+                )
             summary.returns_by_role = _returns(await f.returns_by(month, "role"))
             rows_ = summary.returns_by_role
             if rows_:
@@ -396,15 +504,20 @@ class SummaryService:
             now_s: dict[str, int] = {}
             past_s: dict[str, int] = {}
             for (m, w, strand), count in by_strand.items():
-                if ward is None or w == ward:
+                if (ward is None or w == ward) and (m == month or m in trailing):
                     target = now_s if m == month else past_s
                     target[strand] = target.get(strand, 0) + count
-            summary.hate_crime_by_strand = sorted(
-                ((s, now_s.get(s, 0), past_s.get(s, 0) / 12) for s in set(now_s) | set(past_s)),
-                key=lambda x: (-x[1], x[0]),
-            )
+            if summary.police_imported:
+                per = max(1, summary.police_months)
+                summary.hate_crime_by_strand = sorted(
+                    (
+                        (s, now_s.get(s, 0), past_s.get(s, 0) / per)
+                        for s in set(now_s) | set(past_s)
+                    ),
+                    key=lambda x: (-x[1], x[0]),
+                )
             summary.months = [*trailing, month]
-            for category_ in sorted({c for _, c in by_month}):
+            for category_ in sorted({c for p_, c in by_month if p_ in summary.months}):
                 if category is None or category_ == category:
                     summary.trend[category_] = [
                         by_month.get((m, category_), 0) for m in summary.months
@@ -428,7 +541,6 @@ class SummaryService:
                 names=names,
             )
             await uow.commit()
-        summary.pockets.sort(key=lambda p: p.p_value)
         if self.pact is not None:
             summary.pact = await self.pact.insight(shift(month, -11), month)
         return summary
@@ -531,6 +643,8 @@ def headline(summary: Summary, threshold: int | None = None) -> OutgoingMessage:
     )
     if summary.empty:
         b.line("No tension reports and no hate-crime figures for this period.")
+        if not summary.police_imported:
+            b.line(_police_missing(summary.month))
         return _pact_headline(b, summary).build()
     r = summary.released(threshold=threshold)
     n = shown
@@ -544,16 +658,14 @@ def headline(summary: Summary, threshold: int | None = None) -> OutgoingMessage:
         b.line("Top categories: " + ", ".join(top))
     if r.hate_crime:
         b.line("Hate crimes: " + ", ".join(f"{w} {n(c)}" for w, c, _ in r.hate_crime[:5]))
+    if not summary.police_imported:
+        b.line(_police_missing(summary.month))
     if r.pockets:
-        b.line(
-            bold("Pockets of concern: "),
-            "; ".join(
-                f"{p.ward} ({n(observed)} {p.source}, usual {_mean(baseline)})"
-                for p, observed, baseline, _ in r.pockets
-            ),
-        )
+        b.line(bold("Pockets of concern:"))
+        for x in r.pockets:
+            b.line(f"• {pocket_sentence(*x[:3])}")
     else:
-        b.line("No pockets of concern.")
+        b.line("No pockets of concern: nothing is clearly above its usual level.")
     return _pact_headline(b, summary).build()
 
 
