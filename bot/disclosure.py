@@ -295,6 +295,20 @@ class Released:
     actions: list[tuple[str, Count, Count, Count, Count, float | None, float | None]]
 
 
+def return_rates(
+    responded: Count, nil: Count, no_reply: Count, unreachable: Count
+) -> tuple[float | None, float | None]:
+    """The return rate, (responded + nil) / people the form reached, and the same over everyone
+    asked (unreachable people counted): from published counts only, so a rate beside a withheld
+    count is withheld (it would give the count away); ``None`` also when nobody was asked."""
+    if None in (responded, nil, no_reply, unreachable):
+        return None, None
+    answered = int(responded or 0) + int(nil or 0)
+    reached = answered + int(no_reply or 0)
+    asked = reached + int(unreachable or 0)
+    return (answered / reached if reached else None, answered / asked if asked else None)
+
+
 def _any_table(rows: Mapping[str, int], cols: Mapping[str, int]) -> dict[Key, int]:
     """A table with these margins (north-west corner rule); the sums must be equal."""
     left_r, left_c = dict(rows), dict(cols)

@@ -10,7 +10,7 @@ from openpyxl import Workbook
 
 from bot import cells
 from bot.charts import CHARTS, charts_for, png
-from bot.disclosure import MARK
+from bot.disclosure import MARK, return_rates
 from bot.pact import PactInsight
 from bot.services.summary import Summary
 
@@ -31,14 +31,25 @@ def tables(
             [by, "this_month", "previous_month", "same_month_last_year"],
             [[k, n(a), n(p), n(y)] for k, a, p, y in rows],
         )
-    header = ["responded", "nil_return", "no_reply", "unreachable"]
-    out["returns_by_role"] = (
-        ["role", *header],
-        [[k, *map(n, v)] for k, *v in r.returns_by_role],
-    )
+    # Return rate = (responded + nil) / reached (responded, nil, no reply); the second counts
+    # the unreachable too. By ward a person in two wards is in both rows (the rows overlap).
+    header = [
+        "responded",
+        "nil_return",
+        "no_reply",
+        "unreachable",
+        "return_rate_of_reached",
+        "return_rate_of_all_asked",
+    ]
+
+    def rated(v: list[int | None]) -> list[Any]:
+        rates = return_rates(v[0], v[1], v[2], v[3])
+        return [*map(n, v), *(n(None if x is None else round(x, 4)) for x in rates)]
+
+    out["returns_by_role"] = (["role", *header], [[k, *rated(v)] for k, *v in r.returns_by_role])
     out["returns_by_ward"] = (
-        ["ward", *header],
-        [[k, *map(n, v)] for k, *v in r.returns_by_ward],
+        ["ward_person_counted_in_each_of_their_wards", *header],
+        [[k, *rated(v)] for k, *v in r.returns_by_ward],
     )
     out["actions_by_team"] = (
         [

@@ -259,7 +259,47 @@ async def _return_rate_and_actions(s: Any) -> None:
     assert ("Heath Town", 0, 0, 2, 0) in summary.returns_by_ward  # Asha and Yusuf
     assert summary.outstanding == ["Cllr Asha Patel", "Cllr Mark Evans", "Imam Yusuf Khan"]
     assert summary.actions == [("cohesion", 1, 1, 0, 0, 3.0, None)]
+    # The return rate, recomputed from the deliveries' rows: (responded + nil) / reached, and
+    # over everyone asked; by ward, a person in two wards counts in each.
+    async with s.db.uow() as uow:
+        from sqlalchemy import select
+
+        from storage.tables import campaigns, deliveries, people
+
+        raw = (
+            await uow.people.session.execute(  # type: ignore[attr-defined]
+                select(people.c.role, people.c.wards, deliveries.c.status)
+                .join(deliveries, deliveries.c.person_id == people.c.id)
+                .join(campaigns, campaigns.c.id == deliveries.c.campaign_id)
+                .where(campaigns.c.period == "2026-12", campaigns.c.kind == "monthly")
+            )
+        ).all()
+
+    def rates(statuses: list[str]) -> tuple[str, str]:
+        answered = sum(1 for x in statuses if x in ("responded", "nil"))
+        reached = sum(1 for x in statuses if x != "unreachable")
+        return f"{100 * answered / reached:.0f}%", f"{100 * answered / len(statuses):.0f}%"
+
+    full = summary.markdown(suppressed=False)
+    for role in {r for r, _, _ in raw}:
+        a, b = rates([x for r, _, x in raw if r == role])
+        assert any(
+            ln.startswith(f"| {role} |") and ln.endswith(f"| {a} | {b} |")
+            for ln in full.splitlines()
+        ), role
+    a, b = rates([x for _, _, x in raw])
+    assert any(
+        ln.startswith("| all |") and ln.endswith(f"| {a} | {b} |") for ln in full.splitlines()
+    )
+    heath = [x for _, wards, x in raw if "Heath Town" in wards]
+    assert (
+        len(heath) == 2 and "| Heath Town | 0 | 0 | 2 | 0 | {} | {} |".format(*rates(heath)) in full
+    )
+    assert "counted in each ward's row" in full
     text = summary.markdown()
+    # Beside withheld counts (all below 3) the rates are withheld too: they would give them away.
+    assert "| councillor | 0 | 0 | [c] | 0 | [c] | [c] |" in text
+    assert "| community_leader | 0 | [c] | [c] | 0 | [c] | [c] |" in text
     # One action is a count below 3: withheld with its median times (it was shown as 1).
     assert "| cohesion | [c] | [c] | [c] | [c] | – | – |" in text
     assert "Still outstanding (admins' view)" in text

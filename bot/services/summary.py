@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from bot.clock import Clock
 from bot.config import Config
-from bot.disclosure import MARK, Released, release, shown
+from bot.disclosure import MARK, Released, release, return_rates, shown
 from bot.messages import Attachment, MessageBuilder, OutgoingMessage, bold
 from bot.ports import UnitOfWorkFactory
 from bot.services.common import audit, enqueue
@@ -127,22 +127,23 @@ class Summary:
             )
             out += [f"| {k} | {n(a)} | {n(p)} | {n(y)} |" for k, a, p, y in rows]
         if r.returns_by_role:
-            out.append(
-                "\n## Return rate\n\n| role | responded | nil return | no reply | "
-                "unreachable |\n|---|---:|---:|---:|---:|"
+            head = (
+                " | responded | nil return | no reply | unreachable | return rate | "
+                "return rate, unreachable counted |\n|---|---:|---:|---:|---:|---:|---:|"
             )
-            out += [
-                f"| {k} | {n(a)} | {n(b)} | {n(c)} | {n(d)} |"
-                for k, a, b, c, d in r.returns_by_role
-            ]
             out.append(
-                "\n| ward | responded | nil return | no reply | unreachable |\n"
-                "|---|---:|---:|---:|---:|"
+                "\n## Return rate\n\nThe return rate is the people who responded or sent a nil "
+                "return, out of the people the form reached (responded, nil return, no reply); "
+                "the second rate counts the people it could not reach too."
             )
-            out += [
-                f"| {k} | {n(a)} | {n(b)} | {n(c)} | {n(d)} |"
-                for k, a, b, c, d in r.returns_by_ward
-            ]
+            out.append("\n| role" + head)
+            out += [_returns_row(row) for row in r.returns_by_role]
+            out.append(
+                "\nBy ward: a person who covers two wards is counted in each ward's row, so the "
+                "ward rows add up to more than the total."
+            )
+            out.append("\n| ward" + head)
+            out += [_returns_row(row) for row in r.returns_by_ward]
         if self.outstanding:
             out.append("\nStill outstanding (admins' view): " + ", ".join(self.outstanding))
         if r.actions:
@@ -242,6 +243,16 @@ def pocket_sentence(p: Pocket, observed: int | None, baseline: float | None) -> 
         else _usual(baseline)
     )
     return f"{_name(p)}: {observed} {what} this month {usual}; this is {chance} to be chance."
+
+
+def _returns_row(row: tuple[str, int | None, int | None, int | None, int | None]) -> str:
+    key, *counts = row
+    rates = return_rates(*counts)
+    return f"| {key} | " + " | ".join([*map(shown, counts), *map(_percent, rates)]) + " |"
+
+
+def _percent(rate: float | None) -> str:
+    return MARK if rate is None else f"{100 * rate:.0f}%"
 
 
 def _h(hours: float | None) -> str:
