@@ -177,6 +177,22 @@ def find_pockets(series: Sequence[Series], *, q: float = 0.05, min_count: int = 
     return sorted(out, key=lambda x: (x.p_value, -x.observed, x.ward, x.kind))
 
 
+def km_median(events: Sequence[float], censored: Sequence[float]) -> float | None:
+    """The Kaplan-Meier median of durations, ``censored`` ones still running (an action not
+    yet acknowledged counts for as long as it has been open, not left out, which would bias
+    the median low): the first time the estimated share still waiting falls to one half or
+    below; ``None`` when it never does (fewer than half have happened) or there is nothing."""
+    if not events:
+        return None
+    from scipy import stats
+
+    result = stats.ecdf(stats.CensoredData(uncensored=list(events), right=list(censored)))
+    for time, waiting in zip(result.sf.quantiles, result.sf.probabilities, strict=True):
+        if waiting <= 0.5 + 1e-12:
+            return float(time)
+    return None
+
+
 def suppress(count: int, threshold: int = 3) -> str:
     """One count below the threshold as "<threshold" (0 stays 0). Primary suppression only: the
     summary's figures go through bot/disclosure.py, which also guards against differencing."""

@@ -403,3 +403,134 @@ def test_charts_and_exports(tmp_path: Path) -> None:
     empty = Summary("2027-01", None, None, 0, 0, 0, months=months)
     figure = trend_by_category(empty)
     assert "No data for this period" in [t.get_text() for t in figure.axes[0].texts]
+
+
+def _working_hours_by_hand(start: datetime, end: datetime) -> int:
+    """Whole hours from ``start`` to ``end`` (on the hour, November-December: UK time is UTC)
+    that begin on a weekday between 09:00 and 17:00 (no bank holiday in these weeks)."""
+    from datetime import timedelta
+
+    hours, t = 0, start
+    while t < end:
+        hours += t.weekday() < 5 and 9 <= t.hour < 17
+        t += timedelta(hours=1)
+    return hours
+
+
+def _product_limit_median(done: list[float], waiting: list[float]) -> float | None:
+    """Kaplan-Meier by hand: at each time an action happens, the share still waiting falls by
+    the share of those still at risk that happened then."""
+    share = 1.0
+    for t in sorted(set(done)):
+        at_risk = sum(1 for x in [*done, *waiting] if x >= t)
+        share *= 1 - done.count(t) / at_risk
+        if share <= 0.5:
+            return t
+    return None
+
+
+async def test_action_times_are_kaplan_meier_medians_in_working_hours_and_filters_apply(
+    db_url: str,
+) -> None:
+    from sqlalchemy import insert, select
+
+    from storage.tables import actions, reports
+
+    now = datetime(2026, 12, 20, 12, tzinfo=UTC)  # a Sunday
+    clock = FakeClock(now)
+
+    def at(day: int, hour: int, month: int = 11) -> datetime:
+        return datetime(2026, month, day, hour, tzinfo=UTC)
+
+    # (ward, created, acknowledged, closed, acknowledge-by, escalation level)
+    rows = [
+        ("Park", at(10, 10), at(10, 12), at(11, 10), at(11, 17), 0),  # a Tuesday
+        ("Park", at(13, 16), at(16, 11), None, at(16, 17), 0),  # Friday to Monday
+        ("Park", at(23, 9), None, None, at(24, 17), 1),  # never acknowledged: overdue in Nov
+        ("Park", at(27, 9), at(3, 9, 12), None, at(2, 17, 12), 0),  # acknowledged in December
+        ("Park", at(30, 9), None, None, at(1, 17, 12), 0),  # overdue only after November
+        ("Penn", at(10, 10), at(10, 11), None, at(11, 17), 0),
+    ]
+    async with services_for(db_url, clock, teams=TEAMS, routing=ROUTING) as s:
+        await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
+        await _report(s, 5, "2026-11", "Park", "race")
+        await _report(s, 1, "2026-11", "Penn", "race")
+        async with s.db.uow() as uow:
+            session = uow.people.session  # type: ignore[attr-defined]
+            ids = {
+                w: [
+                    i
+                    for i, w_ in (await session.execute(select(reports.c.id, reports.c.ward))).all()
+                    if w_ == w
+                ]
+                for w in ("Park", "Penn")
+            }
+            for ward, created, acked, closed, due, level in rows:
+                state = "closed" if closed else ("acknowledged" if acked else "open")
+                await session.execute(
+                    insert(actions).values(
+                        report_id=ids[ward].pop(),
+                        team_key="cohesion",
+                        state=state,
+                        ack_due_at=due,
+                        escalation_level=level,
+                        acknowledged_at=acked,
+                        closed_at=closed,
+                        created_at=created,
+                        outcome_note="",
+                        version=0,
+                    )
+                )
+            await uow.commit()
+
+        end = datetime(2026, 12, 1, tzinfo=UTC)  # the end of November (UK time is UTC)
+
+        def expected(chosen: list[tuple]) -> tuple:  # type: ignore[type-arg]
+            def median(i: int) -> float | None:
+                done = [_working_hours_by_hand(r[1], r[i]) for r in chosen if r[i]]
+                waiting = [_working_hours_by_hand(r[1], now) for r in chosen if not r[i]]
+                return _product_limit_median(done, waiting)
+
+            return (
+                "cohesion",
+                len(chosen),
+                sum(1 for r in chosen if r[3] is None or r[3] > end),
+                sum(1 for r in chosen if (r[2] is None or r[2] > end) and r[4] < end),
+                sum(1 for r in chosen if r[5] > 0),
+                median(2),
+                median(3),
+            )
+
+        build = SummaryService(s.config, s.db.uow, clock).build
+        park = await build("2026-11", actor="admin", ward="Park")
+        # Recomputed: acknowledged after 2, 3 and 32 working hours, two still waiting (160
+        # and 120): the median is 32 (leaving the waiting out would give 3); overdue at the
+        # end of November 1 (the last one's deadline was in December), though 2 are now.
+        assert park.actions == [expected(rows[:5])]
+        assert park.actions[0][3] == 1 and park.actions[0][5] == 32.0
+        everyone = await build("2026-11", actor="admin")
+        assert everyone.actions == [expected(rows)]
+
+        # --ward filters every section it can (the trend is Park's), and says which it cannot.
+        assert park.trend["race"][-1] == 5 and everyone.trend["race"][-1] == 6
+        assert all(r[0] == "Park" for r in park.returns_by_ward)
+        assert "Not limited to Park: return rate by role (the whole partnership)." in (
+            park.markdown()
+        )
+        race = await build("2026-11", actor="admin", category="race")
+        assert "hate crime (police figures are by strand, not category)" in race.markdown()
+        assert "Not limited" not in everyone.markdown()
+        assert "median working hours to acknowledge" in everyone.markdown(suppressed=False)
+
+
+def test_working_hours_skip_nights_weekends_and_bank_holidays() -> None:
+    from bot.config import load_config
+    from bot.deadlines import working_hours
+
+    config = load_config(Path(__file__).parent.parent / "config.example.toml", env={})
+    # Thursday 24 December 16:00 to Tuesday 29 December 10:00: an hour on Christmas Eve,
+    # then Christmas Day, the weekend and the Boxing Day substitute (Monday 28th) are not
+    # working days, and an hour on the Tuesday.
+    start = datetime(2026, 12, 24, 16, tzinfo=UTC)
+    assert working_hours(config, start, datetime(2026, 12, 29, 10, tzinfo=UTC)) == 2.0
+    assert working_hours(config, start, start) == 0.0

@@ -6,7 +6,6 @@ tables build on this in later work.)"""
 from __future__ import annotations
 
 import logging
-import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -14,12 +13,20 @@ from typing import TYPE_CHECKING
 
 from bot.clock import Clock
 from bot.config import Config
+from bot.deadlines import working_hours
 from bot.disclosure import MARK, Released, release, return_rates, shown
 from bot.messages import Attachment, MessageBuilder, OutgoingMessage, bold
 from bot.ports import UnitOfWorkFactory
 from bot.services.common import audit, enqueue
 from bot.services.forms import FormService
-from bot.summaries import BASELINE_MONTHS, SUSTAINED_MONTHS, Pocket, Series, find_pockets
+from bot.summaries import (
+    BASELINE_MONTHS,
+    SUSTAINED_MONTHS,
+    Pocket,
+    Series,
+    find_pockets,
+    km_median,
+)
 
 if TYPE_CHECKING:
     from bot.pact import PactInsight
@@ -86,6 +93,7 @@ class Summary:
     false_discovery_rate: float = 0.05  # summaries.false_discovery_rate: pockets' q
     police_imported: bool = True  # police figures imported for the month
     police_months: int = 12  # of the trailing 12 months, how many have police figures
+    unfiltered: list[str] = field(default_factory=list)  # sections --ward/--category miss
     # team -> (the categories the routing rules may send it, None: any; whether only some of
     # their wards or levels), for disclosure control: a team's count is a sum of those counts
     team_categories: dict[str, tuple[frozenset[str] | None, bool]] = field(default_factory=dict)
@@ -111,6 +119,8 @@ class Summary:
         n = shown
         scope = " · ".join(x for x in (self.ward, self.category) if x)
         out = [f"# Community tension summary, {self.month}" + (f" ({scope})" if scope else "")]
+        if self.unfiltered:
+            out.append(f"\n_{_unfiltered(self)}_")
         if self.empty:
             out.append("\nNo tension reports and no hate-crime figures for this period.")
             if not self.police_imported:
@@ -148,8 +158,12 @@ class Summary:
             out.append("\nStill outstanding (admins' view): " + ", ".join(self.outstanding))
         if r.actions:
             out.append(
-                "\n## Actions by team\n\n| team | actions | open | overdue | escalated | "
-                "median hours to acknowledge | median hours to close |\n"
+                "\n## Actions by team\n\nOpen and overdue as at the end of the period. Times are "
+                "working hours (working days, bank holidays excluded), medians estimated with "
+                "actions still waiting counted for as long as they have waited (Kaplan-Meier); "
+                "'–' when fewer than half have been acknowledged or closed yet.\n\n"
+                "| team | actions | open | overdue | escalated | "
+                "median working hours to acknowledge | median working hours to close |\n"
                 "|---|---:|---:|---:|---:|---:|---:|"
             )
             out += [
@@ -195,6 +209,73 @@ class Summary:
         from bot.pact import markdown
 
         return "" if self.pact is None else "\n" + markdown(self.pact)
+
+
+def _unfiltered(summary: Summary) -> str:
+    scope = " and ".join(x for x in (summary.ward, summary.category) if x)
+    return f"Not limited to {scope}: " + "; ".join(summary.unfiltered) + "."
+
+
+@dataclass(frozen=True)
+class _Action:
+    level: int
+    created: datetime
+    acknowledged: datetime | None
+    closed: datetime | None
+    due: datetime | None
+
+
+def _actions(
+    config: Config,
+    rows: list[
+        tuple[str, str, int, str, str, datetime, datetime | None, datetime | None, datetime | None]
+    ],
+    month: str,
+    now: datetime,
+    ward: str | None,
+    category: str | None,
+) -> list[tuple[str, int, int, int, int, float | None, float | None]]:
+    """Actions by team on the month's reports (of the chosen ward and category): open and
+    overdue as at the end of the period (or now, if it has not ended); Kaplan-Meier medians of
+    working hours to acknowledge and to close, actions still waiting censored at now."""
+    year, mon = (int(x) for x in shift(month, 1).split("-"))
+    end = min(now, datetime(year, mon, 1, tzinfo=config.partnership.tz))
+    teams: dict[str, list[_Action]] = {}
+    for team, _, level, w, c, created, acked, closed, due in rows:
+        if (ward is None or w == ward) and (category is None or c == category):
+            teams.setdefault(team, []).append(_Action(level, created, acked, closed, due))
+
+    def median(actions: list[_Action], acknowledged: bool) -> float | None:
+        done: list[float] = []
+        waiting: list[float] = []
+        for a in actions:
+            at = a.acknowledged if acknowledged else a.closed
+            hours = working_hours(config, a.created, at if at is not None else now)
+            (done if at is not None else waiting).append(hours)
+        return km_median(done, waiting)
+
+    def after_end(at: datetime | None) -> bool:
+        return at is None or at > end
+
+    return [
+        (
+            team,
+            len(actions),
+            sum(1 for a in actions if after_end(a.closed)),
+            sum(
+                1
+                for a in actions
+                if after_end(a.acknowledged)
+                and after_end(a.closed)
+                and a.due is not None
+                and a.due < end
+            ),
+            sum(1 for a in actions if a.level > 0),
+            median(actions, True),
+            median(actions, False),
+        )
+        for team, actions in sorted(teams.items())
+    ]
 
 
 def _police_missing(month: str) -> str:
@@ -450,7 +531,8 @@ class SummaryService:
             by_month = Counter[tuple[str, str]]()
             for (period, ward_, category_), n in cube.items():
                 tensions[(ward_, period)] += n
-                by_month[(period, category_)] += n
+                if ward is None or ward_ == ward:  # the trend is the chosen ward's
+                    by_month[(period, category_)] += n
             # The police figures once, by strand; the ward totals are their sums. A month with
             # no rows was not imported: missing, never 0.
             by_strand = await f.hate_crime_by_strand([*history, month])
@@ -492,26 +574,25 @@ class SummaryService:
                         sum(r[4] for r in rows_),
                     )
                 )
-            summary.returns_by_ward = _returns(await f.returns_by(month, "ward"))
+            summary.returns_by_ward = [
+                r
+                for r in _returns(await f.returns_by(month, "ward"))
+                if ward is None or r[0] == ward
+            ]
+            if ward is not None:
+                summary.unfiltered.append("return rate by role (the whole partnership)")
+            if category is not None:
+                summary.unfiltered += [
+                    "return rate (the monthly return is not by category)",
+                    "hate crime (police figures are by strand, not category)",
+                ]
+            if self.pact is not None and (ward is not None or category is not None):
+                summary.unfiltered.append("PACT meetings (the whole partnership)")
             if names:
                 summary.outstanding = await f.outstanding(month)
-            teams: dict[str, list[tuple[str, int, float | None, float | None]]] = {}
-            for team, state, level, ack, close in await f.action_durations(month, self.clock.now()):
-                teams.setdefault(team, []).append((state, level, ack, close))
-            for team, rows in sorted(teams.items()):
-                acks = [a for _, _, a, _ in rows if a is not None]
-                closes = [c for _, _, _, c in rows if c is not None]
-                summary.actions.append(
-                    (
-                        team,
-                        len(rows),
-                        sum(1 for s, _, _, _ in rows if s != "closed"),
-                        sum(1 for s, _, _, _ in rows if s == "overdue"),
-                        sum(1 for _, lv, _, _ in rows if lv > 0),
-                        statistics.median(acks) if acks else None,
-                        statistics.median(closes) if closes else None,
-                    )
-                )
+            summary.actions = _actions(
+                self.config, await f.action_times(month), month, self.clock.now(), ward, category
+            )
             now_s: dict[str, int] = {}
             past_s: dict[str, int] = {}
             for (m, w, strand), count in by_strand.items():
@@ -659,6 +740,8 @@ def headline(summary: Summary, threshold: int | None = None) -> OutgoingMessage:
         return _pact_headline(b, summary).build()
     r = summary.released(threshold=threshold)
     n = shown
+    if summary.unfiltered:
+        b.line(_unfiltered(summary))
     b.line(
         f"Tension reports: {n(r.total)} (previous month {n(r.previous_total)}, "
         f"same month last year {n(r.last_year_total)})"
