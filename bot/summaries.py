@@ -79,14 +79,14 @@ class Test:
     above: bool  # every month under review above the baseline's mean
 
 
-def dispersion(series: Sequence[Series]) -> float:
+def dispersion(series: Sequence[Series], window: int = 1) -> float:
     """The dispersion ``phi`` of a family (variance = phi x mean, quasi-Poisson): Pearson's
     chi-square of each unit's observed baseline months about its own mean, over their degrees
     of freedom, pooled across the family's units; 1 (Poisson) when there is no excess."""
     chi2 = 0.0
     df = 0
     for s in series:
-        base = [c for c in _baseline(s.counts, 1) if c is not None]
+        base = [c for c in _baseline(s.counts, window) if c is not None]
         n = len(base)
         mean = sum(base) / n if n else 0.0
         if n < 2 or mean <= 0:
@@ -119,25 +119,29 @@ def p_value(observed: int, baseline_total: int, months: int, window: int, phi: f
     return float(stats.betabinom.sf(observed - 1, total, window * a, months * a))
 
 
-def tests(series: Sequence[Series]) -> list[Test]:
-    """Every test of a month: a spike test and a sustained-rise test per unit (when this month,
-    and for a sustained rise the last three months, are observed and there is enough history)."""
+def tests(series: Sequence[Series], window: int = 1) -> list[Test]:
+    """Every test of a period: a spike test per unit of the last ``window`` months together
+    (1: a month; 3: a quarter; 12: a year) and, for a month, a sustained-rise test (when the
+    months under review are all observed and there is enough history)."""
     families: dict[tuple[str, str], list[Series]] = {}
     for s in series:
         families.setdefault((s.source, s.by), []).append(s)
     out: list[Test] = []
     for family in families.values():
-        k = dispersion(family)
+        k = dispersion(family, window)
         for s in family:
-            for kind, window in (("spike", 1), ("sustained", SUSTAINED_MONTHS)):
-                recent = list(s.counts[len(s.counts) - window :])
-                base = [c for c in _baseline(s.counts, window) if c is not None]
-                if len(recent) < window or None in recent or len(base) < MIN_HISTORY:
+            kinds = [("spike", window)]
+            if window == 1:
+                kinds.append(("sustained", SUSTAINED_MONTHS))
+            for kind, span in kinds:
+                recent = list(s.counts[len(s.counts) - span :])
+                base = [c for c in _baseline(s.counts, span) if c is not None]
+                if len(recent) < span or None in recent or len(base) < MIN_HISTORY:
                     continue
                 mean = sum(base) / len(base)
                 above = all(c is not None and c > mean for c in recent)
                 y = sum(c for c in recent if c is not None)
-                p = p_value(y, sum(base), len(base), window, k)
+                p = p_value(y, sum(base), len(base), span, k)
                 out.append(Test(s, kind, y, sum(base), len(base), p, k, above))
     return out
 
@@ -151,9 +155,12 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     return [float(x) for x in stats.false_discovery_control(list(p_values), method="bh")]
 
 
-def find_pockets(series: Sequence[Series], *, q: float = 0.05, min_count: int = 3) -> list[Pocket]:
-    """The units flagged by the method above, most significant first."""
-    found = tests(series)
+def find_pockets(
+    series: Sequence[Series], *, q: float = 0.05, min_count: int = 3, window: int = 1
+) -> list[Pocket]:
+    """The units flagged by the method above, most significant first (``window``: the months
+    under review, the last of each series)."""
+    found = tests(series, window)
     # Every test counts in the family, flagged or not; the further conditions (enough
     # reports, above the usual in each month) only remove flags, so the control still holds.
     adjusted = benjamini_hochberg([t.p_value for t in found])

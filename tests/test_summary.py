@@ -534,3 +534,129 @@ def test_working_hours_skip_nights_weekends_and_bank_holidays() -> None:
     start = datetime(2026, 12, 24, 16, tzinfo=UTC)
     assert working_hours(config, start, datetime(2026, 12, 29, 10, tzinfo=UTC)) == 2.0
     assert working_hours(config, start, start) == 0.0
+
+
+def _binomial_tail(y: int, n: int, p: float) -> float:
+    return sum(math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(y, n + 1))
+
+
+async def test_quarters_and_years_have_the_same_sections(db_url: str) -> None:
+    from bot.services.summary import parse_period
+
+    clock = FakeClock(datetime(2027, 1, 20, tzinfo=UTC))
+    # (month, ward, category, reports): raw rows the expected figures are recomputed from.
+    raw = [
+        ("2025-11", "Penn", "race", 4),
+        ("2026-02", "Park", "race", 3),
+        ("2026-08", "Park", "religion", 5),
+        ("2026-09", "Penn", "race", 3),
+        ("2026-10", "Park", "race", 6),
+        ("2026-12", "Park", "religion", 4),
+        ("2026-12", "Penn", "race", 3),
+    ]
+    figures = ["month,ward,strand,count"]
+    for k in range(14, 2, -1):  # 2025-10 to 2026-09: Park 1 a month, Heath Town 2
+        figures += [
+            f"{shift('2026-12', -k)},Park,race,1",
+            f"{shift('2026-12', -k)},Heath Town,faith,2",
+        ]
+    for m in ("2026-10", "2026-11", "2026-12"):
+        figures += [f"{m},Park,race,5", f"{m},Heath Town,faith,2"]
+    async with services_for(db_url, clock) as s:
+        await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
+        for month, ward, category, n in raw:
+            await _report(s, n, month, ward, category)
+        await HateCrimeService(s.config, s.db.uow, clock).import_csv(
+            "\n".join(figures) + "\n", source="hc.csv", actor="t"
+        )
+        build = SummaryService(s.config, s.db.uow, clock).build
+
+        def total(months: tuple[str, ...], ward: str | None = None) -> int:
+            return sum(n for m, w, _, n in raw if m in months and ward in (None, w))
+
+        q4, q3, q4_2025 = (parse_period(p).months for p in ("2026-Q4", "2026-Q3", "2025-Q4"))
+        quarter = await build("2026-q4", actor="admin")
+        assert quarter.month == "2026-Q4" and quarter.unit == "quarter"
+        assert (quarter.total, quarter.previous_total, quarter.last_year_total) == (
+            total(q4),
+            total(q3),
+            total(q4_2025),
+        )
+        by = {b.by: b.rows for b in quarter.breakdowns}
+        assert ("Park", total(q4, "Park"), total(q3, "Park"), total(q4_2025, "Park")) in by["ward"]
+        assert quarter.months == ["2025-Q4", "2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4"]
+        assert quarter.trend["race"] == [4, 3, 0, 3, 9]
+        # Park's hate crimes: 15 this quarter after 12 in the 12 months before: given 27, the
+        # quarter's share is binomial(27, 3/15) if nothing changed (the wards are steady).
+        park = [p for p in quarter.pockets if p.ward == "Park" and p.by == "ward"]
+        assert len(park) == 1 and park[0].observed == 15
+        assert math.isclose(park[0].p_value, _binomial_tail(15, 27, 3 / 15), rel_tol=1e-9)
+        text = quarter.markdown()
+        assert "| ward | this quarter | previous | last year |" in text
+        assert (
+            "- Park: 15 hate crimes this quarter against about 3 a quarter usually; this is "
+            "very unlikely to be chance." in text
+        )
+        assert (
+            f"Tension reports: **{total(q4)}** (previous quarter {total(q3)}, same quarter last year"
+            in text
+        )
+
+        year = await build("2026", actor="admin")
+        assert (year.total, year.previous_total) == (
+            total(parse_period("2026").months),
+            total(parse_period("2025").months),
+        )
+        assert year.months == ["2025", "2026"] and "## Pockets of concern" in year.markdown()
+        assert "## Return rate" in year.markdown() or not year.returns_by_role
+        for bad in ("2026-Q5", "26", "2026-13"):
+            with pytest.raises(ValueError, match="YYYY-Qn"):
+                await build(bad, actor="admin")
+
+
+async def test_the_quarter_is_posted_once_to_its_channel_when_its_last_return_closes(
+    db_url: str,
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from bot.services.summary import post_scheduled
+    from storage.tables import outbox
+
+    clock = FakeClock(datetime(2026, 12, 1, 9, tzinfo=UTC))
+    summaries = {"channels": ["C0SWPBOARD"], "quarterly_channels": ["C0FORUM"]}
+    async with services_for(db_url, clock, summaries=summaries) as s:
+        await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
+        campaign, _ = await s.campaigns.open_monthly("2026-12", actor="t", force=True)
+        clock.set(campaign.closes_at + timedelta(minutes=1))
+        await s.campaigns.tick()
+        service = SummaryService(s.config, s.db.uow, clock)
+        assert await post_scheduled(service) == ["2026-12", "2026-Q4"]
+        assert await post_scheduled(service) == []  # once
+        async with s.db.uow() as uow:
+            keys = (
+                await uow.people.session.execute(  # type: ignore[attr-defined]
+                    select(outbox.c.idempotency_key, outbox.c.recipient)
+                )
+            ).all()
+        assert sorted(keys) == [
+            ("summary:2026-Q4:C0FORUM", "C0FORUM"),
+            (f"summary:{campaign.key}:C0SWPBOARD", "C0SWPBOARD"),
+        ]
+
+
+def test_chat_filters_take_a_quarter_or_a_year() -> None:
+    from bot.services.summary import SummaryRefused, parse_filters
+
+    def parse(text: str) -> tuple[str, str | None, str | None]:
+        r = parse_filters(
+            text, default_month="2026-12", wards=["Park"], categories={"race": "Race"}
+        )
+        return r.month, r.ward, r.category
+
+    assert parse("2026-q4 Park") == ("2026-Q4", "Park", None)
+    assert parse("race 2026") == ("2026", None, "race")
+    assert parse("") == ("2026-12", None, None)
+    with pytest.raises(SummaryRefused, match="YYYY-Qn"):
+        parse("last quarter")
