@@ -269,17 +269,25 @@ def read(summary: Summary, ex: dict[str, Any]) -> Published:
     for m, shown in zip((12, 11, 0), found.groups() if found else (), strict=False):
         pub.number(f"total[{m}]", ex["total"][m], shown)
     # The charts, read from matplotlib's artists.
+    # Charts show labels, not keys, and at most five lines, the rest summed as "Other".
+    key_of = {summary.label(c): c for c in {*summary.trend, *(c for _, c in summary.matrix)}}
     ax = trend_by_category(summary).axes[0]
+    drawn = [str(line2d.get_label()) for line2d in ax.get_lines()]
+    others = [c for c in summary.trend if summary.label(c) not in drawn]
     for line2d in ax.get_lines():
         category = str(line2d.get_label())
         for m, y in enumerate(
             np.ma.filled(np.ma.masked_invalid(np.asarray(line2d.get_ydata(), dtype=float)), np.nan)
         ):
-            pub.number(f"trend[{category}][{m}]", ex["cat"](m, category), float(y))
+            if category == "Other":
+                e = add(*(ex["cat"](m, c) for c in others))
+            else:
+                e = ex["cat"](m, key_of[category])
+            pub.number(f"trend[{category}][{m}]", e, float(y))
     if summary.matrix:
         ax = ward_category_heatmap(summary).axes[0]
         wards = [t.get_text() for t in ax.get_yticklabels()]
-        cats = [t.get_text() for t in ax.get_xticklabels()]
+        cats = [key_of[t.get_text()] for t in ax.get_xticklabels()]
         grid = np.ma.masked_invalid(np.ma.asarray(ax.images[0].get_array(), dtype=float))
         for i, w in enumerate(wards):
             for j, c in enumerate(cats):
@@ -492,4 +500,4 @@ async def test_one_private_report_is_not_given_away_by_any_output(
     grid = ax.images[0].get_array()
     wards = [t.get_text() for t in ax.get_yticklabels()]
     cats = [t.get_text() for t in ax.get_xticklabels()]
-    assert grid[wards.index("Park"), cats.index("protest_extremism")] is np.ma.masked
+    assert grid[wards.index("Park"), cats.index(summary.label("protest_extremism"))] is np.ma.masked

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -337,7 +338,7 @@ def test_charts_and_exports(tmp_path: Path) -> None:
         tension_by_ward={"Park": 3, "Penn": 1, "Oxley": 0},
     )
     lines = trend_by_category(summary).axes[0].get_lines()
-    assert [ln.get_label() for ln in lines] == ["race", "religion"]
+    assert [ln.get_label() for ln in lines] == ["Race", "Religion"]  # labels, not keys
     # Religion's 1 this month and race's 1 last month are withheld, and race's 3 with them
     # (beside a total of 4): gaps in the lines, not points (they were plotted as 1 and 3).
     assert [str(y) for y in lines[0].get_ydata()[-3:]] == ["0.0", "nan", "nan"]
@@ -660,3 +661,56 @@ def test_chat_filters_take_a_quarter_or_a_year() -> None:
     assert parse("") == ("2026-12", None, None)
     with pytest.raises(SummaryRefused, match="YYYY-Qn"):
         parse("last quarter")
+
+
+def test_charts_people_can_read() -> None:
+    from matplotlib.colors import to_rgb
+
+    from bot.charts import trend_by_category, ward_category_heatmap
+    from bot.services.summary import Summary
+
+    months = [shift("2026-12", -k) for k in range(12, -1, -1)]
+    rng = random.Random(5)
+    trend = {c: [rng.randint(3, 30) for _ in months] for c in "abcdefg"}
+    keys = {c: f"cat_{c}" for c in trend}
+    summary = Summary(
+        "2026-12",
+        None,
+        None,
+        sum(v[-1] for v in trend.values()),
+        0,
+        0,
+        months=months,
+        trend={keys[c]: v for c, v in trend.items()},
+        matrix={("Park", "crime_asb"): 40, ("Penn", "crime_asb"): 3, ("Park", "race"): 9},
+        labels={"crime_asb": "Crime and ASB", **{keys[c]: f"Label {c}" for c in trend}},
+    )
+    ax = trend_by_category(summary, suppressed=False).axes[0]
+    lines = ax.get_lines()
+    # Five lines at most: the four largest over the year, and the rest summed as "Other".
+    order = sorted(trend, key=lambda c: -sum(trend[c]))
+    assert [ln.get_label() for ln in lines] == [*(f"Label {c}" for c in order[:4]), "Other"]
+    other = [sum(trend[c][m] for c in order[4:]) for m in range(len(months))]
+    assert list(lines[-1].get_ydata()) == other
+    okabe_ito = {"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"}
+    colours = [ln.get_color() for ln in lines]
+    assert set(colours[:4]) <= okabe_ito and len(set(colours)) == 5
+    assert all(float(t).is_integer() for t in ax.get_yticks())  # whole counts
+
+    heat = ward_category_heatmap(summary, suppressed=False)
+    ax = heat.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["Crime and ASB", "Race"]
+    assert all(float(t).is_integer() for t in heat.axes[1].get_yticks())  # the colour bar
+
+    def lum(colour: object) -> float:  # WCAG 2 relative luminance, recomputed here
+        channels = [
+            c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(colour)
+        ]  # type: ignore[arg-type]
+        return 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
+
+    image = ax.images[0]
+    for text in (t for t in ax.texts if t.get_transform() == ax.transData):
+        j, i = (round(p) for p in text.get_position())
+        cell = image.cmap(image.norm(image.get_array()[i, j]))
+        a, b = sorted((lum(cell), lum(text.get_color())))
+        assert (b + 0.05) / (a + 0.05) >= 4.5, (text.get_text(), cell)  # WCAG AA

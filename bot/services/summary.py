@@ -139,6 +139,15 @@ class Summary:
     police_months: int = 12  # of the trailing 12 months, how many have police figures
     unfiltered: list[str] = field(default_factory=list)  # sections --ward/--category miss
     unit: str = "month"  # "month" | "quarter" | "year": the period's length
+    labels: dict[str, str] = field(default_factory=dict)  # category key -> the form's label
+
+    def label(self, key: str) -> str:
+        """A category (or strand) as people read it: the form's label, else the key in words."""
+        if key in self.labels:
+            return self.labels[key]
+        words = key.replace("_", " ")
+        return words[:1].upper() + words[1:]
+
     # team -> (the categories the routing rules may send it, None: any; whether only some of
     # their wards or levels), for disclosure control: a team's count is a sum of those counts
     team_categories: dict[str, tuple[frozenset[str] | None, bool]] = field(default_factory=dict)
@@ -620,6 +629,9 @@ class SummaryService:
             summary.police_imported = all(m in imported for m in period.months)
             summary.police_months = sum(1 for m in trailing if m in imported)
             summary.unit = period.unit
+            if self.forms is not None:
+                form = (await self.forms.current(uow)).definition
+                summary.labels = {o.value: o.label for o in form.question("category").options}
             summary.pockets = _pockets(
                 self.config,
                 list(period.months),
