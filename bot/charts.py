@@ -278,6 +278,51 @@ CHARTS: dict[str, Chart] = {
 }
 
 
+def describe(name: str, summary: Summary) -> str:
+    """Alt text for a chart (Slack's ``alt_txt``, at most 1,000 characters): what it shows,
+    from the summary's protected figures only (a withheld figure is never described)."""
+    released = summary.released()
+    if name == "trend_by_category.png":
+        drawn = _series(released.trend)
+        names = ", ".join("Other" if c is None else summary.label(c) for c, _ in drawn)
+        latest = "; ".join(
+            f"{'Other' if c is None else summary.label(c)} {MARK if v[-1] is None else v[-1]}"
+            for c, v in drawn
+        )
+        text = (
+            f"Line chart of tension reports per {summary.unit} by category, "
+            f"{summary.months[0]} to {summary.months[-1]}: {names}. Latest: {latest}. "
+            f"{MARK} is withheld (a gap in its line)."
+        )
+    elif name == "ward_by_category.png":
+        text = (
+            f"Heat map of tension reports in {summary.month}, wards in rows and categories in "
+            "columns, darker for more; each cell is labelled with its count, or "
+            f"{MARK} where withheld. The same figures are in the summary's tables."
+        )
+    elif name == "hate_crime_vs_tension.png":
+        crimes = "; ".join(f"{w} {MARK if n is None else n}" for w, n, _ in released.hate_crime[:5])
+        text = (
+            f"Bar chart of police-recorded hate crimes and tension reports by ward, "
+            f"{summary.month}. Most hate crimes: {crimes or 'none'}."
+        )
+    elif name == "pact_attendance.png" and summary.pact is not None:
+        text = pact_description(summary.pact)
+    else:
+        text = name.removesuffix(".png").replace("_", " ")
+    return text[:1000]
+
+
+def pact_description(insight: PactInsight) -> str:
+    """Alt text for the PACT chart (head counts at public meetings: not protected)."""
+    return (
+        f"PACT meetings {insight.since} to {insight.until}: members of the public at each "
+        "meeting by neighbourhood (line chart), and attendance against each neighbourhood's "
+        "usual by time slot, weekday and venue (bar charts, 1.0 = usual, with the number of "
+        "meetings behind each bar)."
+    )
+
+
 def charts_for(summary: Summary) -> dict[str, Chart]:
     """The charts a summary gets: the tension charts unless the period is empty, and the PACT
     chart when meetings were recorded."""

@@ -829,7 +829,7 @@ class SummaryAnswer:
     """What a chat command answers: a short neutral message and the charts as PNGs."""
 
     message: OutgoingMessage
-    charts: list[tuple[str, bytes]]
+    charts: list[tuple[str, bytes, str]]  # file name, PNG, alt text
 
 
 def headline(summary: Summary, threshold: int | None = None) -> OutgoingMessage:
@@ -887,9 +887,12 @@ async def answer(
     summary = await summary_for(
         service, service.uow_factory, who=who, person_role=role, text=text, categories=categories
     )
-    from bot.charts import charts_for, png  # matplotlib is only loaded when a chart is made
+    from bot.charts import charts_for, describe, png  # matplotlib only when a chart is made
 
-    charts = [(name, png(build(summary))) for name, build in charts_for(summary).items()]
+    charts = [
+        (name, png(build(summary)), describe(name, summary))
+        for name, build in charts_for(summary).items()
+    ]
     return SummaryAnswer(headline(summary), charts)
 
 
@@ -946,7 +949,7 @@ async def post_scheduled(service: SummaryService, *, channel_kind: str = "slack"
 
 def _with_charts(summary: Summary, message: OutgoingMessage) -> OutgoingMessage:
     """The message with the summary's charts attached (matplotlib loaded only here)."""
-    from bot.charts import charts_for, png
+    from bot.charts import charts_for, describe, png
 
     charts = charts_for(summary)
     if not charts:
@@ -958,6 +961,7 @@ def _with_charts(summary: Summary, message: OutgoingMessage) -> OutgoingMessage:
                     filename=name,
                     title=name.removesuffix(".png").replace("_", " "),
                     data=png(build(summary)),
+                    alt_text=describe(name, summary),
                 )
                 for name, build in charts.items()
             ]
