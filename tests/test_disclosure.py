@@ -465,7 +465,8 @@ async def test_one_private_report_is_not_given_away_by_any_output(
 
         chat = headline(summary).plain_text()  # what /tensions and the board channel get
         body = chat.split("\n", 1)[1]  # after the title, which has the month
-        assert "protest_extremism [c]" in body and not re.search(r"\b[12]\b", body)
+        label = summary.label("protest_extremism")  # the form's label, not the key
+        assert f"{label} [c]" in body and not re.search(r"\b[12]\b", body)
 
     out = tmp_path / "out"
     text = (out / "summary.md").read_text()

@@ -849,7 +849,7 @@ def headline(summary: Summary, threshold: int | None = None) -> OutgoingMessage:
         b.line(_unfiltered(summary))
     b.line(f"Tension reports: {n(r.total)} ({_comparison(summary.unit, r)})")
     categories = dict(r.breakdowns).get("category", [])
-    top = [f"{k} {n(a)}" for k, a, _, _ in categories if a != 0][:5]  # withheld: not 0
+    top = [f"{summary.label(k)} {n(a)}" for k, a, _, _ in categories if a != 0][:5]
     if top:
         b.line("Top categories: " + ", ".join(top))
     if r.hate_crime:
