@@ -11,7 +11,7 @@ from openpyxl import Workbook
 from bot import cells
 from bot.charts import CHARTS, charts_for, png
 from bot.disclosure import MARK, return_rates
-from bot.pact import PactInsight
+from bot.pact import RESOLUTION_TARGET, PactInsight, resolution_rate
 from bot.services.summary import Summary
 
 
@@ -177,9 +177,17 @@ def pact_tables(insight: PactInsight) -> dict[str, tuple[list[str], list[list[An
                 for r in rows
             ],
         )
+    rate = resolution_rate(insight)
     out["pact_priorities"] = (
-        ["set", "closed", "carried", "open_now"],
-        [[insight.priorities.get(k, 0) for k in ("set", "closed", "carried", "open")]],
+        ["set", "closed", "carried", "open_now", "resolved_of_set", "resolution_rate", "target"],
+        [
+            [
+                *(insight.priorities.get(k, 0) for k in ("set", "closed", "carried", "open")),
+                insight.priorities.get("resolved", 0),
+                None if rate is None else round(rate, 4),
+                RESOLUTION_TARGET,
+            ]
+        ],
     )
     return out
 

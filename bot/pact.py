@@ -24,6 +24,7 @@ FORMAT_LABELS = {
 }
 MAX_NEW_PRIORITIES = 3
 MIN_MEETINGS = 2  # a group needs at least this many meetings before we say it draws more
+RESOLUTION_TARGET = 0.8  # the partnership's measure: over 80% of PACT priorities resolved
 
 
 def slot_of(local: datetime) -> str:
@@ -214,7 +215,22 @@ def findings(insight: PactInsight) -> list[str]:
             f"Priorities: {p.get('set', 0)} set, {p.get('closed', 0)} closed, "
             f"{p.get('carried', 0)} carried; {p.get('open', 0)} open now."
         )
+        rate = resolution_rate(insight)
+        if rate is not None:
+            verdict = "meeting" if rate > RESOLUTION_TARGET else "short of"
+            out.append(
+                f"Of the {p['set']} priorities set in the period, {p.get('resolved', 0)} are "
+                f"resolved ({rate:.0%}), {verdict} the partnership's measure of over "
+                f"{RESOLUTION_TARGET:.0%}."
+            )
     return out
+
+
+def resolution_rate(insight: PactInsight) -> float | None:
+    """Of the priorities set in the period, the share resolved (closed) now; ``None`` when
+    none were set."""
+    set_ = insight.priorities.get("set", 0)
+    return insight.priorities.get("resolved", 0) / set_ if set_ else None
 
 
 def markdown(insight: PactInsight) -> str:

@@ -914,9 +914,12 @@ class SqlPactRepo(_Repo):
             .select_from(p)
             .where(p.c.status == PriorityStatus.OPEN.value, *hood)
         )
+        # Of those set in the window, how many are resolved (closed) now: the resolution rate.
+        resolved = set_.where(p.c.status == PriorityStatus.CLOSED.value)
         out = {}
         for name, stmt in (
             ("set", set_),
+            ("resolved", resolved),
             ("closed", closed),
             ("carried", carried),
             ("open", open_),

@@ -288,7 +288,7 @@ def test_pact_commands_and_exports(tmp_path: Path, db_url: str) -> None:
         .splitlines()[1]
         .startswith("evening,1,27.0,1.0,4,27,")
     )
-    assert (out / "pact_priorities.csv").read_text().splitlines()[1] == "1,0,0,1"
+    assert (out / "pact_priorities.csv").read_text().splitlines()[1] == "1,0,0,1,0,0.0,0.8"
     assert (out / "pact_attendance.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -500,6 +500,29 @@ async def test_a_chair_records_a_meeting_in_telegram(world: SimWorld, clock: Fak
         "Speed checks twice a week; 40 drivers warned",
         "Youth club opened",
     }
+
+    # The resolution rate, recomputed from the priorities' rows: of those set in the period,
+    # the share closed now, against the partnership's measure of over 80%.
+    from sqlalchemy import select
+
+    from storage.tables import pact_priorities
+
+    async with world.services.db.uow() as uow:
+        rows = (
+            await uow.people.session.execute(  # type: ignore[attr-defined]
+                select(pact_priorities.c.created_at, pact_priorities.c.status)
+            )
+        ).all()
+    insight = await world.services.pact.insight("2026-11", "2027-01")
+    start = datetime(2026, 11, 1, tzinfo=ZoneInfo("Europe/London"))
+    in_window = [status for created, status in rows if created >= start]
+    resolved = sum(1 for status in in_window if status == PriorityStatus.CLOSED.value)
+    assert (len(in_window), resolved) == (3, 2)
+    text = "\n".join(findings(insight))
+    assert (
+        f"Of the {len(in_window)} priorities set in the period, {resolved} are resolved "
+        f"({resolved / len(in_window):.0%}), short of the partnership's measure of over 80%."
+    ) in text
 
 
 async def test_recording_survives_a_restart_and_cancel_stores_nothing(
