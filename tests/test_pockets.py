@@ -62,7 +62,7 @@ def test_benjamini_hochberg_matches_the_step_up_rule() -> None:
     assert all(math.isclose(a, b) for a, b in zip(benjamini_hochberg(ps), expected, strict=True))
 
 
-def test_the_dispersion_estimate_is_zero_for_steady_counts_and_positive_for_erratic() -> None:
+def test_the_dispersion_is_one_for_steady_counts_and_more_for_erratic_ones() -> None:
     steady = [Series("t", "ward", "A", [2] * 12 + [2]), Series("t", "ward", "B", [3] * 13)]
     assert dispersion(steady) == 1.0
     erratic = [Series("t", "ward", w, [0, 8] * 6 + [4]) for w in "AB"]
