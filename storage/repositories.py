@@ -631,17 +631,22 @@ class _Returns(_Repo):
         )
         return list((await self.session.scalars(stmt)).all())
 
-    async def action_durations(
-        self, month: str, now: datetime
-    ) -> list[tuple[str, str, int, float | None, float | None]]:
-        """(team, state, escalation level, hours to acknowledge, hours to close) per action
-        on the month's reports."""
+    async def action_times(
+        self, month: str
+    ) -> list[
+        tuple[str, str, int, str, str, datetime, datetime | None, datetime | None, datetime | None]
+    ]:
+        """(team, state, escalation level, ward, category, created, acknowledged, closed,
+        acknowledge-by) per action on the month's reports: the summary works out durations,
+        censoring and what was overdue when."""
         a, r = tables.actions, tables.reports
         stmt = (
             select(
                 a.c.team_key,
                 a.c.state,
                 a.c.escalation_level,
+                r.c.ward,
+                r.c.category,
                 a.c.created_at,
                 a.c.acknowledged_at,
                 a.c.closed_at,
@@ -650,17 +655,10 @@ class _Returns(_Repo):
             .join(r, r.c.id == a.c.report_id)
             .where(r.c.period == month)
         )
-        out = []
-        for team, state, level, created, acked, closed, due in (
-            await self.session.execute(stmt)
-        ).all():
-            ack_h = (acked - created).total_seconds() / 3600 if acked else None
-            close_h = (closed - created).total_seconds() / 3600 if closed else None
-            overdue = state == "open" and due is not None and due < now
-            out.append(
-                (str(team), "overdue" if overdue else str(state), int(level), ack_h, close_h)
-            )
-        return out
+        return [
+            (str(t), str(st), int(lv), str(w), str(c), cr, ack, cl, due)
+            for t, st, lv, w, c, cr, ack, cl, due in (await self.session.execute(stmt)).all()
+        ]
 
     async def tensions_by(
         self, months: Sequence[str], first: str, second: str
@@ -1025,9 +1023,12 @@ class SqlPactRepo(_Repo):
             .select_from(p)
             .where(p.c.status == PriorityStatus.OPEN.value, *hood)
         )
+        # Of those set in the window, how many are resolved (closed) now: the resolution rate.
+        resolved = set_.where(p.c.status == PriorityStatus.CLOSED.value)
         out = {}
         for name, stmt in (
             ("set", set_),
+            ("resolved", resolved),
             ("closed", closed),
             ("carried", carried),
             ("open", open_),
