@@ -15,14 +15,41 @@ from typing import Protocol
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
+from matplotlib.colors import Normalize, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from bot.disclosure import MARK
 from bot.pact import WEEKDAYS, PactInsight
 from bot.services.summary import Summary
 
 _SIZE = (9, 5)
+# Okabe and Ito's palette, distinguishable with any common colour-vision deficiency (its yellow
+# is left out: too pale on white); "Other" is grey.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+OTHER_COLOUR = "#999999"
+MAX_SERIES = 5  # a chart with more lines than this cannot be read: the rest are "Other"
+
+
+def luminance(colour: object) -> float:
+    """WCAG relative luminance of a colour."""
+
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(c) for c in to_rgb(colour))  # type: ignore[arg-type]
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def text_colour(background: object) -> str:
+    """Black or white, whichever contrasts more with ``background`` (WCAG contrast ratio)."""
+    lum = luminance(background)
+    return "black" if (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05) else "white"
+
+
+def _integer_axis(ax: Axes) -> None:
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def png(figure: Figure) -> bytes:
@@ -64,9 +91,11 @@ def trend_by_category(summary: Summary, *, suppressed: bool = True) -> Figure:
     figure = Figure(figsize=_SIZE)
     ax = figure.subplots()
     hidden = False
-    for category, counts in released.trend.items():
+    for (name, counts), colour in zip(_series(released.trend), PALETTE, strict=False):
         ys = [math.nan if v is None else float(v) for v in counts]
-        (drawn,) = ax.plot(summary.months, ys, marker="o", label=category)
+        label = "Other" if name is None else summary.label(name)
+        colour = OTHER_COLOUR if name is None else colour
+        (drawn,) = ax.plot(summary.months, ys, marker="o", label=label, color=colour)
         for month, v in zip(summary.months, counts, strict=True):
             if v is None:
                 hidden = True
@@ -81,6 +110,7 @@ def trend_by_category(summary: Summary, *, suppressed: bool = True) -> Figure:
                     color=drawn.get_color(),
                 )
     ax.set_ylim(bottom=0)
+    _integer_axis(ax)
     ax.set_title(title)
     ax.set_ylabel("reports")
     ax.tick_params(axis="x", rotation=45)
@@ -88,6 +118,23 @@ def trend_by_category(summary: Summary, *, suppressed: bool = True) -> Figure:
     if hidden:
         _hidden_note(ax, released.threshold)
     return figure
+
+
+def _series(
+    trend: dict[str, list[int | None]],
+) -> list[tuple[str | None, list[int | None]]]:
+    """At most :data:`MAX_SERIES` lines: the largest categories by their published totals (a
+    withheld point counts as 0, so the order tells nothing about it), the rest summed as
+    "Other" (``None``), a point of which is withheld when any of its parts is."""
+    order = sorted(trend, key=lambda c: (-sum(v or 0 for v in trend[c]), c))
+    if len(order) <= MAX_SERIES:
+        return [(c, trend[c]) for c in order]
+    keep, rest = order[: MAX_SERIES - 1], order[MAX_SERIES - 1 :]
+    other: list[int | None] = []
+    for i in range(len(trend[rest[0]])):
+        parts = [trend[c][i] for c in rest]
+        other.append(None if None in parts else sum(int(p or 0) for p in parts))
+    return [*((c, trend[c]) for c in keep), (None, other)]
 
 
 def ward_category_heatmap(summary: Summary, *, suppressed: bool = True) -> Figure:
@@ -103,9 +150,16 @@ def ward_category_heatmap(summary: Summary, *, suppressed: bool = True) -> Figur
     grid = np.ma.masked_invalid([[math.nan if v is None else v for v in row] for row in cells])
     figure = Figure(figsize=(max(6, len(categories) * 0.9 + 3), max(3, len(wards) * 0.4 + 2)))
     ax = figure.subplots()
-    cmap = colormaps["Reds"].with_extremes(bad="white")
-    image = ax.imshow(grid, cmap=cmap, aspect="auto", vmin=0)
-    ax.set_xticks(range(len(categories)), labels=categories, rotation=45, ha="right")
+    cmap = colormaps["Blues"].with_extremes(bad="white")
+    top = max([1, *(v for row in cells for v in row if v is not None)])
+    norm = Normalize(vmin=0, vmax=top)
+    image = ax.imshow(grid, cmap=cmap, norm=norm, aspect="auto")
+    ax.set_xticks(
+        range(len(categories)),
+        labels=[summary.label(c) for c in categories],
+        rotation=45,
+        ha="right",
+    )
     ax.set_yticks(range(len(wards)), labels=wards)
     for i, row in enumerate(cells):
         for j, value in enumerate(row):
@@ -115,8 +169,11 @@ def ward_category_heatmap(summary: Summary, *, suppressed: bool = True) -> Figur
                 )
                 ax.text(j, i, MARK, ha="center", va="center", fontsize=8)
             elif value:
-                ax.text(j, i, str(value), ha="center", va="center", fontsize=8)
-    figure.colorbar(image, ax=ax, label="reports")
+                colour = text_colour(cmap(norm(value)))  # readable on dark cells and light
+                ax.text(j, i, str(value), ha="center", va="center", fontsize=8, color=colour)
+    bar = figure.colorbar(image, ax=ax, label="reports")
+    bar.locator = MaxNLocator(integer=True)  # whole counts, not a 0.0-1.0 scale
+    bar.update_ticks()
     ax.set_title(title)
     if any(v is None for row in cells for v in row):
         _hidden_note(ax, released.threshold)
@@ -137,11 +194,18 @@ def hate_crime_vs_tension(summary: Summary, *, suppressed: bool = True) -> Figur
     ax = figure.subplots()
     x = range(len(wards))
     hidden = False
-    for offset, label, values in (
-        (-0.2, "hate crimes", [crimes.get(w, 0) for w in wards]),
-        (0.2, "tension reports", [released.tension_by_ward[w] for w in wards]),
+    for offset, label, values, colour in (
+        (-0.2, "hate crimes", [crimes.get(w, 0) for w in wards], PALETTE[1]),
+        (0.2, "tension reports", [released.tension_by_ward[w] for w in wards], PALETTE[0]),
     ):
-        bars = ax.bar([i + offset for i in x], [v or 0 for v in values], width=0.4, label=label)
+        bars = ax.bar(
+            [i + offset for i in x],
+            [v or 0 for v in values],
+            width=0.4,
+            label=label,
+            color=colour,
+            edgecolor=colour,
+        )
         for bar, v in zip(bars, values, strict=True):
             if v is None:
                 hidden = True
@@ -149,6 +213,7 @@ def hate_crime_vs_tension(summary: Summary, *, suppressed: bool = True) -> Figur
                 bar.set_fill(False)
         ax.bar_label(bars, labels=[MARK if v is None else "" for v in values], fontsize=7)
     ax.set_xticks(list(x), labels=wards, rotation=45, ha="right")
+    _integer_axis(ax)
     ax.set_title(title)
     ax.legend()
     if hidden:
@@ -164,13 +229,15 @@ def pact_attendance(insight: PactInsight) -> Figure:
         return _empty(title)
     figure = Figure(figsize=(12, 8))
     (trend, slots), (days, venues) = figure.subplots(2, 2)
-    for key, points in insight.trend().items():
+    for (key, points), colour in zip(insight.trend().items(), PALETTE * 3, strict=False):
         trend.plot(
             [when for when, _ in points],
             [n for _, n in points],
             marker="o",
             label=insight.label("neighbourhood", key),
+            color=colour,
         )
+    _integer_axis(trend)
     trend.set_title("Members of the public per meeting")
     trend.tick_params(axis="x", rotation=45)
     trend.legend(fontsize="small")
@@ -181,7 +248,7 @@ def pact_attendance(insight: PactInsight) -> Figure:
     ):
         rows = [r for r in insight.by.get(group, []) if r.relative is not None]
         labels = [WEEKDAYS[int(r.key)][:3] if group == "weekday" else r.key for r in rows]
-        bars = ax.barh(labels, [r.relative or 0 for r in rows], color="tab:blue")
+        bars = ax.barh(labels, [r.relative or 0 for r in rows], color=PALETTE[0])
         ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
         ax.bar_label(bars, labels=[f"n={r.meetings}" for r in rows], fontsize=7, padding=2)
         ax.set_title(f"Attendance vs usual, by {name}")
@@ -209,6 +276,51 @@ CHARTS: dict[str, Chart] = {
     "ward_by_category.png": ward_category_heatmap,
     "hate_crime_vs_tension.png": hate_crime_vs_tension,
 }
+
+
+def describe(name: str, summary: Summary) -> str:
+    """Alt text for a chart (Slack's ``alt_txt``, at most 1,000 characters): what it shows,
+    from the summary's protected figures only (a withheld figure is never described)."""
+    released = summary.released()
+    if name == "trend_by_category.png":
+        drawn = _series(released.trend)
+        names = ", ".join("Other" if c is None else summary.label(c) for c, _ in drawn)
+        latest = "; ".join(
+            f"{'Other' if c is None else summary.label(c)} {MARK if v[-1] is None else v[-1]}"
+            for c, v in drawn
+        )
+        text = (
+            f"Line chart of tension reports per {summary.unit} by category, "
+            f"{summary.months[0]} to {summary.months[-1]}: {names}. Latest: {latest}. "
+            f"{MARK} is withheld (a gap in its line)."
+        )
+    elif name == "ward_by_category.png":
+        text = (
+            f"Heat map of tension reports in {summary.month}, wards in rows and categories in "
+            "columns, darker for more; each cell is labelled with its count, or "
+            f"{MARK} where withheld. The same figures are in the summary's tables."
+        )
+    elif name == "hate_crime_vs_tension.png":
+        crimes = "; ".join(f"{w} {MARK if n is None else n}" for w, n, _ in released.hate_crime[:5])
+        text = (
+            f"Bar chart of police-recorded hate crimes and tension reports by ward, "
+            f"{summary.month}. Most hate crimes: {crimes or 'none'}."
+        )
+    elif name == "pact_attendance.png" and summary.pact is not None:
+        text = pact_description(summary.pact)
+    else:
+        text = name.removesuffix(".png").replace("_", " ")
+    return text[:1000]
+
+
+def pact_description(insight: PactInsight) -> str:
+    """Alt text for the PACT chart (head counts at public meetings: not protected)."""
+    return (
+        f"PACT meetings {insight.since} to {insight.until}: members of the public at each "
+        "meeting by neighbourhood (line chart), and attendance against each neighbourhood's "
+        "usual by time slot, weekday and venue (bar charts, 1.0 = usual, with the number of "
+        "meetings behind each bar)."
+    )
 
 
 def charts_for(summary: Summary) -> dict[str, Chart]:

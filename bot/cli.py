@@ -764,7 +764,9 @@ def pact_insight(config: Config, since: str, until: str, neighbourhood: str | No
 
 
 @main.command("summary")
-@click.option("--period", required=True, help="YYYY-MM")
+@click.option(
+    "--period", required=True, help="YYYY-MM (a month), YYYY-Qn (a quarter) or YYYY (a year)"
+)
 @click.option("--ward", default=None)
 @click.option("--category", default=None)
 @click.option(
@@ -787,8 +789,9 @@ def summary(
     out: Path | None,
     no_suppress: bool,
 ) -> None:
-    """The monthly summary: tensions against last month and last year, hate crime, and pockets
-    of concern (aggregates only: no free text, no names)."""
+    """The summary of a month, quarter or year: tensions against the previous period and the
+    same period last year, hate crime, and pockets of concern (aggregates only: no free text,
+    no names)."""
 
     async def work(s: Any) -> Any:
         return await s.summaries.build(period, actor=ADMIN, ward=ward, category=category)

@@ -402,9 +402,21 @@ class SummaryConfig(_Section):
         "where /tensions and /pact answers are posted for all to see (elsewhere they go to "
         "the asker alone)",
     )
+    quarterly_channels: list[str] = Field(
+        default_factory=list,
+        description="Slack channels that get the quarter's summary once the return of its "
+        "last month closes (for boards that meet quarterly)",
+    )
     suppress_below: int = Field(default=3, ge=1, le=10)
+    false_discovery_rate: float = Field(
+        default=0.05,
+        gt=0,
+        le=0.2,
+        description="pockets of concern: the expected share of false alarms among the wards, "
+        "categories and strands flagged in a month (Benjamini-Hochberg; docs/STATISTICS.md)",
+    )
 
-    @field_validator("channels")
+    @field_validator("channels", "quarterly_channels")
     @classmethod
     def _channels(cls, value: list[str]) -> list[str]:
         import re

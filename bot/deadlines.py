@@ -42,3 +42,24 @@ def ack_deadline(config: Config, level: int, start: datetime) -> datetime:
         if is_working_day(day, d.holidays):
             remaining -= 1
     return datetime.combine(day, local.time(), tzinfo=tz).astimezone(UTC)
+
+
+def working_hours(config: Config, start: datetime, end: datetime) -> float:
+    """Hours between ``start`` and ``end`` that fall in working hours (working days, between
+    ``deadlines.working_day_start`` and ``working_day_end``, in the partnership's time zone)."""
+    d = config.deadlines
+    tz = config.partnership.tz
+    if end <= start:
+        return 0.0
+    first, last = start.astimezone(tz), end.astimezone(tz)
+    total = 0.0
+    day = first.date()
+    while day <= last.date():
+        if is_working_day(day, d.holidays):
+            opens = datetime.combine(day, d.working_day_start, tzinfo=tz)
+            shuts = datetime.combine(day, d.working_day_end, tzinfo=tz)
+            lo, hi = max(opens, first), min(shuts, last)
+            if hi > lo:
+                total += (hi - lo).total_seconds() / 3600
+        day += timedelta(days=1)
+    return total

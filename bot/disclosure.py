@@ -163,6 +163,8 @@ def _complement(
             best = (width, order(k))
     if best is not None:
         return best[1][2]
+    if not free:  # only kept figures are left: one of them has to go (see release's pockets)
+        free = [k for k, v in values.items() if v > 0 and k not in hidden]
     if not free:  # cannot happen while the grand total is kept and at least threshold
         raise AssertionError("nothing left to withhold")
     return min(free, key=order)
@@ -250,10 +252,17 @@ class Line:
         return self.table.get("", TOTAL)
 
 
-def line(values: Mapping[str, int], *, threshold: int, total_shown: bool = True) -> Line:
+def line(
+    values: Mapping[str, int],
+    *,
+    threshold: int,
+    total_shown: bool = True,
+    keep: Collection[str] = (),
+) -> Line:
     """Protect a breakdown beside its published total (``total_shown=False``: a breakdown whose
     total is published nowhere and cannot be worked out): every withheld count keeps a range
-    of at least ``threshold``. The total itself is withheld only when it is small."""
+    of at least ``threshold``. The total itself is withheld only when it is small; so are the
+    counts named in ``keep`` (a pocket of concern's count, published with it)."""
     keys = sorted(values)
     table = protect(
         {("", k): v for k, v in values.items()},
@@ -263,7 +272,7 @@ def line(values: Mapping[str, int], *, threshold: int, total_shown: bool = True)
         row_totals=total_shown,
         col_totals=False,
         grand_total=False,
-        keep={("", TOTAL)},
+        keep={("", TOTAL)} | {("", k) for k in keep},
     )
     return Line(table)
 
@@ -293,6 +302,20 @@ class Released:
     returns_by_role: list[tuple[str, Count, Count, Count, Count]]
     returns_by_ward: list[tuple[str, Count, Count, Count, Count]]
     actions: list[tuple[str, Count, Count, Count, Count, float | None, float | None]]
+
+
+def return_rates(
+    responded: Count, nil: Count, no_reply: Count, unreachable: Count
+) -> tuple[float | None, float | None]:
+    """The return rate, (responded + nil) / people the form reached, and the same over everyone
+    asked (unreachable people counted): from published counts only, so a rate beside a withheld
+    count is withheld (it would give the count away); ``None`` also when nobody was asked."""
+    if None in (responded, nil, no_reply, unreachable):
+        return None, None
+    answered = int(responded or 0) + int(nil or 0)
+    reached = answered + int(no_reply or 0)
+    asked = reached + int(unreachable or 0)
+    return (answered / reached if reached else None, answered / asked if asked else None)
 
 
 def _any_table(rows: Mapping[str, int], cols: Mapping[str, int]) -> dict[Key, int]:
@@ -337,24 +360,41 @@ def release(summary: Summary, *, threshold: int, suppressed: bool = True) -> Rel
     def column(by: str, index: int) -> dict[str, int]:
         return {r[0]: int(r[index]) for r in groups.get(by, []) if r[index]}
 
-    def one_way(values: Mapping[str, int], total: int | None = None) -> Line:
+    def one_way(
+        values: Mapping[str, int], total: int | None = None, keep: Collection[str] = ()
+    ) -> Line:
         """A breakdown; its total is published when it is the period's (or ``None``: the
         total can be worked out, as for hate crime, so treat it as published)."""
         values = {k: v for k, v in values.items() if v}
         shown_total = total is None or sum(values.values()) == total
-        return line(values, threshold=t, total_shown=shown_total)
+        return line(values, threshold=t, total_shown=shown_total, keep=keep)
+
+    # A pocket of concern names its ward and is at least min_count: its count is published
+    # (kept out of the complements), so that naming it cannot narrow a withheld figure beside
+    # it (issue 11's review: a withheld pocket count with its mean and p-value gave it back).
+    spikes = [p for p in summary.pockets if p.kind == "spike" and p.by == "ward"]
+    tension_pockets = {p.ward for p in spikes if p.source != "hate crimes"}
+    crime_pockets = {p.ward for p in spikes if p.source == "hate crimes"}
 
     # This month: the two-way table ward x category with its margins.
     wards = sorted({w for w, _ in summary.matrix} | set(column("ward", 1)))
     cats = sorted({c for _, c in summary.matrix} | set(column("category", 1)))
-    grid = protect(summary.matrix, rows=wards, cols=cats, threshold=t)
+    grid = protect(
+        summary.matrix,
+        rows=wards,
+        cols=cats,
+        threshold=t,
+        keep={(TOTAL, TOTAL)} | {(w, TOTAL) for w in tension_pockets},
+    )
     two_way = (
         bool(summary.matrix)
         and all(grid.values.get((w, TOTAL), 0) == v for w, v in column("ward", 1).items())
         and all(grid.values.get((TOTAL, c), 0) == v for c, v in column("category", 1).items())
     )
     lines = {
-        (by, i): one_way(column(by, i), totals[i])
+        (by, i): one_way(
+            column(by, i), totals[i], tension_pockets if (by, i) == ("ward", 1) else ()
+        )
         for by in groups
         for i in (1, 2, 3)
         if not (two_way and i == 1 and by in ("ward", "category"))
@@ -407,7 +447,7 @@ def release(summary: Summary, *, threshold: int, suppressed: bool = True) -> Rel
     ):
         tension_by_ward = {w: grid.row_total(w) for w in summary.tension_by_ward}
     else:
-        own = one_way(summary.tension_by_ward)
+        own = one_way(summary.tension_by_ward, keep=tension_pockets)
         tension_by_ward = {w: own.get(w) for w in summary.tension_by_ward}
 
     # Hate crime: by ward and by strand share their (workable-out) total, this month and over
@@ -418,11 +458,13 @@ def release(summary: Summary, *, threshold: int, suppressed: bool = True) -> Rel
         """Hate crime by ward and by strand are the two margins of a ward x strand table that
         is not published, this month and over the year; a mean only with its total."""
         out: dict[str, dict[str, Count]] = {}
-        for name, get in (("now", lambda r: r[1]), ("year", lambda r: round(r[2] * 12))):
+        months = summary.police_months  # a mean is over the months imported, not always 12
+        for name, get in (("now", lambda r: r[1]), ("year", lambda r: round(r[2] * months))):
             a = {r[0]: get(r) for r in wards_}
             b = {r[0]: get(r) for r in strands}
+            pockets_here = crime_pockets if name == "now" else set()
             if sum(a.values()) != sum(b.values()):  # not margins of one table
-                one, two = one_way(a), one_way(b)
+                one, two = one_way(a, keep=pockets_here), one_way(b)
                 out[name + "w"] = {k: one.get(k) for k in a}
                 out[name + "s"] = {k: two.get(k) for k in b}
                 continue
@@ -433,7 +475,7 @@ def release(summary: Summary, *, threshold: int, suppressed: bool = True) -> Rel
                 threshold=t,
                 grand_total=False,
                 cells_shown=False,
-                keep=(),
+                keep={(w, TOTAL) for w in pockets_here},
             )
             out[name + "w"] = {k: table.row_total(k) for k in a}
             out[name + "s"] = {k: table.col_total(k) for k in b}
@@ -449,25 +491,42 @@ def release(summary: Summary, *, threshold: int, suppressed: bool = True) -> Rel
     hate_crime.sort(key=_published_order)
     by_strand.sort(key=_published_order)
 
-    # Pockets: the count is the published one; the baseline (a ward's mean over 12 months) and
-    # the p-value, which would give it away, only when that 12-month total cannot pin down a
-    # withheld month of the ward or reveal a small count over the other months.
+    # Pockets: the count is the published one; the baseline (a mean over the baseline months)
+    # and the p-value, which would give it away, only when that total cannot pin down a
+    # withheld month or reveal a small count over the other months. A sustained rise's
+    # three-month total and baseline cover months published nowhere else: shown only with
+    # --no-suppress.
     crimes = {w: (c, m) for w, c, m in hate_crime}
-    ward_rows = {r[0]: r for r in dict(breakdowns).get("ward", [])}
+    strands = {s_: (c, m) for s_, c, m in by_strand}
+    rows_by = {by: {r[0]: r for r in rows} for by, rows in breakdowns}
     pockets: list[tuple[Pocket, Count, float | None, str]] = []
     for p in summary.pockets:
         baseline: float | None
-        if p.source == "hate crimes":
-            observed, baseline = crimes.get(p.ward, (plain(p.observed), None))
+        if not suppressed:
+            observed, baseline = p.observed, p.baseline
+        elif p.kind != "spike":
+            observed, baseline = None, None
+        elif p.source == "hate crimes":
+            table = crimes if p.by == "ward" else strands
+            observed, baseline = table.get(p.ward, (plain(p.observed), None))
         else:
-            observed = tension_by_ward.get(p.ward, plain(p.observed))
-            year = round(p.baseline * 12)
-            row = ward_rows.get(p.ward, (p.ward, None, 0, 0))
+            row = rows_by.get(p.by, {}).get(p.ward, (p.ward, None, None, None))
+            if p.by == "ward":
+                observed = tension_by_ward.get(p.ward, row[1])
+            else:
+                observed = row[1]
+            year = round(p.baseline * p.months)
             # The year includes the previous month and last year's: shown only beside those
-            # two as published figures, and only if the other ten months are 0 or not small.
+            # two as published figures, and only if the other months are 0 or not small.
             rest = None if None in row[2:4] else year - int(row[2] or 0) - int(row[3] or 0)
             baseline = p.baseline if rest is not None and (rest == 0 or rest >= t) else None
-        text = f"{p.p_value:.2g}" if baseline is not None else "< 0.01"
+        if observed is None:
+            # Withheld after all (only kept figures were left to withhold): its mean and
+            # p-value would give it back, so neither is shown.
+            baseline = None
+        text = (
+            f"{p.p_value:.2g}" if baseline is not None else f"<= {summary.false_discovery_rate:g}"
+        )
         pockets.append((p, observed, baseline, text))
     pockets.sort(key=lambda x: (x[2] is None, x[0].p_value if x[2] is not None else 0, x[0].ward))
 

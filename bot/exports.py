@@ -10,8 +10,8 @@ from openpyxl import Workbook
 
 from bot import cells
 from bot.charts import CHARTS, charts_for, png
-from bot.disclosure import MARK
-from bot.pact import PactInsight
+from bot.disclosure import MARK, return_rates
+from bot.pact import RESOLUTION_TARGET, PactInsight, resolution_rate
 from bot.services.summary import Summary
 
 
@@ -31,14 +31,25 @@ def tables(
             [by, "this_month", "previous_month", "same_month_last_year"],
             [[k, n(a), n(p), n(y)] for k, a, p, y in rows],
         )
-    header = ["responded", "nil_return", "no_reply", "unreachable"]
-    out["returns_by_role"] = (
-        ["role", *header],
-        [[k, *map(n, v)] for k, *v in r.returns_by_role],
-    )
+    # Return rate = (responded + nil) / reached (responded, nil, no reply); the second counts
+    # the unreachable too. By ward a person in two wards is in both rows (the rows overlap).
+    header = [
+        "responded",
+        "nil_return",
+        "no_reply",
+        "unreachable",
+        "return_rate_of_reached",
+        "return_rate_of_all_asked",
+    ]
+
+    def rated(v: list[int | None]) -> list[Any]:
+        rates = return_rates(v[0], v[1], v[2], v[3])
+        return [*map(n, v), *(n(None if x is None else round(x, 4)) for x in rates)]
+
+    out["returns_by_role"] = (["role", *header], [[k, *rated(v)] for k, *v in r.returns_by_role])
     out["returns_by_ward"] = (
-        ["ward", *header],
-        [[k, *map(n, v)] for k, *v in r.returns_by_ward],
+        ["ward_person_counted_in_each_of_their_wards", *header],
+        [[k, *rated(v)] for k, *v in r.returns_by_ward],
     )
     out["actions_by_team"] = (
         [
@@ -60,15 +71,45 @@ def tables(
         ["ward", "this_month", "twelve_month_mean"],
         [[w, n(c), n(None if m is None else round(m, 2))] for w, c, m in r.hate_crime],
     )
+    # For analysts: the figures and method behind each plain-English sentence (docs/STATISTICS.md).
+    method = {
+        "spike": "exact conditional test of this month against the baseline months' total "
+        "(binomial; beta-binomial with the family's quasi-Poisson dispersion phi > 1), "
+        "Benjamini-Hochberg across all the month's tests",
+        "sustained": "the same test of the last three months' total against the 12 observed "
+        "months before them, each of the three above the baseline mean",
+    }
     out["pockets_of_concern"] = (
-        ["ward", "source", "observed", "baseline_mean", "p_value"],
+        [
+            "unit",
+            "by",
+            "source",
+            "kind",
+            "observed",
+            "baseline_months",
+            "baseline_mean",
+            "p_value",
+            "fdr_adjusted_p",
+            "dispersion_phi",
+            "false_discovery_rate",
+            "method",
+        ],
         [
             [
                 p.ward,
+                p.by,
                 p.source,
+                p.kind,
                 n(observed),
+                p.months,
                 n(baseline),
                 float(f"{p.p_value:.3g}") if baseline is not None else p_text,
+                float(f"{p.q_value:.3g}")
+                if baseline is not None and p.q_value is not None
+                else p_text,
+                p.dispersion,
+                summary.false_discovery_rate,
+                method.get(p.kind, ""),
             ]
             for p, observed, baseline, p_text in r.pockets
         ],
@@ -136,9 +177,17 @@ def pact_tables(insight: PactInsight) -> dict[str, tuple[list[str], list[list[An
                 for r in rows
             ],
         )
+    rate = resolution_rate(insight)
     out["pact_priorities"] = (
-        ["set", "closed", "carried", "open_now"],
-        [[insight.priorities.get(k, 0) for k in ("set", "closed", "carried", "open")]],
+        ["set", "closed", "carried", "open_now", "resolved_of_set", "resolution_rate", "target"],
+        [
+            [
+                *(insight.priorities.get(k, 0) for k in ("set", "closed", "carried", "open")),
+                insight.priorities.get("resolved", 0),
+                None if rate is None else round(rate, 4),
+                RESOLUTION_TARGET,
+            ]
+        ],
     )
     return out
 

@@ -37,6 +37,7 @@ class Attachment(BaseModel):
     filename: str
     title: str
     data: bytes
+    alt_text: str = ""  # what the image shows, for screen readers (Slack's alt_txt)
 
 
 class OutgoingMessage(BaseModel):

@@ -23,7 +23,8 @@ FORMAT_LABELS = {
     "street_briefing": "street briefing",
 }
 MAX_NEW_PRIORITIES = 3
-MIN_MEETINGS = 2  # a group needs at least this many meetings before we say it draws more
+MIN_MEETINGS = 5  # a group needs at least this many meetings before it is ranked
+RESOLUTION_TARGET = 0.8  # the partnership's measure: over 80% of PACT priorities resolved
 
 
 def slot_of(local: datetime) -> str:
@@ -159,6 +160,37 @@ class PactInsight:
         return key
 
 
+def usual_attendance(meetings: list[MeetingRow]) -> dict[int, float]:
+    """Each meeting's usual attendance: the mean of its neighbourhood's *other* meetings (a
+    meeting left in its own baseline pulls a small neighbourhood's figures towards 1.00x);
+    a neighbourhood's only meeting has none."""
+    totals: dict[str, tuple[int, int]] = {}
+    for m in meetings:
+        n, s = totals.get(m.neighbourhood, (0, 0))
+        totals[m.neighbourhood] = (n + 1, s + m.public)
+    out = {}
+    for m in meetings:
+        n, s = totals[m.neighbourhood]
+        if n > 1:
+            out[m.id] = (s - m.public) / (n - 1)
+    return out
+
+
+def relative_attendance(meetings: list[MeetingRow], group: str) -> dict[str, float | None]:
+    """For each key of ``group``: its meetings' total attendance over the total they would
+    usually draw (a ratio of totals, not a mean of ratios, which small meetings would sway)."""
+    usual = usual_attendance(meetings)
+    sums: dict[str, tuple[float, float]] = {}
+    for m in meetings:
+        key = str(getattr(m, group))
+        public, expected = sums.get(key, (0.0, 0.0))
+        if m.id in usual:
+            sums[key] = (public + m.public, expected + usual[m.id])
+        else:
+            sums.setdefault(key, (public, expected))
+    return {k: (p / e if e > 0 else None) for k, (p, e) in sums.items()}
+
+
 def _best(rows: list[GroupRow]) -> tuple[GroupRow, GroupRow] | None:
     """The group that draws most above usual, and the one that draws least (enough meetings)."""
     ranked = sorted(
@@ -214,7 +246,22 @@ def findings(insight: PactInsight) -> list[str]:
             f"Priorities: {p.get('set', 0)} set, {p.get('closed', 0)} closed, "
             f"{p.get('carried', 0)} carried; {p.get('open', 0)} open now."
         )
+        rate = resolution_rate(insight)
+        if rate is not None:
+            verdict = "meeting" if rate > RESOLUTION_TARGET else "short of"
+            out.append(
+                f"Of the {p['set']} priorities set in the period, {p.get('resolved', 0)} are "
+                f"resolved ({rate:.0%}), {verdict} the partnership's measure of over "
+                f"{RESOLUTION_TARGET:.0%}."
+            )
     return out
+
+
+def resolution_rate(insight: PactInsight) -> float | None:
+    """Of the priorities set in the period, the share resolved (closed) now; ``None`` when
+    none were set."""
+    set_ = insight.priorities.get("set", 0)
+    return insight.priorities.get("resolved", 0) / set_ if set_ else None
 
 
 def markdown(insight: PactInsight) -> str:
@@ -248,9 +295,11 @@ def markdown(insight: PactInsight) -> str:
                 f"{_x(r.relative)} | {_pct(r.new_rate)} | {_pct(r.turnout)} |"
             )
     out.append(
-        "\n_Attendance is members of the public. 'vs usual' compares each meeting with its own "
-        "neighbourhood's mean over the period (1.00x = usual), so a large neighbourhood does "
-        f"not flatter its venue; groups with fewer than {MIN_MEETINGS} meetings are not ranked._"
+        "\n_Attendance is members of the public. 'vs usual' compares a group's attendance with "
+        "what its meetings' neighbourhoods usually draw (each meeting against the mean of its "
+        "neighbourhood's other meetings; total over total, 1.00x = usual), so a large "
+        "neighbourhood does not flatter its venue; groups with fewer than "
+        f"{MIN_MEETINGS} meetings are not ranked._"
     )
     return "\n".join(out) + "\n"
 

@@ -225,9 +225,11 @@ class FigureRepo(Protocol):
     ) -> dict[tuple[str, str, str], int]: ...
     async def returns_by(self, month: str, by: str) -> dict[tuple[str, str], int]: ...
     async def outstanding(self, month: str) -> list[str]: ...
-    async def action_durations(
-        self, month: str, now: datetime
-    ) -> list[tuple[str, str, int, float | None, float | None]]: ...
+    async def action_times(
+        self, month: str
+    ) -> list[
+        tuple[str, str, int, str, str, datetime, datetime | None, datetime | None, datetime | None]
+    ]: ...
     async def hate_crime_by_strand(
         self, months: Sequence[str]
     ) -> dict[tuple[str, str, str], int]: ...
@@ -403,6 +405,7 @@ class SendResult:
     permanent: bool = False  # never retry (blocked, chat not found, bad request)
     blocked: bool = False  # the person blocked the bot
     error: str | None = None
+    not_sent: bool = False  # nothing left this process (no slot): try again, not an attempt
 
 
 class Messenger(Protocol):

@@ -27,8 +27,35 @@ _TRANSIENT_DRIVER: tuple[type[BaseException], ...] = (
 )
 
 
+# SQLite's primary result codes that pass: another connection holds the lock, or the disk
+# hiccupped. Everything else SQLite calls an OperationalError ("no such table", "attempt to
+# write a readonly database", a syntax error) will fail the same way every time.
+_SQLITE_TRANSIENT = {5, 6, 10, 14}  # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_CANTOPEN
+
+
+def _sqlite_code(exc: BaseException) -> int | None:
+    """The SQLite primary result code behind ``exc``, if SQLite raised it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = getattr(current, "sqlite_errorcode", None)
+        if isinstance(code, int):
+            return code & 0xFF
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return None
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True if ``exc`` (or an exception it was raised from) says "try again later"."""
+    """True if ``exc`` (or an exception it was raised from) says "try again later".
+
+    Only ``__cause__`` is followed (what the exception was raised from), not ``__context__``
+    (what was being handled when it happened): an IntegrityError raised while handling a lost
+    connection is still an IntegrityError."""
+    code = _sqlite_code(exc)
+    if code is not None:
+        return code in _SQLITE_TRANSIENT
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -43,5 +70,5 @@ def is_transient(exc: BaseException) -> bool:
             return True
         if isinstance(current, sa.DBAPIError) and isinstance(current.orig, _TRANSIENT_DRIVER):
             return True
-        current = current.__cause__ or current.__context__
+        current = current.__cause__
     return False

@@ -114,7 +114,9 @@ class SqlPeopleRepo(_Repo):
                 by_id = t.c.id == bindparam("pid")
                 # Two people may swap Slack ids in one import: release the old ids first, so
                 # no row briefly holds an id another row still has.
-                releasing = [{"pid": d.id} for d in changed if d.slack_user_id is not None]
+                # Every changed row, not only those given an id: one may give up an id that a
+                # row earlier in the file takes.
+                releasing = [{"pid": d.id} for d in changed]
                 if releasing:
                     await conn.execute(update(t).where(by_id).values(slack_user_id=None), releasing)
                 await conn.execute(
@@ -640,17 +642,22 @@ class _Returns(_Repo):
         )
         return list((await self.session.scalars(stmt)).all())
 
-    async def action_durations(
-        self, month: str, now: datetime
-    ) -> list[tuple[str, str, int, float | None, float | None]]:
-        """(team, state, escalation level, hours to acknowledge, hours to close) per action
-        on the month's reports."""
+    async def action_times(
+        self, month: str
+    ) -> list[
+        tuple[str, str, int, str, str, datetime, datetime | None, datetime | None, datetime | None]
+    ]:
+        """(team, state, escalation level, ward, category, created, acknowledged, closed,
+        acknowledge-by) per action on the month's reports: the summary works out durations,
+        censoring and what was overdue when."""
         a, r = tables.actions, tables.reports
         stmt = (
             select(
                 a.c.team_key,
                 a.c.state,
                 a.c.escalation_level,
+                r.c.ward,
+                r.c.category,
                 a.c.created_at,
                 a.c.acknowledged_at,
                 a.c.closed_at,
@@ -659,17 +666,10 @@ class _Returns(_Repo):
             .join(r, r.c.id == a.c.report_id)
             .where(r.c.period == month)
         )
-        out = []
-        for team, state, level, created, acked, closed, due in (
-            await self.session.execute(stmt)
-        ).all():
-            ack_h = (acked - created).total_seconds() / 3600 if acked else None
-            close_h = (closed - created).total_seconds() / 3600 if closed else None
-            overdue = state == "open" and due is not None and due < now
-            out.append(
-                (str(team), "overdue" if overdue else str(state), int(level), ack_h, close_h)
-            )
-        return out
+        return [
+            (str(t), str(st), int(lv), str(w), str(c), cr, ack, cl, due)
+            for t, st, lv, w, c, cr, ack, cl, due in (await self.session.execute(stmt)).all()
+        ]
 
     async def tensions_by(
         self, months: Sequence[str], first: str, second: str
@@ -1034,9 +1034,12 @@ class SqlPactRepo(_Repo):
             .select_from(p)
             .where(p.c.status == PriorityStatus.OPEN.value, *hood)
         )
+        # Of those set in the window, how many are resolved (closed) now: the resolution rate.
+        resolved = set_.where(p.c.status == PriorityStatus.CLOSED.value)
         out = {}
         for name, stmt in (
             ("set", set_),
+            ("resolved", resolved),
             ("closed", closed),
             ("carried", carried),
             ("open", open_),

@@ -157,9 +157,11 @@ async def _record(
 
 
 async def test_which_times_and_venues_draw_people(services: Services, clock: FakeClock) -> None:
-    """Heath Town is three times the size of Penn. In both, evening meetings draw a third more
-    than usual and afternoon ones a third less: the analysis must say evenings draw 1.33x the
-    neighbourhood's usual and afternoons 0.67x, which raw means would exaggerate."""
+    """Heath Town is three times the size of Penn. In both, evening meetings draw twice what
+    afternoon ones do: the analysis must compare each meeting with its own neighbourhood's
+    other meetings (leave-one-out; raw means would exaggerate, and a meeting in its own
+    baseline pulls small neighbourhoods to 1.00x), total over total, and rank only groups of
+    at least five meetings."""
     plan = [
         # (neighbourhood, date, time, venue, public, new)
         ("heath-town", "2026-09-03", "18:30", "Heath Town Community Centre", 40, 10),
@@ -170,6 +172,10 @@ async def test_which_times_and_venues_draw_people(services: Services, clock: Fak
         ("penn", "2026-09-26", "13:00", "Penn Library", 6, 0),
         ("penn", "2026-10-08", "19:00", "Penn Community Hall", 12, 2),
         ("penn", "2026-10-24", "13:00", "Penn Library", 6, 0),
+        ("heath-town", "2026-11-05", "18:30", "Heath Town Community Centre", 40, 0),
+        ("heath-town", "2026-11-21", "14:00", "Heath Town Library", 20, 0),
+        ("penn", "2026-11-12", "19:00", "Penn Community Hall", 12, 0),
+        ("penn", "2026-11-28", "13:00", "Penn Library", 6, 0),
     ]
     for hood, day, hm, venue, public, new in plan:
         meeting = await services.pact.schedule(
@@ -177,30 +183,46 @@ async def test_which_times_and_venues_draw_people(services: Services, clock: Fak
             chair_email=None, actor="t", allow_past=True,
         )  # fmt: skip
         await _record(services, meeting, public, new, partners=1 if hood == "heath-town" else 0)
+
+    # Recomputed from the plan: each meeting against the mean of its neighbourhood's others.
+    def usual(i: int) -> float:
+        others = [p[4] for j, p in enumerate(plan) if j != i and p[0] == plan[i][0]]
+        return sum(others) / len(others)
+
+    def ratio(evening: bool) -> float:
+        chosen = [i for i, p in enumerate(plan) if (p[2] >= "17:00") == evening]
+        return sum(plan[i][4] for i in chosen) / sum(usual(i) for i in chosen)
+
+    evening, afternoon = ratio(True), ratio(False)
+    assert evening == pytest.approx(10 / 7) and afternoon == pytest.approx(0.625)
+
     insight = await services.pact.insight("2026-09", "2026-11")
     slots = {r.key: r for r in insight.by["slot"]}
     assert set(slots) == {"afternoon", "evening"}
-    assert slots["evening"].meetings == 4 and slots["evening"].mean == pytest.approx(26.0)
-    assert slots["evening"].relative == pytest.approx(4 / 3)
-    assert slots["afternoon"].relative == pytest.approx(2 / 3)
+    assert slots["evening"].meetings == 6 and slots["evening"].mean == pytest.approx(26.0)
+    assert slots["evening"].relative == pytest.approx(evening)
+    assert slots["afternoon"].relative == pytest.approx(afternoon)
     days = {insight.label("weekday", r.key): r.relative for r in insight.by["weekday"]}
-    assert days == {"Thursday": pytest.approx(4 / 3), "Saturday": pytest.approx(2 / 3)}
+    assert days == {"Thursday": pytest.approx(evening), "Saturday": pytest.approx(afternoon)}
     venues = {r.key: r for r in insight.by["venue"]}
     assert venues["Heath Town Community Centre"].mean == pytest.approx(40.0)
-    assert venues["Penn Community Hall"].relative == pytest.approx(4 / 3)
+    assert venues["Penn Community Hall"].relative == pytest.approx(36 / (3 * 8.4))
     hoods = {r.key: r for r in insight.by["neighbourhood"]}
-    assert hoods["heath-town"].new_rate == pytest.approx(20 / 120)
+    assert hoods["heath-town"].relative == pytest.approx(1.0)
+    assert hoods["heath-town"].new_rate == pytest.approx(20 / 180)
     assert hoods["heath-town"].turnout == pytest.approx(0.5)  # 1 of 2 invited partners
     assert hoods["penn"].turnout is None  # nobody invited besides the chair
     overall = insight.overall
-    assert overall is not None and (overall.meetings, overall.public) == (8, 156)
+    assert overall is not None and (overall.meetings, overall.public) == (12, 234)
     text = "\n".join(findings(insight))
-    assert "Evening meetings drew 1.33x the neighbourhood's usual attendance" in text
-    assert "afternoon drew 0.67x" in text
-    assert "Thursday meetings drew 1.33x" in text
+    assert f"Evening meetings drew {evening:.2f}x the neighbourhood's usual attendance" in text
+    assert f"afternoon drew {afternoon:.2f}x" in text
+    assert f"Thursday meetings drew {evening:.2f}x" in text
+    # Three meetings a venue: too few to rank venues.
+    assert "Community Centre drew" not in text and "Community Hall drew" not in text
     assert [m.public for m in insight.meetings][:4] == [40, 12, 20, 6]  # in date order
     md = markdown(insight)
-    assert "| evening | 4 | 26.0 | 1.33x |" in md
+    assert f"| evening | 6 | 26.0 | {evening:.2f}x |" in md
     penn = await services.pact.insight("2026-09", "2026-11", "Penn")
     assert [r.key for r in penn.by["neighbourhood"]] == ["penn"]
 
@@ -208,7 +230,10 @@ async def test_which_times_and_venues_draw_people(services: Services, clock: Fak
     figure = pact_attendance(insight)
     trend, slot_axes = figure.axes[0], figure.axes[1]
     assert len(trend.get_lines()) == 2
-    assert [round(b.get_width(), 3) for b in slot_axes.patches] == [0.667, 1.333]
+    assert [round(b.get_width(), 3) for b in slot_axes.patches] == [
+        round(afternoon, 3),
+        round(evening, 3),
+    ]
 
 
 def test_pact_commands_and_exports(tmp_path: Path, db_url: str) -> None:
@@ -277,18 +302,16 @@ def test_pact_commands_and_exports(tmp_path: Path, db_url: str) -> None:
         main, [*base, "pact", "insight", "--since", "2026-09", "--until", "2026-12"]
     )
     assert insight.exit_code == 0, insight.output
-    assert "| evening | 1 | 27.0 | 1.00x | 15% |" in insight.output
+    # One meeting in its neighbourhood: nothing to compare it with (it is not its own usual).
+    assert "| evening | 1 | 27.0 | – | 15% |" in insight.output
     out = tmp_path / "out"
     result = runner.invoke(main, [*base, "summary", "--period", "2026-11", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "## PACT meetings, 2025-12 to 2026-11" in (out / "summary.md").read_text()
     assert (
-        (out / "pact_by_slot.csv")
-        .read_text()
-        .splitlines()[1]
-        .startswith("evening,1,27.0,1.0,4,27,")
+        (out / "pact_by_slot.csv").read_text().splitlines()[1].startswith("evening,1,27.0,,4,27,")
     )
-    assert (out / "pact_priorities.csv").read_text().splitlines()[1] == "1,0,0,1"
+    assert (out / "pact_priorities.csv").read_text().splitlines()[1] == "1,0,0,1,0,0.0,0.8"
     assert (out / "pact_attendance.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -500,6 +523,29 @@ async def test_a_chair_records_a_meeting_in_telegram(world: SimWorld, clock: Fak
         "Speed checks twice a week; 40 drivers warned",
         "Youth club opened",
     }
+
+    # The resolution rate, recomputed from the priorities' rows: of those set in the period,
+    # the share closed now, against the partnership's measure of over 80%.
+    from sqlalchemy import select
+
+    from storage.tables import pact_priorities
+
+    async with world.services.db.uow() as uow:
+        rows = (
+            await uow.people.session.execute(  # type: ignore[attr-defined]
+                select(pact_priorities.c.created_at, pact_priorities.c.status)
+            )
+        ).all()
+    insight = await world.services.pact.insight("2026-11", "2027-01")
+    start = datetime(2026, 11, 1, tzinfo=ZoneInfo("Europe/London"))
+    in_window = [status for created, status in rows if created >= start]
+    resolved = sum(1 for status in in_window if status == PriorityStatus.CLOSED.value)
+    assert (len(in_window), resolved) == (3, 2)
+    text = "\n".join(findings(insight))
+    assert (
+        f"Of the {len(in_window)} priorities set in the period, {resolved} are resolved "
+        f"({resolved / len(in_window):.0%}), short of the partnership's measure of over 80%."
+    ) in text
 
 
 async def test_recording_survives_a_restart_and_cancel_stores_nothing(

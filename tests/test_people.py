@@ -203,3 +203,25 @@ async def test_two_people_can_swap_slack_ids_in_one_import(db_url: str, clock: F
         assert swapped.updated == 2
         ids = {p.email: p.slack_user_id for p in await s.people.everyone()}
         assert ids == {"a@x.org": "U0BBB", "b@x.org": "U0AAA"}
+
+
+async def test_a_slack_id_can_move_to_someone_earlier_in_the_file(
+    db_url: str, clock: FakeClock
+) -> None:
+    """A gives up U0AAA and B, earlier in the file, takes it (found in review: only rows given
+    a new id were released first, so B's update met A's stored id)."""
+    header = "name,role,wards,organisation,email,slack_user_id\n"
+    async with services_for(db_url, clock) as s:
+        await s.people.import_csv(
+            header + "A,officer,all,Police,a@x.org,U0AAA\nB,officer,all,Police,b@x.org,\n",
+            source="p.csv",
+            actor="t",
+        )
+        moved = await s.people.import_csv(
+            header + "B,officer,all,Police,b@x.org,U0AAA\nA,officer,all,Police,a@x.org,\n",
+            source="p.csv",
+            actor="t",
+        )
+        assert moved.updated == 2
+        ids = {p.email: p.slack_user_id for p in await s.people.everyone()}
+        assert ids == {"a@x.org": None, "b@x.org": "U0AAA"}

@@ -12,6 +12,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -153,3 +154,54 @@ async def test_a_locked_or_lost_database_while_recording_leaves_the_form_sent_on
         logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert not logged, [r.getMessage() for r in logged]
         assert not any("never retrieved" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_result_recorded_after_another_process_settled_the_row_still_counts(
+    db_url: str, clock: FakeClock
+) -> None:
+    """Recording was held up past the lease and another process's recovery marked the form
+    'uncertain' (or put a reply back to 'pending'): the message did go out, so the late ok
+    result still marks it sent (no follow-up, no second send)."""
+    async with services_for(db_url, clock) as s:
+        async with s.db.uow() as uow:
+            for key, purpose in (("form:42", "form"), ("reply:43", "reply")):
+                await enqueue(uow, channel="telegram", recipient=key.split(":")[1],
+                              message=MessageBuilder().line("hello").build(), key=key,
+                              now=clock.now(), purpose=purpose)  # fmt: skip
+            await uow.commit()
+        messenger = HeldMessenger()
+        dispatcher = OutboxDispatcher(
+            s.db.uow, {"telegram": messenger}, {"telegram": RateLimits(1000.0, 1000.0, 8)}
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(dispatcher.run(stop))
+        try:
+            await messenger.entered.wait()
+
+            async def both_sending() -> bool:
+                async with s.db.uow() as uow:
+                    return (await uow.outbox.counts()) == {OutboxStatus.SENDING.value: 2}
+
+            await _until(both_sending, "both sends in flight")
+            async with s.db.engine.begin() as conn:  # what another process's recovery does
+                await conn.execute(text(
+                    "UPDATE outbox SET status = CASE purpose WHEN 'form' THEN 'uncertain' "
+                    "ELSE 'pending' END WHERE status = 'sending'"
+                ))  # fmt: skip
+                # (the reply not due again before its late result is recorded: this test is
+                # about the record, not about a race with a re-send)
+                await conn.execute(
+                    text("UPDATE outbox SET next_attempt_at = :later WHERE status = 'pending'"),
+                    {"later": clock.now() + timedelta(days=1)},
+                )
+            messenger.gate.set()
+
+            async def settled() -> bool:
+                async with s.db.uow() as uow:
+                    return (await uow.outbox.counts()) == {OutboxStatus.SENT.value: 2}
+
+            await _until(settled, "both rows recorded as sent")
+            assert len(messenger.sent) == 2  # and neither was sent again
+        finally:
+            stop.set()
+            await task

@@ -141,9 +141,9 @@ async def env(
 
 # --------------------------------------------------------------------- helpers
 
-# Tables whose rows change by design on every update: de-duplication, queued replies, offsets,
-# Slack requests seen (replay protection).
-BOOKKEEPING = {"inbound_updates", "outbox", "bot_state", "seen_requests"}
+# Tables that change on every request or send by design: update ids, messages, markers, requests
+# seen, and the shared send-rate buckets (PostgreSQL; keyed by hashes).
+BOOKKEEPING = {"inbound_updates", "outbox", "bot_state", "seen_requests", "rate_buckets"}
 
 
 async def snapshot(w: SimWorld, *, skip: set[str] = BOOKKEEPING) -> dict[str, list[str]]:

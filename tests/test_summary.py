@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -74,20 +76,29 @@ async def test_summary_numbers(db_url: str) -> None:
             ("race_ethnicity", 9, 1.0),
             ("religion_belief", 2, 2.0),
         ]
-        # Park: 9 hate crimes against a mean of 1 (p ~ 1e-6), and 3 tension reports against a
-        # mean of 1/12 (p ~ 9e-5); Heath Town's 2 against its usual 2 is not a pocket.
-        assert [(p.ward, p.source) for p in summary.pockets] == [
-            ("Park", "hate crimes"),
-            ("Park", "tension reports"),
+        # Park (and the race strand, Park's alone): 9 hate crimes after 12 in 12 months. Given
+        # the 21, the month's share is binomial(21, 1/13) if nothing changed; the wards' counts
+        # are steady, so no overdispersion. Recomputed from the rows imported above.
+        tail = sum(math.comb(21, k) * (1 / 13) ** k * (12 / 13) ** (21 - k) for k in range(9, 22))
+        assert [(p.ward, p.by, p.source) for p in summary.pockets] == [
+            ("Park", "ward", "hate crimes"),
+            ("race_ethnicity", "strand", "hate crimes"),
         ]
-        assert 8e-5 < summary.pockets[1].p_value < 1e-4
+        assert all(math.isclose(p.p_value, tail, rel_tol=1e-9) for p in summary.pockets)
+        # Park's 3 tension reports after 1 in the year are not enough among the month's tests
+        # (p = P(binomial(4, 1/13) >= 3) ~ 0.0017, above the false-discovery-rate threshold);
+        # Heath Town's 2 against its usual 2 is not a pocket.
 
         text = summary.markdown()
         assert "Tension reports: **4** (previous month [c], same month last year 3)" in text
         assert "| religion | [c] | 0 | 0 |" in text
         # race (3) is withheld too: with the total of 4 it would give religion's 1 away.
         assert "| race | [c] | [c] | 0 |" in text
-        assert "**Park**: 9 hate crimes against a 12-month mean of 1.0" in text
+        assert (
+            "- Park: 9 hate crimes this month against about 1 a month usually; this is very "
+            "unlikely to be chance." in text
+        )
+        assert "p =" not in text and "Poisson" not in text
         assert "| religion | 1 | 0 | 0 |" in summary.markdown(suppressed=False)
 
         park = await SummaryService(s.config, s.db.uow, clock).build(
@@ -100,7 +111,7 @@ async def test_summary_numbers(db_url: str) -> None:
             "month,ward,strand,count\n2026-12,Park,race,1\n", source="fix.csv", actor="t"
         )
         again = await SummaryService(s.config, s.db.uow, clock).build("2026-12", actor="admin")
-        assert [p.source for p in again.pockets] == ["tension reports"]
+        assert again.pockets == []
         assert ("Park", 1, 1.0) in again.hate_crime
         async with s.db.uow() as uow:
             session = uow.people.session  # type: ignore[attr-defined]
@@ -114,6 +125,14 @@ async def test_summary_numbers(db_url: str) -> None:
                 .where(audit_log.c.action == "summary.view")
             )
         assert views == 3
+
+        # January's police figures are not imported yet: said, not tested as zeros.
+        january = await SummaryService(s.config, s.db.uow, clock).build("2027-01", actor="t")
+        assert not january.police_imported and january.hate_crime == []
+        assert not [p for p in january.pockets if p.source == "hate crimes"]
+        assert "Police hate-crime figures for 2027-01 have not been imported yet" in (
+            january.markdown()
+        )
 
 
 async def test_figures_for_a_pre_2023_ward_say_which_wards_replaced_it(db_url: str) -> None:
@@ -175,7 +194,7 @@ def test_summary_command_writes_exports(tmp_path: Path, db_url: str) -> None:
         (out / "pockets_of_concern.csv")
         .read_text()
         .splitlines()[1]
-        .startswith("Park,hate crimes,9,1.0,")
+        .startswith("Park,ward,hate crimes,spike,9,12,1.0,1.18e-05,")
     )
     assert (out / "tensions_by_category.csv").read_text().startswith("category,this_month")
     # Heath Town's 2 hate crimes are withheld, and so is religion's 2 among the strands (Park's
@@ -242,7 +261,47 @@ async def _return_rate_and_actions(s: Any) -> None:
     assert ("Heath Town", 1, 0, 1, 0) in summary.returns_by_ward  # Asha answered, Yusuf not
     assert summary.outstanding == ["Cllr Mark Evans", "Imam Yusuf Khan"]
     assert summary.actions == [("cohesion", 1, 1, 0, 0, 3.0, None)]
+    # The return rate, recomputed from the deliveries' rows: (responded + nil) / reached, and
+    # over everyone asked; by ward, a person in two wards counts in each.
+    async with s.db.uow() as uow:
+        from sqlalchemy import select
+
+        from storage.tables import campaigns, deliveries, people
+
+        raw = (
+            await uow.people.session.execute(  # type: ignore[attr-defined]
+                select(people.c.role, people.c.wards, deliveries.c.status)
+                .join(deliveries, deliveries.c.person_id == people.c.id)
+                .join(campaigns, campaigns.c.id == deliveries.c.campaign_id)
+                .where(campaigns.c.period == "2026-12", campaigns.c.kind == "monthly")
+            )
+        ).all()
+
+    def rates(statuses: list[str]) -> tuple[str, str]:
+        answered = sum(1 for x in statuses if x in ("responded", "nil"))
+        reached = sum(1 for x in statuses if x != "unreachable")
+        return f"{100 * answered / reached:.0f}%", f"{100 * answered / len(statuses):.0f}%"
+
+    full = summary.markdown(suppressed=False)
+    for role in {r for r, _, _ in raw}:
+        a, b = rates([x for r, _, x in raw if r == role])
+        assert any(
+            ln.startswith(f"| {role} |") and ln.endswith(f"| {a} | {b} |")
+            for ln in full.splitlines()
+        ), role
+    a, b = rates([x for _, _, x in raw])
+    assert any(
+        ln.startswith("| all |") and ln.endswith(f"| {a} | {b} |") for ln in full.splitlines()
+    )
+    heath = [x for _, wards, x in raw if "Heath Town" in wards]
+    assert (
+        len(heath) == 2 and "| Heath Town | 0 | 0 | 2 | 0 | {} | {} |".format(*rates(heath)) in full
+    )
+    assert "counted in each ward's row" in full
     text = summary.markdown()
+    # Beside withheld counts (all below 3) the rates are withheld too: they would give them away.
+    assert "| councillor | 0 | 0 | [c] | 0 | [c] | [c] |" in text
+    assert "| community_leader | 0 | [c] | [c] | 0 | [c] | [c] |" in text
     # One action is a count below 3: withheld with its median times (it was shown as 1).
     assert "| cohesion | [c] | [c] | [c] | [c] | – | – |" in text
     assert "Still outstanding (admins' view)" in text
@@ -268,14 +327,19 @@ def test_charts_and_exports(tmp_path: Path) -> None:
         3,
         breakdowns=[Breakdown("category", [("race", 3, 1, 0)])],
         hate_crime=[("Park", 9, 1.0)],
-        pockets=[Pocket("Park", "hate crimes", 9, 1.0, 1e-6)],
+        pockets=[
+            Pocket("Park", "hate crimes", 9, 1.0, 1e-6),
+            # Penn's baseline of 1/12 would give away its withheld month (with a total of 1
+            # over the other ten months): withheld, and its p-value with it.
+            Pocket("Penn", "tension reports", 8, round(1 / 12, 2), 1e-5, q_value=2e-5),
+        ],
         months=months,
         trend={"race": [0] * 11 + [1, 3], "religion": [0] * 12 + [1]},
         matrix={("Park", "race"): 2, ("Penn", "race"): 1},
         tension_by_ward={"Park": 3, "Penn": 1, "Oxley": 0},
     )
     lines = trend_by_category(summary).axes[0].get_lines()
-    assert [ln.get_label() for ln in lines] == ["race", "religion"]
+    assert [ln.get_label() for ln in lines] == ["Race", "Religion"]  # labels, not keys
     # Religion's 1 this month and race's 1 last month are withheld, and race's 3 with them
     # (beside a total of 4): gaps in the lines, not points (they were plotted as 1 and 3).
     assert [str(y) for y in lines[0].get_ydata()[-3:]] == ["0.0", "nan", "nan"]
@@ -313,7 +377,341 @@ def test_charts_and_exports(tmp_path: Path) -> None:
     book = load_workbook(tmp_path / "out" / "tension-summary-2026-12.xlsx")
     assert book["tensions_by_category"]["A2"].value == "race"
     assert book["pockets_of_concern"]["A2"].value == "Park"
+    rows = list(book["pockets_of_concern"].iter_rows(values_only=True))
+    assert rows[0][:8] == (
+        "unit",
+        "by",
+        "source",
+        "kind",
+        "observed",
+        "baseline_months",
+        "baseline_mean",
+        "p_value",
+    )
+    assert rows[1][4:8] == (9, 12, 1, 1e-6)  # the analysts' figures
+    text = (tmp_path / "out" / "summary.md").read_text()
+    assert (
+        "- Park: 9 hate crimes this month against about 1 a month usually; this is very "
+        "unlikely to be chance." in text
+    )
+    # Penn's count (1 of the month's 4, withheld) and its baseline are not given.
+    assert (
+        "- Penn: more tension reports than usual this month (the figures are withheld to "
+        "protect small numbers); this is unlikely to be chance." in text
+    )
+    assert "p =" not in text and "Poisson" not in text
+    assert rows[2][4:9] == ("[c]", 12, "[c]", "<= 0.05", "<= 0.05")  # Penn: all withheld
 
     empty = Summary("2027-01", None, None, 0, 0, 0, months=months)
     figure = trend_by_category(empty)
     assert "No data for this period" in [t.get_text() for t in figure.axes[0].texts]
+
+
+def _working_hours_by_hand(start: datetime, end: datetime) -> int:
+    """Whole hours from ``start`` to ``end`` (on the hour, November-December: UK time is UTC)
+    that begin on a weekday between 09:00 and 17:00 (no bank holiday in these weeks)."""
+    from datetime import timedelta
+
+    hours, t = 0, start
+    while t < end:
+        hours += t.weekday() < 5 and 9 <= t.hour < 17
+        t += timedelta(hours=1)
+    return hours
+
+
+def _product_limit_median(done: list[float], waiting: list[float]) -> float | None:
+    """Kaplan-Meier by hand: at each time an action happens, the share still waiting falls by
+    the share of those still at risk that happened then."""
+    share = 1.0
+    for t in sorted(set(done)):
+        at_risk = sum(1 for x in [*done, *waiting] if x >= t)
+        share *= 1 - done.count(t) / at_risk
+        if share <= 0.5:
+            return t
+    return None
+
+
+async def test_action_times_are_kaplan_meier_medians_in_working_hours_and_filters_apply(
+    db_url: str,
+) -> None:
+    from sqlalchemy import insert, select
+
+    from storage.tables import actions, reports
+
+    now = datetime(2026, 12, 20, 12, tzinfo=UTC)  # a Sunday
+    clock = FakeClock(now)
+
+    def at(day: int, hour: int, month: int = 11) -> datetime:
+        return datetime(2026, month, day, hour, tzinfo=UTC)
+
+    # (ward, created, acknowledged, closed, acknowledge-by, escalation level)
+    rows = [
+        ("Park", at(10, 10), at(10, 12), at(11, 10), at(11, 17), 0),  # a Tuesday
+        ("Park", at(13, 16), at(16, 11), None, at(16, 17), 0),  # Friday to Monday
+        ("Park", at(23, 9), None, None, at(24, 17), 1),  # never acknowledged: overdue in Nov
+        ("Park", at(27, 9), at(3, 9, 12), None, at(2, 17, 12), 0),  # acknowledged in December
+        ("Park", at(30, 9), None, None, at(1, 17, 12), 0),  # overdue only after November
+        ("Penn", at(10, 10), at(10, 11), None, at(11, 17), 0),
+    ]
+    async with services_for(db_url, clock, teams=TEAMS, routing=ROUTING) as s:
+        await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
+        await _report(s, 5, "2026-11", "Park", "race")
+        await _report(s, 1, "2026-11", "Penn", "race")
+        async with s.db.uow() as uow:
+            session = uow.people.session  # type: ignore[attr-defined]
+            ids = {
+                w: [
+                    i
+                    for i, w_ in (await session.execute(select(reports.c.id, reports.c.ward))).all()
+                    if w_ == w
+                ]
+                for w in ("Park", "Penn")
+            }
+            for ward, created, acked, closed, due, level in rows:
+                state = "closed" if closed else ("acknowledged" if acked else "open")
+                await session.execute(
+                    insert(actions).values(
+                        report_id=ids[ward].pop(),
+                        team_key="cohesion",
+                        state=state,
+                        ack_due_at=due,
+                        escalation_level=level,
+                        acknowledged_at=acked,
+                        closed_at=closed,
+                        created_at=created,
+                        outcome_note="",
+                        version=0,
+                    )
+                )
+            await uow.commit()
+
+        end = datetime(2026, 12, 1, tzinfo=UTC)  # the end of November (UK time is UTC)
+
+        def expected(chosen: list[tuple]) -> tuple:  # type: ignore[type-arg]
+            def median(i: int) -> float | None:
+                done = [_working_hours_by_hand(r[1], r[i]) for r in chosen if r[i]]
+                waiting = [_working_hours_by_hand(r[1], now) for r in chosen if not r[i]]
+                return _product_limit_median(done, waiting)
+
+            return (
+                "cohesion",
+                len(chosen),
+                sum(1 for r in chosen if r[3] is None or r[3] > end),
+                sum(1 for r in chosen if (r[2] is None or r[2] > end) and r[4] < end),
+                sum(1 for r in chosen if r[5] > 0),
+                median(2),
+                median(3),
+            )
+
+        build = SummaryService(s.config, s.db.uow, clock).build
+        park = await build("2026-11", actor="admin", ward="Park")
+        # Recomputed: acknowledged after 2, 3 and 32 working hours, two still waiting (160
+        # and 120): the median is 32 (leaving the waiting out would give 3); overdue at the
+        # end of November 1 (the last one's deadline was in December), though 2 are now.
+        assert park.actions == [expected(rows[:5])]
+        assert park.actions[0][3] == 1 and park.actions[0][5] == 32.0
+        everyone = await build("2026-11", actor="admin")
+        assert everyone.actions == [expected(rows)]
+
+        # --ward filters every section it can (the trend is Park's), and says which it cannot.
+        assert park.trend["race"][-1] == 5 and everyone.trend["race"][-1] == 6
+        assert all(r[0] == "Park" for r in park.returns_by_ward)
+        assert "Not limited to Park: return rate by role (the whole partnership)." in (
+            park.markdown()
+        )
+        race = await build("2026-11", actor="admin", category="race")
+        assert "hate crime (police figures are by strand, not category)" in race.markdown()
+        assert "Not limited" not in everyone.markdown()
+        assert "median working hours to acknowledge" in everyone.markdown(suppressed=False)
+
+
+def test_working_hours_skip_nights_weekends_and_bank_holidays() -> None:
+    from bot.config import load_config
+    from bot.deadlines import working_hours
+
+    config = load_config(Path(__file__).parent.parent / "config.example.toml", env={})
+    # Thursday 24 December 16:00 to Tuesday 29 December 10:00: an hour on Christmas Eve,
+    # then Christmas Day, the weekend and the Boxing Day substitute (Monday 28th) are not
+    # working days, and an hour on the Tuesday.
+    start = datetime(2026, 12, 24, 16, tzinfo=UTC)
+    assert working_hours(config, start, datetime(2026, 12, 29, 10, tzinfo=UTC)) == 2.0
+    assert working_hours(config, start, start) == 0.0
+
+
+def _binomial_tail(y: int, n: int, p: float) -> float:
+    return sum(math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(y, n + 1))
+
+
+async def test_quarters_and_years_have_the_same_sections(db_url: str) -> None:
+    from bot.services.summary import parse_period
+
+    clock = FakeClock(datetime(2027, 1, 20, tzinfo=UTC))
+    # (month, ward, category, reports): raw rows the expected figures are recomputed from.
+    raw = [
+        ("2025-11", "Penn", "race", 4),
+        ("2026-02", "Park", "race", 3),
+        ("2026-08", "Park", "religion", 5),
+        ("2026-09", "Penn", "race", 3),
+        ("2026-10", "Park", "race", 6),
+        ("2026-12", "Park", "religion", 4),
+        ("2026-12", "Penn", "race", 3),
+    ]
+    figures = ["month,ward,strand,count"]
+    for k in range(14, 2, -1):  # 2025-10 to 2026-09: Park 1 a month, Heath Town 2
+        figures += [
+            f"{shift('2026-12', -k)},Park,race,1",
+            f"{shift('2026-12', -k)},Heath Town,faith,2",
+        ]
+    for m in ("2026-10", "2026-11", "2026-12"):
+        figures += [f"{m},Park,race,5", f"{m},Heath Town,faith,2"]
+    async with services_for(db_url, clock) as s:
+        await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
+        for month, ward, category, n in raw:
+            await _report(s, n, month, ward, category)
+        await HateCrimeService(s.config, s.db.uow, clock).import_csv(
+            "\n".join(figures) + "\n", source="hc.csv", actor="t"
+        )
+        build = SummaryService(s.config, s.db.uow, clock).build
+
+        def total(months: tuple[str, ...], ward: str | None = None) -> int:
+            return sum(n for m, w, _, n in raw if m in months and ward in (None, w))
+
+        q4, q3, q4_2025 = (parse_period(p).months for p in ("2026-Q4", "2026-Q3", "2025-Q4"))
+        quarter = await build("2026-q4", actor="admin")
+        assert quarter.month == "2026-Q4" and quarter.unit == "quarter"
+        assert (quarter.total, quarter.previous_total, quarter.last_year_total) == (
+            total(q4),
+            total(q3),
+            total(q4_2025),
+        )
+        by = {b.by: b.rows for b in quarter.breakdowns}
+        assert ("Park", total(q4, "Park"), total(q3, "Park"), total(q4_2025, "Park")) in by["ward"]
+        assert quarter.months == ["2025-Q4", "2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4"]
+        assert quarter.trend["race"] == [4, 3, 0, 3, 9]
+        # Park's hate crimes: 15 this quarter after 12 in the 12 months before: given 27, the
+        # quarter's share is binomial(27, 3/15) if nothing changed (the wards are steady).
+        park = [p for p in quarter.pockets if p.ward == "Park" and p.by == "ward"]
+        assert len(park) == 1 and park[0].observed == 15
+        assert math.isclose(park[0].p_value, _binomial_tail(15, 27, 3 / 15), rel_tol=1e-9)
+        text = quarter.markdown()
+        assert "| ward | this quarter | previous | last year |" in text
+        assert (
+            "- Park: 15 hate crimes this quarter against about 3 a quarter usually; this is "
+            "very unlikely to be chance." in text
+        )
+        assert (
+            f"Tension reports: **{total(q4)}** (previous quarter {total(q3)}, same quarter last year"
+            in text
+        )
+
+        year = await build("2026", actor="admin")
+        assert (year.total, year.previous_total) == (
+            total(parse_period("2026").months),
+            total(parse_period("2025").months),
+        )
+        assert year.months == ["2025", "2026"] and "## Pockets of concern" in year.markdown()
+        assert "## Return rate" in year.markdown() or not year.returns_by_role
+        for bad in ("2026-Q5", "26", "2026-13"):
+            with pytest.raises(ValueError, match="YYYY-Qn"):
+                await build(bad, actor="admin")
+
+
+async def test_the_quarter_is_posted_once_to_its_channel_when_its_last_return_closes(
+    db_url: str,
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from bot.services.summary import post_scheduled
+    from storage.tables import outbox
+
+    clock = FakeClock(datetime(2026, 12, 1, 9, tzinfo=UTC))
+    summaries = {"channels": ["C0SWPBOARD"], "quarterly_channels": ["C0FORUM"]}
+    async with services_for(db_url, clock, summaries=summaries) as s:
+        await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
+        campaign, _ = await s.campaigns.open_monthly("2026-12", actor="t", force=True)
+        clock.set(campaign.closes_at + timedelta(minutes=1))
+        await s.campaigns.tick()
+        service = SummaryService(s.config, s.db.uow, clock)
+        assert await post_scheduled(service) == ["2026-12", "2026-Q4"]
+        assert await post_scheduled(service) == []  # once
+        async with s.db.uow() as uow:
+            keys = (
+                await uow.people.session.execute(  # type: ignore[attr-defined]
+                    select(outbox.c.idempotency_key, outbox.c.recipient)
+                )
+            ).all()
+        assert sorted(keys) == [
+            ("summary:2026-Q4:C0FORUM", "C0FORUM"),
+            (f"summary:{campaign.key}:C0SWPBOARD", "C0SWPBOARD"),
+        ]
+
+
+def test_chat_filters_take_a_quarter_or_a_year() -> None:
+    from bot.services.summary import SummaryRefused, parse_filters
+
+    def parse(text: str) -> tuple[str, str | None, str | None]:
+        r = parse_filters(
+            text, default_month="2026-12", wards=["Park"], categories={"race": "Race"}
+        )
+        return r.month, r.ward, r.category
+
+    assert parse("2026-q4 Park") == ("2026-Q4", "Park", None)
+    assert parse("race 2026") == ("2026", None, "race")
+    assert parse("") == ("2026-12", None, None)
+    with pytest.raises(SummaryRefused, match="YYYY-Qn"):
+        parse("last quarter")
+
+
+def test_charts_people_can_read() -> None:
+    from matplotlib.colors import to_rgb
+
+    from bot.charts import trend_by_category, ward_category_heatmap
+    from bot.services.summary import Summary
+
+    months = [shift("2026-12", -k) for k in range(12, -1, -1)]
+    rng = random.Random(5)
+    trend = {c: [rng.randint(3, 30) for _ in months] for c in "abcdefg"}
+    keys = {c: f"cat_{c}" for c in trend}
+    summary = Summary(
+        "2026-12",
+        None,
+        None,
+        sum(v[-1] for v in trend.values()),
+        0,
+        0,
+        months=months,
+        trend={keys[c]: v for c, v in trend.items()},
+        matrix={("Park", "crime_asb"): 40, ("Penn", "crime_asb"): 3, ("Park", "race"): 9},
+        labels={"crime_asb": "Crime and ASB", **{keys[c]: f"Label {c}" for c in trend}},
+    )
+    ax = trend_by_category(summary, suppressed=False).axes[0]
+    lines = ax.get_lines()
+    # Five lines at most: the four largest over the year, and the rest summed as "Other".
+    order = sorted(trend, key=lambda c: -sum(trend[c]))
+    assert [ln.get_label() for ln in lines] == [*(f"Label {c}" for c in order[:4]), "Other"]
+    other = [sum(trend[c][m] for c in order[4:]) for m in range(len(months))]
+    assert list(lines[-1].get_ydata()) == other
+    okabe_ito = {"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"}
+    colours = [ln.get_color() for ln in lines]
+    assert set(colours[:4]) <= okabe_ito and len(set(colours)) == 5
+    assert all(float(t).is_integer() for t in ax.get_yticks())  # whole counts
+
+    heat = ward_category_heatmap(summary, suppressed=False)
+    ax = heat.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["Crime and ASB", "Race"]
+    assert all(float(t).is_integer() for t in heat.axes[1].get_yticks())  # the colour bar
+
+    def lum(colour: object) -> float:  # WCAG 2 relative luminance, recomputed here
+        channels = [
+            c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(colour)
+        ]  # type: ignore[arg-type]
+        return 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
+
+    image = ax.images[0]
+    for text in (t for t in ax.texts if t.get_transform() == ax.transData):
+        j, i = (round(p) for p in text.get_position())
+        cell = image.cmap(image.norm(image.get_array()[i, j]))
+        a, b = sorted((lum(cell), lum(text.get_color())))
+        assert (b + 0.05) / (a + 0.05) >= 4.5, (text.get_text(), cell)  # WCAG AA

@@ -4,6 +4,7 @@ real PTB Application), for the Prevent officer and admins only, with charts atta
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -52,6 +53,13 @@ async def test_summaries_in_slack_and_telegram(
         assert {u["filename"] for u in slack.uploads} >= {"trend_by_category.png"}
         await until(lambda: len(slack.uploads) == 3)
         assert all(u["content"][:4] == b"\x89PNG" for u in slack.uploads)
+        # Every chart has alt text for screen readers, drawn from the protected figures.
+        alts = {u["filename"]: u["alt_txt"] for u in slack.uploads}
+        assert all(alts.values())
+        assert alts["trend_by_category.png"].startswith(
+            "Line chart of tension reports per month by category, 2025-12 to 2026-12"
+        )
+        assert not [a for a in alts.values() if re.search(r"(?<![\d-])[12](?![\d-])", a)]
         assert "Community tension summary, 2026-12 (Park)" in upload[0]["initial_comment"]
         assert "Pockets of concern:" in upload[0]["initial_comment"]
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 from collections import OrderedDict
@@ -173,7 +174,10 @@ class _ChannelLimiter:
             delay = await self._reserve(self.channel, 1.0 / lim.global_rate, 1.0, CHANNEL_HORIZON)
         if delay > 0:
             await asyncio.sleep(delay)
-        key = f"{self.channel}:{recipient}"
+        # The chat id is personal data: the shared table holds a hash of it, never the id, so
+        # nothing of it stays behind after an erasure (storage/privacy.py's purge).
+        digest = hashlib.sha256(recipient.encode()).hexdigest()[:32]
+        key = f"{self.channel}:{digest}"
         delay = await self._reserve(key, 1.0 / lim.per_chat_rate, lim.per_chat_burst, CHAT_HORIZON)
         if delay > 0:
             await asyncio.sleep(delay)
@@ -386,7 +390,10 @@ class OutboxDispatcher:
                 await limiter.wait(row.recipient)
             except Exception as exc:  # the shared buckets' database: not sent, try later
                 log.warning("outbox: rate buckets unavailable (%s)", type(exc).__name__)
-                await self._record(row.id, SendResult(ok=False, error="rate limiter unavailable"))
+                # Nothing was sent, so it does not use up one of the row's attempts (a long
+                # outage must not turn a form into 'failed' and its person 'unreachable').
+                unsent = SendResult(ok=False, error="rate limiter unavailable", not_sent=True)
+                await self._record(row.id, unsent)
                 return
             try:
                 message = OutgoingMessage.model_validate(row.payload)
@@ -464,7 +471,10 @@ class OutboxDispatcher:
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
-            delay = min(delay * 2, 16.0)
+            # Capped well under the lease: another process's recovery settles a row still
+            # 'sending' when its lease runs out, and the sooner this is recorded the fewer rows
+            # get there (a late ok is still recorded: see _apply).
+            delay = min(delay * 2, 2.0)
 
     async def _record_batch(
         self, batch: list[tuple[int, SendResult, asyncio.Future[None]]]
@@ -479,8 +489,16 @@ class OutboxDispatcher:
     async def _apply(self, uow: UnitOfWork, row_id: int, result: SendResult, now: datetime) -> None:
         """The row's new state after a send (and the delivery's, and the hooks')."""
         row = await uow.outbox.get(row_id)
-        if row is None or row.status != OutboxStatus.SENDING.value:
+        if row is None:
             return
+        if row.status != OutboxStatus.SENDING.value:
+            # Recorded late (the database was away past the lease) and another process's
+            # recovery got there first: it marked a form 'uncertain' or put a reply back to
+            # 'pending'. The message did go out: say so, which also keeps a pending reply from
+            # being sent again and an uncertain form from being followed up.
+            late = (OutboxStatus.UNCERTAIN.value, OutboxStatus.PENDING.value)
+            if not (result.ok and row.status in late):
+                return
         row.claimed_until = None
         # Deliveries are changed by conditional UPDATEs, never from a value read earlier: a
         # person may answer (nil, responded) between the send and this record.
@@ -495,6 +513,11 @@ class OutboxDispatcher:
                 await uow.deliveries.sent(
                     delivery, result.message_ref, now, reminder=row.purpose == "reminder"
                 )
+        elif result.not_sent:
+            row.attempts = max(0, row.attempts - 1)  # the claim counted one; none was made
+            row.status = OutboxStatus.PENDING.value
+            row.next_attempt_at = now + timedelta(seconds=random.uniform(1.0, 3.0))  # noqa: S311
+            row.last_error = (result.error or "not sent")[:500]
         elif result.permanent or row.attempts >= MAX_ATTEMPTS:
             row.status = OutboxStatus.FAILED.value
             row.last_error = (result.error or "failed")[:500]

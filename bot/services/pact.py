@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
 from bot.clock import Clock
@@ -37,6 +37,7 @@ from bot.pact import (
     MeetingRow,
     PactInsight,
     calendar_invite,
+    relative_attendance,
     slot_of,
 )
 from bot.ports import UnitOfWork, UnitOfWorkFactory
@@ -876,7 +877,9 @@ class PactService:
             ]
             for group in GROUPS:
                 rows = [GroupRow(*r) for r in await uow.pact.attendance_by(group, start, end, hood)]
-                result.by[group] = rows
+                # 'vs usual' leave-one-out, total over total (bot/pact.py), from the meetings.
+                relative = relative_attendance(result.meetings, group)
+                result.by[group] = [replace(r, relative=relative.get(r.key)) for r in rows]
             result.counts = await uow.pact.meeting_counts(start, end, hood)
             result.priorities = await uow.pact.priority_counts(start, end, hood)
         return result

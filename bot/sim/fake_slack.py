@@ -839,11 +839,15 @@ class FakeSlack:
     def _files_get_upload_url(self, params: dict[str, Any]) -> dict[str, Any]:
         if not params.get("filename") or not str(params.get("length", "")).isdigit():
             raise _SlackError("invalid_arguments")
+        alt = params.get("alt_txt")
+        if alt is not None and len(str(alt)) > 1000:  # Slack's limit for alt text
+            raise _SlackError("invalid_arguments")
         file_id = self._new_id("F")
         self._files[file_id] = {
             "filename": str(params["filename"]),
             "length": int(params["length"]),
             "content": None,
+            "alt_txt": None if alt is None else str(alt),
         }
         return {"upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
 
@@ -868,6 +872,7 @@ class FakeSlack:
                         "channel_id": channel,
                         "filename": stored["filename"],
                         "title": title,
+                        "alt_txt": stored["alt_txt"],  # given when the upload was started
                         "content": stored["content"],
                         "length": stored["length"],
                         "initial_comment": params.get("initial_comment"),

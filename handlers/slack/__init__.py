@@ -269,8 +269,8 @@ def register(
             await respond(text=escape(str(exc)), response_type="ephemeral")
             return
         charts = [
-            (name, data, name.removesuffix(".png").replace("_", " "))
-            for name, data in result.charts
+            (name, data, name.removesuffix(".png").replace("_", " "), alt)
+            for name, data, alt in result.charts
         ]
         await answer_command(
             client,

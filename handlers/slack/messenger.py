@@ -73,7 +73,12 @@ class SlackMessenger:
                     channel=recipient,
                     initial_comment=text,
                     file_uploads=[
-                        {"content": a.data, "filename": a.filename, "title": a.title}
+                        {
+                            "content": a.data,
+                            "filename": a.filename,
+                            "title": a.title,
+                            "alt_txt": a.alt_text or a.title,  # read aloud by screen readers
+                        }
                         for a in message.attachments
                     ],
                 )
@@ -111,10 +116,10 @@ async def post_with_charts(
     client: Any,
     channel: str,
     message: OutgoingMessage,
-    charts: Sequence[tuple[str, bytes, str]],
+    charts: Sequence[tuple[str, bytes, str, str]],
 ) -> None:
-    """Answer a slash command: the message, with the charts (filename, PNG, title) uploaded
-    under it as one post, or the message alone when there are none."""
+    """Answer a slash command: the message, with the charts (filename, PNG, title, alt text)
+    uploaded under it as one post, or the message alone when there are none."""
     text, blocks = render(message)
     if not charts:
         await client.chat_postMessage(channel=channel, text=text, blocks=blocks)
@@ -123,7 +128,8 @@ async def post_with_charts(
         channel=channel,
         initial_comment=text,
         file_uploads=[
-            {"content": data, "filename": name, "title": title} for name, data, title in charts
+            {"content": data, "filename": name, "title": title, "alt_txt": alt}
+            for name, data, title, alt in charts
         ],
     )
 
@@ -147,7 +153,7 @@ async def answer_command(
     respond: Any,
     command: dict[str, Any],
     message: OutgoingMessage,
-    charts: Sequence[tuple[str, bytes, str]],
+    charts: Sequence[tuple[str, bytes, str, str]],
     *,
     public_channels: Sequence[str],
     bot_user_id: str | None = None,

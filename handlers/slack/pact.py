@@ -15,7 +15,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.buttons import Action, BadPayload, Kind
-from bot.charts import pact_attendance, png
+from bot.charts import pact_attendance, pact_description, png
 from bot.pact import PactInsight
 from bot.services.pact import PactError, PactService, insight_message
 from handlers.slack import pact_views
@@ -167,7 +167,9 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
         if not insight.empty:
             # Drawing takes a moment of CPU: keep it off the event loop.
             chart = await asyncio.to_thread(_chart, insight)
-            charts.append(("pact_attendance.png", chart, "PACT attendance"))
+            charts.append(
+                ("pact_attendance.png", chart, "PACT attendance", pact_description(insight))
+            )
         await answer_command(
             client,
             respond,

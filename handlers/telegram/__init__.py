@@ -148,7 +148,7 @@ def register(
             return
         text, parse_mode = render_text(result.message)
         await chat.send_message(text, parse_mode=parse_mode)
-        for name, data in result.charts:
+        for name, data, _alt in result.charts:
             await chat.send_photo(data, caption=name.removesuffix(".png").replace("_", " "))
 
     async def on_pact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
