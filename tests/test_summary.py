@@ -295,7 +295,7 @@ async def _return_rate_and_actions(s: Any) -> None:
     )
     heath = [x for _, wards, x in raw if "Heath Town" in wards]
     assert (
-        len(heath) == 2 and "| Heath Town | 0 | 0 | 2 | 0 | {} | {} |".format(*rates(heath)) in full
+        len(heath) == 2 and "| Heath Town | 1 | 0 | 1 | 0 | {} | {} |".format(*rates(heath)) in full
     )
     assert "counted in each ward's row" in full
     text = summary.markdown()
