@@ -32,6 +32,7 @@ from bot.services.actions import ActionService
 from bot.services.campaigns import CampaignService
 from bot.services.common import Waker
 from bot.services.conversation import ConversationService
+from bot.services.crisis import CrisisService
 from bot.services.forms import FormService
 from bot.services.health import HealthService
 from bot.services.outbox import OutboxDispatcher, RateLimits
@@ -95,6 +96,7 @@ class Services:
     health: HealthService
     privacy: PrivacyService
     seen: SeenRequests
+    crisis: CrisisService
 
     async def close(self) -> None:
         """Release the database."""
@@ -184,6 +186,7 @@ async def build_services(
         HealthService(db.uow, clock),
         PrivacyService(config, db.uow, clock, db),
         seen,
+        CrisisService(config, db.uow, clock, campaigns, wake),
     )
 
 
@@ -290,7 +293,11 @@ class TelegramRuntime:
         self.token = token
         self.application = build_application(self.config, token)
         register_telegram(
-            self.application, services.conversation, services.summaries, services.pact
+            self.application,
+            services.conversation,
+            services.summaries,
+            services.pact,
+            crisis=services.crisis,
         )
         self.application.add_error_handler(self._on_error)
         tg = self.config.telegram
@@ -317,6 +324,7 @@ class TelegramRuntime:
                 services.summaries,
                 pact=services.pact,
                 seen=services.seen,
+                crisis=services.crisis,
             )
             messengers["slack"] = SlackMessenger(client)
             limits["slack"] = RateLimits(
@@ -522,6 +530,7 @@ class TelegramRuntime:
                 self.services.summaries,
                 self.services.pact,
                 self.services.privacy,
+                crisis=self.services.crisis,
                 tick_seconds=self.config.schedule.tick_seconds,
                 now=self.services.clock.now(),
                 running=self._ticks,

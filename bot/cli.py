@@ -565,16 +565,24 @@ def campaign_status(config: Config, period: str | None, key: str | None, as_json
 
     async def work(s: Any) -> Any:
         camp = await s.campaigns.resolve(period, key)
-        return await s.campaigns.status(camp.id, actor=ADMIN)
+        status = await s.campaigns.status(camp.id, actor=ADMIN)
+        cadences = await s.crisis.all()
+        return status, [(c, s.crisis.describe(c)) for c in cadences]
 
     try:
-        status = _run(config, work)
+        status, cadences = _run(config, work)
     except CampaignError as exc:
         _fail(str(exc))
     if as_json:
-        click.echo(json.dumps(status.as_dict(), indent=2))
+        data = status.as_dict()
+        data["crisis_cadences"] = [{**vars(c), "summary": line} for c, line in cadences]
+        click.echo(json.dumps(data, indent=2))
         return
     click.echo(format_status(status))
+    if cadences:
+        click.echo("Crisis cadences (/crisis):")
+        for _, line in cadences:
+            click.echo(f"  {line}")
 
 
 def format_status(status: Any) -> str:

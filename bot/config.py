@@ -253,6 +253,11 @@ class ScheduleConfig(_Section):
     close_day: int = Field(default=15, ge=1, le=28)
     close_time: time = time(17, 0)
     tick_seconds: int = Field(default=60, ge=1, le=3600)
+    urgent_report_answers_return: bool = Field(
+        default=True,
+        description="an urgent /report sent while a return is open counts as taking part in "
+        "it: no reminders for that return",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ScheduleConfig:

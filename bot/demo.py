@@ -335,7 +335,10 @@ async def run_demo(out: Path) -> int:
             )
             await users["fatima.ali"].press("Submit")
             await users["fatima.ali"].wait_for("has been submitted")
-            _say("- Fatima sent an urgent report with /report")
+            _say(
+                "- Fatima sent an urgent report with /report: it counts as taking part in the "
+                "open return, so she is not reminded"
+            )
 
         fatima = asyncio.create_task(fatima_urgent())
         await grace.send_text(
@@ -499,6 +502,7 @@ async def run_demo(out: Path) -> int:
         await asha.press("Nothing to report")
         await asha.wait_for("nil return is recorded")
         _say(f"- 16 Dec: an extra 24-hour return for Heath Town ({extra.key})")
+        await _crisis_cadence(world, clock, slack, sam, asha)
 
         await world.settle()
 
@@ -599,10 +603,11 @@ async def run_demo(out: Path) -> int:
             len(escalations) >= 1
             and any(p.ward == "Heath Town" for p in summary.pockets)
             and (
-                status.counts.get("responded") == 3
+                # Fatima's urgent report answered the return (urgent_report_answers_return).
+                status.counts.get("responded") == 4
                 and status.counts.get("nil") == 3
                 and status.counts.get("unreachable") == 2
-                and status.counts.get("no_reply") == 2
+                and status.counts.get("no_reply") == 1
             )
         )
         if not ok:
@@ -612,6 +617,38 @@ async def run_demo(out: Path) -> int:
         await world.stop()
         await fake.stop()
         await slack.stop()
+
+
+async def _crisis_cadence(
+    world: SimWorld, clock: FakeClock, slack: FakeSlack, sam: SlackUser, asha: Any
+) -> None:
+    """The Prevent and Cohesion Officer starts a daily crisis return for Heath Town from Slack;
+    the scheduler opens the next day's once; she stops it."""
+
+    def extras() -> int:
+        return sum("extra tension return" in (m.text or "") for m in asha.messages)
+
+    def told() -> list[str]:
+        return [r["text"] for r in slack.responses if r.get("user") == sam.user_id]
+
+    before, answers = extras(), len(told())
+    await sam.slash("/crisis", "daily Heath Town until 2026-12-20")
+    await scripted_until(lambda: len(told()) > answers)
+    await asha.wait_for(lambda m: extras() == before + 1)
+    _say(f"- 16 Dec: Sam started a crisis cadence in Slack: {told()[-1]}")
+    clock.set(datetime(2026, 12, 17, 10, 30, tzinfo=LONDON))
+    await world.tick()
+    await world.tick()  # a second tick the same day opens nothing more
+    await asha.wait_for(lambda m: extras() == before + 2)
+    await sam.slash("/crisis", "stop")
+    await scripted_until(lambda: len(told()) > answers + 1)
+    clock.set(datetime(2026, 12, 18, 10, 30, tzinfo=LONDON))
+    await world.tick()
+    assert extras() == before + 2, "a stopped cadence opened a return"
+    _say(
+        f"- 17 Dec: the scheduler opened the day's crisis return once; Sam sent /crisis stop "
+        f"({told()[-1]}); none on 18 Dec"
+    )
 
 
 async def _current_form(world: SimWorld):  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.services.actions import ActionService
 from bot.services.campaigns import CampaignService
+from bot.services.crisis import CrisisService
 from bot.services.pact import PactService
 from bot.services.privacy import PrivacyService
 from bot.services.summary import SummaryService, post_scheduled
@@ -31,6 +32,7 @@ def build_scheduler(
     pact: PactService | None = None,
     privacy: PrivacyService | None = None,
     *,
+    crisis: CrisisService | None = None,
     tick_seconds: int,
     now: datetime,
     running: set[asyncio.Task[None]] | None = None,
@@ -42,6 +44,11 @@ def build_scheduler(
 
     async def campaign_tick() -> None:
         report = await campaigns.tick()
+        if crisis is not None:
+            # Crisis cadences' occurrences (bot/services/crisis.py): each opened once.
+            opened = await crisis.tick()
+            if opened:
+                log.info("campaign tick: crisis returns opened %s", opened)
         if report.opened or report.reminded or report.closed or report.followed_up:
             log.info(
                 "campaign tick: opened=%s reminded=%s followed_up=%s closed=%s",

@@ -528,6 +528,17 @@ class SqlOutboxRepo(_Repo):
         stmt = select(c.status, func.count()).group_by(c.status)
         return {s: n for s, n in (await self.session.execute(stmt)).all()}
 
+    async def last_reply(self, channel: str, recipient: str) -> OutboxMessage | None:
+        """The newest conversational reply to this chat (sent or not)."""
+        c = tables.outbox.c
+        stmt = (
+            select(OutboxMessage)
+            .where(c.channel == channel, c.recipient == recipient, c.purpose == "reply")
+            .order_by(c.id.desc())
+            .limit(1)
+        )
+        return (await self.session.scalars(stmt)).first()
+
 
 class SqlActionRepo(_Repo):
     """Actions and their events."""

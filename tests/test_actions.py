@@ -105,8 +105,8 @@ async def test_submit_routes_posts_and_tells_the_reporter(world: Any) -> None:
         "Change category",
     ]
     told = [t for t in telegram.texts_to(asha.chat_id) if "TR-2026-12-0001" in t]
-    assert any("delivered to Neighbourhood Police" in t for t in told)
-    assert any("delivered to Cohesion Team" in t for t in told)
+    delivered = [t for t in told if "Delivered" in t]  # once both teams have it, in one message
+    assert delivered == ["TR-2026-12-0001 Delivered to Neighbourhood Police and Cohesion Team"]
 
 
 async def test_officer_lifecycle(world: Any) -> None:
@@ -140,13 +140,17 @@ async def test_officer_lifecycle(world: Any) -> None:
     assert "Status: Resolved: Graffiti removed." in edits[-1]
     assert _buttons([m for r, m, e in slack.sent if e is not None][-1]) == {}
     threads = [slack.sent[i][1].plain_text() for i in slack.threads]
-    assert threads[0].startswith("Acknowledged:") and any("CCTV" in t for t in threads)
+    assert threads[0] == "Acknowledged by Jane Smith, Cohesion Team" and any(
+        "CCTV" in t for t in threads
+    )
 
     told = [t for t in telegram.texts_to(asha.chat_id) if "TR-2026-12-0001" in t]
-    assert any("acknowledged by Cohesion Team" in t for t in told)
+    assert any("Acknowledged by Jane Smith, Cohesion Team" in t for t in told)
     assert any("Visited; cleaning booked." in t for t in told)
     assert not any("CCTV" in t for t in told)  # not marked for the reporter
-    assert any("closed" in t and "Graffiti removed." in t for t in told)
+    assert any(
+        "Closed by Jane Smith, Cohesion Team" in t and "Graffiti removed." in t for t in told
+    )
     kinds = [e.kind for e in await s.actions.timeline(ack.target)]
     assert kinds == ["created", "delivered", "acknowledged", "update", "update", "closed"]
 
@@ -173,7 +177,7 @@ async def test_reassign_and_need_to_know(world: Any) -> None:
     assert any(
         r == "C0NPT" and "TR-2026-12-0002" in m.plain_text() for r, m, e in slack.sent if e is None
     )
-    assert any("passed to Neighbourhood Police" in t for t in telegram.texts_to(asha.chat_id))
+    assert any("Passed to Neighbourhood Police by" in t for t in telegram.texts_to(asha.chat_id))
 
 
 async def test_unrouted_report_is_flagged(db_url: str) -> None:

@@ -129,6 +129,36 @@ def test_run_without_a_token_says_what_is_missing(
     assert "TENSIONBOT_TELEGRAM_TOKEN is not set" in result.output
 
 
+def test_campaign_status_lists_crisis_cadences(tmp_path: Path, db_url: str) -> None:
+    import asyncio
+
+    from bot.app import build_services
+    from bot.config import load_config
+    from bot.services.crisis import parse
+
+    runner = CliRunner()
+    config_path = _config(tmp_path, db_url)
+    base = ["--config", str(config_path)]
+    runner.invoke(main, [*base, "campaign", "open", "--period", "2030-01"])
+
+    async def start() -> None:
+        services = await build_services(load_config(config_path))
+        try:
+            request = parse("weekly Heath Town, Park until 2030-02-28", services.config)
+            await services.crisis.start(request, "person:1")
+        finally:
+            await services.close()
+
+    asyncio.run(start())
+    status = runner.invoke(main, [*base, "campaign", "status", "--period", "2030-01"])
+    assert status.exit_code == 0, status.output
+    assert "Crisis cadences (/crisis):" in status.output
+    assert "crisis 1: weekly return for Heath Town, Park" in status.output
+    assert "until 2030-02-28; 1 sent" in status.output
+    as_json = runner.invoke(main, [*base, "campaign", "status", "--period", "2030-01", "--json"])
+    assert [c["every"] for c in json.loads(as_json.output)["crisis_cadences"]] == ["weekly"]
+
+
 def test_a_rerun_of_invites_keeps_links_already_sent_and_shows_links_whole(
     tmp_path: Path, db_url: str
 ) -> None:

@@ -56,7 +56,9 @@ async def test_each_person_sees_the_commands_they_may_use(
             "schedule",
             "help",
         ]
-        assert menu(w, 803) == ["return", "report", "status", "cancel", "summary", "pact", "help"]
+        assert menu(w, 803) == [
+            "return", "report", "status", "cancel", "summary", "pact", "crisis", "help"
+        ]  # fmt: skip
 
         await sam.send_command("/help")
         help_text = (await sam.wait_for("/summary")).text or ""
@@ -92,7 +94,8 @@ async def test_menus_are_set_at_start_up_for_people_already_linked(
     try:
         await until(lambda: fake_telegram.commands("chat:804"))
         assert menu(w, 804) == [
-            "return", "report", "status", "cancel", "meeting", "schedule", "summary", "pact", "help"
+            "return", "report", "status", "cancel", "meeting", "schedule", "summary", "pact",
+            "crisis", "help",
         ]  # fmt: skip
         assert menu(w) == REPORTER
     finally:

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from bot.buttons import Action, Kind
 from bot.clock import FakeClock
 from bot.domain import PactMeeting, PactPriority
-from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser
+from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser, shown
 from bot.sim.fake_telegram import FakeTelegram, SimUser
 from bot.sim.scripts import select_value, tension, text_value, until
 from bot.sim.world import SimWorld, free_port
@@ -747,7 +747,12 @@ async def test_a_telegram_webhook_body_that_is_not_an_update_gets_400_without_a_
 
 # --------------------------------------------------------------------- every command and button
 
-HANDLERS = ("handlers/slack/__init__.py", "handlers/slack/pact.py", "handlers/telegram/__init__.py")
+HANDLERS = (
+    "handlers/slack/__init__.py",
+    "handlers/slack/pact.py",
+    "handlers/slack/crisis.py",
+    "handlers/telegram/__init__.py",
+)
 
 
 def registered() -> dict[str, set[str]]:
@@ -797,6 +802,7 @@ TELEGRAM_COMMANDS = {
     "schedule",
     "summary",
     "pact",
+    "crisis",
 }
 
 
@@ -804,7 +810,7 @@ def test_the_tests_below_cover_every_command_and_button() -> None:
     found = registered()
     assert found["action"] == SLACK_ACTIONS
     assert found["view"] == SLACK_VIEWS
-    assert found["command"] == {"/tensions", "/pact"}
+    assert found["command"] == {"/tensions", "/pact", "/crisis"}
     assert found["event"] == {"app_home_opened"}
     assert found["telegram"] == TELEGRAM_COMMANDS
 
@@ -893,7 +899,7 @@ async def test_unknown_slack_users_are_refused_everywhere(env: Env) -> None:
         assert reply["response_action"] == "errors", view["callback_id"]
         told = " ".join(reply["errors"].values())
         assert REFUSAL in told or "Only" in told, (view["callback_id"], told)
-    for command in ("/tensions", "/pact"):
+    for command in ("/tensions", "/pact", "/crisis"):
         n = len(slack.ephemerals(STRANGER_SLACK))
         status, _ = await stranger.slash(command, "", channel_id="C0SWP")
         assert status == 200
@@ -924,7 +930,11 @@ async def test_role_checks_on_every_slack_command_and_button(env: Env) -> None:
 
     # A councillor may not ask for summaries or PACT insight; nor may an officer.
     for who in ("U0MARK", "U0JANE"):
-        for command, expect in (("/tensions", "Summaries are for"), ("/pact", "PACT insight is")):
+        for command, expect in (
+            ("/tensions", "Summaries are for"),
+            ("/pact", "PACT insight is"),
+            ("/crisis", "Only admins and the Prevent and Cohesion Officer"),
+        ):
             n = len(slack.ephemerals(who))
             await env.user(who).slash(command, "", channel_id="C0SWP")
             assert expect in await ephemeral(slack, who, n)
@@ -975,7 +985,11 @@ async def test_role_checks_on_every_telegram_command_and_button(
     assert env.b.id is not None
     # Councillors: no summaries, no PACT insight.
     for user in (mark, asha):
-        for command, expect in (("/summary", "Summaries are for"), ("/pact", "PACT insight is")):
+        for command, expect in (
+            ("/summary", "Summaries are for"),
+            ("/pact", "PACT insight is"),
+            ("/crisis", "Only admins and the Prevent and Cohesion Officer"),
+        ):
             n = len(user.messages)
             await user.send_command(command)
             assert expect in await reply_after(user, n)
@@ -1027,7 +1041,12 @@ async def test_user_text_is_escaped_everywhere_it_is_shown(
         assert reviews and all(TG_EVIL in r and "<!channel>" not in r for r in reviews)
         # Slack: the action message (blocks and fallback text).
         post = env.post
-        assert SLACK_EVIL in json.dumps(post.blocks)
+        # As Slack shows it: exactly the text typed, no mention, link or formatting.
+        sections = [b["text"]["text"] for b in post.blocks if b["type"] == "section"]
+        assert any(EVIL in shown(t).text for t in sections)
+        assert all(set(shown(t).styles) <= {"bold", "italic"} for t in sections), [
+            shown(t) for t in sections
+        ]
         no_markers("action message", json.dumps(post.blocks) + post.text)
         # An officer's update with the same text: the thread, and Asha on Telegram.
         jane = env.user("U0JANE")
@@ -1039,7 +1058,7 @@ async def test_user_text_is_escaped_everywhere_it_is_shown(
         }
         status, reply = await jane.submit_view(modal, values)
         assert status == 200 and reply is None
-        told = await asha.wait_for("Update on your report")
+        told = await asha.wait_for("Update from")
         assert TG_EVIL in str(told.text)
         thread = await until(lambda: slack.thread("C0COHESION", post.ts))
         await w.settle()
@@ -1070,7 +1089,7 @@ async def test_user_text_is_escaped_everywhere_it_is_shown(
         no_markers("PACT briefing (Slack)", text + json.dumps(blocks))
         assert "<!channel>" not in render_text(brief)[0]
         # Summaries and PACT insight: what was typed after the command is quoted back, escaped.
-        for command in ("/tensions", "/pact"):
+        for command in ("/tensions", "/pact", "/crisis"):
             n = len(slack.ephemerals("U0SAM"))
             await env.user("U0SAM").slash(command, EVIL, channel_id="C0SWP")
             no_markers(command, await ephemeral(slack, "U0SAM", n))

@@ -123,8 +123,11 @@ async def test_action_lifecycle_through_slack(
     await _wait(lambda: post.updates >= 1)
     assert "Status:* Acknowledged" in json.dumps(post.blocks)
     assert "tb_ack" not in post.action_ids()
-    await asha.wait_for("acknowledged by Cohesion Team")
-    assert any(m.text.startswith("Acknowledged:") for m in slack.thread("C0COHESION", post.ts))
+    await asha.wait_for("Acknowledged by Jane Smith, Cohesion Team")
+    assert any(
+        m.text == "Acknowledged by Jane Smith, Cohesion Team"
+        for m in slack.thread("C0COHESION", post.ts)
+    )
     # A double click on the stale Acknowledge button: told, no second event.
     stale = SlackMessage(post.channel, post.ts, post.text, json.loads(section), None, post.user)
     await jane.click(stale, "tb_ack")
@@ -191,10 +194,10 @@ async def test_action_lifecycle_through_slack(
     # What the reporter saw, in order, each with the reference.
     told = [m.text or "" for m in asha.messages if "TR-2026-12-0001" in (m.text or "")]
     assert [t.split("</b>")[0].split("<b>")[-1] for t in told[1:]] == [
-        "Your report has been delivered",
-        "Your report has been acknowledged",
-        "Update on your report",
-        "Your report has been closed",
+        "Delivered to Cohesion Team",
+        "Acknowledged by Jane Smith, Cohesion Team",
+        "Update from Jane Smith, Cohesion Team",
+        "Closed by Jane Smith, Cohesion Team",
     ]
 
 
@@ -345,7 +348,7 @@ async def test_a_reporter_who_lives_in_slack(
         assert "&lt;!here&gt;" in json.dumps(post.blocks) and "<!here>" not in post.text
         await _wait(lambda: any("has been submitted" in m.text for m in slack.dm("U0PRIYA")))
         await _wait(
-            lambda: any("delivered to Cohesion Team" in m.text for m in slack.dm("U0PRIYA"))
+            lambda: any("Delivered to Cohesion Team" in m.text for m in slack.dm("U0PRIYA"))
         )
         campaign = await w.services.campaigns.resolve("2026-12")
         assert campaign.id is not None
@@ -393,7 +396,7 @@ async def test_socket_mode_for_development(
         jane = SlackUser(slack, "U0JANE", "http://127.0.0.1:9/unused")
         await jane.click(post, "tb_ack", socket=True)
         await _wait(lambda: post.updates >= 1)
-        await asha.wait_for("acknowledged by Cohesion Team")
+        await asha.wait_for("Acknowledged by Jane Smith, Cohesion Team")
         assert slack.socket_acks and "envelope_id" in slack.socket_acks[0]
     finally:
         await w.stop()

@@ -250,15 +250,16 @@ async def _return_rate_and_actions(s: Any) -> None:
     summary = await SummaryService(s.config, s.db.uow, clock).build(
         "2026-12", actor="admin", names=True
     )
-    # Monthly return: Asha (councillor, Heath Town) reported via /report, which is not the
-    # return; Sarah sent a nil return; Mark and Yusuf have not answered.
+    # Monthly return: Asha (councillor, Heath Town) reported via /report while it was open,
+    # which counts as taking part (schedule.urgent_report_answers_return, issue 18); Sarah sent
+    # a nil return; Mark and Yusuf have not answered.
     assert summary.returns_by_role == [
         ("community_leader", 0, 1, 1, 0),
-        ("councillor", 0, 0, 2, 0),
-        ("all", 0, 1, 3, 0),
+        ("councillor", 1, 0, 1, 0),
+        ("all", 1, 1, 2, 0),
     ]
-    assert ("Heath Town", 0, 0, 2, 0) in summary.returns_by_ward  # Asha and Yusuf
-    assert summary.outstanding == ["Cllr Asha Patel", "Cllr Mark Evans", "Imam Yusuf Khan"]
+    assert ("Heath Town", 1, 0, 1, 0) in summary.returns_by_ward  # Asha answered, Yusuf not
+    assert summary.outstanding == ["Cllr Mark Evans", "Imam Yusuf Khan"]
     assert summary.actions == [("cohesion", 1, 1, 0, 0, 3.0, None)]
     # The return rate, recomputed from the deliveries' rows: (responded + nil) / reached, and
     # over everyone asked; by ward, a person in two wards counts in each.
@@ -294,12 +295,12 @@ async def _return_rate_and_actions(s: Any) -> None:
     )
     heath = [x for _, wards, x in raw if "Heath Town" in wards]
     assert (
-        len(heath) == 2 and "| Heath Town | 0 | 0 | 2 | 0 | {} | {} |".format(*rates(heath)) in full
+        len(heath) == 2 and "| Heath Town | 1 | 0 | 1 | 0 | {} | {} |".format(*rates(heath)) in full
     )
     assert "counted in each ward's row" in full
     text = summary.markdown()
     # Beside withheld counts (all below 3) the rates are withheld too: they would give them away.
-    assert "| councillor | 0 | 0 | [c] | 0 | [c] | [c] |" in text
+    assert "| councillor | [c] | 0 | [c] | 0 | [c] | [c] |" in text  # Asha's urgent report
     assert "| community_leader | 0 | [c] | [c] | 0 | [c] | [c] |" in text
     # One action is a count below 3: withheld with its median times (it was shown as 1).
     assert "| cohesion | [c] | [c] | [c] | [c] | – | – |" in text

@@ -190,13 +190,17 @@ class ActionService:
         action = await uow.actions.get(row.action_id)
         if action is None or action.delivered_at is not None:
             return
+        report = await uow.reports.get(action.report_id)
+        if report is not None:
+            # Before any change (the order recategorising takes too): the posts of one
+            # submission queue here, so exactly one of them sees them all delivered.
+            await uow.reports.lock_period(report.period)
         action.slack_ts = result.message_ref
         action.delivered_at = now
         team = self.teams.get(action.team_key)
         name = team.name if team else action.team_key
-        await self._event(
-            uow, action, now, "delivered", "slack", f"delivered to {name}", for_reporter=True
-        )
+        await self._event(uow, action, now, "delivered", "slack", f"delivered to {name}")
+        await self._tell_delivered(uow, action, now)
         if action.version > 0:
             # An officer acted on the post between Slack showing it and this record (the post
             # is built at version 0; on a busy machine the fault suite's officer clicked in that
@@ -207,12 +211,61 @@ class ActionService:
                     await self._thread_post(uow, action, event, now)
             await self._refresh_slack(uow, action, now)
 
+    async def _tell_delivered(self, uow: UnitOfWork, action: Action, now: datetime) -> None:
+        """One "delivered" notice per submission, once every team has its post: a return with
+        two tensions routed to three teams gives the reporter one message, not three."""
+        report = await uow.reports.get(action.report_id)
+        if report is None or report.person_id is None:
+            return
+        batch = [
+            r
+            for r in await uow.reports.for_person(report.person_id, limit=50)
+            if r.created_at == report.created_at
+        ]
+        teams: list[tuple[Report, list[str]]] = []
+        for r in sorted(batch, key=lambda r: r.reference):
+            assert r.id is not None
+            actions = await uow.actions.for_report(r.id)
+            if any(a.delivered_at is None for a in actions):
+                return  # the last post to go out sends the notice
+            names = [
+                self.teams[a.team_key].name if a.team_key in self.teams else a.team_key
+                for a in actions
+            ]
+            teams.append((r, names))
+        person = await uow.people.get(report.person_id)
+        address = (
+            address_of(person, slack=self.config.secrets.slack_bot_token is not None)
+            if person is not None
+            else None
+        )
+        if address is None:
+            return
+        b = MessageBuilder()
+        if len(teams) == 1:
+            b.line(code(teams[0][0].reference), " ", bold(f"Delivered to {_and(teams[0][1])}"))
+        else:
+            b.line(bold(f"Your {len(teams)} reports have been delivered"))
+            for r, names in teams:
+                b.line(code(r.reference), f" to {_and(names)}")
+        await enqueue(
+            uow,
+            channel=address[0],
+            recipient=address[1],
+            message=b.build(),
+            key=f"delivered:{report.person_id}:{min(r.reference for r, _ in teams)}",
+            now=now,
+            purpose="reply",
+        )
+
     # ----------------------------------------------------------------- officers
 
     async def acknowledge(self, officer: Officer, action_id: int, version: int) -> str:
         """Acknowledge an action (members of the owning team, or admins)."""
 
         async def change(uow: UnitOfWork, action: Action, now: datetime) -> str:
+            # Before any change: a query after one would flush it early (see _change).
+            who = await self._who(uow, officer, self.teams.get(action.team_key))
             if action.state != ActionState.OPEN.value:
                 raise ActionError(f"Already {STATE_LABELS[action.state].lower()}.")
             action.state = ActionState.ACKNOWLEDGED.value
@@ -227,6 +280,7 @@ class ActionService:
                 officer.slack_user_id,
                 f"acknowledged by {team.name}",
                 for_reporter=True,
+                headline=f"Acknowledged by {who}",
             )
             return "Acknowledged."
 
@@ -243,13 +297,23 @@ class ActionService:
             raise ActionError(f"Please keep updates under {MAX_NOTE} characters.")
 
         async def change(uow: UnitOfWork, action: Action, now: datetime) -> str:
+            # Before any change: a query after one would flush it early (see _change).
+            who = await self._who(uow, officer, self.teams.get(action.team_key))
             if action.state == ActionState.CLOSED.value:
                 raise ActionError("This action is closed.")
             if action.state == ActionState.OPEN.value:
                 action.acknowledged_at, action.acknowledged_by = now, officer.slack_user_id
             action.state = ActionState.IN_PROGRESS.value
             await self._event(
-                uow, action, now, "update", officer.slack_user_id, text, for_reporter=for_reporter
+                uow,
+                action,
+                now,
+                "update",
+                officer.slack_user_id,
+                text,
+                for_reporter=for_reporter,
+                headline=f"Update from {who}",
+                detail=text,
             )
             return "Update added."
 
@@ -268,13 +332,23 @@ class ActionService:
             raise ActionError(f"Please keep the note under {MAX_NOTE} characters.")
 
         async def change(uow: UnitOfWork, action: Action, now: datetime) -> str:
+            # Before any change: a query after one would flush it early (see _change).
+            who = await self._who(uow, officer, self.teams.get(action.team_key))
             if action.state == ActionState.CLOSED.value:
                 raise ActionError("This action is already closed.")
             action.state = ActionState.CLOSED.value
             action.outcome, action.outcome_note, action.closed_at = outcome, note, now
             text = OUTCOME_LABELS[outcome] + (f": {note}" if note else "")
             await self._event(
-                uow, action, now, "closed", officer.slack_user_id, text, for_reporter=True
+                uow,
+                action,
+                now,
+                "closed",
+                officer.slack_user_id,
+                text,
+                for_reporter=True,
+                headline=f"Closed by {who}",
+                detail=text,
             )
             return "Closed."
 
@@ -286,6 +360,8 @@ class ActionService:
             raise ActionError("Unknown team.")
 
         async def change(uow: UnitOfWork, action: Action, now: datetime) -> str:
+            # Before any change: a query after one would flush it early (see _change).
+            who = await self._who(uow, officer, self.teams.get(action.team_key))
             if action.state == ActionState.CLOSED.value:
                 raise ActionError("This action is closed.")
             if team_key == action.team_key:
@@ -308,6 +384,7 @@ class ActionService:
                 officer.slack_user_id,
                 f"passed to {target.name}",
                 for_reporter=True,
+                headline=f"Passed to {target.name} by {who}",
             )
             await self._open_action(uow, report, team_key, now, actor=officer.slack_user_id)
             return f"Reassigned to {target.name}."
@@ -320,6 +397,8 @@ class ActionService:
         """Correct the report's category; it is routed again and the reporter is told."""
 
         async def change(uow: UnitOfWork, action: Action, now: datetime) -> str:
+            # Before any change: a query after one would flush it early (see _change).
+            who = await self._who(uow, officer, self.teams.get(action.team_key))
             report = await uow.reports.get(action.report_id)
             assert report is not None and report.id is not None
             form = await self.forms.definition(uow, report.form_version_id)
@@ -359,6 +438,8 @@ class ActionService:
                 officer.slack_user_id,
                 f"category changed from {old} to {new}; it now goes to {names}",
                 for_reporter=True,
+                headline=f"Re-routed by {who}",
+                detail=f"category changed from {old} to {new}; it now goes to {names}",
             )
             if not r.teams:
                 await self.alert_admins(
@@ -442,6 +523,15 @@ class ActionService:
         return reply
 
     @staticmethod
+    async def _who(uow: UnitOfWork, officer: Officer, team: TeamConfig | None) -> str:
+        """ "Jane Smith, Community Cohesion Team": the officer by name when we know them, and
+        the team they acted for (just the team when the officer is not on the people list)."""
+        person = await uow.people.by_slack_user(officer.slack_user_id)
+        names = [person.name] if person is not None and person.active else []
+        names += [team.name] if team is not None else []
+        return ", ".join(names) or "an officer"
+
+    @staticmethod
     async def _may_act(uow: UnitOfWork, officer: Officer, team: TeamConfig) -> bool:
         if officer.slack_user_id in team.members:
             return True
@@ -465,7 +555,11 @@ class ActionService:
         text: str,
         *,
         for_reporter: bool = False,
+        headline: str | None = None,
+        detail: str | None = None,
     ) -> None:
+        """Record an event; ``headline`` names what happened and who did it, once, in the
+        thread and the reporter's notice (``detail``, if any, follows it)."""
         assert action.id is not None
         event = ActionEvent(
             action_id=action.id,
@@ -477,26 +571,46 @@ class ActionService:
         )
         await uow.actions.add_event(event)
         if action.slack_ts is not None and kind not in ("created", "delivered"):
-            await self._thread_post(uow, action, event, now)
+            await self._thread_post(uow, action, event, now, headline, detail)
         if for_reporter:
-            await self._tell_reporter(uow, action, event)
+            await self._tell_reporter(uow, action, event, headline, detail)
 
     async def _thread_post(
-        self, uow: UnitOfWork, action: Action, event: ActionEvent, now: datetime
+        self,
+        uow: UnitOfWork,
+        action: Action,
+        event: ActionEvent,
+        now: datetime,
+        headline: str | None = None,
+        detail: str | None = None,
     ) -> None:
-        """The change also goes into the thread under the team's message (once per event)."""
+        """The change also goes into the thread under the team's message (once per event):
+        ``headline`` names what happened and who did it, once (an event caught up later, whose
+        headline is not kept, shows its kind and text)."""
+        line = (
+            MessageBuilder().line(bold(headline), *([": ", detail] if detail else []))
+            if headline
+            else MessageBuilder().line(bold(f"{event.kind.capitalize()}: "), event.text)
+        )
         await enqueue(
             uow,
             channel="slack",
             recipient=action.slack_channel or "",
-            message=MessageBuilder().line(bold(f"{event.kind.capitalize()}: "), event.text).build(),
+            message=line.build(),
             key=f"action:{action.id}:thread:{event.id}",
             now=now,
             purpose="action_thread",
             thread_ref=action.slack_ts,
         )
 
-    async def _tell_reporter(self, uow: UnitOfWork, action: Action, event: ActionEvent) -> None:
+    async def _tell_reporter(
+        self,
+        uow: UnitOfWork,
+        action: Action,
+        event: ActionEvent,
+        headline: str | None = None,
+        detail: str | None = None,
+    ) -> None:
         report = await uow.reports.get(action.report_id)
         if report is None or report.person_id is None:
             return
@@ -507,12 +621,14 @@ class ActionService:
         if address is None:
             return
         channel, recipient = address
-        message = (
-            MessageBuilder()
-            .line(code(report.reference), " ", bold(_reporter_headline(event)))
-            .line(event.text)
-            .build()
+        b = MessageBuilder().line(
+            code(report.reference), " ", bold(headline or _reporter_headline(event))
         )
+        if headline is None:
+            b.line(event.text)
+        elif detail:
+            b.line(detail)
+        message = b.build()
         await enqueue(
             uow,
             channel=channel,
@@ -812,3 +928,8 @@ def _reporter_headline(event: ActionEvent) -> str:
         "reopened": "Your report has been reopened",
         "recategorised": "Your report has been re-routed",
     }.get(event.kind, "News about your report")
+
+
+def _and(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]

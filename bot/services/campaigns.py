@@ -241,6 +241,33 @@ class CampaignService:
         self.wake()
         return campaign
 
+    async def open_occurrence(
+        self,
+        uow: UnitOfWork,
+        *,
+        key: str,
+        closes_at: datetime,
+        wards: Sequence[str],
+        roles: Sequence[str],
+        actor: str,
+        now: datetime,
+    ) -> Campaign:
+        """One occurrence of a crisis cadence, in the caller's unit of work (bot/services/crisis.py
+        checks the key first; the unique key stops a second one)."""
+        return await self._create(
+            uow,
+            key=key,
+            kind="extra",
+            period=period_of(now, self.config),
+            opens_at=now,
+            closes_at=closes_at,
+            reminders=[],
+            wards=list(wards),
+            roles=list(roles),
+            actor=actor,
+            now=now,
+        )
+
     async def _create(
         self,
         uow: UnitOfWork,

@@ -20,6 +20,7 @@ from bot.domain import (
     Campaign,
     Conversation,
     DeliveryStatus,
+    OutboxStatus,
     Person,
 )
 from bot.forms import FormDefinition, Question
@@ -39,6 +40,18 @@ log = logging.getLogger(__name__)
 REVIEW = "review"
 EDIT = "edit"
 ANSWERED = {DeliveryStatus.RESPONDED.value, DeliveryStatus.NIL.value}
+_CONVERSATION_KINDS = frozenset(
+    {
+        Kind.ANSWER,
+        Kind.SKIP,
+        Kind.BACK,
+        Kind.CANCEL,
+        Kind.REVIEW_SUBMIT,
+        Kind.REVIEW_EDIT,
+        Kind.EDIT_FIELD,
+        Kind.ADD_ANOTHER,
+    }
+)
 
 
 class _Step:
@@ -161,6 +174,35 @@ class ConversationService:
 
         async def handle(step: _Step) -> None:
             await self._on_text(step, text)
+
+        return await self._run(sender, handle)
+
+    async def location(self, sender: Sender, latitude: float, longitude: float) -> Outcome:
+        """A shared location: the answer to "Where exactly?" (question ``location``), kept
+        only to about 100 m (three decimals of a degree: a street, never a doorstep)."""
+
+        async def handle(step: _Step) -> None:
+            conv = await step.uow.conversations.active_for(self._pid(step))
+            form = await self._form_for(step, conv) if conv is not None else None
+            q = self._current_question(conv, form) if conv and form else None
+            if conv is None or form is None or q is None or q.id != "location":
+                await self._reply(
+                    step,
+                    MessageBuilder()
+                    .line(
+                        "Thank you: a shared location answers the “Where exactly” question "
+                        "only. Please answer this one as asked."
+                    )
+                    .build(),
+                )
+                if conv is not None:
+                    await self._reask(step, conv)
+                return
+            if conv.flow == "monthly" and not await self._campaign_open(step, conv.campaign_id):
+                await self._closed(step, conv.campaign_id)
+                return
+            await self._retire_keyboard(step, conv)
+            await self._accept(step, conv, form, q, coarse_place(conv, latitude, longitude), None)
 
         return await self._run(sender, handle)
 
@@ -376,7 +418,13 @@ class ConversationService:
             step.toast = "That button is not valid any more."
             return
         if conv.status != "active" or conv.seq != action.seq:
-            step.toast = "That question has moved on: please use the latest message."
+            # A second tap, or a tap on an answered message: nothing changes, but say so.
+            step.toast = {
+                "submitted": "Already sent: thank you. /status shows your reports.",
+                "cancelled": "Already cancelled: nothing was sent.",
+            }.get(
+                conv.status, "Already answered: that question has moved on, see the latest message."
+            )
             return
         if conv.flow == "monthly" and not await self._campaign_open(step, conv.campaign_id):
             await self._closed(step, conv.campaign_id)
@@ -443,6 +491,12 @@ class ConversationService:
         active = await step.uow.conversations.active_for(pid)
         if action.kind is Kind.NIL:
             assert campaign.id is not None
+            if delivery.status == DeliveryStatus.NIL.value:
+                step.toast = "Already recorded: your nil return is in. Thank you."
+                return
+            if delivery.status == DeliveryStatus.RESPONDED.value:
+                step.toast = "Already done: you have sent reports for this return. Thank you."
+                return
             refused = await record_nil(
                 step.uow, person_id=pid, campaign_id=campaign.id, now=step.now
             )
@@ -460,11 +514,18 @@ class ConversationService:
             if active.campaign_id != campaign.id and active.flow == "monthly":
                 active.status = "cancelled"  # an older return's draft; this one supersedes it
                 active.updated_at = step.now
+            elif active.campaign_id == campaign.id:
+                # A second tap of "Report a tension": the question is already below it.
+                step.toast = "Already started: the question is below. /return shows it again."
+                return
             else:
                 await self._reask(step, active, note="Carrying on where you left off.")
                 return
         assert campaign.id is not None
         conv = await self._new_conversation(step, "monthly", campaign.id, campaign.form_version_id)
+        if ref is not None:
+            # The form's buttons have been answered: take them away.
+            await self._reply(step, texts.form_started(campaign, form, self.tz), edit_ref=ref)
         await self._ask(step, conv, form, edit_ref=None)
 
     async def _on_choice(
@@ -517,7 +578,26 @@ class ConversationService:
                 .build(),
             )
             return
+        await self._retire_keyboard(step, conv)
         await self._accept(step, conv, form, q, text, None)
+
+    async def _retire_keyboard(self, step: _Step, conv: Conversation) -> None:
+        """Take the buttons off the question a typed answer just answered, so only the newest
+        question has live buttons (the old ones would only be refused as stale)."""
+        last = await step.uow.outbox.last_reply(step.sender.platform, str(step.sender.chat_id))
+        if last is None or last.status != OutboxStatus.SENT.value or last.result_ref is None:
+            return
+        message = OutgoingMessage.model_validate(last.payload)
+        if not message.buttons:
+            return
+        try:
+            targets = {Action.decode(b.data).target for row in message.buttons for b in row}
+            kinds = {Action.decode(b.data).kind for row in message.buttons for b in row}
+        except BadPayload:
+            return
+        if targets != {conv.id} or not kinds <= _CONVERSATION_KINDS:
+            return
+        await self._reply(step, message.model_copy(update={"buttons": []}), last.result_ref)
 
     # ----------------------------------------------------------------- the flow
 
@@ -656,9 +736,19 @@ class ConversationService:
             now=step.now,
             tz=self.tz,
             actions=self.actions,
+            urgent_answers_open=self.config.schedule.urgent_report_answers_return,
         )
         conv.status = "submitted"
         conv.updated_at = step.now
         conv.seq += 1
         step.toast = "Submitted. Thank you."
         await self._reply(step, texts.submitted(made, form), edit_ref=ref)
+
+
+def coarse_place(conv: Conversation, latitude: float, longitude: float) -> str:
+    """A shared point as stored: rounded to three decimals of a degree (about 110 m north-south
+    and 70 m east-west here), with the ward the reporter gave (there are no ward boundaries to
+    check the point against, so the text says it is the ward given)."""
+    ward = conv.draft.get("ward", "")
+    where = f" in or near {ward} (the ward given)" if ward else ""
+    return f"Shared location{where}, to about 100 m: {latitude:.3f}, {longitude:.3f}"

@@ -344,21 +344,8 @@ class PactService:
         """``/schedule [neighbourhood] YYYY-MM-DD HH:MM FORMAT VENUE...`` from a chair: the
         answer to show (a PactError's message when refused)."""
         words = text.split()
-        hoods = await self._chaired(uow, person)
-        if words and not words[0][:1].isdigit():
-            hood = self.neighbourhood(words.pop(0))
-            if hood.key not in hoods and person.role != Role.ADMIN.value:
-                raise PactError(f"You do not chair the {hood.name} PACT meetings.")
-        elif len(hoods) == 1:
-            hood = self.hoods[hoods[0]]
-        elif not hoods:
-            raise PactError("Only a PACT chair can schedule a meeting.")
-        else:
-            raise PactError(
-                "You chair several neighbourhoods: start with one of "
-                + ", ".join(sorted(hoods))
-                + "."
-            )
+        named = words.pop(0) if words and not words[0][:1].isdigit() else ""
+        hood = self.neighbourhood(await self.chaired_for_scheduling(uow, person, named))
         if len(words) < 4:
             raise PactError(
                 "Please write /schedule YYYY-MM-DD HH:MM FORMAT VENUE, e.g. "
@@ -383,6 +370,23 @@ class PactService:
             f"Scheduled: {hood.name} PACT meeting, {local_time(meeting.starts_at, self.tz)}, "
             f"{meeting.venue} ({FORMAT_LABELS[meeting.format]}). Invitations go out "
             f"{self.config.pact.reminder_days_before} days before."
+        )
+
+    async def chaired_for_scheduling(self, uow: UnitOfWork, person: Person, named: str) -> str:
+        """The neighbourhood a chair schedules for: the one ``named`` (which they must chair,
+        unless an admin), else the one they chair; PactError says why not."""
+        hoods = await self._chaired(uow, person)
+        if named:
+            hood = self.neighbourhood(named)
+            if hood.key not in hoods and person.role != Role.ADMIN.value:
+                raise PactError(f"You do not chair the {hood.name} PACT meetings.")
+            return hood.key
+        if len(hoods) == 1:
+            return hoods[0]
+        if not hoods:
+            raise PactError("Only a PACT chair can schedule a meeting.")
+        raise PactError(
+            "You chair several neighbourhoods: start with one of " + ", ".join(sorted(hoods)) + "."
         )
 
     async def chairs(self, uow: UnitOfWork, person: Person) -> bool:

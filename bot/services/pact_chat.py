@@ -28,6 +28,7 @@ from bot.services.pact import (
     PactService,
     parse_count,
 )
+from bot.services.pact_guided import GuidedSchedule
 
 # Button values with a meaning of their own (choices are 0, 1, 2 ...).
 CANCEL, DONE, USE_REPORT, SAVE, RESTART = 9000, 9001, 9002, 9003, 9004
@@ -52,6 +53,7 @@ class PactChat:
     def __init__(self, service: PactService) -> None:
         self.service = service
         self.tz = service.tz
+        self.guided = GuidedSchedule(service)
 
     # ----------------------------------------------------------------- entry points
 
@@ -85,7 +87,11 @@ class PactChat:
             )
 
     async def schedule_command(self, turn: Turn, args: str) -> None:
-        """``/schedule [neighbourhood] YYYY-MM-DD HH:MM FORMAT VENUE``."""
+        """``/schedule [neighbourhood] YYYY-MM-DD HH:MM FORMAT VENUE``; ``/schedule`` alone (or
+        with just a neighbourhood) asks for each in turn."""
+        if len(args.split()) <= 1 and not args.strip()[:1].isdigit():
+            await self.guided.start(turn, args.strip())
+            return
         try:
             text = await self.service.schedule_in_chat(turn.uow, turn.person, args)
         except PactError as exc:
@@ -93,7 +99,10 @@ class PactChat:
         await turn.reply(MessageBuilder().line(text).build())
 
     async def cancel(self, turn: Turn) -> bool:
-        """``/cancel`` while recording: stop (nothing is stored). False if not recording."""
+        """``/cancel`` while recording or scheduling: stop (nothing is stored). False if
+        neither."""
+        if await self.guided.cancel(turn):
+            return True
         rec = await self.active(turn)
         if rec is None:
             return False
@@ -123,7 +132,10 @@ class PactChat:
         await self._choice(turn, rec, action.value, ref)
 
     async def text(self, turn: Turn, raw: str) -> bool:
-        """A typed answer; False when the chair is not recording (not ours to answer)."""
+        """A typed answer; False when the chair is not recording or scheduling (not ours to
+        answer)."""
+        if await self.guided.text(turn, raw):
+            return True
         rec = await self.active(turn)
         if rec is None:
             return False

@@ -42,9 +42,14 @@ async def create_reports(
     now: datetime,
     tz: ZoneInfo,
     actions: ActionService | None,
+    urgent_answers_open: bool = False,
 ) -> list[Report]:
-    """Store each tension as a report with its reference, route it, and mark the return answered."""
-    period = f"{now.astimezone(tz):%Y-%m}"
+    """Store each tension as a report with its reference, route it, and mark the return answered.
+
+    A report answering a return carries that return's period (December's return answered on 30
+    November gives ``TR-2026-12-…``); an urgent report carries the month it arrives in."""
+    campaign = await uow.campaigns.get(campaign_id) if campaign_id is not None else None
+    period = campaign.period if campaign is not None else f"{now.astimezone(tz):%Y-%m}"
     prefix = f"TR-{period}"
     made: list[Report] = []
     for answers in tensions:
@@ -85,6 +90,17 @@ async def create_reports(
         if delivery is not None:
             delivery.status = DeliveryStatus.RESPONDED.value
             delivery.responded_at = now
+    elif urgent_answers_open:
+        # An urgent report while a return is open is taking part in it ([schedule]
+        # urgent_report_answers_return): nobody is chased for a return they have just answered.
+        for campaign in await uow.campaigns.open():
+            assert campaign.id is not None
+            delivery = await uow.deliveries.get_for(campaign.id, person_id)
+            if delivery is None or delivery.status in ANSWERED or now >= campaign.closes_at:
+                continue
+            delivery.status = DeliveryStatus.RESPONDED.value
+            delivery.responded_at = now
+            await audit(uow, now, f"person:{person_id}", "return.answered_by_urgent", campaign.key)
     return made
 
 
@@ -266,6 +282,7 @@ class ReportingService:
                 now=now,
                 tz=self.tz,
                 actions=self.actions,
+                urgent_answers_open=self.config.schedule.urgent_report_answers_return,
             )
             await enqueue(
                 uow,

@@ -19,11 +19,12 @@ REPORTER_COMMANDS = (
 )
 CHAIR_COMMANDS = (
     ("/meeting", "PACT chairs: record a meeting (attendance and priorities)"),
-    ("/schedule", "PACT chairs: /schedule YYYY-MM-DD HH:MM FORMAT VENUE"),
+    ("/schedule", "PACT chairs: schedule a meeting (step by step, or in one line)"),
 )
 SUMMARY_COMMANDS = (
     ("/summary", "the tension summary: /summary [YYYY-MM] [ward] [category]"),
     ("/pact", "which PACT times and venues draw people: /pact [neighbourhood]"),
+    ("/crisis", "a daily or weekly extra return: /crisis daily WARDS [until YYYY-MM-DD] | stop"),
 )
 HELP_COMMAND = ("/help", "this message")
 
@@ -100,6 +101,15 @@ def form_message(
     assert campaign.id is not None
     b.row(_btn("Report a tension", Action(Kind.START, campaign.id)))
     b.row(_btn("Nothing to report this time", Action(Kind.NIL, campaign.id)))
+    return b.build()
+
+
+def form_started(campaign: Campaign, form: FormDefinition, tz: ZoneInfo) -> OutgoingMessage:
+    """The form once its "Report a tension" button is taken: the same words, no buttons."""
+    b = MessageBuilder().line(bold(campaign.title)).line(form.intro)
+    b.line(f"Please reply by {local_time(campaign.closes_at, tz)}.")
+    b.line(italic("Started: the questions follow below."))
+    b.blank().line(italic(form.emergency_notice))
     return b.build()
 
 

@@ -137,6 +137,7 @@ class FakeTelegram:
         self.per_chat_rate = per_chat_rate
         self.base_url = ""
         self.calls: list[ApiCall] = []
+        self.answers: dict[str, str | None] = {}  # callback query id -> toast text
         self.throttled = 0
         self._chats: dict[int, _Chat] = {}
         self._injections: list[_Injection] = []
@@ -654,7 +655,21 @@ class FakeTelegram:
         return self._message_json(m)
 
     async def _api_answerCallbackQuery(self, params: dict[str, Any]) -> bool:
+        self.answers[str(params.get("callback_query_id"))] = params.get("text")
+        async with self.changed:
+            self.changed.notify_all()
         return True
+
+    async def answer_to(self, query_id: str, timeout: float = 10.0) -> str | None:
+        """Wait until the bot has answered button tap ``query_id``; its toast text (or None)."""
+
+        async def wait() -> str | None:
+            async with self.changed:
+                while query_id not in self.answers:
+                    await self.changed.wait()
+                return self.answers[query_id]
+
+        return await asyncio.wait_for(wait(), timeout)
 
     async def _api_deleteMessage(self, params: dict[str, Any]) -> bool:
         chat = self._writable_chat(params)
@@ -851,6 +866,21 @@ class SimUser:
             }
         )
 
+    async def send_location(self, latitude: float, longitude: float) -> None:
+        """Share a location (the paperclip's Location, as a phone sends it)."""
+        self._sent.append("[location]")
+        await self._push(
+            {
+                "message": self._message(
+                    location={
+                        "latitude": latitude,
+                        "longitude": longitude,
+                        "horizontal_accuracy": 12.5,
+                    }
+                )
+            }
+        )
+
     async def send_voice(self) -> None:
         """Send a voice note."""
         self._sent.append("[voice note]")
@@ -873,7 +903,7 @@ class SimUser:
         messages = self.messages
         return messages[-1] if messages else None
 
-    async def press(self, label: str, message: SentMessage | None = None) -> None:
+    async def press(self, label: str, message: SentMessage | None = None) -> str:
         """Tap the button whose text contains ``label`` (an exact match wins) on the newest
         message that has one."""
         candidates = [message] if message is not None else list(reversed(self.messages))
@@ -886,10 +916,11 @@ class SimUser:
             if chosen is None:
                 continue
             self._sent.append(f"[taps {chosen[0]}]")
+            query_id = f"{self.user_id}-{next(self._message_ids)}"
             await self._push(
                 {
                     "callback_query": {
-                        "id": str(next(self._message_ids)),
+                        "id": query_id,
                         "from": self._user_json(),
                         "chat_instance": str(self.chat_id),
                         "data": chosen[1],
@@ -897,21 +928,22 @@ class SimUser:
                     }
                 }
             )
-            return
+            return query_id
         available = [b[0] for m in candidates[:3] for b in m.buttons()]
         raise AssertionError(
             f"no button {label!r} for {self.first_name}; newest buttons: {available}"
         )
 
-    async def press_data(self, data: str) -> None:
-        """Send a button tap with any callback data (a forged or stale payload), as if on the
-        newest message."""
+    async def press_data(self, data: str, message: SentMessage | None = None) -> str:
+        """Send a button tap with any callback data (a forged or stale payload, or a button
+        already taken away), as if on ``message`` (default: the newest). Returns the tap's id."""
         self._sent.append(f"[taps a button with data {data!r}]")
-        message = self.last
+        message = message or self.last
+        query_id = f"{self.user_id}-{next(self._message_ids)}"
         await self._push(
             {
                 "callback_query": {
-                    "id": str(next(self._message_ids)),
+                    "id": query_id,
                     "from": self._user_json(),
                     "chat_instance": str(self.chat_id),
                     "data": data,
@@ -919,6 +951,7 @@ class SimUser:
                 }
             }
         )
+        return query_id
 
     async def wait_for(
         self, match: str | Callable[[SentMessage], bool], timeout: float = 60.0, after: int = 0

@@ -85,6 +85,7 @@ class SimWorld:
     async def tick(self) -> None:
         """Run the scheduler's ticks once at the fake clock's time, and let them send."""
         await self.services.campaigns.tick()
+        await self.services.crisis.tick()
         await self.services.actions.tick()
         await post_scheduled(self.services.summaries)
         await self.services.pact.tick()

@@ -20,11 +20,13 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services.actions import ActionService
+from bot.services.crisis import CrisisService
 from bot.services.pact import PactService
 from bot.services.reports import ReportingService
 from bot.services.seen import SeenRequests
 from bot.services.summary import SummaryService
 from handlers.slack import register
+from handlers.slack.crisis import register as register_crisis
 from handlers.slack.pact import register_pact
 from handlers.slack.requests import problem
 
@@ -59,6 +61,7 @@ def build_app(
     *,
     seen: SeenRequests,
     pact: PactService | None = None,
+    crisis: CrisisService | None = None,
 ) -> AsyncApp:
     """The Bolt app (signature and timestamp of every request verified by Bolt, replays refused
     through ``seen``, in the database); with ``pact``, the PACT listeners too."""
@@ -66,6 +69,8 @@ def build_app(
     register(app, actions, reporting, summaries, seen)
     if pact is not None:
         register_pact(app, pact)
+    if crisis is not None:
+        register_crisis(app, crisis)
     return app
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.buttons import Action, Kind
 from bot.services.reports import FormRequest, Home
-from handlers.slack.render import escape
+from handlers.slack.render import escape, escape_mrkdwn
 
 
 def start_value(campaign_id: int) -> str:
@@ -261,7 +261,7 @@ def home_view(home: Home | None, refusal: str = "") -> dict[str, Any]:
     if home.reports:
         blocks.append({"type": "divider"})
         lines = [
-            f"`{escape(ref)}` {escape(summary)} · _{escape(state)}_"
+            f"`{escape(ref)}` {escape_mrkdwn(summary)} · _{escape(state)}_"
             for ref, summary, state in home.reports
         ]
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}})

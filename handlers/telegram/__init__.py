@@ -24,6 +24,7 @@ from telegram.ext import (
 
 from bot.services.common import Outcome, Sender
 from bot.services.conversation import ConversationService
+from bot.services.crisis import CrisisService
 from bot.services.pact import PactError, PactService, insight_message
 from bot.services.summary import SummaryRefused, SummaryService
 from handlers.telegram.menus import set_chat_menu
@@ -80,10 +81,18 @@ def register(
     conversation: ConversationService,
     summaries: SummaryService | None = None,
     pact: PactService | None = None,
+    *,
+    crisis: CrisisService | None = None,
 ) -> None:
     """Attach tensionbot's handlers to ``application``."""
     # A private chat with a person: an update without a sender is nothing for us (ignored).
     private = filters.ChatType.PRIVATE & filters.USER
+
+    async def on_crisis(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat = update.effective_chat
+        assert chat is not None and crisis is not None
+        reply = await crisis.for_telegram(_sender(update).user_id, " ".join(context.args or []))
+        await chat.send_message(reply)  # plain text: it may quote what was typed
 
     async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         token = context.args[0] if context.args else None
@@ -108,6 +117,13 @@ def register(
         message = update.effective_message
         assert message is not None and message.text is not None
         await _finish(update, await conversation.text(_sender(update), message.text))
+
+    async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        assert message is not None and message.location is not None
+        point = message.location
+        outcome = await conversation.location(_sender(update), point.latitude, point.longitude)
+        await _finish(update, outcome)
 
     async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await _finish(update, await conversation.unsupported(_sender(update), _kind(update)))
@@ -159,10 +175,13 @@ def register(
         application.add_handler(CommandHandler("pact", on_pact, filters=private))
     if summaries is not None:
         application.add_handler(CommandHandler("summary", on_summary, filters=private))
+    if crisis is not None:
+        application.add_handler(CommandHandler("crisis", on_crisis, filters=private))
     for name in COMMANDS:
         application.add_handler(CommandHandler(name, command(name), filters=private))
     application.add_handler(MessageHandler(private & filters.COMMAND, on_other_command))
     application.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, on_text))
+    application.add_handler(MessageHandler(private & filters.LOCATION, on_location))
     application.add_handler(
         MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, on_other)
     )
