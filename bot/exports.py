@@ -177,6 +177,37 @@ def pact_tables(insight: PactInsight) -> dict[str, tuple[list[str], list[list[An
                 for r in rows
             ],
         )
+    model = insight.model()
+    if model is not None:
+        out["pact_model"] = (
+            [
+                "factor",
+                "level",
+                "reference",
+                "meetings",
+                "reference_meetings",
+                "rate_ratio",
+                "ci95_low",
+                "ci95_high",
+                "method",
+                "dispersion",
+            ],
+            [
+                [
+                    r.factor,
+                    insight.label(r.factor, r.level),
+                    insight.label(r.factor, r.reference),
+                    r.meetings,
+                    r.reference_meetings,
+                    round(r.ratio, 4),
+                    round(r.low, 4),
+                    round(r.high, 4),
+                    model.method,
+                    None if model.dispersion is None else round(model.dispersion, 3),
+                ]
+                for r in model.ratios
+            ],
+        )
     rate = resolution_rate(insight)
     out["pact_priorities"] = (
         ["set", "closed", "carried", "open_now", "resolved_of_set", "resolution_rate", "target"],
