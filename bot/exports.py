@@ -208,6 +208,32 @@ def pact_tables(insight: PactInsight) -> dict[str, tuple[list[str], list[list[An
                 for r in model.ratios
             ],
         )
+    if insight.review is not None:
+        out["pact_review"] = (
+            [
+                "measure",
+                "changed_on",
+                "meetings_before",
+                "total_before",
+                "meetings_after",
+                "total_after",
+                "rate_ratio",
+                "ci95_low",
+                "ci95_high",
+            ],
+            [
+                [
+                    "public_attendees" if c.measure == "public" else "new_attendees",
+                    insight.review.changed.isoformat(),
+                    c.before_meetings,
+                    c.before_total,
+                    c.after_meetings,
+                    c.after_total,
+                    *(None if v is None else round(v, 4) for v in (c.ratio, c.low, c.high)),
+                ]
+                for c in insight.review.comparisons
+            ],
+        )
     rate = resolution_rate(insight)
     out["pact_priorities"] = (
         ["set", "closed", "carried", "open_now", "resolved_of_set", "resolution_rate", "target"],

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from icalendar import Calendar, Event, vText
 
 if TYPE_CHECKING:
-    from bot.pact_model import AttendanceModel
+    from bot.pact_model import AttendanceModel, Review
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 SLOTS = ("morning", "afternoon", "evening")
@@ -121,6 +121,7 @@ class PactInsight:
     counts: dict[str, int] = field(default_factory=dict)  # meetings by status
     priorities: dict[str, int] = field(default_factory=dict)  # set, closed, carried, open
     names: dict[str, str] = field(default_factory=dict)  # neighbourhood key -> name
+    review: Review | None = None  # before/after a change, when one was asked for
     _model: list[AttendanceModel | None] = field(default_factory=list, repr=False, compare=False)
 
     def model(self) -> AttendanceModel | None:
@@ -243,6 +244,10 @@ def findings(insight: PactInsight) -> list[str]:
             f"(mean {bottom.mean:.1f} over {bottom.meetings})."
         )
     out += model_findings(insight)
+    if insight.review is not None:
+        from bot.pact_model import review_findings
+
+        out += review_findings(insight.review)
     overall = insight.overall
     if overall is not None:
         rate = overall.new_rate
@@ -357,6 +362,24 @@ def markdown(insight: PactInsight) -> str:
             f"level, the others held equal); levels with fewer than {MIN_MEETINGS} meetings "
             "are not reported._"
         )
+    if insight.review is not None:
+        out.append(
+            f"\n| since {insight.review.changed:%Y-%m-%d} | meetings before | per meeting before "
+            "| meetings after | per meeting after | ratio | 95% interval |\n"
+            "|---|---:|---:|---:|---:|---:|---|"
+        )
+        for c in insight.review.comparisons:
+            out.append(
+                f"| {'attendance' if c.measure == 'public' else 'new attendees'} | "
+                f"{c.before_meetings} | {_num(c.before_mean)} | {c.after_meetings} | "
+                f"{_num(c.after_mean)} | {_num(c.ratio, 2)} | {_num(c.low, 2)} to "
+                f"{_num(c.high, 2)} |"
+            )
+        out.append(
+            "\n_Before/after: the ratio of the means per meeting, with an exact Poisson 95% "
+            "interval (conditional on the total); it assumes meetings vary no more than Poisson "
+            "counts do, and anything else that changed on the date is mixed in._"
+        )
     out.append(
         "\n_Attendance is members of the public. 'vs usual' compares a group's attendance with "
         "what its meetings' neighbourhoods usually draw (each meeting against the mean of its "
@@ -365,6 +388,10 @@ def markdown(insight: PactInsight) -> str:
         f"{MIN_MEETINGS} meetings are not ranked._"
     )
     return "\n".join(out) + "\n"
+
+
+def _num(value: float | None, places: int = 1) -> str:
+    return "–" if value is None else f"{value:.{places}f}"
 
 
 def _x(value: float | None) -> str:

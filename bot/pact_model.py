@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from datetime import date, tzinfo
 from typing import Any
 
 from bot.pact import MIN_MEETINGS, MeetingRow
@@ -154,3 +155,104 @@ def fit(meetings: list[MeetingRow]) -> AttendanceModel | None:
             )
         )
     return model
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One measure per meeting, before and after a change: the ratio of the means with an
+    exact 95% interval."""
+
+    measure: str  # "public" (total attendance) or "new" (new attendees)
+    before_meetings: int
+    before_total: int
+    after_meetings: int
+    after_total: int
+    ratio: float | None
+    low: float | None
+    high: float | None
+
+    @property
+    def before_mean(self) -> float | None:
+        """Per meeting before the change."""
+        return self.before_total / self.before_meetings if self.before_meetings else None
+
+    @property
+    def after_mean(self) -> float | None:
+        """Per meeting after the change."""
+        return self.after_total / self.after_meetings if self.after_meetings else None
+
+
+@dataclass(frozen=True)
+class Review:
+    """Attendance before and after a change (a new venue, time or format) on ``changed``."""
+
+    changed: date
+    comparisons: list[Comparison]
+
+
+def rate_ratio(
+    after_total: int, after_n: int, before_total: int, before_n: int
+) -> tuple[float | None, float | None, float | None]:
+    """The Poisson rate ratio (after per meeting over before per meeting) and its exact 95%
+    interval, conditional on the total: after_total ~ Binomial(total, p) with
+    p = after_n r / (after_n r + before_n), Clopper-Pearson for p, mapped back to r."""
+    from scipy import stats
+
+    if not after_n or not before_n:
+        return None, None, None
+    total = after_total + before_total
+    if total == 0:
+        return None, None, None
+    scale = before_n / after_n
+
+    def to_ratio(p: float) -> float:
+        return math.inf if p >= 1 else p / (1 - p) * scale
+
+    p_low = 0.0 if after_total == 0 else float(stats.beta.ppf(0.025, after_total, before_total + 1))
+    p_high = (
+        1.0 if before_total == 0 else float(stats.beta.ppf(0.975, after_total + 1, before_total))
+    )
+    ratio = to_ratio(after_total / total) if before_total else math.inf
+    return ratio, to_ratio(p_low), to_ratio(p_high)
+
+
+def before_after(meetings: list[MeetingRow], changed: date, tz: tzinfo | None = None) -> Review:
+    """Total attendance and new attendees per meeting before ``changed`` (local date) and from
+    it on, each with the rate ratio after/before and its exact 95% interval."""
+    before = [m for m in meetings if m.starts_at.astimezone(tz).date() < changed]
+    after = [m for m in meetings if m.starts_at.astimezone(tz).date() >= changed]
+    comparisons = []
+    for measure in ("public", "new"):
+        b = sum(getattr(m, measure) for m in before)
+        a = sum(getattr(m, measure) for m in after)
+        ratio, low, high = rate_ratio(a, len(after), b, len(before))
+        comparisons.append(Comparison(measure, len(before), b, len(after), a, ratio, low, high))
+    return Review(changed, comparisons)
+
+
+def review_findings(review: Review) -> list[str]:
+    """The before/after review in plain English."""
+    out = []
+    for c in review.comparisons:
+        what = "attendance" if c.measure == "public" else "new attendees"
+        if c.before_meetings == 0 or c.after_meetings == 0:
+            out.append(
+                f"Before and after {review.changed:%d %B %Y}: no {what} comparison "
+                f"({c.before_meetings} meetings before, {c.after_meetings} after)."
+            )
+            continue
+        head = (
+            f"Since {review.changed:%d %B %Y}, {what} per meeting was {c.after_mean:.1f} "
+            f"over {c.after_meetings} meetings, against {c.before_mean:.1f} over "
+            f"{c.before_meetings} before"
+        )
+        if c.ratio is None or c.low is None or c.high is None or not math.isfinite(c.high):
+            out.append(head + ".")
+            continue
+        verdict = (
+            "a clear rise" if c.low > 1 else "a clear fall" if c.high < 1 else "no clear change"
+        )
+        out.append(
+            f"{head}: {c.ratio:.2f} times (95% interval {c.low:.2f} to {c.high:.2f}), {verdict}."
+        )
+    return out

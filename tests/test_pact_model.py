@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
 from bot.exports import pact_tables
 from bot.pact import MeetingRow, PactInsight, findings, markdown
-from bot.pact_model import fit
+from bot.pact_model import before_after, fit, review_findings
 
 
 def _meetings(
@@ -207,3 +207,63 @@ def test_too_few_meetings_give_no_model() -> None:
         rng, 10, hoods={"penn": 1.0}, slots={"evening": 1.0}, formats={"online": 1.0}, base=5
     )
     assert fit([replace(m, weekday=3) for m in one_level]) is None  # nothing to compare
+
+
+def test_a_planted_change_is_found_before_and_after_with_exact_intervals() -> None:
+    """From 1 September meetings draw twice the public (10 -> 20 a meeting) and three times the
+    newcomers (1 -> 3): the review's ratios hold the truth, and match the exact interval
+    recomputed here from scipy's binomial test (conditional on the total)."""
+    from scipy.stats import binomtest
+
+    rng = np.random.default_rng(42)
+    start = datetime(2026, 3, 1, 18, 30, tzinfo=UTC)
+    meetings = []
+    for i in range(24):
+        at = start + timedelta(days=14 * i)
+        after = at.date() >= date(2026, 9, 1)
+        meetings.append(
+            MeetingRow(
+                id=i, neighbourhood="penn", starts_at=at, venue="Penn hall", format="in_person",
+                weekday=at.weekday(), slot="evening",
+                public=int(rng.poisson(20 if after else 10)), new=int(rng.poisson(3 if after else 1)),
+                partners_invited=0, partners_present=0,
+            )
+        )  # fmt: skip
+    review = before_after(meetings, date(2026, 9, 1), UTC)
+    public, new = review.comparisons
+    for c, truth in ((public, 2.0), (new, 3.0)):
+        before = [getattr(m, c.measure) for m in meetings if m.starts_at.date() < date(2026, 9, 1)]
+        after = [getattr(m, c.measure) for m in meetings if m.starts_at.date() >= date(2026, 9, 1)]
+        assert (c.before_meetings, c.after_meetings) == (len(before), len(after)) == (14, 10)
+        assert (c.before_total, c.after_total) == (sum(before), sum(after))
+        assert c.ratio is not None and c.low is not None and c.high is not None
+        assert c.low < truth < c.high
+        assert math.isclose(c.ratio, (sum(after) / 10) / (sum(before) / 14))
+        ci = binomtest(sum(after), sum(after) + sum(before)).proportion_ci(0.95, "exact")
+        assert math.isclose(c.low, ci.low / (1 - ci.low) * 14 / 10, rel_tol=1e-9)
+        assert math.isclose(c.high, ci.high / (1 - ci.high) * 14 / 10, rel_tol=1e-9)
+    text = "\n".join(review_findings(review))
+    assert (
+        f"Since 01 September 2026, attendance per meeting was {public.after_mean:.1f} over 10 "
+        f"meetings, against {public.before_mean:.1f} over 14 before: {public.ratio:.2f} times "
+        f"(95% interval {public.low:.2f} to {public.high:.2f}), a clear rise." in text
+    )
+    insight = PactInsight("2026-03", "2027-01", None, meetings=meetings, review=review)
+    _header, rows = pact_tables(insight)["pact_review"]
+    assert rows[0][:6] == ["public_attendees", "2026-09-01", 14, public.before_total, 10,
+                           public.after_total]  # fmt: skip
+    assert f"| attendance | 14 | {public.before_mean:.1f} | 10 |" in markdown(insight)
+
+
+def test_no_change_says_no_clear_change() -> None:
+    rng = np.random.default_rng(9)
+    start = datetime(2026, 1, 6, 18, 0, tzinfo=UTC)
+    meetings = [
+        MeetingRow(i, "penn", start + timedelta(days=7 * i), "hall", "in_person", 1, "evening",
+                   int(rng.poisson(15)), int(rng.poisson(2)), 0, 0)
+        for i in range(30)
+    ]  # fmt: skip
+    review = before_after(meetings, date(2026, 4, 1), UTC)
+    assert all(c.low is not None and c.high is not None for c in review.comparisons)
+    assert review.comparisons[0].low < 1 < review.comparisons[0].high  # type: ignore[operator]
+    assert "no clear change" in review_findings(review)[0]

@@ -736,7 +736,9 @@ class SummaryService:
             await uow.commit()
         if self.pact is not None:
             last = period.months[-1]
-            summary.pact = await self.pact.insight(shift(last, -11), last)
+            summary.pact = await self.pact.insight(
+                shift(last, -11), last, change_date=self.pact.config.pact.review_date
+            )
         return summary
 
 
