@@ -29,7 +29,7 @@ def tables(
     for by, rows in r.breakdowns:
         out[f"tensions_by_{by}"] = (
             [by, "this_month", "previous_month", "same_month_last_year"],
-            [[k, n(a), n(p), n(y)] for k, a, p, y in rows],
+            [[summary.row_label(by, k), n(a), n(p), n(y)] for k, a, p, y in rows],
         )
     # Return rate = (responded + nil) / reached (responded, nil, no reply); the second counts
     # the unreachable too. By ward a person in two wards is in both rows (the rows overlap).
@@ -65,7 +65,10 @@ def tables(
     )
     out["hate_crime_by_strand"] = (
         ["strand", "this_month", "twelve_month_mean"],
-        [[s, n(c), n(None if m is None else round(m, 2))] for s, c, m in r.hate_crime_by_strand],
+        [
+            [summary.label(s), n(c), n(None if m is None else round(m, 2))]
+            for s, c, m in r.hate_crime_by_strand
+        ],
     )
     out["hate_crime_by_ward"] = (
         ["ward", "this_month", "twelve_month_mean"],
