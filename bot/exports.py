@@ -145,7 +145,7 @@ def pact_tables(insight: PactInsight) -> dict[str, tuple[list[str], list[list[An
                 insight.label("weekday", str(m.weekday)),
                 m.slot,
                 m.venue,
-                m.format,
+                insight.label("format", m.format),
                 m.public,
                 m.new,
                 m.partners_present,

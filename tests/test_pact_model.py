@@ -267,3 +267,25 @@ def test_no_change_says_no_clear_change() -> None:
     assert all(c.low is not None and c.high is not None for c in review.comparisons)
     assert review.comparisons[0].low < 1 < review.comparisons[0].high  # type: ignore[operator]
     assert "no clear change" in review_findings(review)[0]
+
+
+def test_the_pact_trend_chart_draws_at_most_five_lines_the_rest_as_other() -> None:
+    """Seven neighbourhoods: the four with most attendance get a line each, the other three one
+    'Other' line of their mean attendance per meeting, month by month."""
+    from bot.charts import pact_attendance
+
+    start = datetime(2026, 1, 5, 18, 0, tzinfo=UTC)
+    meetings = [
+        MeetingRow(
+            100 * h + i, f"hood-{h}", start + timedelta(days=30 * i + h), "hall", "in_person",
+            0, "evening", 10 * (7 - h) + i, 0, 0, 0,
+        )
+        for h in range(7)
+        for i in range(3)
+    ]  # fmt: skip
+    insight = PactInsight("2026-01", "2026-03", None, meetings=meetings)
+    trend = pact_attendance(insight).axes[0]
+    lines = trend.get_lines()
+    assert [line.get_label() for line in lines] == ["hood-0", "hood-1", "hood-2", "hood-3", "Other"]
+    # Other: hoods 4, 5, 6 in each month, mean per meeting: (30 + 20 + 10) / 3 + i.
+    assert list(lines[-1].get_ydata()) == [20.0, 21.0, 22.0]
