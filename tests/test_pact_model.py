@@ -289,3 +289,19 @@ def test_the_pact_trend_chart_draws_at_most_five_lines_the_rest_as_other() -> No
     assert [line.get_label() for line in lines] == ["hood-0", "hood-1", "hood-2", "hood-3", "Other"]
     # Other: hoods 4, 5, 6 in each month, mean per meeting: (30 + 20 + 10) / 3 + i.
     assert list(lines[-1].get_ydata()) == [20.0, 21.0, 22.0]
+
+
+def test_statsmodels_is_loaded_only_when_the_model_is_fitted() -> None:
+    # The running service's idle memory must not grow by statsmodels: importing the application
+    # and the PACT code loads none of it; fitting does.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, bot.app, bot.cli, bot.pact, bot.pact_model, bot.services.pact, bot.exports\n"
+        "assert 'statsmodels' not in sys.modules, 'statsmodels loaded at import'\n"
+        "from bot.pact_model import fit\n"
+        "fit([])\n"
+        "assert 'statsmodels' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
