@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+from datetime import datetime
 from typing import Protocol
 
 import numpy as np
@@ -229,13 +230,13 @@ def pact_attendance(insight: PactInsight) -> Figure:
         return _empty(title)
     figure = Figure(figsize=(12, 8))
     (trend, slots), (days, venues) = figure.subplots(2, 2)
-    for (key, points), colour in zip(insight.trend().items(), PALETTE * 3, strict=False):
+    for (name, points), colour in zip(_pact_series(insight), PALETTE, strict=False):
         trend.plot(
             [when for when, _ in points],
             [n for _, n in points],
             marker="o",
-            label=insight.label("neighbourhood", key),
-            color=colour,
+            label="Other" if name is None else insight.label("neighbourhood", name),
+            color=OTHER_COLOUR if name is None else colour,
         )
     _integer_axis(trend)
     trend.set_title("Members of the public per meeting")
@@ -256,6 +257,27 @@ def pact_attendance(insight: PactInsight) -> Figure:
     figure.suptitle(title)
     figure.tight_layout()
     return figure
+
+
+def _pact_series(
+    insight: PactInsight, most: int = 5
+) -> list[tuple[str | None, list[tuple[datetime, float]]]]:
+    """At most ``most`` lines: the neighbourhoods with most attendance, and when there are more,
+    the rest as one 'Other' line (``None``) of their mean attendance per meeting by month."""
+    series = insight.trend()
+    if len(series) <= most:
+        return [(k, [(w, float(n)) for w, n in v]) for k, v in series.items()]
+    ranked = sorted(series, key=lambda k: (-sum(n for _, n in series[k]), k))
+    out: list[tuple[str | None, list[tuple[datetime, float]]]] = [
+        (k, [(w, float(n)) for w, n in series[k]]) for k in ranked[: most - 1]
+    ]
+    months: dict[datetime, list[int]] = {}
+    for k in ranked[most - 1 :]:
+        for when, n in series[k]:
+            month = when.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            months.setdefault(month, []).append(n)
+    out.append((None, [(m, sum(v) / len(v)) for m, v in sorted(months.items())]))
+    return out
 
 
 def _pact(summary: Summary, *, suppressed: bool = True) -> Figure:
@@ -317,7 +339,7 @@ def pact_description(insight: PactInsight) -> str:
     """Alt text for the PACT chart (head counts at public meetings: not protected)."""
     return (
         f"PACT meetings {insight.since} to {insight.until}: members of the public at each "
-        "meeting by neighbourhood (line chart), and attendance against each neighbourhood's "
+        "meeting by neighbourhood (line chart; beyond five, the rest as Other), and attendance against each neighbourhood's "
         "usual by time slot, weekday and venue (bar charts, 1.0 = usual, with the number of "
         "meetings behind each bar)."
     )

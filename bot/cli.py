@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -743,15 +743,29 @@ def pact_list(config: Config, fmt: str) -> None:
 @click.option("--since", required=True, help="YYYY-MM (inclusive).")
 @click.option("--until", required=True, help="YYYY-MM (inclusive).")
 @click.option("--neighbourhood", default=None)
+@click.option(
+    "--change-date",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="YYYY-MM-DD: attendance and new attendees per meeting before and after this date.",
+)
 @click.pass_obj
-def pact_insight(config: Config, since: str, until: str, neighbourhood: str | None) -> None:
-    """Which times and venues draw people: attendance by slot, weekday, venue and format."""
+def pact_insight(
+    config: Config,
+    since: str,
+    until: str,
+    neighbourhood: str | None,
+    change_date: datetime | None,
+) -> None:
+    """Which times and venues draw people: attendance by slot, weekday, venue and format, and
+    with --change-date, before and after a change."""
     from bot.pact import markdown
     from bot.services.common import audit
     from bot.services.pact import PactError
 
     async def work(s: Any) -> Any:
-        insight = await s.pact.insight(since, until, neighbourhood)
+        changed = None if change_date is None else change_date.date()
+        insight = await s.pact.insight(since, until, neighbourhood, change_date=changed)
         async with s.db.uow() as uow:
             await audit(uow, s.clock.now(), ADMIN, "pact.insight.view", f"{since}..{until}")
             await uow.commit()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -460,6 +460,11 @@ class PactConfig(_Section):
     default_duration_minutes: int = Field(default=90, ge=15, le=8 * 60)
     max_attendance: int = Field(
         default=1000, ge=10, le=100_000, description="a count above this is taken as a typo"
+    )
+    review_date: date | None = Field(
+        default=None,
+        description="a change (venue, time, format) to review: attendance before and after it "
+        "in the summary's PACT section and exports",
     )
 
     def all_neighbourhoods(self, wards: list[str]) -> list[NeighbourhoodConfig]:

@@ -29,7 +29,7 @@ def tables(
     for by, rows in r.breakdowns:
         out[f"tensions_by_{by}"] = (
             [by, "this_month", "previous_month", "same_month_last_year"],
-            [[k, n(a), n(p), n(y)] for k, a, p, y in rows],
+            [[summary.row_label(by, k), n(a), n(p), n(y)] for k, a, p, y in rows],
         )
     # Return rate = (responded + nil) / reached (responded, nil, no reply); the second counts
     # the unreachable too. By ward a person in two wards is in both rows (the rows overlap).
@@ -65,7 +65,10 @@ def tables(
     )
     out["hate_crime_by_strand"] = (
         ["strand", "this_month", "twelve_month_mean"],
-        [[s, n(c), n(None if m is None else round(m, 2))] for s, c, m in r.hate_crime_by_strand],
+        [
+            [summary.label(s), n(c), n(None if m is None else round(m, 2))]
+            for s, c, m in r.hate_crime_by_strand
+        ],
     )
     out["hate_crime_by_ward"] = (
         ["ward", "this_month", "twelve_month_mean"],
@@ -142,7 +145,7 @@ def pact_tables(insight: PactInsight) -> dict[str, tuple[list[str], list[list[An
                 insight.label("weekday", str(m.weekday)),
                 m.slot,
                 m.venue,
-                m.format,
+                insight.label("format", m.format),
                 m.public,
                 m.new,
                 m.partners_present,
@@ -175,6 +178,63 @@ def pact_tables(insight: PactInsight) -> dict[str, tuple[list[str], list[list[An
                     r.partners_invited,
                 ]
                 for r in rows
+            ],
+        )
+    model = insight.model()
+    if model is not None:
+        out["pact_model"] = (
+            [
+                "factor",
+                "level",
+                "reference",
+                "meetings",
+                "reference_meetings",
+                "rate_ratio",
+                "ci95_low",
+                "ci95_high",
+                "method",
+                "dispersion",
+            ],
+            [
+                [
+                    r.factor,
+                    insight.label(r.factor, r.level),
+                    insight.label(r.factor, r.reference),
+                    r.meetings,
+                    r.reference_meetings,
+                    round(r.ratio, 4),
+                    round(r.low, 4),
+                    round(r.high, 4),
+                    model.method,
+                    None if model.dispersion is None else round(model.dispersion, 3),
+                ]
+                for r in model.ratios
+            ],
+        )
+    if insight.review is not None:
+        out["pact_review"] = (
+            [
+                "measure",
+                "changed_on",
+                "meetings_before",
+                "total_before",
+                "meetings_after",
+                "total_after",
+                "rate_ratio",
+                "ci95_low",
+                "ci95_high",
+            ],
+            [
+                [
+                    "public_attendees" if c.measure == "public" else "new_attendees",
+                    insight.review.changed.isoformat(),
+                    c.before_meetings,
+                    c.before_total,
+                    c.after_meetings,
+                    c.after_total,
+                    *(None if v is None else round(v, 4) for v in (c.ratio, c.low, c.high)),
+                ]
+                for c in insight.review.comparisons
             ],
         )
     rate = resolution_rate(insight)

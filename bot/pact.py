@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, vText
+
+if TYPE_CHECKING:
+    from bot.pact_model import AttendanceModel, Review
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 SLOTS = ("morning", "afternoon", "evening")
@@ -117,6 +121,16 @@ class PactInsight:
     counts: dict[str, int] = field(default_factory=dict)  # meetings by status
     priorities: dict[str, int] = field(default_factory=dict)  # set, closed, carried, open
     names: dict[str, str] = field(default_factory=dict)  # neighbourhood key -> name
+    review: Review | None = None  # before/after a change, when one was asked for
+    _model: list[AttendanceModel | None] = field(default_factory=list, repr=False, compare=False)
+
+    def model(self) -> AttendanceModel | None:
+        """The attendance regression (bot/pact_model.py), fitted once per insight."""
+        if not self._model:
+            from bot.pact_model import fit  # statsmodels is loaded only when asked
+
+            self._model.append(fit(self.meetings))
+        return self._model[0]
 
     @property
     def empty(self) -> bool:
@@ -229,6 +243,11 @@ def findings(insight: PactInsight) -> list[str]:
             f"{insight.label(group, bottom.key)} drew {bottom.relative:.2f}x "
             f"(mean {bottom.mean:.1f} over {bottom.meetings})."
         )
+    out += model_findings(insight)
+    if insight.review is not None:
+        from bot.pact_model import review_findings
+
+        out += review_findings(insight.review)
     overall = insight.overall
     if overall is not None:
         rate = overall.new_rate
@@ -254,6 +273,37 @@ def findings(insight: PactInsight) -> list[str]:
                 f"resolved ({rate:.0%}), {verdict} the partnership's measure of over "
                 f"{RESOLUTION_TARGET:.0%}."
             )
+    return out
+
+
+def model_findings(insight: PactInsight) -> list[str]:
+    """The attendance model in plain English: the rate ratios whose 95% interval excludes 1."""
+    model = insight.model()
+    if model is None or not model.ratios:
+        return []
+    out = []
+    for r in model.ratios:
+        if not r.clear:
+            continue
+        if r.factor == "neighbourhood":
+            what = (
+                f"Meetings in {insight.label(r.factor, r.level)} drew {r.ratio:.1f} times the "
+                f"attendance of those in {insight.label(r.factor, r.reference)} at the same time "
+                "slot, weekday and format"
+            )
+        else:
+            level = insight.label(r.factor, r.level)
+            what = (
+                f"{level[:1].upper()}{level[1:]} meetings drew {r.ratio:.1f} times the "
+                f"attendance of {insight.label(r.factor, r.reference)} ones in the same "
+                "neighbourhood"
+            )
+        out.append(f"{what} (95% interval {r.low:.1f} to {r.high:.1f}).")
+    if not out:
+        out.append(
+            f"A {model.method} model of attendance finds no clear difference by neighbourhood, "
+            "time slot, weekday or format (every 95% interval includes no difference)."
+        )
     return out
 
 
@@ -294,6 +344,42 @@ def markdown(insight: PactInsight) -> str:
                 f"| {insight.label(group, r.key)} | {r.meetings} | {r.mean:.1f} | "
                 f"{_x(r.relative)} | {_pct(r.new_rate)} | {_pct(r.turnout)} |"
             )
+    model = insight.model()
+    if model is not None and model.ratios:
+        out.append(
+            "\n| factor | level | against | meetings | rate ratio | 95% interval |\n"
+            "|---|---|---|---:|---:|---|"
+        )
+        for rr in model.ratios:
+            out.append(
+                f"| {rr.factor.replace('slot', 'time slot')} | {insight.label(rr.factor, rr.level)}"
+                f" | {insight.label(rr.factor, rr.reference)} | {rr.meetings} | {rr.ratio:.2f} | "
+                f"{rr.low:.2f} to {rr.high:.2f} |"
+            )
+        out.append(
+            f"\n_Rate ratios from a {model.method} regression of each meeting's attendance on "
+            "neighbourhood, time slot, weekday and format (each against its most frequent "
+            f"level, the others held equal); levels with fewer than {MIN_MEETINGS} meetings "
+            "are not reported._"
+        )
+    if insight.review is not None:
+        out.append(
+            f"\n| since {insight.review.changed:%Y-%m-%d} | meetings before | per meeting before "
+            "| meetings after | per meeting after | ratio | 95% interval |\n"
+            "|---|---:|---:|---:|---:|---:|---|"
+        )
+        for c in insight.review.comparisons:
+            out.append(
+                f"| {'attendance' if c.measure == 'public' else 'new attendees'} | "
+                f"{c.before_meetings} | {_num(c.before_mean)} | {c.after_meetings} | "
+                f"{_num(c.after_mean)} | {_num(c.ratio, 2)} | {_num(c.low, 2)} to "
+                f"{_num(c.high, 2)} |"
+            )
+        out.append(
+            "\n_Before/after: the ratio of the means per meeting, with an exact Poisson 95% "
+            "interval (conditional on the total); it assumes meetings vary no more than Poisson "
+            "counts do, and anything else that changed on the date is mixed in._"
+        )
     out.append(
         "\n_Attendance is members of the public. 'vs usual' compares a group's attendance with "
         "what its meetings' neighbourhoods usually draw (each meeting against the mean of its "
@@ -302,6 +388,10 @@ def markdown(insight: PactInsight) -> str:
         f"{MIN_MEETINGS} meetings are not ranked._"
     )
     return "\n".join(out) + "\n"
+
+
+def _num(value: float | None, places: int = 1) -> str:
+    return "–" if value is None else f"{value:.{places}f}"
 
 
 def _x(value: float | None) -> str:

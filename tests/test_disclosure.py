@@ -208,7 +208,14 @@ def read(summary: Summary, ex: dict[str, Any]) -> Published:
     pub = Published()
     for a, b in ex["equal"]:
         pub.equal.append((add(a, {i: -c for i, c in b.items()}), 0.0))
-    for name, (_, rows) in tables(summary).items():
+    # The tables show the form's labels; the attacker reads them back to keys.
+    keyed = {
+        "tensions_by_category": {summary.label(k): k for k in CATEGORIES},
+        "hate_crime_by_strand": {summary.label(k): k for k in STRANDS},
+    }
+    for name, (_, shown_rows) in tables(summary).items():
+        back = keyed.get(name)
+        rows = [[back[r[0]], *r[1:]] for r in shown_rows] if back else shown_rows
         shown_keys = {r[0] for r in rows}
         if name.startswith("tensions_by_"):
             by = name.removeprefix("tensions_by_")
@@ -470,11 +477,14 @@ async def test_one_private_report_is_not_given_away_by_any_output(
 
     out = tmp_path / "out"
     text = (out / "summary.md").read_text()
-    assert "| protest_extremism | [c] | [c] | 0 |" in text
+    assert "| Protest or extremist activity | [c] | [c] | 0 |" in text
     assert "| prevent | [c] | [c] | [c] | [c] | – | – |" in text
     assert "Tension reports: **13** (previous month 8," in text
     # Race (9) and religion (3) are withheld with it, or 13 - 9 - 3 would give the 1 away.
-    assert "| race | [c] | [c] | 0 |" in text and "| religion | [c] | 0 | 0 |" in text
+    assert (
+        "| Race or ethnicity | [c] | [c] | 0 |" in text
+        and "| Religion or faith | [c] | 0 | 0 |" in text
+    )
     # Records began in November: one month of history is too little to call anything a
     # pocket (the months before are missing, not 0; a pocket's withheld baseline is checked
     # in tests/test_summary.py::test_charts_and_exports).

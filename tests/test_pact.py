@@ -243,6 +243,7 @@ def test_pact_commands_and_exports(tmp_path: Path, db_url: str) -> None:
         f'[database]\nurl = "{db_url}"\n'
         '[[teams]]\nkey = "npt"\nname = "NPT"\norganisation = "police"\n'
         'slack_channel = "C0NPT"\n'
+        '[pact]\nreview_date = "2026-11-01"\n'
     )
     people = tmp_path / "people.csv"
     people.write_text(PEOPLE_CSV)
@@ -304,6 +305,17 @@ def test_pact_commands_and_exports(tmp_path: Path, db_url: str) -> None:
     assert insight.exit_code == 0, insight.output
     # One meeting in its neighbourhood: nothing to compare it with (it is not its own usual).
     assert "| evening | 1 | 27.0 | – | 15% |" in insight.output
+    reviewed = runner.invoke(
+        main,
+        [*base, "pact", "insight", "--since", "2026-09", "--until", "2026-12",
+         "--change-date", "2026-11-01"],
+    )  # fmt: skip
+    assert reviewed.exit_code == 0, reviewed.output
+    assert (
+        "Before and after 01 November 2026: no attendance comparison (0 meetings before, 1 after)."
+        in reviewed.output
+    )
+    assert "| attendance | 0 | – | 1 | 27.0 | – | – to – |" in reviewed.output
     out = tmp_path / "out"
     result = runner.invoke(main, [*base, "summary", "--period", "2026-11", "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -312,6 +324,12 @@ def test_pact_commands_and_exports(tmp_path: Path, db_url: str) -> None:
         (out / "pact_by_slot.csv").read_text().splitlines()[1].startswith("evening,1,27.0,,4,27,")
     )
     assert (out / "pact_priorities.csv").read_text().splitlines()[1] == "1,0,0,1,0,0.0,0.8"
+    # [pact] review_date: before and after it in the exports.
+    assert (out / "pact_review.csv").read_text().splitlines()[1:] == [
+        "public_attendees,2026-11-01,0,0,1,27,,,",
+        "new_attendees,2026-11-01,0,0,1,4,,,",
+    ]
+    assert not (out / "pact_model.csv").exists()  # one meeting: no model to report
     assert (out / "pact_attendance.png").read_bytes().startswith(b"\x89PNG")
 
 

@@ -91,15 +91,15 @@ async def test_summary_numbers(db_url: str) -> None:
 
         text = summary.markdown()
         assert "Tension reports: **4** (previous month [c], same month last year 3)" in text
-        assert "| religion | [c] | 0 | 0 |" in text
+        assert "| Religion | [c] | 0 | 0 |" in text
         # race (3) is withheld too: with the total of 4 it would give religion's 1 away.
-        assert "| race | [c] | [c] | 0 |" in text
+        assert "| Race | [c] | [c] | 0 |" in text
         assert (
             "- Park: 9 hate crimes this month against about 1 a month usually; this is very "
             "unlikely to be chance." in text
         )
         assert "p =" not in text and "Poisson" not in text
-        assert "| religion | 1 | 0 | 0 |" in summary.markdown(suppressed=False)
+        assert "| Religion | 1 | 0 | 0 |" in summary.markdown(suppressed=False)
 
         park = await SummaryService(s.config, s.db.uow, clock).build(
             "2026-12", actor="admin", ward="park", category="race"
@@ -201,7 +201,7 @@ def test_summary_command_writes_exports(tmp_path: Path, db_url: str) -> None:
     # 9 and race's 9 then leave them equal, but unknown); --no-suppress, for the system
     # administrator, shows them as they are.
     assert "| Heath Town | [c] | 2.0 |" in result.output
-    assert "| Park | 9 | 1.0 |" in result.output and "religion belief [c]" in result.output
+    assert "| Park | 9 | 1.0 |" in result.output and "Religion belief [c]" in result.output
     assert "heath town,2" not in (out / "hate_crime_by_ward.csv").read_text().casefold()
     raw = runner.invoke(
         main, [*base, "summary", "--period", "2026-12", "--no-suppress", "--out", str(out)]
@@ -375,7 +375,7 @@ def test_charts_and_exports(tmp_path: Path) -> None:
         if f.suffix == ".png":
             assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 5000
     book = load_workbook(tmp_path / "out" / "tension-summary-2026-12.xlsx")
-    assert book["tensions_by_category"]["A2"].value == "race"
+    assert book["tensions_by_category"]["A2"].value == "Race"
     assert book["pockets_of_concern"]["A2"].value == "Park"
     rows = list(book["pockets_of_concern"].iter_rows(values_only=True))
     assert rows[0][:8] == (

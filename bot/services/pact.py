@@ -864,9 +864,15 @@ class PactService:
     # ----------------------------------------------------------------- insight
 
     async def insight(
-        self, since: str, until: str, neighbourhood: str | None = None
+        self,
+        since: str,
+        until: str,
+        neighbourhood: str | None = None,
+        *,
+        change_date: date | None = None,
     ) -> PactInsight:
-        """Attendance and priorities for the months ``since``..``until`` (YYYY-MM, inclusive)."""
+        """Attendance and priorities for the months ``since``..``until`` (YYYY-MM, inclusive);
+        with ``change_date``, attendance before and after it too."""
         start = self._month_start(since)
         end = self._month_start(until, next_month=True)
         hood = self.neighbourhood(neighbourhood).key if neighbourhood else None
@@ -882,6 +888,10 @@ class PactService:
                 result.by[group] = [replace(r, relative=relative.get(r.key)) for r in rows]
             result.counts = await uow.pact.meeting_counts(start, end, hood)
             result.priorities = await uow.pact.priority_counts(start, end, hood)
+        if change_date is not None:
+            from bot.pact_model import before_after  # scipy, only when asked
+
+            result.review = before_after(result.meetings, change_date, self.tz)
         return result
 
     def _month_start(self, month: str, *, next_month: bool = False) -> datetime:

@@ -148,6 +148,10 @@ class Summary:
         words = key.replace("_", " ")
         return words[:1].upper() + words[1:]
 
+    def row_label(self, by: str, key: str) -> str:
+        """A breakdown's row as people read it: categories by their label, others as they are."""
+        return self.label(key) if by == "category" else key
+
     # team -> (the categories the routing rules may send it, None: any; whether only some of
     # their wards or levels), for disclosure control: a team's count is a sum of those counts
     team_categories: dict[str, tuple[frozenset[str] | None, bool]] = field(default_factory=dict)
@@ -186,7 +190,9 @@ class Summary:
                 f"\n## By {by}\n\n| {by} | this {self.unit} | previous | last year |\n"
                 "|---|---:|---:|---:|"
             )
-            out += [f"| {k} | {n(a)} | {n(p)} | {n(y)} |" for k, a, p, y in rows]
+            out += [
+                f"| {self.row_label(by, k)} | {n(a)} | {n(p)} | {n(y)} |" for k, a, p, y in rows
+            ]
         if r.returns_by_role:
             head = (
                 " | responded | nil return | no reply | unreachable | return rate | "
@@ -225,7 +231,7 @@ class Summary:
             out.append(
                 "\nHate crime by strand: "
                 + ", ".join(
-                    f"{s.replace('_', ' ')} {n(c)} (12-month mean {_mean(m)})"
+                    f"{self.label(s)} {n(c)} (12-month mean {_mean(m)})"
                     for s, c, m in r.hate_crime_by_strand
                 )
             )
@@ -736,7 +742,9 @@ class SummaryService:
             await uow.commit()
         if self.pact is not None:
             last = period.months[-1]
-            summary.pact = await self.pact.insight(shift(last, -11), last)
+            summary.pact = await self.pact.insight(
+                shift(last, -11), last, change_date=self.pact.config.pact.review_date
+            )
         return summary
 
 
