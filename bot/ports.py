@@ -390,9 +390,10 @@ class UnitOfWorkFactory(Protocol):
 class Purger(Protocol):
     """Clears what an erasure or redaction overwrote or deleted out of the database files: old
     row versions, freed pages and index entries, the write-ahead log. Called after the change
-    is committed (it cannot run inside a transaction)."""
+    is committed (it cannot run inside a transaction). True when everything was cleared; False
+    when something was left for the next purge (a busy table, an older snapshot)."""
 
-    async def purge(self) -> None: ...
+    async def purge(self) -> bool: ...
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ ERASED_DOMAIN = "erased.invalid"
 KEEP_KINDS = frozenset({"choice", "ward"})
 _BATCH = 500
 _STATE = "privacy.retention."  # + kind: the cut-off the last run reached (ISO)
+#: Set while a purge left something for the next one; the next tick purges again.
+_PURGE_PENDING = "privacy.purge_pending"
 RETENTION_KINDS = (
     "reports",
     "action_events",
@@ -136,8 +138,22 @@ class PrivacyService:
         self.purger = purger
 
     async def _purge(self) -> None:
-        if self.purger is not None:
-            await self.purger.purge()
+        """Purge, and remember a purge that could not finish so that the next tick retries it
+        (without that, old values would wait for the next erasure or redaction)."""
+        if self.purger is None:
+            return
+        complete = await self.purger.purge()
+        async with self.uow_factory() as uow:
+            pending = await uow.state.get(_PURGE_PENDING)
+            if complete and pending:
+                await uow.state.set(_PURGE_PENDING, "")
+            elif not complete and not pending:
+                await uow.state.set(_PURGE_PENDING, "1")
+            await uow.commit()
+
+    async def _purge_pending(self) -> bool:
+        async with self.uow_factory() as uow:
+            return bool(await uow.state.get(_PURGE_PENDING))
 
     # ----------------------------------------------------------------- retention
 
@@ -181,8 +197,9 @@ class PrivacyService:
             for person_id in stale:
                 await self._erase(f"person:{person_id}", actor="retention")
                 result.anonymised += 1
-        if result.total or result.anonymised:
+        if result.total or result.anonymised or await self._purge_pending():
             await self._purge()
+        if result.total or result.anonymised:
             log.info(
                 "retention: %d row(s) redacted, %d person(s) anonymised",
                 result.total,
