@@ -2,7 +2,7 @@
 
 Builders return a ``Figure`` (so tests can inspect its series); :func:`png` renders one. An empty
 period gets a figure that says so instead of empty axes. Every tension and hate-crime chart is
-drawn from the summary's protected figures (``Summary.released``, bot/disclosure.py): a withheld
+drawn from the summary's protected figures (``Summary.released``, bot/summaries/disclosure.py): a withheld
 count is drawn as withheld, never as its value.
 """
 
@@ -21,9 +21,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from bot.disclosure import MARK
-from bot.pact import WEEKDAYS, PactInsight
-from bot.services.summary import Summary
+from bot.pact.rules import WEEKDAYS, PactInsight
+from bot.summaries.disclosure import MARK
+from bot.summaries.service import Summary
 
 _SIZE = (9, 5)
 # Okabe and Ito's palette, distinguishable with any common colour-vision deficiency (its yellow

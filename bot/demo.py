@@ -23,9 +23,7 @@ from bot.clock import FakeClock
 from bot.config import config_from_mapping
 from bot.domain import Report
 from bot.exports import write as write_exports
-from bot.pact import markdown as pact_markdown
-from bot.services.hatecrime import HateCrimeService
-from bot.services.summary import headline
+from bot.pact.rules import markdown as pact_markdown
 from bot.sim.fake_slack import FakeSlack, SlackUser
 from bot.sim.history import hate_crime_csv, pact_season_csv, record_pact_season, seed_reports
 from bot.sim.scripts import (
@@ -41,6 +39,8 @@ from bot.sim.scripts import (
 )
 from bot.sim.scripts import until as scripted_until
 from bot.sim.world import SimWorld, free_port
+from bot.summaries.hatecrime import HateCrimeService
+from bot.summaries.service import headline
 
 LONDON = ZoneInfo("Europe/London")
 TOKEN = "7000000001:DEMO-TOKEN-not-a-real-one"  # noqa: S105 - for the simulator only

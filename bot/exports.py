@@ -10,16 +10,16 @@ from openpyxl import Workbook
 
 from bot import cells
 from bot.charts import CHARTS, charts_for, png
-from bot.disclosure import MARK, return_rates
-from bot.pact import RESOLUTION_TARGET, PactInsight, resolution_rate
-from bot.services.summary import Summary
+from bot.pact.rules import RESOLUTION_TARGET, PactInsight, resolution_rate
+from bot.summaries.disclosure import MARK, return_rates
+from bot.summaries.service import Summary
 
 
 def tables(
     summary: Summary, suppressed: bool = True
 ) -> dict[str, tuple[list[str], list[list[Any]]]]:
     """Every table of the summary: name -> (header, rows), drawn from the protected figures
-    (bot/disclosure.py: a withheld figure is written as its mark)."""
+    (bot/summaries/disclosure.py: a withheld figure is written as its mark)."""
     r = summary.released(suppressed)
 
     def n(value: int | float | None) -> int | float | str:

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from bot.services.summary import Breakdown, Summary, shift
+from bot.summaries.service import Breakdown, Summary, shift
 
 T = 3  # summaries.suppress_below
 WARDS = ["Park", "Penn", "Oxley"]
@@ -468,7 +468,7 @@ async def test_one_private_report_is_not_given_away_by_any_output(
         assert summary.actions[-1][:5] == ("prevent", 1, 1, 0, 0)
         assert summary.matrix[("Park", "protest_extremism")] == 1
         files = write(summary, tmp_path / "out")
-        from bot.services.summary import headline
+        from bot.summaries.service import headline
 
         chat = headline(summary).plain_text()  # what /tensions and the board channel get
         body = chat.split("\n", 1)[1]  # after the title, which has the month
@@ -519,7 +519,7 @@ def test_a_pocket_of_concern_does_not_give_back_a_withheld_count_beside_it() -> 
     withheld as A's complement, the pocket line's mean and p-value (or just "at least 3 and
     unusual") gave B back, and A = 15 - 9 - B = 1. A pocket's count is now published and the
     complement taken elsewhere."""
-    from bot.summaries import Pocket
+    from bot.summaries.stats import Pocket
 
     hc = [("A", 1, 4.0), ("B", 5, 0.5), ("C", 9, 6.0)]
     pocket = Pocket("B", "hate crimes", 5, 0.5, 0.0002)

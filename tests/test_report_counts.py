@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, select, update
 
 from bot.clock import FakeClock
 from bot.domain import Report
-from bot.services.summary import SummaryService
+from bot.summaries.service import SummaryService
 from storage import tables
 from tests.helpers import PEOPLE_CSV, services_for
 

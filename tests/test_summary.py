@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from bot.cli import main
 from bot.clock import FakeClock
 from bot.domain import Report
-from bot.services.hatecrime import FigureImportError, HateCrimeService
-from bot.services.summary import SummaryService, shift
+from bot.summaries.hatecrime import FigureImportError, HateCrimeService
+from bot.summaries.service import SummaryService, shift
 from tests.helpers import PEOPLE_CSV, services_for
 from tests.test_actions import ROUTING, TEAMS
 
@@ -223,8 +223,8 @@ async def test_return_rate_and_actions(db_url: str) -> None:
 async def _return_rate_and_actions(s: Any) -> None:
     from datetime import timedelta
 
+    from bot.actions.service import Officer
     from bot.buttons import Action as ButtonAction
-    from bot.services.actions import Officer
     from tests.helpers import FakeMessenger, dispatcher_for, link_all
     from tests.test_actions import _buttons
     from tests.test_actions import _report as submit_report
@@ -314,8 +314,8 @@ def test_charts_and_exports(tmp_path: Path) -> None:
 
     from bot.charts import hate_crime_vs_tension, trend_by_category, ward_category_heatmap
     from bot.exports import write
-    from bot.services.summary import Breakdown, Summary
-    from bot.summaries import Pocket
+    from bot.summaries.service import Breakdown, Summary
+    from bot.summaries.stats import Pocket
 
     months = [shift("2026-12", -k) for k in range(12, -1, -1)]
     summary = Summary(
@@ -527,7 +527,7 @@ async def test_action_times_are_kaplan_meier_medians_in_working_hours_and_filter
 
 def test_working_hours_skip_nights_weekends_and_bank_holidays() -> None:
     from bot.config import load_config
-    from bot.deadlines import working_hours
+    from bot.returns.deadlines import working_hours
 
     config = load_config(Path(__file__).parent.parent / "config.example.toml", env={})
     # Thursday 24 December 16:00 to Tuesday 29 December 10:00: an hour on Christmas Eve,
@@ -543,7 +543,7 @@ def _binomial_tail(y: int, n: int, p: float) -> float:
 
 
 async def test_quarters_and_years_have_the_same_sections(db_url: str) -> None:
-    from bot.services.summary import parse_period
+    from bot.summaries.service import parse_period
 
     clock = FakeClock(datetime(2027, 1, 20, tzinfo=UTC))
     # (month, ward, category, reports): raw rows the expected figures are recomputed from.
@@ -623,7 +623,7 @@ async def test_the_quarter_is_posted_once_to_its_channel_when_its_last_return_cl
 
     from sqlalchemy import select
 
-    from bot.services.summary import post_scheduled
+    from bot.summaries.service import post_scheduled
     from storage.tables import outbox
 
     clock = FakeClock(datetime(2026, 12, 1, 9, tzinfo=UTC))
@@ -649,7 +649,7 @@ async def test_the_quarter_is_posted_once_to_its_channel_when_its_last_return_cl
 
 
 def test_chat_filters_take_a_quarter_or_a_year() -> None:
-    from bot.services.summary import SummaryRefused, parse_filters
+    from bot.summaries.service import SummaryRefused, parse_filters
 
     def parse(text: str) -> tuple[str, str | None, str | None]:
         r = parse_filters(
@@ -668,7 +668,7 @@ def test_charts_people_can_read() -> None:
     from matplotlib.colors import to_rgb
 
     from bot.charts import trend_by_category, ward_category_heatmap
-    from bot.services.summary import Summary
+    from bot.summaries.service import Summary
 
     months = [shift("2026-12", -k) for k in range(12, -1, -1)]
     rng = random.Random(5)

@@ -1,7 +1,7 @@
 """Slack adapter: Bolt listeners for the action buttons and their modals.
 
 ``ack()`` comes first (Slack wants it within 3 seconds); the work follows. Each listener decodes
-the button payload, calls one method of the core :class:`~bot.services.actions.ActionService`
+the button payload, calls one method of the core :class:`~bot.actions.service.ActionService`
 and renders the answer: an ephemeral note to the clicker, a modal, or modal errors. The team's
 message itself is updated by the core through the outbox.
 """
@@ -15,11 +15,11 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
+from bot.actions.service import OUTCOME_LABELS, ActionError, ActionService, Officer
 from bot.buttons import Action, BadPayload, Kind
-from bot.services.actions import OUTCOME_LABELS, ActionError, ActionService, Officer
-from bot.services.reports import ReportingRefused, ReportingService
-from bot.services.seen import SeenRequests, request_key
-from bot.services.summary import SummaryRefused, SummaryService
+from bot.delivery.seen import SeenRequests, request_key
+from bot.returns.reports import ReportingRefused, ReportingService
+from bot.summaries.service import SummaryRefused, SummaryService
 from handlers.slack import views
 from handlers.slack.messenger import answer_command
 from handlers.slack.render import escape

@@ -3,7 +3,7 @@ modal, an owner team's Report back button and modal, and ``/pact``.
 
 As everywhere in the Slack adapter: ``ack()`` first (a view submission's ``ack`` carries its
 errors, so it comes once the one service call has answered), decode, call one method of
-:class:`~bot.services.pact.PactService`, render the answer.
+:class:`~bot.pact.service.PactService`, render the answer.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.buttons import Action, BadPayload, Kind
 from bot.charts import pact_attendance, pact_description, png
-from bot.pact import PactInsight
-from bot.services.pact import PactError, PactService, insight_message
+from bot.pact.rules import PactInsight
+from bot.pact.service import PactError, PactService, insight_message
 from handlers.slack import pact_views
 from handlers.slack.messenger import answer_command
 from handlers.slack.render import escape

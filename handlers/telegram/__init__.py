@@ -1,6 +1,6 @@
 """Telegram adapter: register handlers on a python-telegram-bot ``Application``.
 
-Each callback builds a :class:`~bot.services.common.Sender` from the update, calls one core
+Each callback builds a :class:`~bot.common.Sender` from the update, calls one core
 service, then answers the button tap and sends any direct (unstored) reply. Only private chats
 are served.
 """
@@ -22,11 +22,11 @@ from telegram.ext import (
     filters,
 )
 
-from bot.services.common import Outcome, Sender
-from bot.services.conversation import ConversationService
-from bot.services.crisis import CrisisService
-from bot.services.pact import PactError, PactService, insight_message
-from bot.services.summary import SummaryRefused, SummaryService
+from bot.common import Outcome, Sender
+from bot.pact.service import PactError, PactService, insight_message
+from bot.returns.conversation import ConversationService
+from bot.returns.crisis import CrisisService
+from bot.summaries.service import SummaryRefused, SummaryService
 from handlers.telegram.menus import set_chat_menu
 from handlers.telegram.render import render_keyboard, render_text
 

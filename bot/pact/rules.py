@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from icalendar import Calendar, Event, vText
 
 if TYPE_CHECKING:
-    from bot.pact_model import AttendanceModel, Review
+    from bot.pact.model import AttendanceModel, Review
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 SLOTS = ("morning", "afternoon", "evening")
@@ -125,9 +125,9 @@ class PactInsight:
     _model: list[AttendanceModel | None] = field(default_factory=list, repr=False, compare=False)
 
     def model(self) -> AttendanceModel | None:
-        """The attendance regression (bot/pact_model.py), fitted once per insight."""
+        """The attendance regression (bot/pact/model.py), fitted once per insight."""
         if not self._model:
-            from bot.pact_model import fit  # statsmodels is loaded only when asked
+            from bot.pact.model import fit  # statsmodels is loaded only when asked
 
             self._model.append(fit(self.meetings))
         return self._model[0]
@@ -245,7 +245,7 @@ def findings(insight: PactInsight) -> list[str]:
         )
     out += model_findings(insight)
     if insight.review is not None:
-        from bot.pact_model import review_findings
+        from bot.pact.model import review_findings
 
         out += review_findings(insight.review)
     overall = insight.overall

@@ -40,10 +40,10 @@ from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.summaries import Pocket
+from bot.summaries.stats import Pocket
 
 if TYPE_CHECKING:
-    from bot.services.summary import Summary
+    from bot.summaries.service import Summary
 
 MARK = "[c]"  # the GSS symbol for "confidential"; the same for primary and secondary cells
 TOTAL = "\x00total"  # the key of a margin: (row, TOTAL), (TOTAL, column), (TOTAL, TOTAL)

@@ -13,13 +13,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from bot import texts
 from bot.clock import Clock
+from bot.common import Waker, audit, enqueue
 from bot.config import Config
 from bot.domain import REPORTER_ROLES, Campaign, Delivery, DeliveryStatus, Person, Role
 from bot.ports import AlreadyExists, UnitOfWork, UnitOfWorkFactory
-from bot.services import texts
-from bot.services.common import Waker, audit, enqueue
-from bot.services.forms import FormService
+from bot.returns.form_versions import FormService
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ class CampaignService:
         actor: str,
         now: datetime,
     ) -> Campaign:
-        """One occurrence of a crisis cadence, in the caller's unit of work (bot/services/crisis.py
+        """One occurrence of a crisis cadence, in the caller's unit of work (bot/returns/crisis.py
         checks the key first; the unique key stops a second one)."""
         return await self._create(
             uow,

@@ -12,14 +12,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.clock import Clock
+from bot.common import audit, enqueue
 from bot.config import Config
-from bot.deadlines import working_hours
-from bot.disclosure import MARK, Released, release, return_rates, shown
 from bot.messages import Attachment, MessageBuilder, OutgoingMessage, bold
 from bot.ports import UnitOfWorkFactory
-from bot.services.common import audit, enqueue
-from bot.services.forms import FormService
-from bot.summaries import (
+from bot.returns.deadlines import working_hours
+from bot.returns.form_versions import FormService
+from bot.summaries.disclosure import MARK, Released, release, return_rates, shown
+from bot.summaries.stats import (
     BASELINE_MONTHS,
     SUSTAINED_MONTHS,
     Pocket,
@@ -29,8 +29,8 @@ from bot.summaries import (
 )
 
 if TYPE_CHECKING:
-    from bot.pact import PactInsight
-    from bot.services.pact import PactService
+    from bot.pact.rules import PactInsight
+    from bot.pact.service import PactService
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class Summary:
     team_categories: dict[str, tuple[frozenset[str] | None, bool]] = field(default_factory=dict)
 
     def released(self, suppressed: bool = True, threshold: int | None = None) -> Released:
-        """Every figure as it may be published (bot/disclosure.py): small counts and anything
+        """Every figure as it may be published (bot/summaries/disclosure.py): small counts and anything
         that would reveal them withheld, unless ``suppressed`` is False."""
         return release(
             self,
@@ -172,7 +172,7 @@ class Summary:
 
     def markdown(self, threshold: int | None = None, suppressed: bool = True) -> str:
         """The summary as Markdown, from :meth:`released`: withheld figures shown as
-        :data:`bot.disclosure.MARK` when ``suppressed``."""
+        :data:`bot.summaries.disclosure.MARK` when ``suppressed``."""
         r = self.released(suppressed, threshold)
         n = shown
         scope = " · ".join(x for x in (self.ward, self.category) if x)
@@ -263,7 +263,7 @@ class Summary:
         return "\n".join(out) + "\n" + self._pact_markdown()
 
     def _pact_markdown(self) -> str:
-        from bot.pact import markdown
+        from bot.pact.rules import markdown
 
         return "" if self.pact is None else "\n" + markdown(self.pact)
 
@@ -841,7 +841,7 @@ class SummaryAnswer:
 
 
 def headline(summary: Summary, threshold: int | None = None) -> OutgoingMessage:
-    """The summary in a few lines for chat (aggregates only, protected: bot/disclosure.py)."""
+    """The summary in a few lines for chat (aggregates only, protected: bot/summaries/disclosure.py)."""
     scope = " · ".join(x for x in (summary.ward, summary.category) if x)
     b = MessageBuilder().line(
         bold(f"Community tension summary, {summary.month}" + (f" ({scope})" if scope else ""))
@@ -877,7 +877,7 @@ def _pact_headline(b: MessageBuilder, summary: Summary) -> MessageBuilder:
     """The PACT findings (which times and venues draw people), when meetings were recorded."""
     if summary.pact is None or summary.pact.empty:
         return b
-    from bot.pact import findings
+    from bot.pact.rules import findings
 
     b.line(bold(f"PACT meetings ({summary.pact.since} to {summary.pact.until}):"))
     for line in findings(summary.pact):

@@ -13,17 +13,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from bot import texts
 from bot.clock import Clock
+from bot.common import Sender, audit, enqueue
 from bot.config import Config
 from bot.domain import Invite, Person, Role
 from bot.ports import AlreadyExists, PersonDetails, UnitOfWorkFactory
-from bot.services import texts
-from bot.services.common import Sender, audit, enqueue
-from bot.services.forms import FormService
+from bot.returns.form_versions import FormService
 from bot.wards import unknown_ward
 
 if TYPE_CHECKING:
-    from bot.services.campaigns import CampaignService
+    from bot.returns.campaigns import CampaignService
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,12 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from bot.common import clean_text
 from bot.messages import MessageBuilder
-from bot.services.common import clean_text
-from bot.services.pact import PactError, PactService
+from bot.pact.service import PactError, PactService
 
 if TYPE_CHECKING:
-    from bot.services.pact_chat import Turn
+    from bot.pact.chat import Turn
 
 MAX_VENUES = 8
 

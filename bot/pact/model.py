@@ -9,7 +9,7 @@ model is Poisson unless the counts vary more than Poisson allows (Pearson's disp
 What is reported, and why:
 - the reference level of each factor is its most frequent one (ties by name), so ratios read
   against the usual case;
-- a level, or a reference, with fewer than :data:`bot.pact.MIN_MEETINGS` meetings is kept in the
+- a level, or a reference, with fewer than :data:`bot.pact.rules.MIN_MEETINGS` meetings is kept in the
   fit (it still adjusts the others) but its ratio is not reported: five meetings give an
   interval too wide to say anything;
 - a level that cannot be told apart from the levels before it (e.g. every Thursday meeting is
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, tzinfo
 from typing import Any
 
-from bot.pact import MIN_MEETINGS, MeetingRow
+from bot.pact.rules import MIN_MEETINGS, MeetingRow
 
 FACTORS = ("neighbourhood", "slot", "weekday", "format")
 DISPERSION_ALPHA = 0.05  # Pearson's chi-squared test for overdispersion

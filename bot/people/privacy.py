@@ -19,11 +19,11 @@ from datetime import datetime
 from typing import Any
 
 from bot.clock import Clock
+from bot.common import audit
 from bot.config import Config
 from bot.domain import Person
 from bot.messages import OutgoingMessage, Span
 from bot.ports import Purger, UnitOfWork, UnitOfWorkFactory
-from bot.services.common import audit
 
 log = logging.getLogger(__name__)
 

@@ -35,6 +35,7 @@ from typing import Any
 from aiolimiter import AsyncLimiter
 
 from bot.clock import Clock, SystemClock
+from bot.common import audit
 from bot.domain import DeliveryStatus, OutboxMessage, OutboxStatus
 from bot.messages import OutgoingMessage
 from bot.ports import (
@@ -45,7 +46,6 @@ from bot.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from bot.services.common import audit
 
 log = logging.getLogger(__name__)
 

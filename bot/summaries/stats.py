@@ -1,4 +1,4 @@
-"""Pure aggregation logic: the pockets-of-concern method (disclosure control: bot/disclosure.py).
+"""Pure aggregation logic: the pockets-of-concern method (disclosure control: bot/summaries/disclosure.py).
 
 **Pockets of concern** (docs/STATISTICS.md has the method at length and its false-alarm rate
 under simulation). Each ward's, category's and hate-crime strand's count this month is tested
@@ -202,5 +202,5 @@ def km_median(events: Sequence[float], censored: Sequence[float]) -> float | Non
 
 def suppress(count: int, threshold: int = 3) -> str:
     """One count below the threshold as "<threshold" (0 stays 0). Primary suppression only: the
-    summary's figures go through bot/disclosure.py, which also guards against differencing."""
+    summary's figures go through bot/summaries/disclosure.py, which also guards against differencing."""
     return f"<{threshold}" if 0 < count < threshold else str(count)

@@ -6,7 +6,7 @@ up to three new priorities with their owner teams; then a review and Save. Every
 stored in a ``pact_recordings`` row as it arrives (a restart loses nothing), buttons carry the
 row's ``seq`` so a stale tap is refused, and a bad answer gets a clear message while the flow
 stays where it was. The record itself is checked and stored by
-:meth:`bot.services.pact.PactService.apply_record`, the same path as the Slack modal.
+:meth:`bot.pact.service.PactService.apply_record`, the same path as the Slack modal.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bot.buttons import Action, Kind
+from bot.common import audit, clean_text, local_time
 from bot.domain import PactMeeting, PactRecording, Person
 from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, italic
-from bot.pact import FORMAT_LABELS, MAX_NEW_PRIORITIES
-from bot.ports import UnitOfWork
-from bot.services.common import audit, clean_text, local_time
-from bot.services.pact import (
+from bot.pact.guided import GuidedSchedule
+from bot.pact.rules import FORMAT_LABELS, MAX_NEW_PRIORITIES
+from bot.pact.service import (
     MAX_NOTE,
     MAX_TITLE,
     MeetingRecord,
@@ -28,7 +28,7 @@ from bot.services.pact import (
     PactService,
     parse_count,
 )
-from bot.services.pact_guided import GuidedSchedule
+from bot.ports import UnitOfWork
 
 # Button values with a meaning of their own (choices are 0, 1, 2 ...).
 CANCEL, DONE, USE_REPORT, SAVE, RESTART = 9000, 9001, 9002, 9003, 9004

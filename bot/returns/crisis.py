@@ -16,13 +16,13 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 
+from bot import texts
 from bot.clock import Clock
+from bot.common import Waker, audit
 from bot.config import Config
 from bot.domain import Person, Role
 from bot.ports import UnitOfWork, UnitOfWorkFactory
-from bot.services import texts
-from bot.services.campaigns import CampaignService
-from bot.services.common import Waker, audit
+from bot.returns.campaigns import CampaignService
 
 STATE_KEY = "crisis.cadences"
 INTERVALS = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}

@@ -13,8 +13,11 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from bot import texts
+from bot.actions.service import ActionService
 from bot.buttons import Action, BadPayload, Kind
 from bot.clock import Clock
+from bot.common import Outcome, Sender, Waker, audit, clean_text, enqueue
 from bot.config import Config
 from bot.domain import (
     Campaign,
@@ -25,15 +28,12 @@ from bot.domain import (
 )
 from bot.forms import FormDefinition, Question
 from bot.messages import MessageBuilder, OutgoingMessage
+from bot.pact.chat import PactChat
+from bot.pact.service import PactService
+from bot.people.service import PeopleService
 from bot.ports import UnitOfWork, UnitOfWorkFactory
-from bot.services import texts
-from bot.services.actions import ActionService
-from bot.services.common import Outcome, Sender, Waker, audit, clean_text, enqueue
-from bot.services.forms import FormService
-from bot.services.pact import PactService
-from bot.services.pact_chat import PactChat
-from bot.services.people import PeopleService
-from bot.services.reports import create_reports, record_nil
+from bot.returns.form_versions import FormService
+from bot.returns.reports import create_reports, record_nil
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ import re
 from dataclasses import dataclass
 
 from bot.clock import Clock
+from bot.common import audit
 from bot.config import Config
 from bot.ports import UnitOfWorkFactory
-from bot.services.common import audit
 from bot.wards import unknown_ward
 
 #: The five monitored strands, and the spellings accepted for each.

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 from bot.buttons import Action, Kind
+from bot.common import local_time, period_label
 from bot.domain import Campaign, Conversation, Report, Role
 from bot.forms import FormDefinition, Question
 from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, code, italic
-from bot.services.common import local_time, period_label
 
 REPORTER_COMMANDS = (
     ("/return", "answer this month's return (or carry on with it)"),

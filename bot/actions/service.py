@@ -13,18 +13,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.actions.routing import route
 from bot.buttons import Action as ButtonAction
 from bot.buttons import Kind
 from bot.clock import Clock
+from bot.common import Waker, address_of, audit, enqueue, local_time
 from bot.config import Config, TeamConfig
-from bot.deadlines import ack_deadline
 from bot.domain import Action, ActionEvent, ActionState, OutboxMessage, Outcome, Report, Role
 from bot.forms import FormDefinition
 from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, code, italic
 from bot.ports import SendResult, Stale, UnitOfWork, UnitOfWorkFactory
-from bot.routing import route
-from bot.services.common import Waker, address_of, audit, enqueue, local_time
-from bot.services.forms import FormService
+from bot.returns.deadlines import ack_deadline
+from bot.returns.form_versions import FormService
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
 from bot.clock import Clock
+from bot.common import Waker, address_of, audit, clean_text, enqueue, local_time
 from bot.config import Config, NeighbourhoodConfig
 from bot.domain import (
     MeetingFormat,
@@ -30,7 +31,7 @@ from bot.domain import (
     Role,
 )
 from bot.messages import Attachment, Button, MessageBuilder, OutgoingMessage, bold, italic
-from bot.pact import (
+from bot.pact.rules import (
     FORMAT_LABELS,
     MAX_NEW_PRIORITIES,
     GroupRow,
@@ -41,7 +42,6 @@ from bot.pact import (
     slot_of,
 )
 from bot.ports import UnitOfWork, UnitOfWorkFactory
-from bot.services.common import Waker, address_of, audit, clean_text, enqueue, local_time
 
 log = logging.getLogger(__name__)
 
@@ -883,13 +883,13 @@ class PactService:
             ]
             for group in GROUPS:
                 rows = [GroupRow(*r) for r in await uow.pact.attendance_by(group, start, end, hood)]
-                # 'vs usual' leave-one-out, total over total (bot/pact.py), from the meetings.
+                # 'vs usual' leave-one-out, total over total (bot/pact/rules.py), from the meetings.
                 relative = relative_attendance(result.meetings, group)
                 result.by[group] = [replace(r, relative=relative.get(r.key)) for r in rows]
             result.counts = await uow.pact.meeting_counts(start, end, hood)
             result.priorities = await uow.pact.priority_counts(start, end, hood)
         if change_date is not None:
-            from bot.pact_model import before_after  # scipy, only when asked
+            from bot.pact.model import before_after  # scipy, only when asked
 
             result.review = before_after(result.meetings, change_date, self.tz)
         return result
@@ -941,7 +941,7 @@ class PactService:
 
 def insight_message(insight: PactInsight) -> OutgoingMessage:
     """The insight in a few lines for chat."""
-    from bot.pact import findings
+    from bot.pact.rules import findings
 
     scope = (
         f" ({insight.names.get(insight.neighbourhood, insight.neighbourhood)})"

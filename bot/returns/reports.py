@@ -12,16 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot import texts
+from bot.actions.service import ActionService
 from bot.clock import Clock
+from bot.common import Waker, audit, clean_text, enqueue, local_time
 from bot.config import Config
+from bot.delivery.seen import SeenRequests, request_key
 from bot.domain import Campaign, DeliveryStatus, Person, Report
 from bot.forms import FormDefinition
 from bot.ports import UnitOfWork, UnitOfWorkFactory
-from bot.services import texts
-from bot.services.actions import ActionService
-from bot.services.common import Waker, audit, clean_text, enqueue, local_time
-from bot.services.forms import FormService
-from bot.services.seen import SeenRequests, request_key
+from bot.returns.form_versions import FormService
 
 log = logging.getLogger(__name__)
 
