@@ -8,11 +8,11 @@ from typing import Any
 
 from openpyxl import Workbook
 
-from bot import cells
-from bot.charts import CHARTS, charts_for, png
 from bot.pact.rules import RESOLUTION_TARGET, PactInsight, resolution_rate
 from bot.summaries.disclosure import MARK, return_rates
-from bot.summaries.service import Summary
+from bot.summaries.model import Summary
+from handlers.files import cells
+from handlers.files.charts import CHARTS, charts_for, png
 
 
 def tables(
