@@ -5,20 +5,67 @@ chat text, CSV, XLSX and charts are all drawn from it, never from the raw summar
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from bot.summaries.stats import Pocket
 from bot.summaries.suppression import MARK, TOTAL, Key, Line, line, primary, protect, shown
-
-if TYPE_CHECKING:
-    from bot.summaries.model import Summary
 
 __all__ = ["MARK", "Released", "release", "return_rates", "shown"]
 
 
 Count = int | None  # a published count; None when withheld
+
+
+class Rows(Protocol):
+    """One grouping of a summary's tension counts (:class:`bot.summaries.model.Breakdown`)."""
+
+    @property
+    def by(self) -> str: ...
+    @property
+    def rows(self) -> Sequence[tuple[str, int, int, int]]: ...  # key, now, previous, last year
+
+
+class Figures(Protocol):
+    """The raw figures of a summary that :func:`release` protects, as
+    :class:`bot.summaries.model.Summary` holds them (see its fields for what each is); typed
+    here so that disclosure control depends on no summary module."""
+
+    @property
+    def total(self) -> int: ...
+    @property
+    def previous_total(self) -> int: ...
+    @property
+    def last_year_total(self) -> int: ...
+    @property
+    def breakdowns(self) -> Sequence[Rows]: ...
+    @property
+    def matrix(self) -> Mapping[tuple[str, str], int]: ...
+    @property
+    def tension_by_ward(self) -> Mapping[str, int]: ...
+    @property
+    def months(self) -> Sequence[str]: ...
+    @property
+    def trend(self) -> Mapping[str, Sequence[int]]: ...
+    @property
+    def hate_crime(self) -> Sequence[tuple[str, int, float]]: ...
+    @property
+    def hate_crime_by_strand(self) -> Sequence[tuple[str, int, float]]: ...
+    @property
+    def police_months(self) -> int: ...
+    @property
+    def pockets(self) -> Sequence[Pocket]: ...
+    @property
+    def false_discovery_rate(self) -> float: ...
+    @property
+    def returns_by_role(self) -> Sequence[tuple[str, int, int, int, int]]: ...
+    @property
+    def returns_by_ward(self) -> Sequence[tuple[str, int, int, int, int]]: ...
+    @property
+    def actions(self) -> Sequence[tuple[str, int, int, int, int, float | None, float | None]]: ...
+    @property
+    def team_categories(self) -> Mapping[str, tuple[frozenset[str] | None, bool]]: ...
 
 
 @dataclass
@@ -75,7 +122,7 @@ def _published_order(row: tuple[str, Count, *tuple[Any, ...]]) -> tuple[int, str
     return (-(row[1] or 0), row[0])
 
 
-def release(summary: Summary, *, threshold: int, suppressed: bool = True) -> Released:
+def release(summary: Figures, *, threshold: int, suppressed: bool = True) -> Released:
     """Protect every figure of ``summary`` (see the module's docstring), or, with
     ``suppressed=False`` (the system administrator's ``--no-suppress``), show them as they are.
 
@@ -192,7 +239,7 @@ def release(summary: Summary, *, threshold: int, suppressed: bool = True) -> Rel
     # Hate crime: by ward and by strand share their (workable-out) total, this month and over
     # the year; a mean is published only with its total.
     def crime(
-        wards_: list[tuple[str, int, float]], strands: list[tuple[str, int, float]]
+        wards_: Sequence[tuple[str, int, float]], strands: Sequence[tuple[str, int, float]]
     ) -> tuple[list[tuple[str, Count, float | None]], list[tuple[str, Count, float | None]]]:
         """Hate crime by ward and by strand are the two margins of a ward x strand table that
         is not published, this month and over the year; a mean only with its total."""
