@@ -65,7 +65,7 @@ def test_matplotlib_and_openpyxl_are_loaded_only_when_a_chart_or_a_spreadsheet_i
     # application, its adapters and the summary code loads neither; drawing and exporting do.
     code = (
         "import sys, bot.app, bot.cli, scheduler, handlers.telegram, handlers.slack\n"
-        "import handlers.files, bot.summaries.service\n"
+        "import handlers.files, handlers.files.spreadsheets, bot.summaries.service\n"
         "for name in ('matplotlib', 'openpyxl'):\n"
         "    assert name not in sys.modules, f'{name} loaded at import'\n"
         "from bot.summaries.model import Summary\n"
