@@ -44,6 +44,7 @@ from bot.returns.reports import ReportingService
 from bot.state import StateService
 from bot.summaries.service import SummaryService
 from handlers.doctor import Check, proxy_check, slack_checks, telegram_checks
+from handlers.files import MatplotlibCharts
 from handlers.http import HttpServer, Metrics, Readiness, build_http_app
 from handlers.network import proxy_for, shown
 from handlers.slack.app import build_app as build_slack_app
@@ -165,7 +166,7 @@ async def build_services(
     reporting = ReportingService(config, db.uow, clock, forms, actions, wake, seen)
     pact = PactService(config, db.uow, clock, wake)
     conversation.pact = pact
-    summaries = SummaryService(config, db.uow, clock, forms, pact)
+    summaries = SummaryService(config, db.uow, clock, forms, pact, charts=MatplotlibCharts())
     async with db.uow() as uow:
         await forms.current(uow)  # store the form version now, failing early if it is wrong
         await uow.commit()

@@ -21,10 +21,10 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from bot import cells
 from bot.config import DEFAULT_CONFIG_PATH, Config, ConfigError, delivery_problem, load_config
 from bot.forms import FormError, load_form
 from bot.logs import configure_logging
+from handlers.files import cells
 
 T = TypeVar("T")
 ADMIN = "cli"
@@ -817,7 +817,7 @@ def summary(
     text = result.markdown(suppressed=not no_suppress)
     click.echo(text, nl=False)
     if out is not None:
-        from bot.exports import write
+        from handlers.files.spreadsheets import write
 
         files = write(result, out, suppressed=not no_suppress)
         click.echo(f"written to {out}: {', '.join(f.name for f in files)}", err=True)

@@ -19,7 +19,8 @@ from bot.actions.service import OUTCOME_LABELS, ActionError, ActionService, Offi
 from bot.buttons import Action, BadPayload, Kind
 from bot.delivery.seen import SeenRequests, request_key
 from bot.returns.reports import ReportingRefused, ReportingService
-from bot.summaries.service import SummaryRefused, SummaryService
+from bot.summaries.chat import SummaryRefused
+from bot.summaries.service import SummaryService
 from handlers.slack import views
 from handlers.slack.messenger import answer_command
 from handlers.slack.render import escape
@@ -262,21 +263,19 @@ def register(
         # Slack wants an answer within 3 seconds: acknowledge, then build the summary.
         await ack(text="Working on the summary…")
         try:
-            result = await summaries.for_slack(command["user_id"], command.get("text", ""))
+            answer = await summaries.ask("slack", command["user_id"], command.get("text", ""))
         except SummaryRefused as exc:
             # The refusal may quote what was typed: escaped, like all text from a user. Through
             # the response_url: it reaches the person even in a channel the bot is not in.
             await respond(text=escape(str(exc)), response_type="ephemeral")
             return
-        charts = [
-            (name, data, name.removesuffix(".png").replace("_", " "), alt)
-            for name, data, alt in result.charts
-        ]
+        # The charts go up as files (in the channel, or the asker's DM), the text as blocks.
+        charts = [(a.filename, a.data, a.title, a.alt_text) for a in answer.attachments]
         await answer_command(
             client,
             respond,
             command,
-            result.message,
+            answer.model_copy(update={"attachments": []}),
             charts,
             bot_user_id=context.bot_user_id,
             public_channels=summaries.config.summaries.channels,

@@ -15,7 +15,6 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.buttons import Action, BadPayload, Kind
-from bot.charts import pact_attendance, pact_description, png
 from bot.pact.rules import PactInsight
 from bot.pact.service import PactError, PactService, insight_message
 from handlers.slack import pact_views
@@ -25,8 +24,11 @@ from handlers.slack.render import escape
 log = logging.getLogger(__name__)
 
 
-def _chart(insight: PactInsight) -> bytes:
-    return png(pact_attendance(insight))
+def _chart(insight: PactInsight) -> tuple[bytes, str]:
+    """The PACT chart as PNG, and its alt text (matplotlib is loaded here, not at start-up)."""
+    from handlers.files.charts import pact_attendance, pact_description, png
+
+    return png(pact_attendance(insight)), pact_description(insight)
 
 
 def register_pact(app: AsyncApp, pact: PactService) -> None:
@@ -157,7 +159,7 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
     ) -> None:
         await ack(text="Working on it…")
         try:
-            insight = await pact.insight_for_slack(command["user_id"], command.get("text", ""))
+            insight = await pact.ask_insight("slack", command["user_id"], command.get("text", ""))
         except PactError as exc:
             # The refusal may quote what was typed: escaped, like all text from a user. Through
             # the response_url: it reaches the person even in a channel the bot is not in.
@@ -166,10 +168,8 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
         charts = []
         if not insight.empty:
             # Drawing takes a moment of CPU: keep it off the event loop.
-            chart = await asyncio.to_thread(_chart, insight)
-            charts.append(
-                ("pact_attendance.png", chart, "PACT attendance", pact_description(insight))
-            )
+            chart, alt = await asyncio.to_thread(_chart, insight)
+            charts.append(("pact_attendance.png", chart, "PACT attendance", alt))
         await answer_command(
             client,
             respond,
