@@ -154,17 +154,16 @@ async def build_services(
     if migrate:
         await upgrade(db.engine)
     wake = _WakeRelay()
+    # Each service is built after what it needs: no setters, no cycles. Identity (people) is
+    # below returns: linking someone tells the campaigns through the ``on_linked`` port.
     forms = FormService(definition, clock)
-    people = PeopleService(config, db.uow, clock, forms)
     campaigns = CampaignService(config, db.uow, clock, forms, wake)
-    people.campaigns = campaigns
-    conversation = ConversationService(config, db.uow, clock, forms, people, wake)
+    people = PeopleService(config, db.uow, clock, forms, campaigns.deliver_open_returns)
     actions = ActionService(config, db.uow, clock, forms, wake)
-    conversation.actions = actions
+    pact = PactService(config, db.uow, clock, wake)
+    conversation = ConversationService(config, db.uow, clock, forms, people, actions, pact, wake)
     seen = SeenRequests(db.uow)
     reporting = ReportingService(config, db.uow, clock, forms, actions, wake, seen)
-    pact = PactService(config, db.uow, clock, wake)
-    conversation.pact = pact
     summaries = SummaryService(config, db.uow, clock, forms, pact)
     async with db.uow() as uow:
         await forms.current(uow)  # store the form version now, failing early if it is wrong
