@@ -129,7 +129,7 @@ def health(config: Config, timeout: float) -> None:
     import urllib.error
     import urllib.request
 
-    from bot.app import http_address
+    from bot.runtime import http_address
     from storage.database import Database
     from storage.leader import database_status
 
@@ -899,7 +899,8 @@ def run(config: Config) -> None:
     """Run the bot: Telegram (polling or webhook), Slack, the outbox, the scheduler (on the
     leader) and the HTTP server (/healthz, /readyz, /metrics). SIGTERM stops it gracefully;
     SIGHUP re-reads teams, routing, deadlines and escalation from the config file."""
-    from bot.app import TelegramRuntime, build_services, telegram_token
+    from bot.app import build_services, telegram_token
+    from bot.runtime import Runtime
 
     try:
         token = telegram_token(config)
@@ -911,7 +912,7 @@ def run(config: Config) -> None:
     async def main_loop() -> None:
         services = await build_services(config)
         try:
-            runtime = TelegramRuntime(services, token)
+            runtime = Runtime(services, token)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, runtime.stop)
