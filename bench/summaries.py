@@ -23,8 +23,7 @@ from bot.app import build_services
 from bot.clock import FakeClock
 from bot.sim.history import CATEGORIES, STRANDS
 from bot.summaries.periods import shift
-from bot.summaries.service import GROUPS, SummaryService
-from handlers.files import MatplotlibCharts
+from bot.summaries.service import GROUPS
 from storage import tables
 
 MONTHS = [f"{y}-{m:02d}" for y in range(2017, 2027) for m in range(1, 13)]  # 120 months
@@ -176,9 +175,7 @@ async def run(
         engine = services.db.engine
         async with engine.connect() as conn:
             stored = await conn.scalar(text("SELECT count(*) FROM reports"))
-        service = SummaryService(
-            config, services.db.uow, services.clock, services.forms, charts=MatplotlibCharts()
-        )
+        service = services.summaries
 
         async def build(month: str) -> Any:
             return await service.build(month, actor="bench")

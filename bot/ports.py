@@ -391,6 +391,16 @@ class UnitOfWorkFactory(Protocol):
     def __call__(self) -> UnitOfWork: ...
 
 
+class OnLinked(Protocol):
+    """What happens when a person has just linked a chat, inside the unit of work that links
+    them (before it commits): returns the keys of the returns sent to them.
+
+    People (identity) is below returns: the campaign service subscribes to this through the
+    people service's constructor, so identity never imports returns."""
+
+    async def __call__(self, uow: UnitOfWork, person: Person, now: datetime) -> list[str]: ...
+
+
 class Purger(Protocol):
     """Clears what an erasure or redaction overwrote or deleted out of the database files: old
     row versions, freed pages and index entries, the write-ahead log. Called after the change

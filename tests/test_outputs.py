@@ -42,7 +42,7 @@ async def test_the_scheduled_summary_carries_the_charts_of_the_port_it_was_given
         clock.set(campaign.closes_at + timedelta(minutes=1))
         await s.campaigns.tick()
         charts = RecordingCharts()
-        service = SummaryService(s.config, s.db.uow, clock, charts=charts)
+        service = SummaryService(s.config, s.db.uow, clock, s.forms, s.pact, charts=charts)
         assert await post_scheduled(service) == ["2026-12"]
         async with s.db.uow() as uow:
             payloads = (

@@ -41,7 +41,7 @@ async def create_reports(
     tensions: Sequence[dict[str, str]],
     now: datetime,
     tz: ZoneInfo,
-    actions: ActionService | None,
+    actions: ActionService,
     urgent_answers_open: bool = False,
 ) -> list[Report]:
     """Store each tension as a report with its reference, route it, and mark the return answered.
@@ -83,8 +83,7 @@ async def create_reports(
             ward=report.ward,
             category=report.category,
         )
-    if actions is not None:
-        await actions.create_for_reports(uow, made, now)
+    await actions.create_for_reports(uow, made, now)
     if campaign_id is not None:
         delivery = await uow.deliveries.get_for(campaign_id, person_id)
         if delivery is not None:
@@ -192,11 +191,11 @@ class ReportingService:
         forms: FormService,
         actions: ActionService,
         wake: Waker,
-        seen: SeenRequests | None = None,
+        seen: SeenRequests,
     ) -> None:
         self.config, self.uow_factory, self.clock = config, uow_factory, clock
         self.forms, self.actions, self.wake = forms, actions, wake
-        self.seen = seen or SeenRequests(uow_factory)
+        self.seen = seen
         self.tz = config.partnership.tz
 
     async def _person(self, uow: UnitOfWork, slack_user_id: str) -> Person:

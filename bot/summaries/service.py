@@ -46,8 +46,8 @@ class SummaryService:
         config: Config,
         uow_factory: UnitOfWorkFactory,
         clock: Clock,
-        forms: FormService | None = None,
-        pact: PactService | None = None,
+        forms: FormService,
+        pact: PactService,
         *,
         charts: Charts,
     ) -> None:
@@ -185,9 +185,8 @@ class SummaryService:
             summary.police_imported = all(m in imported for m in period.months)
             summary.police_months = sum(1 for m in trailing if m in imported)
             summary.unit = period.unit
-            if self.forms is not None:
-                form = (await self.forms.current(uow)).definition
-                summary.labels = {o.value: o.label for o in form.question("category").options}
+            form = (await self.forms.current(uow)).definition
+            summary.labels = {o.value: o.label for o in form.question("category").options}
             summary.pockets = pockets_of_concern(
                 self.config,
                 list(period.months),
@@ -242,7 +241,7 @@ class SummaryService:
                     "return rate (the monthly return is not by category)",
                     "hate crime (police figures are by strand, not category)",
                 ]
-            if self.pact is not None and (ward is not None or category is not None):
+            if ward is not None or category is not None:
                 summary.unfiltered.append("PACT meetings (the whole partnership)")
             if names and k == 1:
                 summary.outstanding = await f.outstanding(month)
@@ -290,11 +289,10 @@ class SummaryService:
                 names=names,
             )
             await uow.commit()
-        if self.pact is not None:
-            last = period.months[-1]
-            summary.pact = await self.pact.insight(
-                shift(last, -11), last, change_date=self.pact.config.pact.review_date
-            )
+        last = period.months[-1]
+        summary.pact = await self.pact.insight(
+            shift(last, -11), last, change_date=self.pact.config.pact.review_date
+        )
         return summary
 
 

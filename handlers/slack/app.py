@@ -60,17 +60,15 @@ def build_app(
     summaries: SummaryService,
     *,
     seen: SeenRequests,
-    pact: PactService | None = None,
-    crisis: CrisisService | None = None,
+    pact: PactService,
+    crisis: CrisisService,
 ) -> AsyncApp:
     """The Bolt app (signature and timestamp of every request verified by Bolt, replays refused
-    through ``seen``, in the database); with ``pact``, the PACT listeners too."""
+    through ``seen``, in the database), with the PACT and crisis listeners."""
     app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=False)
     register(app, actions, reporting, summaries, seen)
-    if pact is not None:
-        register_pact(app, pact)
-    if crisis is not None:
-        register_crisis(app, crisis)
+    register_pact(app, pact)
+    register_crisis(app, crisis)
     return app
 
 

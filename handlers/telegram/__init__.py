@@ -80,10 +80,10 @@ def _kind(update: Update) -> str:
 def register(
     application: Application,
     conversation: ConversationService,
-    summaries: SummaryService | None = None,
-    pact: PactService | None = None,
+    summaries: SummaryService,
+    pact: PactService,
     *,
-    crisis: CrisisService | None = None,
+    crisis: CrisisService,
 ) -> None:
     """Attach tensionbot's handlers to ``application``."""
     # A private chat with a person: an update without a sender is nothing for us (ignored).
@@ -91,7 +91,7 @@ def register(
 
     async def on_crisis(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
-        assert chat is not None and crisis is not None
+        assert chat is not None
         reply = await crisis.for_telegram(_sender(update).user_id, " ".join(context.args or []))
         await chat.send_message(reply)  # plain text: it may quote what was typed
 
@@ -139,7 +139,7 @@ def register(
 
     async def on_summary(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
-        assert chat is not None and summaries is not None
+        assert chat is not None
         try:
             answer = await summaries.ask(
                 "telegram", str(_sender(update).user_id), " ".join(context.args or [])
@@ -154,7 +154,7 @@ def register(
 
     async def on_pact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
-        assert chat is not None and pact is not None
+        assert chat is not None
         try:
             insight = await pact.ask_insight(
                 "telegram", str(_sender(update).user_id), " ".join(context.args or [])
@@ -172,12 +172,9 @@ def register(
             await chat.send_photo(image, caption="PACT attendance")
 
     application.add_handler(CommandHandler("start", on_start, filters=private))
-    if pact is not None:
-        application.add_handler(CommandHandler("pact", on_pact, filters=private))
-    if summaries is not None:
-        application.add_handler(CommandHandler("summary", on_summary, filters=private))
-    if crisis is not None:
-        application.add_handler(CommandHandler("crisis", on_crisis, filters=private))
+    application.add_handler(CommandHandler("pact", on_pact, filters=private))
+    application.add_handler(CommandHandler("summary", on_summary, filters=private))
+    application.add_handler(CommandHandler("crisis", on_crisis, filters=private))
     for name in COMMANDS:
         application.add_handler(CommandHandler(name, command(name), filters=private))
     application.add_handler(MessageHandler(private & filters.COMMAND, on_other_command))
