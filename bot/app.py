@@ -16,6 +16,7 @@ from bot.common import Waker
 from bot.config import Config, ConfigError
 from bot.delivery.seen import SeenRequests
 from bot.forms import load_form
+from bot.forms.versions import FormService
 from bot.health import HealthService
 from bot.pact.service import PactService
 from bot.people.privacy import PrivacyService
@@ -23,7 +24,6 @@ from bot.people.service import PeopleService
 from bot.returns.campaigns import CampaignService
 from bot.returns.conversation import ConversationService
 from bot.returns.crisis import CrisisService
-from bot.returns.form_versions import FormService
 from bot.returns.reports import ReportingService
 from bot.state import StateService
 from bot.summaries.service import SummaryService

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from bot.domain import (
     Action,
@@ -29,10 +29,7 @@ from bot.domain import (
     Person,
     Report,
 )
-from bot.messages import Attachment, OutgoingMessage
-
-if TYPE_CHECKING:
-    from bot.summaries.model import Summary
+from bot.messages import OutgoingMessage
 
 
 class AlreadyExists(Exception):
@@ -435,13 +432,3 @@ class Messenger(Protocol):
         edit_ref: str | None = None,
         thread_ref: str | None = None,
     ) -> SendResult: ...
-
-
-class Charts(Protocol):
-    """Draws a summary's charts (an output adapter: ``handlers/files``). Every chart is drawn
-    from the summary's protected figures; the drawing library is loaded only when one is made."""
-
-    def for_summary(self, summary: Summary) -> list[Attachment]:
-        """The charts the summary gets (none for an empty period), as PNG attachments with
-        their titles and alt text."""
-        ...

@@ -528,7 +528,7 @@ async def test_action_times_are_kaplan_meier_medians_in_working_hours_and_filter
 
 def test_working_hours_skip_nights_weekends_and_bank_holidays() -> None:
     from bot.config import load_config
-    from bot.returns.deadlines import working_hours
+    from bot.deadlines import working_hours
 
     config = load_config(Path(__file__).parent.parent / "config.example.toml", env={})
     # Thursday 24 December 16:00 to Tuesday 29 December 10:00: an hour on Christmas Eve,

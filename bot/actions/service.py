@@ -19,12 +19,12 @@ from bot.buttons import Kind
 from bot.clock import Clock
 from bot.common import Waker, address_of, audit, enqueue, local_time
 from bot.config import Config, TeamConfig
+from bot.deadlines import ack_deadline
 from bot.domain import Action, ActionEvent, ActionState, OutboxMessage, Outcome, Report, Role
 from bot.forms import FormDefinition
+from bot.forms.versions import FormService
 from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, code, italic
 from bot.ports import SendResult, Stale, UnitOfWork, UnitOfWorkFactory
-from bot.returns.deadlines import ack_deadline
-from bot.returns.form_versions import FormService
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from bot.clock import Clock
 from bot.common import Sender, audit, enqueue
 from bot.config import Config
 from bot.domain import Invite, Person, Role
+from bot.forms.versions import FormService
 from bot.ports import AlreadyExists, OnLinked, PersonDetails, UnitOfWorkFactory
-from bot.returns.form_versions import FormService
 from bot.wards import unknown_ward
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ from bot.clock import Clock
 from bot.common import Waker, audit, enqueue
 from bot.config import Config
 from bot.domain import REPORTER_ROLES, Campaign, Delivery, DeliveryStatus, Person, Role
+from bot.forms.versions import FormService
 from bot.ports import AlreadyExists, UnitOfWork, UnitOfWorkFactory
 from bot.returns.campaign_status import CampaignStatus, campaign_status
-from bot.returns.form_versions import FormService
 from bot.returns.periods import CampaignError, Schedule, period_of, schedule_for, validate_period
 
 log = logging.getLogger(__name__)

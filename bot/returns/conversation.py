@@ -27,12 +27,12 @@ from bot.domain import (
     Person,
 )
 from bot.forms import FormDefinition, Question
+from bot.forms.versions import FormService
 from bot.messages import MessageBuilder, OutgoingMessage
 from bot.pact.chat import PactChat
 from bot.pact.service import PactService
 from bot.people.service import PeopleService
 from bot.ports import UnitOfWork, UnitOfWorkFactory
-from bot.returns.form_versions import FormService
 from bot.returns.reports import create_reports, record_nil
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from bot.config import Config
 from bot.delivery.seen import SeenRequests, request_key
 from bot.domain import Campaign, DeliveryStatus, Person, Report
 from bot.forms import FormDefinition
+from bot.forms.versions import FormService
 from bot.ports import UnitOfWork, UnitOfWorkFactory
-from bot.returns.form_versions import FormService
 
 log = logging.getLogger(__name__)
 

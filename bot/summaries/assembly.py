@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.config import Config
-from bot.returns.deadlines import working_hours
+from bot.deadlines import working_hours
 from bot.summaries.periods import shift
 from bot.summaries.stats import Pocket, Series, find_pockets, km_median
 

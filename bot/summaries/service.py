@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 from bot.clock import Clock
 from bot.common import audit, enqueue, person_for
 from bot.config import Config
+from bot.forms.versions import FormService
 from bot.messages import OutgoingMessage
-from bot.ports import Charts, UnitOfWorkFactory
-from bot.returns.form_versions import FormService
+from bot.ports import UnitOfWorkFactory
 from bot.summaries.assembly import (
     actions_by_team,
     pockets_of_concern,
@@ -28,6 +28,7 @@ from bot.summaries.assembly import (
 from bot.summaries.chat import SUMMARY_ROLES, SummaryRefused, headline, parse_filters
 from bot.summaries.model import Breakdown, Summary
 from bot.summaries.periods import parse_period, period_of, shift
+from bot.summaries.ports import Charts
 from bot.summaries.stats import BASELINE_MONTHS, SUSTAINED_MONTHS
 
 if TYPE_CHECKING:
