@@ -75,8 +75,8 @@ def main(ctx: click.Context, config_path: Path, verbose: int) -> None:
     # on every 429); our code handles both forms.
     os.environ.setdefault("PTB_TIMEDELTA", "1")
     configure_logging(verbose)
-    if ctx.invoked_subcommand == "demo" or ctx.meta.get("tensionbot.help"):
-        return  # the demo builds its own configuration; help needs none
+    if ctx.meta.get("tensionbot.help"):
+        return  # help needs no configuration
     try:
         ctx.obj = load_config(config_path)
     except ConfigError as exc:
@@ -939,21 +939,6 @@ async def _settle_background_tasks(timeout: float) -> None:
             logging.getLogger(__name__).warning(
                 "%d background task(s) still running at exit", len(late)
             )
-
-
-@main.command("demo")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("demo-output"),
-    show_default=True,
-    help="Folder for the demo's database, transcripts and status.",
-)
-def demo(out: Path) -> None:
-    """Run the whole product offline against a simulated Telegram, and print what happened."""
-    from bot.demo import run_demo
-
-    sys.exit(asyncio.run(run_demo(out)))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.sim.fake_slack import METHOD_SCOPES, READ_SCOPES, FakeSlack, SlackUser
+from sim.fake_slack import METHOD_SCOPES, READ_SCOPES, FakeSlack, SlackUser
 
 # The fake's own tests use a token with every scope its methods can need (the bot's tests use
 # the manifest's scopes: see tests/test_slack_scopes.py).

@@ -27,7 +27,7 @@ from bot.clock import FakeClock
 from bot.domain import MeetingStatus, PactMeeting, PriorityStatus
 from bot.pact import findings, markdown, slot_of
 from bot.services.pact import MeetingRecord, PactError, validate_record
-from bot.sim.world import SimWorld
+from sim.world import SimWorld
 from tests.conftest import make_config
 from tests.helpers import PEOPLE_CSV, services_for
 

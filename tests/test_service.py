@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import func, insert, select, text
 
 from bot.app import TelegramRuntime, build_services, telegram_token
-from bot.sim.world import free_port
+from sim.world import free_port
 from storage import tables
 from storage.database import Database, make_engine
 from tests.conftest import SLACK_ENV, make_config

@@ -1,4 +1,4 @@
-"""``make demo``: the whole monthly return, offline, on the real code.
+"""``make demo`` (``python -m sim.demo``): the whole monthly return, offline, on the real code.
 
 A fresh SQLite file and a local simulated Telegram Bot API server; simulated councillors and
 community leaders link their chats, get the December return, answer it (or not), are reminded,
@@ -12,23 +12,27 @@ import asyncio
 import json
 import os
 import shutil
+import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import click
+
 from bot import cells
 from bot.clock import FakeClock
 from bot.config import config_from_mapping
 from bot.domain import Report
 from bot.exports import write as write_exports
+from bot.logs import configure_logging
 from bot.pact import markdown as pact_markdown
 from bot.services.hatecrime import HateCrimeService
 from bot.services.summary import headline
-from bot.sim.fake_slack import FakeSlack, SlackUser
-from bot.sim.history import hate_crime_csv, pact_season_csv, record_pact_season, seed_reports
-from bot.sim.scripts import (
+from sim.fake_slack import FakeSlack, SlackUser
+from sim.history import hate_crime_csv, pact_season_csv, record_pact_season, seed_reports
+from sim.scripts import (
     answer_question,
     fill_tension,
     select_value,
@@ -36,11 +40,11 @@ from bot.sim.scripts import (
     text_value,
     tick_value,
 )
-from bot.sim.scripts import (
+from sim.scripts import (
     officer_step as scripted_officer_step,
 )
-from bot.sim.scripts import until as scripted_until
-from bot.sim.world import SimWorld, free_port
+from sim.scripts import until as scripted_until
+from sim.world import SimWorld, free_port
 
 LONDON = ZoneInfo("Europe/London")
 TOKEN = "7000000001:DEMO-TOKEN-not-a-real-one"  # noqa: S105 - for the simulator only
@@ -92,7 +96,7 @@ def _say(text: str) -> None:
 
 async def run_demo(out: Path) -> int:
     """Run the demo into ``out`` (recreated). Returns the exit code."""
-    from bot.sim.fake_telegram import FakeTelegram
+    from sim.fake_telegram import FakeTelegram
 
     os.environ.setdefault("PTB_TIMEDELTA", "1")  # as the CLI does
     started = time.monotonic()
@@ -656,10 +660,6 @@ async def _current_form(world: SimWorld):  # type: ignore[no-untyped-def]
         return await world.services.forms.current(uow)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(asyncio.run(run_demo(Path("demo-output"))))
-
-
 async def _owner_reports_back(
     slack: FakeSlack, officer: SlackUser, channel: str, neighbourhood: str, text: str
 ) -> int:
@@ -745,3 +745,23 @@ async def _jane_records_pact_in_slack(slack: FakeSlack, jane: SlackUser) -> None
     _, body = await jane.submit_view(view, values)
     if body is not None and body.get("response_action") == "errors":
         raise AssertionError(f"the PACT record was refused: {body}")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("demo-output"),
+    show_default=True,
+    help="Folder for the demo's database, transcripts and status.",
+)
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def main(out: Path, verbose: int) -> None:
+    """Run the whole product offline against a simulated Telegram and Slack, and print what
+    happened. From a checkout only: the simulators are not part of the installed package."""
+    configure_logging(verbose)
+    sys.exit(asyncio.run(run_demo(out)))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

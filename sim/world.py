@@ -21,7 +21,7 @@ from bot.services.people import ImportResult
 from bot.services.summary import post_scheduled
 
 if TYPE_CHECKING:
-    from bot.sim.fake_telegram import FakeTelegram, SimUser
+    from sim.fake_telegram import FakeTelegram, SimUser
 
 
 def free_port() -> int:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from bot.forms import FormDefinition
 
 if TYPE_CHECKING:
-    from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser
-    from bot.sim.fake_telegram import SimUser
+    from sim.fake_slack import FakeSlack, SlackMessage, SlackUser
+    from sim.fake_telegram import SimUser
 
 
 def _first_words(text: str, n: int = 6) -> str:

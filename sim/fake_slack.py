@@ -234,7 +234,7 @@ class FakeSlack:
         per_channel_rate: float | None = None,
         scopes: list[str] | None = None,
     ) -> None:
-        from bot.sim.manifest import manifest_scopes
+        from sim.manifest import manifest_scopes
 
         self.token, self.signing_secret = token, signing_secret
         # The bot token's scopes: by default exactly what the deploy/ manifest asks for.
