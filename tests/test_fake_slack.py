@@ -382,6 +382,21 @@ async def test_bolt_receives_clicks_commands_submissions_and_events(
     ]
 
 
+async def test_the_modals_each_person_opened_are_kept_apart(fake: FakeSlack, bolt: Bolt) -> None:
+    """Two officers open modals at once: each finds their own (a script that took the newest
+    modal of anyone's submitted another person's, which the bot rightly refused)."""
+    fake.add_user("U0SAM", "sam")
+    jane, sam = SlackUser(fake, "U0JANE", bolt.url), SlackUser(fake, "U0SAM", bolt.url)
+    await jane.slash("/tensions", "form")
+    await sam.slash("/tensions", "form")
+    await jane.slash("/tensions", "form")
+    everyone = fake.views_opened()
+    assert len(everyone) == 3
+    assert fake.views_opened("U0JANE") == [everyone[0], everyone[2]]
+    assert fake.views_opened("U0SAM") == [everyone[1]]
+    assert fake.views_opened("U0NOBODY") == []
+
+
 async def test_a_trigger_id_is_single_use(fake: FakeSlack, bolt: Bolt) -> None:
     jane = SlackUser(fake, "U0JANE", bolt.url)
     await jane.slash("/tensions", "form")

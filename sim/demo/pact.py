@@ -85,9 +85,9 @@ async def _owner_reports_back(
         if "please report back" in m.text and neighbourhood in m.text
     ]
     for post in posts:
-        views = len(slack.views_opened())
+        views = len(slack.views_opened(officer.user_id))
         await officer.click(post, "tb_pact_report_back")
-        view = await scripted_until(lambda v=views: slack.views_opened()[v:])
+        view = await scripted_until(lambda v=views: slack.views_opened(officer.user_id)[v:])
         _, body = await officer.submit_view(view[0], text_value("text", text))
         if body is not None and body.get("response_action") == "errors":
             raise AssertionError(f"the report-back was refused: {body}")
@@ -142,9 +142,9 @@ async def _jane_records_pact_in_slack(slack: FakeSlack, jane: SlackUser) -> None
             (m for m in slack.dm(jane.user_id) if "How did the Penn" in m.text and m.blocks), None
         )
     )
-    views = len(slack.views_opened())
+    views = len(slack.views_opened(jane.user_id))
     await jane.click(prompt, "tb_pact_record")
-    view = (await scripted_until(lambda: slack.views_opened()[views:]))[0]
+    view = (await scripted_until(lambda: slack.views_opened(jane.user_id)[views:]))[0]
     values: dict[str, dict[str, Any]] = {
         "public": {"public": {"type": "number_input", "value": "16"}},
         "new": {"new": {"type": "number_input", "value": "5"}},
