@@ -349,7 +349,7 @@ def write_results(
         "de-duplication, conversation row, outbox rows; replies sent by the dispatcher; on "
         "Submit the report, its reference and routing). *In memory* is a baseline in "
         "`bench/conversation.py`: the same PTB Application and webhook endpoint, the same form "
-        "logic and `bot.services.texts` messages, rendered and sent by the same "
+        "logic and `bot.texts` messages, rendered and sent by the same "
         "`TelegramMessenger`, but state in a dict and replies sent straight from the handler — "
         "no database, outbox, dispatcher, rate limiter, de-duplication, audit or routing.\n"
     )

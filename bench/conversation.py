@@ -6,7 +6,7 @@ database transaction per update, replies queued in the outbox and sent by the Ou
 
 *In memory* is the baseline of what durability costs: the same ``Application`` (built by
 ``bot.app.build_application``), the same webhook endpoint (``transport.webhook_app``), the same
-form walk (``FormDefinition`` prune/next_unanswered), the same messages (``bot.services.texts``)
+form walk (``FormDefinition`` prune/next_unanswered), the same messages (``bot.texts``)
 rendered and sent by the same ``TelegramMessenger`` — but the conversation is a dict, and the reply
 is sent directly from the handler. It has no database, no outbox, no dispatcher and no rate
 limiter, no update-id de-duplication, no audit log, no routing or actions on submit, and no
@@ -46,6 +46,7 @@ from bench.common import (
     insert_linked_people,
     make_config,
 )
+from bot import texts
 from bot.app import TelegramRuntime, build_application, build_services
 from bot.buttons import Action, BadPayload, Kind
 from bot.clock import FakeClock
@@ -53,7 +54,6 @@ from bot.config import Config
 from bot.domain import Conversation, Report
 from bot.forms import FormDefinition, load_form
 from bot.messages import MessageBuilder
-from bot.services import texts
 from handlers.telegram.messenger import TelegramMessenger
 from handlers.telegram.transport import webhook_app
 from sim.world import free_port

@@ -21,7 +21,9 @@ from sqlalchemy import insert, select, text
 from bench.common import BENCH_NOW, WARDS, BenchDatabase, make_config
 from bot.app import build_services
 from bot.clock import FakeClock
-from bot.services.summary import GROUPS, SummaryService, shift
+from bot.summaries.periods import shift
+from bot.summaries.service import GROUPS, SummaryService
+from handlers.files import MatplotlibCharts
 from sim.history import CATEGORIES, STRANDS
 from storage import tables
 
@@ -174,7 +176,9 @@ async def run(
         engine = services.db.engine
         async with engine.connect() as conn:
             stored = await conn.scalar(text("SELECT count(*) FROM reports"))
-        service = SummaryService(config, services.db.uow, services.clock, services.forms)
+        service = SummaryService(
+            config, services.db.uow, services.clock, services.forms, charts=MatplotlibCharts()
+        )
 
         async def build(month: str) -> Any:
             return await service.build(month, actor="bench")

@@ -24,26 +24,27 @@ from slack_bolt.async_app import AsyncApp
 from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut
 from telegram.ext import Application, ApplicationBuilder
 
+from bot.actions.service import ActionService
 from bot.clock import Clock, SystemClock
+from bot.common import Waker
 from bot.config import ENV_TELEGRAM_WEBHOOK_SECRET, Config, ConfigError, delivery_problem
+from bot.delivery.outbox import OutboxDispatcher, RateLimits
+from bot.delivery.seen import SeenRequests
 from bot.forms import load_form
+from bot.health import HealthService
+from bot.pact.service import PactService
+from bot.people.privacy import PrivacyService
+from bot.people.service import PeopleService
 from bot.ports import Messenger
-from bot.services.actions import ActionService
-from bot.services.campaigns import CampaignService
-from bot.services.common import Waker
-from bot.services.conversation import ConversationService
-from bot.services.crisis import CrisisService
-from bot.services.forms import FormService
-from bot.services.health import HealthService
-from bot.services.outbox import OutboxDispatcher, RateLimits
-from bot.services.pact import PactService
-from bot.services.people import PeopleService
-from bot.services.privacy import PrivacyService
-from bot.services.reports import ReportingService
-from bot.services.seen import SeenRequests
-from bot.services.state import StateService
-from bot.services.summary import SummaryService
+from bot.returns.campaigns import CampaignService
+from bot.returns.conversation import ConversationService
+from bot.returns.crisis import CrisisService
+from bot.returns.form_versions import FormService
+from bot.returns.reports import ReportingService
+from bot.state import StateService
+from bot.summaries.service import SummaryService
 from handlers.doctor import Check, proxy_check, slack_checks, telegram_checks
+from handlers.files import MatplotlibCharts
 from handlers.http import HttpServer, Metrics, Readiness, build_http_app
 from handlers.network import proxy_for, shown
 from handlers.slack.app import build_app as build_slack_app
@@ -165,7 +166,7 @@ async def build_services(
     reporting = ReportingService(config, db.uow, clock, forms, actions, wake, seen)
     pact = PactService(config, db.uow, clock, wake)
     conversation.pact = pact
-    summaries = SummaryService(config, db.uow, clock, forms, pact)
+    summaries = SummaryService(config, db.uow, clock, forms, pact, charts=MatplotlibCharts())
     async with db.uow() as uow:
         await forms.current(uow)  # store the form version now, failing early if it is wrong
         await uow.commit()

@@ -21,10 +21,10 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from bot import cells
 from bot.config import DEFAULT_CONFIG_PATH, Config, ConfigError, delivery_problem, load_config
 from bot.forms import FormError, load_form
 from bot.logs import configure_logging
+from handlers.files import cells
 
 T = TypeVar("T")
 ADMIN = "cli"
@@ -234,7 +234,7 @@ def people_import(config: Config, file: Path) -> None:
     Columns: name, role, wards (separated by ';', or 'all'), organisation, email, slack_user_id.
     People are matched by email: a re-import updates them and never duplicates.
     """
-    from bot.services.people import ImportError_
+    from bot.people.service import ImportError_
 
     try:
         text = file.read_text(encoding="utf-8-sig")
@@ -306,7 +306,7 @@ def _set_active(config: Config, email: str, active: bool) -> None:
 def people_erase(config: Config, email: str, yes: bool) -> None:
     """Erase a person (right to erasure): anonymise them and remove or redact everything about
     them. Report statistics (ward, category, level, basis, period) and the audit log are kept."""
-    from bot.services.privacy import PrivacyError
+    from bot.people.privacy import PrivacyError
 
     async def work(s: Any) -> Any:
         service = _privacy(s)
@@ -335,7 +335,7 @@ def people_erase(config: Config, email: str, yes: bool) -> None:
 @click.pass_obj
 def people_export(config: Config, email: str, out: Path | None) -> None:
     """Subject-access export: everything held about a person, as JSON (the export is audited)."""
-    from bot.services.privacy import PrivacyError
+    from bot.people.privacy import PrivacyError
 
     try:
         data = _run(config, lambda s: _privacy(s).export(email, actor=ADMIN))
@@ -529,7 +529,7 @@ def campaign_open(
 
     The running bot sends the forms (its dispatcher picks them up within a second).
     """
-    from bot.services.campaigns import CampaignError
+    from bot.returns.campaigns import CampaignError
 
     def split(value: str) -> list[str]:
         return [v.strip() for v in value.split(";") if v.strip()]
@@ -561,7 +561,7 @@ def campaign_open(
 @click.pass_obj
 def campaign_status(config: Config, period: str | None, key: str | None, as_json: bool) -> None:
     """Who has answered, sent a nil return, not replied, or cannot be reached."""
-    from bot.services.campaigns import CampaignError
+    from bot.returns.campaigns import CampaignError
 
     async def work(s: Any) -> Any:
         camp = await s.campaigns.resolve(period, key)
@@ -613,7 +613,7 @@ def hatecrime() -> None:
 def hatecrime_import(config: Config, file: Path) -> None:
     """Import monthly figures (month, ward, strand, count); a month in the file replaces that
     month; all or nothing."""
-    from bot.services.hatecrime import FigureImportError, HateCrimeService
+    from bot.summaries.hatecrime import FigureImportError, HateCrimeService
 
     text = file.read_text(encoding="utf-8-sig")
 
@@ -663,7 +663,7 @@ def pact_schedule(
     duration: int | None,
 ) -> None:
     """Schedule one meeting; its reminders and the chair's prompts follow automatically."""
-    from bot.services.pact import PactError
+    from bot.pact.service import PactError
 
     async def work(s: Any) -> Any:
         return await s.pact.schedule(
@@ -693,7 +693,7 @@ def pact_schedule(
 def pact_import(config: Config, file: Path) -> None:
     """A season of meetings from CSV: neighbourhood,date,time,venue,format,chair_email
     [,duration_minutes]. All or nothing; a re-import updates, never duplicates."""
-    from bot.services.pact import PactError
+    from bot.pact.service import PactError
 
     text = file.read_text(encoding="utf-8-sig")
 
@@ -759,9 +759,9 @@ def pact_insight(
 ) -> None:
     """Which times and venues draw people: attendance by slot, weekday, venue and format, and
     with --change-date, before and after a change."""
-    from bot.pact import markdown
-    from bot.services.common import audit
-    from bot.services.pact import PactError
+    from bot.common import audit
+    from bot.pact.rules import markdown
+    from bot.pact.service import PactError
 
     async def work(s: Any) -> Any:
         changed = None if change_date is None else change_date.date()
@@ -817,7 +817,7 @@ def summary(
     text = result.markdown(suppressed=not no_suppress)
     click.echo(text, nl=False)
     if out is not None:
-        from bot.exports import write
+        from handlers.files.spreadsheets import write
 
         files = write(result, out, suppressed=not no_suppress)
         click.echo(f"written to {out}: {', '.join(f.name for f in files)}", err=True)
@@ -832,7 +832,7 @@ def routing() -> None:
 @click.pass_obj
 def routing_check(config: Config) -> None:
     """List every category and ward that would reach no team; exit 1 if there are any."""
-    from bot.routing import gaps
+    from bot.actions.routing import gaps
 
     try:
         form = load_form(config.form.path)

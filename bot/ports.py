@@ -1,7 +1,8 @@
-"""Protocols the core needs from the outside world: storage (unit of work) and messengers.
+"""Protocols the core needs from the outside world: storage (unit of work), messengers and charts.
 
 ``storage`` implements the repositories with SQLAlchemy; ``handlers`` implement :class:`Messenger`
-per platform. The core is typed against these protocols only.
+per platform and :class:`Charts` (``handlers/files``, matplotlib). The core is typed against these
+protocols only.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.domain import (
     Action,
@@ -28,7 +29,10 @@ from bot.domain import (
     Person,
     Report,
 )
-from bot.messages import OutgoingMessage
+from bot.messages import Attachment, OutgoingMessage
+
+if TYPE_CHECKING:
+    from bot.summaries.model import Summary
 
 
 class AlreadyExists(Exception):
@@ -390,9 +394,10 @@ class UnitOfWorkFactory(Protocol):
 class Purger(Protocol):
     """Clears what an erasure or redaction overwrote or deleted out of the database files: old
     row versions, freed pages and index entries, the write-ahead log. Called after the change
-    is committed (it cannot run inside a transaction)."""
+    is committed (it cannot run inside a transaction). True when everything was cleared; False
+    when something was left for the next purge (a busy table, an older snapshot)."""
 
-    async def purge(self) -> None: ...
+    async def purge(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -420,3 +425,13 @@ class Messenger(Protocol):
         edit_ref: str | None = None,
         thread_ref: str | None = None,
     ) -> SendResult: ...
+
+
+class Charts(Protocol):
+    """Draws a summary's charts (an output adapter: ``handlers/files``). Every chart is drawn
+    from the summary's protected figures; the drawing library is loaded only when one is made."""
+
+    def for_summary(self, summary: Summary) -> list[Attachment]:
+        """The charts the summary gets (none for an empty period), as PNG attachments with
+        their titles and alt text."""
+        ...

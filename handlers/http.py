@@ -7,7 +7,7 @@ checks the signature, see :func:`handlers.slack.app.events_handler`), and always
 checks the database and its migrations) and ``/metrics`` (Prometheus, one registry per runtime).
 
 Figures that need the database are read at scrape time through the core's
-:class:`~bot.services.health.HealthService`; nothing here touches SQL.
+:class:`~bot.health.HealthService`; nothing here touches SQL.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from bot.delivery.outbox import DispatchStats
 from bot.domain import OutboxStatus
-from bot.services.health import HealthFigures
-from bot.services.outbox import DispatchStats
+from bot.health import HealthFigures
 
 log = logging.getLogger(__name__)
 

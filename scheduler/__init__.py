@@ -15,12 +15,12 @@ from datetime import datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.services.actions import ActionService
-from bot.services.campaigns import CampaignService
-from bot.services.crisis import CrisisService
-from bot.services.pact import PactService
-from bot.services.privacy import PrivacyService
-from bot.services.summary import SummaryService, post_scheduled
+from bot.actions.service import ActionService
+from bot.pact.service import PactService
+from bot.people.privacy import PrivacyService
+from bot.returns.campaigns import CampaignService
+from bot.returns.crisis import CrisisService
+from bot.summaries.service import SummaryService, post_scheduled
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def build_scheduler(
     async def campaign_tick() -> None:
         report = await campaigns.tick()
         if crisis is not None:
-            # Crisis cadences' occurrences (bot/services/crisis.py): each opened once.
+            # Crisis cadences' occurrences (bot/returns/crisis.py): each opened once.
             opened = await crisis.tick()
             if opened:
                 log.info("campaign tick: crisis returns opened %s", opened)

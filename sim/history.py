@@ -164,7 +164,7 @@ async def record_pact_season(pact: object, uow_factory: UnitOfWorkFactory, seed:
     """Record every past, unrecorded meeting as its chair would: attendance from the model
     above, a partner or two, the open priorities closed or carried, and one or two new ones.
     Uses the same path as the chat flows (``PactService.context`` and ``apply_record``)."""
-    from bot.services.pact import MeetingRecord, PactService
+    from bot.pact.service import MeetingRecord, PactService
 
     assert isinstance(pact, PactService)
     rng = random.Random(seed)

@@ -17,8 +17,8 @@ from bot.app import Services, TelegramRuntime, build_services, telegram_token
 from bot.clock import FakeClock
 from bot.config import Config
 from bot.domain import OutboxStatus
-from bot.services.people import ImportResult
-from bot.services.summary import post_scheduled
+from bot.people.service import ImportResult
+from bot.summaries.service import post_scheduled
 
 if TYPE_CHECKING:
     from sim.fake_telegram import FakeTelegram, SimUser

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -79,6 +82,13 @@ def make_engine(
     )
     return engine
 
+
+#: Other backends in this database whose transaction began before ``started`` and that hold a
+#: snapshot (``backend_xmin``): VACUUM FULL must keep the row versions they may still see.
+_OLDER_SNAPSHOTS = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+    "AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL AND xact_start < :started"
+)
 
 _MAY_SWITCH_WAL = (
     "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR "
@@ -158,6 +168,8 @@ class Database:
 
     #: How long the purge's VACUUM FULL waits for each table's lock (seconds).
     purge_lock_timeout = 5.0
+    #: How long the purge waits for older snapshots in this database to end (seconds).
+    purge_snapshot_wait = 30.0
 
     def __init__(
         self,
@@ -181,7 +193,7 @@ class Database:
         """A fresh unit of work."""
         return SqlUnitOfWork(self.sessions)
 
-    async def purge(self) -> None:
+    async def purge(self) -> bool:
         """Clear erased and redacted values out of the database files (:class:`bot.ports.Purger`).
 
         SQLite: with ``secure_delete`` the main file is zeroed as rows change, but the old pages
@@ -196,18 +208,32 @@ class Database:
         may (superuser, or ``pg_checkpoint`` and EXECUTE on ``pg_switch_wal``), the
         write-ahead log moves to a new segment and a checkpoint lets the server remove the
         segments that held the old values (deleted, not kept for reuse, with
-        ``wal_recycle = off``)."""
+        ``wal_recycle = off``).
+
+        VACUUM FULL copies a dead row version into the new file while any transaction in the
+        database may still see it (an older snapshot: a long report query, autovacuum's ANALYZE;
+        CI found the report text kept so). So the purge first waits, up to
+        ``purge_snapshot_wait``, for every transaction that began before it and holds a
+        snapshot. True when everything was cleared; False when something had to be left for
+        the next purge (a busy table or WAL, a snapshot that did not end)."""
         if self.engine.dialect.name == "sqlite":
             async with self.engine.connect() as conn:
                 for _ in range(3):
                     row = (await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")).one()
                     if row[0] == 0:  # not busy: the WAL is empty
-                        return
+                        return True
                 log.warning("purge: the WAL is busy; erased data stays in it until it is reused")
-            return
+            return False
+        complete = True
         async with self.engine.connect() as conn:
             # VACUUM cannot run inside a transaction block.
             auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            if not await self._older_snapshots_ended(auto):
+                complete = False
+                log.warning(
+                    "purge: a transaction older than the change still holds a snapshot; "
+                    "old row versions it may see go at the next purge"
+                )
             # While VACUUM FULL waits for its lock every later query on the table queues behind
             # it: give up on a table another transaction holds too long, rather than stall the
             # bot; the next purge rewrites it.
@@ -220,6 +246,7 @@ class Database:
                     if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
                         raise
                     log.warning("purge: %s is busy; its old rows go at the next purge", table)
+                    complete = False
             await auto.exec_driver_sql("RESET lock_timeout")
             may = (await auto.exec_driver_sql(_MAY_SWITCH_WAL)).scalar_one()
             if may:
@@ -227,6 +254,20 @@ class Database:
                 await auto.exec_driver_sql("CHECKPOINT")
             else:
                 log.info("purge: no right to switch the WAL; old segments go at the checkpoints")
+        return complete
+
+    async def _older_snapshots_ended(self, auto: AsyncConnection) -> bool:
+        """Wait until no other backend in this database holds a snapshot from a transaction
+        that began before now (polling; the bot's other tasks go on meanwhile)."""
+        started = (await auto.exec_driver_sql("SELECT clock_timestamp()")).scalar_one()
+        deadline = time.monotonic() + self.purge_snapshot_wait
+        while True:
+            older = (await auto.execute(_OLDER_SNAPSHOTS, {"started": started})).scalar_one()
+            if not older:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.1)
 
     async def dispose(self) -> None:
         """Close all connections."""

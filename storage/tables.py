@@ -136,7 +136,7 @@ deliveries = Table(
     Column("responded_at", UTCDateTime),
     Column("message_ref", String(64)),
     # When a form whose delivery was uncertain was sent again, worded so a duplicate is harmless
-    # (once only: bot/services/campaigns.py).
+    # (once only: bot/returns/campaigns.py).
     Column("followed_up_at", UTCDateTime),
     UniqueConstraint("campaign_id", "person_id"),
 )
@@ -312,7 +312,7 @@ inbound_updates = Table(
 )
 
 # Requests already accepted (Slack replay protection, modal idempotency), shared by every
-# process; a row is kept until ``expires`` (see bot/services/seen.py).
+# process; a row is kept until ``expires`` (see bot/delivery/seen.py).
 seen_requests = Table(
     "seen_requests",
     metadata,

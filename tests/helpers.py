@@ -132,7 +132,7 @@ def dispatcher_for(
     services: Services, messenger: FakeMessenger, slack: FakeMessenger | None = None
 ) -> Any:
     """A real outbox dispatcher sending through ``messenger`` (and ``slack`` for Slack)."""
-    from bot.services.outbox import OutboxDispatcher, RateLimits
+    from bot.delivery.outbox import OutboxDispatcher, RateLimits
 
     messengers: dict[str, Any] = {"telegram": messenger}
     limits = {"telegram": RateLimits(1000.0, 1000.0, 8)}
@@ -145,7 +145,7 @@ def dispatcher_for(
 
 async def link_all(services: Services, base_user_id: int = 100) -> dict[str, int]:
     """Link every imported person to a chat id; returns email -> chat id."""
-    from bot.services.common import Sender
+    from bot.common import Sender
 
     chats: dict[str, int] = {}
     for i, link in enumerate(await services.people.issue_invites(actor="t")):
@@ -162,7 +162,7 @@ async def heath_town_meetings(
     """Two Heath Town PACT meetings, on 10 and 30 November 2026 at 18:30. The first was
     recorded (by Chris, in Slack) with 12 people, 3 of them new, and two new priorities:
     speeding (owner npt) and ``second_priority`` (owner cohesion)."""
-    from bot.services.pact import MeetingRecord
+    from bot.pact.service import MeetingRecord
 
     meetings = [
         await services.pact.schedule(

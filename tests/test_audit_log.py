@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from bot.clock import FakeClock
-from bot.services.common import audit
+from bot.common import audit
 from storage.database import Database
 from storage.migrate import head_revision, upgrade
 from tests.conftest import PG_URL, backend

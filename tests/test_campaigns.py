@@ -8,8 +8,8 @@ import pytest
 
 from bot.buttons import Action, Kind
 from bot.clock import FakeClock
-from bot.services.campaigns import CampaignError, schedule_for
-from bot.services.common import Sender
+from bot.common import Sender
+from bot.returns.campaigns import CampaignError, schedule_for
 from tests.conftest import make_config
 from tests.helpers import PEOPLE_CSV, FakeMessenger, dispatcher_for, link_all, services_for
 

@@ -133,7 +133,7 @@ def test_campaign_status_lists_crisis_cadences(tmp_path: Path, db_url: str) -> N
 
     from bot.app import build_services
     from bot.config import load_config
-    from bot.services.crisis import parse
+    from bot.returns.crisis import parse
 
     runner = CliRunner()
     config_path = _config(tmp_path, db_url)

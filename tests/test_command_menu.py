@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.clock import FakeClock
-from bot.services.common import Sender
+from bot.common import Sender
 from sim.scripts import until
 from sim.world import SimWorld
 from tests.conftest import make_config

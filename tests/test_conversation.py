@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from bot.app import Services
 from bot.clock import FakeClock
-from bot.services.common import Outcome, Sender
+from bot.common import Outcome, Sender
 from storage import tables
 from tests.helpers import PEOPLE_CSV, FakeMessenger, dispatcher_for, link_all, services_for
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from click.testing import CliRunner
 from openpyxl import Workbook, load_workbook
 
-from bot import cells
 from bot.cli import main
+from handlers.files import cells
 
 VENUE = '=HYPERLINK("http://x","y")'
 NAMES = ["=1+2", "@SUM(A1)", "+cmd", "-2+3"]
@@ -92,7 +92,7 @@ def test_summary_csv_and_xlsx_show_a_venue_formula_as_text(tmp_path: Path, db_ur
     async def record() -> None:
         from bot.app import build_services
         from bot.config import load_config
-        from bot.services.pact import MeetingRecord
+        from bot.pact.service import MeetingRecord
 
         services = await build_services(load_config(Path(base[1])), migrate=False)
         try:

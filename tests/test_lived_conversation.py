@@ -368,7 +368,7 @@ async def test_a_chair_schedules_a_meeting_step_by_step_from_past_venues(
 
 
 def test_a_crisis_names_wards_or_a_neighbourhood_that_stands_for_its_wards(db_url: str) -> None:
-    from bot.services.crisis import CrisisError, parse
+    from bot.returns.crisis import CrisisError, parse
 
     pact = {"neighbourhoods": [{"key": "east", "name": "East Park and Heath Town", "wards": ["Heath Town", "Park"]}]}  # fmt: skip
     config = make_config(db_url, pact=pact)

@@ -233,8 +233,8 @@ async def test_a_database_error_is_logged_without_its_parameters_or_row(db_url: 
         try:
             raise RuntimeError("import failed") from caught.value
         except RuntimeError:
-            logging.getLogger("bot.services.people").exception("people import failed")
-        logging.getLogger("bot.services.people").error("refused: %s", caught.value)
+            logging.getLogger("bot.people.service").exception("people import failed")
+        logging.getLogger("bot.people.service").error("refused: %s", caught.value)
     finally:
         root.handlers, root.level = saved
     logged = stream.getvalue()

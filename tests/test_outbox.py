@@ -7,11 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 from bot.clock import FakeClock
+from bot.common import enqueue
+from bot.delivery.outbox import OutboxDispatcher, RateLimits, first_done, global_bucket
 from bot.domain import OutboxStatus
 from bot.messages import MessageBuilder
 from bot.ports import SendResult
-from bot.services.common import enqueue
-from bot.services.outbox import OutboxDispatcher, RateLimits, first_done, global_bucket
 from tests.helpers import services_for
 
 
@@ -80,7 +80,7 @@ async def test_a_nil_return_made_while_the_form_was_being_recorded_is_kept(
     that the form was sent: recording must not put the delivery back to 'sent' (it did, from a
     value read before the nil was committed)."""
     from bot.domain import DeliveryStatus
-    from bot.services.reports import record_nil
+    from bot.returns.reports import record_nil
     from tests.helpers import PEOPLE_CSV, FakeMessenger, link_all
 
     async with services_for(db_url, clock) as s:

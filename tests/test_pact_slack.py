@@ -19,7 +19,7 @@ from sqlalchemy import text
 from bot.buttons import Action, Kind
 from bot.clock import FakeClock
 from bot.domain import PactMeeting, PactPriority
-from bot.services.pact import MeetingRecord, RecordContext
+from bot.pact.service import MeetingRecord, RecordContext
 from sim.fake_slack import FakeSlack, SlackMessage, SlackUser
 from sim.scripts import select_value, text_value, until
 from sim.world import SimWorld, free_port

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from bot.clock import FakeClock
-from bot.services.common import Sender
-from bot.services.people import ImportError_
+from bot.common import Sender
+from bot.people.service import ImportError_
 from tests.helpers import PEOPLE_CSV, services_for
 
 

@@ -1,4 +1,4 @@
-"""The pockets-of-concern method (bot/summaries.py) on simulated data with a known answer: the
+"""The pockets-of-concern method (bot/summaries/stats.py) on simulated data with a known answer: the
 p-values recomputed from their formulas, the false-alarm rate on null data (Poisson and
 overdispersed) at or below the configured rate, and planted rises found."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import random
 
-from bot.summaries import (
+from bot.summaries.stats import (
     Series,
     benjamini_hochberg,
     dispersion,
@@ -189,9 +189,9 @@ def test_scipy_is_loaded_only_when_a_summary_is_made() -> None:
     import sys
 
     code = (
-        "import sys, bot.app, bot.cli, bot.summaries, bot.services.summary, bot.exports\n"
+        "import sys, bot.app, bot.cli, bot.summaries.stats, bot.summaries.service, handlers.files.spreadsheets\n"
         "assert 'scipy' not in sys.modules, 'scipy loaded at import'\n"
-        "from bot.summaries import Series, find_pockets\n"
+        "from bot.summaries.stats import Series, find_pockets\n"
         "find_pockets([Series('t', 'ward', 'A', [1] * 13)])\n"
         "assert 'scipy' in sys.modules\n"
     )

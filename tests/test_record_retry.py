@@ -20,10 +20,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bot.clock import FakeClock
+from bot.common import enqueue
+from bot.delivery.outbox import OutboxDispatcher, RateLimits
 from bot.domain import OutboxStatus
 from bot.messages import MessageBuilder
-from bot.services.common import enqueue
-from bot.services.outbox import OutboxDispatcher, RateLimits
 from storage.database import make_engine
 from tests.helpers import FakeMessenger, services_for
 

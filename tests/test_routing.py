@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from bot.actions.routing import gaps, route
 from bot.cli import main
 from bot.config import ConfigError, config_from_mapping, load_config
-from bot.routing import gaps, route
 
 ROOT = Path(__file__).resolve().parents[1]
 TEAMS: list[dict[str, Any]] = [

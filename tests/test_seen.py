@@ -1,4 +1,4 @@
-"""The requests-seen store (bot/services/seen.py) on the test database: a key is new once, for
+"""The requests-seen store (bot/delivery/seen.py) on the test database: a key is new once, for
 every process sharing the database, until it expires and is purged."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from bot.clock import FakeClock
-from bot.services.seen import PURGE_EVERY, REPLAY_WINDOW, SeenRequests, request_key
+from bot.delivery.seen import PURGE_EVERY, REPLAY_WINDOW, SeenRequests, request_key
 from tests.helpers import services_for
 
 

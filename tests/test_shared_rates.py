@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from bot.common import enqueue
 from bot.messages import MessageBuilder
-from bot.services.common import enqueue
 from sim.fake_telegram import FakeTelegram
 from sim.world import free_port
 from storage.database import Database, make_engine

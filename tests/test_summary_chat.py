@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.clock import FakeClock
-from bot.services.hatecrime import HateCrimeService
+from bot.summaries.hatecrime import HateCrimeService
 from sim.fake_slack import FakeSlack, SlackUser
 from sim.scripts import until
 from sim.world import SimWorld, free_port

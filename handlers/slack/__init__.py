@@ -1,7 +1,7 @@
 """Slack adapter: Bolt listeners for the action buttons and their modals.
 
 ``ack()`` comes first (Slack wants it within 3 seconds); the work follows. Each listener decodes
-the button payload, calls one method of the core :class:`~bot.services.actions.ActionService`
+the button payload, calls one method of the core :class:`~bot.actions.service.ActionService`
 and renders the answer: an ephemeral note to the clicker, a modal, or modal errors. The team's
 message itself is updated by the core through the outbox.
 """
@@ -15,11 +15,12 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
+from bot.actions.service import OUTCOME_LABELS, ActionError, ActionService, Officer
 from bot.buttons import Action, BadPayload, Kind
-from bot.services.actions import OUTCOME_LABELS, ActionError, ActionService, Officer
-from bot.services.reports import ReportingRefused, ReportingService
-from bot.services.seen import SeenRequests, request_key
-from bot.services.summary import SummaryRefused, SummaryService
+from bot.delivery.seen import SeenRequests, request_key
+from bot.returns.reports import ReportingRefused, ReportingService
+from bot.summaries.chat import SummaryRefused
+from bot.summaries.service import SummaryService
 from handlers.slack import views
 from handlers.slack.messenger import answer_command
 from handlers.slack.render import escape
@@ -262,21 +263,19 @@ def register(
         # Slack wants an answer within 3 seconds: acknowledge, then build the summary.
         await ack(text="Working on the summary…")
         try:
-            result = await summaries.for_slack(command["user_id"], command.get("text", ""))
+            answer = await summaries.ask("slack", command["user_id"], command.get("text", ""))
         except SummaryRefused as exc:
             # The refusal may quote what was typed: escaped, like all text from a user. Through
             # the response_url: it reaches the person even in a channel the bot is not in.
             await respond(text=escape(str(exc)), response_type="ephemeral")
             return
-        charts = [
-            (name, data, name.removesuffix(".png").replace("_", " "), alt)
-            for name, data, alt in result.charts
-        ]
+        # The charts go up as files (in the channel, or the asker's DM), the text as blocks.
+        charts = [(a.filename, a.data, a.title, a.alt_text) for a in answer.attachments]
         await answer_command(
             client,
             respond,
             command,
-            result.message,
+            answer.model_copy(update={"attachments": []}),
             charts,
             bot_user_id=context.bot_user_id,
             public_channels=summaries.config.summaries.channels,

@@ -19,12 +19,12 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.services.actions import ActionService
-from bot.services.crisis import CrisisService
-from bot.services.pact import PactService
-from bot.services.reports import ReportingService
-from bot.services.seen import SeenRequests
-from bot.services.summary import SummaryService
+from bot.actions.service import ActionService
+from bot.delivery.seen import SeenRequests
+from bot.pact.service import PactService
+from bot.returns.crisis import CrisisService
+from bot.returns.reports import ReportingService
+from bot.summaries.service import SummaryService
 from handlers.slack import register
 from handlers.slack.crisis import register as register_crisis
 from handlers.slack.pact import register_pact

@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.services.crisis import CrisisService
+from bot.returns.crisis import CrisisService
 from handlers.slack.render import escape
 
 

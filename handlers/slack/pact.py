@@ -3,7 +3,7 @@ modal, an owner team's Report back button and modal, and ``/pact``.
 
 As everywhere in the Slack adapter: ``ack()`` first (a view submission's ``ack`` carries its
 errors, so it comes once the one service call has answered), decode, call one method of
-:class:`~bot.services.pact.PactService`, render the answer.
+:class:`~bot.pact.service.PactService`, render the answer.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.buttons import Action, BadPayload, Kind
-from bot.charts import pact_attendance, pact_description, png
-from bot.pact import PactInsight
-from bot.services.pact import PactError, PactService, insight_message
+from bot.pact.rules import PactInsight
+from bot.pact.service import PactError, PactService, insight_message
 from handlers.slack import pact_views
 from handlers.slack.messenger import answer_command
 from handlers.slack.render import escape
@@ -25,8 +24,11 @@ from handlers.slack.render import escape
 log = logging.getLogger(__name__)
 
 
-def _chart(insight: PactInsight) -> bytes:
-    return png(pact_attendance(insight))
+def _chart(insight: PactInsight) -> tuple[bytes, str]:
+    """The PACT chart as PNG, and its alt text (matplotlib is loaded here, not at start-up)."""
+    from handlers.files.charts import pact_attendance, pact_description, png
+
+    return png(pact_attendance(insight)), pact_description(insight)
 
 
 def register_pact(app: AsyncApp, pact: PactService) -> None:
@@ -157,7 +159,7 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
     ) -> None:
         await ack(text="Working on it…")
         try:
-            insight = await pact.insight_for_slack(command["user_id"], command.get("text", ""))
+            insight = await pact.ask_insight("slack", command["user_id"], command.get("text", ""))
         except PactError as exc:
             # The refusal may quote what was typed: escaped, like all text from a user. Through
             # the response_url: it reaches the person even in a channel the bot is not in.
@@ -166,10 +168,8 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
         charts = []
         if not insight.empty:
             # Drawing takes a moment of CPU: keep it off the event loop.
-            chart = await asyncio.to_thread(_chart, insight)
-            charts.append(
-                ("pact_attendance.png", chart, "PACT attendance", pact_description(insight))
-            )
+            chart, alt = await asyncio.to_thread(_chart, insight)
+            charts.append(("pact_attendance.png", chart, "PACT attendance", alt))
         await answer_command(
             client,
             respond,

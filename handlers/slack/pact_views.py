@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.pact import FORMAT_LABELS
-from bot.services.common import local_time
-from bot.services.pact import MeetingRecord, PactError, RecordContext, parse_count
+from bot.common import local_time
+from bot.pact.rules import FORMAT_LABELS
+from bot.pact.service import MeetingRecord, PactError, RecordContext, parse_count
 from handlers.slack.render import escape
 
 RECORD_CALLBACK = "tb_pact_record_modal"

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.buttons import Action, Kind
-from bot.services.reports import FormRequest, Home
+from bot.returns.reports import FormRequest, Home
 from handlers.slack.render import escape, escape_mrkdwn
 
 

@@ -1,6 +1,6 @@
 """Telegram adapter: register handlers on a python-telegram-bot ``Application``.
 
-Each callback builds a :class:`~bot.services.common.Sender` from the update, calls one core
+Each callback builds a :class:`~bot.common.Sender` from the update, calls one core
 service, then answers the button tap and sends any direct (unstored) reply. Only private chats
 are served.
 """
@@ -22,11 +22,12 @@ from telegram.ext import (
     filters,
 )
 
-from bot.services.common import Outcome, Sender
-from bot.services.conversation import ConversationService
-from bot.services.crisis import CrisisService
-from bot.services.pact import PactError, PactService, insight_message
-from bot.services.summary import SummaryRefused, SummaryService
+from bot.common import Outcome, Sender
+from bot.pact.service import PactError, PactService, insight_message
+from bot.returns.conversation import ConversationService
+from bot.returns.crisis import CrisisService
+from bot.summaries.chat import SummaryRefused
+from bot.summaries.service import SummaryService
 from handlers.telegram.menus import set_chat_menu
 from handlers.telegram.render import render_keyboard, render_text
 
@@ -140,23 +141,23 @@ def register(
         chat = update.effective_chat
         assert chat is not None and summaries is not None
         try:
-            result = await summaries.for_telegram(
-                _sender(update).user_id, " ".join(context.args or [])
+            answer = await summaries.ask(
+                "telegram", str(_sender(update).user_id), " ".join(context.args or [])
             )
         except SummaryRefused as exc:
             await chat.send_message(str(exc))
             return
-        text, parse_mode = render_text(result.message)
+        text, parse_mode = render_text(answer)
         await chat.send_message(text, parse_mode=parse_mode)
-        for name, data, _alt in result.charts:
-            await chat.send_photo(data, caption=name.removesuffix(".png").replace("_", " "))
+        for chart in answer.attachments:
+            await chat.send_photo(chart.data, caption=chart.title)
 
     async def on_pact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
         assert chat is not None and pact is not None
         try:
-            insight = await pact.insight_for_telegram(
-                _sender(update).user_id, " ".join(context.args or [])
+            insight = await pact.ask_insight(
+                "telegram", str(_sender(update).user_id), " ".join(context.args or [])
             )
         except PactError as exc:
             await chat.send_message(str(exc))
@@ -164,7 +165,7 @@ def register(
         text, parse_mode = render_text(insight_message(insight))
         await chat.send_message(text, parse_mode=parse_mode)
         if not insight.empty:
-            from bot.charts import pact_attendance, png
+            from handlers.files.charts import pact_attendance, png  # matplotlib, only now
 
             # Drawing takes a moment: off the event loop, so other chats are not held up.
             image = await asyncio.to_thread(lambda: png(pact_attendance(insight)))

@@ -2,7 +2,7 @@
 
 Everyone gets a reporter's commands (the default scope); a chair, the Prevent and Cohesion
 Officer and admins get their own fuller menu in their chat (BotCommandScopeChat). The menus
-come from the same list as /help (``bot.services.texts.commands_for``).
+come from the same list as /help (``bot.texts.commands_for``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from telegram import Bot, BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 from telegram.error import TelegramError
 
-from bot.services.conversation import ConversationService
+from bot.returns.conversation import ConversationService
 
 log = logging.getLogger(__name__)
 

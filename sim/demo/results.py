@@ -9,10 +9,11 @@ import time
 
 from bot.cli import format_status
 from bot.domain import Report
-from bot.exports import write as write_exports
-from bot.pact import markdown as pact_markdown
-from bot.services.campaigns import CampaignStatus
-from bot.services.summary import Summary, headline
+from bot.pact.rules import markdown as pact_markdown
+from bot.returns.campaign_status import CampaignStatus
+from bot.summaries.chat import headline
+from bot.summaries.model import Summary
+from handlers.files.spreadsheets import write as write_exports
 from sim.demo.stage import LONDON, Stage, say
 
 

@@ -3,8 +3,8 @@ the invitation links, a stranger who is refused and a chat that blocks the bot."
 
 from __future__ import annotations
 
-from bot import cells
-from bot.services.hatecrime import HateCrimeService
+from bot.summaries.hatecrime import HateCrimeService
+from handlers.files import cells
 from sim.demo.stage import DECEMBER_PACT, PEOPLE_CSV, Stage, current_form, say
 from sim.history import hate_crime_csv, pact_season_csv, record_pact_season, seed_reports
 

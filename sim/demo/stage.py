@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from bot.clock import FakeClock
 from bot.config import Config, config_from_mapping
 from bot.forms import FormDefinition
-from bot.services.forms import CurrentForm
+from bot.returns.form_versions import CurrentForm
 from sim.fake_slack import FakeSlack, SlackUser
 from sim.fake_telegram import FakeTelegram, SimUser
 from sim.world import SimWorld, free_port

@@ -1,0 +1,126 @@
+"""Small pieces shared by the services."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bot.domain import AuditEntry, OutboxMessage, Person
+from bot.messages import OutgoingMessage
+from bot.ports import UnitOfWork
+
+Waker = Callable[[], None]
+"""Called after a commit that queued messages, so the dispatcher sends them at once."""
+
+
+def no_wake() -> None:
+    """A waker that does nothing (CLI commands: the running bot's dispatcher polls)."""
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who an inbound chat event came from."""
+
+    platform: str
+    user_id: int
+    chat_id: int
+    update_id: int | None = None
+    display_name: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a handler should do after the core handled an event.
+
+    ``toast`` answers a button tap; ``direct`` is a reply that must *not* be stored (a refusal to an
+    unknown user); anything else the core wanted to say is already in the outbox.
+    """
+
+    toast: str | None = None
+    direct: OutgoingMessage | None = None
+
+
+async def enqueue(
+    uow: UnitOfWork,
+    *,
+    channel: str,
+    recipient: str | int,
+    message: OutgoingMessage,
+    key: str,
+    now: datetime,
+    purpose: str = "reply",
+    priority: int = 0,
+    edit_ref: str | None = None,
+    delivery_id: int | None = None,
+    action_id: int | None = None,
+    thread_ref: str | None = None,
+) -> bool:
+    """Queue a message in the outbox (a repeated key queues nothing and returns False)."""
+    return await uow.outbox.add(
+        OutboxMessage(
+            channel=channel,
+            recipient=str(recipient),
+            payload=message.model_dump(mode="json"),
+            idempotency_key=key,
+            created_at=now,
+            next_attempt_at=None,
+            purpose=purpose,
+            priority=priority,
+            edit_ref=edit_ref,
+            delivery_id=delivery_id,
+            action_id=action_id,
+            thread_ref=thread_ref,
+        )
+    )
+
+
+async def audit(
+    uow: UnitOfWork, now: datetime, actor: str, action: str, subject: str = "", **details: object
+) -> None:
+    """Append to the audit log (never put report text or names in ``details``)."""
+    await uow.audit.add(
+        AuditEntry(at=now, actor=actor, action=action, subject=subject, details=dict(details))
+    )
+
+
+def address_of(person: Person, *, slack: bool) -> tuple[str, str] | None:
+    """Where to message a person: their Telegram chat, else (when Slack is configured) a Slack
+    direct message; None when they cannot be reached."""
+    if person.telegram_chat_id is not None:
+        return "telegram", str(person.telegram_chat_id)
+    if person.slack_user_id and slack:
+        return "slack", person.slack_user_id
+    return None
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_text(text: str) -> str:
+    """Normalise user text: NFC, no control or bidi-override characters, trimmed."""
+    return _CONTROL.sub("", unicodedata.normalize("NFC", text)).strip()
+
+
+def local_time(when: datetime, tz: ZoneInfo) -> str:
+    """A UK-style local time, e.g. ``Sun 15 Nov 2026, 17:00``."""
+    return when.astimezone(tz).strftime("%a %d %b %Y, %H:%M")
+
+
+def period_label(period: str) -> str:
+    """``2026-11`` -> ``November 2026``."""
+    return datetime.strptime(period, "%Y-%m").strftime("%B %Y")
+
+
+async def person_for(uow: UnitOfWork, platform: str, user_id: str) -> Person | None:
+    """The person behind a user id on ``platform`` ("telegram", "slack"), or None when nobody
+    is linked to it. The one place the services that answer a command look a person up (issue
+    14's identity step makes this a lookup by address, and a new platform no new branch)."""
+    if platform == "telegram":
+        return await uow.people.by_telegram_user(int(user_id))
+    if platform == "slack":
+        return await uow.people.by_slack_user(user_id)
+    raise ValueError(f"unknown platform {platform!r}")

@@ -1,0 +1,464 @@
+"""People: CSV import, Telegram invitations (deep links) and linking."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from bot import texts
+from bot.clock import Clock
+from bot.common import Sender, audit, enqueue
+from bot.config import Config
+from bot.domain import Invite, Person, Role
+from bot.ports import AlreadyExists, PersonDetails, UnitOfWorkFactory
+from bot.returns.form_versions import FormService
+from bot.wards import unknown_ward
+
+if TYPE_CHECKING:
+    from bot.returns.campaigns import CampaignService
+
+log = logging.getLogger(__name__)
+
+CSV_COLUMNS = ("name", "role", "wards", "organisation", "email", "slack_user_id")
+REQUIRED_COLUMNS = frozenset({"name", "role", "wards", "email"})
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+
+
+class ImportError_(Exception):
+    """A CSV import was refused; nothing was imported. ``problems`` name file and line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class ImportResult:
+    """What an import did."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+@dataclass(frozen=True)
+class InviteLink:
+    """A personal deep link for one person."""
+
+    person: Person
+    url: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Invitations:
+    """What ``invites`` issued, and who was skipped because they are already linked (a link for
+    them would move their account to whoever uses it: that needs ``relink``)."""
+
+    links: list[InviteLink]
+    skipped: list[Person]
+    #: People left out of a run for everyone because the link they were sent earlier is still
+    #: unused and unexpired (it keeps working; ``reissue`` replaces it).
+    kept: list[Person] = field(default_factory=list)
+
+
+@dataclass
+class LinkResult:
+    """Outcome of ``/start <token>``."""
+
+    person: Person | None
+    message: str = ""
+    sent_returns: list[str] = field(default_factory=list)
+
+
+def hash_token(token: str) -> str:
+    """Invitation tokens are stored only as hashes."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    name: str
+    role: str
+    wards: list[str]
+    organisation: str
+    email: str
+    slack_user_id: str | None
+
+
+class PeopleService:
+    """Who may use the bot."""
+
+    def __init__(
+        self, config: Config, uow_factory: UnitOfWorkFactory, clock: Clock, forms: FormService
+    ) -> None:
+        self.config = config
+        self.uow_factory = uow_factory
+        self.clock = clock
+        self.forms = forms
+        self.campaigns: CampaignService | None = None  # set by the composition root
+
+    # ----------------------------------------------------------------- import
+
+    def parse_csv(self, text: str, source: str) -> list[_Row]:
+        """Validate a people CSV completely; raise with every problem found."""
+        reader = csv.DictReader(io.StringIO(text))
+        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+        problems: list[str] = []
+        missing = REQUIRED_COLUMNS - set(header)
+        unknown = set(header) - set(CSV_COLUMNS)
+        if missing:
+            problems.append(f"{source}: line 1: missing column(s): {', '.join(sorted(missing))}")
+        if unknown:
+            problems.append(f"{source}: line 1: unknown column(s): {', '.join(sorted(unknown))}")
+        if problems:
+            raise ImportError_(problems)
+        reader.fieldnames = header
+        wards = {w.casefold(): w for w in self.config.partnership.wards}
+        roles = {r.value for r in Role}
+        rows: list[_Row] = []
+        seen: dict[str, int] = {}
+        seen_slack: dict[str, int] = {}
+        for raw in reader:
+            line = reader.line_num
+            if None in raw:
+                problems.append(f"{source}: line {line}: more fields than columns")
+                continue
+            values = {k: (v or "").strip() for k, v in raw.items()}
+            if not any(values.values()):
+                continue
+            err = f"{source}: line {line}"
+            name, role, email = values["name"], values["role"].lower(), values["email"].lower()
+            if not name or len(name) > 200:
+                problems.append(f"{err}: name must be 1 to 200 characters")
+            if role not in roles:
+                problems.append(
+                    f"{err}: role {values['role']!r} is not one of {', '.join(sorted(roles))}"
+                )
+            # Problems name the line, never the email or the Slack id: personal data.
+            if not _EMAIL.match(email) or len(email) > 320:
+                problems.append(f"{err}: email is not a valid address")
+            elif email in seen:
+                problems.append(f"{err}: email repeats line {seen[email]}")
+            else:
+                seen[email] = line
+            ward_list: list[str] = []
+            for w in (p.strip() for p in values["wards"].split(";")):
+                if not w:
+                    continue
+                if w.casefold() == "all":
+                    ward_list = list(self.config.partnership.wards)
+                elif w.casefold() in wards:
+                    ward_list.append(wards[w.casefold()])
+                else:
+                    problems.append(f"{err}: {unknown_ward(w, self.config.partnership.wards)}")
+            slack = values.get("slack_user_id", "") or None
+            if slack is not None and not _SLACK_ID.match(slack):
+                problems.append(f"{err}: slack_user_id does not look like a Slack user id")
+            elif slack is not None and slack in seen_slack:
+                problems.append(f"{err}: slack_user_id repeats line {seen_slack[slack]}")
+            elif slack is not None:
+                seen_slack[slack] = line
+            if role in ("councillor", "community_leader") and not ward_list:
+                problems.append(f"{err}: a {role} needs at least one ward")
+            rows.append(
+                _Row(
+                    line,
+                    name,
+                    role,
+                    sorted(set(ward_list)),
+                    values.get("organisation", ""),
+                    email,
+                    slack,
+                )
+            )
+        if problems:
+            raise ImportError_(problems)
+        if not rows:
+            raise ImportError_([f"{source}: no people in the file"])
+        return rows
+
+    async def import_csv(self, text: str, *, source: str, actor: str) -> ImportResult:
+        """Create or update people from CSV (keyed by email); all or nothing.
+
+        One query reads everyone already stored; the new and the changed are then written in
+        bulk, so the time grows with the file, not with its square. Every problem names its
+        line only: never a name or an email (they are personal data, and an error message ends
+        up in terminals and logs)."""
+        rows = self.parse_csv(text, source)
+        result = ImportResult()
+        now = self.clock.now()
+        async with self.uow_factory() as uow:
+            stored = {d.email.lower(): d for d in await uow.people.details()}
+            self._check_slack_ids(rows, stored, source)
+            new: list[PersonDetails] = []
+            changed: list[PersonDetails] = []
+            for row in rows:
+                wanted = PersonDetails(
+                    email=row.email,
+                    name=row.name,
+                    role=row.role,
+                    organisation=row.organisation,
+                    wards=tuple(row.wards),
+                    slack_user_id=row.slack_user_id,
+                )
+                before = stored.get(row.email)
+                if before is None:
+                    new.append(wanted)
+                elif replace(before, email=row.email) == replace(wanted, id=before.id):
+                    result.unchanged += 1  # listed again as they are (and active)
+                else:
+                    changed.append(replace(wanted, id=before.id))
+            result.created, result.updated = len(new), len(changed)
+            try:
+                await uow.people.import_many(new, changed, now)
+            except AlreadyExists:
+                # Checked above; this is someone stored by another process meanwhile.
+                raise ImportError_(
+                    [f"{source}: a row conflicts with someone stored meanwhile; try again"]
+                ) from None
+            await audit(
+                uow,
+                now,
+                actor,
+                "people.import",
+                source,
+                created=result.created,
+                updated=result.updated,
+                unchanged=result.unchanged,
+            )
+            await uow.commit()
+        return result
+
+    @staticmethod
+    def _check_slack_ids(
+        rows: Sequence[_Row], stored: Mapping[str, PersonDetails], source: str
+    ) -> None:
+        """Refuse a Slack user id that someone stored and not in the file already has (by line
+        number only). Ids repeated within the file are refused by :meth:`parse_csv`."""
+        in_file = {row.email for row in rows}
+        holders = {
+            d.slack_user_id
+            for email, d in stored.items()
+            if d.slack_user_id is not None and email not in in_file
+        }
+        problems = [
+            f"{source}: line {row.line}: slack_user_id is already someone else's"
+            for row in rows
+            if row.slack_user_id is not None and row.slack_user_id in holders
+        ]
+        if problems:
+            raise ImportError_(problems)
+
+    async def set_active(self, email: str, active: bool, *, actor: str) -> Person | None:
+        """Mark a person as having left (a councillor not re-elected, a leader who stepped
+        down) or as back again; None for an unknown email.
+
+        An inactive person gets no forms, reminders, invitations or summaries, and the bot
+        answers them as it answers a stranger. ``updated_at`` records when they left: after
+        ``privacy.personal_data_months`` the retention tick anonymises them. A people import
+        that lists them makes them active again."""
+        now = self.clock.now()
+        async with self.uow_factory() as uow:
+            person = await uow.people.by_email(email.strip().lower())
+            if person is None or person.id is None:
+                return None
+            if person.active != active:
+                person.active = active
+                person.updated_at = now
+                action = "people.reactivate" if active else "people.deactivate"
+                await audit(uow, now, actor, action, f"person:{person.id}")
+                await uow.commit()
+            return person
+
+    async def everyone(self) -> Sequence[Person]:
+        """Everyone, by name."""
+        async with self.uow_factory() as uow:
+            return await uow.people.all()
+
+    # ----------------------------------------------------------------- invitations
+
+    async def issue_invites(self, *, actor: str, email: str | None = None) -> list[InviteLink]:
+        """Fresh single-use links for everyone not yet linked (or one person by email, unless
+        already linked); see :meth:`invite`."""
+        return (await self.invite(actor=actor, email=email)).links
+
+    async def invite(
+        self,
+        *,
+        actor: str,
+        email: str | None = None,
+        relink: bool = False,
+        reissue: bool = False,
+    ) -> Invitations:
+        """Fresh single-use links for everyone not yet linked, or for one person by email.
+
+        A run for everyone leaves out people whose earlier link is still unused and unexpired
+        (it was sent to them and keeps working; re-running must not cancel links already
+        emailed out) unless ``reissue``. A link issued for one person by email replaces their
+        earlier one. Whenever a new link is issued, earlier unused links of the same person
+        stop working: only the newest is valid. A
+        person already linked is skipped: whoever used a new link would take over their
+        account, their reports and their future forms. Only ``relink`` (one person, by email)
+        issues one; using it moves the account and tells the old chat (see
+        :meth:`link_telegram`). Since linking revokes every other unused link, an unused link of
+        a linked person can only be one issued with ``relink``.
+        """
+        if relink and email is None:
+            raise ValueError("relink moves one person's account: name them by email")
+        now = self.clock.now()
+        expires = now + timedelta(days=self.config.invites.expires_days)
+        username = self.config.telegram.bot_username
+        if username is None:  # the CLI fills it in from getMe; a link to no bot helps no one
+            raise ValueError("telegram.bot_username is not known: invitation links need it")
+        links: list[InviteLink] = []
+        async with self.uow_factory() as uow:
+            if email is not None:
+                person = await uow.people.by_email(email)
+                if person is None:
+                    raise LookupError(f"no person with email {email!r}")
+                people: Sequence[Person] = [person]
+            else:
+                people = [p for p in await uow.people.all() if p.active]
+            skipped = [p for p in people if p.linked and not relink]
+            kept: list[Person] = []
+            for person in people:
+                if person in skipped:
+                    continue
+                assert person.id is not None
+                unused = await uow.invites.unused_for(person.id)
+                if email is None and not reissue and any(i.expires_at > now for i in unused):
+                    kept.append(person)
+                    continue
+                for old in unused:
+                    old.revoked_at = now
+                token = secrets.token_urlsafe(24)  # 32 URL-safe characters; deep links allow 64
+                await uow.invites.add(
+                    Invite(
+                        person_id=person.id,
+                        token_hash=hash_token(token),
+                        created_at=now,
+                        expires_at=expires,
+                    )
+                )
+                url = f"https://t.me/{username}?start={token}"
+                links.append(InviteLink(person, url, expires))
+            # Ids only in the audit log, never the email.
+            subject = f"person:{people[0].id}" if email is not None else "all-unlinked"
+            action = "invites.relink" if relink and links and links[0].person.linked else None
+            await audit(
+                uow,
+                now,
+                actor,
+                action or "invites.issue",
+                subject,
+                count=len(links),
+                skipped=len(skipped),
+                kept=len(kept),
+            )
+            await uow.commit()
+        return Invitations(links, skipped, kept)
+
+    async def link_telegram(self, sender: Sender, token: str) -> LinkResult:
+        """``/start <token>``: connect this Telegram chat to the invited person."""
+        contact = self.config.partnership.contact
+        now = self.clock.now()
+        async with self.uow_factory() as uow:
+            invite = await uow.invites.by_hash(hash_token(token.strip()))
+            if invite is None:
+                log.info("refused an unknown invitation token")
+                return LinkResult(
+                    None, f"That invitation link is not valid. Please ask {contact} for a new one."
+                )
+            if invite.used_at is not None:
+                person = await uow.people.get(invite.person_id)
+                if person is not None and person.telegram_user_id == sender.user_id:
+                    return LinkResult(
+                        None, "You are already connected. Send /help to see what you can do."
+                    )
+                return LinkResult(
+                    None,
+                    f"That invitation link has already been used. If you need "
+                    f"to connect a new account, ask {contact} for a new link.",
+                )
+            if invite.revoked_at is not None:
+                return LinkResult(
+                    None,
+                    f"That invitation link has been replaced by a newer one. "
+                    f"Please use the latest link, or ask {contact}.",
+                )
+            if invite.expires_at <= now:
+                return LinkResult(
+                    None,
+                    f"That invitation link expired on "
+                    f"{invite.expires_at.astimezone(self.config.partnership.tz):%d %B %Y}. "
+                    f"Please ask {contact} for a new one.",
+                )
+            other = await uow.people.by_telegram_user(sender.user_id)
+            if other is not None and other.id != invite.person_id:
+                return LinkResult(
+                    None,
+                    f"This Telegram account is already connected to someone "
+                    f"else. Please contact {contact}.",
+                )
+            person = await uow.people.get(invite.person_id)
+            if person is None or not person.active:
+                return LinkResult(
+                    None, f"That invitation is no longer valid. Please contact {contact}."
+                )
+            # An unused link of a linked person was issued with --relink (linking revokes all
+            # others): the account moves here, and the old chat is told on its platform.
+            moved_from = person.telegram_chat_id
+            if moved_from is not None and moved_from != sender.chat_id:
+                await audit(
+                    uow, now, f"person:{person.id}", "telegram.relink", f"person:{person.id}"
+                )
+                await enqueue(
+                    uow,
+                    channel="telegram",
+                    recipient=moved_from,
+                    message=texts.account_moved(
+                        self.config.partnership.name, self.config.partnership.contact
+                    ),
+                    key=f"relink:{invite.id}",
+                    now=now,
+                )
+            chat_holder = await uow.people.by_telegram_chat(sender.chat_id)
+            if chat_holder is not None and chat_holder.id != person.id:
+                chat_holder.telegram_chat_id = None
+            person.telegram_user_id = sender.user_id
+            person.telegram_chat_id = sender.chat_id
+            person.linked_at = now
+            person.blocked_at = None
+            person.updated_at = now
+            invite.used_at = now
+            for old in await uow.invites.unused_for(invite.person_id):
+                if old.id != invite.id:
+                    old.revoked_at = now
+            form = await self.forms.current(uow)
+            await audit(uow, now, f"person:{person.id}", "telegram.link", f"person:{person.id}")
+            await enqueue(
+                uow,
+                channel="telegram",
+                recipient=sender.chat_id,
+                message=texts.linked_welcome(
+                    person.name, self.config.partnership.name, form.definition
+                ),
+                key=f"link:{invite.id}",
+                now=now,
+            )
+            sent: list[str] = []
+            if self.campaigns is not None:
+                sent = await self.campaigns.deliver_open_returns(uow, person, now)
+            await uow.commit()
+        return LinkResult(person, "linked", sent)

@@ -1,0 +1,281 @@
+"""Crisis cadence: a recurring extra return for chosen wards, started and stopped from chat.
+
+After a critical incident an admin or the Prevent and Cohesion Officer sends ``/crisis daily
+Heath Town, Park until 2026-12-20`` (Telegram, or the ``/crisis`` slash command in Slack). Each
+occurrence is an extra return (``CampaignService._create``) with its own short deadline. The
+cadences live in the key/value state (``crisis.cadences``, JSON) and each occurrence's campaign
+key is ``crisis:<id>:<n>``, unique in the database: the scheduler tick opens occurrence ``n``
+once however often it runs, across restarts and processes (the newest due occurrence only, as
+the monthly reminders do after downtime). Starting and stopping are audited.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+
+from bot import texts
+from bot.clock import Clock
+from bot.common import Waker, audit
+from bot.config import Config
+from bot.domain import Person, Role
+from bot.ports import UnitOfWork, UnitOfWorkFactory
+from bot.returns.campaigns import CampaignService
+
+STATE_KEY = "crisis.cadences"
+INTERVALS = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
+# Each occurrence's own short deadline: answered well before the next one opens.
+DEADLINES = {"daily": timedelta(hours=20), "weekly": timedelta(days=3)}
+MAY_START = frozenset({Role.ADMIN.value, Role.PREVENT_OFFICER.value})
+USAGE = (
+    "Usage: /crisis daily|weekly <wards or neighbourhood, comma-separated> "
+    "[until YYYY-MM-DD] [roles councillor,community_leader] — or /crisis stop."
+)
+
+
+class CrisisError(Exception):
+    """A refused or malformed crisis command (the message says why)."""
+
+
+@dataclass
+class Cadence:
+    """One crisis cadence."""
+
+    id: int
+    every: str  # daily | weekly
+    wards: list[str]
+    roles: list[str]
+    started_at: str  # ISO, UTC
+    started_by: str
+    until: str | None = None  # ISO date, last day an occurrence may open (local)
+    opened: int = -1  # the newest occurrence opened
+    stopped_at: str | None = None
+    campaigns: list[str] = field(default_factory=list)
+
+    def due(self, now: datetime) -> int:
+        """The newest occurrence whose opening time has passed."""
+        return int((now - datetime.fromisoformat(self.started_at)) / INTERVALS[self.every])
+
+    def opens_at(self, n: int) -> datetime:
+        return datetime.fromisoformat(self.started_at) + n * INTERVALS[self.every]
+
+
+@dataclass(frozen=True)
+class CrisisRequest:
+    """A parsed ``/crisis`` command."""
+
+    every: str
+    wards: list[str]
+    roles: list[str]
+    until: date | None
+
+
+def parse(args: str, config: Config) -> CrisisRequest:
+    """``daily Heath Town, Park until 2026-12-20 roles councillor`` -> a request; wards may be
+    named by a PACT neighbourhood (its key or name), which stands for its wards."""
+    text = " ".join(args.split())
+    match = re.fullmatch(
+        r"(?i)(daily|weekly)\s+(.+?)(?:\s+until\s+(\d{4}-\d{2}-\d{2}))?(?:\s+roles\s+(\S+))?",
+        text,
+    )
+    if match is None:
+        raise CrisisError(USAGE)
+    every, places, until, roles = match.groups()
+    wards: list[str] = []
+    known = {w.casefold(): w for w in config.partnership.wards}
+    hoods = {
+        name.casefold(): n.wards for n in config.pact.neighbourhoods for name in (n.key, n.name)
+    }
+    for place in (p.strip() for p in places.split(",")):
+        if place.casefold() in known:
+            wards.append(known[place.casefold()])
+        elif place.casefold() in hoods:
+            wards += [w for w in hoods[place.casefold()] if w not in wards]
+        else:
+            raise CrisisError(f"Unknown ward or neighbourhood: {place}. {USAGE}")
+    valid = {r.value for r in Role}
+    role_list = [r for r in (roles or "").split(",") if r]
+    if any(r not in valid for r in role_list):
+        raise CrisisError(f"Unknown role in {roles}. Roles: {', '.join(sorted(valid))}.")
+    try:
+        last = date.fromisoformat(until) if until else None
+    except ValueError:
+        raise CrisisError(f"{until} is not a date. {USAGE}") from None
+    return CrisisRequest(every.lower(), wards, role_list, last)
+
+
+class CrisisService:
+    """Start, stop, list and tick crisis cadences."""
+
+    def __init__(
+        self,
+        config: Config,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        campaigns: CampaignService,
+        wake: Waker,
+    ) -> None:
+        self.config = config
+        self.uow_factory = uow_factory
+        self.clock = clock
+        self.campaigns = campaigns
+        self.wake = wake
+        self.tz = config.partnership.tz
+
+    # ----------------------------------------------------------------- chat
+
+    async def for_telegram(self, user_id: int, args: str) -> str:
+        """``/crisis`` from Telegram: the reply to show."""
+        async with self.uow_factory() as uow:
+            person = await uow.people.by_telegram_user(user_id)
+        return await self.command(person, args)
+
+    async def for_slack(self, user_id: str, args: str) -> str:
+        """``/crisis`` from Slack: the reply to show (to the asker only)."""
+        async with self.uow_factory() as uow:
+            person = await uow.people.by_slack_user(user_id)
+        return await self.command(person, args)
+
+    async def command(self, person: Person | None, args: str) -> str:
+        """Start (``daily|weekly …``), stop (``stop``) or list (no arguments)."""
+        if person is None or not person.active:
+            p = self.config.partnership
+            return texts.refusal(p.name, p.contact).plain_text()
+        if person.role not in MAY_START:
+            return (
+                "Only admins and the Prevent and Cohesion Officer can start or stop a crisis "
+                "cadence."
+            )
+        actor = f"person:{person.id}"
+        try:
+            if args.strip().lower() == "stop":
+                stopped = await self.stop(actor)
+                if not stopped:
+                    return "There is no crisis cadence running."
+                return "Stopped: " + "; ".join(self.describe(c) for c in stopped)
+            if not args.strip():
+                running = await self.active()
+                return "\n".join([self.describe(c) for c in running] or [USAGE])
+            cadence = await self.start(parse(args, self.config), actor)
+        except CrisisError as exc:
+            return str(exc)
+        return f"Started: {self.describe(cadence)}. The first return has gone out."
+
+    def describe(self, c: Cadence) -> str:
+        """One line about a cadence."""
+        who = ", ".join(c.roles) if c.roles else "councillors and community leaders"
+        end = f"until {c.until}" if c.until else "until stopped"
+        state = f", stopped {c.stopped_at[:10]}" if c.stopped_at else ""
+        return (
+            f"crisis {c.id}: {c.every} return for {', '.join(c.wards)} ({who}), {end}; "
+            f"{len(c.campaigns)} sent{state}"
+        )
+
+    # ----------------------------------------------------------------- the cadences
+
+    async def _load(self, uow: UnitOfWork) -> list[Cadence]:
+        raw = await uow.state.get(STATE_KEY)
+        return [Cadence(**c) for c in json.loads(raw)] if raw else []
+
+    @staticmethod
+    async def _save(uow: UnitOfWork, cadences: list[Cadence]) -> None:
+        await uow.state.set(STATE_KEY, json.dumps([asdict(c) for c in cadences]))
+
+    async def all(self) -> list[Cadence]:
+        """Every cadence, running or stopped (``tensionbot campaign status``)."""
+        async with self.uow_factory() as uow:
+            return await self._load(uow)
+
+    async def active(self) -> list[Cadence]:
+        """The cadences still running."""
+        return [c for c in await self.all() if c.stopped_at is None]
+
+    async def start(self, request: CrisisRequest, actor: str) -> Cadence:
+        """Start a cadence and open its first return now."""
+        now = self.clock.now()
+        if request.until is not None and request.until < now.astimezone(self.tz).date():
+            raise CrisisError(f"{request.until} has passed. {USAGE}")
+        async with self.uow_factory() as uow:
+            cadences = await self._load(uow)
+            cadence = Cadence(
+                id=max((c.id for c in cadences), default=0) + 1,
+                every=request.every,
+                wards=request.wards,
+                roles=request.roles,
+                started_at=now.isoformat(),
+                started_by=actor,
+                until=request.until.isoformat() if request.until else None,
+            )
+            cadences.append(cadence)
+            await audit(
+                uow,
+                now,
+                actor,
+                "crisis.start",
+                f"crisis:{cadence.id}",
+                every=cadence.every,
+                wards=cadence.wards,
+                roles=cadence.roles,
+                until=cadence.until,
+            )
+            await self._open_due(uow, cadence, now)
+            await self._save(uow, cadences)
+            await uow.commit()
+        self.wake()
+        return cadence
+
+    async def stop(self, actor: str) -> list[Cadence]:
+        """Stop every running cadence (the returns already out stay open to their deadline)."""
+        now = self.clock.now()
+        async with self.uow_factory() as uow:
+            cadences = await self._load(uow)
+            stopped = [c for c in cadences if c.stopped_at is None]
+            for c in stopped:
+                c.stopped_at = now.isoformat()
+                await audit(uow, now, actor, "crisis.stop", f"crisis:{c.id}")
+            await self._save(uow, cadences)
+            await uow.commit()
+        return stopped
+
+    async def tick(self) -> list[str]:
+        """Open each running cadence's due occurrence once; end cadences past their last day.
+        Idempotent: returns the campaign keys opened."""
+        now = self.clock.now()
+        opened: list[str] = []
+        async with self.uow_factory() as uow:
+            cadences = await self._load(uow)
+            for c in cadences:
+                if c.stopped_at is None and c.due(now) > c.opened:
+                    key = await self._open_due(uow, c, now)
+                    opened += [key] if key else []
+            await self._save(uow, cadences)
+            await uow.commit()
+        if opened:
+            self.wake()
+        return opened
+
+    async def _open_due(self, uow: UnitOfWork, c: Cadence, now: datetime) -> str | None:
+        n = c.due(now)
+        c.opened = n
+        if c.until is not None and c.opens_at(n).astimezone(self.tz).date() > date.fromisoformat(
+            c.until
+        ):
+            c.stopped_at = now.isoformat()  # its last day has passed: it ends by itself
+            await audit(uow, now, "scheduler", "crisis.end", f"crisis:{c.id}")
+            return None
+        key = f"crisis:{c.id}:{n}"
+        if await uow.campaigns.by_key(key) is not None:
+            return None  # opened already (another process, or before a restart)
+        await self.campaigns.open_occurrence(
+            uow,
+            key=key,
+            closes_at=now + DEADLINES[c.every],
+            wards=c.wards,
+            roles=c.roles,
+            actor=c.started_by,
+            now=now,
+        )
+        c.campaigns.append(key)
+        return key
