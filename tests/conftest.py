@@ -97,7 +97,7 @@ async def db_url(template_db: str, tmp_path: Path) -> AsyncIterator[str]:
 @pytest.fixture
 async def fake_telegram() -> AsyncIterator[Any]:
     """A local fake Telegram Bot API server on 127.0.0.1."""
-    from bot.sim.fake_telegram import FakeTelegram
+    from sim.fake_telegram import FakeTelegram
 
     fake = FakeTelegram(token=TOKEN, bot_username="swp_tension_bot")
     await fake.start()

@@ -10,7 +10,7 @@ from typing import Any
 from bot.app import Services, build_services
 from bot.clock import FakeClock
 from bot.config import Config
-from bot.sim.fake_slack import FakeSlack
+from sim.fake_slack import FakeSlack
 from tests.conftest import SLACK_ENV, make_config
 
 PEOPLE_CSV = """name,role,wards,organisation,email,slack_user_id

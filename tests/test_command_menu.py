@@ -8,8 +8,8 @@ from typing import Any
 
 from bot.clock import FakeClock
 from bot.common import Sender
-from bot.sim.scripts import until
-from bot.sim.world import SimWorld
+from sim.scripts import until
+from sim.world import SimWorld
 from tests.conftest import make_config
 
 PEOPLE = """name,role,wards,organisation,email

@@ -28,10 +28,10 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.domain import DeliveryStatus
-from bot.sim.fake_slack import FakeSlack, SlackUser
-from bot.sim.fake_telegram import FakeTelegram
-from bot.sim.scripts import tension, until
-from bot.sim.world import SimWorld, free_port
+from sim.fake_slack import FakeSlack, SlackUser
+from sim.fake_telegram import FakeTelegram
+from sim.scripts import tension, until
+from sim.world import SimWorld, free_port
 from tests.conftest import SLACK_ENV, backend, make_config
 from tests.faults_helpers import (
     FigureBook,

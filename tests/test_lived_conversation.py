@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 
 from bot.clock import FakeClock
 from bot.forms import FormDefinition
-from bot.sim.fake_telegram import SentMessage, SimUser
-from bot.sim.scripts import fill_tension, tension
-from bot.sim.world import SimWorld
+from sim.fake_telegram import SentMessage, SimUser
+from sim.scripts import fill_tension, tension
+from sim.world import SimWorld
 from storage import tables
 from tests.conftest import make_config
 from tests.helpers import PEOPLE_CSV

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from bot.clock import FakeClock
-from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser, shown
-from bot.sim.fake_telegram import SimUser
-from bot.sim.scripts import fill_tension, tension, until
-from bot.sim.world import SimWorld, free_port
+from sim.fake_slack import FakeSlack, SlackMessage, SlackUser, shown
+from sim.fake_telegram import SimUser
+from sim.scripts import fill_tension, tension, until
+from sim.world import SimWorld, free_port
 from tests.helpers import PEOPLE_CSV, slack_config, team_slack
 
 

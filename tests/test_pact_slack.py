@@ -20,9 +20,9 @@ from bot.buttons import Action, Kind
 from bot.clock import FakeClock
 from bot.domain import PactMeeting, PactPriority
 from bot.pact.service import MeetingRecord, RecordContext
-from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser
-from bot.sim.scripts import select_value, text_value, until
-from bot.sim.world import SimWorld, free_port
+from sim.fake_slack import FakeSlack, SlackMessage, SlackUser
+from sim.scripts import select_value, text_value, until
+from sim.world import SimWorld, free_port
 from tests.helpers import (
     PACT_NEIGHBOURHOODS,
     SLACK_PEOPLE_CSV,

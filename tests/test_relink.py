@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.clock import FakeClock
-from bot.sim.world import SimWorld
+from sim.world import SimWorld
 from storage.tables import audit_log, invites, people
 from tests.conftest import TOKEN, make_config
 from tests.helpers import PEOPLE_CSV

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.sim.world import free_port
+from sim.world import free_port
 from storage import tables
 from storage.database import make_engine
 from tests.conftest import PG_URL

@@ -25,11 +25,11 @@ from sqlalchemy import select
 from bot.buttons import Action, Kind
 from bot.clock import FakeClock
 from bot.domain import PactMeeting, PactPriority
-from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser, shown
-from bot.sim.fake_telegram import FakeTelegram, SimUser
-from bot.sim.scripts import select_value, tension, text_value, until
-from bot.sim.world import SimWorld, free_port
 from handlers.slack import pact_views, views
+from sim.fake_slack import FakeSlack, SlackMessage, SlackUser, shown
+from sim.fake_telegram import FakeTelegram, SimUser
+from sim.scripts import select_value, tension, text_value, until
+from sim.world import SimWorld, free_port
 from storage.tables import metadata
 from tests.conftest import make_config
 from tests.helpers import (
@@ -102,7 +102,7 @@ async def start_env(
         # Asha's report, submitted through the real Telegram conversation, routed to Cohesion.
         async with w.services.db.uow() as uow:
             form = (await w.services.forms.current(uow)).definition
-        from bot.sim.scripts import fill_tension
+        from sim.scripts import fill_tension
 
         await asha.send_command("/report")
         await fill_tension(asha, form, tension("Heath Town", "religion", description))

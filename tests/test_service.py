@@ -20,7 +20,7 @@ from sqlalchemy import func, insert, select, text
 
 from bot.app import build_services, telegram_token
 from bot.runtime import Runtime
-from bot.sim.world import free_port
+from sim.world import free_port
 from storage import tables
 from storage.database import Database, make_engine
 from tests.conftest import SLACK_ENV, make_config

@@ -13,8 +13,8 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.forms import FormDefinition
-from bot.sim.scripts import fill_tension, tension, until
-from bot.sim.world import SimWorld, free_port
+from sim.scripts import fill_tension, tension, until
+from sim.world import SimWorld, free_port
 from tests.conftest import backend, make_config
 from tests.helpers import PEOPLE_CSV
 
@@ -125,7 +125,7 @@ async def test_platform_errors_are_retried_or_recorded(world: SimWorld) -> None:
 
 
 async def test_fan_out_respects_rate_limits(db_url: str, clock: FakeClock) -> None:
-    from bot.sim.fake_telegram import FakeTelegram
+    from sim.fake_telegram import FakeTelegram
 
     fake = FakeTelegram(token="123456:TEST-TOKEN", global_rate=30, per_chat_rate=1)
     await fake.start()

@@ -22,7 +22,7 @@ from bot.runtime import Runtime
 from bot.summaries.service import post_scheduled
 
 if TYPE_CHECKING:
-    from bot.sim.fake_telegram import FakeTelegram, SimUser
+    from sim.fake_telegram import FakeTelegram, SimUser
 
 
 def free_port() -> int:
