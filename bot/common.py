@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from bot.domain import AuditEntry, OutboxMessage, Person
 from bot.messages import OutgoingMessage
+from bot.people.identity import Who
 from bot.ports import UnitOfWork
 
 Waker = Callable[[], None]
@@ -30,6 +31,11 @@ class Sender:
     chat_id: int
     update_id: int | None = None
     display_name: str = ""
+
+    @property
+    def who(self) -> Who:
+        """Who wrote, as the identity step takes it."""
+        return Who(self.platform, str(self.user_id))
 
 
 @dataclass(frozen=True)

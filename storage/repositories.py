@@ -60,16 +60,20 @@ class SqlPeopleRepo(_Repo):
         stmt = select(Person).where(func.lower(tables.people.c.email) == email.lower())
         return (await self.session.scalars(stmt)).first()
 
-    async def by_telegram_user(self, user_id: int) -> Person | None:
-        stmt = select(Person).where(tables.people.c.telegram_user_id == user_id)
+    async def by_address(self, platform: str, address: str) -> Person | None:
+        c = tables.people.c
+        if platform == "telegram" and address.lstrip("-").isdigit():
+            stmt = select(Person).where(c.telegram_user_id == int(address))
+        elif platform == "slack":
+            stmt = select(Person).where(c.slack_user_id == address)
+        else:
+            return None
         return (await self.session.scalars(stmt)).first()
 
-    async def by_telegram_chat(self, chat_id: int) -> Person | None:
-        stmt = select(Person).where(tables.people.c.telegram_chat_id == chat_id)
-        return (await self.session.scalars(stmt)).first()
-
-    async def by_slack_user(self, slack_user_id: str) -> Person | None:
-        stmt = select(Person).where(tables.people.c.slack_user_id == slack_user_id)
+    async def by_chat(self, platform: str, chat: str) -> Person | None:
+        if platform != "telegram" or not chat.lstrip("-").isdigit():
+            return await self.by_address(platform, chat)
+        stmt = select(Person).where(tables.people.c.telegram_chat_id == int(chat))
         return (await self.session.scalars(stmt)).first()
 
     async def all(self) -> Sequence[Person]:

@@ -11,6 +11,7 @@ from bot.app import Services, build_services
 from bot.clock import FakeClock
 from bot.config import Config
 from bot.sim.fake_slack import FakeSlack
+from handlers.slack.who import who
 from tests.conftest import SLACK_ENV, make_config
 
 PEOPLE_CSV = """name,role,wards,organisation,email,slack_user_id
@@ -186,5 +187,5 @@ async def heath_town_meetings(
         reviews=[],
         new_priorities=[("Speeding on Wolverhampton Road", "npt"), (second_priority, "cohesion")],
     )
-    assert await services.pact.slack_record("U0CHRIS", a.id, record) == {}
+    assert await services.pact.record_for(who("U0CHRIS"), a.id, record) == {}
     return a, b

@@ -32,6 +32,7 @@ from bot.sim.fake_slack import FakeSlack, SlackUser
 from bot.sim.fake_telegram import FakeTelegram
 from bot.sim.scripts import tension, until
 from bot.sim.world import SimWorld, free_port
+from handlers.slack.who import who
 from tests.conftest import SLACK_ENV, backend, make_config
 from tests.faults_helpers import (
     FigureBook,
@@ -220,7 +221,9 @@ async def test_platform_faults(
         n_reports = 3
         for k in range(n_reports):
             errors = await w.services.reporting.submit(
-                "U0RITA", 0, tension("Heath Town", "religion", f"Fault trial {seed} report {k}")
+                who("U0RITA"),
+                0,
+                tension("Heath Town", "religion", f"Fault trial {seed} report {k}"),
             )
             assert errors == {}
         w.runtime.dispatcher.wake()
@@ -381,7 +384,9 @@ async def test_kill_campaign_and_actions(
         for k in range(n_reports):
             assert (
                 await services.reporting.submit(
-                    "U0RITA", 0, tension("Heath Town", "religion", f"Kill trial {seed} report {k}")
+                    who("U0RITA"),
+                    0,
+                    tension("Heath Town", "religion", f"Kill trial {seed} report {k}"),
                 )
                 == {}
             )
@@ -589,7 +594,7 @@ async def test_postgres_restart_under_the_bot(
             deliveries = await uow.deliveries.for_campaign(campaign.id)
             linked = set()
             for user in users.values():
-                person = await uow.people.by_telegram_user(user.user_id)
+                person = await uow.people.by_address("telegram", str(user.user_id))
                 assert person is not None
                 linked.add(person.id)
         # Only the reporters who linked and answered (the CSV's others never had the form).

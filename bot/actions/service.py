@@ -19,14 +19,27 @@ from bot.buttons import Kind
 from bot.clock import Clock
 from bot.common import Waker, address_of, audit, enqueue, local_time
 from bot.config import Config, TeamConfig
-from bot.domain import Action, ActionEvent, ActionState, OutboxMessage, Outcome, Report, Role
+from bot.domain import (
+    Action,
+    ActionEvent,
+    ActionState,
+    OutboxMessage,
+    Outcome,
+    Person,
+    Report,
+    Role,
+)
 from bot.forms import FormDefinition
 from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, code, italic
+from bot.people.identity import NotInvited, Who, identify
 from bot.ports import SendResult, Stale, UnitOfWork, UnitOfWorkFactory
 from bot.returns.deadlines import ack_deadline
 from bot.returns.form_versions import FormService
 
 log = logging.getLogger(__name__)
+
+TEAM_PLATFORM = "slack"
+"""Where the teams work (their channels, and the officers' user ids in ``teams.members``)."""
 
 OUTCOME_LABELS = {
     Outcome.RESOLVED.value: "Resolved",
@@ -234,11 +247,7 @@ class ActionService:
             ]
             teams.append((r, names))
         person = await uow.people.get(report.person_id)
-        address = (
-            address_of(person, slack=self.config.secrets.slack_bot_token is not None)
-            if person is not None
-            else None
-        )
+        address = self._address(person) if person is not None else None
         if address is None:
             return
         b = MessageBuilder()
@@ -526,7 +535,7 @@ class ActionService:
     async def _who(uow: UnitOfWork, officer: Officer, team: TeamConfig | None) -> str:
         """ "Jane Smith, Community Cohesion Team": the officer by name when we know them, and
         the team they acted for (just the team when the officer is not on the people list)."""
-        person = await uow.people.by_slack_user(officer.slack_user_id)
+        person = await uow.people.by_address(TEAM_PLATFORM, officer.slack_user_id)
         names = [person.name] if person is not None and person.active else []
         names += [team.name] if team is not None else []
         return ", ".join(names) or "an officer"
@@ -535,7 +544,7 @@ class ActionService:
     async def _may_act(uow: UnitOfWork, officer: Officer, team: TeamConfig) -> bool:
         if officer.slack_user_id in team.members:
             return True
-        person = await uow.people.by_slack_user(officer.slack_user_id)
+        person = await uow.people.by_address(TEAM_PLATFORM, officer.slack_user_id)
         if person is None or not person.active:
             return False
         # A member by email: the imported person whose slack_user_id this is.
@@ -617,7 +626,7 @@ class ActionService:
         person = await uow.people.get(report.person_id)
         if person is None:
             return
-        address = address_of(person, slack=self.config.secrets.slack_bot_token is not None)
+        address = self._address(person)
         if address is None:
             return
         channel, recipient = address
@@ -777,31 +786,37 @@ class ActionService:
     async def _alert_blocked(self, uow: UnitOfWork, row: OutboxMessage, now: datetime) -> None:
         """Someone blocked the bot (the dispatcher has marked them): tell the admins once per
         block, so they can get in touch another way."""
-        if row.channel != "telegram" or not row.recipient.lstrip("-").isdigit():
-            return
-        person = await uow.people.by_telegram_chat(int(row.recipient))
+        person = await uow.people.by_chat(row.channel, row.recipient)
         if person is None or person.blocked_at is None:
             return
         wards = ", ".join(person.wards) or "no ward"
         await self.alert_admins(
             uow,
             now,
-            f"{person.name} ({person.role}, {wards}) has blocked the bot on Telegram: a "
-            f"{row.purpose} message was not delivered and they are marked unreachable until "
+            f"{person.name} ({person.role}, {wards}) has blocked the bot on "
+            f"{row.channel.title()}: a {row.purpose} message was not delivered and they are marked unreachable until "
             "they write to the bot again. Please contact them another way.",
             key=f"person:{person.id}:blocked:{person.blocked_at:%Y%m%dT%H%M%S}",
         )
 
+    def _address(self, person: Person) -> tuple[str, str] | None:
+        """Where to tell this person anything: the platform they use."""
+        return address_of(person, slack=self.config.secrets.slack_bot_token is not None)
+
     async def alert_admins(self, uow: UnitOfWork, now: datetime, text: str, *, key: str) -> None:
-        """Tell every linked admin on Telegram (and record it in the audit log)."""
+        """Tell every reachable admin on the platform they use (and record it in the audit
+        log)."""
         await audit(uow, now, "system", "admin.alert", key, text=text)
         log.error("admin alert: %s", text)
         for person in await uow.people.all():
-            if person.role == Role.ADMIN.value and person.active and person.telegram_chat_id:
+            if person.role != Role.ADMIN.value or not person.active:
+                continue
+            if (address := self._address(person)) is not None:
+                channel, recipient = address
                 await enqueue(
                     uow,
-                    channel="telegram",
-                    recipient=person.telegram_chat_id,
+                    channel=channel,
+                    recipient=recipient,
                     message=MessageBuilder().line(bold("tensionbot alert: "), text).build(),
                     key=f"alert:{key}:{person.id}",
                     now=now,
@@ -814,7 +829,8 @@ class ActionService:
         assert action.id is not None
         report = await uow.reports.get(action.report_id)
         person = await uow.people.get(report.person_id) if report and report.person_id else None
-        if report is None or person is None or person.telegram_chat_id is None:
+        address = self._address(person) if person is not None else None
+        if report is None or address is None:
             return False
         team = self.teams[action.team_key]
         message = (
@@ -842,14 +858,28 @@ class ActionService:
         )
         await enqueue(
             uow,
-            channel="telegram",
-            recipient=person.telegram_chat_id,
+            channel=address[0],
+            recipient=address[1],
             message=message,
             key=f"action:{action.id}:check:{now.isoformat()}",
             now=now,
             purpose="reply",
         )
         return True
+
+    async def answer_check(self, who: Who, action_id: int, still: bool) -> str:
+        """The reporter's answer to the check from a platform that has no conversation (Slack):
+        the same as :meth:`reporter_answer`, in a unit of work of its own."""
+        async with self.uow_factory() as uow:
+            try:
+                person = await identify(uow, who, self.config.partnership)
+            except NotInvited as refused:
+                return str(refused)
+            assert person.id is not None
+            reply = await self.reporter_answer(uow, person.id, action_id, still, self.clock.now())
+            await uow.commit()
+        self.wake()
+        return reply
 
     async def reporter_answer(
         self, uow: UnitOfWork, person_id: int, action_id: int, still: bool, now: datetime

@@ -41,6 +41,7 @@ from bot.pact.rules import (
     relative_attendance,
     slot_of,
 )
+from bot.people.identity import NotInvited, Who, find, identify
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -762,22 +763,19 @@ class PactService:
         now = self.clock.now()
         return [m for m in await uow.pact.for_chair(person.id) if m.starts_at > now]
 
-    # ----------------------------------------------------------------- Slack (modal, owners)
+    # ----------------------------------------------------------------- from any platform
 
-    async def slack_person(self, uow: UnitOfWork, slack_user_id: str) -> Person:
-        """The active person behind a Slack user, or PactError."""
-        person = await uow.people.by_slack_user(slack_user_id)
-        if person is None or not person.active:
-            log.info("refused a PACT request from an unknown Slack user")
-            raise PactError(
-                f"Sorry, this is only for people invited by the {self.config.partnership.name}."
-            )
-        return person
+    async def _person(self, uow: UnitOfWork, who: Who) -> Person:
+        """The active person behind ``who``, or PactError with the one refusal."""
+        try:
+            return await identify(uow, who, self.config.partnership)
+        except NotInvited as refused:
+            raise PactError(str(refused)) from None
 
-    async def slack_context(self, slack_user_id: str, meeting_id: int | None) -> RecordContext:
-        """The record form for a Slack chair (``None``: their latest meeting to record)."""
+    async def context_for(self, who: Who, meeting_id: int | None) -> RecordContext:
+        """The record form for a chair (``None``: their latest meeting to record)."""
         async with self.uow_factory() as uow:
-            person = await self.slack_person(uow, slack_user_id)
+            person = await self._person(uow, who)
             if meeting_id is None:
                 pending = await self.to_record(uow, person)
                 if not pending:
@@ -786,23 +784,22 @@ class PactService:
                 assert meeting_id is not None
             return await self.context(uow, person, meeting_id)
 
-    async def slack_record(
-        self, slack_user_id: str, meeting_id: int, record: MeetingRecord
-    ) -> dict[str, str]:
-        """Store a record from the Slack modal; errors by field (nothing stored then)."""
+    async def record_for(self, who: Who, meeting_id: int, record: MeetingRecord) -> dict[str, str]:
+        """Store a record from a form shown whole (a modal); errors by field (nothing stored
+        then). The chair is thanked where they sent it."""
         async with self.uow_factory() as uow:
-            person = await self.slack_person(uow, slack_user_id)
+            person = await self._person(uow, who)
             try:
                 context = await self.context(uow, person, meeting_id)
             except PactError as exc:
                 return {"public": str(exc)}
             errors = await self.apply_record(uow, person, context, record)
-            if not errors and person.slack_user_id:
+            if not errors:
                 m = context.meeting
                 await enqueue(
                     uow,
-                    channel="slack",
-                    recipient=person.slack_user_id,
+                    channel=who.platform,
+                    recipient=who.address,
                     message=MessageBuilder()
                     .line(bold(f"Recorded: {self._title(m)}, {local_time(m.starts_at, self.tz)}"))
                     .line(
@@ -815,49 +812,48 @@ class PactService:
                     now=self.clock.now(),
                     purpose="pact",
                 )
-            if not errors:
                 await uow.commit()
         if not errors:
             self.wake()
         return errors
 
-    async def slack_cancelled(self, slack_user_id: str, meeting_id: int) -> str:
-        """The Slack chair's "It was cancelled"."""
+    async def cancelled_by(self, who: Who, meeting_id: int) -> str:
+        """The chair's "It was cancelled"."""
         async with self.uow_factory() as uow:
-            person = await self.slack_person(uow, slack_user_id)
+            person = await self._person(uow, who)
             text = await self.mark_cancelled(uow, person, meeting_id)
             await uow.commit()
         return text
 
-    async def priority_for_owner(self, slack_user_id: str, priority_id: int) -> PactPriority:
-        """A priority the Slack user's team owns (or any, for an admin); PactError otherwise."""
+    async def priority_for_owner(self, who: Who, priority_id: int) -> PactPriority:
+        """A priority the sender's team owns (or any, for an admin); PactError otherwise."""
         async with self.uow_factory() as uow:
-            return await self._owned(uow, slack_user_id, priority_id)
+            return await self._owned(uow, who, priority_id)
 
-    async def _owned(self, uow: UnitOfWork, slack_user_id: str, priority_id: int) -> PactPriority:
+    async def _owned(self, uow: UnitOfWork, who: Who, priority_id: int) -> PactPriority:
         p = await uow.pact.get_priority(priority_id)
         if p is None:
             raise PactError("That priority is not known.")
         team = next((t for t in self.config.teams if t.key == p.owner_team), None)
-        person = await uow.people.by_slack_user(slack_user_id)
-        admin = person is not None and person.active and person.role == Role.ADMIN.value
-        email = person.email if person is not None and person.active else None
-        if not admin and (team is None or not team.has_member(slack_user_id, email)):
+        person = await find(uow, who)
+        admin = person is not None and person.role == Role.ADMIN.value
+        email = person.email if person is not None else None
+        if not admin and (team is None or not team.has_member(who.address, email)):
             raise PactError(f"Only the owning team ({p.owner_team}) can report back on this.")
         if p.status != PriorityStatus.OPEN.value:
             raise PactError("This priority is closed.")
         return p
 
-    async def report_back(self, slack_user_id: str, priority_id: int, text: str) -> str:
+    async def report_back(self, who: Who, priority_id: int, text: str) -> str:
         """The owner team's account of what was done, for the chair's sheet."""
         text = clean_text(text)
         async with self.uow_factory() as uow:
-            p = await self._owned(uow, slack_user_id, priority_id)  # ownership first
+            p = await self._owned(uow, who, priority_id)  # ownership first
             if not 3 <= len(text) <= MAX_NOTE:
                 raise PactError(f"Please write 3 to {MAX_NOTE} characters.")
             now = self.clock.now()
-            p.report_back, p.report_back_at, p.report_back_by = text, now, slack_user_id
-            await audit(uow, now, slack_user_id, "pact.report_back", f"pact-priority:{p.id}")
+            p.report_back, p.report_back_at, p.report_back_by = text, now, who.address
+            await audit(uow, now, who.address, "pact.report_back", f"pact-priority:{p.id}")
             await uow.commit()
         return f"Thank you: the chair will see this at the next meeting ({p.title})."
 
@@ -906,18 +902,13 @@ class PactService:
     async def insight_for_slack(self, slack_user_id: str, text: str) -> PactInsight:
         """``/pact [neighbourhood]`` in Slack (PactError: refused, or a bad filter)."""
         async with self.uow_factory() as uow:
-            person = await self.slack_person(uow, slack_user_id)
+            person = await self._person(uow, Who("slack", slack_user_id))
         return await self.insight_for(f"person:{person.id}", person.role, text)
 
     async def insight_for_telegram(self, user_id: int, text: str) -> PactInsight:
         """``/pact [neighbourhood]`` in Telegram (PactError: refused, or a bad filter)."""
         async with self.uow_factory() as uow:
-            person = await uow.people.by_telegram_user(user_id)
-        if person is None or not person.active:
-            log.info("refused a PACT request from an unknown Telegram user")
-            raise PactError(
-                f"Sorry, this is only for people invited by the {self.config.partnership.name}."
-            )
+            person = await self._person(uow, Who("telegram", str(user_id)))
         return await self.insight_for(f"person:{person.id}", person.role, text)
 
     async def insight_for(self, who: str, role: str | None, text: str) -> PactInsight:

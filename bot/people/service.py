@@ -404,7 +404,7 @@ class PeopleService:
                     f"{invite.expires_at.astimezone(self.config.partnership.tz):%d %B %Y}. "
                     f"Please ask {contact} for a new one.",
                 )
-            other = await uow.people.by_telegram_user(sender.user_id)
+            other = await uow.people.by_address(sender.platform, str(sender.user_id))
             if other is not None and other.id != invite.person_id:
                 return LinkResult(
                     None,
@@ -433,7 +433,7 @@ class PeopleService:
                     key=f"relink:{invite.id}",
                     now=now,
                 )
-            chat_holder = await uow.people.by_telegram_chat(sender.chat_id)
+            chat_holder = await uow.people.by_chat(sender.platform, str(sender.chat_id))
             if chat_holder is not None and chat_holder.id != person.id:
                 chat_holder.telegram_chat_id = None
             person.telegram_user_id = sender.user_id

@@ -30,6 +30,7 @@ from bot.forms import FormDefinition, Question
 from bot.messages import MessageBuilder, OutgoingMessage
 from bot.pact.chat import PactChat
 from bot.pact.service import PactService
+from bot.people.identity import NotInvited, find, identify, refusal
 from bot.people.service import PeopleService
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 from bot.returns.form_versions import FormService
@@ -163,8 +164,8 @@ class ConversationService:
         """The command menu of the person in this chat when it is more than everyone's (None:
         everyone's, or not a person we know)."""
         async with self.uow_factory() as uow:
-            person = await uow.people.by_telegram_user(sender.user_id)
-            if person is None or not person.active:
+            person = await find(uow, sender.who)
+            if person is None:
                 return None
             commands = await self._commands(uow, person)
         return None if commands == texts.commands_for("", chair=False) else commands
@@ -241,16 +242,11 @@ class ConversationService:
 
     async def _run(self, sender: Sender, handler: Any, refuse: bool = True) -> Outcome:
         async with self.uow_factory() as uow:
-            person = await uow.people.by_telegram_user(sender.user_id)
-            if person is None or not person.active:
+            try:
+                person = await identify(uow, sender.who, self.config.partnership)
+            except NotInvited as refused:
                 # Nothing about an unknown user is stored: not even the update id.
-                log.info("refused an unknown telegram user")
-                return Outcome(
-                    toast="Sorry, this bot is only for invited people.",
-                    direct=texts.refusal(
-                        self.config.partnership.name, self.config.partnership.contact
-                    ),
-                )
+                return Outcome(toast=refused.short, direct=refusal(self.config.partnership))
             now = self.clock.now()
             if sender.update_id is not None and await uow.inbound.seen(
                 sender.platform, sender.update_id, now

@@ -15,6 +15,7 @@ from bot.clock import Clock
 from bot.common import audit, enqueue
 from bot.config import Config
 from bot.messages import Attachment, MessageBuilder, OutgoingMessage, bold
+from bot.people.identity import Who, find, refusal_text
 from bot.ports import UnitOfWorkFactory
 from bot.returns.deadlines import working_hours
 from bot.returns.form_versions import FormService
@@ -510,25 +511,22 @@ class SummaryService:
     async def for_telegram(self, user_id: int, text: str) -> SummaryAnswer:
         """``/summary`` on Telegram."""
         async with self.uow_factory() as uow:
-            person = await uow.people.by_telegram_user(user_id)
-        if person is None or not person.active:
+            person = await find(uow, Who("telegram", str(user_id)))
+        if person is None:
             raise SummaryRefused(self._stranger())  # nothing about strangers is stored
         return await answer(self, who=f"person:{person.id}", role=person.role, text=text)
 
     async def for_slack(self, slack_user_id: str, text: str) -> SummaryAnswer:
         """``/tensions`` on Slack."""
         async with self.uow_factory() as uow:
-            person = await uow.people.by_slack_user(slack_user_id)
-        if person is None or not person.active:
+            person = await find(uow, Who("slack", slack_user_id))
+        if person is None:
             raise SummaryRefused(self._stranger())
         return await answer(self, who=f"person:{person.id}", role=person.role, text=text)
 
     def _stranger(self) -> str:
         log.info("refused a summary request from an unknown user")
-        return (
-            f"Sorry, this is only for people invited by the {self.config.partnership.name}. "
-            f"Please contact {self.config.partnership.contact}."
-        )
+        return refusal_text(self.config.partnership)
 
     async def build(
         self,

@@ -91,7 +91,7 @@ def register(
     async def on_crisis(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
         assert chat is not None and crisis is not None
-        reply = await crisis.for_telegram(_sender(update).user_id, " ".join(context.args or []))
+        reply = await crisis.command(_sender(update).who, " ".join(context.args or []))
         await chat.send_message(reply)  # plain text: it may quote what was typed
 
     async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
