@@ -93,14 +93,10 @@ async def audit(
     )
 
 
-def address_of(person: Person, *, slack: bool) -> tuple[str, str] | None:
-    """Where to message a person: their Telegram chat, else (when Slack is configured) a Slack
-    direct message; None when they cannot be reached."""
-    if person.telegram_chat_id is not None:
-        return "telegram", str(person.telegram_chat_id)
-    if person.slack_user_id and slack:
-        return "slack", person.slack_user_id
-    return None
+def address_of(person: Person, platforms: frozenset[str]) -> tuple[str, str] | None:
+    """Where to message a person: the platform they use (a chat they connected themselves
+    first), among the ``platforms`` the bot sends on; None when they cannot be reached."""
+    return person.reach(platforms)
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")

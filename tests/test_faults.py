@@ -42,7 +42,7 @@ from tests.faults_helpers import (
     telegram_429s,
     updates_lost,
 )
-from tests.helpers import slack_config
+from tests.helpers import slack_config, telegram_chat
 
 SHORT = {"platform": 3, "kill": 2, "postgres": 1, "lock": 1}
 LONG = {"platform": 50, "kill": 50, "postgres": 10, "lock": 20}
@@ -252,7 +252,7 @@ async def test_platform_faults(
         told = [m for m in slack.dm("U0RITA") if "acknowledged by" in m.text.lower()]
         dups_ack = (len(acks) - n_reports) + max(0, len(told) - n_reports)
         async with w.services.db.uow() as uow:
-            people = {p.telegram_chat_id: p for p in await uow.people.all()}
+            people = {telegram_chat(p): p for p in await uow.people.all()}
             deliveries = {
                 d.person_id: d for d in await uow.deliveries.for_campaign(campaign.id or 0)
             }

@@ -801,7 +801,7 @@ class ActionService:
 
     def _address(self, person: Person) -> tuple[str, str] | None:
         """Where to tell this person anything: the platform they use."""
-        return address_of(person, slack=self.config.secrets.slack_bot_token is not None)
+        return address_of(person, self.config.platforms)
 
     async def alert_admins(self, uow: UnitOfWork, now: datetime, text: str, *, key: str) -> None:
         """Tell every reachable admin on the platform they use (and record it in the audit

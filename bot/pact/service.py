@@ -460,7 +460,7 @@ class PactService:
     async def _send(
         self, uow: UnitOfWork, person: Person, message: OutgoingMessage, key: str, now: datetime
     ) -> bool:
-        address = address_of(person, slack=self.config.secrets.slack_bot_token is not None)
+        address = address_of(person, self.config.platforms)
         if address is None:
             return False
         channel, recipient = address

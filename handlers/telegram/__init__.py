@@ -29,6 +29,7 @@ from bot.returns.crisis import CrisisService
 from bot.summaries.service import SummaryRefused, SummaryService
 from handlers.telegram.menus import set_chat_menu
 from handlers.telegram.render import render_keyboard, render_text
+from handlers.telegram.who import PLATFORM
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def _sender(update: Update) -> Sender:
     user = update.effective_user
     chat = update.effective_chat
     assert user is not None and chat is not None
-    return Sender(platform="telegram", user_id=user.id, chat_id=chat.id, update_id=update.update_id)
+    return Sender(platform=PLATFORM, user_id=user.id, chat_id=chat.id, update_id=update.update_id)
 
 
 async def _finish(update: Update, outcome: Outcome) -> None:
