@@ -73,9 +73,10 @@ class ActionError(Exception):
 
 @dataclass(frozen=True)
 class Officer:
-    """Who clicked, on Slack."""
+    """Who clicked on a team's message: their user id on the teams' platform
+    (:data:`TEAM_PLATFORM`), as ``teams.members`` names them."""
 
-    slack_user_id: str
+    address: str
 
 
 class ActionService:
@@ -279,14 +280,14 @@ class ActionService:
                 raise ActionError(f"Already {STATE_LABELS[action.state].lower()}.")
             action.state = ActionState.ACKNOWLEDGED.value
             action.acknowledged_at = now
-            action.acknowledged_by = officer.slack_user_id
+            action.acknowledged_by = officer.address
             team = self.teams[action.team_key]
             await self._event(
                 uow,
                 action,
                 now,
                 "acknowledged",
-                officer.slack_user_id,
+                officer.address,
                 f"acknowledged by {team.name}",
                 for_reporter=True,
                 headline=f"Acknowledged by {who}",
@@ -311,14 +312,14 @@ class ActionService:
             if action.state == ActionState.CLOSED.value:
                 raise ActionError("This action is closed.")
             if action.state == ActionState.OPEN.value:
-                action.acknowledged_at, action.acknowledged_by = now, officer.slack_user_id
+                action.acknowledged_at, action.acknowledged_by = now, officer.address
             action.state = ActionState.IN_PROGRESS.value
             await self._event(
                 uow,
                 action,
                 now,
                 "update",
-                officer.slack_user_id,
+                officer.address,
                 text,
                 for_reporter=for_reporter,
                 headline=f"Update from {who}",
@@ -353,7 +354,7 @@ class ActionService:
                 action,
                 now,
                 "closed",
-                officer.slack_user_id,
+                officer.address,
                 text,
                 for_reporter=True,
                 headline=f"Closed by {who}",
@@ -390,12 +391,12 @@ class ActionService:
                 action,
                 now,
                 "reassigned",
-                officer.slack_user_id,
+                officer.address,
                 f"passed to {target.name}",
                 for_reporter=True,
                 headline=f"Passed to {target.name} by {who}",
             )
-            await self._open_action(uow, report, team_key, now, actor=officer.slack_user_id)
+            await self._open_action(uow, report, team_key, now, actor=officer.address)
             return f"Reassigned to {target.name}."
 
         return await self._change(officer, action_id, version, change)
@@ -437,14 +438,14 @@ class ActionService:
                         await self._refresh_slack(uow, other, now)
             for key in r.teams:
                 if key not in existing:
-                    await self._open_action(uow, report, key, now, actor=officer.slack_user_id)
+                    await self._open_action(uow, report, key, now, actor=officer.address)
             names = ", ".join(self.teams[k].name for k in r.teams) or "no team yet"
             await self._event(
                 uow,
                 action,
                 now,
                 "recategorised",
-                officer.slack_user_id,
+                officer.address,
                 f"category changed from {old} to {new}; it now goes to {names}",
                 for_reporter=True,
                 headline=f"Re-routed by {who}",
@@ -502,7 +503,7 @@ class ActionService:
             raise ActionError("That action no longer exists.")
         team = self.teams.get(action.team_key)
         if team is None or not await self._may_act(uow, officer, team):
-            log.warning("refused slack user %s on action %s", officer.slack_user_id, action_id)
+            log.warning("refused slack user %s on action %s", officer.address, action_id)
             raise ActionError(
                 f"Only members of {team.name if team else 'the owning team'} can do that."
             )
@@ -535,20 +536,20 @@ class ActionService:
     async def _who(uow: UnitOfWork, officer: Officer, team: TeamConfig | None) -> str:
         """ "Jane Smith, Community Cohesion Team": the officer by name when we know them, and
         the team they acted for (just the team when the officer is not on the people list)."""
-        person = await uow.people.by_address(TEAM_PLATFORM, officer.slack_user_id)
+        person = await uow.people.by_address(TEAM_PLATFORM, officer.address)
         names = [person.name] if person is not None and person.active else []
         names += [team.name] if team is not None else []
         return ", ".join(names) or "an officer"
 
     @staticmethod
     async def _may_act(uow: UnitOfWork, officer: Officer, team: TeamConfig) -> bool:
-        if officer.slack_user_id in team.members:
+        if officer.address in team.members:
             return True
-        person = await uow.people.by_address(TEAM_PLATFORM, officer.slack_user_id)
+        person = await uow.people.by_address(TEAM_PLATFORM, officer.address)
         if person is None or not person.active:
             return False
-        # A member by email: the imported person whose slack_user_id this is.
-        return team.has_member(officer.slack_user_id, person.email) or (
+        # A member by email: the imported person whose address on the teams' platform this is.
+        return team.has_member(officer.address, person.email) or (
             person.role == Role.ADMIN.value
         )
 

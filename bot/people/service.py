@@ -458,7 +458,7 @@ class PeopleService:
             )
             await enqueue(
                 uow,
-                channel="telegram",
+                channel=sender.platform,
                 recipient=sender.chat_id,
                 message=texts.linked_welcome(
                     person.name, self.config.partnership.name, form.definition
