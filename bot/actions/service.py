@@ -549,9 +549,7 @@ class ActionService:
         if person is None or not person.active:
             return False
         # A member by email: the imported person whose address on the teams' platform this is.
-        return team.has_member(officer.address, person.email) or (
-            person.role == Role.ADMIN.value
-        )
+        return team.has_member(officer.address, person.email) or (person.role == Role.ADMIN.value)
 
     # ----------------------------------------------------------------- timeline and messages
 
