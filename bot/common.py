@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.domain import AuditEntry, OutboxMessage, Person
+from bot.domain import AuditEntry, OutboxMessage, Person, Who
 from bot.messages import OutgoingMessage
 from bot.ports import UnitOfWork
 
@@ -30,6 +30,11 @@ class Sender:
     chat_id: int
     update_id: int | None = None
     display_name: str = ""
+
+    @property
+    def who(self) -> Who:
+        """Who wrote, as the identity step takes it."""
+        return Who(self.platform, str(self.user_id))
 
 
 @dataclass(frozen=True)
@@ -87,14 +92,10 @@ async def audit(
     )
 
 
-def address_of(person: Person, *, slack: bool) -> tuple[str, str] | None:
-    """Where to message a person: their Telegram chat, else (when Slack is configured) a Slack
-    direct message; None when they cannot be reached."""
-    if person.telegram_chat_id is not None:
-        return "telegram", str(person.telegram_chat_id)
-    if person.slack_user_id and slack:
-        return "slack", person.slack_user_id
-    return None
+def address_of(person: Person, platforms: frozenset[str]) -> tuple[str, str] | None:
+    """Where to message a person: the platform they use (a chat they connected themselves
+    first), among the ``platforms`` the bot sends on; None when they cannot be reached."""
+    return person.reach(platforms)
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
@@ -113,14 +114,3 @@ def local_time(when: datetime, tz: ZoneInfo) -> str:
 def period_label(period: str) -> str:
     """``2026-11`` -> ``November 2026``."""
     return datetime.strptime(period, "%Y-%m").strftime("%B %Y")
-
-
-async def person_for(uow: UnitOfWork, platform: str, user_id: str) -> Person | None:
-    """The person behind a user id on ``platform`` ("telegram", "slack"), or None when nobody
-    is linked to it. The one place the services that answer a command look a person up (issue
-    14's identity step makes this a lookup by address, and a new platform no new branch)."""
-    if platform == "telegram":
-        return await uow.people.by_telegram_user(int(user_id))
-    if platform == "slack":
-        return await uow.people.by_slack_user(user_id)
-    raise ValueError(f"unknown platform {platform!r}")

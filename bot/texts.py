@@ -60,18 +60,6 @@ def help_message(
     return b.build()
 
 
-def refusal(partnership: str, contact: str) -> OutgoingMessage:
-    """The polite refusal for someone we do not know."""
-    return (
-        MessageBuilder()
-        .line(f"Sorry, this bot is only for people invited by the {partnership}.")
-        .line(
-            f"If you should have access, please contact {contact} for a personal invitation link."
-        )
-        .build()
-    )
-
-
 def form_message(
     campaign: Campaign,
     form: FormDefinition,

@@ -43,6 +43,7 @@ from bot.ports import AlreadyExists, PersonDetails, Stale
 from storage import tables
 
 _BATCH = 10_000  # rows per bulk statement: bounded memory, few round trips
+_IMPORTED = "slack"  # the platform of the people import's `slack_user_id` column
 
 
 class _Repo:
@@ -60,16 +61,22 @@ class SqlPeopleRepo(_Repo):
         stmt = select(Person).where(func.lower(tables.people.c.email) == email.lower())
         return (await self.session.scalars(stmt)).first()
 
-    async def by_telegram_user(self, user_id: int) -> Person | None:
-        stmt = select(Person).where(tables.people.c.telegram_user_id == user_id)
+    async def by_address(self, platform: str, address: str) -> Person | None:
+        a = tables.addresses.c
+        stmt = (
+            select(Person)
+            .join(tables.addresses, a.person_id == tables.people.c.id)
+            .where(a.platform == platform, a.address == address)
+        )
         return (await self.session.scalars(stmt)).first()
 
-    async def by_telegram_chat(self, chat_id: int) -> Person | None:
-        stmt = select(Person).where(tables.people.c.telegram_chat_id == chat_id)
-        return (await self.session.scalars(stmt)).first()
-
-    async def by_slack_user(self, slack_user_id: str) -> Person | None:
-        stmt = select(Person).where(tables.people.c.slack_user_id == slack_user_id)
+    async def by_chat(self, platform: str, chat: str) -> Person | None:
+        a = tables.addresses.c
+        stmt = (
+            select(Person)
+            .join(tables.addresses, a.person_id == tables.people.c.id)
+            .where(a.platform == platform, a.chat == chat)
+        )
         return (await self.session.scalars(stmt)).first()
 
     async def all(self) -> Sequence[Person]:
@@ -80,13 +87,17 @@ class SqlPeopleRepo(_Repo):
         self.session.add(person)
         await self.session.flush()
 
+    async def flush(self) -> None:
+        await self.session.flush()
+
     async def details(self) -> Sequence[PersonDetails]:
-        p = tables.people.c
+        p, a = tables.people.c, tables.addresses.c
         conn = await self.session.connection()
+        slack = and_(a.person_id == p.id, a.platform == _IMPORTED)
         rows = await conn.execute(
             select(
-                p.id, p.email, p.name, p.role, p.organisation, p.wards, p.slack_user_id, p.active
-            )
+                p.id, p.email, p.name, p.role, p.organisation, p.wards, a.address, p.active
+            ).select_from(tables.people.outerjoin(tables.addresses, slack))
         )
         return [
             PersonDetails(
@@ -95,7 +106,7 @@ class SqlPeopleRepo(_Repo):
                 role=r.role,
                 organisation=r.organisation,
                 wards=tuple(r.wards),
-                slack_user_id=r.slack_user_id,
+                slack_user_id=r.address,
                 active=r.active,
                 id=r.id,
             )
@@ -107,7 +118,7 @@ class SqlPeopleRepo(_Repo):
     ) -> None:
         # Core executemany, not the ORM unit of work: a statement per batch, not per person
         # (100,000 people in seconds). The session's connection keeps it in the transaction.
-        t = tables.people
+        t, at = tables.people, tables.addresses
         conn = await self.session.connection()
         try:
             if changed:
@@ -116,9 +127,12 @@ class SqlPeopleRepo(_Repo):
                 # no row briefly holds an id another row still has.
                 # Every changed row, not only those given an id: one may give up an id that a
                 # row earlier in the file takes.
-                releasing = [{"pid": d.id} for d in changed]
-                if releasing:
-                    await conn.execute(update(t).where(by_id).values(slack_user_id=None), releasing)
+                await conn.execute(
+                    delete(at).where(
+                        at.c.person_id == bindparam("pid"), at.c.platform == _IMPORTED
+                    ),
+                    [{"pid": d.id} for d in changed],
+                )
                 await conn.execute(
                     update(t)
                     .where(by_id)
@@ -127,7 +141,6 @@ class SqlPeopleRepo(_Repo):
                         role=bindparam("b_role"),
                         organisation=bindparam("b_organisation"),
                         wards=bindparam("b_wards", type_=t.c.wards.type),
-                        slack_user_id=bindparam("b_slack"),
                         active=True,
                         updated_at=now,
                     ),
@@ -138,14 +151,15 @@ class SqlPeopleRepo(_Repo):
                             "b_role": d.role,
                             "b_organisation": d.organisation,
                             "b_wards": list(d.wards),
-                            "b_slack": d.slack_user_id,
                         }
                         for d in changed
                     ],
                 )
+                await self._add_imported(conn, [(d.id, d.slack_user_id) for d in changed])
             for start in range(0, len(new), _BATCH):
-                await conn.execute(
-                    insert(t),
+                batch = new[start : start + _BATCH]
+                ids = await conn.execute(
+                    insert(t).returning(t.c.id, t.c.email, sort_by_parameter_order=True),
                     [
                         {
                             "name": d.name,
@@ -153,18 +167,33 @@ class SqlPeopleRepo(_Repo):
                             "email": d.email,
                             "organisation": d.organisation,
                             "wards": list(d.wards),
-                            "slack_user_id": d.slack_user_id,
                             "active": True,
                             "created_at": now,
                             "updated_at": now,
                         }
-                        for d in new[start : start + _BATCH]
+                        for d in batch
                     ],
+                )
+                made = [r.id for r in ids]
+                await self._add_imported(
+                    conn, [(pid, d.slack_user_id) for pid, d in zip(made, batch, strict=True)]
                 )
         except IntegrityError:
             # `from None`: the driver's error carries the statement's parameters (names,
             # emails), which must not reach a traceback or a log.
             raise AlreadyExists("people: a unique key is taken") from None
+
+    @staticmethod
+    async def _add_imported(conn: Any, pairs: Sequence[tuple[int | None, str | None]]) -> None:
+        """The import's addresses (its ``slack_user_id`` column): a Slack id is also where its
+        direct messages are opened."""
+        rows = [
+            {"person_id": pid, "platform": _IMPORTED, "address": uid, "chat": uid}
+            for pid, uid in pairs
+            if uid is not None
+        ]
+        if rows:
+            await conn.execute(insert(tables.addresses), rows)
 
 
 class SqlInviteRepo(_Repo):

@@ -10,6 +10,8 @@ from typing import Any
 from bot.app import Services, build_services
 from bot.clock import FakeClock
 from bot.config import Config
+from bot.domain import Person
+from handlers.slack.who import who
 from sim.fake_slack import FakeSlack
 from tests.conftest import SLACK_ENV, make_config
 
@@ -151,7 +153,7 @@ async def link_all(services: Services, base_user_id: int = 100) -> dict[str, int
     for i, link in enumerate(await services.people.issue_invites(actor="t")):
         chat = base_user_id + i
         token = link.url.split("start=")[1]
-        await services.people.link_telegram(Sender("telegram", chat, chat, None), token)
+        await services.people.link(Sender("telegram", chat, chat, None), token)
         chats[link.person.email] = chat
     return chats
 
@@ -186,5 +188,17 @@ async def heath_town_meetings(
         reviews=[],
         new_priorities=[("Speeding on Wolverhampton Road", "npt"), (second_priority, "cohesion")],
     )
-    assert await services.pact.slack_record("U0CHRIS", a.id, record) == {}
+    assert await services.pact.record_for(who("U0CHRIS"), a.id, record) == {}
     return a, b
+
+
+def telegram_chat(person: Person) -> int | None:
+    """The person's Telegram chat (where the bot writes to them there), if any."""
+    address = person.address_on("telegram")
+    return int(address.chat) if address is not None and address.chat is not None else None
+
+
+def slack_id(person: Person) -> str | None:
+    """The person's Slack user id, if any."""
+    address = person.address_on("slack")
+    return address.address if address is not None else None

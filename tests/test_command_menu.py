@@ -85,9 +85,7 @@ async def test_menus_are_set_at_start_up_for_people_already_linked(
         await services.people.import_csv(PEOPLE, source="p.csv", actor="t")
         link = (await services.people.issue_invites(actor="t", email="ada@example.org"))[0]
         fake_telegram.user(804, "Ada")
-        await services.people.link_telegram(
-            Sender("telegram", 804, 804, None), link.url.split("start=")[1]
-        )
+        await services.people.link(Sender("telegram", 804, 804, None), link.url.split("start=")[1])
     finally:
         await services.close()
     w = await SimWorld.start(config, fake_telegram, clock)

@@ -26,6 +26,7 @@ from bot.buttons import Action, Kind
 from bot.clock import FakeClock
 from bot.domain import PactMeeting, PactPriority
 from handlers.slack import pact_views, views
+from handlers.slack.who import who as slack_user
 from sim.fake_slack import FakeSlack, SlackMessage, SlackUser, shown
 from sim.fake_telegram import FakeTelegram, SimUser
 from sim.scripts import select_value, tension, text_value, until
@@ -334,7 +335,7 @@ async def test_slack_refuses_bad_signatures_stale_timestamps_missing_headers_and
 
     # A replay: a genuine signed request (within the 5 minutes) sent a second time.
     ada = RecordingUser(slack, "U0MARK", env.url)
-    modal = views.form_modal(await w.services.reporting.form_request("U0MARK", 0))
+    modal = views.form_modal(await w.services.reporting.form_request(slack_user("U0MARK"), 0))
     answers = tension("Penn", "race", "Shouting at the bus stop on Penn Road most nights.")
     values: dict[str, Any] = {}
     for qid, value in answers.items():
@@ -364,7 +365,7 @@ async def test_slack_refuses_bad_signatures_stale_timestamps_missing_headers_and
     await asyncio.sleep(0.3)
     assert changed(acked, await snapshot(w)) == {}
     async with w.services.db.uow() as uow:
-        mark = await uow.people.by_slack_user("U0MARK")
+        mark = await uow.people.by_address("slack", "U0MARK")
         assert mark is not None and mark.id is not None
         assert len(await uow.reports.for_person(mark.id, limit=10)) == 1
     assert after_first["reports"] != before["reports"]
@@ -373,7 +374,7 @@ async def test_slack_refuses_bad_signatures_stale_timestamps_missing_headers_and
 async def _report_modal_request(env: Env, user: RecordingUser) -> tuple[bytes, dict[str, str]]:
     """Mark's report modal, submitted once through Bolt (200, a report made); the signed request
     as it was sent, to be sent again."""
-    modal = views.form_modal(await env.w.services.reporting.form_request("U0MARK", 0))
+    modal = views.form_modal(await env.w.services.reporting.form_request(slack_user("U0MARK"), 0))
     modal = {**modal, "id": "V0MARKREPORT", "hash": "1700000000.AbCdEf"}
     answers = tension("Penn", "race", "Shouting at the bus stop on Penn Road most nights.")
     values: dict[str, Any] = {}
@@ -394,7 +395,7 @@ async def _report_modal_request(env: Env, user: RecordingUser) -> tuple[bytes, d
 
 async def _marks_reports(services: Any) -> int:
     async with services.db.uow() as uow:
-        mark = await uow.people.by_slack_user("U0MARK")
+        mark = await uow.people.by_address("slack", "U0MARK")
         assert mark is not None and mark.id is not None
         return len(await uow.reports.for_person(mark.id, limit=10))
 
@@ -782,6 +783,8 @@ SLACK_ACTIONS = {
     "tb_pact_record",
     "tb_pact_cancelled",
     "tb_pact_report_back",
+    "tb_still",
+    "tb_sorted",
 }
 SLACK_VIEWS = {
     "tb_update_modal",
@@ -874,6 +877,8 @@ async def test_unknown_slack_users_are_refused_everywhere(env: Env) -> None:
         "tb_pact_record": Action(Kind.PACT_RECORD, env.b.id).encode(),
         "tb_pact_cancelled": Action(Kind.PACT_CANCELLED, env.b.id).encode(),
         "tb_pact_report_back": Action(Kind.PACT_REPORT_BACK, env.litter.id).encode(),
+        "tb_still": Action(Kind.STILL, 1).encode(),
+        "tb_sorted": Action(Kind.SORTED, 1).encode(),
     }
     assert set(targets) == SLACK_ACTIONS
     message = buttons("C0COHESION", *targets.items())
@@ -889,7 +894,7 @@ async def test_unknown_slack_users_are_refused_everywhere(env: Env) -> None:
         record_modal(env),
         (report_back_modal(env.litter), text_value("text", "All cleared, twice.")),
         (
-            views.form_modal(await w.services.reporting.form_request("U0MARK", 0)),
+            views.form_modal(await w.services.reporting.form_request(slack_user("U0MARK"), 0)),
             text_value("description", "Some text long enough to be a description."),
         ),
     ]

@@ -74,7 +74,7 @@ async def test_unknown_users_and_odd_messages(world: SimWorld) -> None:
     await stranger.send_command("/start", "made-up-token")
     await stranger.wait_for("not valid")
     async with world.services.db.uow() as uow:
-        assert await uow.people.by_telegram_user(9999) is None
+        assert await uow.people.by_address("telegram", "9999") is None
         assert await uow.state.get("nothing") is None
 
     asha = await world.link("asha@example.org", 501, "Asha")

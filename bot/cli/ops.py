@@ -219,7 +219,7 @@ def _unresolved_members(config: Config) -> list[str]:
         return [
             key
             for key, email in emails
-            if (p := people.get(email)) is None or not p.slack_user_id or not p.active
+            if (p := people.get(email)) is None or not p.address_on("slack") or not p.active
         ]
 
     return with_services(config, work)

@@ -133,6 +133,12 @@ class Secrets(BaseModel):
 class Config(_Section):
     """The whole configuration."""
 
+    @property
+    def platforms(self) -> frozenset[str]:
+        """The platforms the bot sends on: Telegram always, Slack when its token is set."""
+        slack = self.secrets.slack_bot_token is not None
+        return frozenset({"telegram", "slack"} if slack else {"telegram"})
+
     @model_validator(mode="after")
     def _names_refer_to_known_things(self) -> Config:
         keys = [t.key for t in self.teams]

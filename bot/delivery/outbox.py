@@ -548,9 +548,7 @@ class OutboxDispatcher:
         uow: UnitOfWork, row: OutboxMessage, delivery: int | None, now: datetime
     ) -> None:
         """The person blocked the bot: remember it and mark this delivery unreachable."""
-        person = None
-        if row.channel == "telegram" and row.recipient.lstrip("-").isdigit():
-            person = await uow.people.by_telegram_chat(int(row.recipient))
+        person = await uow.people.by_chat(row.channel, row.recipient)
         if person is not None and person.blocked_at is None:
             person.blocked_at = now
             await audit(uow, now, "dispatcher", "person.blocked", f"person:{person.id}")

@@ -286,12 +286,9 @@ class CampaignService:
         )
 
     def _reach(self, person: Person) -> tuple[str, str] | None:
-        """Where the form goes: Telegram when linked, else a Slack DM when Slack is set up."""
-        if person.telegram_chat_id is not None and person.blocked_at is None:
-            return "telegram", str(person.telegram_chat_id)
-        if person.slack_user_id and self.config.secrets.slack_bot_token is not None:
-            return "slack", person.slack_user_id
-        return None
+        """Where the form goes: the chat they connected (unless they blocked the bot there),
+        else an imported address on a platform the bot sends on."""
+        return person.reach(self.config.platforms, skip_blocked=True)
 
     async def deliver_open_returns(
         self, uow: UnitOfWork, person: Person, now: datetime

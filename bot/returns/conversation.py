@@ -31,6 +31,7 @@ from bot.forms.versions import FormService
 from bot.messages import MessageBuilder, OutgoingMessage
 from bot.pact.chat import PactChat
 from bot.pact.service import PactService
+from bot.people.identity import NotInvited, find, identify, refusal
 from bot.people.service import PeopleService
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 from bot.returns.reports import create_reports, record_nil
@@ -114,7 +115,7 @@ class ConversationService:
     async def start(self, sender: Sender, token: str | None) -> Outcome:
         """``/start`` with or without an invitation token."""
         if token:
-            result = await self.people.link_telegram(sender, token)
+            result = await self.people.link(sender, token)
             if result.person is None:
                 return Outcome(direct=MessageBuilder().line(result.message).build())
             self.wake()
@@ -142,25 +143,29 @@ class ConversationService:
             return await self._run(sender, self._unknown_command)
         return await self._run(sender, handler)
 
-    async def menus(self) -> tuple[list[tuple[str, str]], dict[int, list[tuple[str, str]]]]:
-        """The command menus: everyone's (a reporter's commands), and chat id -> commands for
-        each linked person who may use more (chairs, the Prevent officer, admins)."""
+    async def menus(
+        self, platform: str
+    ) -> tuple[list[tuple[str, str]], dict[str, list[tuple[str, str]]]]:
+        """The command menus on ``platform``: everyone's (a reporter's commands), and chat ->
+        commands for each person there who may use more (chairs, the Prevent officer,
+        admins)."""
         default = texts.commands_for("", chair=False)
-        extra: dict[int, list[tuple[str, str]]] = {}
+        extra: dict[str, list[tuple[str, str]]] = {}
         async with self.uow_factory() as uow:
             for person in await uow.people.all():
-                if person.active and person.telegram_chat_id is not None:
+                address = person.address_on(platform)
+                if person.active and address is not None and address.chat is not None:
                     commands = await self._commands(uow, person)
                     if commands != default:
-                        extra[person.telegram_chat_id] = commands
+                        extra[address.chat] = commands
         return default, extra
 
     async def menu_for(self, sender: Sender) -> list[tuple[str, str]] | None:
         """The command menu of the person in this chat when it is more than everyone's (None:
         everyone's, or not a person we know)."""
         async with self.uow_factory() as uow:
-            person = await uow.people.by_telegram_user(sender.user_id)
-            if person is None or not person.active:
+            person = await find(uow, sender.who)
+            if person is None:
                 return None
             commands = await self._commands(uow, person)
         return None if commands == texts.commands_for("", chair=False) else commands
@@ -236,25 +241,22 @@ class ConversationService:
 
     async def _run(self, sender: Sender, handler: Any, refuse: bool = True) -> Outcome:
         async with self.uow_factory() as uow:
-            person = await uow.people.by_telegram_user(sender.user_id)
-            if person is None or not person.active:
+            try:
+                person = await identify(uow, sender.who, self.config.partnership)
+            except NotInvited as refused:
                 # Nothing about an unknown user is stored: not even the update id.
-                log.info("refused an unknown telegram user")
-                return Outcome(
-                    toast="Sorry, this bot is only for invited people.",
-                    direct=texts.refusal(
-                        self.config.partnership.name, self.config.partnership.contact
-                    ),
-                )
+                return Outcome(toast=refused.short, direct=refusal(self.config.partnership))
             now = self.clock.now()
             if sender.update_id is not None and await uow.inbound.seen(
                 sender.platform, sender.update_id, now
             ):
                 log.info("ignored redelivered update %s", sender.update_id)
                 return Outcome()
-            if person.telegram_chat_id != sender.chat_id or person.blocked_at is not None:
+            address = person.address_on(sender.platform)
+            if address is None or address.chat != str(sender.chat_id):
                 # They wrote to us again: they are reachable (again) in this chat.
-                person.telegram_chat_id = sender.chat_id
+                await self._move_chat(uow, person, sender)
+            if person.blocked_at is not None:
                 person.blocked_at = None
             step = _Step(uow, person, sender, now)
             await handler(step)
@@ -262,6 +264,18 @@ class ConversationService:
         if step.replies:
             self.wake()
         return Outcome(toast=step.toast)
+
+    @staticmethod
+    async def _move_chat(uow: UnitOfWork, person: Person, sender: Sender) -> None:
+        """The person's replies go to the chat they wrote from (taken from whoever had it)."""
+        chat = str(sender.chat_id)
+        holder = await uow.people.by_chat(sender.platform, chat)
+        if holder is not None and holder is not person:
+            held = holder.address_on(sender.platform)
+            if held is not None:
+                held.chat = None
+            await uow.people.flush()  # the chat is unique per platform: free it first
+        person.set_address(sender.platform, str(sender.user_id), chat)
 
     @staticmethod
     def _pid(step: _Step) -> int:

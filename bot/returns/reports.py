@@ -21,6 +21,7 @@ from bot.delivery.seen import SeenRequests, request_key
 from bot.domain import Campaign, DeliveryStatus, Person, Report
 from bot.forms import FormDefinition
 from bot.forms.versions import FormService
+from bot.people.identity import NotInvited, Who, identify
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -198,15 +199,11 @@ class ReportingService:
         self.seen = seen
         self.tz = config.partnership.tz
 
-    async def _person(self, uow: UnitOfWork, slack_user_id: str) -> Person:
-        person = await uow.people.by_slack_user(slack_user_id)
-        if person is None or not person.active:
-            log.info("refused an unknown Slack user")
-            raise ReportingRefused(
-                f"Sorry, this is only for people invited by the {self.config.partnership.name}. "
-                f"Please contact {self.config.partnership.contact}."
-            )
-        return person
+    async def _person(self, uow: UnitOfWork, who: Who) -> Person:
+        try:
+            return await identify(uow, who, self.config.partnership)
+        except NotInvited as refused:
+            raise ReportingRefused(str(refused)) from None
 
     async def _open_campaign(
         self, uow: UnitOfWork, person: Person, campaign_id: int, now: datetime
@@ -224,11 +221,11 @@ class ReportingService:
             raise ReportingRefused("You have already sent reports for this return. Thank you.")
         return campaign
 
-    async def form_request(self, slack_user_id: str, campaign_id: int) -> FormRequest:
+    async def form_request(self, who: Who, campaign_id: int) -> FormRequest:
         """The form to show (for a campaign, or ad hoc when ``campaign_id`` is 0)."""
         now = self.clock.now()
         async with self.uow_factory() as uow:
-            person = await self._person(uow, slack_user_id)
+            person = await self._person(uow, who)
             if campaign_id:
                 campaign = await self._open_campaign(uow, person, campaign_id, now)
                 form = await self.forms.definition(uow, campaign.form_version_id)
@@ -240,7 +237,7 @@ class ReportingService:
 
     async def submit(
         self,
-        slack_user_id: str,
+        who: Who,
         campaign_id: int,
         raw: dict[str, str],
         *,
@@ -254,7 +251,7 @@ class ReportingService:
         and sent again."""
         now = self.clock.now()
         async with self.uow_factory() as uow:
-            person = await self._person(uow, slack_user_id)
+            person = await self._person(uow, who)
             assert person.id is not None
             campaign = (
                 await self._open_campaign(uow, person, campaign_id, now) if campaign_id else None
@@ -285,21 +282,21 @@ class ReportingService:
             )
             await enqueue(
                 uow,
-                channel="slack",
-                recipient=slack_user_id,
+                channel=who.platform,
+                recipient=who.address,
                 message=texts.submitted(made, form),
-                key=f"slack-submit:{made[0].reference}",
+                key=f"{who.platform}-submit:{made[0].reference}",
                 now=now,
             )
             await uow.commit()
         self.wake()
         return {}
 
-    async def nil(self, slack_user_id: str, campaign_id: int) -> str:
+    async def nil(self, who: Who, campaign_id: int) -> str:
         """A one-click nil return from Slack."""
         now = self.clock.now()
         async with self.uow_factory() as uow:
-            person = await self._person(uow, slack_user_id)
+            person = await self._person(uow, who)
             assert person.id is not None
             campaign = await self._open_campaign(uow, person, campaign_id, now)
             refused = await record_nil(uow, person_id=person.id, campaign_id=campaign_id, now=now)
@@ -309,10 +306,10 @@ class ReportingService:
             "If something comes up, report it from the app's Home tab."
         )
 
-    async def home(self, slack_user_id: str) -> Home:
+    async def home(self, who: Who) -> Home:
         """The person's open returns and reports."""
         async with self.uow_factory() as uow:
-            person = await self._person(uow, slack_user_id)
+            person = await self._person(uow, who)
             assert person.id is not None
             returns = []
             for campaign in await uow.campaigns.open():

@@ -24,6 +24,7 @@ from bot.summaries.service import SummaryService
 from handlers.slack import views
 from handlers.slack.messenger import answer_command
 from handlers.slack.render import escape
+from handlers.slack.who import who
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ def register(
             return
         user = body["user"]["id"]
         try:
-            request = await reporting.form_request(user, action.target)
+            request = await reporting.form_request(who(user), action.target)
         except ReportingRefused as exc:
             await tell_user(client, user, str(exc))
             return
@@ -222,10 +223,30 @@ def register(
             return
         user = body["user"]["id"]
         try:
-            text = await reporting.nil(user, action.target)
+            text = await reporting.nil(who(user), action.target)
         except ReportingRefused as exc:
             text = str(exc)
         await tell_user(client, user, text)
+
+    async def answer_check(body: dict[str, Any], client: Any, respond: Any, kind: Kind) -> None:
+        """The reporter's answer to "Is this still a problem?" (their DM with the bot)."""
+        action = decode(body, kind)
+        if action is None:
+            return
+        reply = await actions.answer_check(
+            who(body["user"]["id"]), action.target, still=kind is Kind.STILL
+        )
+        await tell(respond, client, body, reply)
+
+    @app.action("tb_still")
+    async def on_still(ack: Any, body: dict[str, Any], client: Any, respond: Any) -> None:
+        await ack()
+        await answer_check(body, client, respond, Kind.STILL)
+
+    @app.action("tb_sorted")
+    async def on_sorted(ack: Any, body: dict[str, Any], client: Any, respond: Any) -> None:
+        await ack()
+        await answer_check(body, client, respond, Kind.SORTED)
 
     @app.view("tb_report_modal")
     async def on_report_submit(ack: Any, body: dict[str, Any]) -> None:
@@ -236,7 +257,10 @@ def register(
         once = (str(view.get("id", "")), str(view.get("hash", "")))
         try:
             errors = await reporting.submit(
-                body["user"]["id"], campaign_id, views.values(view), once=once if once[0] else ()
+                who(body["user"]["id"]),
+                campaign_id,
+                views.values(view),
+                once=once if once[0] else (),
             )
         except ReportingRefused as exc:
             errors = {"description": str(exc)}
@@ -249,7 +273,7 @@ def register(
     async def on_home(event: dict[str, Any], client: Any) -> None:
         user = event["user"]
         try:
-            view = views.home_view(await reporting.home(user))
+            view = views.home_view(await reporting.home(who(user)))
         except ReportingRefused as exc:
             view = views.home_view(None, str(exc))
         await client.views_publish(user_id=user, view=view)

@@ -9,6 +9,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.returns.crisis import CrisisService
 from handlers.slack.render import escape
+from handlers.slack.who import who
 
 
 def register(app: AsyncApp, crisis: CrisisService) -> None:
@@ -17,6 +18,6 @@ def register(app: AsyncApp, crisis: CrisisService) -> None:
     @app.command("/crisis")
     async def on_crisis(ack: Any, command: dict[str, Any], respond: Any) -> None:
         await ack()
-        reply = await crisis.for_slack(command["user_id"], command.get("text", ""))
+        reply = await crisis.command(who(command["user_id"]), command.get("text", ""))
         # To the asker only; the reply may quote what was typed, so it is escaped.
         await respond(text=escape(reply), response_type="ephemeral")

@@ -20,6 +20,7 @@ from bot.pact.service import PactError, PactService, insight_message
 from handlers.slack import pact_views
 from handlers.slack.messenger import answer_command
 from handlers.slack.render import escape
+from handlers.slack.who import who
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
             return
         user = body["user"]["id"]
         try:
-            context = await pact.slack_context(user, action.target)
+            context = await pact.context_for(who(user), action.target)
         except PactError as exc:
             await tell_user(client, user, str(exc))
             return
@@ -91,7 +92,7 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
             await ack(response_action="errors", errors=errors)
             return
         try:
-            errors = await pact.slack_record(body["user"]["id"], meeting_id, record)
+            errors = await pact.record_for(who(body["user"]["id"]), meeting_id, record)
         except PactError as exc:
             errors = {"public": str(exc)}
         if errors:
@@ -111,7 +112,7 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
             return
         user = body["user"]["id"]
         try:
-            text = await pact.slack_cancelled(user, action.target)
+            text = await pact.cancelled_by(who(user), action.target)
         except PactError as exc:
             text = str(exc)
         await tell_user(client, user, text)
@@ -125,7 +126,7 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
         if action is None:
             return
         try:
-            priority = await pact.priority_for_owner(body["user"]["id"], action.target)
+            priority = await pact.priority_for_owner(who(body["user"]["id"]), action.target)
         except PactError as exc:
             await tell_here(respond, client, body, str(exc))
             return
@@ -145,7 +146,7 @@ def register_pact(app: AsyncApp, pact: PactService) -> None:
             return
         text = pact_views.state(view).get("text", {}).get("value") or ""
         try:
-            thanks = await pact.report_back(body["user"]["id"], priority_id, str(text))
+            thanks = await pact.report_back(who(body["user"]["id"]), priority_id, str(text))
         except PactError as exc:
             await ack(response_action="errors", errors={"text": str(exc)})
             return

@@ -31,6 +31,8 @@ ACTION_IDS = {
     Kind.PACT_RECORD: "tb_pact_record",
     Kind.PACT_CANCELLED: "tb_pact_cancelled",
     Kind.PACT_REPORT_BACK: "tb_pact_report_back",
+    Kind.STILL: "tb_still",
+    Kind.SORTED: "tb_sorted",
 }
 """Kinds with a Bolt listener. Any other kind (e.g. ``PACT_PICK``, which only Telegram sends)
 still gets a stable ``tb_<kind>`` action_id; no listener matches it, so a click on one does

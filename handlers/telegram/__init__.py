@@ -30,6 +30,7 @@ from bot.summaries.chat import SummaryRefused
 from bot.summaries.service import SummaryService
 from handlers.telegram.menus import set_chat_menu
 from handlers.telegram.render import render_keyboard, render_text
+from handlers.telegram.who import PLATFORM
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def _sender(update: Update) -> Sender:
     user = update.effective_user
     chat = update.effective_chat
     assert user is not None and chat is not None
-    return Sender(platform="telegram", user_id=user.id, chat_id=chat.id, update_id=update.update_id)
+    return Sender(platform=PLATFORM, user_id=user.id, chat_id=chat.id, update_id=update.update_id)
 
 
 async def _finish(update: Update, outcome: Outcome) -> None:
@@ -92,7 +93,7 @@ def register(
     async def on_crisis(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
         assert chat is not None
-        reply = await crisis.for_telegram(_sender(update).user_id, " ".join(context.args or []))
+        reply = await crisis.command(_sender(update).who, " ".join(context.args or []))
         await chat.send_message(reply)  # plain text: it may quote what was typed
 
     async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
