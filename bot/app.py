@@ -336,6 +336,8 @@ class TelegramRuntime:
             limits,
             lease=lease or timedelta(seconds=self.config.telegram.outbox_lease_seconds),
             hooks=[services.actions.on_sent],
+            news_hold=timedelta(seconds=self.config.outbox.news_hold_seconds),
+            business_clock=services.clock,
             # Every process on PostgreSQL takes from the same buckets: together they keep the
             # configured rates, however many run.
             shared_rates=shared_rate_buckets(services.db.engine),

@@ -242,6 +242,14 @@ class OutboxConfig(_Section):
         "once); this many hours later it is sent once more, worded so that a duplicate is "
         "harmless, unless the person has answered",
     )
+    news_hold_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="news to a reporter about their reports (delivered, acknowledged, an "
+        "update, closed) waits this long for more news to the same person, and all of it goes "
+        "out as one message; 0 sends each piece at once",
+    )
 
 
 class ScheduleConfig(_Section):

@@ -53,6 +53,22 @@ class OutgoingMessage(BaseModel):
         return "\n".join("".join(s.text for s in line) for line in self.lines)
 
 
+def combined(messages: list[OutgoingMessage]) -> OutgoingMessage:
+    """Several messages as one: their paragraphs one after another, a blank line between."""
+    if len(messages) == 1:
+        return messages[0]
+    lines: list[list[Span]] = []
+    for message in messages:
+        if lines:
+            lines.append([])
+        lines.extend(message.lines)
+    return OutgoingMessage(
+        lines=lines,
+        buttons=[row for m in messages for row in m.buttons],
+        attachments=[a for m in messages for a in m.attachments],
+    )
+
+
 class MessageBuilder:
     """Small helper to compose an :class:`OutgoingMessage`."""
 

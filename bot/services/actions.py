@@ -18,7 +18,7 @@ from bot.buttons import Kind
 from bot.clock import Clock
 from bot.config import Config, TeamConfig
 from bot.deadlines import ack_deadline
-from bot.domain import Action, ActionEvent, ActionState, OutboxMessage, Outcome, Report, Role
+from bot.domain import NEWS, Action, ActionEvent, ActionState, OutboxMessage, Outcome, Report, Role
 from bot.forms import FormDefinition
 from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, code, italic
 from bot.ports import SendResult, Stale, UnitOfWork, UnitOfWorkFactory
@@ -255,7 +255,7 @@ class ActionService:
             message=b.build(),
             key=f"delivered:{report.person_id}:{min(r.reference for r, _ in teams)}",
             now=now,
-            purpose="reply",
+            purpose=NEWS,
         )
 
     # ----------------------------------------------------------------- officers
@@ -636,7 +636,7 @@ class ActionService:
             message=message,
             key=f"action-event:{event.id}:reporter",
             now=event.at,
-            purpose="reply",
+            purpose=NEWS,
         )
 
     async def _refresh_slack(self, uow: UnitOfWork, action: Action, now: datetime) -> None:
