@@ -54,7 +54,7 @@ from handlers.telegram import register as register_telegram
 from handlers.telegram.menus import set_menus
 from handlers.telegram.messenger import TelegramMessenger
 from handlers.telegram.request import AiohttpRequest
-from handlers.telegram.transport import poll, webhook_handler
+from handlers.telegram.transport import ALLOWED_UPDATES, poll, webhook_handler
 from scheduler import build_scheduler, stop_scheduler
 from storage.database import Database
 from storage.leader import LeaderLock, database_status, leader_lock
@@ -155,7 +155,7 @@ async def build_services(
         await upgrade(db.engine)
     wake = _WakeRelay()
     forms = FormService(definition, clock)
-    people = PeopleService(config, db.uow, clock, forms)
+    people = PeopleService(config, db.uow, clock, forms, wake)
     campaigns = CampaignService(config, db.uow, clock, forms, wake)
     people.campaigns = campaigns
     conversation = ConversationService(config, db.uow, clock, forms, people, wake)
@@ -548,7 +548,7 @@ class TelegramRuntime:
                 await self.application.bot.set_webhook(
                     f"{tg.webhook_url}",
                     secret_token=webhook_secret(self.config, self.token),
-                    allowed_updates=["message", "callback_query"],
+                    allowed_updates=ALLOWED_UPDATES,
                 )
             else:
                 await self.application.bot.delete_webhook()

@@ -10,7 +10,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.domain import AuditEntry, OutboxMessage, Person
-from bot.messages import OutgoingMessage
+from bot.messages import MessageBuilder, OutgoingMessage, bold
 from bot.ports import UnitOfWork
 
 Waker = Callable[[], None]
@@ -85,6 +85,24 @@ async def audit(
     await uow.audit.add(
         AuditEntry(at=now, actor=actor, action=action, subject=subject, details=dict(details))
     )
+
+
+async def alert_admins(uow: UnitOfWork, now: datetime, text: str, *, key: str) -> None:
+    """Tell every linked admin on Telegram (and record it in the audit log). ``text`` may name
+    a person (admins need to know whom to contact): it goes to the audit log and the admins,
+    never to the application log."""
+    await audit(uow, now, "system", "admin.alert", key, text=text)
+    for person in await uow.people.all():
+        if person.role == "admin" and person.active and person.telegram_chat_id:
+            await enqueue(
+                uow,
+                channel="telegram",
+                recipient=person.telegram_chat_id,
+                message=MessageBuilder().line(bold("tensionbot alert: "), text).build(),
+                key=f"alert:{key}:{person.id}",
+                now=now,
+                purpose="notice",
+            )
 
 
 def address_of(person: Person, *, slack: bool) -> tuple[str, str] | None:

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 from bot.clock import Clock
 from bot.config import Config
-from bot.domain import Invite, Person, Role
+from bot.domain import DeliveryStatus, Invite, Person, Role
 from bot.ports import AlreadyExists, PersonDetails, UnitOfWorkFactory
 from bot.services import texts
-from bot.services.common import Sender, audit, enqueue
+from bot.services.common import Sender, Waker, alert_admins, audit, enqueue
 from bot.services.forms import FormService
 from bot.wards import unknown_ward
 
@@ -31,6 +31,8 @@ CSV_COLUMNS = ("name", "role", "wards", "organisation", "email", "slack_user_id"
 REQUIRED_COLUMNS = frozenset({"name", "role", "wards", "email"})
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+# A return still awaiting the person: a block makes it unreachable (not an answered one).
+_AWAITING = [DeliveryStatus.QUEUED.value, DeliveryStatus.SENT.value, DeliveryStatus.UNCERTAIN.value]
 
 
 class ImportError_(Exception):
@@ -100,9 +102,15 @@ class PeopleService:
     """Who may use the bot."""
 
     def __init__(
-        self, config: Config, uow_factory: UnitOfWorkFactory, clock: Clock, forms: FormService
+        self,
+        config: Config,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        forms: FormService,
+        wake: Waker | None = None,
     ) -> None:
         self.config = config
+        self.wake = wake
         self.uow_factory = uow_factory
         self.clock = clock
         self.forms = forms
@@ -368,6 +376,51 @@ class PeopleService:
             )
             await uow.commit()
         return Invitations(links, skipped, kept)
+
+    async def bot_blocked(self, sender: Sender, blocked: bool) -> None:
+        """Telegram says this person blocked the bot (``my_chat_member``, new status
+        ``kicked``) or unblocked it (``member``). Blocked: marked so, their open returns
+        unreachable ("blocked the bot"), admins told, all before any send fails. Unblocked:
+        reachable again, and offered any open return meant for them."""
+        now = self.clock.now()
+        async with self.uow_factory() as uow:
+            person = await uow.people.by_telegram_user(sender.user_id)
+            if person is None or person.id is None or person.telegram_chat_id != sender.chat_id:
+                return  # not someone we know in this chat: nothing about them is stored
+            if sender.update_id is not None and await uow.inbound.seen(
+                sender.platform, sender.update_id, now
+            ):
+                return
+            subject = f"person:{person.id}"
+            if blocked and person.blocked_at is None:
+                person.blocked_at = now
+                await audit(uow, now, "telegram", "person.blocked", subject, how="my_chat_member")
+                open_ids = {c.id for c in await uow.campaigns.open()}
+                for delivery in await uow.deliveries.for_person(person.id):
+                    if delivery.id is not None and delivery.campaign_id in open_ids:
+                        await uow.deliveries.set_status(
+                            delivery.id,
+                            DeliveryStatus.UNREACHABLE.value,
+                            only_from=_AWAITING,
+                            detail="blocked the bot",
+                        )
+                wards = ", ".join(person.wards) or "no ward"
+                await alert_admins(
+                    uow,
+                    now,
+                    f"{person.name} ({person.role}, {wards}) has blocked the bot on Telegram: "
+                    "they are marked unreachable until they unblock it or write to the bot "
+                    "again. Please contact them another way.",
+                    key=f"{subject}:blocked:{now:%Y%m%dT%H%M%S}",
+                )
+            elif not blocked and person.blocked_at is not None:
+                person.blocked_at = None
+                await audit(uow, now, "telegram", "person.unblocked", subject)
+                if self.campaigns is not None:
+                    await self.campaigns.deliver_open_returns(uow, person, now)
+            await uow.commit()
+        if self.wake is not None:
+            self.wake()
 
     async def link_telegram(self, sender: Sender, token: str) -> LinkResult:
         """``/start <token>``: connect this Telegram chat to the invited person."""
