@@ -20,6 +20,7 @@ class Span(BaseModel):
     model_config = ConfigDict(frozen=True)
     text: str
     style: Style = "plain"
+    link: str | None = None  # a URL the core has checked (bot.places); the text links to it
 
 
 class Button(BaseModel):
@@ -105,6 +106,11 @@ def bold(text: str) -> Span:
 def italic(text: str) -> Span:
     """An italic span."""
     return Span(text=text, style="italic")
+
+
+def link(text: str, url: str) -> Span:
+    """A span linking to ``url`` (only a URL the core has checked, never one as typed)."""
+    return Span(text=text, link=url)
 
 
 def code(text: str) -> Span:

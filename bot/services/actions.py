@@ -20,7 +20,8 @@ from bot.config import Config, TeamConfig
 from bot.deadlines import ack_deadline
 from bot.domain import NEWS, Action, ActionEvent, ActionState, OutboxMessage, Outcome, Report, Role
 from bot.forms import FormDefinition
-from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, code, italic
+from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, code, italic, link
+from bot.places import stored_link
 from bot.ports import SendResult, Stale, UnitOfWork, UnitOfWorkFactory
 from bot.routing import route
 from bot.services.common import Waker, address_of, audit, enqueue, local_time
@@ -668,8 +669,11 @@ class ActionService:
         b.line(f"Level: {level} · Basis: {basis.split(':')[0]}")
         b.line(report.answers.get("description", ""))
         for qid in ("location", "since", "impact"):
-            if report.answers.get(qid):
-                b.line(italic(f"{form.question(qid).label}: "), report.answers[qid])
+            answer = report.answers.get(qid)
+            if answer:
+                url = stored_link(answer) if qid == "location" else None
+                shown = link("message in Slack", url) if url else answer
+                b.line(italic(f"{form.question(qid).label}: "), shown)
         if report.consent_share and report.person_id is not None:
             person = await uow.people.get(report.person_id)
             who = f"{person.name} ({person.organisation or person.role})" if person else "?"

@@ -235,7 +235,12 @@ def register(
         once = (str(view.get("id", "")), str(view.get("hash", "")))
         try:
             errors = await reporting.submit(
-                body["user"]["id"], campaign_id, views.values(view), once=once if once[0] else ()
+                body["user"]["id"],
+                campaign_id,
+                views.values(view),
+                once=once if once[0] else (),
+                # The workspace the form was filled in: a message link must be one of its own.
+                workspace=(body.get("team") or {}).get("domain"),
             )
         except ReportingRefused as exc:
             errors = {"description": str(exc)}
