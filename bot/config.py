@@ -282,6 +282,17 @@ class ScheduleConfig(_Section):
         return self
 
 
+class WardsConfig(_Section):
+    """Ward boundaries, to check a shared location against the ward chosen (optional)."""
+
+    boundaries_file: Path | None = Field(
+        default=None,
+        description="a GeoJSON FeatureCollection of ward polygons in WGS84 (as the ONS Open "
+        "Geography Portal publishes them, ward name in WDyyNM or name); relative to the config "
+        "file's folder. Without it a shared location is stored as 'not checked'",
+    )
+
+
 class FormConfig(_Section):
     """The form definition file (default: the standard tension return shipped with tensionbot)."""
 
@@ -626,6 +637,7 @@ class Config(_Section):
     schedule: ScheduleConfig = ScheduleConfig()
     outbox: OutboxConfig = OutboxConfig()
     form: FormConfig = FormConfig()
+    wards: WardsConfig = WardsConfig()
     invites: InviteConfig = InviteConfig()
     teams: list[TeamConfig] = Field(default_factory=list)
     deadlines: DeadlineConfig = DeadlineConfig()
@@ -657,6 +669,11 @@ def _relative_to(base: Path, config: Config) -> Config:
     if not config.form.path.is_absolute():
         update["form"] = config.form.model_copy(
             update={"path": (base / config.form.path).resolve()}
+        )
+    boundaries = config.wards.boundaries_file
+    if boundaries is not None and not boundaries.is_absolute():
+        update["wards"] = config.wards.model_copy(
+            update={"boundaries_file": (base / boundaries).resolve()}
         )
     beat = config.server.heartbeat_file
     if beat is not None and not beat.is_absolute():
@@ -702,6 +719,19 @@ def _check_categories(config: Config) -> None:
         raise ConfigError("\n".join([f"{config.source}: invalid configuration", *problems]))
 
 
+def _check_boundaries(config: Config) -> None:
+    """The boundaries file, if named, must load and name only the partnership's wards."""
+    from bot.boundaries import BoundaryError, load_boundaries
+
+    path = config.wards.boundaries_file
+    if path is None:
+        return
+    try:
+        load_boundaries(path, config.partnership.wards)
+    except BoundaryError as exc:
+        raise ConfigError(f"{config.source}: wards.boundaries_file: {exc}") from None
+
+
 def delivery_problem(config: Config) -> str | None:
     """Why routed tensions could never reach a team with this configuration, or None.
 
@@ -744,6 +774,7 @@ def config_from_mapping(
     if base is not None:
         config = _relative_to(base, config)
     _check_categories(config)
+    _check_boundaries(config)
     return config
 
 

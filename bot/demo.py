@@ -119,6 +119,10 @@ async def run_demo(out: Path) -> int:
                 "per_chat_burst": 10,
             },
             "slack": {"api_base_url": slack.base_url, "port": free_port()},
+            # Simplified, invented shapes for two wards (not the real boundaries).
+            "wards": {
+                "boundaries_file": str(Path(__file__).parent / "sim/data/wards_simplified.geojson")
+            },
             **_example_sections(),
         },
         source="<demo>",
