@@ -427,9 +427,13 @@ async def run_demo(out: Path) -> int:
             await officer_step(slack, sam, "G0PREVENT", "Posters announcing", "tb_ack")
 
         await asyncio.gather(cohesion_team(), police_team(), prevent())
+        # News to a reporter waits a minute for more, then goes as one message.
+        clock.advance(timedelta(seconds=config.outbox.news_hold_seconds + 1))
+        world.runtime.dispatcher.wake()
+        await world.settle()
         _say(
             "- officers acknowledged, updated and closed reports in Slack; the reporters were "
-            "told each step on Telegram"
+            "told on Telegram, each minute's news in one message"
         )
 
         # ---- PACT: owners report back, then the chairs record their meetings

@@ -578,6 +578,15 @@ class SqlOutboxRepo(_Repo):
             select(func.min(c.next_attempt_at)).where(c.status == OutboxStatus.PENDING.value)
         )
 
+    async def busy(self, held_before: datetime | None = None) -> int:
+        """Messages still to send or being sent, less news held until ``held_before``."""
+        o = tables.outbox
+        stmt = select(func.count()).where(
+            o.c.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]),
+            *([~_held(o, held_before)] if held_before is not None else []),
+        )
+        return int(await self.session.scalar(stmt) or 0)
+
     async def counts(self) -> dict[str, int]:
         c = tables.outbox.c
         stmt = select(c.status, func.count()).group_by(c.status)

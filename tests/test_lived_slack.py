@@ -4,6 +4,7 @@ and thread, and what the reporter is told on Telegram, over both fake servers.""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -193,3 +194,34 @@ async def test_a_slack_message_link_answers_where_exactly_and_reaches_the_team_a
     )
     assert f"<{link}|" in where  # a link the team can open, nothing else made of it
     assert where.count("<") == where.count(">")
+
+
+async def test_delivered_and_acknowledged_within_a_minute_reach_the_reporter_as_one_message(
+    db_url: str, fake_telegram: Any, slack: FakeSlack, clock: FakeClock
+) -> None:
+    """With the default one-minute hold: the post goes out and Jane acknowledges it within the
+    minute; Asha gets one message naming both, once the minute is up (the fake clock)."""
+    port = free_port()
+    config = slack_config(
+        db_url, fake_telegram.base_url, slack, port, outbox={"news_hold_seconds": 60}
+    )
+    w = await SimWorld.start(config, fake_telegram, clock)
+    try:
+        await w.import_people(PEOPLE_CSV)
+        asha = await _report(w, "Leaflets through doors on two streets")
+        post: SlackMessage = (await until(lambda: slack.top_level("C0COHESION")))[0]
+        await w.settle()  # the post is recorded as delivered (its news is held)
+        jane = SlackUser(slack, "U0JANE", f"http://127.0.0.1:{port}/slack/events")
+        await jane.click(post, "tb_ack")
+        await until(lambda: slack.thread("C0COHESION", post.ts))
+        await w.settle()  # everything due has gone; the news is held
+        assert not [m for m in asha.messages if "Delivered" in (m.text or "")]
+        clock.advance(timedelta(seconds=61))
+        w.runtime.dispatcher.wake()
+        told = await asha.wait_for("Delivered to Cohesion Team")
+        assert "Acknowledged by Jane Smith, Cohesion Team" in (told.text or "")
+        await w.settle()
+        news = [m for m in asha.messages if "TR-2026-12-0001" in (m.text or "")]
+        assert [m for m in news if "submitted" not in (m.text or "")] == [told]
+    finally:
+        await w.stop()
