@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from collections.abc import Callable
@@ -9,9 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.domain import AuditEntry, OutboxMessage, Person, Who
-from bot.messages import OutgoingMessage
+from bot.domain import AuditEntry, OutboxMessage, Person, Role, Who
+from bot.messages import MessageBuilder, OutgoingMessage, bold
 from bot.ports import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 Waker = Callable[[], None]
 """Called after a commit that queued messages, so the dispatcher sends them at once."""
@@ -96,6 +99,30 @@ def address_of(person: Person, platforms: frozenset[str]) -> tuple[str, str] | N
     """Where to message a person: the platform they use (a chat they connected themselves
     first), among the ``platforms`` the bot sends on; None when they cannot be reached."""
     return person.reach(platforms)
+
+
+async def alert_admins(
+    uow: UnitOfWork, now: datetime, text: str, *, key: str, platforms: frozenset[str]
+) -> None:
+    """Tell every active admin, on the platform they use, and record it in the audit log.
+    ``text`` may name a person (admins need to know whom to contact): it goes to the audit log
+    and the admins, never to the application log (which gets the key only)."""
+    await audit(uow, now, "system", "admin.alert", key, text=text)
+    log.warning("admin alert %s queued", key)
+    for person in await uow.people.all():
+        if person.role != Role.ADMIN.value or not person.active:
+            continue
+        if (address := person.reach(platforms)) is not None:
+            channel, recipient = address
+            await enqueue(
+                uow,
+                channel=channel,
+                recipient=recipient,
+                message=MessageBuilder().line(bold("tensionbot alert: "), text).build(),
+                key=f"alert:{key}:{person.id}",
+                now=now,
+                purpose="notice",
+            )
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")

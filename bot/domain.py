@@ -233,6 +233,11 @@ class Report:
     id: int | None = None
 
 
+NEWS = "news"
+"""The outbox purpose of a reporter's news about their report (delivered, acknowledged, an
+update, closed): held a short while so that several pieces go out as one message."""
+
+
 @dataclass(eq=False)
 class OutboxMessage:
     """One message waiting to go out, or gone. The dispatcher is the only sender."""
@@ -243,7 +248,7 @@ class OutboxMessage:
     idempotency_key: str
     created_at: datetime
     next_attempt_at: datetime | None
-    purpose: str = "reply"  # reply | form | reminder | notice
+    purpose: str = "reply"  # reply | form | reminder | notice | news
     priority: int = 0  # 0 interactive replies first, 1 broadcast
     edit_ref: str | None = None  # edit this message instead of sending a new one
     delivery_id: int | None = None

@@ -130,6 +130,8 @@ def make_config(
             "global_rate": 200.0,
             "per_chat_rate": 50.0,
         },
+        # News to reporters goes at once unless a test holds it (the tests of combining do).
+        "outbox": {"news_hold_seconds": 0},
     }
     for key, value in sections.items():
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from bot.app import Services, build_services
@@ -142,7 +143,14 @@ def dispatcher_for(
         slack.channel = "slack"
         messengers["slack"] = slack
         limits["slack"] = RateLimits(1000.0, 1000.0, 8)
-    return OutboxDispatcher(services.db.uow, messengers, limits, hooks=[services.actions.on_sent])
+    return OutboxDispatcher(
+        services.db.uow,
+        messengers,
+        limits,
+        hooks=[services.actions.on_sent],
+        news_hold=timedelta(seconds=services.config.outbox.news_hold_seconds),
+        business_clock=services.clock,
+    )
 
 
 async def link_all(services: Services, base_user_id: int = 100) -> dict[str, int]:

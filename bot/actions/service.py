@@ -17,10 +17,11 @@ from bot.actions.routing import route
 from bot.buttons import Action as ButtonAction
 from bot.buttons import Kind
 from bot.clock import Clock
-from bot.common import Waker, address_of, audit, enqueue, local_time
+from bot.common import Waker, address_of, alert_admins, audit, enqueue, local_time
 from bot.config import Config, TeamConfig
 from bot.deadlines import ack_deadline
 from bot.domain import (
+    NEWS,
     Action,
     ActionEvent,
     ActionState,
@@ -32,8 +33,9 @@ from bot.domain import (
 )
 from bot.forms import FormDefinition
 from bot.forms.versions import FormService
-from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, code, italic
+from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, code, italic, link
 from bot.people.identity import NotInvited, Who, identify
+from bot.places import stored_link
 from bot.ports import SendResult, Stale, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -265,7 +267,7 @@ class ActionService:
             message=b.build(),
             key=f"delivered:{report.person_id}:{min(r.reference for r, _ in teams)}",
             now=now,
-            purpose="reply",
+            purpose=NEWS,
         )
 
     # ----------------------------------------------------------------- officers
@@ -644,7 +646,7 @@ class ActionService:
             message=message,
             key=f"action-event:{event.id}:reporter",
             now=event.at,
-            purpose="reply",
+            purpose=NEWS,
         )
 
     async def _refresh_slack(self, uow: UnitOfWork, action: Action, now: datetime) -> None:
@@ -676,8 +678,11 @@ class ActionService:
         b.line(f"Level: {level} · Basis: {basis.split(':')[0]}")
         b.line(report.answers.get("description", ""))
         for qid in ("location", "since", "impact"):
-            if report.answers.get(qid):
-                b.line(italic(f"{form.question(qid).label}: "), report.answers[qid])
+            answer = report.answers.get(qid)
+            if answer:
+                url = stored_link(answer) if qid == "location" else None
+                shown = link("message in Slack", url) if url else answer
+                b.line(italic(f"{form.question(qid).label}: "), shown)
         if report.consent_share and report.person_id is not None:
             person = await uow.people.get(report.person_id)
             who = f"{person.name} ({person.organisation or person.role})" if person else "?"
@@ -803,24 +808,9 @@ class ActionService:
         return address_of(person, self.config.platforms)
 
     async def alert_admins(self, uow: UnitOfWork, now: datetime, text: str, *, key: str) -> None:
-        """Tell every reachable admin on the platform they use (and record it in the audit
-        log)."""
-        await audit(uow, now, "system", "admin.alert", key, text=text)
-        log.error("admin alert: %s", text)
-        for person in await uow.people.all():
-            if person.role != Role.ADMIN.value or not person.active:
-                continue
-            if (address := self._address(person)) is not None:
-                channel, recipient = address
-                await enqueue(
-                    uow,
-                    channel=channel,
-                    recipient=recipient,
-                    message=MessageBuilder().line(bold("tensionbot alert: "), text).build(),
-                    key=f"alert:{key}:{person.id}",
-                    now=now,
-                    purpose="notice",
-                )
+        """Tell every reachable admin on the platform they use (:func:`bot.common.alert_admins`:
+        the text, which may name a person, never reaches the application log)."""
+        await alert_admins(uow, now, text, key=key, platforms=self.config.platforms)
 
     # ----------------------------------------------------------------- the reporter's check
 

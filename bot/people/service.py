@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 
 from bot import texts
 from bot.clock import Clock
-from bot.common import Sender, audit, enqueue
+from bot.common import Sender, Waker, alert_admins, audit, enqueue
 from bot.config import Config
-from bot.domain import Invite, Person, Role
+from bot.domain import DeliveryStatus, Invite, Person, Role
 from bot.forms.versions import FormService
 from bot.ports import AlreadyExists, OnLinked, PersonDetails, UnitOfWorkFactory
 from bot.wards import unknown_ward
@@ -27,6 +27,8 @@ CSV_COLUMNS = ("name", "role", "wards", "organisation", "email", "slack_user_id"
 REQUIRED_COLUMNS = frozenset({"name", "role", "wards", "email"})
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+# A return still awaiting the person: a block makes it unreachable (not an answered one).
+_AWAITING = [DeliveryStatus.QUEUED.value, DeliveryStatus.SENT.value, DeliveryStatus.UNCERTAIN.value]
 
 
 class ImportError_(Exception):
@@ -102,8 +104,10 @@ class PeopleService:
         clock: Clock,
         forms: FormService,
         on_linked: OnLinked,
+        wake: Waker,
     ) -> None:
         self.config = config
+        self.wake = wake
         self.uow_factory = uow_factory
         self.clock = clock
         self.forms = forms
@@ -369,6 +373,55 @@ class PeopleService:
             )
             await uow.commit()
         return Invitations(links, skipped, kept)
+
+    async def bot_blocked(self, sender: Sender, blocked: bool) -> None:
+        """The platform says this person blocked the bot (Telegram's ``my_chat_member``, new
+        status ``kicked``) or unblocked it (``member``). Blocked: marked so, their open returns
+        unreachable ("blocked the bot"), admins told, all before any send fails. Unblocked:
+        reachable again, and offered any open return meant for them."""
+        now = self.clock.now()
+        async with self.uow_factory() as uow:
+            person = await uow.people.by_address(sender.platform, str(sender.user_id))
+            held = person.address_on(sender.platform) if person is not None else None
+            if person is None or person.id is None or held is None:
+                return  # not someone we know: nothing about them is stored
+            if held.chat != str(sender.chat_id):
+                return  # not the chat they connected
+            if sender.update_id is not None and await uow.inbound.seen(
+                sender.platform, sender.update_id, now
+            ):
+                return
+            subject = f"person:{person.id}"
+            if blocked and person.blocked_at is None:
+                person.blocked_at = now
+                await audit(
+                    uow, now, sender.platform, "person.blocked", subject, how="my_chat_member"
+                )
+                open_ids = {c.id for c in await uow.campaigns.open()}
+                for delivery in await uow.deliveries.for_person(person.id):
+                    if delivery.id is not None and delivery.campaign_id in open_ids:
+                        await uow.deliveries.set_status(
+                            delivery.id,
+                            DeliveryStatus.UNREACHABLE.value,
+                            only_from=_AWAITING,
+                            detail="blocked the bot",
+                        )
+                wards = ", ".join(person.wards) or "no ward"
+                await alert_admins(
+                    uow,
+                    now,
+                    f"{person.name} ({person.role}, {wards}) has blocked the bot on "
+                    f"{sender.platform.title()}: they are marked unreachable until they unblock "
+                    "it or write to the bot again. Please contact them another way.",
+                    key=f"{subject}:blocked:{now:%Y%m%dT%H%M%S}",
+                    platforms=self.config.platforms,
+                )
+            elif not blocked and person.blocked_at is not None:
+                person.blocked_at = None
+                await audit(uow, now, sender.platform, "person.unblocked", subject)
+                await self.on_linked(uow, person, now)
+            await uow.commit()
+        self.wake()
 
     async def link(self, sender: Sender, token: str) -> LinkResult:
         """``/start <token>``: connect the sender's chat to the invited person."""

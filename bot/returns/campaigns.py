@@ -265,6 +265,7 @@ class CampaignService:
         delivery: Delivery,
         now: datetime,
         reminder_round: int = 0,
+        again: bool = False,
     ) -> bool:
         form = await self.forms.definition(uow, campaign.form_version_id)
         reminder = reminder_round > 0
@@ -278,7 +279,7 @@ class CampaignService:
             recipient=recipient,
             message=texts.form_message(campaign, form, self.tz, reminder=reminder),
             key=f"campaign:{campaign.id}:{'reminder:' + str(reminder_round) if reminder else 'form'}"
-            f":{person.id}",
+            f":{person.id}" + (f":again:{now:%Y%m%dT%H%M%S}" if again else ""),
             now=now,
             purpose="reminder" if reminder else "form",
             priority=1,
@@ -300,13 +301,16 @@ class CampaignService:
             if campaign.closes_at <= now or not self._targeted(campaign, person):
                 continue
             delivery = await uow.deliveries.get_for(campaign.id, person.id)
+            again = delivery is not None
             if delivery is None:
                 delivery = Delivery(campaign_id=campaign.id, person_id=person.id)
                 await uow.deliveries.add(delivery)
             elif delivery.status != DeliveryStatus.UNREACHABLE.value:
                 continue
             delivery.status, delivery.detail = DeliveryStatus.QUEUED.value, ""
-            await self._queue_form(uow, campaign, person, delivery, now)
+            # A person who was unreachable (blocked the bot after the form went out) gets the
+            # form again: under a new key, the first one being taken.
+            await self._queue_form(uow, campaign, person, delivery, now, again=again)
             sent.append(campaign.key)
         return sent
 

@@ -9,12 +9,14 @@ keeps all of it.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from bot import texts
 from bot.actions.service import ActionService
+from bot.boundaries import Boundaries, WardCheck, load_boundaries
 from bot.buttons import Action, BadPayload, Kind
 from bot.clock import Clock
 from bot.common import Outcome, Sender, Waker, audit, clean_text, enqueue
@@ -106,6 +108,11 @@ class ConversationService:
         self.wake = wake
         self.tz = config.partnership.tz
         self.wards = config.partnership.wards
+        path = config.wards.boundaries_file
+        # Checked when the configuration was loaded; read once here.
+        self.boundaries: Boundaries | None = (
+            load_boundaries(path, self.wards) if path is not None else None
+        )
         self.actions = actions
         self.pact = pact
         self._pact = PactChat(pact)  # the chair's side of PACT in this chat
@@ -180,7 +187,9 @@ class ConversationService:
 
     async def location(self, sender: Sender, latitude: float, longitude: float) -> Outcome:
         """A shared location: the answer to "Where exactly?" (question ``location``), kept
-        only to about 100 m (three decimals of a degree: a street, never a doorstep)."""
+        only to about 100 m (three decimals of a degree: a street, never a doorstep), with a
+        check against the ward chosen when there are ward boundaries. A point outside that
+        ward is said, politely, with a button to change the ward; carrying on keeps it."""
 
         async def handle(step: _Step) -> None:
             conv = await step.uow.conversations.active_for(self._pid(step))
@@ -203,7 +212,10 @@ class ConversationService:
                 await self._closed(step, conv.campaign_id)
                 return
             await self._retire_keyboard(step, conv)
-            await self._accept(step, conv, form, q, coarse_place(conv, latitude, longitude), None)
+            check = self._check(latitude, longitude, conv.draft.get("ward", ""))
+            if check.result == "outside":
+                await self._reply(step, texts.outside_ward(check, conv, self.wards))
+            await self._accept(step, conv, form, q, coarse_place(check, latitude, longitude), None)
 
         return await self._run(sender, handle)
 
@@ -414,6 +426,10 @@ class ConversationService:
         if conv is None or conv.person_id != step.person.id:
             log.warning("refused a button for someone else's conversation")
             step.toast = "That button is not valid any more."
+            return
+        if action.kind is Kind.WARD and conv.status == "active":
+            # Not tied to one question: the offer stands while the report is being written.
+            await self._change_ward(step, conv, action.value, ref)
             return
         if conv.status != "active" or conv.seq != action.seq:
             # A second tap, or a tap on an answered message: nothing changes, but say so.
@@ -702,6 +718,34 @@ class ConversationService:
         conv.step, conv.seq = previous, conv.seq + 1
         await self._ask(step, conv, form, edit_ref=ref)
 
+    def _check(self, latitude: float, longitude: float, ward: str) -> WardCheck:
+        if self.boundaries is None or not ward:
+            return WardCheck("not checked", ward, None)
+        return self.boundaries.check(latitude, longitude, ward)
+
+    async def _change_ward(
+        self, step: _Step, conv: Conversation, index: int, ref: str | None
+    ) -> None:
+        """The reporter's point was outside the ward chosen: make it the ward it looks like."""
+        if not 0 <= index < len(self.wards):
+            step.toast = "That button is not valid any more."
+            return
+        ward = self.wards[index]
+        if conv.draft.get("ward") == ward:
+            step.toast = f"Already done: the ward is {ward}."
+            return
+        form = await self._form_for(step, conv)
+        draft = {**conv.draft, "ward": ward}
+        point = _POINT.search(draft.get("location", ""))
+        if point is not None:  # the stored check follows the ward (from the coarse point)
+            lat, lon = float(point[1]), float(point[2])
+            draft["location"] = coarse_place(self._check(lat, lon, ward), lat, lon)
+        conv.draft = form.prune(draft)
+        conv.updated_at = step.now
+        done = MessageBuilder().line(f"The ward is now {ward}. Thank you.").build()
+        await self._reply(step, done, edit_ref=ref)
+        await self._reask(step, conv)
+
     async def _cancel(self, step: _Step, conv: Conversation, ref: str | None) -> None:
         conv.status = "cancelled"
         conv.updated_at = step.now
@@ -742,10 +786,12 @@ class ConversationService:
         await self._reply(step, texts.submitted(made, form), edit_ref=ref)
 
 
-def coarse_place(conv: Conversation, latitude: float, longitude: float) -> str:
-    """A shared point as stored: rounded to three decimals of a degree (about 110 m north-south
-    and 70 m east-west here), with the ward the reporter gave (there are no ward boundaries to
-    check the point against, so the text says it is the ward given)."""
-    ward = conv.draft.get("ward", "")
-    where = f" in or near {ward} (the ward given)" if ward else ""
-    return f"Shared location{where}, to about 100 m: {latitude:.3f}, {longitude:.3f}"
+_POINT = re.compile(r"(-?\d{1,2}\.\d{3}), (-?\d{1,3}\.\d{3})$")
+
+
+def coarse_place(check: WardCheck, latitude: float, longitude: float) -> str:
+    """A shared point as stored: the ward check (``in Park``, ``outside Park (looks like
+    Heath Town)``, ``Park given, not checked``) and a coarse grid reference, rounded to three
+    decimals of a degree (about 110 m north-south and 70 m east-west here): a street, never a
+    doorstep."""
+    return f"Shared location ({check.describe()}), to about 100 m: {latitude:.3f}, {longitude:.3f}"

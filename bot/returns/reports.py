@@ -22,6 +22,7 @@ from bot.domain import Campaign, DeliveryStatus, Person, Report
 from bot.forms import FormDefinition
 from bot.forms.versions import FormService
 from bot.people.identity import NotInvited, Who, identify
+from bot.places import message_link
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -128,10 +129,16 @@ async def record_nil(
 
 
 def validate_answers(
-    form: FormDefinition, raw: dict[str, str], wards: Sequence[str], max_text: int
+    form: FormDefinition,
+    raw: dict[str, str],
+    wards: Sequence[str],
+    max_text: int,
+    workspace: str | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Check a whole form's answers at once (the Slack modal). Returns (answers, errors by
-    question id); the answers keep only questions that apply."""
+    question id); the answers keep only questions that apply. A message link answering
+    "Where exactly?" is checked (against ``workspace``, the form's own, when known) and kept
+    as a link."""
     answers: dict[str, str] = {}
     errors: dict[str, str] = {}
     for q in form.questions:
@@ -154,6 +161,11 @@ def validate_answers(
                 errors[q.id] = f"Please keep this under {limit:,} characters."
             elif len(value) < q.min_length:
                 errors[q.id] = f"Please give at least {q.min_length} characters."
+            elif q.id == "location":
+                link, why = message_link(value, workspace)
+                if why is not None:
+                    errors[q.id] = why
+                value = link or value
         answers[q.id] = value
     return answers, errors
 
@@ -242,6 +254,7 @@ class ReportingService:
         raw: dict[str, str],
         *,
         once: tuple[str, ...] = (),
+        workspace: str | None = None,
     ) -> dict[str, str]:
         """Submit the whole form; returns errors by question id (empty when submitted).
 
@@ -259,7 +272,11 @@ class ReportingService:
             form_id = campaign.form_version_id if campaign else (await self.forms.current(uow)).id
             form = await self.forms.definition(uow, form_id)
             answers, errors = validate_answers(
-                form, raw, self.config.partnership.wards, self.config.form.max_text_length
+                form,
+                raw,
+                self.config.partnership.wards,
+                self.config.form.max_text_length,
+                workspace,
             )
             if errors:
                 return errors

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bot.summaries.chat import SummaryRefused
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
@@ -19,7 +20,6 @@ from bot.actions.service import OUTCOME_LABELS, ActionError, ActionService, Offi
 from bot.buttons import Action, BadPayload, Kind
 from bot.delivery.seen import SeenRequests, request_key
 from bot.returns.reports import ReportingRefused, ReportingService
-from bot.summaries.chat import SummaryRefused
 from bot.summaries.service import SummaryService
 from handlers.slack import views
 from handlers.slack.messenger import answer_command
@@ -261,6 +261,8 @@ def register(
                 campaign_id,
                 views.values(view),
                 once=once if once[0] else (),
+                # The workspace the form was filled in: a message link must be one of its own.
+                workspace=(body.get("team") or {}).get("domain"),
             )
         except ReportingRefused as exc:
             errors = {"description": str(exc)}

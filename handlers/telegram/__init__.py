@@ -12,10 +12,12 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram import Update
+from bot.summaries.chat import SummaryRefused
+from telegram import ChatMember, Update
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
@@ -26,7 +28,6 @@ from bot.common import Outcome, Sender
 from bot.pact.service import PactError, PactService, insight_message
 from bot.returns.conversation import ConversationService
 from bot.returns.crisis import CrisisService
-from bot.summaries.chat import SummaryRefused
 from bot.summaries.service import SummaryService
 from handlers.telegram.menus import set_chat_menu
 from handlers.telegram.render import render_keyboard, render_text
@@ -185,3 +186,15 @@ def register(
         MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, on_other)
     )
     application.add_handler(CallbackQueryHandler(on_button))
+
+    async def on_my_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The person blocked the bot (``kicked``) or unblocked it (``member``) in their private
+        chat: Telegram tells us at once, so nobody waits for a send to fail to find out."""
+        change = update.my_chat_member
+        if change is None or change.chat.type != "private":
+            return
+        status = change.new_chat_member.status
+        if status in (ChatMember.BANNED, ChatMember.MEMBER):
+            await conversation.people.bot_blocked(_sender(update), status == ChatMember.BANNED)
+
+    application.add_handler(ChatMemberHandler(on_my_member, ChatMemberHandler.MY_CHAT_MEMBER))

@@ -17,9 +17,13 @@ from sim.scripts import select_value, text_value, tick_value
 async def act_in_slack(stage: Stage) -> None:
     """The Cohesion team, the police and the Prevent officer work their channels at once."""
     await asyncio.gather(_cohesion_team(stage), _police_team(stage), _prevent(stage))
+    # News to a reporter waits a minute for more, then goes as one message.
+    stage.clock.advance(timedelta(seconds=stage.config.outbox.news_hold_seconds + 1))
+    stage.world.runtime.dispatcher.wake()
+    await stage.world.settle()
     say(
         "- officers acknowledged, updated and closed reports in Slack; the reporters were "
-        "told each step on Telegram"
+        "told on Telegram, each minute's news in one message"
     )
 
 

@@ -123,6 +123,10 @@ def _config(out: Path, telegram: FakeTelegram, slack: FakeSlack) -> Config:
                 "per_chat_burst": 10,
             },
             "slack": {"api_base_url": slack.base_url, "port": free_port()},
+            # Simplified, invented shapes for two wards (not the real boundaries).
+            "wards": {
+                "boundaries_file": str(Path(__file__).parents[1] / "data/wards_simplified.geojson")
+            },
             **_example_sections(),
         },
         source="<demo>",
