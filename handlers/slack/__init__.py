@@ -12,7 +12,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.summaries.chat import SummaryRefused
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
@@ -20,6 +19,7 @@ from bot.actions.service import OUTCOME_LABELS, ActionError, ActionService, Offi
 from bot.buttons import Action, BadPayload, Kind
 from bot.delivery.seen import SeenRequests, request_key
 from bot.returns.reports import ReportingRefused, ReportingService
+from bot.summaries.chat import SummaryRefused
 from bot.summaries.service import SummaryService
 from handlers.slack import views
 from handlers.slack.messenger import answer_command

@@ -12,7 +12,6 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bot.summaries.chat import SummaryRefused
 from telegram import ChatMember, Update
 from telegram.ext import (
     Application,
@@ -28,6 +27,7 @@ from bot.common import Outcome, Sender
 from bot.pact.service import PactError, PactService, insight_message
 from bot.returns.conversation import ConversationService
 from bot.returns.crisis import CrisisService
+from bot.summaries.chat import SummaryRefused
 from bot.summaries.service import SummaryService
 from handlers.telegram.menus import set_chat_menu
 from handlers.telegram.render import render_keyboard, render_text
