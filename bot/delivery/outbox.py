@@ -274,6 +274,7 @@ class OutboxDispatcher:
                 unsent = SendResult(ok=False, error="rate limiter unavailable", not_sent=True)
                 await asyncio.gather(*(self._record(i, unsent) for i in ids))
                 return
+            await limiter.arrivals.admit(row.recipient)
             try:
                 message = combined(
                     [OutgoingMessage.model_validate(r.payload) for r in (row, *companions)]
@@ -282,6 +283,8 @@ class OutboxDispatcher:
             except Exception as exc:  # a messenger bug must not kill the dispatcher
                 log.exception("messenger raised for outbox row %s", row.id)
                 result = SendResult(ok=False, error=f"{type(exc).__name__}: {exc}"[:300])
+            finally:
+                await limiter.arrivals.answered(row.recipient)
             if result.retry_after is not None:
                 limiter.pause(result.retry_after)
                 self.stats.throttled += 1
