@@ -41,6 +41,7 @@ from bot.sim.scripts import until as scripted_until
 from bot.sim.world import SimWorld, free_port
 from bot.summaries.hatecrime import HateCrimeService
 from bot.summaries.service import headline
+from handlers.slack.ids import ActionId
 
 LONDON = ZoneInfo("Europe/London")
 TOKEN = "7000000001:DEMO-TOKEN-not-a-real-one"  # noqa: S105 - for the simulator only
@@ -362,13 +363,13 @@ async def run_demo(out: Path) -> int:
             await scripted_officer_step(*args, **kwargs)
 
         async def cohesion_team() -> None:
-            await officer_step(slack, jane, "C0COHESION", "Leaflets hostile", "tb_ack")
+            await officer_step(slack, jane, "C0COHESION", "Leaflets hostile", ActionId.ACK)
             await officer_step(
                 slack,
                 jane,
                 "C0COHESION",
                 "Leaflets hostile",
-                "tb_update",
+                ActionId.UPDATE,
                 {
                     **text_value(
                         "text",
@@ -383,7 +384,7 @@ async def run_demo(out: Path) -> int:
                 jane,
                 "C0COHESION",
                 "Leaflets hostile",
-                "tb_close",
+                ActionId.CLOSE,
                 {
                     **select_value("outcome", "resolved"),
                     **text_value("note", "Leaflets removed; no further incidents reported."),
@@ -394,7 +395,7 @@ async def run_demo(out: Path) -> int:
                 jane,
                 "C0COHESION",
                 "Facebook group",
-                "tb_close",
+                ActionId.CLOSE,
                 {
                     **select_value("outcome", "not_our_responsibility"),
                     **text_value(
@@ -406,13 +407,13 @@ async def run_demo(out: Path) -> int:
             )
 
         async def police_team() -> None:
-            await officer_step(slack, pc, "C0WMPNPT", "Groups of young people", "tb_ack")
+            await officer_step(slack, pc, "C0WMPNPT", "Groups of young people", ActionId.ACK)
             await officer_step(
                 slack,
                 pc,
                 "C0WMPNPT",
                 "Groups of young people",
-                "tb_update",
+                ActionId.UPDATE,
                 {
                     **text_value("text", "PCSOs will patrol the shops from 6pm to 10pm this week."),
                     **tick_value("for_reporter"),
@@ -420,7 +421,7 @@ async def run_demo(out: Path) -> int:
             )
 
         async def prevent() -> None:
-            await officer_step(slack, sam, "G0PREVENT", "Posters announcing", "tb_ack")
+            await officer_step(slack, sam, "G0PREVENT", "Posters announcing", ActionId.ACK)
 
         await asyncio.gather(cohesion_team(), police_team(), prevent())
         _say(
@@ -672,7 +673,7 @@ async def _owner_reports_back(
     ]
     for post in posts:
         views = len(slack.views_opened())
-        await officer.click(post, "tb_pact_report_back")
+        await officer.click(post, ActionId.PACT_REPORT_BACK)
         view = await scripted_until(lambda v=views: slack.views_opened()[v:])
         _, body = await officer.submit_view(view[0], text_value("text", text))
         if body is not None and body.get("response_action") == "errors":
@@ -724,7 +725,7 @@ async def _jane_records_pact_in_slack(slack: FakeSlack, jane: SlackUser) -> None
         )
     )
     views = len(slack.views_opened())
-    await jane.click(prompt, "tb_pact_record")
+    await jane.click(prompt, ActionId.PACT_RECORD)
     view = (await scripted_until(lambda: slack.views_opened()[views:]))[0]
     values: dict[str, dict[str, Any]] = {
         "public": {"public": {"type": "number_input", "value": "16"}},

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from bot.actions.service import ActionError, Officer
-from bot.buttons import Action as ButtonAction
-from bot.buttons import Kind
+from bot.buttons import ButtonAction, Kind
 from bot.clock import FakeClock
 from tests.helpers import PEOPLE_CSV, FakeMessenger, dispatcher_for, link_all, services_for
 from tests.test_conversation import Chat

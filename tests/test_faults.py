@@ -32,6 +32,7 @@ from bot.sim.fake_slack import FakeSlack, SlackUser
 from bot.sim.fake_telegram import FakeTelegram
 from bot.sim.scripts import tension, until
 from bot.sim.world import SimWorld, free_port
+from handlers.slack.ids import ActionId
 from tests.conftest import SLACK_ENV, backend, make_config
 from tests.faults_helpers import (
     FigureBook,
@@ -230,7 +231,7 @@ async def test_platform_faults(
         url = f"http://127.0.0.1:{port}/slack/events"
         jane = SlackUser(slack, "U0JANE", url)
         for post in posts:
-            assert await jane.click(post, "tb_ack") == 200
+            assert await jane.click(post, ActionId.ACK) == 200
         await asyncio.gather(tg_faults, sl_faults)
         await until(
             lambda: all("Status:* Acknowledged" in json.dumps(p.blocks) for p in posts), 120
@@ -400,7 +401,7 @@ async def test_kill_campaign_and_actions(
             for i, post in enumerate(posts):
                 await asyncio.sleep(rng.uniform(0.0, 0.4))
                 try:
-                    if await jane.click(post, "tb_ack") == 200:
+                    if await jane.click(post, ActionId.ACK) == 200:
                         clicked.append(i)
                 except Exception:
                     pass
@@ -433,7 +434,7 @@ async def test_kill_campaign_and_actions(
         # Clicks lost to the kill: Jane clicks again on the message as it now stands.
         for i, count in enumerate(applied_at_kill):
             if count == 0:
-                assert await jane.click(posts[i], "tb_ack") == 200
+                assert await jane.click(posts[i], ActionId.ACK) == 200
         deadline = asyncio.get_running_loop().time() + 120
         while min(await ack_counts()) == 0 or not await settled():
             assert asyncio.get_running_loop().time() < deadline, "acknowledgements never landed"

@@ -13,6 +13,7 @@ from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser, shown
 from bot.sim.fake_telegram import SimUser
 from bot.sim.scripts import fill_tension, tension, until
 from bot.sim.world import SimWorld, free_port
+from handlers.slack.ids import ActionId
 from tests.helpers import PEOPLE_CSV, slack_config, team_slack
 
 
@@ -79,7 +80,7 @@ async def test_notices_say_what_happened_and_who_once(
     post: SlackMessage = (await until(lambda: slack.top_level("C0COHESION")))[0]
     await asha.wait_for("Delivered to Cohesion Team")
     jane = SlackUser(slack, "U0JANE", url)
-    await jane.click(post, "tb_ack")
+    await jane.click(post, ActionId.ACK)
     told = await asha.wait_for("Acknowledged by Jane Smith, Cohesion Team")
     text = (told.text or "").casefold()
     assert text.count("acknowledged") == 1 and "has been" not in text

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.actions.routing import route
-from bot.buttons import Action as ButtonAction
-from bot.buttons import Kind
+from bot.buttons import ButtonAction, Kind
 from bot.clock import Clock
 from bot.common import Waker, address_of, audit, enqueue, local_time
 from bot.config import Config, TeamConfig

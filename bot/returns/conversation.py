@@ -15,7 +15,7 @@ from typing import Any
 
 from bot import texts
 from bot.actions.service import ActionService
-from bot.buttons import Action, BadPayload, Kind
+from bot.buttons import BadPayload, ButtonAction, Kind
 from bot.clock import Clock
 from bot.common import Outcome, Sender, Waker, audit, clean_text, enqueue
 from bot.config import Config
@@ -227,7 +227,7 @@ class ConversationService:
     async def button(self, sender: Sender, data: str, message_ref: str | None) -> Outcome:
         """A tap on one of our buttons."""
         try:
-            action = Action.decode(data)
+            action = ButtonAction.decode(data)
         except BadPayload:
             log.warning("refused a malformed button payload from telegram user %s", sender.user_id)
             return Outcome(toast="That button is not valid any more.")
@@ -392,7 +392,7 @@ class ConversationService:
 
     # ----------------------------------------------------------------- buttons
 
-    async def _on_button(self, step: _Step, action: Action, ref: str | None) -> None:
+    async def _on_button(self, step: _Step, action: ButtonAction, ref: str | None) -> None:
         if action.kind in (Kind.PACT_RECORD, Kind.PACT_CANCELLED, Kind.PACT_PICK):
             chat = self._pact
             if chat is None:
@@ -475,7 +475,7 @@ class ConversationService:
             case _:
                 step.toast = "That button is not valid here."
 
-    async def _on_campaign_button(self, step: _Step, action: Action, ref: str | None) -> None:
+    async def _on_campaign_button(self, step: _Step, action: ButtonAction, ref: str | None) -> None:
         campaign = await step.uow.campaigns.get(action.target)
         pid = self._pid(step)
         delivery = (
@@ -591,8 +591,8 @@ class ConversationService:
         if not message.buttons:
             return
         try:
-            targets = {Action.decode(b.data).target for row in message.buttons for b in row}
-            kinds = {Action.decode(b.data).kind for row in message.buttons for b in row}
+            targets = {ButtonAction.decode(b.data).target for row in message.buttons for b in row}
+            kinds = {ButtonAction.decode(b.data).kind for row in message.buttons for b in row}
         except BadPayload:
             return
         if targets != {conv.id} or not kinds <= _CONVERSATION_KINDS:

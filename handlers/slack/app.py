@@ -25,9 +25,7 @@ from bot.pact.service import PactService
 from bot.returns.crisis import CrisisService
 from bot.returns.reports import ReportingService
 from bot.summaries.service import SummaryService
-from handlers.slack import register
-from handlers.slack.crisis import register as register_crisis
-from handlers.slack.pact import register_pact
+from handlers.slack.listeners import SlackServices, register_listeners
 from handlers.slack.requests import problem
 
 log = logging.getLogger(__name__)
@@ -64,13 +62,11 @@ def build_app(
     crisis: CrisisService | None = None,
 ) -> AsyncApp:
     """The Bolt app (signature and timestamp of every request verified by Bolt, replays refused
-    through ``seen``, in the database); with ``pact``, the PACT listeners too."""
+    through ``seen``, in the database); with ``pact`` (``crisis``), the PACT (``/crisis``)
+    listeners too."""
     app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=False)
-    register(app, actions, reporting, summaries, seen)
-    if pact is not None:
-        register_pact(app, pact)
-    if crisis is not None:
-        register_crisis(app, crisis)
+    services = SlackServices(actions, reporting, summaries, seen, pact=pact, crisis=crisis)
+    register_listeners(app, services)
     return app
 
 

@@ -1,0 +1,168 @@
+"""Modal submission listeners. A submission's ``ack`` carries its errors, so it comes once the
+one service call has answered (well within Slack's 3 seconds); a modal whose metadata is not
+ours is closed without a word."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.actions.service import ActionError, ActionService, Officer
+from bot.buttons import ButtonAction, Kind
+from bot.pact.service import PactError, PactService
+from bot.returns.reports import ReportingRefused, ReportingService
+from handlers.slack import pact_views, views
+from handlers.slack.ids import ViewId
+from handlers.slack.listeners.helpers import clicker, modal_id, modal_payload
+from handlers.slack.listeners.services import SlackServices
+
+log = logging.getLogger(__name__)
+
+# One officer modal's service call: (officer, the button it came from, its values).
+_Change = Callable[[Officer, ButtonAction, dict[str, str]], Awaitable[object]]
+
+
+class TeamModals:
+    """An officer's Add an update / Resolve or close / Reassign / Change category."""
+
+    def __init__(self, actions: ActionService) -> None:
+        self.actions = actions
+
+    async def update(self, ack: Any, body: dict[str, Any]) -> None:
+        """Add an update, relayed to the reporter if ticked."""
+
+        async def change(officer: Officer, b: ButtonAction, values: dict[str, str]) -> object:
+            text, relay = values.get("text", ""), values.get("for_reporter") == "yes"
+            return await self.actions.add_update(officer, b.target, b.seq, text, relay)
+
+        await self._submit(ack, body, Kind.UPDATE, change)
+
+    async def close(self, ack: Any, body: dict[str, Any]) -> None:
+        """Close with an outcome and a note."""
+
+        async def change(officer: Officer, b: ButtonAction, values: dict[str, str]) -> object:
+            outcome, note = values.get("outcome", ""), values.get("note", "")
+            return await self.actions.close(officer, b.target, b.seq, outcome, note)
+
+        await self._submit(ack, body, Kind.CLOSE, change)
+
+    async def reassign(self, ack: Any, body: dict[str, Any]) -> None:
+        """Pass the action to another team."""
+
+        async def change(officer: Officer, b: ButtonAction, values: dict[str, str]) -> object:
+            return await self.actions.reassign(officer, b.target, b.seq, values.get("team", ""))
+
+        await self._submit(ack, body, Kind.REASSIGN, change)
+
+    async def recategorise(self, ack: Any, body: dict[str, Any]) -> None:
+        """Correct the category (the report is routed again)."""
+
+        async def change(officer: Officer, b: ButtonAction, values: dict[str, str]) -> object:
+            category = values.get("category", "")
+            return await self.actions.recategorise(officer, b.target, b.seq, category)
+
+        await self._submit(ack, body, Kind.RECATEGORISE, change)
+
+    @staticmethod
+    async def _submit(ack: Any, body: dict[str, Any], kind: Kind, change: _Change) -> None:
+        view = body["view"]
+        button = modal_payload(view, kind)
+        if button is None:
+            await ack()
+            return
+        try:
+            await change(Officer(clicker(body)), button, views.values(view))
+        except ActionError as exc:
+            await ack(response_action="errors", errors={views.ERROR_BLOCK[kind]: str(exc)})
+            return
+        await ack()
+
+
+class ReportModal:
+    """A reporter's form."""
+
+    def __init__(self, reporting: ReportingService) -> None:
+        self.reporting = reporting
+
+    async def submit(self, ack: Any, body: dict[str, Any]) -> None:
+        """Make the report, or show the form's errors."""
+        view = body["view"]
+        meta = str(view.get("private_metadata", "0"))
+        campaign_id = int(meta) if meta.isdigit() else 0
+        # The same view (id and hash) submitted again makes no second report.
+        once = (str(view.get("id", "")), str(view.get("hash", "")))
+        try:
+            errors = await self.reporting.submit(
+                clicker(body), campaign_id, views.values(view), once=once if once[0] else ()
+            )
+        except ReportingRefused as exc:
+            errors = {"description": str(exc)}
+        if errors:
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+
+
+class PactModals:
+    """The chair's record of a meeting and an owner team's report back."""
+
+    def __init__(self, pact: PactService) -> None:
+        self.pact = pact
+
+    async def record(self, ack: Any, body: dict[str, Any]) -> None:
+        """Record the meeting, or put each error on its block."""
+        view = body["view"]
+        meeting_id = modal_id(view)
+        if meeting_id is None:
+            log.warning("refused a PACT record modal with malformed metadata")
+            await ack()
+            return
+        record, errors, slots = pact_views.read_record(view, self.pact.config.pact.max_attendance)
+        if record is None:
+            await ack(response_action="errors", errors=errors)
+            return
+        try:
+            errors = await self.pact.slack_record(clicker(body), meeting_id, record)
+        except PactError as exc:
+            errors = {"public": str(exc)}
+        if errors:
+            blocks = {str(b.get("block_id")) for b in view.get("blocks") or []}
+            await ack(
+                response_action="errors",
+                errors=pact_views.record_errors(errors, slots, blocks),
+            )
+            return
+        await ack()
+
+    async def report_back(self, ack: Any, body: dict[str, Any]) -> None:
+        """Store what the owner team did, and thank them in place of the modal."""
+        view = body["view"]
+        priority_id = modal_id(view)
+        if priority_id is None:
+            log.warning("refused a PACT report-back modal with malformed metadata")
+            await ack()
+            return
+        text = pact_views.state(view).get("text", {}).get("value") or ""
+        try:
+            thanks = await self.pact.report_back(clicker(body), priority_id, str(text))
+        except PactError as exc:
+            await ack(response_action="errors", errors={"text": str(exc)})
+            return
+        await ack(response_action="update", view=pact_views.done_modal("Report back", thanks))
+
+
+def register(app: AsyncApp, services: SlackServices) -> None:
+    """Attach the modal submission listeners (the PACT ones only with PACT)."""
+    team = TeamModals(services.actions)
+    app.view(ViewId.UPDATE)(team.update)
+    app.view(ViewId.CLOSE)(team.close)
+    app.view(ViewId.REASSIGN)(team.reassign)
+    app.view(ViewId.RECATEGORISE)(team.recategorise)
+    app.view(ViewId.REPORT)(ReportModal(services.reporting).submit)
+    if services.pact is not None:
+        pact = PactModals(services.pact)
+        app.view(ViewId.PACT_RECORD)(pact.record)
+        app.view(ViewId.PACT_REPORT_BACK)(pact.report_back)
