@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.domain import (
+    AWAITING,
     Action,
     ActionEvent,
     ActionState,
@@ -25,7 +26,7 @@ from bot.domain import (
     Campaign,
     Conversation,
     Delivery,
-    DeliveryStatus,
+    DeliveryState,
     FormVersion,
     Invite,
     MeetingStatus,
@@ -294,8 +295,8 @@ class SqlDeliveryRepo(_Repo):
             return
         await self.set_status(
             delivery_id,
-            DeliveryStatus.SENT.value,
-            only_from=[DeliveryStatus.QUEUED.value, DeliveryStatus.UNCERTAIN.value],
+            DeliveryState.SENT,
+            only_from=[DeliveryState.QUEUED, DeliveryState.UNCERTAIN],
             sent_at=now,
             detail="",
         )
@@ -326,7 +327,7 @@ class SqlDeliveryRepo(_Repo):
             select(Delivery)
             .where(
                 d.c.campaign_id == campaign_id,
-                d.c.status == DeliveryStatus.UNCERTAIN.value,
+                d.c.status == DeliveryState.UNCERTAIN,
                 d.c.followed_up_at.is_(None),
                 form_in_doubt,
             )
@@ -560,7 +561,7 @@ class SqlActionRepo(_Repo):
         c = tables.actions.c
         stmt = (
             select(Action)
-            .where(c.state == ActionState.OPEN.value, c.ack_due_at <= now)
+            .where(c.state == ActionState.OPEN, c.ack_due_at <= now)
             .order_by(c.ack_due_at, c.id)
         )
         return (await self.session.scalars(stmt)).all()
@@ -572,7 +573,7 @@ class SqlActionRepo(_Repo):
         stmt = (
             select(Action)
             .where(
-                c.state.in_([ActionState.ACKNOWLEDGED.value, ActionState.IN_PROGRESS.value]),
+                c.state.in_([ActionState.ACKNOWLEDGED, ActionState.IN_PROGRESS]),
                 last <= cutoff,
             )
             .order_by(c.id)
@@ -597,9 +598,6 @@ class SqlActionRepo(_Repo):
         c = tables.action_events.c
         stmt = select(ActionEvent).where(c.action_id == action_id).order_by(c.id)
         return (await self.session.scalars(stmt)).all()
-
-
-_AWAITING = ("queued", "sent", "uncertain")
 
 
 class _Returns(_Repo):
@@ -637,7 +635,7 @@ class _Returns(_Repo):
             select(p.c.name)
             .join(d, d.c.person_id == p.c.id)
             .join(c, c.c.id == d.c.campaign_id)
-            .where(c.c.period == month, c.c.kind == "monthly", d.c.status.in_(_AWAITING))
+            .where(c.c.period == month, c.c.kind == "monthly", d.c.status.in_(AWAITING))
             .order_by(p.c.name)
         )
         return list((await self.session.scalars(stmt)).all())

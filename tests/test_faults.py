@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from bot.clock import FakeClock
-from bot.domain import DeliveryStatus
+from bot.domain import DeliveryState
 from bot.sim.fake_slack import FakeSlack, SlackUser
 from bot.sim.fake_telegram import FakeTelegram
 from bot.sim.scripts import tension, until
@@ -260,11 +260,11 @@ async def test_platform_faults(
             person = people[chat]
             assert person.blocked_at is not None
             d = deliveries[person.id or 0]
-            assert d.status == DeliveryStatus.UNREACHABLE.value and d.detail == "blocked the bot"
+            assert d.status == DeliveryState.UNREACHABLE.value and d.detail == "blocked the bot"
             alerts = [t for t in admin_texts if person.name in t and "blocked the bot" in t]
             assert len(alerts) == 1, f"admins told {len(alerts)} times about {person.name}"
         for chat in reachable:
-            assert deliveries[people[chat].id or 0].status == DeliveryStatus.SENT.value
+            assert deliveries[people[chat].id or 0].status == DeliveryState.SENT.value
         # ---- every 429 honoured
         throttled, violations, concurrent = telegram_429s(fake_telegram)
         s_throttled, s_violations, s_concurrent = slack_429s(slack, SLACK_POSTING)
@@ -595,7 +595,7 @@ async def test_postgres_restart_under_the_bot(
                 linked.add(person.id)
         # Only the reporters who linked and answered (the CSV's others never had the form).
         lost = [
-            d for d in deliveries if d.person_id in linked and d.status != DeliveryStatus.NIL.value
+            d for d in deliveries if d.person_id in linked and d.status != DeliveryState.NIL.value
         ]
         assert len(linked) == n
         await until(lambda: fake_telegram.webhook_pending == 0, 60)

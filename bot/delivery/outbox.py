@@ -36,7 +36,7 @@ from aiolimiter import AsyncLimiter
 
 from bot.clock import Clock, SystemClock
 from bot.common import audit
-from bot.domain import DeliveryStatus, OutboxMessage, OutboxStatus
+from bot.domain import DeliveryState, OutboxMessage, OutboxStatus
 from bot.messages import OutgoingMessage
 from bot.ports import (
     Messenger,
@@ -258,8 +258,8 @@ class OutboxDispatcher:
                 if row.delivery_id is not None:
                     await uow.deliveries.set_status(
                         row.delivery_id,
-                        DeliveryStatus.UNCERTAIN.value,
-                        only_from=[DeliveryStatus.QUEUED.value],
+                        DeliveryState.UNCERTAIN,
+                        only_from=[DeliveryState.QUEUED],
                         detail="process stopped mid-send",
                     )
             if rows:
@@ -528,8 +528,8 @@ class OutboxDispatcher:
             elif delivery is not None:
                 await uow.deliveries.set_status(
                     delivery,
-                    DeliveryStatus.UNREACHABLE.value,
-                    only_from=[DeliveryStatus.QUEUED.value],
+                    DeliveryState.UNREACHABLE,
+                    only_from=[DeliveryState.QUEUED],
                     detail=(result.error or "send failed")[:200],
                 )
         else:
@@ -557,7 +557,7 @@ class OutboxDispatcher:
         if delivery is not None:
             await uow.deliveries.set_status(
                 delivery,
-                DeliveryStatus.UNREACHABLE.value,
-                not_from=[DeliveryStatus.RESPONDED.value, DeliveryStatus.NIL.value],
+                DeliveryState.UNREACHABLE,
+                not_from=[DeliveryState.RESPONDED, DeliveryState.NIL],
                 detail="blocked the bot",
             )

@@ -16,12 +16,11 @@ from typing import Any, Protocol
 
 from bot.buttons import ButtonAction, Kind
 from bot.common import audit, clean_text, local_time
-from bot.domain import PactMeeting, PactRecording, Person
+from bot.domain import MAX_NOTE, PactMeeting, PactRecording, Person
 from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, italic
 from bot.pact.guided import GuidedSchedule
 from bot.pact.rules import FORMAT_LABELS, MAX_NEW_PRIORITIES
 from bot.pact.service import (
-    MAX_NOTE,
     MAX_TITLE,
     MeetingRecord,
     PactError,

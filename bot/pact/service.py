@@ -22,6 +22,7 @@ from bot.clock import Clock
 from bot.common import Waker, address_of, audit, clean_text, enqueue, local_time
 from bot.config import Config, NeighbourhoodConfig
 from bot.domain import (
+    MAX_NOTE,
     MeetingFormat,
     MeetingStatus,
     PactMeeting,
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 
 CSV_HEADER = ("neighbourhood", "date", "time", "venue", "format", "chair_email")
 MAX_TITLE = 300
-MAX_NOTE = 1000
 INSIGHT_ROLES = frozenset({Role.PREVENT_OFFICER.value, Role.ADMIN.value})
 GROUPS = ("slot", "weekday", "venue", "format", "neighbourhood")
 
@@ -80,7 +80,7 @@ class RecordContext:
 
 
 @dataclass(frozen=True)
-class ImportResult:
+class MeetingImport:
     """What a CSV import of meetings did."""
 
     created: int
@@ -305,7 +305,7 @@ class PactService:
         )
         return meeting, "created"
 
-    async def import_csv(self, text: str, *, source: str, actor: str) -> ImportResult:
+    async def import_csv(self, text: str, *, source: str, actor: str) -> MeetingImport:
         """A season of meetings from CSV (``neighbourhood,date,time,venue,format,chair_email``
         and optionally ``duration_minutes``). All or nothing; a re-import updates, never
         duplicates. PactError lists every bad line."""
@@ -338,7 +338,7 @@ class PactService:
             if errors:
                 raise PactError("\n".join(errors))
             await uow.commit()
-        return ImportResult(**counts)
+        return MeetingImport(**counts)
 
     async def schedule_in_chat(self, uow: UnitOfWork, person: Person, text: str) -> str:
         """``/schedule [neighbourhood] YYYY-MM-DD HH:MM FORMAT VENUE...`` from a chair: the

@@ -17,14 +17,13 @@ from bot import texts
 from bot.clock import Clock
 from bot.common import Waker, audit, enqueue
 from bot.config import Config
-from bot.domain import REPORTER_ROLES, Campaign, Delivery, DeliveryStatus, Person, Role
+from bot.domain import REPORTER_ROLES, Campaign, Delivery, DeliveryState, Person, Role
 from bot.ports import AlreadyExists, UnitOfWork, UnitOfWorkFactory
 from bot.returns.form_versions import FormService
 
 log = logging.getLogger(__name__)
 
-AWAITING = {DeliveryStatus.QUEUED.value, DeliveryStatus.SENT.value, DeliveryStatus.UNCERTAIN.value}
-REMINDABLE = {DeliveryStatus.SENT.value, DeliveryStatus.UNCERTAIN.value}
+REMINDABLE = frozenset({DeliveryState.SENT, DeliveryState.UNCERTAIN})
 
 
 class CampaignError(Exception):
@@ -334,10 +333,10 @@ class CampaignService:
         assert campaign.id is not None and person.id is not None
         delivery = Delivery(campaign_id=campaign.id, person_id=person.id)
         if self._reach(person) is None:
-            delivery.status = DeliveryStatus.UNREACHABLE.value
+            delivery.move_to(DeliveryState.UNREACHABLE)
             delivery.detail = "blocked the bot" if person.blocked_at else "never linked"
         await uow.deliveries.add(delivery)
-        if delivery.status == DeliveryStatus.QUEUED.value:
+        if delivery.status == DeliveryState.QUEUED:
             await self._queue_form(uow, campaign, person, delivery, now)
         return delivery
 
@@ -390,9 +389,11 @@ class CampaignService:
             if delivery is None:
                 delivery = Delivery(campaign_id=campaign.id, person_id=person.id)
                 await uow.deliveries.add(delivery)
-            elif delivery.status != DeliveryStatus.UNREACHABLE.value:
+            elif delivery.status != DeliveryState.UNREACHABLE:
                 continue
-            delivery.status, delivery.detail = DeliveryStatus.QUEUED.value, ""
+            else:
+                delivery.move_to(DeliveryState.QUEUED)
+                delivery.detail = ""
             await self._queue_form(uow, campaign, person, delivery, now)
             sent.append(campaign.key)
         return sent
@@ -552,13 +553,13 @@ class CampaignService:
 
     @staticmethod
     def _outcome(d: Delivery, closed: bool) -> tuple[str, str]:
-        if d.status == DeliveryStatus.RESPONDED.value:
+        if d.status == DeliveryState.RESPONDED:
             return "responded", ""
-        if d.status == DeliveryStatus.NIL.value:
+        if d.status == DeliveryState.NIL:
             return "nil", ""
-        if d.status == DeliveryStatus.UNREACHABLE.value:
+        if d.status == DeliveryState.UNREACHABLE:
             return "unreachable", d.detail
-        if d.status == DeliveryStatus.QUEUED.value:
+        if d.status == DeliveryState.QUEUED:
             return ("no_reply" if closed else "queued"), "form not yet sent"
         detail = "delivery uncertain (process stopped mid-send)" if d.status == "uncertain" else ""
         if d.followed_up_at is not None:

@@ -20,9 +20,10 @@ from bot.clock import Clock
 from bot.common import Outcome, Sender, Waker, audit, clean_text, enqueue
 from bot.config import Config
 from bot.domain import (
+    ANSWERED,
     Campaign,
     Conversation,
-    DeliveryStatus,
+    DeliveryState,
     OutboxStatus,
     Person,
 )
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 
 REVIEW = "review"
 EDIT = "edit"
-ANSWERED = {DeliveryStatus.RESPONDED.value, DeliveryStatus.NIL.value}
 _CONVERSATION_KINDS = frozenset(
     {
         Kind.ANSWER,
@@ -491,10 +491,10 @@ class ConversationService:
         active = await step.uow.conversations.active_for(pid)
         if action.kind is Kind.NIL:
             assert campaign.id is not None
-            if delivery.status == DeliveryStatus.NIL.value:
+            if delivery.status == DeliveryState.NIL:
                 step.toast = "Already recorded: your nil return is in. Thank you."
                 return
-            if delivery.status == DeliveryStatus.RESPONDED.value:
+            if delivery.status == DeliveryState.RESPONDED:
                 step.toast = "Already done: you have sent reports for this return. Thank you."
                 return
             refused = await record_nil(

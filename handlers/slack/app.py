@@ -25,11 +25,11 @@ from bot.pact.service import PactService
 from bot.returns.crisis import CrisisService
 from bot.returns.reports import ReportingService
 from bot.summaries.service import SummaryService
+from handlers.http import MAX_BODY
 from handlers.slack.listeners import SlackServices, register_listeners
 from handlers.slack.requests import problem
 
 log = logging.getLogger(__name__)
-MAX_BODY = 1024 * 1024
 
 
 def build_client(api_base_url: str, token: str, proxy: str | None = None) -> AsyncWebClient:

@@ -12,14 +12,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.common import local_time
-from bot.pact.rules import FORMAT_LABELS
+from bot.domain import MAX_NOTE
+from bot.pact.rules import FORMAT_LABELS, MAX_NEW_PRIORITIES
+from bot.pact.service import MAX_TITLE as MAX_PRIORITY_TITLE
 from bot.pact.service import MeetingRecord, PactError, RecordContext, parse_count
 from handlers.slack.ids import ViewId
 from handlers.slack.render import escape
 
-NEW_PRIORITY_SLOTS = 3
-MAX_PRIORITY_TITLE = 300
-MAX_NOTE = 1000
+NEW_PRIORITY_SLOTS = MAX_NEW_PRIORITIES  # a slot for each new priority a meeting may set
 
 # Slack's documented limits.
 MAX_BLOCKS = 100  # blocks in a modal

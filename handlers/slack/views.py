@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.buttons import ButtonAction, Kind
+from bot.domain import ANSWERED, MAX_NOTE
 from bot.returns.reports import FormRequest, Home
 from handlers.slack.ids import ActionId, ViewId
 from handlers.slack.render import escape, escape_mrkdwn
@@ -58,7 +59,7 @@ def update_modal(meta: str) -> dict[str, Any]:
                     "type": "plain_text_input",
                     "action_id": "text",
                     "multiline": True,
-                    "max_length": 1000,
+                    "max_length": MAX_NOTE,
                 },
             },
             {
@@ -105,7 +106,7 @@ def close_modal(meta: str, outcomes: Mapping[str, str]) -> dict[str, Any]:
                     "type": "plain_text_input",
                     "action_id": "note",
                     "multiline": True,
-                    "max_length": 1000,
+                    "max_length": MAX_NOTE,
                 },
             },
         ],
@@ -248,7 +249,7 @@ def home_view(home: Home | None, refusal: str = "") -> dict[str, Any]:
         },
     ]
     for campaign_id, title, state in home.open_returns:
-        answered = state in ("responded", "nil")
+        answered = state in ANSWERED
         section: dict[str, Any] = {
             "type": "section",
             "text": {
