@@ -5,7 +5,7 @@ ours is closed without a word."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -21,9 +21,6 @@ from handlers.slack.listeners.services import SlackServices
 
 log = logging.getLogger(__name__)
 
-# One officer modal's service call: (officer, the button it came from, its values).
-_Change = Callable[[Officer, ButtonAction, dict[str, str]], Awaitable[object]]
-
 
 class TeamModals:
     """An officer's Add an update / Resolve or close / Reassign / Change category."""
@@ -33,52 +30,59 @@ class TeamModals:
 
     async def update(self, ack: Any, body: dict[str, Any]) -> None:
         """Add an update, relayed to the reporter if ticked."""
-
-        async def change(officer: Officer, b: ButtonAction, values: dict[str, str]) -> object:
-            text, relay = values.get("text", ""), values.get("for_reporter") == "yes"
-            return await self.actions.add_update(officer, b.target, b.seq, text, relay)
-
-        await self._submit(ack, body, Kind.UPDATE, change)
+        if (got := await _submitted(ack, body, Kind.UPDATE)) is None:
+            return
+        officer, b, values = got
+        relay = values.get("for_reporter") == "yes"
+        change = self.actions.add_update(officer, b.target, b.seq, values.get("text", ""), relay)
+        await _answer(ack, Kind.UPDATE, change)
 
     async def close(self, ack: Any, body: dict[str, Any]) -> None:
         """Close with an outcome and a note."""
-
-        async def change(officer: Officer, b: ButtonAction, values: dict[str, str]) -> object:
-            outcome, note = values.get("outcome", ""), values.get("note", "")
-            return await self.actions.close(officer, b.target, b.seq, outcome, note)
-
-        await self._submit(ack, body, Kind.CLOSE, change)
+        if (got := await _submitted(ack, body, Kind.CLOSE)) is None:
+            return
+        officer, b, values = got
+        outcome, note = values.get("outcome", ""), values.get("note", "")
+        await _answer(ack, Kind.CLOSE, self.actions.close(officer, b.target, b.seq, outcome, note))
 
     async def reassign(self, ack: Any, body: dict[str, Any]) -> None:
         """Pass the action to another team."""
-
-        async def change(officer: Officer, b: ButtonAction, values: dict[str, str]) -> object:
-            return await self.actions.reassign(officer, b.target, b.seq, values.get("team", ""))
-
-        await self._submit(ack, body, Kind.REASSIGN, change)
+        if (got := await _submitted(ack, body, Kind.REASSIGN)) is None:
+            return
+        officer, b, values = got
+        change = self.actions.reassign(officer, b.target, b.seq, values.get("team", ""))
+        await _answer(ack, Kind.REASSIGN, change)
 
     async def recategorise(self, ack: Any, body: dict[str, Any]) -> None:
         """Correct the category (the report is routed again)."""
-
-        async def change(officer: Officer, b: ButtonAction, values: dict[str, str]) -> object:
-            category = values.get("category", "")
-            return await self.actions.recategorise(officer, b.target, b.seq, category)
-
-        await self._submit(ack, body, Kind.RECATEGORISE, change)
-
-    @staticmethod
-    async def _submit(ack: Any, body: dict[str, Any], kind: Kind, change: _Change) -> None:
-        view = body["view"]
-        button = modal_payload(view, kind)
-        if button is None:
-            await ack()
+        if (got := await _submitted(ack, body, Kind.RECATEGORISE)) is None:
             return
-        try:
-            await change(Officer(clicker(body)), button, views.values(view))
-        except ActionError as exc:
-            await ack(response_action="errors", errors={views.ERROR_BLOCK[kind]: str(exc)})
-            return
+        officer, b, values = got
+        change = self.actions.recategorise(officer, b.target, b.seq, values.get("category", ""))
+        await _answer(ack, Kind.RECATEGORISE, change)
+
+
+async def _submitted(
+    ack: Any, body: dict[str, Any], kind: Kind
+) -> tuple[Officer, ButtonAction, dict[str, str]] | None:
+    """(officer, the button that opened the modal, the values) of an officer's modal, or None
+    (and the modal closed) when its metadata is not a button of ``kind`` we made."""
+    view = body["view"]
+    button = modal_payload(view, kind)
+    if button is None:
         await ack()
+        return None
+    return Officer(clicker(body)), button, views.values(view)
+
+
+async def _answer(ack: Any, kind: Kind, change: Awaitable[object]) -> None:
+    """Run the service call; its refusal goes on the modal's field, else the modal closes."""
+    try:
+        await change
+    except ActionError as exc:
+        await ack(response_action="errors", errors={views.ERROR_BLOCK[kind]: str(exc)})
+        return
+    await ack()
 
 
 class ReportModal:
