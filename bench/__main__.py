@@ -435,9 +435,7 @@ def write_results(
     w(
         "- Peak RSS of the bot process during fan-out (sampled every 50 ms from the opening "
         "of the return to the last send; the process is the bench worker running the same "
-        "`TelegramRuntime`): "
-        + "; ".join(f"{label}: **{mib:.0f} MiB**" for label, mib in fan_peaks)
-        + "."
+        "`Runtime`): " + "; ".join(f"{label}: **{mib:.0f} MiB**" for label, mib in fan_peaks) + "."
     )
     w("")
     analysis = HERE / "ANALYSIS.md"

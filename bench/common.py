@@ -24,7 +24,7 @@ PG_ENV = "TENSIONBOT_TEST_DATABASE_URL"
 WARDS = [f"Ward {i:02d}" for i in range(1, 21)]  # 20 wards, national-scale synthetic data
 BENCH_NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 
-os.environ.setdefault("PTB_TIMEDELTA", "1")  # as `tensionbot` does at start (bot/cli.py)
+os.environ.setdefault("PTB_TIMEDELTA", "1")  # as `tensionbot` does at start (bot/cli/base.py)
 
 
 # ----------------------------------------------------------------- databases

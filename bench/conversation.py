@@ -1,11 +1,11 @@
 """Conversation handling: simulated reporters fill in the form at once, over the webhook path.
 
-*Durable* is the product: ``TelegramRuntime`` in webhook mode (transport.webhook_app -> the real
+*Durable* is the product: ``Runtime`` in webhook mode (transport.webhook_app -> the real
 python-telegram-bot ``Application.process_update`` -> handlers -> ConversationService, one
 database transaction per update, replies queued in the outbox and sent by the OutboxDispatcher).
 
 *In memory* is the baseline of what durability costs: the same ``Application`` (built by
-``bot.app.build_application``), the same webhook endpoint (``transport.webhook_app``), the same
+``bot.runtime.build_application``), the same webhook endpoint (``transport.webhook_app``), the same
 form walk (``FormDefinition`` prune/next_unanswered), the same messages (``bot.texts``)
 rendered and sent by the same ``TelegramMessenger`` — but the conversation is a dict, and the reply
 is sent directly from the handler. It has no database, no outbox, no dispatcher and no rate
@@ -47,13 +47,14 @@ from bench.common import (
     make_config,
 )
 from bot import texts
-from bot.app import TelegramRuntime, build_application, build_services
+from bot.app import build_services
 from bot.buttons import BadPayload, ButtonAction, Kind
 from bot.clock import FakeClock
 from bot.config import Config
 from bot.domain import Conversation, Report
 from bot.forms import FormDefinition, load_form
 from bot.messages import MessageBuilder
+from bot.runtime import Runtime, build_application
 from bot.sim.world import free_port
 from handlers.telegram.messenger import TelegramMessenger
 from handlers.telegram.transport import webhook_app
@@ -97,7 +98,7 @@ async def run_durable(
         config = _webhook_config(db.url, platform.base_url, port)
         services = await build_services(config, clock=FakeClock(BENCH_NOW))
         await insert_linked_people(services.db.engine, FIRST_USER, users)
-        runtime = TelegramRuntime(services, TOKEN, run_scheduler=False)
+        runtime = Runtime(services, TOKEN, run_scheduler=False)
         task = asyncio.create_task(runtime.run())
         try:
             while not (await platform.call("webhook"))["url"]:

@@ -29,9 +29,10 @@ from bench.common import (
     make_config,
     rss_kib,
 )
-from bot.app import TelegramRuntime, build_services
+from bot.app import build_services
 from bot.clock import FakeClock
 from bot.domain import OutboxStatus
+from bot.runtime import Runtime
 
 FIRST_CHAT = 10_000_000
 NEEDLE = "return for December"
@@ -68,7 +69,7 @@ async def run(
             )
             services = await build_services(config, clock=FakeClock(BENCH_NOW))
             await insert_linked_people(services.db.engine, FIRST_CHAT, n)
-            runtime = TelegramRuntime(services, TOKEN, run_scheduler=False)
+            runtime = Runtime(services, TOKEN, run_scheduler=False)
             task = asyncio.create_task(runtime.run())
             try:
                 while (await platform.call("method_count", method="getUpdates"))["count"] == 0:

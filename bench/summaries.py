@@ -22,7 +22,8 @@ from bench.common import BENCH_NOW, WARDS, BenchDatabase, make_config
 from bot.app import build_services
 from bot.clock import FakeClock
 from bot.sim.history import CATEGORIES, STRANDS
-from bot.summaries.service import GROUPS, SummaryService, shift
+from bot.summaries.periods import shift
+from bot.summaries.service import GROUPS
 from storage import tables
 
 MONTHS = [f"{y}-{m:02d}" for y in range(2017, 2027) for m in range(1, 13)]  # 120 months
@@ -174,7 +175,7 @@ async def run(
         engine = services.db.engine
         async with engine.connect() as conn:
             stored = await conn.scalar(text("SELECT count(*) FROM reports"))
-        service = SummaryService(config, services.db.uow, services.clock, services.forms)
+        service = services.summaries
 
         async def build(month: str) -> Any:
             return await service.build(month, actor="bench")

@@ -113,3 +113,14 @@ def local_time(when: datetime, tz: ZoneInfo) -> str:
 def period_label(period: str) -> str:
     """``2026-11`` -> ``November 2026``."""
     return datetime.strptime(period, "%Y-%m").strftime("%B %Y")
+
+
+async def person_for(uow: UnitOfWork, platform: str, user_id: str) -> Person | None:
+    """The person behind a user id on ``platform`` ("telegram", "slack"), or None when nobody
+    is linked to it. The one place the services that answer a command look a person up (issue
+    14's identity step makes this a lookup by address, and a new platform no new branch)."""
+    if platform == "telegram":
+        return await uow.people.by_telegram_user(int(user_id))
+    if platform == "slack":
+        return await uow.people.by_slack_user(user_id)
+    raise ValueError(f"unknown platform {platform!r}")

@@ -18,11 +18,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot import cells
 from bot.clock import FakeClock
 from bot.config import config_from_mapping
 from bot.domain import Report
-from bot.exports import write as write_exports
 from bot.pact.rules import markdown as pact_markdown
 from bot.sim.fake_slack import FakeSlack, SlackUser
 from bot.sim.history import hate_crime_csv, pact_season_csv, record_pact_season, seed_reports
@@ -39,8 +37,10 @@ from bot.sim.scripts import (
 )
 from bot.sim.scripts import until as scripted_until
 from bot.sim.world import SimWorld, free_port
+from bot.summaries.chat import headline
 from bot.summaries.hatecrime import HateCrimeService
-from bot.summaries.service import headline
+from handlers.files import cells
+from handlers.files.spreadsheets import write as write_exports
 from handlers.slack.ids import ActionId
 
 LONDON = ZoneInfo("Europe/London")

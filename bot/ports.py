@@ -1,7 +1,8 @@
-"""Protocols the core needs from the outside world: storage (unit of work) and messengers.
+"""Protocols the core needs from the outside world: storage (unit of work), messengers and charts.
 
 ``storage`` implements the repositories with SQLAlchemy; ``handlers`` implement :class:`Messenger`
-per platform. The core is typed against these protocols only.
+per platform and :class:`Charts` (``handlers/files``, matplotlib). The core is typed against these
+protocols only.
 """
 
 from __future__ import annotations
@@ -385,6 +386,16 @@ class UnitOfWorkFactory(Protocol):
     """Makes a fresh unit of work per update or job."""
 
     def __call__(self) -> UnitOfWork: ...
+
+
+class OnLinked(Protocol):
+    """What happens when a person has just linked a chat, inside the unit of work that links
+    them (before it commits): returns the keys of the returns sent to them.
+
+    People (identity) is below returns: the campaign service subscribes to this through the
+    people service's constructor, so identity never imports returns."""
+
+    async def __call__(self, uow: UnitOfWork, person: Person, now: datetime) -> list[str]: ...
 
 
 class Purger(Protocol):

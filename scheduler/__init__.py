@@ -28,11 +28,11 @@ log = logging.getLogger(__name__)
 def build_scheduler(
     campaigns: CampaignService,
     actions: ActionService,
-    summaries: SummaryService | None = None,
-    pact: PactService | None = None,
-    privacy: PrivacyService | None = None,
+    summaries: SummaryService,
+    pact: PactService,
+    privacy: PrivacyService,
     *,
-    crisis: CrisisService | None = None,
+    crisis: CrisisService,
     tick_seconds: int,
     now: datetime,
     running: set[asyncio.Task[None]] | None = None,
@@ -44,11 +44,10 @@ def build_scheduler(
 
     async def campaign_tick() -> None:
         report = await campaigns.tick()
-        if crisis is not None:
-            # Crisis cadences' occurrences (bot/returns/crisis.py): each opened once.
-            opened = await crisis.tick()
-            if opened:
-                log.info("campaign tick: crisis returns opened %s", opened)
+        # Crisis cadences' occurrences (bot/returns/crisis.py): each opened once.
+        opened = await crisis.tick()
+        if opened:
+            log.info("campaign tick: crisis returns opened %s", opened)
         if report.opened or report.reminded or report.closed or report.followed_up:
             log.info(
                 "campaign tick: opened=%s reminded=%s followed_up=%s closed=%s",
@@ -64,23 +63,18 @@ def build_scheduler(
             log.info("action tick: reminders and escalations %s", fired)
 
     async def summary_tick() -> None:
-        if summaries is not None:
-            posted = await post_scheduled(summaries)
-            if posted:
-                log.info("summary tick: queued the summaries of %s", posted)
+        posted = await post_scheduled(summaries)
+        if posted:
+            log.info("summary tick: queued the summaries of %s", posted)
 
     async def pact_tick() -> None:
-        if pact is not None:
-            fired = await pact.tick()
-            if any(fired.values()):
-                log.info("pact tick: %s", fired)
+        fired = await pact.tick()
+        if any(fired.values()):
+            log.info("pact tick: %s", fired)
 
     async def retention_tick() -> None:
-        if privacy is not None:
-            result = await privacy.tick()
-            log.info(
-                "retention tick: redacted %s, anonymised %s", result.redacted, result.anonymised
-            )
+        result = await privacy.tick()
+        log.info("retention tick: redacted %s, anonymised %s", result.redacted, result.anonymised)
 
     scheduler = AsyncIOScheduler(timezone="UTC")
     jobs = (
@@ -101,19 +95,18 @@ def build_scheduler(
             misfire_grace_time=None,
             replace_existing=True,
         )
-    if privacy is not None:
-        # Retention is daily work, not minute work: its own interval, first run at start-up.
-        scheduler.add_job(
-            retention_tick if running is None else _tracked(retention_tick, running),
-            "interval",
-            hours=privacy.config.privacy.tick_hours,
-            id="retention-tick",
-            next_run_time=now,
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=None,
-            replace_existing=True,
-        )
+    # Retention is daily work, not minute work: its own interval, first run at start-up.
+    scheduler.add_job(
+        retention_tick if running is None else _tracked(retention_tick, running),
+        "interval",
+        hours=privacy.config.privacy.tick_hours,
+        id="retention-tick",
+        next_run_time=now,
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=None,
+        replace_existing=True,
+    )
     return scheduler
 
 

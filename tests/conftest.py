@@ -24,7 +24,7 @@ from bot.config import Config, config_from_mapping
 from storage.database import Database
 from storage.migrate import upgrade
 
-# As `tensionbot` does at start: python-telegram-bot's timedelta durations (see bot/cli.py).
+# As `tensionbot` does at start: python-telegram-bot's timedelta durations (see bot/cli/base.py).
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 PG_URL = os.environ.get("TENSIONBOT_TEST_DATABASE_URL", "").strip()
 TOKEN = "123456:TEST-TOKEN"

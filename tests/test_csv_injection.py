@@ -14,8 +14,8 @@ from pathlib import Path
 from click.testing import CliRunner
 from openpyxl import Workbook, load_workbook
 
-from bot import cells
 from bot.cli import main
+from handlers.files import cells
 
 VENUE = '=HYPERLINK("http://x","y")'
 NAMES = ["=1+2", "@SUM(A1)", "+cmd", "-2+3"]

@@ -26,7 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from bot.summaries.service import Breakdown, Summary, shift
+from bot.summaries.model import Breakdown, Summary
+from bot.summaries.periods import shift
 
 T = 3  # summaries.suppress_below
 WARDS = ["Park", "Penn", "Oxley"]
@@ -202,8 +203,12 @@ class Published:
 
 def read(summary: Summary, ex: dict[str, Any]) -> Published:
     """Every number the summary publishes, as the attacker sees it."""
-    from bot.charts import hate_crime_vs_tension, trend_by_category, ward_category_heatmap
-    from bot.exports import tables
+    from handlers.files.charts import (
+        hate_crime_vs_tension,
+        trend_by_category,
+        ward_category_heatmap,
+    )
+    from handlers.files.spreadsheets import tables
 
     pub = Published()
     for a, b in ex["equal"]:
@@ -447,9 +452,9 @@ async def test_one_private_report_is_not_given_away_by_any_output(
 
     from openpyxl import load_workbook
 
-    from bot.charts import ward_category_heatmap
     from bot.clock import FakeClock
-    from bot.exports import write
+    from handlers.files.charts import ward_category_heatmap
+    from handlers.files.spreadsheets import write
     from tests.helpers import PEOPLE_CSV, services_for
     from tests.test_actions import ROUTING, TEAMS
 
@@ -468,7 +473,7 @@ async def test_one_private_report_is_not_given_away_by_any_output(
         assert summary.actions[-1][:5] == ("prevent", 1, 1, 0, 0)
         assert summary.matrix[("Park", "protest_extremism")] == 1
         files = write(summary, tmp_path / "out")
-        from bot.summaries.service import headline
+        from bot.summaries.chat import headline
 
         chat = headline(summary).plain_text()  # what /tensions and the board channel get
         body = chat.split("\n", 1)[1]  # after the title, which has the month

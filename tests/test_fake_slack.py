@@ -389,6 +389,19 @@ async def test_a_trigger_id_is_single_use(fake: FakeSlack, bolt: Bolt) -> None:
     assert exc.response["error"] == "exchanged_trigger_id"
 
 
+async def test_a_trigger_id_expires_after_three_seconds_of_the_fakes_clock(fake: FakeSlack) -> None:
+    """Slack's trigger ids live 3 s. The fake counts them on its own clock, so a busy machine
+    cannot expire one, and a test can."""
+    client = client_for(fake)
+    fresh = fake._issue_trigger("U0JANE")
+    fake.advance_trigger_clock(2.9)
+    assert (await client.views_open(trigger_id=fresh, view=MODAL))["ok"]
+    stale = fake._issue_trigger("U0JANE")
+    fake.advance_trigger_clock(3.1)
+    exc = await refused(client.views_open(trigger_id=stale, view=MODAL))
+    assert exc.response["error"] == "expired_trigger_id"
+
+
 async def test_bolt_refuses_forged_and_stale_signatures(fake: FakeSlack, bolt: Bolt) -> None:
     jane = SlackUser(fake, "U0JANE", bolt.url)
     body = b"command=%2Ftensions&text=&user_id=U0JANE&team_id=T0TEST&channel_id=C0TEAM"

@@ -102,14 +102,14 @@ def figures(
 def short_client_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     """The bot's Telegram client times out after CLIENT_TIMEOUT (so an injected hang of HANG
     seconds is a timeout without making each trial 15 s longer)."""
-    import bot.app
+    import bot.runtime
     from handlers.telegram.request import AiohttpRequest
 
     def request(**kwargs: Any) -> AiohttpRequest:
         kwargs["read_timeout"] = min(float(kwargs.get("read_timeout") or 15), CLIENT_TIMEOUT)
         return AiohttpRequest(**kwargs)
 
-    monkeypatch.setattr(bot.app, "AiohttpRequest", request)
+    monkeypatch.setattr(bot.runtime, "AiohttpRequest", request)
 
 
 def _people_csv(n: int) -> str:

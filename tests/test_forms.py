@@ -90,7 +90,7 @@ async def test_changed_form_needs_a_new_version(db_url: str) -> None:
     from datetime import UTC, datetime
 
     from bot.clock import FakeClock
-    from bot.returns.form_versions import FormService
+    from bot.forms.versions import FormService
     from tests.helpers import services_for
 
     clock = FakeClock(datetime(2026, 12, 1, tzinfo=UTC))
@@ -122,7 +122,7 @@ async def test_two_processes_starting_at_once_store_the_form_once(db_url: str) -
     from datetime import UTC, datetime
 
     from bot.clock import FakeClock
-    from bot.returns.form_versions import FormService
+    from bot.forms.versions import FormService
     from storage.database import Database
 
     clock = FakeClock(datetime(2026, 12, 1, tzinfo=UTC))

@@ -203,7 +203,7 @@ async def test_the_most_verbose_logs_hold_no_names_emails_or_report_text(
     logs.append(err)
 
     logged = "\n".join(logs)
-    assert "INFO bot.app" in logged  # the logs were captured
+    assert "INFO bot.runtime" in logged  # the logs were captured
     assert [s for s in who.all() if s.casefold() in logged.casefold()] == []
 
 

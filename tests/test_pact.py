@@ -21,13 +21,13 @@ from icalendar import Calendar
 
 from bot.app import Services
 from bot.buttons import ButtonAction, Kind
-from bot.charts import pact_attendance
 from bot.cli import main
 from bot.clock import FakeClock
 from bot.domain import MeetingStatus, PactMeeting, PriorityStatus
 from bot.pact.rules import findings, markdown, slot_of
 from bot.pact.service import MeetingRecord, PactError, validate_record
 from bot.sim.world import SimWorld
+from handlers.files.charts import pact_attendance
 from tests.conftest import make_config
 from tests.helpers import PEOPLE_CSV, services_for
 

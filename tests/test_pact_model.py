@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
-from bot.exports import pact_tables
 from bot.pact.model import before_after, fit, review_findings
 from bot.pact.rules import MeetingRow, PactInsight, findings, markdown
+from handlers.files.spreadsheets import pact_tables
 
 
 def _meetings(
@@ -272,7 +272,7 @@ def test_no_change_says_no_clear_change() -> None:
 def test_the_pact_trend_chart_draws_at_most_five_lines_the_rest_as_other() -> None:
     """Seven neighbourhoods: the four with most attendance get a line each, the other three one
     'Other' line of their mean attendance per meeting, month by month."""
-    from bot.charts import pact_attendance
+    from handlers.files.charts import pact_attendance
 
     start = datetime(2026, 1, 5, 18, 0, tzinfo=UTC)
     meetings = [
@@ -298,7 +298,7 @@ def test_statsmodels_is_loaded_only_when_the_model_is_fitted() -> None:
     import sys
 
     code = (
-        "import sys, bot.app, bot.cli, bot.pact.rules, bot.pact.model, bot.pact.service, bot.exports\n"
+        "import sys, bot.app, bot.cli, bot.pact.rules, bot.pact.model, bot.pact.service, handlers.files.spreadsheets\n"
         "assert 'statsmodels' not in sys.modules, 'statsmodels loaded at import'\n"
         "from bot.pact.model import fit\n"
         "fit([])\n"

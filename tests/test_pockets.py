@@ -189,7 +189,7 @@ def test_scipy_is_loaded_only_when_a_summary_is_made() -> None:
     import sys
 
     code = (
-        "import sys, bot.app, bot.cli, bot.summaries.stats, bot.summaries.service, bot.exports\n"
+        "import sys, bot.app, bot.cli, bot.summaries.stats, bot.summaries.service, handlers.files.spreadsheets\n"
         "assert 'scipy' not in sys.modules, 'scipy loaded at import'\n"
         "from bot.summaries.stats import Series, find_pockets\n"
         "find_pockets([Series('t', 'ward', 'A', [1] * 13)])\n"

@@ -18,7 +18,7 @@ from bot.app import Services
 from bot.clock import FakeClock
 from bot.config import ConfigError, config_from_mapping
 from bot.domain import Action, ActionEvent, PactPriority, PactRecording
-from bot.people.privacy import REDACTED, PrivacyService
+from bot.people.privacy import REDACTED
 from storage import tables
 from storage.database import Database
 from storage.encryption import EncryptionError
@@ -183,7 +183,7 @@ async def test_erase_leaves_nothing_about_the_person_in_any_table(world: Any) ->
             (r.reference, r.ward, r.category, r.level, r.basis, r.period)
             for r in await uow.privacy.reports_of(pid)
         ]
-    service = PrivacyService(s.config, s.db.uow, s.clock)
+    service = s.privacy
     plan = await service.plan(ASHA_EMAIL)
     assert plan.reports == 1 and plan.pact_meetings_chaired == 1 and plan.invites >= 1
     assert await _scan(s.db, needles) == before  # planning changes nothing
@@ -218,7 +218,7 @@ async def test_erase_leaves_nothing_about_the_person_in_any_table(world: Any) ->
 
 async def test_export_holds_everything_about_the_person(world: Any) -> None:
     s, _, _, chats = world
-    service = PrivacyService(s.config, s.db.uow, s.clock)
+    service = s.privacy
     data = await service.export(ASHA_EMAIL, actor="cli")
     json.dumps(data)  # serialisable as it is
     assert data["profile"]["name"] == ASHA and data["profile"]["email"] == ASHA_EMAIL
@@ -261,7 +261,7 @@ async def test_retention_redacts_old_free_text_and_keeps_the_statistics(
     world: Any, clock: FakeClock
 ) -> None:
     s, _, _, _ = world
-    service = PrivacyService(s.config, s.db.uow, s.clock)
+    service = s.privacy
     before = await _totals(s)
     assert before[0] == 2
     nothing = await service.tick()  # nothing is old yet
@@ -305,7 +305,7 @@ async def test_inactive_people_are_anonymised_after_personal_data_months(
     async with s.db.uow() as uow:
         logged = await uow.privacy.audit_about([f"person:{mark.id}"])
     assert "people.deactivate" in {e.action for e in logged}
-    service = PrivacyService(s.config, s.db.uow, s.clock)
+    service = s.privacy
     assert (await service.tick()).anonymised == 0
     clock.advance(timedelta(days=31 * 15))
     assert (await service.tick()).anonymised == 1
@@ -384,10 +384,10 @@ async def test_encryption_at_rest(db_url: str, clock: FakeClock) -> None:
             ]
         assert raw and all("fernet:gAAAAA" in v for v in raw if v not in ('""', "[]", "{}"))
         assert not [v for v in raw if "Hostile" in v or "mosque" in v or "Saturday" in v]
-        export = await PrivacyService(s.config, s.db.uow, s.clock).export(ASHA_EMAIL, actor="t")
+        export = await s.privacy.export(ASHA_EMAIL, actor="t")
         assert export["reports"][0]["answers"]["since"] == "Since Saturday"
         clock.advance(timedelta(days=31 * 15))
-        done = await PrivacyService(s.config, s.db.uow, s.clock).tick()
+        done = await s.privacy.tick()
         assert done.redacted["reports"] == 1
     # Without the key the data cannot be read, and says why.
     plain = Database(db_url)
@@ -429,7 +429,7 @@ async def test_a_report_flow_logs_no_report_text_and_no_names(
         await chat.say("Graffiti naming Imam Yusuf Khan near the mosque")
         await chat.command("cancel")
         await chat.command("status")
-        service = PrivacyService(s.config, s.db.uow, s.clock)
+        service = s.privacy
         await service.export(ASHA_EMAIL, actor="cli")
         await service.erase(ASHA_EMAIL, actor="cli")
         clock.advance(timedelta(days=31 * 15))

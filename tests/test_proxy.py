@@ -19,9 +19,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.app import TelegramRuntime, build_services
+from bot.app import build_services
 from bot.clock import FakeClock
 from bot.messages import MessageBuilder
+from bot.runtime import Runtime
 from bot.sim.fake_slack import FakeSlack
 from bot.sim.fake_telegram import FakeTelegram
 from tests.conftest import SLACK_ENV, TOKEN
@@ -106,7 +107,7 @@ async def exercise(db_url: str, telegram: FakeTelegram, slack: FakeSlack, **sect
         config, clock=FakeClock(datetime(2026, 12, 1, 9, 30, tzinfo=UTC)), migrate=False
     )
     try:
-        runtime = TelegramRuntime(services, TOKEN)
+        runtime = Runtime(services, TOKEN)
         await runtime.application.initialize()  # getMe
         try:
             assert runtime.slack_app is not None

@@ -12,7 +12,6 @@ from sqlalchemy import delete, func, select, update
 
 from bot.clock import FakeClock
 from bot.domain import Report
-from bot.summaries.service import SummaryService
 from storage import tables
 from tests.helpers import PEOPLE_CSV, services_for
 
@@ -108,7 +107,7 @@ async def test_counts_follow_every_kind_of_write(db_url: str) -> None:
             await uow._session.execute(delete(tables.reports))
             await uow.commit()
         assert await _recount(s.db.engine) == ({}, {})
-        summary = await SummaryService(s.config, s.db.uow, clock).build("2026-12", actor="t")
+        summary = await s.summaries.build("2026-12", actor="t")
         assert summary.total == summary.previous_total == summary.last_year_total == 0
 
 

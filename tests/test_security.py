@@ -456,6 +456,7 @@ async def test_a_replay_to_a_second_process_sharing_the_database_is_refused(env:
         other.summaries,
         seen=other.seen,
         pact=other.pact,
+        crisis=other.crisis,
     )
     runner = web.AppRunner(
         http_app(bolt, "/slack/events", SLACK_ENV["TENSIONBOT_SLACK_SIGNING_SECRET"])

@@ -18,7 +18,8 @@ import aiohttp
 import pytest
 from sqlalchemy import func, insert, select, text
 
-from bot.app import TelegramRuntime, build_services, telegram_token
+from bot.app import build_services, telegram_token
+from bot.runtime import Runtime
 from bot.sim.world import free_port
 from storage import tables
 from storage.database import Database, make_engine
@@ -164,7 +165,7 @@ async def wait_until(predicate: Any, timeout: float, what: str) -> None:
 @pytest.fixture
 async def runtime(
     db_url: str, fake_telegram: Any, request: pytest.FixtureRequest
-) -> AsyncIterator[tuple[TelegramRuntime, str]]:
+) -> AsyncIterator[tuple[Runtime, str]]:
     """The runtime in webhook mode with Slack over HTTP, all on one port."""
     port = free_port()
     config = make_config(
@@ -180,7 +181,7 @@ async def runtime(
         cluster={"leader_retry_seconds": 0.5},
     )
     services = await build_services(config)
-    rt = TelegramRuntime(services, telegram_token(config), run_scheduler=False)
+    rt = Runtime(services, telegram_token(config), run_scheduler=False)
     task = asyncio.create_task(rt.run())
     base = f"http://127.0.0.1:{port}"
     try:
@@ -200,9 +201,7 @@ async def runtime(
         await services.close()
 
 
-async def test_health_readiness_and_metrics(
-    runtime: tuple[TelegramRuntime, str], db_url: str
-) -> None:
+async def test_health_readiness_and_metrics(runtime: tuple[Runtime, str], db_url: str) -> None:
     rt, base = runtime
     await wait_until(lambda: rt.is_leader, 10, "leadership")
     async with aiohttp.ClientSession() as http:
@@ -235,7 +234,7 @@ async def test_health_readiness_and_metrics(
 
 
 async def test_not_ready_when_migrations_are_behind_or_the_database_is_gone(
-    runtime: tuple[TelegramRuntime, str],
+    runtime: tuple[Runtime, str],
 ) -> None:
     rt, base = runtime
     engine = rt.services.db.engine
@@ -271,7 +270,7 @@ async def test_not_ready_when_migrations_are_behind_or_the_database_is_gone(
 
 
 async def test_webhook_secret_and_slack_signatures_on_the_one_server(
-    runtime: tuple[TelegramRuntime, str], fake_telegram: Any
+    runtime: tuple[Runtime, str], fake_telegram: Any
 ) -> None:
     _, base = runtime
     await wait_until(lambda: fake_telegram.calls_for("setWebhook"), 10, "setWebhook")

@@ -15,7 +15,7 @@ from bot.cli import main
 from bot.clock import FakeClock
 from bot.domain import Report
 from bot.summaries.hatecrime import FigureImportError, HateCrimeService
-from bot.summaries.service import SummaryService, shift
+from bot.summaries.periods import shift
 from tests.helpers import PEOPLE_CSV, services_for
 from tests.test_actions import ROUTING, TEAMS
 
@@ -66,7 +66,7 @@ async def test_summary_numbers(db_url: str) -> None:
         result = await figures.import_csv(_figures(), source="hc.csv", actor="t")
         assert result.months[0] == "2025-12" and len(result.months) == 13 and result.total == 47
 
-        summary = await SummaryService(s.config, s.db.uow, clock).build("2026-12", actor="admin")
+        summary = await s.summaries.build("2026-12", actor="admin")
         assert (summary.total, summary.previous_total, summary.last_year_total) == (4, 1, 3)
         by = {b.by: b.rows for b in summary.breakdowns}
         assert by["category"] == [("race", 3, 1, 0), ("religion", 1, 0, 0), ("other", 0, 0, 3)]
@@ -91,26 +91,24 @@ async def test_summary_numbers(db_url: str) -> None:
 
         text = summary.markdown()
         assert "Tension reports: **4** (previous month [c], same month last year 3)" in text
-        assert "| Religion | [c] | 0 | 0 |" in text
+        assert "| Religion or faith | [c] | 0 | 0 |" in text
         # race (3) is withheld too: with the total of 4 it would give religion's 1 away.
-        assert "| Race | [c] | [c] | 0 |" in text
+        assert "| Race or ethnicity | [c] | [c] | 0 |" in text
         assert (
             "- Park: 9 hate crimes this month against about 1 a month usually; this is very "
             "unlikely to be chance." in text
         )
         assert "p =" not in text and "Poisson" not in text
-        assert "| Religion | 1 | 0 | 0 |" in summary.markdown(suppressed=False)
+        assert "| Religion or faith | 1 | 0 | 0 |" in summary.markdown(suppressed=False)
 
-        park = await SummaryService(s.config, s.db.uow, clock).build(
-            "2026-12", actor="admin", ward="park", category="race"
-        )
+        park = await s.summaries.build("2026-12", actor="admin", ward="park", category="race")
         assert (park.total, park.previous_total) == (2, 1)
 
         # A re-imported month replaces that month only.
         await figures.import_csv(
             "month,ward,strand,count\n2026-12,Park,race,1\n", source="fix.csv", actor="t"
         )
-        again = await SummaryService(s.config, s.db.uow, clock).build("2026-12", actor="admin")
+        again = await s.summaries.build("2026-12", actor="admin")
         assert again.pockets == []
         assert ("Park", 1, 1.0) in again.hate_crime
         async with s.db.uow() as uow:
@@ -127,7 +125,7 @@ async def test_summary_numbers(db_url: str) -> None:
         assert views == 3
 
         # January's police figures are not imported yet: said, not tested as zeros.
-        january = await SummaryService(s.config, s.db.uow, clock).build("2027-01", actor="t")
+        january = await s.summaries.build("2027-01", actor="t")
         assert not january.police_imported and january.hate_crime == []
         assert not [p for p in january.pockets if p.source == "hate crimes"]
         assert "Police hate-crime figures for 2027-01 have not been imported yet" in (
@@ -169,11 +167,11 @@ async def test_bad_figures_are_refused_whole(db_url: str) -> None:
             "line 7: 2026-11 Park race_ethnicity repeats line 6",
         ):
             assert expected in problems
-        summary = await SummaryService(s.config, s.db.uow, clock).build("2026-11", actor="a")
+        summary = await s.summaries.build("2026-11", actor="a")
         assert summary.empty and summary.hate_crime == []  # nothing was imported
         assert "No tension reports and no hate-crime figures" in summary.markdown()
         with pytest.raises(ValueError, match="'2026-1x'"):
-            await SummaryService(s.config, s.db.uow, clock).build("2026-1x", actor="a")
+            await s.summaries.build("2026-1x", actor="a")
 
 
 def test_summary_command_writes_exports(tmp_path: Path, db_url: str) -> None:
@@ -247,9 +245,7 @@ async def _return_rate_and_actions(s: Any) -> None:
     clock.advance(timedelta(hours=3))
     await s.actions.acknowledge(Officer("U0JANE"), ack.target, ack.seq)
 
-    summary = await SummaryService(s.config, s.db.uow, clock).build(
-        "2026-12", actor="admin", names=True
-    )
+    summary = await s.summaries.build("2026-12", actor="admin", names=True)
     # Monthly return: Asha (councillor, Heath Town) reported via /report while it was open,
     # which counts as taking part (schedule.urgent_report_answers_return, issue 18); Sarah sent
     # a nil return; Mark and Yusuf have not answered.
@@ -305,17 +301,21 @@ async def _return_rate_and_actions(s: Any) -> None:
     # One action is a count below 3: withheld with its median times (it was shown as 1).
     assert "| cohesion | [c] | [c] | [c] | [c] | – | – |" in text
     assert "Still outstanding (admins' view)" in text
-    plain = await SummaryService(s.config, s.db.uow, clock).build("2026-12", actor="officer")
+    plain = await s.summaries.build("2026-12", actor="officer")
     assert plain.outstanding == [] and "outstanding" not in plain.markdown()
 
 
 def test_charts_and_exports(tmp_path: Path) -> None:
     from openpyxl import load_workbook
 
-    from bot.charts import hate_crime_vs_tension, trend_by_category, ward_category_heatmap
-    from bot.exports import write
-    from bot.summaries.service import Breakdown, Summary
+    from bot.summaries.model import Breakdown, Summary
     from bot.summaries.stats import Pocket
+    from handlers.files.charts import (
+        hate_crime_vs_tension,
+        trend_by_category,
+        ward_category_heatmap,
+    )
+    from handlers.files.spreadsheets import write
 
     months = [shift("2026-12", -k) for k in range(12, -1, -1)]
     summary = Summary(
@@ -503,7 +503,7 @@ async def test_action_times_are_kaplan_meier_medians_in_working_hours_and_filter
                 median(3),
             )
 
-        build = SummaryService(s.config, s.db.uow, clock).build
+        build = s.summaries.build
         park = await build("2026-11", actor="admin", ward="Park")
         # Recomputed: acknowledged after 2, 3 and 32 working hours, two still waiting (160
         # and 120): the median is 32 (leaving the waiting out would give 3); overdue at the
@@ -516,8 +516,9 @@ async def test_action_times_are_kaplan_meier_medians_in_working_hours_and_filter
         # --ward filters every section it can (the trend is Park's), and says which it cannot.
         assert park.trend["race"][-1] == 5 and everyone.trend["race"][-1] == 6
         assert all(r[0] == "Park" for r in park.returns_by_ward)
-        assert "Not limited to Park: return rate by role (the whole partnership)." in (
-            park.markdown()
+        assert (
+            "Not limited to Park: return rate by role (the whole partnership); PACT meetings "
+            "(the whole partnership)." in park.markdown()
         )
         race = await build("2026-11", actor="admin", category="race")
         assert "hate crime (police figures are by strand, not category)" in race.markdown()
@@ -527,7 +528,7 @@ async def test_action_times_are_kaplan_meier_medians_in_working_hours_and_filter
 
 def test_working_hours_skip_nights_weekends_and_bank_holidays() -> None:
     from bot.config import load_config
-    from bot.returns.deadlines import working_hours
+    from bot.deadlines import working_hours
 
     config = load_config(Path(__file__).parent.parent / "config.example.toml", env={})
     # Thursday 24 December 16:00 to Tuesday 29 December 10:00: an hour on Christmas Eve,
@@ -543,7 +544,7 @@ def _binomial_tail(y: int, n: int, p: float) -> float:
 
 
 async def test_quarters_and_years_have_the_same_sections(db_url: str) -> None:
-    from bot.summaries.service import parse_period
+    from bot.summaries.periods import parse_period
 
     clock = FakeClock(datetime(2027, 1, 20, tzinfo=UTC))
     # (month, ward, category, reports): raw rows the expected figures are recomputed from.
@@ -571,7 +572,7 @@ async def test_quarters_and_years_have_the_same_sections(db_url: str) -> None:
         await HateCrimeService(s.config, s.db.uow, clock).import_csv(
             "\n".join(figures) + "\n", source="hc.csv", actor="t"
         )
-        build = SummaryService(s.config, s.db.uow, clock).build
+        build = s.summaries.build
 
         def total(months: tuple[str, ...], ward: str | None = None) -> int:
             return sum(n for m, w, _, n in raw if m in months and ward in (None, w))
@@ -633,7 +634,7 @@ async def test_the_quarter_is_posted_once_to_its_channel_when_its_last_return_cl
         campaign, _ = await s.campaigns.open_monthly("2026-12", actor="t", force=True)
         clock.set(campaign.closes_at + timedelta(minutes=1))
         await s.campaigns.tick()
-        service = SummaryService(s.config, s.db.uow, clock)
+        service = s.summaries
         assert await post_scheduled(service) == ["2026-12", "2026-Q4"]
         assert await post_scheduled(service) == []  # once
         async with s.db.uow() as uow:
@@ -649,7 +650,7 @@ async def test_the_quarter_is_posted_once_to_its_channel_when_its_last_return_cl
 
 
 def test_chat_filters_take_a_quarter_or_a_year() -> None:
-    from bot.summaries.service import SummaryRefused, parse_filters
+    from bot.summaries.chat import SummaryRefused, parse_filters
 
     def parse(text: str) -> tuple[str, str | None, str | None]:
         r = parse_filters(
@@ -667,8 +668,8 @@ def test_chat_filters_take_a_quarter_or_a_year() -> None:
 def test_charts_people_can_read() -> None:
     from matplotlib.colors import to_rgb
 
-    from bot.charts import trend_by_category, ward_category_heatmap
-    from bot.summaries.service import Summary
+    from bot.summaries.model import Summary
+    from handlers.files.charts import trend_by_category, ward_category_heatmap
 
     months = [shift("2026-12", -k) for k in range(12, -1, -1)]
     rng = random.Random(5)

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from bot.app import TelegramRuntime, build_services
+from bot.app import build_services
 from bot.clock import FakeClock
 from bot.config import load_config
 from bot.domain import DeliveryState
+from bot.runtime import Runtime
 from tests.conftest import TOKEN
 from tests.processes import BotProcess
 from tests.test_restart import _link_everyone
@@ -90,7 +91,7 @@ async def test_an_uncertain_form_is_followed_up_after_the_configured_hours_once(
     config = load_config(bot.config, env={"TENSIONBOT_TELEGRAM_TOKEN": TOKEN})
     clock = FakeClock(datetime.now(UTC))
     services = await build_services(config, clock=clock)
-    runtime = TelegramRuntime(services, TOKEN, run_scheduler=False)
+    runtime = Runtime(services, TOKEN, run_scheduler=False)
     task = asyncio.create_task(runtime.run())
     try:
         campaign = await services.campaigns.resolve(period="2026-12")

@@ -18,6 +18,7 @@ from bot.buttons import ButtonAction, Kind
 from bot.clock import Clock
 from bot.common import Waker, address_of, audit, enqueue, local_time
 from bot.config import Config, TeamConfig
+from bot.deadlines import ack_deadline
 from bot.domain import (
     MAX_NOTE,
     Action,
@@ -29,10 +30,9 @@ from bot.domain import (
     Role,
 )
 from bot.forms import FormDefinition
+from bot.forms.versions import FormService
 from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, code, italic
 from bot.ports import SendResult, Stale, UnitOfWork, UnitOfWorkFactory
-from bot.returns.deadlines import ack_deadline
-from bot.returns.form_versions import FormService
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
 from bot.clock import Clock
-from bot.common import Waker, address_of, audit, clean_text, enqueue, local_time
+from bot.common import Waker, address_of, audit, clean_text, enqueue, local_time, person_for
 from bot.config import Config, NeighbourhoodConfig
 from bot.domain import (
     MAX_NOTE,
@@ -907,18 +907,13 @@ class PactService:
             first = (first + timedelta(days=32)).replace(day=1)
         return first.replace(tzinfo=self.tz)
 
-    async def insight_for_slack(self, slack_user_id: str, text: str) -> PactInsight:
-        """``/pact [neighbourhood]`` in Slack (PactError: refused, or a bad filter)."""
+    async def ask_insight(self, platform: str, user_id: str, text: str) -> PactInsight:
+        """``/pact [neighbourhood]`` in chat, from a user id on ``platform`` (PactError: refused,
+        or a bad filter); the platform renders the insight it gets."""
         async with self.uow_factory() as uow:
-            person = await self.slack_person(uow, slack_user_id)
-        return await self.insight_for(f"person:{person.id}", person.role, text)
-
-    async def insight_for_telegram(self, user_id: int, text: str) -> PactInsight:
-        """``/pact [neighbourhood]`` in Telegram (PactError: refused, or a bad filter)."""
-        async with self.uow_factory() as uow:
-            person = await uow.people.by_telegram_user(user_id)
+            person = await person_for(uow, platform, user_id)
         if person is None or not person.active:
-            log.info("refused a PACT request from an unknown Telegram user")
+            log.info("refused a PACT request from an unknown user")
             raise PactError(
                 f"Sorry, this is only for people invited by the {self.config.partnership.name}."
             )

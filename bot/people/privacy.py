@@ -128,20 +128,18 @@ class PrivacyService:
         config: Config,
         uow_factory: UnitOfWorkFactory,
         clock: Clock,
-        purger: Purger | None = None,
+        purger: Purger,
     ) -> None:
         self.config = config
         self.uow_factory = uow_factory
         self.clock = clock
-        # Without it, erased text may survive in the database files (old row versions, the
+        # Without a purge, erased text may survive in the database files (old row versions, the
         # write-ahead log) until the database reuses the space.
         self.purger = purger
 
     async def _purge(self) -> None:
         """Purge, and remember a purge that could not finish so that the next tick retries it
         (without that, old values would wait for the next erasure or redaction)."""
-        if self.purger is None:
-            return
         complete = await self.purger.purge()
         async with self.uow_factory() as uow:
             pending = await uow.state.get(_PURGE_PENDING)

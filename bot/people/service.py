@@ -11,19 +11,15 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from bot import texts
 from bot.clock import Clock
 from bot.common import Sender, audit, enqueue
 from bot.config import Config
 from bot.domain import Invite, Person, Role
-from bot.ports import AlreadyExists, PersonDetails, UnitOfWorkFactory
-from bot.returns.form_versions import FormService
+from bot.forms.versions import FormService
+from bot.ports import AlreadyExists, OnLinked, PersonDetails, UnitOfWorkFactory
 from bot.wards import unknown_ward
-
-if TYPE_CHECKING:
-    from bot.returns.campaigns import CampaignService
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +96,18 @@ class PeopleService:
     """Who may use the bot."""
 
     def __init__(
-        self, config: Config, uow_factory: UnitOfWorkFactory, clock: Clock, forms: FormService
+        self,
+        config: Config,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        forms: FormService,
+        on_linked: OnLinked,
     ) -> None:
         self.config = config
         self.uow_factory = uow_factory
         self.clock = clock
         self.forms = forms
-        self.campaigns: CampaignService | None = None  # set by the composition root
+        self.on_linked = on_linked  # the open returns meant for them (the campaign service)
 
     # ----------------------------------------------------------------- import
 
@@ -457,8 +458,6 @@ class PeopleService:
                 key=f"link:{invite.id}",
                 now=now,
             )
-            sent: list[str] = []
-            if self.campaigns is not None:
-                sent = await self.campaigns.deliver_open_returns(uow, person, now)
+            sent = await self.on_linked(uow, person, now)
             await uow.commit()
         return LinkResult(person, "linked", sent)

@@ -9,34 +9,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from bot import texts
 from bot.clock import Clock
 from bot.common import Waker, audit, enqueue
 from bot.config import Config
 from bot.domain import REPORTER_ROLES, Campaign, Delivery, DeliveryState, Person, Role
+from bot.forms.versions import FormService
 from bot.ports import AlreadyExists, UnitOfWork, UnitOfWorkFactory
-from bot.returns.form_versions import FormService
+from bot.returns.campaign_status import CampaignStatus, campaign_status
+from bot.returns.periods import CampaignError, Schedule, period_of, schedule_for, validate_period
 
 log = logging.getLogger(__name__)
 
 REMINDABLE = frozenset({DeliveryState.SENT, DeliveryState.UNCERTAIN})
-
-
-class CampaignError(Exception):
-    """A campaign request that cannot be done (the message says why)."""
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """When one period's monthly return opens, is chased and closes (UTC)."""
-
-    opens_at: datetime
-    reminders: list[datetime]
-    closes_at: datetime
 
 
 @dataclass
@@ -47,78 +35,6 @@ class TickReport:
     reminded: dict[str, int] = field(default_factory=dict)
     followed_up: dict[str, int] = field(default_factory=dict)  # uncertain forms sent again
     closed: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class PersonStatus:
-    """One line of ``campaign status``."""
-
-    name: str
-    role: str
-    wards: list[str]
-    linked: bool
-    outcome: str  # responded | nil | no_reply | awaiting | queued | unreachable
-    detail: str
-    tensions: int
-    reminders: int
-    sent_at: str | None
-    responded_at: str | None
-    followed_up_at: str | None = None  # the uncertain form was sent again then
-
-
-@dataclass(frozen=True)
-class CampaignStatus:
-    """The whole picture of one campaign."""
-
-    key: str
-    title: str
-    kind: str
-    period: str
-    status: str
-    form_version: str
-    opens_at: str
-    closes_at: str
-    reminders_done: int
-    reminders_planned: int
-    counts: dict[str, int]
-    people: list[PersonStatus]
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
-
-
-def period_of(when: datetime, config: Config) -> str:
-    """The ``YYYY-MM`` period a moment falls in, in the partnership's timezone."""
-    return f"{when.astimezone(config.partnership.tz):%Y-%m}"
-
-
-def validate_period(period: str) -> str:
-    """Check ``YYYY-MM``."""
-    try:
-        parsed = datetime.strptime(period, "%Y-%m")
-    except ValueError:
-        raise CampaignError(f"period {period!r} is not of the form YYYY-MM") from None
-    if not 2000 <= parsed.year <= 2100:
-        raise CampaignError(f"period {period!r} is out of range")
-    return period
-
-
-def schedule_for(period: str, config: Config) -> Schedule:
-    """The monthly schedule of a period, from config (local times converted to UTC)."""
-    year, month = (int(x) for x in validate_period(period).split("-"))
-    s = config.schedule
-    tz = config.partnership.tz
-
-    def at(day: int, hour_minute: time) -> datetime:
-        local = datetime(year, month, day, hour_minute.hour, hour_minute.minute, tzinfo=tz)
-        return local.astimezone(UTC)
-
-    return Schedule(
-        opens_at=at(s.open_day, s.open_time),
-        reminders=[at(d, s.open_time) for d in s.reminder_days],
-        closes_at=at(s.close_day, s.close_time),
-    )
 
 
 class CampaignService:
@@ -499,69 +415,4 @@ class CampaignService:
 
     async def status(self, campaign_id: int, *, actor: str) -> CampaignStatus:
         """Per-person outcome of one campaign."""
-        async with self.uow_factory() as uow:
-            campaign = await uow.campaigns.get(campaign_id)
-            if campaign is None:
-                raise CampaignError(f"no campaign {campaign_id}")
-            form = await uow.forms.get(campaign.form_version_id)
-            deliveries = await uow.deliveries.for_campaign(campaign_id)
-            tensions = await uow.reports.count_by_campaign_person(campaign_id)
-            people = {p.id: p for p in await uow.people.all()}
-            rows: list[PersonStatus] = []
-            counts: dict[str, int] = {}
-            closed = campaign.status == "closed"
-            for d in deliveries:
-                p = people[d.person_id]
-                outcome, detail = self._outcome(d, closed)
-                counts[outcome] = counts.get(outcome, 0) + 1
-                if d.reminders:
-                    counts["reminded"] = counts.get("reminded", 0) + 1
-                if d.followed_up_at:
-                    counts["followed_up"] = counts.get("followed_up", 0) + 1
-                rows.append(
-                    PersonStatus(
-                        name=p.name,
-                        role=p.role,
-                        wards=list(p.wards),
-                        linked=p.linked,
-                        outcome=outcome,
-                        detail=detail,
-                        tensions=tensions.get(d.person_id, 0),
-                        reminders=d.reminders,
-                        sent_at=d.sent_at.isoformat() if d.sent_at else None,
-                        responded_at=d.responded_at.isoformat() if d.responded_at else None,
-                        followed_up_at=d.followed_up_at.isoformat() if d.followed_up_at else None,
-                    )
-                )
-            await audit(uow, self.clock.now(), actor, "campaign.status", campaign.key)
-            await uow.commit()
-        rows.sort(key=lambda r: (r.outcome, r.name))
-        return CampaignStatus(
-            key=campaign.key,
-            title=campaign.title,
-            kind=campaign.kind,
-            period=campaign.period,
-            status=campaign.status,
-            form_version=form.version if form else "?",
-            opens_at=campaign.opens_at.isoformat(),
-            closes_at=campaign.closes_at.isoformat(),
-            reminders_done=campaign.reminders_done,
-            reminders_planned=len(campaign.reminder_times),
-            counts=counts,
-            people=rows,
-        )
-
-    @staticmethod
-    def _outcome(d: Delivery, closed: bool) -> tuple[str, str]:
-        if d.status == DeliveryState.RESPONDED:
-            return "responded", ""
-        if d.status == DeliveryState.NIL:
-            return "nil", ""
-        if d.status == DeliveryState.UNREACHABLE:
-            return "unreachable", d.detail
-        if d.status == DeliveryState.QUEUED:
-            return ("no_reply" if closed else "queued"), "form not yet sent"
-        detail = "delivery uncertain (process stopped mid-send)" if d.status == "uncertain" else ""
-        if d.followed_up_at is not None:
-            detail = (detail + "; " if detail else "") + "followed up (form sent again)"
-        return ("no_reply" if closed else "awaiting"), detail
+        return await campaign_status(self.uow_factory, self.clock.now(), campaign_id, actor=actor)

@@ -28,12 +28,12 @@ from bot.domain import (
     Person,
 )
 from bot.forms import FormDefinition, Question
+from bot.forms.versions import FormService
 from bot.messages import MessageBuilder, OutgoingMessage
 from bot.pact.chat import PactChat
 from bot.pact.service import PactService
 from bot.people.service import PeopleService
 from bot.ports import UnitOfWork, UnitOfWorkFactory
-from bot.returns.form_versions import FormService
 from bot.returns.reports import create_reports, record_nil
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,8 @@ class ConversationService:
         clock: Clock,
         forms: FormService,
         people: PeopleService,
+        actions: ActionService,
+        pact: PactService,
         wake: Waker,
     ) -> None:
         self.config = config
@@ -103,12 +105,9 @@ class ConversationService:
         self.wake = wake
         self.tz = config.partnership.tz
         self.wards = config.partnership.wards
-        self.actions: ActionService | None = None  # set by the composition root
-        self.pact: PactService | None = None  # set by the composition root
-
-    @property
-    def _pact(self) -> PactChat | None:
-        return PactChat(self.pact) if self.pact is not None else None
+        self.actions = actions
+        self.pact = pact
+        self._pact = PactChat(pact)  # the chair's side of PACT in this chat
 
     # ----------------------------------------------------------------- entry points
 
@@ -125,22 +124,19 @@ class ConversationService:
     async def command(self, sender: Sender, name: str, args: str = "") -> Outcome:
         """``/help``, ``/report``, ``/status``, ``/cancel``, ``/return``; for PACT chairs
         ``/meeting`` (record a meeting) and ``/schedule ...`` (schedule one)."""
+
+        async def schedule(step: _Step) -> None:
+            await self._pact.schedule_command(step, args)
+
         handlers: dict[str, Callable[[_Step], Awaitable[None]]] = {
             "help": self._help,
             "report": self._report,
             "status": self._status,
             "cancel": self._cancel_command,
             "return": self._return,
+            "meeting": self._pact.meeting_command,
+            "schedule": schedule,
         }
-        chat = self._pact
-        if chat is not None:
-            handlers["meeting"] = chat.meeting_command
-
-            async def schedule(step: _Step) -> None:
-                assert chat is not None
-                await chat.schedule_command(step, args)
-
-            handlers["schedule"] = schedule
         handler = handlers.get(name)
         if handler is None:
             return await self._run(sender, self._unknown_command)
@@ -210,8 +206,7 @@ class ConversationService:
         """A photo, voice note, sticker, file ... which the form cannot take."""
 
         async def handle(step: _Step) -> None:
-            chat = self._pact
-            if chat is not None and await chat.unsupported(step, kind):
+            if await self._pact.unsupported(step, kind):
                 return
             conv = await step.uow.conversations.active_for(self._pid(step))
             msg = MessageBuilder().line(
@@ -283,7 +278,7 @@ class ConversationService:
     # ----------------------------------------------------------------- commands
 
     async def _commands(self, uow: UnitOfWork, person: Person) -> list[tuple[str, str]]:
-        chair = self.pact is not None and await self.pact.chairs(uow, person)
+        chair = await self.pact.chairs(uow, person)
         return texts.commands_for(person.role, chair=chair)
 
     async def _help(self, step: _Step) -> None:
@@ -311,16 +306,13 @@ class ConversationService:
         reports = await step.uow.reports.for_person(pid, limit=10)
         states = {}
         for report in reports:
-            states[report.reference] = (
-                await self.actions.states_for(step.uow, report) if self.actions else report.status
-            )
+            states[report.reference] = await self.actions.states_for(step.uow, report)
         form = (await self.forms.current(step.uow)).definition
         await audit(step.uow, step.now, f"person:{pid}", "status.view", f"person:{pid}")
         await self._reply(step, texts.status_message(open_returns, reports, form, self.tz, states))
 
     async def _cancel_command(self, step: _Step) -> None:
-        chat = self._pact
-        if chat is not None and await chat.cancel(step):
+        if await self._pact.cancel(step):
             return
         conv = await step.uow.conversations.active_for(self._pid(step))
         if conv is None:
@@ -330,8 +322,7 @@ class ConversationService:
 
     async def _recording(self, step: _Step) -> bool:
         """True (after saying so) when the person is in the middle of recording a PACT meeting."""
-        chat = self._pact
-        if chat is None or await chat.active(step) is None:
+        if await self._pact.active(step) is None:
             return False
         await self._reply(
             step,
@@ -394,19 +385,12 @@ class ConversationService:
 
     async def _on_button(self, step: _Step, action: ButtonAction, ref: str | None) -> None:
         if action.kind in (Kind.PACT_RECORD, Kind.PACT_CANCELLED, Kind.PACT_PICK):
-            chat = self._pact
-            if chat is None:
-                step.toast = "That button is not valid any more."
-                return
-            await chat.button(step, action, ref)
+            await self._pact.button(step, action, ref)
             return
         if action.kind in (Kind.START, Kind.NIL):
             await self._on_campaign_button(step, action, ref)
             return
         if action.kind in (Kind.STILL, Kind.SORTED):
-            if self.actions is None:
-                step.toast = "That button is not valid any more."
-                return
             reply = await self.actions.reporter_answer(
                 step.uow, self._pid(step), action.target, action.kind is Kind.STILL, step.now
             )
@@ -544,8 +528,7 @@ class ConversationService:
     # ----------------------------------------------------------------- text
 
     async def _on_text(self, step: _Step, raw: str) -> None:
-        chat = self._pact
-        if chat is not None and await chat.text(step, raw):
+        if await self._pact.text(step, raw):
             return
         conv = await step.uow.conversations.active_for(self._pid(step))
         if conv is None:

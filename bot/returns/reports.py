@@ -20,8 +20,8 @@ from bot.config import Config
 from bot.delivery.seen import SeenRequests, request_key
 from bot.domain import ANSWERED, Campaign, DeliveryState, Person, Report
 from bot.forms import FormDefinition
+from bot.forms.versions import FormService
 from bot.ports import UnitOfWork, UnitOfWorkFactory
-from bot.returns.form_versions import FormService
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ async def create_reports(
     tensions: Sequence[dict[str, str]],
     now: datetime,
     tz: ZoneInfo,
-    actions: ActionService | None,
+    actions: ActionService,
     urgent_answers_open: bool = False,
 ) -> list[Report]:
     """Store each tension as a report with its reference, route it, and mark the return answered.
@@ -82,8 +82,7 @@ async def create_reports(
             ward=report.ward,
             category=report.category,
         )
-    if actions is not None:
-        await actions.create_for_reports(uow, made, now)
+    await actions.create_for_reports(uow, made, now)
     if campaign_id is not None:
         delivery = await uow.deliveries.get_for(campaign_id, person_id)
         if delivery is not None:
@@ -191,11 +190,11 @@ class ReportingService:
         forms: FormService,
         actions: ActionService,
         wake: Waker,
-        seen: SeenRequests | None = None,
+        seen: SeenRequests,
     ) -> None:
         self.config, self.uow_factory, self.clock = config, uow_factory, clock
         self.forms, self.actions, self.wake = forms, actions, wake
-        self.seen = seen or SeenRequests(uow_factory)
+        self.seen = seen
         self.tz = config.partnership.tz
 
     async def _person(self, uow: UnitOfWork, slack_user_id: str) -> Person:

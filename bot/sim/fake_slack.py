@@ -8,7 +8,10 @@ updates, threads, ephemerals, modals, App Home, DMs and file uploads. Like Slack
 rate can be enforced. Like Slack it checks the token's scopes (``missing_scope`` with
 ``needed`` and ``provided``; every answer carries ``x-oauth-scopes``): by default the token has
 exactly the scopes ``deploy/slack-manifest.yml`` asks for. Block Kit payloads are checked against Slack's documented limits
-(``invalid_blocks``), and ``trigger_id`` s expire after 3 s and can be exchanged only once.
+(``invalid_blocks``), and ``trigger_id`` s expire after 3 s and can be exchanged only once. The
+3 s run on the fake's own trigger clock, which moves only when a test calls
+:meth:`FakeSlack.advance_trigger_clock` (a busy machine must not expire a trigger: CI found one
+expired by load alone).
 
 :class:`SlackUser` sends what Slack's servers send to the bot — signed ``block_actions``,
 ``view_submission``, slash commands and Events API envelopes — to the bot's real Bolt endpoint.
@@ -242,6 +245,7 @@ class FakeSlack:
         self.team_id, self.bot_user_id = team_id, bot_user_id
         self.per_channel_rate = per_channel_rate
         self.trigger_ttl = TRIGGER_TTL
+        self._trigger_clock = 0.0  # seconds; moved only by advance_trigger_clock
         self.app_token = "xapp-test-token"  # noqa: S105 - Socket Mode's app-level token
         self.base_url = ""
         self.calls: list[SlackCall] = []
@@ -742,7 +746,7 @@ class FakeSlack:
             raise _SlackError("invalid_trigger_id")
         if trigger.used:
             raise _SlackError("exchanged_trigger_id")
-        if time.monotonic() - trigger.issued > self.trigger_ttl:
+        if self._trigger_clock - trigger.issued > self.trigger_ttl:
             raise _SlackError("expired_trigger_id")
         trigger.used = True
         return trigger
@@ -947,10 +951,15 @@ class FakeSlack:
 
     # ----------------------------------------------------------------- triggers
 
+    def advance_trigger_clock(self, seconds: float) -> None:
+        """Let ``seconds`` pass for the triggers issued so far (they expire after
+        ``trigger_ttl``)."""
+        self._trigger_clock += seconds
+
     def _issue_trigger(self, user: str, view_id: str | None = None) -> str:
         n = next(self._ids)
         trigger_id = f"{n}.{FIRST_TS + n}.{hashlib.sha256(str(n).encode()).hexdigest()[:32]}"
-        self._triggers[trigger_id] = _Trigger(user, time.monotonic(), view_id)
+        self._triggers[trigger_id] = _Trigger(user, self._trigger_clock, view_id)
         return trigger_id
 
     # ----------------------------------------------------------------- Socket Mode

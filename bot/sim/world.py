@@ -13,11 +13,12 @@ import socket
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from bot.app import Services, TelegramRuntime, build_services, telegram_token
+from bot.app import Services, build_services, telegram_token
 from bot.clock import FakeClock
 from bot.config import Config
 from bot.domain import OutboxStatus
 from bot.people.service import ImportResult
+from bot.runtime import Runtime
 from bot.summaries.service import post_scheduled
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class SimWorld:
     """The running bot plus handles to drive it."""
 
     def __init__(
-        self, services: Services, runtime: TelegramRuntime, fake: FakeTelegram, clock: FakeClock
+        self, services: Services, runtime: Runtime, fake: FakeTelegram, clock: FakeClock
     ) -> None:
         self.services = services
         self.runtime = runtime
@@ -54,9 +55,7 @@ class SimWorld:
     ) -> SimWorld:
         """Build the services and start the bot (polling the fake server) in the background."""
         services = await build_services(config, clock=clock)
-        runtime = TelegramRuntime(
-            services, telegram_token(config), run_scheduler=False, lease=lease
-        )
+        runtime = Runtime(services, telegram_token(config), run_scheduler=False, lease=lease)
         world = cls(services, runtime, fake, clock)
         world._task = asyncio.create_task(runtime.run(), name="tensionbot")
         return world

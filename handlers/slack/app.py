@@ -58,15 +58,13 @@ def build_app(
     summaries: SummaryService,
     *,
     seen: SeenRequests,
-    pact: PactService | None = None,
-    crisis: CrisisService | None = None,
+    pact: PactService,
+    crisis: CrisisService,
 ) -> AsyncApp:
     """The Bolt app (signature and timestamp of every request verified by Bolt, replays refused
-    through ``seen``, in the database); with ``pact`` (``crisis``), the PACT (``/crisis``)
-    listeners too."""
+    through ``seen``, in the database), with the PACT and crisis listeners."""
     app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=False)
-    services = SlackServices(actions, reporting, summaries, seen, pact=pact, crisis=crisis)
-    register_listeners(app, services)
+    register_listeners(app, SlackServices(actions, reporting, summaries, seen, pact, crisis))
     return app
 
 

@@ -26,7 +26,8 @@ from bot.common import Outcome, Sender
 from bot.pact.service import PactError, PactService, insight_message
 from bot.returns.conversation import ConversationService
 from bot.returns.crisis import CrisisService
-from bot.summaries.service import SummaryRefused, SummaryService
+from bot.summaries.chat import SummaryRefused
+from bot.summaries.service import SummaryService
 from handlers.telegram.menus import set_chat_menu
 from handlers.telegram.render import render_keyboard, render_text
 
@@ -79,10 +80,10 @@ def _kind(update: Update) -> str:
 def register(
     application: Application,
     conversation: ConversationService,
-    summaries: SummaryService | None = None,
-    pact: PactService | None = None,
+    summaries: SummaryService,
+    pact: PactService,
     *,
-    crisis: CrisisService | None = None,
+    crisis: CrisisService,
 ) -> None:
     """Attach tensionbot's handlers to ``application``."""
     # A private chat with a person: an update without a sender is nothing for us (ignored).
@@ -90,7 +91,7 @@ def register(
 
     async def on_crisis(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
-        assert chat is not None and crisis is not None
+        assert chat is not None
         reply = await crisis.for_telegram(_sender(update).user_id, " ".join(context.args or []))
         await chat.send_message(reply)  # plain text: it may quote what was typed
 
@@ -138,25 +139,25 @@ def register(
 
     async def on_summary(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
-        assert chat is not None and summaries is not None
+        assert chat is not None
         try:
-            result = await summaries.for_telegram(
-                _sender(update).user_id, " ".join(context.args or [])
+            answer = await summaries.ask(
+                "telegram", str(_sender(update).user_id), " ".join(context.args or [])
             )
         except SummaryRefused as exc:
             await chat.send_message(str(exc))
             return
-        text, parse_mode = render_text(result.message)
+        text, parse_mode = render_text(answer)
         await chat.send_message(text, parse_mode=parse_mode)
-        for name, data, _alt in result.charts:
-            await chat.send_photo(data, caption=name.removesuffix(".png").replace("_", " "))
+        for chart in answer.attachments:
+            await chat.send_photo(chart.data, caption=chart.title)
 
     async def on_pact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
-        assert chat is not None and pact is not None
+        assert chat is not None
         try:
-            insight = await pact.insight_for_telegram(
-                _sender(update).user_id, " ".join(context.args or [])
+            insight = await pact.ask_insight(
+                "telegram", str(_sender(update).user_id), " ".join(context.args or [])
             )
         except PactError as exc:
             await chat.send_message(str(exc))
@@ -164,19 +165,16 @@ def register(
         text, parse_mode = render_text(insight_message(insight))
         await chat.send_message(text, parse_mode=parse_mode)
         if not insight.empty:
-            from bot.charts import pact_attendance, png
+            from handlers.files.charts import pact_attendance, png  # matplotlib, only now
 
             # Drawing takes a moment: off the event loop, so other chats are not held up.
             image = await asyncio.to_thread(lambda: png(pact_attendance(insight)))
             await chat.send_photo(image, caption="PACT attendance")
 
     application.add_handler(CommandHandler("start", on_start, filters=private))
-    if pact is not None:
-        application.add_handler(CommandHandler("pact", on_pact, filters=private))
-    if summaries is not None:
-        application.add_handler(CommandHandler("summary", on_summary, filters=private))
-    if crisis is not None:
-        application.add_handler(CommandHandler("crisis", on_crisis, filters=private))
+    application.add_handler(CommandHandler("pact", on_pact, filters=private))
+    application.add_handler(CommandHandler("summary", on_summary, filters=private))
+    application.add_handler(CommandHandler("crisis", on_crisis, filters=private))
     for name in COMMANDS:
         application.add_handler(CommandHandler(name, command(name), filters=private))
     application.add_handler(MessageHandler(private & filters.COMMAND, on_other_command))

@@ -168,7 +168,7 @@ class PactButtons:
 
 
 def register(app: AsyncApp, services: SlackServices) -> None:
-    """Attach the button listeners (the PACT ones only with PACT)."""
+    """Attach the button listeners."""
     team = TeamButtons(services.actions)
     app.action(ActionId.ACK)(team.acknowledge)
     app.action(ActionId.UPDATE)(team.update)
@@ -178,8 +178,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
     reporter = ReporterButtons(services.reporting)
     app.action(ActionId.START)(reporter.start)
     app.action(ActionId.NIL)(reporter.nil)
-    if services.pact is not None:
-        chair = PactButtons(services.pact)
-        app.action(ActionId.PACT_RECORD)(chair.record)
-        app.action(ActionId.PACT_CANCELLED)(chair.cancelled)
-        app.action(ActionId.PACT_REPORT_BACK)(chair.report_back)
+    pact = PactButtons(services.pact)
+    app.action(ActionId.PACT_RECORD)(pact.record)
+    app.action(ActionId.PACT_CANCELLED)(pact.cancelled)
+    app.action(ActionId.PACT_REPORT_BACK)(pact.report_back)

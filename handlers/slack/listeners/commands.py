@@ -8,11 +8,11 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.charts import pact_attendance, pact_description, png
 from bot.pact.rules import PactInsight
 from bot.pact.service import PactError, PactService, insight_message
 from bot.returns.crisis import CrisisService
-from bot.summaries.service import SummaryRefused, SummaryService
+from bot.summaries.chat import SummaryRefused
+from bot.summaries.service import SummaryService
 from handlers.slack.ids import Command
 from handlers.slack.listeners.helpers import refuse_command
 from handlers.slack.listeners.services import SlackServices
@@ -32,27 +32,28 @@ class Tensions:
         """Build the summary and its charts and answer where it may be seen."""
         await ack(text="Working on the summary…")
         try:
-            result = await self.summaries.for_slack(command["user_id"], command.get("text", ""))
+            answer = await self.summaries.ask("slack", command["user_id"], command.get("text", ""))
         except SummaryRefused as exc:
             await refuse_command(respond, str(exc))
             return
-        charts = [
-            (name, data, name.removesuffix(".png").replace("_", " "), alt)
-            for name, data, alt in result.charts
-        ]
+        # The charts go up as files (in the channel, or the asker's DM), the text as blocks.
+        charts = [(a.filename, a.data, a.title, a.alt_text) for a in answer.attachments]
         await answer_command(
             client,
             respond,
             command,
-            result.message,
+            answer.model_copy(update={"attachments": []}),
             charts,
             bot_user_id=context.bot_user_id,
             public_channels=self.summaries.config.summaries.channels,
         )
 
 
-def _pact_chart(insight: PactInsight) -> bytes:
-    return png(pact_attendance(insight))
+def _pact_chart(insight: PactInsight) -> tuple[bytes, str]:
+    """The PACT chart as PNG, and its alt text (matplotlib is loaded here, not at start-up)."""
+    from handlers.files.charts import pact_attendance, pact_description, png
+
+    return png(pact_attendance(insight)), pact_description(insight)
 
 
 class Pact:
@@ -67,17 +68,17 @@ class Pact:
         """Build the insight and its chart and answer where it may be seen."""
         await ack(text="Working on it…")
         try:
-            insight = await self.pact.insight_for_slack(command["user_id"], command.get("text", ""))
+            insight = await self.pact.ask_insight(
+                "slack", command["user_id"], command.get("text", "")
+            )
         except PactError as exc:
             await refuse_command(respond, str(exc))
             return
         charts = []
         if not insight.empty:
             # Drawing takes a moment of CPU: keep it off the event loop.
-            chart = await asyncio.to_thread(_pact_chart, insight)
-            charts.append(
-                ("pact_attendance.png", chart, "PACT attendance", pact_description(insight))
-            )
+            chart, alt = await asyncio.to_thread(_pact_chart, insight)
+            charts.append(("pact_attendance.png", chart, "PACT attendance", alt))
         await answer_command(
             client,
             respond,
@@ -105,9 +106,7 @@ class Crisis:
 
 
 def register(app: AsyncApp, services: SlackServices) -> None:
-    """Attach the slash command listeners (``/pact`` and ``/crisis`` only with their services)."""
+    """Attach the slash command listeners."""
     app.command(Command.TENSIONS)(Tensions(services.summaries).asked)
-    if services.pact is not None:
-        app.command(Command.PACT)(Pact(services.pact).asked)
-    if services.crisis is not None:
-        app.command(Command.CRISIS)(Crisis(services.crisis).asked)
+    app.command(Command.PACT)(Pact(services.pact).asked)
+    app.command(Command.CRISIS)(Crisis(services.crisis).asked)

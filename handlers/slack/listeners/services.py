@@ -14,12 +14,11 @@ from bot.summaries.service import SummaryService
 
 @dataclass(frozen=True)
 class SlackServices:
-    """What Slack can reach in the core. Without ``pact`` (or ``crisis``) the PACT (or
-    ``/crisis``) listeners are not attached at all."""
+    """What Slack can reach in the core."""
 
     actions: ActionService
     reporting: ReportingService
     summaries: SummaryService
     seen: SeenRequests
-    pact: PactService | None = None
-    crisis: CrisisService | None = None
+    pact: PactService
+    crisis: CrisisService

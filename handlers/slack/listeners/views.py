@@ -159,14 +159,13 @@ class PactModals:
 
 
 def register(app: AsyncApp, services: SlackServices) -> None:
-    """Attach the modal submission listeners (the PACT ones only with PACT)."""
+    """Attach the modal submission listeners."""
     team = TeamModals(services.actions)
     app.view(ViewId.UPDATE)(team.update)
     app.view(ViewId.CLOSE)(team.close)
     app.view(ViewId.REASSIGN)(team.reassign)
     app.view(ViewId.RECATEGORISE)(team.recategorise)
     app.view(ViewId.REPORT)(ReportModal(services.reporting).submit)
-    if services.pact is not None:
-        pact = PactModals(services.pact)
-        app.view(ViewId.PACT_RECORD)(pact.record)
-        app.view(ViewId.PACT_REPORT_BACK)(pact.report_back)
+    pact = PactModals(services.pact)
+    app.view(ViewId.PACT_RECORD)(pact.record)
+    app.view(ViewId.PACT_REPORT_BACK)(pact.report_back)

@@ -23,7 +23,7 @@ from matplotlib.ticker import MaxNLocator
 
 from bot.pact.rules import WEEKDAYS, PactInsight
 from bot.summaries.disclosure import MARK
-from bot.summaries.service import Summary
+from bot.summaries.model import Summary
 
 _SIZE = (9, 5)
 # Okabe and Ito's palette, distinguishable with any common colour-vision deficiency (its yellow

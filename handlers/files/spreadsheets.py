@@ -1,4 +1,7 @@
-"""Summary exports for the board report: Markdown, one CSV per table, one XLSX workbook, charts."""
+"""Summary exports for the board report: Markdown, one CSV per table, one XLSX workbook, charts.
+
+:func:`tables` and :func:`pact_tables` are plain rows; openpyxl and matplotlib are loaded by
+:func:`write`, when the files are made."""
 
 from __future__ import annotations
 
@@ -6,13 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
-
-from bot import cells
-from bot.charts import CHARTS, charts_for, png
 from bot.pact.rules import RESOLUTION_TARGET, PactInsight, resolution_rate
 from bot.summaries.disclosure import MARK, return_rates
-from bot.summaries.service import Summary
+from bot.summaries.model import Summary
+from handlers.files import cells
 
 
 def tables(
@@ -254,6 +254,10 @@ def pact_tables(insight: PactInsight) -> dict[str, tuple[list[str], list[list[An
 
 def write(summary: Summary, folder: Path, *, suppressed: bool = True) -> list[Path]:
     """Write everything into ``folder``; returns the files written."""
+    from openpyxl import Workbook
+
+    from handlers.files.charts import CHARTS, charts_for, png
+
     folder.mkdir(parents=True, exist_ok=True)
     written = [folder / "summary.md"]
     written[0].write_text(summary.markdown(suppressed=suppressed))
