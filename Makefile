@@ -32,7 +32,7 @@ smoke:
 	bash scripts/docker-smoke
 
 demo: $(STAMP)
-	$(BIN)/tensionbot demo --out demo-output
+	$(BIN)/python -m sim.demo --out demo-output
 
 test: $(STAMP)
 	bash scripts/test-all

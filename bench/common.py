@@ -101,8 +101,6 @@ async def insert_linked_people(engine: Any, first_user_id: int, count: int) -> N
             "email": f"reporter{i}@bench.example",
             "organisation": "Bench",
             "wards": [WARDS[i % len(WARDS)]],
-            "telegram_user_id": first_user_id + i,
-            "telegram_chat_id": first_user_id + i,
             "linked_at": BENCH_NOW,
             "active": True,
             "created_at": BENCH_NOW,
@@ -112,7 +110,21 @@ async def insert_linked_people(engine: Any, first_user_id: int, count: int) -> N
     ]
     async with engine.begin() as conn:
         for start in range(0, len(rows), 2000):
-            await conn.execute(insert(tables.people), rows[start : start + 2000])
+            ids = await conn.execute(
+                insert(tables.people).returning(tables.people.c.id, sort_by_parameter_order=True),
+                rows[start : start + 2000],
+            )
+            addresses = [
+                {
+                    "person_id": pid,
+                    "platform": "telegram",
+                    "address": str(first_user_id + i),
+                    "chat": str(first_user_id + i),
+                    "linked_at": BENCH_NOW,
+                }
+                for i, pid in enumerate((r.id for r in ids), start=start)
+            ]
+            await conn.execute(insert(tables.addresses), addresses)
 
 
 # ----------------------------------------------------------------- memory

@@ -55,9 +55,9 @@ from bot.domain import Conversation, Report
 from bot.forms import FormDefinition, load_form
 from bot.messages import MessageBuilder
 from bot.runtime import Runtime, build_application
-from bot.sim.world import free_port
 from handlers.telegram.messenger import TelegramMessenger
 from handlers.telegram.transport import webhook_app
+from sim.world import free_port
 
 FIRST_USER = 20_000_000
 FAST = {"global_rate": 1000.0, "per_chat_rate": 50.0}

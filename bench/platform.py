@@ -1,4 +1,4 @@
-"""The simulated platform process: the fake Telegram Bot API server (bot/sim/fake_telegram.py)
+"""The simulated platform process: the fake Telegram Bot API server (sim/fake_telegram.py)
 and the simulated reporters, in a process of their own so that they do not share the bot's CPU
 or event loop (the real Telegram is on another machine).
 
@@ -18,8 +18,8 @@ from typing import Any
 
 from bot.config import DEFAULT_FORM_PATH
 from bot.forms import FormDefinition, load_form
-from bot.sim.fake_telegram import FakeTelegram, SentMessage, SimUser, _Chat
-from bot.sim.scripts import tension
+from sim.fake_telegram import FakeTelegram, SentMessage, SimUser, _Chat
+from sim.scripts import tension
 
 REPLY_METHODS = frozenset({"sendMessage", "editMessageText"})
 STEP_TIMEOUT = 120.0

@@ -21,9 +21,9 @@ from sqlalchemy import insert, select, text
 from bench.common import BENCH_NOW, WARDS, BenchDatabase, make_config
 from bot.app import build_services
 from bot.clock import FakeClock
-from bot.sim.history import CATEGORIES, STRANDS
 from bot.summaries.periods import shift
 from bot.summaries.service import GROUPS
+from sim.history import CATEGORIES, STRANDS
 from storage import tables
 
 MONTHS = [f"{y}-{m:02d}" for y in range(2017, 2027) for m in range(1, 13)]  # 120 months

@@ -133,7 +133,9 @@ async def build_services(
     # below returns: linking someone tells the campaigns through the ``on_linked`` port.
     forms = FormService(definition, clock)
     campaigns = CampaignService(config, db.uow, clock, forms, wake)
-    people = PeopleService(config, db.uow, clock, forms, on_linked=campaigns.deliver_open_returns)
+    people = PeopleService(
+        config, db.uow, clock, forms, on_linked=campaigns.deliver_open_returns, wake=wake
+    )
     actions = ActionService(config, db.uow, clock, forms, wake)
     pact = PactService(config, db.uow, clock, wake)
     conversation = ConversationService(config, db.uow, clock, forms, people, actions, pact, wake)

@@ -38,6 +38,7 @@ class Kind(StrEnum):
     PACT_CANCELLED = "N"  # chair: PACT meeting <target> did not take place
     PACT_PICK = "T"  # chair: choice <value> at the current step of PACT recording <target>
     PACT_REPORT_BACK = "B"  # owner team: report back on PACT priority <target> (opens a form)
+    WARD = "W"  # reporter: change the draft's ward to ward number <value> (conversation <target>)
 
 
 class BadPayload(ValueError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from collections.abc import Callable
@@ -9,9 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.domain import AuditEntry, OutboxMessage, Person
-from bot.messages import OutgoingMessage
+from bot.domain import AuditEntry, OutboxMessage, Person, Role, Who
+from bot.messages import MessageBuilder, OutgoingMessage, bold
 from bot.ports import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 Waker = Callable[[], None]
 """Called after a commit that queued messages, so the dispatcher sends them at once."""
@@ -30,6 +33,11 @@ class Sender:
     chat_id: int
     update_id: int | None = None
     display_name: str = ""
+
+    @property
+    def who(self) -> Who:
+        """Who wrote, as the identity step takes it."""
+        return Who(self.platform, str(self.user_id))
 
 
 @dataclass(frozen=True)
@@ -87,14 +95,34 @@ async def audit(
     )
 
 
-def address_of(person: Person, *, slack: bool) -> tuple[str, str] | None:
-    """Where to message a person: their Telegram chat, else (when Slack is configured) a Slack
-    direct message; None when they cannot be reached."""
-    if person.telegram_chat_id is not None:
-        return "telegram", str(person.telegram_chat_id)
-    if person.slack_user_id and slack:
-        return "slack", person.slack_user_id
-    return None
+def address_of(person: Person, platforms: frozenset[str]) -> tuple[str, str] | None:
+    """Where to message a person: the platform they use (a chat they connected themselves
+    first), among the ``platforms`` the bot sends on; None when they cannot be reached."""
+    return person.reach(platforms)
+
+
+async def alert_admins(
+    uow: UnitOfWork, now: datetime, text: str, *, key: str, platforms: frozenset[str]
+) -> None:
+    """Tell every active admin, on the platform they use, and record it in the audit log.
+    ``text`` may name a person (admins need to know whom to contact): it goes to the audit log
+    and the admins, never to the application log (which gets the key only)."""
+    await audit(uow, now, "system", "admin.alert", key, text=text)
+    log.warning("admin alert %s queued", key)
+    for person in await uow.people.all():
+        if person.role != Role.ADMIN.value or not person.active:
+            continue
+        if (address := person.reach(platforms)) is not None:
+            channel, recipient = address
+            await enqueue(
+                uow,
+                channel=channel,
+                recipient=recipient,
+                message=MessageBuilder().line(bold("tensionbot alert: "), text).build(),
+                key=f"alert:{key}:{person.id}",
+                now=now,
+                purpose="notice",
+            )
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
@@ -113,14 +141,3 @@ def local_time(when: datetime, tz: ZoneInfo) -> str:
 def period_label(period: str) -> str:
     """``2026-11`` -> ``November 2026``."""
     return datetime.strptime(period, "%Y-%m").strftime("%B %Y")
-
-
-async def person_for(uow: UnitOfWork, platform: str, user_id: str) -> Person | None:
-    """The person behind a user id on ``platform`` ("telegram", "slack"), or None when nobody
-    is linked to it. The one place the services that answer a command look a person up (issue
-    14's identity step makes this a lookup by address, and a new platform no new branch)."""
-    if platform == "telegram":
-        return await uow.people.by_telegram_user(int(user_id))
-    if platform == "slack":
-        return await uow.people.by_slack_user(user_id)
-    raise ValueError(f"unknown platform {platform!r}")

@@ -104,6 +104,25 @@ class OutboxStatus(StrEnum):
 
 
 @dataclass(eq=False)
+class Address:
+    """Where a person is on one platform: a row of its own, so a new platform is a new adapter
+    and no new column.
+
+    ``address`` is the platform's id of the user (how they are recognised when they write);
+    ``chat`` is where messages to them go on that platform (a Telegram chat; a Slack user id,
+    whose direct message the adapter opens), None while they cannot be messaged there.
+    ``linked_at``: when the person connected this address themselves (an invitation link);
+    None for an address given by the people import."""
+
+    platform: str
+    address: str
+    chat: str | None = None
+    linked_at: datetime | None = None
+    person_id: int | None = None
+    id: int | None = None
+
+
+@dataclass(eq=False)
 class Person:
     """A councillor, community leader, officer or admin."""
 
@@ -112,9 +131,7 @@ class Person:
     email: str
     organisation: str = ""
     wards: list[str] = field(default_factory=list)
-    slack_user_id: str | None = None
-    telegram_user_id: int | None = None
-    telegram_chat_id: int | None = None
+    addresses: list[Address] = field(default_factory=list)
     linked_at: datetime | None = None
     blocked_at: datetime | None = None
     active: bool = True
@@ -124,8 +141,47 @@ class Person:
 
     @property
     def linked(self) -> bool:
-        """True when the bot can message this person on Telegram."""
-        return self.telegram_chat_id is not None
+        """True when the person has connected a chat themselves (through an invitation)."""
+        return any(a.linked_at is not None and a.chat is not None for a in self.addresses)
+
+    def address_on(self, platform: str) -> Address | None:
+        """Their address on ``platform``, if any."""
+        return next((a for a in self.addresses if a.platform == platform), None)
+
+    def set_address(
+        self, platform: str, address: str, chat: str | None, linked_at: datetime | None = None
+    ) -> Address:
+        """Give them this address on ``platform`` (replacing the one they had there)."""
+        current = self.address_on(platform)
+        if current is None:
+            current = Address(platform=platform, address=address)
+            self.addresses.append(current)
+        current.address, current.chat = address, chat
+        if linked_at is not None:
+            current.linked_at = linked_at
+        return current
+
+    def drop_address(self, platform: str) -> None:
+        """Forget their address on ``platform``."""
+        self.addresses[:] = [a for a in self.addresses if a.platform != platform]
+
+    def reach(
+        self, platforms: frozenset[str], *, skip_blocked: bool = False
+    ) -> tuple[str, str] | None:
+        """Where to message them, as (platform, chat): a chat they connected themselves first,
+        then one from the import, on a platform the bot sends on (``platforms``); None when
+        they cannot be reached. ``skip_blocked``: not a chat they connected and then blocked
+        the bot in (the chat they connected is the one the block was seen in)."""
+        candidates = sorted(
+            (a for a in self.addresses if a.chat is not None and a.platform in platforms),
+            key=lambda a: (a.linked_at is None, a.id or 0),
+        )
+        for a in candidates:
+            if skip_blocked and self.blocked_at is not None and a.linked_at is not None:
+                continue
+            assert a.chat is not None
+            return a.platform, a.chat
+        return None
 
 
 @dataclass(eq=False)
@@ -240,6 +296,11 @@ class Report:
     id: int | None = None
 
 
+NEWS = "news"
+"""The outbox purpose of a reporter's news about their report (delivered, acknowledged, an
+update, closed): held a short while so that several pieces go out as one message."""
+
+
 @dataclass(eq=False)
 class OutboxMessage:
     """One message waiting to go out, or gone. The dispatcher is the only sender."""
@@ -250,7 +311,7 @@ class OutboxMessage:
     idempotency_key: str
     created_at: datetime
     next_attempt_at: datetime | None
-    purpose: str = "reply"  # reply | form | reminder | notice
+    purpose: str = "reply"  # reply | form | reminder | notice | news
     priority: int = 0  # 0 interactive replies first, 1 broadcast
     edit_ref: str | None = None  # edit this message instead of sending a new one
     delivery_id: int | None = None
@@ -451,3 +512,12 @@ class PactRecording:
     draft: dict[str, Any] = field(default_factory=dict)
     seq: int = 0
     id: int | None = None
+
+
+@dataclass(frozen=True)
+class Who:
+    """A sender as a platform names them: which platform (data, never a branch) and its id of
+    the user, as text."""
+
+    platform: str
+    address: str

@@ -20,6 +20,7 @@ class Span(BaseModel):
     model_config = ConfigDict(frozen=True)
     text: str
     style: Style = "plain"
+    link: str | None = None  # a URL the core has checked (bot.places); the text links to it
 
 
 class Button(BaseModel):
@@ -51,6 +52,22 @@ class OutgoingMessage(BaseModel):
     def plain_text(self) -> str:
         """The message as plain text (for logs at DEBUG, the CLI and tests)."""
         return "\n".join("".join(s.text for s in line) for line in self.lines)
+
+
+def combined(messages: list[OutgoingMessage]) -> OutgoingMessage:
+    """Several messages as one: their paragraphs one after another, a blank line between."""
+    if len(messages) == 1:
+        return messages[0]
+    lines: list[list[Span]] = []
+    for message in messages:
+        if lines:
+            lines.append([])
+        lines.extend(message.lines)
+    return OutgoingMessage(
+        lines=lines,
+        buttons=[row for m in messages for row in m.buttons],
+        attachments=[a for m in messages for a in m.attachments],
+    )
 
 
 class MessageBuilder:
@@ -89,6 +106,11 @@ def bold(text: str) -> Span:
 def italic(text: str) -> Span:
     """An italic span."""
     return Span(text=text, style="italic")
+
+
+def link(text: str, url: str) -> Span:
+    """A span linking to ``url`` (only a URL the core has checked, never one as typed)."""
+    return Span(text=text, link=url)
 
 
 def code(text: str) -> Span:

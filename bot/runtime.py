@@ -38,7 +38,7 @@ from handlers.telegram import register as register_telegram
 from handlers.telegram.menus import set_menus
 from handlers.telegram.messenger import TelegramMessenger
 from handlers.telegram.request import AiohttpRequest
-from handlers.telegram.transport import poll, webhook_handler
+from handlers.telegram.transport import ALLOWED_UPDATES, poll, webhook_handler
 from scheduler import build_scheduler, stop_scheduler
 from storage.leader import LeaderLock, database_status, leader_lock
 from storage.rates import shared_rate_buckets
@@ -194,6 +194,8 @@ class Runtime:
             limits,
             lease=lease or timedelta(seconds=self.config.telegram.outbox_lease_seconds),
             hooks=[services.actions.on_sent],
+            news_hold=timedelta(seconds=self.config.outbox.news_hold_seconds),
+            business_clock=services.clock,
             # Every process on PostgreSQL takes from the same buckets: together they keep the
             # configured rates, however many run.
             shared_rates=shared_rate_buckets(services.db.engine),
@@ -404,7 +406,7 @@ class Runtime:
                 await self.application.bot.set_webhook(
                     f"{tg.webhook_url}",
                     secret_token=webhook_secret(self.config, self.token),
-                    allowed_updates=["message", "callback_query"],
+                    allowed_updates=ALLOWED_UPDATES,
                 )
             else:
                 await self.application.bot.delete_webhook()

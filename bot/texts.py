@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
+from bot.boundaries import WardCheck
 from bot.buttons import ButtonAction, Kind
 from bot.common import local_time, period_label
 from bot.domain import Campaign, Conversation, Report, Role
@@ -60,18 +61,6 @@ def help_message(
     return b.build()
 
 
-def refusal(partnership: str, contact: str) -> OutgoingMessage:
-    """The polite refusal for someone we do not know."""
-    return (
-        MessageBuilder()
-        .line(f"Sorry, this bot is only for people invited by the {partnership}.")
-        .line(
-            f"If you should have access, please contact {contact} for a personal invitation link."
-        )
-        .build()
-    )
-
-
 def form_message(
     campaign: Campaign,
     form: FormDefinition,
@@ -124,6 +113,30 @@ def nil_recorded(campaign: Campaign) -> OutgoingMessage:
         .row(_btn("Report a tension after all", ButtonAction(Kind.START, campaign.id)))
         .build()
     )
+
+
+def outside_ward(check: WardCheck, conv: Conversation, wards: Sequence[str]) -> OutgoingMessage:
+    """A shared point is outside the ward chosen: say so politely; offer the ward it looks like
+    (carrying on keeps the ward chosen)."""
+    b = MessageBuilder()
+    if check.looks_like is not None and check.looks_like in wards:
+        b.line(
+            f"Thank you. That point looks like it is in {check.looks_like}, not "
+            f"{check.chosen} (the ward you chose)."
+        )
+        b.line(
+            f"If the tension is in {check.looks_like}, change the ward; otherwise just carry on."
+        )
+        assert conv.id is not None
+        data = ButtonAction(Kind.WARD, conv.id, 0, list(wards).index(check.looks_like)).encode()
+        b.row(Button(label=f"Change the ward to {check.looks_like}", data=data))
+    else:
+        b.line(
+            f"Thank you. That point looks like it is outside {check.chosen} (the ward you "
+            "chose). If so, you can change the ward at the review (Edit); otherwise just "
+            "carry on."
+        )
+    return b.build()
 
 
 def campaign_closed(campaign: Campaign, tz: ZoneInfo) -> OutgoingMessage:

@@ -5,7 +5,8 @@ Run by scripts/docker-smoke with the Python of a fresh venv installed from requi
 and ``--exec`` the one that runs a command beside the running bot (the same, or ``docker exec``):
 for each mode, ``check-config`` must pass, ``run`` must start, ``health`` (the image's HEALTHCHECK)
 must pass while it runs, and SIGTERM must stop it with status 0. A simulated Telegram
-(bot.sim.fake_telegram) stands in for api.telegram.org; the database is SQLite in ``--work``.
+(sim/fake_telegram.py, from the checkout) stands in for api.telegram.org; the database is SQLite
+in ``--work``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-from bot.sim.fake_telegram import FakeTelegram
-from bot.sim.world import free_port
+# The simulators (sim/) are not installed with the package: the driver takes them from this
+# checkout. Appended, not prepended, so `bot` still comes from the installed package under test.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+
+from sim.fake_telegram import FakeTelegram
+from sim.world import free_port
 
 TOKEN = "7000000001:SMOKE-TOKEN-not-a-real-one"  # noqa: S105 - for the simulator only
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -32,10 +33,45 @@ def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(cfg, revision)
 
 
+def _downgrade(connection: Connection, revision: str) -> None:
+    cfg = alembic_config()
+    cfg.attributes["connection"] = connection
+    command.downgrade(cfg, revision)
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the database schema up to ``revision``."""
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade, revision)
+    await _migrate(engine, _upgrade, revision)
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Take the database schema back to ``revision``."""
+    await _migrate(engine, _downgrade, revision)
+
+
+async def _migrate(
+    engine: AsyncEngine, step: Callable[[Connection, str], None], revision: str
+) -> None:
+    """Run ``step`` in one transaction. On SQLite, foreign keys are off meanwhile: changing a
+    table there means rebuilding it (Alembic's batch mode), and dropping the old table with
+    foreign keys on would delete, by cascade, every row that points at it (0012a rebuilds
+    ``people``). The pragma only takes effect outside a transaction, so it comes first; the
+    keys are checked before the commit and turned on again after it."""
+    async with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        try:
+            await connection.run_sync(step, revision)
+            if sqlite:
+                broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                if broken:
+                    raise RuntimeError(f"migration left {len(broken)} broken foreign keys")
+            await connection.commit()
+        finally:
+            if sqlite:
+                await connection.rollback()  # nothing left to roll back after a commit
+                await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 def _current(connection: Connection) -> str | None:

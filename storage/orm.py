@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy.orm import registry
+from sqlalchemy.orm import registry, relationship
 
 from bot import domain
 from storage import tables
@@ -14,8 +14,22 @@ def start_mappers() -> None:
     """Map the domain classes (idempotent: safe to call from every composition root)."""
     if getattr(domain.Person, "__mapper__", None) is not None:
         return
+    # A person's addresses load with them (one extra SELECT per batch of people) and are theirs:
+    # an address taken from the list is deleted.
+    _registry.map_imperatively(domain.Address, tables.addresses)
+    _registry.map_imperatively(
+        domain.Person,
+        tables.people,
+        properties={
+            "addresses": relationship(
+                domain.Address,
+                lazy="selectin",
+                cascade="all, delete-orphan",
+                order_by=tables.addresses.c.id,
+            )
+        },
+    )
     pairs = [
-        (domain.Person, tables.people),
         (domain.Invite, tables.invites),
         (domain.FormVersion, tables.form_versions),
         (domain.Campaign, tables.campaigns),

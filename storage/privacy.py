@@ -83,6 +83,7 @@ KINDS = _kinds()
 #: Every table retention and erasure change (the vacuum after them: ``Database.purge``).
 PURGED_TABLES = (
     "people",
+    "addresses",  # platform ids of erased people
     "rate_buckets",  # keyed by hashes; rewritten so no dead row of an old key stays
     "invites",
     "reports",

@@ -19,6 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bot.domain import (
     AWAITING,
+    NEWS,
     Action,
     ActionEvent,
     ActionState,
@@ -44,6 +45,7 @@ from bot.ports import AlreadyExists, PersonDetails, Stale
 from storage import tables
 
 _BATCH = 10_000  # rows per bulk statement: bounded memory, few round trips
+_IMPORTED = "slack"  # the platform of the people import's `slack_user_id` column
 
 
 class _Repo:
@@ -61,16 +63,22 @@ class SqlPeopleRepo(_Repo):
         stmt = select(Person).where(func.lower(tables.people.c.email) == email.lower())
         return (await self.session.scalars(stmt)).first()
 
-    async def by_telegram_user(self, user_id: int) -> Person | None:
-        stmt = select(Person).where(tables.people.c.telegram_user_id == user_id)
+    async def by_address(self, platform: str, address: str) -> Person | None:
+        a = tables.addresses.c
+        stmt = (
+            select(Person)
+            .join(tables.addresses, a.person_id == tables.people.c.id)
+            .where(a.platform == platform, a.address == address)
+        )
         return (await self.session.scalars(stmt)).first()
 
-    async def by_telegram_chat(self, chat_id: int) -> Person | None:
-        stmt = select(Person).where(tables.people.c.telegram_chat_id == chat_id)
-        return (await self.session.scalars(stmt)).first()
-
-    async def by_slack_user(self, slack_user_id: str) -> Person | None:
-        stmt = select(Person).where(tables.people.c.slack_user_id == slack_user_id)
+    async def by_chat(self, platform: str, chat: str) -> Person | None:
+        a = tables.addresses.c
+        stmt = (
+            select(Person)
+            .join(tables.addresses, a.person_id == tables.people.c.id)
+            .where(a.platform == platform, a.chat == chat)
+        )
         return (await self.session.scalars(stmt)).first()
 
     async def all(self) -> Sequence[Person]:
@@ -81,13 +89,17 @@ class SqlPeopleRepo(_Repo):
         self.session.add(person)
         await self.session.flush()
 
+    async def flush(self) -> None:
+        await self.session.flush()
+
     async def details(self) -> Sequence[PersonDetails]:
-        p = tables.people.c
+        p, a = tables.people.c, tables.addresses.c
         conn = await self.session.connection()
+        slack = and_(a.person_id == p.id, a.platform == _IMPORTED)
         rows = await conn.execute(
             select(
-                p.id, p.email, p.name, p.role, p.organisation, p.wards, p.slack_user_id, p.active
-            )
+                p.id, p.email, p.name, p.role, p.organisation, p.wards, a.address, p.active
+            ).select_from(tables.people.outerjoin(tables.addresses, slack))
         )
         return [
             PersonDetails(
@@ -96,7 +108,7 @@ class SqlPeopleRepo(_Repo):
                 role=r.role,
                 organisation=r.organisation,
                 wards=tuple(r.wards),
-                slack_user_id=r.slack_user_id,
+                slack_user_id=r.address,
                 active=r.active,
                 id=r.id,
             )
@@ -108,7 +120,7 @@ class SqlPeopleRepo(_Repo):
     ) -> None:
         # Core executemany, not the ORM unit of work: a statement per batch, not per person
         # (100,000 people in seconds). The session's connection keeps it in the transaction.
-        t = tables.people
+        t, at = tables.people, tables.addresses
         conn = await self.session.connection()
         try:
             if changed:
@@ -117,9 +129,12 @@ class SqlPeopleRepo(_Repo):
                 # no row briefly holds an id another row still has.
                 # Every changed row, not only those given an id: one may give up an id that a
                 # row earlier in the file takes.
-                releasing = [{"pid": d.id} for d in changed]
-                if releasing:
-                    await conn.execute(update(t).where(by_id).values(slack_user_id=None), releasing)
+                await conn.execute(
+                    delete(at).where(
+                        at.c.person_id == bindparam("pid"), at.c.platform == _IMPORTED
+                    ),
+                    [{"pid": d.id} for d in changed],
+                )
                 await conn.execute(
                     update(t)
                     .where(by_id)
@@ -128,7 +143,6 @@ class SqlPeopleRepo(_Repo):
                         role=bindparam("b_role"),
                         organisation=bindparam("b_organisation"),
                         wards=bindparam("b_wards", type_=t.c.wards.type),
-                        slack_user_id=bindparam("b_slack"),
                         active=True,
                         updated_at=now,
                     ),
@@ -139,14 +153,15 @@ class SqlPeopleRepo(_Repo):
                             "b_role": d.role,
                             "b_organisation": d.organisation,
                             "b_wards": list(d.wards),
-                            "b_slack": d.slack_user_id,
                         }
                         for d in changed
                     ],
                 )
+                await self._add_imported(conn, [(d.id, d.slack_user_id) for d in changed])
             for start in range(0, len(new), _BATCH):
-                await conn.execute(
-                    insert(t),
+                batch = new[start : start + _BATCH]
+                ids = await conn.execute(
+                    insert(t).returning(t.c.id, t.c.email, sort_by_parameter_order=True),
                     [
                         {
                             "name": d.name,
@@ -154,18 +169,33 @@ class SqlPeopleRepo(_Repo):
                             "email": d.email,
                             "organisation": d.organisation,
                             "wards": list(d.wards),
-                            "slack_user_id": d.slack_user_id,
                             "active": True,
                             "created_at": now,
                             "updated_at": now,
                         }
-                        for d in new[start : start + _BATCH]
+                        for d in batch
                     ],
+                )
+                made = [r.id for r in ids]
+                await self._add_imported(
+                    conn, [(pid, d.slack_user_id) for pid, d in zip(made, batch, strict=True)]
                 )
         except IntegrityError:
             # `from None`: the driver's error carries the statement's parameters (names,
             # emails), which must not reach a traceback or a log.
             raise AlreadyExists("people: a unique key is taken") from None
+
+    @staticmethod
+    async def _add_imported(conn: Any, pairs: Sequence[tuple[int | None, str | None]]) -> None:
+        """The import's addresses (its ``slack_user_id`` column): a Slack id is also where its
+        direct messages are opened."""
+        rows = [
+            {"person_id": pid, "platform": _IMPORTED, "address": uid, "chat": uid}
+            for pid, uid in pairs
+            if uid is not None
+        ]
+        if rows:
+            await conn.execute(insert(tables.addresses), rows)
 
 
 class SqlInviteRepo(_Repo):
@@ -437,6 +467,16 @@ class SqlReportRepo(_Repo):
             return int(value)
 
 
+def _held(o: Any, held_before: datetime) -> Any:
+    """A reporter's news, not yet tried, queued too recently to go: it waits for more."""
+    return and_(
+        o.c.purpose == NEWS,
+        o.c.status == OutboxStatus.PENDING.value,
+        o.c.attempts == 0,
+        o.c.created_at > held_before,
+    )
+
+
 class SqlOutboxRepo(_Repo):
     """The outbox."""
 
@@ -462,30 +502,45 @@ class SqlOutboxRepo(_Repo):
         await self.session.scalars(select(OutboxMessage).where(o.id.in_(message_ids)))
 
     async def claim(
-        self, now: datetime, limits: Mapping[str, int], lease_until: datetime
+        self,
+        now: datetime,
+        limits: Mapping[str, int],
+        lease_until: datetime,
+        held_before: datetime | None = None,
     ) -> Sequence[OutboxMessage]:
         """Claim due messages, at most ``limits[channel]`` per channel (``"*"``: any channel not
         named, so name a full channel with 0), at most one per recipient, and never overtaking an
-        earlier one."""
+        earlier one. With ``held_before``, a reporter's news not yet tried is due only once it
+        was queued before then (it waits for more news to the same person), and while it waits
+        it holds nothing else back."""
         out: list[OutboxMessage] = []
         named = [ch for ch in limits if ch != "*"]
         for channel, limit in limits.items():
             if limit > 0:
-                out += await self._claim(now, channel, named, limit, lease_until)
+                out += await self._claim(now, channel, named, limit, lease_until, held_before)
         return out
 
     async def _claim(
-        self, now: datetime, channel: str, named: list[str], limit: int, lease_until: datetime
+        self,
+        now: datetime,
+        channel: str,
+        named: list[str],
+        limit: int,
+        lease_until: datetime,
+        held_before: datetime | None,
     ) -> Sequence[OutboxMessage]:
         """One channel's share (``"*"``: every channel not ``named``)."""
         o = tables.outbox
         earlier = aliased(o)
+        waiting = [earlier.c.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value])]
+        if held_before is not None:
+            waiting.append(~_held(earlier, held_before))
         blocked = exists().where(
             and_(
                 earlier.c.channel == o.c.channel,
                 earlier.c.recipient == o.c.recipient,
                 earlier.c.id < o.c.id,
-                earlier.c.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]),
+                *waiting,
             )
         )
         stmt = (
@@ -495,6 +550,7 @@ class SqlOutboxRepo(_Repo):
                 o.c.channel.not_in(named) if channel == "*" else o.c.channel == channel,
                 or_(o.c.next_attempt_at.is_(None), o.c.next_attempt_at <= now),
                 ~blocked,
+                *([~_held(o, held_before)] if held_before is not None else []),
             )
             .order_by(o.c.priority, o.c.id)
             .limit(limit)
@@ -507,6 +563,34 @@ class SqlOutboxRepo(_Repo):
             row.status = OutboxStatus.SENDING.value
             row.claimed_until = lease_until
             row.attempts += 1
+        await self.session.flush()
+        return rows
+
+    async def claim_companions(
+        self, row: OutboxMessage, lease_until: datetime
+    ) -> Sequence[OutboxMessage]:
+        """Claim the other news waiting for ``row``'s recipient (held or not), to go out in one
+        message with it; in the claim's transaction, so no other process sends them too."""
+        o = tables.outbox
+        stmt = (
+            select(OutboxMessage)
+            .where(
+                o.c.status == OutboxStatus.PENDING.value,
+                o.c.channel == row.channel,
+                o.c.recipient == row.recipient,
+                o.c.purpose == row.purpose,
+                o.c.id != row.id,
+            )
+            .order_by(o.c.id)
+            .limit(20)
+        )
+        if self.session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True, of=o)
+        rows = (await self.session.scalars(stmt)).all()
+        for companion in rows:
+            companion.status = OutboxStatus.SENDING.value
+            companion.claimed_until = lease_until
+            companion.attempts += 1
         await self.session.flush()
         return rows
 
@@ -523,6 +607,15 @@ class SqlOutboxRepo(_Repo):
         return await self.session.scalar(
             select(func.min(c.next_attempt_at)).where(c.status == OutboxStatus.PENDING.value)
         )
+
+    async def busy(self, held_before: datetime | None = None) -> int:
+        """Messages still to send or being sent, less news held until ``held_before``."""
+        o = tables.outbox
+        stmt = select(func.count()).where(
+            o.c.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]),
+            *([~_held(o, held_before)] if held_before is not None else []),
+        )
+        return int(await self.session.scalar(stmt) or 0)
 
     async def counts(self) -> dict[str, int]:
         c = tables.outbox.c

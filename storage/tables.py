@@ -90,14 +90,28 @@ people = Table(
     Column("email", String(320), nullable=False, unique=True),
     Column("organisation", String(200), nullable=False, default=""),
     Column("wards", JSON, nullable=False),
-    Column("slack_user_id", String(32), unique=True),
-    Column("telegram_user_id", BigInteger, unique=True),
-    Column("telegram_chat_id", BigInteger, unique=True),
     Column("linked_at", UTCDateTime),
     Column("blocked_at", UTCDateTime),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", UTCDateTime),
     Column("updated_at", UTCDateTime),
+)
+
+# A person's addresses on chat platforms, one row each (migration 0012a): the platform as data,
+# so a new platform is a new adapter and no new column. ``address``: the platform's id of the
+# user (a Telegram user id, a Slack user id); ``chat``: where messages to them go there (a
+# Telegram chat; a Slack user id, whose DM the adapter opens), NULL while unreachable there.
+addresses = Table(
+    "addresses",
+    metadata,
+    _id(),
+    Column("person_id", ForeignKey("people.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("platform", String(32), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("chat", String(64)),
+    Column("linked_at", UTCDateTime),
+    UniqueConstraint("platform", "address"),
+    UniqueConstraint("platform", "chat"),
 )
 
 invites = Table(

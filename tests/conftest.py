@@ -97,7 +97,7 @@ async def db_url(template_db: str, tmp_path: Path) -> AsyncIterator[str]:
 @pytest.fixture
 async def fake_telegram() -> AsyncIterator[Any]:
     """A local fake Telegram Bot API server on 127.0.0.1."""
-    from bot.sim.fake_telegram import FakeTelegram
+    from sim.fake_telegram import FakeTelegram
 
     fake = FakeTelegram(token=TOKEN, bot_username="swp_tension_bot")
     await fake.start()
@@ -130,6 +130,8 @@ def make_config(
             "global_rate": 200.0,
             "per_chat_rate": 50.0,
         },
+        # News to reporters goes at once unless a test holds it (the tests of combining do).
+        "outbox": {"news_hold_seconds": 0},
     }
     for key, value in sections.items():
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value

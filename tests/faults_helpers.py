@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.sim.fake_slack import FakeSlack
-from bot.sim.fake_telegram import SENDING_METHODS, FakeTelegram
+from sim.fake_slack import FakeSlack
+from sim.fake_telegram import SENDING_METHODS, FakeTelegram
 
 GRACE = 0.25
 """A request that reaches the fake within this many seconds after a 429 was already on its way

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from bot.app import Services, build_services
 from bot.clock import FakeClock
 from bot.config import Config
-from bot.sim.fake_slack import FakeSlack
+from bot.domain import Person
+from handlers.slack.who import who
+from sim.fake_slack import FakeSlack
 from tests.conftest import SLACK_ENV, make_config
 
 PEOPLE_CSV = """name,role,wards,organisation,email,slack_user_id
@@ -140,7 +143,14 @@ def dispatcher_for(
         slack.channel = "slack"
         messengers["slack"] = slack
         limits["slack"] = RateLimits(1000.0, 1000.0, 8)
-    return OutboxDispatcher(services.db.uow, messengers, limits, hooks=[services.actions.on_sent])
+    return OutboxDispatcher(
+        services.db.uow,
+        messengers,
+        limits,
+        hooks=[services.actions.on_sent],
+        news_hold=timedelta(seconds=services.config.outbox.news_hold_seconds),
+        business_clock=services.clock,
+    )
 
 
 async def link_all(services: Services, base_user_id: int = 100) -> dict[str, int]:
@@ -151,7 +161,7 @@ async def link_all(services: Services, base_user_id: int = 100) -> dict[str, int
     for i, link in enumerate(await services.people.issue_invites(actor="t")):
         chat = base_user_id + i
         token = link.url.split("start=")[1]
-        await services.people.link_telegram(Sender("telegram", chat, chat, None), token)
+        await services.people.link(Sender("telegram", chat, chat, None), token)
         chats[link.person.email] = chat
     return chats
 
@@ -186,5 +196,17 @@ async def heath_town_meetings(
         reviews=[],
         new_priorities=[("Speeding on Wolverhampton Road", "npt"), (second_priority, "cohesion")],
     )
-    assert await services.pact.slack_record("U0CHRIS", a.id, record) == {}
+    assert await services.pact.record_for(who("U0CHRIS"), a.id, record) == {}
     return a, b
+
+
+def telegram_chat(person: Person) -> int | None:
+    """The person's Telegram chat (where the bot writes to them there), if any."""
+    address = person.address_on("telegram")
+    return int(address.chat) if address is not None and address.chat is not None else None
+
+
+def slack_id(person: Person) -> str | None:
+    """The person's Slack user id, if any."""
+    address = person.address_on("slack")
+    return address.address if address is not None else None

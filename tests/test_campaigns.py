@@ -42,7 +42,7 @@ async def test_a_month_of_ticks(db_url: str) -> None:
         async with s.db.uow() as uow:
             mark = await uow.people.by_email("mark@example.org")
             assert mark is not None
-            mark.telegram_chat_id = mark.telegram_user_id = None
+            mark.drop_address("telegram")
             await uow.commit()
         outbox = dispatcher_for(s, messenger)
         await outbox.drain()

@@ -33,7 +33,6 @@ COMMANDS = [
     ["campaign", "open"],
     ["campaign", "status"],
     ["run"],
-    ["demo"],
     ["routing"],
     ["routing", "check"],
     ["hatecrime"],

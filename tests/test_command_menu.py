@@ -8,8 +8,8 @@ from typing import Any
 
 from bot.clock import FakeClock
 from bot.common import Sender
-from bot.sim.scripts import until
-from bot.sim.world import SimWorld
+from sim.scripts import until
+from sim.world import SimWorld
 from tests.conftest import make_config
 
 PEOPLE = """name,role,wards,organisation,email
@@ -85,9 +85,7 @@ async def test_menus_are_set_at_start_up_for_people_already_linked(
         await services.people.import_csv(PEOPLE, source="p.csv", actor="t")
         link = (await services.people.issue_invites(actor="t", email="ada@example.org"))[0]
         fake_telegram.user(804, "Ada")
-        await services.people.link_telegram(
-            Sender("telegram", 804, 804, None), link.url.split("start=")[1]
-        )
+        await services.people.link(Sender("telegram", 804, 804, None), link.url.split("start=")[1])
     finally:
         await services.close()
     w = await SimWorld.start(config, fake_telegram, clock)

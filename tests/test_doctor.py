@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bot.cli import main
-from bot.sim.fake_slack import FakeSlack
-from bot.sim.fake_telegram import FakeTelegram
-from bot.sim.manifest import manifest_scopes
+from sim.fake_slack import FakeSlack
+from sim.fake_telegram import FakeTelegram
+from sim.manifest import manifest_scopes
 from tests.conftest import SLACK_ENV, TOKEN
 from tests.helpers import team_slack
 from tests.test_actions import TEAMS

@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.sim.fake_slack import METHOD_SCOPES, READ_SCOPES, FakeSlack, SlackUser
+from sim.fake_slack import METHOD_SCOPES, READ_SCOPES, FakeSlack, SlackUser
 
 # The fake's own tests use a token with every scope its methods can need (the bot's tests use
 # the manifest's scopes: see tests/test_slack_scopes.py).
@@ -380,6 +380,21 @@ async def test_bolt_receives_clicks_commands_submissions_and_events(
         ("command", "form"),
         ("view", ("action-1", "Duplicate")),
     ]
+
+
+async def test_the_modals_each_person_opened_are_kept_apart(fake: FakeSlack, bolt: Bolt) -> None:
+    """Two officers open modals at once: each finds their own (a script that took the newest
+    modal of anyone's submitted another person's, which the bot rightly refused)."""
+    fake.add_user("U0SAM", "sam")
+    jane, sam = SlackUser(fake, "U0JANE", bolt.url), SlackUser(fake, "U0SAM", bolt.url)
+    await jane.slash("/tensions", "form")
+    await sam.slash("/tensions", "form")
+    await jane.slash("/tensions", "form")
+    everyone = fake.views_opened()
+    assert len(everyone) == 3
+    assert fake.views_opened("U0JANE") == [everyone[0], everyone[2]]
+    assert fake.views_opened("U0SAM") == [everyone[1]]
+    assert fake.views_opened("U0NOBODY") == []
 
 
 async def test_a_trigger_id_is_single_use(fake: FakeSlack, bolt: Bolt) -> None:

@@ -28,11 +28,12 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.domain import DeliveryState
-from bot.sim.fake_slack import FakeSlack, SlackUser
-from bot.sim.fake_telegram import FakeTelegram
-from bot.sim.scripts import tension, until
-from bot.sim.world import SimWorld, free_port
 from handlers.slack.ids import ActionId
+from handlers.slack.who import who
+from sim.fake_slack import FakeSlack, SlackUser
+from sim.fake_telegram import FakeTelegram
+from sim.scripts import tension, until
+from sim.world import SimWorld, free_port
 from tests.conftest import SLACK_ENV, backend, make_config
 from tests.faults_helpers import (
     FigureBook,
@@ -42,7 +43,7 @@ from tests.faults_helpers import (
     telegram_429s,
     updates_lost,
 )
-from tests.helpers import slack_config
+from tests.helpers import slack_config, telegram_chat
 
 SHORT = {"platform": 3, "kill": 2, "postgres": 1, "lock": 1}
 LONG = {"platform": 50, "kill": 50, "postgres": 10, "lock": 20}
@@ -221,7 +222,9 @@ async def test_platform_faults(
         n_reports = 3
         for k in range(n_reports):
             errors = await w.services.reporting.submit(
-                "U0RITA", 0, tension("Heath Town", "religion", f"Fault trial {seed} report {k}")
+                who("U0RITA"),
+                0,
+                tension("Heath Town", "religion", f"Fault trial {seed} report {k}"),
             )
             assert errors == {}
         w.runtime.dispatcher.wake()
@@ -250,7 +253,7 @@ async def test_platform_faults(
         told = [m for m in slack.dm("U0RITA") if "acknowledged by" in m.text.lower()]
         dups_ack = (len(acks) - n_reports) + max(0, len(told) - n_reports)
         async with w.services.db.uow() as uow:
-            people = {p.telegram_chat_id: p for p in await uow.people.all()}
+            people = {telegram_chat(p): p for p in await uow.people.all()}
             deliveries = {
                 d.person_id: d for d in await uow.deliveries.for_campaign(campaign.id or 0)
             }
@@ -382,7 +385,9 @@ async def test_kill_campaign_and_actions(
         for k in range(n_reports):
             assert (
                 await services.reporting.submit(
-                    "U0RITA", 0, tension("Heath Town", "religion", f"Kill trial {seed} report {k}")
+                    who("U0RITA"),
+                    0,
+                    tension("Heath Town", "religion", f"Kill trial {seed} report {k}"),
                 )
                 == {}
             )
@@ -590,7 +595,7 @@ async def test_postgres_restart_under_the_bot(
             deliveries = await uow.deliveries.for_campaign(campaign.id)
             linked = set()
             for user in users.values():
-                person = await uow.people.by_telegram_user(user.user_id)
+                person = await uow.people.by_address("telegram", str(user.user_id))
                 assert person is not None
                 linked.add(person.id)
         # Only the reporters who linked and answered (the CSV's others never had the form).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,9 +13,9 @@ from sqlalchemy import func, select
 
 from bot.clock import FakeClock
 from bot.forms import FormDefinition
-from bot.sim.fake_telegram import SentMessage, SimUser
-from bot.sim.scripts import fill_tension, tension
-from bot.sim.world import SimWorld
+from sim.fake_telegram import SentMessage, SimUser
+from sim.scripts import fill_tension, tension
+from sim.world import SimWorld
 from storage import tables
 from tests.conftest import make_config
 from tests.helpers import PEOPLE_CSV
@@ -380,3 +381,75 @@ def test_a_crisis_names_wards_or_a_neighbourhood_that_stands_for_its_wards(db_ur
     for bad in ("daily", "monthly Penn", "daily Penn roles mayor", "daily Penn until 2027-02-30"):
         with pytest.raises(CrisisError):
             parse(bad, config)
+
+
+BOUNDARIES = Path(__file__).resolve().parents[1] / "sim/data/wards_simplified.geojson"
+
+
+@pytest.fixture
+async def bounded(db_url: str, fake_telegram: Any, clock: FakeClock) -> AsyncIterator[SimWorld]:
+    """The world with (simplified, invented) boundaries for Heath Town and Park."""
+    config = make_config(db_url, fake_telegram.base_url, wards={"boundaries_file": str(BOUNDARIES)})
+    w = await SimWorld.start(config, fake_telegram, clock)
+    await w.import_people(PEOPLE_CSV)
+    yield w
+    await w.stop()
+
+
+async def _shares_location_for(world: SimWorld, ward: str) -> tuple[SimUser, int]:
+    """Asha reports in ``ward`` and shares a point in Heath Town for "Where exactly?"; with
+    how many messages she had before."""
+    asha, _ = await _december(world, "asha@example.org", 501, "Asha")
+    await asha.press("Report a tension")
+    await asha.wait_for("Which ward")
+    await asha.press(ward)
+    await asha.wait_for("What kind of tension")
+    await asha.press("Race or ethnicity")
+    await asha.wait_for("What is happening")
+    await asha.send_text("Leaflets about the mosque on two streets.")
+    await asha.wait_for("Where exactly")
+    before = len(asha.messages)
+    await asha.send_location(52.5886123, -2.1103456)  # in the Heath Town box
+    return asha, before
+
+
+async def _draft(world: SimWorld) -> dict[str, Any]:
+    async with world.services.db.uow() as uow:
+        conv = await uow.conversations.active_for(1)
+    assert conv is not None
+    return dict(conv.draft)
+
+
+async def test_a_shared_location_in_the_chosen_ward_is_checked_and_kept_coarse(
+    bounded: SimWorld,
+) -> None:
+    asha, before = await _shares_location_for(bounded, "Heath Town")
+    await asha.wait_for("Since when", after=before)
+    assert not any("looks like" in (m.text or "") for m in asha.messages)
+    where = (await _draft(bounded))["location"]
+    assert "in Heath Town" in where and "52.589, -2.110" in where and "52.5886" not in where
+
+
+async def test_a_shared_location_outside_the_chosen_ward_is_said_and_the_ward_can_change(
+    bounded: SimWorld,
+) -> None:
+    asha, before = await _shares_location_for(bounded, "Park")
+    notice = await asha.wait_for("looks like it is in Heath Town", after=before)
+    assert "Park" in (notice.text or "")
+    await asha.wait_for("Since when", after=before)
+    draft = await _draft(bounded)
+    assert draft["ward"] == "Park" and "outside Park (looks like Heath Town)" in draft["location"]
+    before = len(asha.messages)
+    await asha.press("Change the ward to Heath Town", notice)
+    await asha.wait_for("The ward is now Heath Town", after=before)
+    draft = await _draft(bounded)
+    assert draft["ward"] == "Heath Town" and "in Heath Town" in draft["location"]
+    await asha.wait_for("Since when", after=before)  # carried on where it was
+
+
+async def test_a_shared_location_with_no_boundaries_says_the_ward_was_not_checked(
+    world: SimWorld,
+) -> None:
+    asha, before = await _shares_location_for(world, "Park")
+    await asha.wait_for("Since when", after=before)
+    assert "Park given, not checked" in (await _draft(world))["location"]

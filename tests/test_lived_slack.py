@@ -4,16 +4,17 @@ and thread, and what the reporter is told on Telegram, over both fake servers.""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from bot.clock import FakeClock
-from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser, shown
-from bot.sim.fake_telegram import SimUser
-from bot.sim.scripts import fill_tension, tension, until
-from bot.sim.world import SimWorld, free_port
 from handlers.slack.ids import ActionId
+from sim.fake_slack import FakeSlack, SlackMessage, SlackUser, shown
+from sim.fake_telegram import SimUser
+from sim.scripts import fill_tension, tension, until
+from sim.world import SimWorld, free_port
 from tests.helpers import PEOPLE_CSV, slack_config, team_slack
 
 
@@ -137,3 +138,91 @@ async def test_crisis_from_slack_for_the_prevent_officer_only(
     await sam.slash("/crisis", "stop")
     await until(lambda: len(said("U0SAM")) == 2)
     assert said("U0SAM")[1].startswith("Stopped: crisis 1")
+
+
+async def test_a_slack_message_link_answers_where_exactly_and_reaches_the_team_as_a_link(
+    world: tuple[SimWorld, str], slack: FakeSlack
+) -> None:
+    """A reporter in Slack pastes a message link (Slack's "Copy link") for "Where exactly?": a
+    link to this workspace is kept and shown to the team as a link; another workspace's, or a
+    broken one, is refused with a clear message and the form kept."""
+    w, url = world
+    await w.import_people(
+        PEOPLE_CSV + "Priya Shah,community_leader,Park,Mosque,priya@example.org,U0PRIYA\n"
+    )
+    await w.services.campaigns.open_monthly("2026-12", actor="t", force=True)
+    form_dm = (await until(lambda: slack.dm("U0PRIYA")))[0]
+    priya = SlackUser(slack, "U0PRIYA", url)
+    await priya.click(form_dm, ActionId.START)
+    modal = (await until(slack.views_opened))[-1]
+
+    def select(value: str) -> dict[str, Any]:
+        return {"type": "static_select", "selected_option": {"value": value}}
+
+    def text(value: str) -> dict[str, Any]:
+        return {"type": "plain_text_input", "value": value}
+
+    values = {
+        "ward": {"ward": select("Park")},
+        "category": {"category": select("race")},
+        "description": {"description": text("Hostile posts about the mosque on a local channel")},
+        "basis": {"basis": select("experienced")},
+        "level": {"level": select("2")},
+        "media": {"media": select("none")},
+        "already_reported": {"already_reported": select("no")},
+        "consent_contact": {"consent_contact": select("yes")},
+        "consent_share": {"consent_share": select("no")},
+    }
+    elsewhere = "https://another-place.slack.com/archives/C0ABCDEF1/p1764590400123456"
+    values["location"] = {"location": text(elsewhere)}
+    status, body = await priya.submit_view(modal, values)
+    assert status == 200 and body is not None
+    assert "another Slack workspace" in body["errors"]["location"]
+    broken = "https://tensionbot-test.slack.com/archives/C0ABCDEF1/p17645904"
+    values["location"] = {"location": text(broken)}
+    status, body = await priya.submit_view(modal, values)
+    assert body is not None and "Copy link" in body["errors"]["location"]
+
+    link = "https://tensionbot-test.slack.com/archives/C0ABCDEF1/p1764590400123456"
+    values["location"] = {"location": text(link)}
+    status, body = await priya.submit_view(modal, values)
+    assert status == 200 and body is None
+    post: SlackMessage = (await until(lambda: slack.top_level("C0COHESION")))[0]
+    where = next(
+        b["text"]["text"]
+        for b in post.blocks
+        if b["type"] == "section" and "Where" in b["text"]["text"]
+    )
+    assert f"<{link}|" in where  # a link the team can open, nothing else made of it
+    assert where.count("<") == where.count(">")
+
+
+async def test_delivered_and_acknowledged_within_a_minute_reach_the_reporter_as_one_message(
+    db_url: str, fake_telegram: Any, slack: FakeSlack, clock: FakeClock
+) -> None:
+    """With the default one-minute hold: the post goes out and Jane acknowledges it within the
+    minute; Asha gets one message naming both, once the minute is up (the fake clock)."""
+    port = free_port()
+    config = slack_config(
+        db_url, fake_telegram.base_url, slack, port, outbox={"news_hold_seconds": 60}
+    )
+    w = await SimWorld.start(config, fake_telegram, clock)
+    try:
+        await w.import_people(PEOPLE_CSV)
+        asha = await _report(w, "Leaflets through doors on two streets")
+        post: SlackMessage = (await until(lambda: slack.top_level("C0COHESION")))[0]
+        await w.settle()  # the post is recorded as delivered (its news is held)
+        jane = SlackUser(slack, "U0JANE", f"http://127.0.0.1:{port}/slack/events")
+        await jane.click(post, ActionId.ACK)
+        await until(lambda: slack.thread("C0COHESION", post.ts))
+        await w.settle()  # everything due has gone; the news is held
+        assert not [m for m in asha.messages if "Delivered" in (m.text or "")]
+        clock.advance(timedelta(seconds=61))
+        w.runtime.dispatcher.wake()
+        told = await asha.wait_for("Delivered to Cohesion Team")
+        assert "Acknowledged by Jane Smith, Cohesion Team" in (told.text or "")
+        await w.settle()
+        news = [m for m in asha.messages if "TR-2026-12-0001" in (m.text or "")]
+        assert [m for m in news if "submitted" not in (m.text or "")] == [told]
+    finally:
+        await w.stop()

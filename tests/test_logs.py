@@ -22,8 +22,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from bot.logs import configure_logging
-from bot.sim.fake_slack import FakeSlack
-from bot.sim.world import free_port
+from sim.fake_slack import FakeSlack
+from sim.world import free_port
 from storage.database import Database
 from tests.conftest import SLACK_ENV, TOKEN
 from tests.helpers import team_slack

@@ -87,3 +87,98 @@ def _downgrade_to(connection: Connection, revision: str) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
     command.downgrade(cfg, revision)
+
+
+async def test_addresses_migration_keeps_every_link_up_and_down(db_url: str) -> None:
+    """0011 -> 0012a moves Telegram and Slack ids into ``addresses`` without losing a link (or,
+    on SQLite, a row that points at ``people``, which is rebuilt); down again moves them back."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from storage.migrate import downgrade, upgrade
+
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    db = Database(db_url)
+    try:
+        await downgrade(db.engine, "0011")
+        async with db.engine.begin() as conn:
+            for name, tg_user, tg_chat, slack in (
+                ("Tg", 101, 101, None),
+                ("Sl", None, None, "U0SL"),
+                ("Both", 103, -203, "U0BOTH"),
+                ("None", None, None, None),
+            ):
+                await conn.execute(
+                    text(
+                        "INSERT INTO people (name, role, email, organisation, wards, active, "
+                        "telegram_user_id, telegram_chat_id, slack_user_id, linked_at) VALUES "
+                        "(:n, 'councillor', :e, '', '[]', true, :u, :c, :s, :l)"
+                    ),
+                    {
+                        "n": name,
+                        "e": f"{name}@x.org",
+                        "u": tg_user,
+                        "c": tg_chat,
+                        "s": slack,
+                        "l": at if tg_chat else None,
+                    },
+                )
+            await conn.execute(
+                text(
+                    "INSERT INTO invites (person_id, token_hash, created_at, expires_at) "
+                    "SELECT id, 'h', :t, :t FROM people WHERE name = 'Tg'"
+                ),
+                {"t": at},
+            )
+
+        await upgrade(db.engine)
+        assert await current_revision(db.engine) == head_revision()
+        async with db.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT p.name, a.platform, a.address, a.chat, a.linked_at IS NOT NULL "
+                        "FROM addresses a JOIN people p ON p.id = a.person_id "
+                        "ORDER BY p.name, a.platform"
+                    )
+                )
+            ).all()
+            invites = (await conn.execute(text("SELECT count(*) FROM invites"))).scalar_one()
+        assert [tuple(r) for r in rows] == [
+            ("Both", "slack", "U0BOTH", "U0BOTH", False),
+            ("Both", "telegram", "103", "-203", True),
+            ("Sl", "slack", "U0SL", "U0SL", False),
+            ("Tg", "telegram", "101", "101", True),
+        ]
+        assert invites == 1  # rebuilding people cascaded nothing
+        async with db.uow() as uow:
+            both = await uow.people.by_address("telegram", "103")
+            assert both is not None and both.name == "Both" and both.linked
+            assert both.reach(frozenset({"telegram", "slack"})) == ("telegram", "-203")
+            assert await uow.people.by_chat("telegram", "-203") is both
+            slack_only = await uow.people.by_address("slack", "U0SL")
+            assert slack_only is not None and not slack_only.linked
+            assert slack_only.reach(frozenset({"telegram"})) is None
+
+        await downgrade(db.engine, "0011")
+        async with db.engine.connect() as conn:
+            back = (
+                await conn.execute(
+                    text(
+                        "SELECT name, telegram_user_id, telegram_chat_id, slack_user_id "
+                        "FROM people ORDER BY name"
+                    )
+                )
+            ).all()
+            invites = (await conn.execute(text("SELECT count(*) FROM invites"))).scalar_one()
+        assert [tuple(r) for r in back] == [
+            ("Both", 103, -203, "U0BOTH"),
+            ("None", None, None, None),
+            ("Sl", None, None, "U0SL"),
+            ("Tg", 101, 101, None),
+        ]
+        assert invites == 1
+        await upgrade(db.engine)
+    finally:
+        await db.dispose()

@@ -26,8 +26,8 @@ from bot.clock import FakeClock
 from bot.domain import MeetingStatus, PactMeeting, PriorityStatus
 from bot.pact.rules import findings, markdown, slot_of
 from bot.pact.service import MeetingRecord, PactError, validate_record
-from bot.sim.world import SimWorld
 from handlers.files.charts import pact_attendance
+from sim.world import SimWorld
 from tests.conftest import make_config
 from tests.helpers import PEOPLE_CSV, services_for
 

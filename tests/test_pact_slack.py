@@ -20,10 +20,11 @@ from bot.buttons import ButtonAction, Kind
 from bot.clock import FakeClock
 from bot.domain import PactMeeting, PactPriority
 from bot.pact.service import MeetingRecord, RecordContext
-from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser
-from bot.sim.scripts import select_value, text_value, until
-from bot.sim.world import SimWorld, free_port
 from handlers.slack.ids import ActionId, ViewId
+from handlers.slack.who import who
+from sim.fake_slack import FakeSlack, SlackMessage, SlackUser
+from sim.scripts import select_value, text_value, until
+from sim.world import SimWorld, free_port
 from tests.helpers import (
     PACT_NEIGHBOURHOODS,
     SLACK_PEOPLE_CSV,
@@ -407,7 +408,7 @@ async def test_it_was_cancelled(pact: Pact) -> None:
 async def test_owner_team_reports_back(pact: Pact) -> None:
     p, slack = pact, pact.slack
     service = p.w.services.pact
-    await service.slack_cancelled("U0CHRIS", p.b.id or 0)  # B did not happen; C is on Saturday
+    await service.cancelled_by(who("U0CHRIS"), p.b.id or 0)  # B did not happen; C is on Saturday
     c = await service.schedule(
         neighbourhood="heath-town",
         on="2026-12-05",

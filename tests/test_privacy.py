@@ -80,7 +80,7 @@ async def world(db_url: str, clock: FakeClock) -> Any:
         async with s.db.uow() as uow:
             asha = await uow.people.by_email(ASHA_EMAIL)
             assert asha is not None and asha.id is not None and meeting.id is not None
-            asha.slack_user_id = ASHA_SLACK
+            asha.set_address("slack", ASHA_SLACK, ASHA_SLACK)
             report = (await uow.reports.for_person(asha.id))[0]
             assert report.id is not None
             action = Action(report_id=report.id, team_key="council", created_at=now)
@@ -164,8 +164,8 @@ async def test_erase_leaves_nothing_about_the_person_in_any_table(world: Any) ->
     for where in (
         "people.name",
         "people.email",
-        "people.slack_user_id",
-        "people.telegram_chat_id",
+        "addresses.address",
+        "addresses.chat",
         "reports.answers",
         "action_events.text",
         "action_events.actor",
@@ -222,7 +222,8 @@ async def test_export_holds_everything_about_the_person(world: Any) -> None:
     data = await service.export(ASHA_EMAIL, actor="cli")
     json.dumps(data)  # serialisable as it is
     assert data["profile"]["name"] == ASHA and data["profile"]["email"] == ASHA_EMAIL
-    assert data["profile"]["telegram_chat_id"] == chats[ASHA_EMAIL]
+    on = {a["platform"]: a for a in data["profile"]["addresses"]}
+    assert on["telegram"]["chat"] == str(chats[ASHA_EMAIL]) and on["slack"]["address"] == ASHA_SLACK
     assert [d["return"] for d in data["deliveries"]] == ["monthly:2026-12"]
     (report,) = data["reports"]
     assert report["reference"].startswith("TR-2026-12-")

@@ -24,12 +24,12 @@ from hypothesis import strategies as st
 
 from bot.buttons import BadPayload, ButtonAction, Kind
 from bot.messages import Button, OutgoingMessage, Span
-from bot.sim.fake_slack import FakeSlack, shown
-from bot.sim.fake_telegram import FakeTelegram
-from bot.sim.scripts import text_value, until
 from handlers.slack.ids import ActionId, ViewId
 from handlers.slack.render import render
 from handlers.telegram.render import render_text
+from sim.fake_slack import FakeSlack, shown
+from sim.fake_telegram import FakeTelegram
+from sim.scripts import text_value, until
 from tests import test_security
 from tests.test_security import (
     BOOKKEEPING,

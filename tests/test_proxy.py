@@ -23,8 +23,8 @@ from bot.app import build_services
 from bot.clock import FakeClock
 from bot.messages import MessageBuilder
 from bot.runtime import Runtime
-from bot.sim.fake_slack import FakeSlack
-from bot.sim.fake_telegram import FakeTelegram
+from sim.fake_slack import FakeSlack
+from sim.fake_telegram import FakeTelegram
 from tests.conftest import SLACK_ENV, TOKEN
 from tests.helpers import slack_config, team_slack
 

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.clock import FakeClock
-from bot.sim.world import SimWorld
-from storage.tables import audit_log, invites, people
+from sim.world import SimWorld
+from storage.tables import addresses, audit_log, invites, people
 from tests.conftest import TOKEN, make_config
 from tests.helpers import PEOPLE_CSV
 from tests.processes import ROOT
@@ -110,11 +110,11 @@ async def test_a_linked_person_is_moved_to_another_chat_only_with_relink(
         await mark.wait_for("moved to another Telegram chat")
         linked = await _rows(
             w,
-            select(people.c.telegram_user_id, people.c.telegram_chat_id).where(
-                people.c.id == mark_id
+            select(addresses.c.address, addresses.c.chat).where(
+                addresses.c.person_id == mark_id, addresses.c.platform == "telegram"
             ),
         )
-        assert linked == [(909, 909)]
+        assert linked == [("909", "909")]
         # The old chat is now a stranger's.
         n = len(mark.messages)
         await mark.send_command("/status")

@@ -19,10 +19,10 @@ import pytest
 from bot.app import build_services
 from bot.config import load_config
 from bot.domain import Report
-from bot.sim.fake_slack import FakeSlack, SlackUser
-from bot.sim.scripts import until
-from bot.sim.world import free_port
 from handlers.slack.ids import ActionId
+from sim.fake_slack import FakeSlack, SlackUser
+from sim.scripts import until
+from sim.world import free_port
 from tests.conftest import SLACK_ENV
 from tests.helpers import team_slack
 from tests.processes import BotProcess

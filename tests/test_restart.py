@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.sim.scripts import until
+from sim.scripts import until
 from tests.processes import BotProcess
 
 

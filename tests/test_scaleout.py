@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.sim.world import free_port
+from sim.world import free_port
 from storage import tables
 from storage.database import make_engine
 from tests.conftest import PG_URL
@@ -30,12 +30,12 @@ FORM = "return for December 2026"
 async def _uncertain_chats(db_url: str) -> set[int]:
     engine = make_engine(db_url)
     try:
-        d, p = tables.deliveries, tables.people
+        d, a = tables.deliveries, tables.addresses
         async with engine.connect() as conn:
             rows = await conn.execute(
-                select(p.c.telegram_chat_id)
-                .join(d, d.c.person_id == p.c.id)
-                .where(d.c.status == "uncertain")
+                select(a.c.chat)
+                .join(d, d.c.person_id == a.c.person_id)
+                .where(d.c.status == "uncertain", a.c.platform == "telegram")
             )
             return {int(c) for (c,) in rows.all()}
     finally:

@@ -26,12 +26,13 @@ from sqlalchemy import select
 from bot.buttons import ButtonAction, Kind
 from bot.clock import FakeClock
 from bot.domain import PactMeeting, PactPriority
-from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser, shown
-from bot.sim.fake_telegram import FakeTelegram, SimUser
-from bot.sim.scripts import select_value, tension, text_value, until
-from bot.sim.world import SimWorld, free_port
 from handlers.slack import pact_views, views
 from handlers.slack.ids import ActionId, Command, ViewId
+from handlers.slack.who import who as slack_user
+from sim.fake_slack import FakeSlack, SlackMessage, SlackUser, shown
+from sim.fake_telegram import FakeTelegram, SimUser
+from sim.scripts import select_value, tension, text_value, until
+from sim.world import SimWorld, free_port
 from storage.tables import metadata
 from tests.conftest import make_config
 from tests.helpers import (
@@ -104,7 +105,7 @@ async def start_env(
         # Asha's report, submitted through the real Telegram conversation, routed to Cohesion.
         async with w.services.db.uow() as uow:
             form = (await w.services.forms.current(uow)).definition
-        from bot.sim.scripts import fill_tension
+        from sim.scripts import fill_tension
 
         await asha.send_command("/report")
         await fill_tension(asha, form, tension("Heath Town", "religion", description))
@@ -336,7 +337,7 @@ async def test_slack_refuses_bad_signatures_stale_timestamps_missing_headers_and
 
     # A replay: a genuine signed request (within the 5 minutes) sent a second time.
     ada = RecordingUser(slack, "U0MARK", env.url)
-    modal = views.form_modal(await w.services.reporting.form_request("U0MARK", 0))
+    modal = views.form_modal(await w.services.reporting.form_request(slack_user("U0MARK"), 0))
     answers = tension("Penn", "race", "Shouting at the bus stop on Penn Road most nights.")
     values: dict[str, Any] = {}
     for qid, value in answers.items():
@@ -366,7 +367,7 @@ async def test_slack_refuses_bad_signatures_stale_timestamps_missing_headers_and
     await asyncio.sleep(0.3)
     assert changed(acked, await snapshot(w)) == {}
     async with w.services.db.uow() as uow:
-        mark = await uow.people.by_slack_user("U0MARK")
+        mark = await uow.people.by_address("slack", "U0MARK")
         assert mark is not None and mark.id is not None
         assert len(await uow.reports.for_person(mark.id, limit=10)) == 1
     assert after_first["reports"] != before["reports"]
@@ -375,7 +376,7 @@ async def test_slack_refuses_bad_signatures_stale_timestamps_missing_headers_and
 async def _report_modal_request(env: Env, user: RecordingUser) -> tuple[bytes, dict[str, str]]:
     """Mark's report modal, submitted once through Bolt (200, a report made); the signed request
     as it was sent, to be sent again."""
-    modal = views.form_modal(await env.w.services.reporting.form_request("U0MARK", 0))
+    modal = views.form_modal(await env.w.services.reporting.form_request(slack_user("U0MARK"), 0))
     modal = {**modal, "id": "V0MARKREPORT", "hash": "1700000000.AbCdEf"}
     answers = tension("Penn", "race", "Shouting at the bus stop on Penn Road most nights.")
     values: dict[str, Any] = {}
@@ -396,7 +397,7 @@ async def _report_modal_request(env: Env, user: RecordingUser) -> tuple[bytes, d
 
 async def _marks_reports(services: Any) -> int:
     async with services.db.uow() as uow:
-        mark = await uow.people.by_slack_user("U0MARK")
+        mark = await uow.people.by_address("slack", "U0MARK")
         assert mark is not None and mark.id is not None
         return len(await uow.reports.for_person(mark.id, limit=10))
 
@@ -760,7 +761,6 @@ HANDLERS = (
 def registered() -> dict[str, set[str]]:
     """What the handlers' register functions listen to, read from their source."""
     import re
-    from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
     source = "\n".join((root / p).read_text() for p in HANDLERS)
@@ -786,6 +786,8 @@ SLACK_ACTIONS = {
     ActionId.PACT_RECORD,
     ActionId.PACT_CANCELLED,
     ActionId.PACT_REPORT_BACK,
+    ActionId.STILL,
+    ActionId.SORTED,
 }
 SLACK_VIEWS = {
     ViewId.UPDATE,
@@ -878,6 +880,8 @@ async def test_unknown_slack_users_are_refused_everywhere(env: Env) -> None:
         ActionId.PACT_RECORD: ButtonAction(Kind.PACT_RECORD, env.b.id).encode(),
         ActionId.PACT_CANCELLED: ButtonAction(Kind.PACT_CANCELLED, env.b.id).encode(),
         ActionId.PACT_REPORT_BACK: ButtonAction(Kind.PACT_REPORT_BACK, env.litter.id).encode(),
+        ActionId.STILL: ButtonAction(Kind.STILL, 1).encode(),
+        ActionId.SORTED: ButtonAction(Kind.SORTED, 1).encode(),
     }
     assert set(targets) == SLACK_ACTIONS
     message = buttons("C0COHESION", *targets.items())
@@ -893,7 +897,7 @@ async def test_unknown_slack_users_are_refused_everywhere(env: Env) -> None:
         record_modal(env),
         (report_back_modal(env.litter), text_value("text", "All cleared, twice.")),
         (
-            views.form_modal(await w.services.reporting.form_request("U0MARK", 0)),
+            views.form_modal(await w.services.reporting.form_request(slack_user("U0MARK"), 0)),
             text_value("description", "Some text long enough to be a description."),
         ),
     ]

@@ -20,7 +20,7 @@ from sqlalchemy import func, insert, select, text
 
 from bot.app import build_services, telegram_token
 from bot.runtime import Runtime
-from bot.sim.world import free_port
+from sim.world import free_port
 from storage import tables
 from storage.database import Database, make_engine
 from tests.conftest import SLACK_ENV, make_config
@@ -41,8 +41,8 @@ async def insert_reporters(
     db = Database(db_url)
     try:
         async with db.engine.begin() as conn:
-            await conn.execute(
-                insert(tables.people),
+            ids = await conn.execute(
+                insert(tables.people).returning(tables.people.c.id, sort_by_parameter_order=True),
                 [
                     {
                         "name": f"Reporter {c}",
@@ -50,14 +50,25 @@ async def insert_reporters(
                         "email": f"r{c}@example.org",
                         "organisation": "",
                         "wards": ["Park"],
-                        "telegram_user_id": c,
-                        "telegram_chat_id": c,
                         "linked_at": now,
                         "active": True,
                         "created_at": now,
                         "updated_at": now,
                     }
                     for c in chats
+                ],
+            )
+            await conn.execute(
+                insert(tables.addresses),
+                [
+                    {
+                        "person_id": r.id,
+                        "platform": "telegram",
+                        "address": str(c),
+                        "chat": str(c),
+                        "linked_at": now,
+                    }
+                    for r, c in zip(ids, chats, strict=True)
                 ],
             )
     finally:

@@ -22,8 +22,8 @@ from sqlalchemy import text
 
 from bot.common import enqueue
 from bot.messages import MessageBuilder
-from bot.sim.fake_telegram import FakeTelegram
-from bot.sim.world import free_port
+from sim.fake_telegram import FakeTelegram
+from sim.world import free_port
 from storage.database import Database, make_engine
 from tests.conftest import PG_URL, TOKEN
 from tests.test_service import Proc, insert_reporters, outbox_counts, wait_until, write_config

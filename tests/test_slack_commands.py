@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from bot.clock import FakeClock
-from bot.sim.fake_slack import FakeSlack, SlackUser
-from bot.sim.scripts import until
-from bot.sim.world import SimWorld, free_port
+from sim.fake_slack import FakeSlack, SlackUser
+from sim.scripts import until
+from sim.world import SimWorld, free_port
 from tests.helpers import slack_config
 
 STAFF = (

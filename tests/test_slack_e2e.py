@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from bot.clock import FakeClock
-from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser
-from bot.sim.scripts import fill_tension, tension, until
-from bot.sim.world import SimWorld, free_port
 from handlers.slack.ids import ActionId, ViewId
+from sim.fake_slack import FakeSlack, SlackMessage, SlackUser
+from sim.scripts import fill_tension, tension, until
+from sim.world import SimWorld, free_port
 from tests.conftest import SLACK_ENV, make_config
 from tests.helpers import PEOPLE_CSV, slack_config, team_slack
 from tests.test_actions import ROUTING, TEAMS

@@ -6,9 +6,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from bot.sim.fake_slack import METHOD_SCOPES
-from bot.sim.manifest import manifest_scopes
 from handlers.slack import scopes
+from sim.fake_slack import METHOD_SCOPES
+from sim.manifest import manifest_scopes
 
 HANDLERS = Path(__file__).resolve().parents[1] / "handlers" / "slack"
 

@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.clock import FakeClock
-from bot.sim.fake_slack import FakeSlack, SlackUser
-from bot.sim.scripts import until
-from bot.sim.world import SimWorld, free_port
 from bot.summaries.hatecrime import HateCrimeService
+from sim.fake_slack import FakeSlack, SlackUser
+from sim.scripts import until
+from sim.world import SimWorld, free_port
 from storage.tables import audit_log
 from tests.conftest import SLACK_ENV, make_config
 from tests.helpers import PEOPLE_CSV, slack_config

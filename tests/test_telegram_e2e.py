@@ -13,8 +13,8 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.forms import FormDefinition
-from bot.sim.scripts import fill_tension, tension, until
-from bot.sim.world import SimWorld, free_port
+from sim.scripts import fill_tension, tension, until
+from sim.world import SimWorld, free_port
 from tests.conftest import backend, make_config
 from tests.helpers import PEOPLE_CSV
 
@@ -74,7 +74,7 @@ async def test_unknown_users_and_odd_messages(world: SimWorld) -> None:
     await stranger.send_command("/start", "made-up-token")
     await stranger.wait_for("not valid")
     async with world.services.db.uow() as uow:
-        assert await uow.people.by_telegram_user(9999) is None
+        assert await uow.people.by_address("telegram", "9999") is None
         assert await uow.state.get("nothing") is None
 
     asha = await world.link("asha@example.org", 501, "Asha")
@@ -125,7 +125,7 @@ async def test_platform_errors_are_retried_or_recorded(world: SimWorld) -> None:
 
 
 async def test_fan_out_respects_rate_limits(db_url: str, clock: FakeClock) -> None:
-    from bot.sim.fake_telegram import FakeTelegram
+    from sim.fake_telegram import FakeTelegram
 
     fake = FakeTelegram(token="123456:TEST-TOKEN", global_rate=30, per_chat_rate=1)
     await fake.start()

@@ -23,6 +23,7 @@ from bot.config import load_config
 from bot.domain import DeliveryState
 from bot.runtime import Runtime
 from tests.conftest import TOKEN
+from tests.helpers import telegram_chat
 from tests.processes import BotProcess
 from tests.test_restart import _link_everyone
 
@@ -99,7 +100,7 @@ async def test_an_uncertain_form_is_followed_up_after_the_configured_hours_once(
 
         async def statuses() -> dict[int, str]:
             async with services.db.uow() as uow:
-                people = {p.id: p.telegram_chat_id for p in await uow.people.all()}
+                people = {p.id: telegram_chat(p) for p in await uow.people.all()}
                 assert campaign.id is not None
                 return {
                     int(people[d.person_id] or 0): d.status

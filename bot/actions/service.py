@@ -16,25 +16,32 @@ from datetime import datetime, timedelta
 from bot.actions.routing import route
 from bot.buttons import ButtonAction, Kind
 from bot.clock import Clock
-from bot.common import Waker, address_of, audit, enqueue, local_time
+from bot.common import Waker, address_of, alert_admins, audit, enqueue, local_time
 from bot.config import Config, TeamConfig
 from bot.deadlines import ack_deadline
 from bot.domain import (
     MAX_NOTE,
+    NEWS,
     Action,
     ActionEvent,
     ActionState,
     ClosedAs,
     OutboxMessage,
+    Person,
     Report,
     Role,
 )
 from bot.forms import FormDefinition
 from bot.forms.versions import FormService
-from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, code, italic
+from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, code, italic, link
+from bot.people.identity import NotInvited, Who, identify
+from bot.places import stored_link
 from bot.ports import SendResult, Stale, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
+
+TEAM_PLATFORM = "slack"
+"""Where the teams work (their channels, and the officers' user ids in ``teams.members``)."""
 
 OUTCOME_LABELS: dict[str, str] = {
     ClosedAs.RESOLVED: "Resolved",
@@ -67,9 +74,10 @@ class ActionError(Exception):
 
 @dataclass(frozen=True)
 class Officer:
-    """Who clicked, on Slack."""
+    """Who clicked on a team's message: their user id on the teams' platform
+    (:data:`TEAM_PLATFORM`), as ``teams.members`` names them."""
 
-    slack_user_id: str
+    address: str
 
 
 class ActionService:
@@ -241,11 +249,7 @@ class ActionService:
             ]
             teams.append((r, names))
         person = await uow.people.get(report.person_id)
-        address = (
-            address_of(person, slack=self.config.secrets.slack_bot_token is not None)
-            if person is not None
-            else None
-        )
+        address = self._address(person) if person is not None else None
         if address is None:
             return
         b = MessageBuilder()
@@ -262,7 +266,7 @@ class ActionService:
             message=b.build(),
             key=f"delivered:{report.person_id}:{min(r.reference for r, _ in teams)}",
             now=now,
-            purpose="reply",
+            purpose=NEWS,
         )
 
     # ----------------------------------------------------------------- officers
@@ -277,14 +281,14 @@ class ActionService:
                 raise ActionError(f"Already {STATE_LABELS[action.state].lower()}.")
             action.move_to(ActionState.ACKNOWLEDGED)
             action.acknowledged_at = now
-            action.acknowledged_by = officer.slack_user_id
+            action.acknowledged_by = officer.address
             team = self.teams[action.team_key]
             await self._event(
                 uow,
                 action,
                 now,
                 "acknowledged",
-                officer.slack_user_id,
+                officer.address,
                 f"acknowledged by {team.name}",
                 for_reporter=True,
                 headline=f"Acknowledged by {who}",
@@ -309,14 +313,14 @@ class ActionService:
             if action.closed:
                 raise ActionError("This action is closed.")
             if action.state == ActionState.OPEN:
-                action.acknowledged_at, action.acknowledged_by = now, officer.slack_user_id
+                action.acknowledged_at, action.acknowledged_by = now, officer.address
             action.move_to(ActionState.IN_PROGRESS)
             await self._event(
                 uow,
                 action,
                 now,
                 "update",
-                officer.slack_user_id,
+                officer.address,
                 text,
                 for_reporter=for_reporter,
                 headline=f"Update from {who}",
@@ -351,7 +355,7 @@ class ActionService:
                 action,
                 now,
                 "closed",
-                officer.slack_user_id,
+                officer.address,
                 text,
                 for_reporter=True,
                 headline=f"Closed by {who}",
@@ -388,12 +392,12 @@ class ActionService:
                 action,
                 now,
                 "reassigned",
-                officer.slack_user_id,
+                officer.address,
                 f"passed to {target.name}",
                 for_reporter=True,
                 headline=f"Passed to {target.name} by {who}",
             )
-            await self._open_action(uow, report, team_key, now, actor=officer.slack_user_id)
+            await self._open_action(uow, report, team_key, now, actor=officer.address)
             return f"Reassigned to {target.name}."
 
         return await self._change(officer, action_id, version, change)
@@ -435,14 +439,14 @@ class ActionService:
                         await self._refresh_slack(uow, other, now)
             for key in r.teams:
                 if key not in existing:
-                    await self._open_action(uow, report, key, now, actor=officer.slack_user_id)
+                    await self._open_action(uow, report, key, now, actor=officer.address)
             names = ", ".join(self.teams[k].name for k in r.teams) or "no team yet"
             await self._event(
                 uow,
                 action,
                 now,
                 "recategorised",
-                officer.slack_user_id,
+                officer.address,
                 f"category changed from {old} to {new}; it now goes to {names}",
                 for_reporter=True,
                 headline=f"Re-routed by {who}",
@@ -500,7 +504,7 @@ class ActionService:
             raise ActionError("That action no longer exists.")
         team = self.teams.get(action.team_key)
         if team is None or not await self._may_act(uow, officer, team):
-            log.warning("refused slack user %s on action %s", officer.slack_user_id, action_id)
+            log.warning("refused slack user %s on action %s", officer.address, action_id)
             raise ActionError(
                 f"Only members of {team.name if team else 'the owning team'} can do that."
             )
@@ -533,22 +537,20 @@ class ActionService:
     async def _who(uow: UnitOfWork, officer: Officer, team: TeamConfig | None) -> str:
         """ "Jane Smith, Community Cohesion Team": the officer by name when we know them, and
         the team they acted for (just the team when the officer is not on the people list)."""
-        person = await uow.people.by_slack_user(officer.slack_user_id)
+        person = await uow.people.by_address(TEAM_PLATFORM, officer.address)
         names = [person.name] if person is not None and person.active else []
         names += [team.name] if team is not None else []
         return ", ".join(names) or "an officer"
 
     @staticmethod
     async def _may_act(uow: UnitOfWork, officer: Officer, team: TeamConfig) -> bool:
-        if officer.slack_user_id in team.members:
+        if officer.address in team.members:
             return True
-        person = await uow.people.by_slack_user(officer.slack_user_id)
+        person = await uow.people.by_address(TEAM_PLATFORM, officer.address)
         if person is None or not person.active:
             return False
-        # A member by email: the imported person whose slack_user_id this is.
-        return team.has_member(officer.slack_user_id, person.email) or (
-            person.role == Role.ADMIN.value
-        )
+        # A member by email: the imported person whose address on the teams' platform this is.
+        return team.has_member(officer.address, person.email) or (person.role == Role.ADMIN.value)
 
     # ----------------------------------------------------------------- timeline and messages
 
@@ -624,7 +626,7 @@ class ActionService:
         person = await uow.people.get(report.person_id)
         if person is None:
             return
-        address = address_of(person, slack=self.config.secrets.slack_bot_token is not None)
+        address = self._address(person)
         if address is None:
             return
         channel, recipient = address
@@ -643,7 +645,7 @@ class ActionService:
             message=message,
             key=f"action-event:{event.id}:reporter",
             now=event.at,
-            purpose="reply",
+            purpose=NEWS,
         )
 
     async def _refresh_slack(self, uow: UnitOfWork, action: Action, now: datetime) -> None:
@@ -675,8 +677,11 @@ class ActionService:
         b.line(f"Level: {level} · Basis: {basis.split(':')[0]}")
         b.line(report.answers.get("description", ""))
         for qid in ("location", "since", "impact"):
-            if report.answers.get(qid):
-                b.line(italic(f"{form.question(qid).label}: "), report.answers[qid])
+            answer = report.answers.get(qid)
+            if answer:
+                url = stored_link(answer) if qid == "location" else None
+                shown = link("message in Slack", url) if url else answer
+                b.line(italic(f"{form.question(qid).label}: "), shown)
         if report.consent_share and report.person_id is not None:
             person = await uow.people.get(report.person_id)
             who = f"{person.name} ({person.organisation or person.role})" if person else "?"
@@ -784,36 +789,27 @@ class ActionService:
     async def _alert_blocked(self, uow: UnitOfWork, row: OutboxMessage, now: datetime) -> None:
         """Someone blocked the bot (the dispatcher has marked them): tell the admins once per
         block, so they can get in touch another way."""
-        if row.channel != "telegram" or not row.recipient.lstrip("-").isdigit():
-            return
-        person = await uow.people.by_telegram_chat(int(row.recipient))
+        person = await uow.people.by_chat(row.channel, row.recipient)
         if person is None or person.blocked_at is None:
             return
         wards = ", ".join(person.wards) or "no ward"
         await self.alert_admins(
             uow,
             now,
-            f"{person.name} ({person.role}, {wards}) has blocked the bot on Telegram: a "
-            f"{row.purpose} message was not delivered and they are marked unreachable until "
+            f"{person.name} ({person.role}, {wards}) has blocked the bot on "
+            f"{row.channel.title()}: a {row.purpose} message was not delivered and they are marked unreachable until "
             "they write to the bot again. Please contact them another way.",
             key=f"person:{person.id}:blocked:{person.blocked_at:%Y%m%dT%H%M%S}",
         )
 
+    def _address(self, person: Person) -> tuple[str, str] | None:
+        """Where to tell this person anything: the platform they use."""
+        return address_of(person, self.config.platforms)
+
     async def alert_admins(self, uow: UnitOfWork, now: datetime, text: str, *, key: str) -> None:
-        """Tell every linked admin on Telegram (and record it in the audit log)."""
-        await audit(uow, now, "system", "admin.alert", key, text=text)
-        log.error("admin alert: %s", text)
-        for person in await uow.people.all():
-            if person.role == Role.ADMIN.value and person.active and person.telegram_chat_id:
-                await enqueue(
-                    uow,
-                    channel="telegram",
-                    recipient=person.telegram_chat_id,
-                    message=MessageBuilder().line(bold("tensionbot alert: "), text).build(),
-                    key=f"alert:{key}:{person.id}",
-                    now=now,
-                    purpose="notice",
-                )
+        """Tell every reachable admin on the platform they use (:func:`bot.common.alert_admins`:
+        the text, which may name a person, never reaches the application log)."""
+        await alert_admins(uow, now, text, key=key, platforms=self.config.platforms)
 
     # ----------------------------------------------------------------- the reporter's check
 
@@ -821,7 +817,8 @@ class ActionService:
         assert action.id is not None
         report = await uow.reports.get(action.report_id)
         person = await uow.people.get(report.person_id) if report and report.person_id else None
-        if report is None or person is None or person.telegram_chat_id is None:
+        address = self._address(person) if person is not None else None
+        if report is None or address is None:
             return False
         team = self.teams[action.team_key]
         message = (
@@ -849,14 +846,28 @@ class ActionService:
         )
         await enqueue(
             uow,
-            channel="telegram",
-            recipient=person.telegram_chat_id,
+            channel=address[0],
+            recipient=address[1],
             message=message,
             key=f"action:{action.id}:check:{now.isoformat()}",
             now=now,
             purpose="reply",
         )
         return True
+
+    async def answer_check(self, who: Who, action_id: int, still: bool) -> str:
+        """The reporter's answer to the check from a platform that has no conversation (Slack):
+        the same as :meth:`reporter_answer`, in a unit of work of its own."""
+        async with self.uow_factory() as uow:
+            try:
+                person = await identify(uow, who, self.config.partnership)
+            except NotInvited as refused:
+                return str(refused)
+            assert person.id is not None
+            reply = await self.reporter_answer(uow, person.id, action_id, still, self.clock.now())
+            await uow.commit()
+        self.wake()
+        return reply
 
     async def reporter_answer(
         self, uow: UnitOfWork, person_id: int, action_id: int, still: bool, now: datetime

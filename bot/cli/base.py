@@ -70,8 +70,8 @@ def main(ctx: click.Context, config_path: Path, verbose: int) -> None:
     # on every 429); our code handles both forms.
     os.environ.setdefault("PTB_TIMEDELTA", "1")
     configure_logging(verbose)
-    if ctx.invoked_subcommand == "demo" or ctx.meta.get("tensionbot.help"):
-        return  # the demo builds its own configuration; help needs none
+    if ctx.meta.get("tensionbot.help"):
+        return  # help needs no configuration
     try:
         ctx.obj = load_config(config_path)
     except ConfigError as exc:

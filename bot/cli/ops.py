@@ -1,5 +1,6 @@
 """Running and checking the bot: ``run``, ``check-config``, ``health``, ``doctor``,
-``db upgrade``, ``routing check`` and ``demo``."""
+``db upgrade`` and ``routing check``. (The demo is not part of the product: ``make demo``
+runs ``python -m sim.demo`` from a checkout.)"""
 
 from __future__ import annotations
 
@@ -218,7 +219,7 @@ def _unresolved_members(config: Config) -> list[str]:
         return [
             key
             for key, email in emails
-            if (p := people.get(email)) is None or not p.slack_user_id or not p.active
+            if (p := people.get(email)) is None or not p.address_on("slack") or not p.active
         ]
 
     return with_services(config, work)
@@ -271,18 +272,3 @@ async def _settle_background_tasks(timeout: float) -> None:
             logging.getLogger(__name__).warning(
                 "%d background task(s) still running at exit", len(late)
             )
-
-
-@main.command("demo")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("demo-output"),
-    show_default=True,
-    help="Folder for the demo's database, transcripts and status.",
-)
-def demo(out: Path) -> None:
-    """Run the whole product offline against a simulated Telegram, and print what happened."""
-    from bot.demo import run_demo
-
-    sys.exit(asyncio.run(run_demo(out)))

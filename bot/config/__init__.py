@@ -56,6 +56,7 @@ from bot.config.sections import (
     SummaryConfig,
     TeamConfig,
     TelegramConfig,
+    WardsConfig,
 )
 from bot.wards import did_you_mean, unknown_ward
 
@@ -133,6 +134,12 @@ class Secrets(BaseModel):
 class Config(_Section):
     """The whole configuration."""
 
+    @property
+    def platforms(self) -> frozenset[str]:
+        """The platforms the bot sends on: Telegram always, Slack when its token is set."""
+        slack = self.secrets.slack_bot_token is not None
+        return frozenset({"telegram", "slack"} if slack else {"telegram"})
+
     @model_validator(mode="after")
     def _names_refer_to_known_things(self) -> Config:
         keys = [t.key for t in self.teams]
@@ -184,6 +191,7 @@ class Config(_Section):
     routing: RoutingConfig = RoutingConfig()
     pact: PactConfig = PactConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    wards: WardsConfig = WardsConfig()
     secrets: Secrets = Field(default_factory=Secrets, exclude=True)
     source: str = Field(default="<built-in defaults>", exclude=True)
 
@@ -211,6 +219,11 @@ def _relative_to(base: Path, config: Config) -> Config:
     beat = config.server.heartbeat_file
     if beat is not None and not beat.is_absolute():
         update["server"] = config.server.model_copy(update={"heartbeat_file": base / beat})
+    boundaries = config.wards.boundaries_file
+    if boundaries is not None and not boundaries.is_absolute():
+        update["wards"] = config.wards.model_copy(
+            update={"boundaries_file": (base / boundaries).resolve()}
+        )
     prefix = "sqlite+aiosqlite:///"
     url = config.database.url
     if url.startswith(prefix):
@@ -250,6 +263,19 @@ def _check_categories(config: Config) -> None:
     ]
     if problems:
         raise ConfigError("\n".join([f"{config.source}: invalid configuration", *problems]))
+
+
+def _check_boundaries(config: Config) -> None:
+    """The boundaries file, if named, must load and name only the partnership's wards."""
+    from bot.boundaries import BoundaryError, load_boundaries
+
+    path = config.wards.boundaries_file
+    if path is None:
+        return
+    try:
+        load_boundaries(path, config.partnership.wards)
+    except BoundaryError as exc:
+        raise ConfigError(f"{config.source}: wards.boundaries_file: {exc}") from None
 
 
 def delivery_problem(config: Config) -> str | None:
@@ -294,6 +320,7 @@ def config_from_mapping(
     if base is not None:
         config = _relative_to(base, config)
     _check_categories(config)
+    _check_boundaries(config)
     return config
 
 
@@ -351,6 +378,7 @@ __all__ = [
     "SummaryConfig",
     "TeamConfig",
     "TelegramConfig",
+    "WardsConfig",
     "config_from_mapping",
     "delivery_problem",
     "load_config",

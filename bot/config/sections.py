@@ -201,6 +201,14 @@ class OutboxConfig(_Section):
         "once); this many hours later it is sent once more, worded so that a duplicate is "
         "harmless, unless the person has answered",
     )
+    news_hold_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="news to a reporter about their reports (delivered, acknowledged, an "
+        "update, closed) waits this long for more news to the same person, and all of it goes "
+        "out as one message; 0 sends each piece at once",
+    )
 
 
 class ScheduleConfig(_Section):
@@ -231,6 +239,17 @@ class ScheduleConfig(_Section):
         if sorted(set(self.reminder_days)) != self.reminder_days:
             raise ValueError("reminder_days must be increasing with no repeats")
         return self
+
+
+class WardsConfig(_Section):
+    """Ward boundaries, to check a shared location against the ward chosen (optional)."""
+
+    boundaries_file: Path | None = Field(
+        default=None,
+        description="a GeoJSON FeatureCollection of ward polygons in WGS84 (as the ONS Open "
+        "Geography Portal publishes them, ward name in WDyyNM or name); relative to the config "
+        "file's folder. Without it a shared location is stored as 'not checked'",
+    )
 
 
 class FormConfig(_Section):

@@ -17,6 +17,12 @@ campaign tick sends an uncertain form once more, worded so that a duplicate is h
 (``CampaignService``), unless the person has answered. A result that cannot be recorded because
 the database refuses for a while (by exception type: :class:`~bot.ports.TransientStoreError`)
 is retried until it is recorded or the dispatcher stops.
+
+A reporter's news about their reports (purpose ``news``) waits ``news_hold`` (business time)
+after it is queued for more news to the same person; when it is claimed, every other piece of
+news waiting for that person is claimed with it, in the same transaction, and the pieces go out
+as one message. Each row keeps its own idempotency key and is recorded with the one send's
+result, so a piece is sent once whichever row led; after a crash they are re-sent together.
 """
 
 from __future__ import annotations
@@ -36,8 +42,8 @@ from aiolimiter import AsyncLimiter
 
 from bot.clock import Clock, SystemClock
 from bot.common import audit
-from bot.domain import DeliveryState, OutboxMessage, OutboxStatus
-from bot.messages import OutgoingMessage
+from bot.domain import NEWS, DeliveryState, OutboxMessage, OutboxStatus
+from bot.messages import OutgoingMessage, combined
 from bot.ports import (
     Messenger,
     RateBuckets,
@@ -49,7 +55,7 @@ from bot.ports import (
 
 log = logging.getLogger(__name__)
 
-AT_LEAST_ONCE = frozenset({"reply"})
+AT_LEAST_ONCE = frozenset({"reply", NEWS})
 ResultHook = Callable[[UnitOfWork, OutboxMessage, SendResult, datetime], Awaitable[None]]
 """Called in the same transaction as every result of a send (the row's status says whether it
 was sent, failed for good, or will be retried)."""
@@ -210,12 +216,17 @@ class OutboxDispatcher:
         poll_interval: float = 1.0,
         hooks: Sequence[ResultHook] = (),
         shared_rates: RateBuckets | None = None,
+        news_hold: timedelta = timedelta(0),
+        business_clock: Clock | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.shared_rates = shared_rates
         self.messengers = dict(messengers)
         # Rate limits and retry delays are about real time, whatever the business clock says.
         self.clock = clock or SystemClock()
+        # News is held in business time: "within a minute" of the events it tells of.
+        self.business_clock = business_clock or self.clock
+        self.news_hold = news_hold
         self.lease = lease
         self.poll_interval = poll_interval
         self._limiters = {ch: _ChannelLimiter(ch, lim, shared_rates) for ch, lim in limits.items()}
@@ -250,6 +261,7 @@ class OutboxDispatcher:
                 if row.purpose in AT_LEAST_ONCE:
                     row.status = OutboxStatus.PENDING.value
                     row.claimed_until = None
+                    row.next_attempt_at = None  # due now (news: with its companions again)
                     self.stats.recovered_resent += 1
                     continue
                 row.status = OutboxStatus.UNCERTAIN.value
@@ -338,10 +350,16 @@ class OutboxDispatcher:
             # with no messenger: their rows are claimed too, and fail rather than stay queued.
             wanted = {ch: max(0, n) for ch, n in free.items()}
             wanted["*"] = max(0, 2 - len(self._busy.get("*", ())))
-            rows = await uow.outbox.claim(now, wanted, now + self.lease)
+            hold = self.news_hold > timedelta(0)
+            held_before = self.business_clock.now() - self.news_hold if hold else None
+            rows = await uow.outbox.claim(now, wanted, now + self.lease, held_before)
+            companions: dict[int, Sequence[OutboxMessage]] = {}
+            for row in rows:
+                if hold and row.purpose == NEWS and row.id is not None:
+                    companions[row.id] = await uow.outbox.claim_companions(row, now + self.lease)
             await uow.commit()
         for row in rows:
-            task = asyncio.create_task(self._send(row))
+            task = asyncio.create_task(self._send(row, companions.get(row.id or 0, ())))
             busy = self._busy.setdefault(row.channel if row.channel in self._caps else "*", set())
             for group in (self._in_flight, busy):
                 group.add(task)
@@ -367,20 +385,26 @@ class OutboxDispatcher:
 
     # ----------------------------------------------------------------- one message
 
-    async def _send(self, row: OutboxMessage) -> None:
+    async def _send(self, row: OutboxMessage, companions: Sequence[OutboxMessage] = ()) -> None:
         assert row.id is not None
-        self._sending.add(row.id)
+        ids = [row.id, *(c.id for c in companions if c.id is not None)]
+        self._sending.update(ids)
         try:
-            await self._send_and_record(row)
+            await self._send_and_record(row, companions)
         except Exception as exc:
             # Never leave an exception in a task nobody awaits: the row stays 'sending' and
             # recovery settles it (the recorder has said why).
             log.warning("outbox row %s: result not recorded (%s)", row.id, type(exc).__name__)
         finally:
-            self._sending.discard(row.id)
+            self._sending.difference_update(ids)
 
-    async def _send_and_record(self, row: OutboxMessage) -> None:
+    async def _send_and_record(
+        self, row: OutboxMessage, companions: Sequence[OutboxMessage] = ()
+    ) -> None:
+        """Send ``row`` (with ``companions``, as one message) and record the one result for
+        every row it carried."""
         assert row.id is not None
+        ids = [row.id, *(c.id for c in companions if c.id is not None)]
         messenger = self.messengers.get(row.channel)
         limiter = self._limiters.get(row.channel)
         if messenger is None or limiter is None:
@@ -393,10 +417,12 @@ class OutboxDispatcher:
                 # Nothing was sent, so it does not use up one of the row's attempts (a long
                 # outage must not turn a form into 'failed' and its person 'unreachable').
                 unsent = SendResult(ok=False, error="rate limiter unavailable", not_sent=True)
-                await self._record(row.id, unsent)
+                await asyncio.gather(*(self._record(i, unsent) for i in ids))
                 return
             try:
-                message = OutgoingMessage.model_validate(row.payload)
+                message = combined(
+                    [OutgoingMessage.model_validate(r.payload) for r in (row, *companions)]
+                )
                 result = await messenger.send(row.recipient, message, row.edit_ref, row.thread_ref)
             except Exception as exc:  # a messenger bug must not kill the dispatcher
                 log.exception("messenger raised for outbox row %s", row.id)
@@ -404,7 +430,7 @@ class OutboxDispatcher:
             if result.retry_after is not None:
                 limiter.pause(result.retry_after)
                 self.stats.throttled += 1
-        await self._record(row.id, result)
+        await asyncio.gather(*(self._record(i, result) for i in ids))
 
     async def _record(self, row_id: int, result: SendResult) -> None:
         """Record one send's result. Results that arrive while a transaction is recording are
@@ -548,9 +574,7 @@ class OutboxDispatcher:
         uow: UnitOfWork, row: OutboxMessage, delivery: int | None, now: datetime
     ) -> None:
         """The person blocked the bot: remember it and mark this delivery unreachable."""
-        person = None
-        if row.channel == "telegram" and row.recipient.lstrip("-").isdigit():
-            person = await uow.people.by_telegram_chat(int(row.recipient))
+        person = await uow.people.by_chat(row.channel, row.recipient)
         if person is not None and person.blocked_at is None:
             person.blocked_at = now
             await audit(uow, now, "dispatcher", "person.blocked", f"person:{person.id}")

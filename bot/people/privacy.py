@@ -304,19 +304,16 @@ class PrivacyService:
 
     @staticmethod
     def _addresses(person: Person) -> list[tuple[str, str]]:
+        """Everywhere the person is or was reached, as (platform, id): chats and user ids."""
         out: list[tuple[str, str]] = []
-        if person.telegram_chat_id is not None:
-            out.append(("telegram", str(person.telegram_chat_id)))
-        if person.telegram_user_id is not None:
-            out.append(("telegram", str(person.telegram_user_id)))
-        if person.slack_user_id:
-            out.append(("slack", person.slack_user_id))
+        for a in person.addresses:
+            out += [(a.platform, v) for v in dict.fromkeys((a.chat, a.address)) if v]
         return out
 
     @staticmethod
     def _identifiers(person: Person) -> list[str]:
-        values = [person.name, person.email, person.slack_user_id or ""]
-        values += [str(v) for v in (person.telegram_user_id, person.telegram_chat_id) if v]
+        values = [person.name, person.email]
+        values += [v for a in person.addresses for v in (a.address, a.chat) if v]
         return [v for v in values if v and len(v) >= 3]
 
     async def plan(self, who: str) -> ErasurePlan:
@@ -380,7 +377,7 @@ class PrivacyService:
             removed = await uow.privacy.remove_links(pid, addresses)
             # Platform ids recorded as actors become the anonymous person reference.
             await uow.privacy.replace_actor(
-                [v for v in (person.slack_user_id, person.email) if v], ref
+                [*(a.address for a in person.addresses), person.email], ref
             )
             # Free text anywhere that is about them or names them.
             for kind in ("action_events", "actions", "outbox_all"):
@@ -418,9 +415,7 @@ class PrivacyService:
             person.email = f"erased-{pid}@{ERASED_DOMAIN}"
             person.organisation = ""
             person.wards = []
-            person.slack_user_id = None
-            person.telegram_user_id = None
-            person.telegram_chat_id = None
+            person.addresses.clear()  # their rows in `addresses` are deleted
             person.linked_at = None
             person.blocked_at = None
             person.active = False
@@ -524,9 +519,15 @@ class PrivacyService:
                     "role": person.role,
                     "organisation": person.organisation,
                     "wards": list(person.wards),
-                    "slack_user_id": person.slack_user_id,
-                    "telegram_user_id": person.telegram_user_id,
-                    "telegram_chat_id": person.telegram_chat_id,
+                    "addresses": [
+                        {
+                            "platform": a.platform,
+                            "address": a.address,
+                            "chat": a.chat,
+                            "linked_at": _iso(a.linked_at),
+                        }
+                        for a in person.addresses
+                    ],
                     "linked_at": _iso(person.linked_at),
                     "blocked_at": _iso(person.blocked_at),
                     "active": person.active,
@@ -587,7 +588,7 @@ class PrivacyService:
                         "details": e.details,
                     }
                     for e in await uow.privacy.audit_about(
-                        [ref, *([person.slack_user_id] if person.slack_user_id else [])]
+                        [ref, *(a.address for a in person.addresses)]
                     )
                 ],
             }

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 
 from bot import texts
 from bot.clock import Clock
-from bot.common import Sender, audit, enqueue
+from bot.common import Sender, Waker, alert_admins, audit, enqueue
 from bot.config import Config
-from bot.domain import Invite, Person, Role
+from bot.domain import AWAITING, DeliveryState, Invite, Person, Role
 from bot.forms.versions import FormService
 from bot.ports import AlreadyExists, OnLinked, PersonDetails, UnitOfWorkFactory
 from bot.wards import unknown_ward
@@ -27,6 +27,7 @@ CSV_COLUMNS = ("name", "role", "wards", "organisation", "email", "slack_user_id"
 REQUIRED_COLUMNS = frozenset({"name", "role", "wards", "email"})
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+# A return still awaiting the person: a block makes it unreachable (not an answered one).
 
 
 class ImportError_(Exception):
@@ -102,8 +103,10 @@ class PeopleService:
         clock: Clock,
         forms: FormService,
         on_linked: OnLinked,
+        wake: Waker,
     ) -> None:
         self.config = config
+        self.wake = wake
         self.uow_factory = uow_factory
         self.clock = clock
         self.forms = forms
@@ -312,7 +315,7 @@ class PeopleService:
         person already linked is skipped: whoever used a new link would take over their
         account, their reports and their future forms. Only ``relink`` (one person, by email)
         issues one; using it moves the account and tells the old chat (see
-        :meth:`link_telegram`). Since linking revokes every other unused link, an unused link of
+        :meth:`link`). Since linking revokes every other unused link, an unused link of
         a linked person can only be one issued with ``relink``.
         """
         if relink and email is None:
@@ -370,8 +373,57 @@ class PeopleService:
             await uow.commit()
         return Invitations(links, skipped, kept)
 
-    async def link_telegram(self, sender: Sender, token: str) -> LinkResult:
-        """``/start <token>``: connect this Telegram chat to the invited person."""
+    async def bot_blocked(self, sender: Sender, blocked: bool) -> None:
+        """The platform says this person blocked the bot (Telegram's ``my_chat_member``, new
+        status ``kicked``) or unblocked it (``member``). Blocked: marked so, their open returns
+        unreachable ("blocked the bot"), admins told, all before any send fails. Unblocked:
+        reachable again, and offered any open return meant for them."""
+        now = self.clock.now()
+        async with self.uow_factory() as uow:
+            person = await uow.people.by_address(sender.platform, str(sender.user_id))
+            held = person.address_on(sender.platform) if person is not None else None
+            if person is None or person.id is None or held is None:
+                return  # not someone we know: nothing about them is stored
+            if held.chat != str(sender.chat_id):
+                return  # not the chat they connected
+            if sender.update_id is not None and await uow.inbound.seen(
+                sender.platform, sender.update_id, now
+            ):
+                return
+            subject = f"person:{person.id}"
+            if blocked and person.blocked_at is None:
+                person.blocked_at = now
+                await audit(
+                    uow, now, sender.platform, "person.blocked", subject, how="my_chat_member"
+                )
+                open_ids = {c.id for c in await uow.campaigns.open()}
+                for delivery in await uow.deliveries.for_person(person.id):
+                    if delivery.id is not None and delivery.campaign_id in open_ids:
+                        await uow.deliveries.set_status(
+                            delivery.id,
+                            DeliveryState.UNREACHABLE,
+                            only_from=list(AWAITING),
+                            detail="blocked the bot",
+                        )
+                wards = ", ".join(person.wards) or "no ward"
+                await alert_admins(
+                    uow,
+                    now,
+                    f"{person.name} ({person.role}, {wards}) has blocked the bot on "
+                    f"{sender.platform.title()}: they are marked unreachable until they unblock "
+                    "it or write to the bot again. Please contact them another way.",
+                    key=f"{subject}:blocked:{now:%Y%m%dT%H%M%S}",
+                    platforms=self.config.platforms,
+                )
+            elif not blocked and person.blocked_at is not None:
+                person.blocked_at = None
+                await audit(uow, now, sender.platform, "person.unblocked", subject)
+                await self.on_linked(uow, person, now)
+            await uow.commit()
+        self.wake()
+
+    async def link(self, sender: Sender, token: str) -> LinkResult:
+        """``/start <token>``: connect the sender's chat to the invited person."""
         contact = self.config.partnership.contact
         now = self.clock.now()
         async with self.uow_factory() as uow:
@@ -383,7 +435,8 @@ class PeopleService:
                 )
             if invite.used_at is not None:
                 person = await uow.people.get(invite.person_id)
-                if person is not None and person.telegram_user_id == sender.user_id:
+                held = person.address_on(sender.platform) if person is not None else None
+                if held is not None and held.address == str(sender.user_id):
                     return LinkResult(
                         None, "You are already connected. Send /help to see what you can do."
                     )
@@ -405,11 +458,11 @@ class PeopleService:
                     f"{invite.expires_at.astimezone(self.config.partnership.tz):%d %B %Y}. "
                     f"Please ask {contact} for a new one.",
                 )
-            other = await uow.people.by_telegram_user(sender.user_id)
+            other = await uow.people.by_address(sender.platform, str(sender.user_id))
             if other is not None and other.id != invite.person_id:
                 return LinkResult(
                     None,
-                    f"This Telegram account is already connected to someone "
+                    f"This {sender.platform.title()} account is already connected to someone "
                     f"else. Please contact {contact}.",
                 )
             person = await uow.people.get(invite.person_id)
@@ -419,14 +472,19 @@ class PeopleService:
                 )
             # An unused link of a linked person was issued with --relink (linking revokes all
             # others): the account moves here, and the old chat is told on its platform.
-            moved_from = person.telegram_chat_id
-            if moved_from is not None and moved_from != sender.chat_id:
+            held = person.address_on(sender.platform)
+            moved_from = held.chat if held is not None else None
+            if moved_from is not None and moved_from != str(sender.chat_id):
                 await audit(
-                    uow, now, f"person:{person.id}", "telegram.relink", f"person:{person.id}"
+                    uow,
+                    now,
+                    f"person:{person.id}",
+                    f"{sender.platform}.relink",
+                    f"person:{person.id}",
                 )
                 await enqueue(
                     uow,
-                    channel="telegram",
+                    channel=sender.platform,
                     recipient=moved_from,
                     message=texts.account_moved(
                         self.config.partnership.name, self.config.partnership.contact
@@ -434,11 +492,12 @@ class PeopleService:
                     key=f"relink:{invite.id}",
                     now=now,
                 )
-            chat_holder = await uow.people.by_telegram_chat(sender.chat_id)
-            if chat_holder is not None and chat_holder.id != person.id:
-                chat_holder.telegram_chat_id = None
-            person.telegram_user_id = sender.user_id
-            person.telegram_chat_id = sender.chat_id
+            chat_holder = await uow.people.by_chat(sender.platform, str(sender.chat_id))
+            taken = chat_holder.address_on(sender.platform) if chat_holder else None
+            if chat_holder is not None and chat_holder.id != person.id and taken is not None:
+                taken.chat = None
+                await uow.people.flush()  # the chat is unique per platform: free it first
+            person.set_address(sender.platform, str(sender.user_id), str(sender.chat_id), now)
             person.linked_at = now
             person.blocked_at = None
             person.updated_at = now
@@ -447,10 +506,12 @@ class PeopleService:
                 if old.id != invite.id:
                     old.revoked_at = now
             form = await self.forms.current(uow)
-            await audit(uow, now, f"person:{person.id}", "telegram.link", f"person:{person.id}")
+            await audit(
+                uow, now, f"person:{person.id}", f"{sender.platform}.link", f"person:{person.id}"
+            )
             await enqueue(
                 uow,
-                channel="telegram",
+                channel=sender.platform,
                 recipient=sender.chat_id,
                 message=texts.linked_welcome(
                     person.name, self.config.partnership.name, form.definition

@@ -264,6 +264,7 @@ class CampaignService:
         delivery: Delivery,
         now: datetime,
         reminder_round: int = 0,
+        again: bool = False,
     ) -> bool:
         form = await self.forms.definition(uow, campaign.form_version_id)
         reminder = reminder_round > 0
@@ -277,7 +278,7 @@ class CampaignService:
             recipient=recipient,
             message=texts.form_message(campaign, form, self.tz, reminder=reminder),
             key=f"campaign:{campaign.id}:{'reminder:' + str(reminder_round) if reminder else 'form'}"
-            f":{person.id}",
+            f":{person.id}" + (f":again:{now:%Y%m%dT%H%M%S}" if again else ""),
             now=now,
             purpose="reminder" if reminder else "form",
             priority=1,
@@ -285,12 +286,9 @@ class CampaignService:
         )
 
     def _reach(self, person: Person) -> tuple[str, str] | None:
-        """Where the form goes: Telegram when linked, else a Slack DM when Slack is set up."""
-        if person.telegram_chat_id is not None and person.blocked_at is None:
-            return "telegram", str(person.telegram_chat_id)
-        if person.slack_user_id and self.config.secrets.slack_bot_token is not None:
-            return "slack", person.slack_user_id
-        return None
+        """Where the form goes: the chat they connected (unless they blocked the bot there),
+        else an imported address on a platform the bot sends on."""
+        return person.reach(self.config.platforms, skip_blocked=True)
 
     async def deliver_open_returns(
         self, uow: UnitOfWork, person: Person, now: datetime
@@ -302,6 +300,7 @@ class CampaignService:
             if campaign.closes_at <= now or not self._targeted(campaign, person):
                 continue
             delivery = await uow.deliveries.get_for(campaign.id, person.id)
+            again = delivery is not None
             if delivery is None:
                 delivery = Delivery(campaign_id=campaign.id, person_id=person.id)
                 await uow.deliveries.add(delivery)
@@ -310,7 +309,9 @@ class CampaignService:
             else:
                 delivery.move_to(DeliveryState.QUEUED)
                 delivery.detail = ""
-            await self._queue_form(uow, campaign, person, delivery, now)
+            # A person who was unreachable (blocked the bot after the form went out) gets the
+            # form again: under a new key, the first one being taken.
+            await self._queue_form(uow, campaign, person, delivery, now, again=again)
             sent.append(campaign.key)
         return sent
 

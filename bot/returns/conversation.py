@@ -9,12 +9,14 @@ keeps all of it.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from bot import texts
 from bot.actions.service import ActionService
+from bot.boundaries import Boundaries, WardCheck, load_boundaries
 from bot.buttons import BadPayload, ButtonAction, Kind
 from bot.clock import Clock
 from bot.common import Outcome, Sender, Waker, audit, clean_text, enqueue
@@ -32,6 +34,7 @@ from bot.forms.versions import FormService
 from bot.messages import MessageBuilder, OutgoingMessage
 from bot.pact.chat import PactChat
 from bot.pact.service import PactService
+from bot.people.identity import NotInvited, find, identify, refusal
 from bot.people.service import PeopleService
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 from bot.returns.reports import create_reports, record_nil
@@ -105,6 +108,11 @@ class ConversationService:
         self.wake = wake
         self.tz = config.partnership.tz
         self.wards = config.partnership.wards
+        path = config.wards.boundaries_file
+        # Checked when the configuration was loaded; read once here.
+        self.boundaries: Boundaries | None = (
+            load_boundaries(path, self.wards) if path is not None else None
+        )
         self.actions = actions
         self.pact = pact
         self._pact = PactChat(pact)  # the chair's side of PACT in this chat
@@ -114,7 +122,7 @@ class ConversationService:
     async def start(self, sender: Sender, token: str | None) -> Outcome:
         """``/start`` with or without an invitation token."""
         if token:
-            result = await self.people.link_telegram(sender, token)
+            result = await self.people.link(sender, token)
             if result.person is None:
                 return Outcome(direct=MessageBuilder().line(result.message).build())
             self.wake()
@@ -142,25 +150,29 @@ class ConversationService:
             return await self._run(sender, self._unknown_command)
         return await self._run(sender, handler)
 
-    async def menus(self) -> tuple[list[tuple[str, str]], dict[int, list[tuple[str, str]]]]:
-        """The command menus: everyone's (a reporter's commands), and chat id -> commands for
-        each linked person who may use more (chairs, the Prevent officer, admins)."""
+    async def menus(
+        self, platform: str
+    ) -> tuple[list[tuple[str, str]], dict[str, list[tuple[str, str]]]]:
+        """The command menus on ``platform``: everyone's (a reporter's commands), and chat ->
+        commands for each person there who may use more (chairs, the Prevent officer,
+        admins)."""
         default = texts.commands_for("", chair=False)
-        extra: dict[int, list[tuple[str, str]]] = {}
+        extra: dict[str, list[tuple[str, str]]] = {}
         async with self.uow_factory() as uow:
             for person in await uow.people.all():
-                if person.active and person.telegram_chat_id is not None:
+                address = person.address_on(platform)
+                if person.active and address is not None and address.chat is not None:
                     commands = await self._commands(uow, person)
                     if commands != default:
-                        extra[person.telegram_chat_id] = commands
+                        extra[address.chat] = commands
         return default, extra
 
     async def menu_for(self, sender: Sender) -> list[tuple[str, str]] | None:
         """The command menu of the person in this chat when it is more than everyone's (None:
         everyone's, or not a person we know)."""
         async with self.uow_factory() as uow:
-            person = await uow.people.by_telegram_user(sender.user_id)
-            if person is None or not person.active:
+            person = await find(uow, sender.who)
+            if person is None:
                 return None
             commands = await self._commands(uow, person)
         return None if commands == texts.commands_for("", chair=False) else commands
@@ -175,7 +187,9 @@ class ConversationService:
 
     async def location(self, sender: Sender, latitude: float, longitude: float) -> Outcome:
         """A shared location: the answer to "Where exactly?" (question ``location``), kept
-        only to about 100 m (three decimals of a degree: a street, never a doorstep)."""
+        only to about 100 m (three decimals of a degree: a street, never a doorstep), with a
+        check against the ward chosen when there are ward boundaries. A point outside that
+        ward is said, politely, with a button to change the ward; carrying on keeps it."""
 
         async def handle(step: _Step) -> None:
             conv = await step.uow.conversations.active_for(self._pid(step))
@@ -198,7 +212,10 @@ class ConversationService:
                 await self._closed(step, conv.campaign_id)
                 return
             await self._retire_keyboard(step, conv)
-            await self._accept(step, conv, form, q, coarse_place(conv, latitude, longitude), None)
+            check = self._check(latitude, longitude, conv.draft.get("ward", ""))
+            if check.result == "outside":
+                await self._reply(step, texts.outside_ward(check, conv, self.wards))
+            await self._accept(step, conv, form, q, coarse_place(check, latitude, longitude), None)
 
         return await self._run(sender, handle)
 
@@ -236,25 +253,22 @@ class ConversationService:
 
     async def _run(self, sender: Sender, handler: Any, refuse: bool = True) -> Outcome:
         async with self.uow_factory() as uow:
-            person = await uow.people.by_telegram_user(sender.user_id)
-            if person is None or not person.active:
+            try:
+                person = await identify(uow, sender.who, self.config.partnership)
+            except NotInvited as refused:
                 # Nothing about an unknown user is stored: not even the update id.
-                log.info("refused an unknown telegram user")
-                return Outcome(
-                    toast="Sorry, this bot is only for invited people.",
-                    direct=texts.refusal(
-                        self.config.partnership.name, self.config.partnership.contact
-                    ),
-                )
+                return Outcome(toast=refused.short, direct=refusal(self.config.partnership))
             now = self.clock.now()
             if sender.update_id is not None and await uow.inbound.seen(
                 sender.platform, sender.update_id, now
             ):
                 log.info("ignored redelivered update %s", sender.update_id)
                 return Outcome()
-            if person.telegram_chat_id != sender.chat_id or person.blocked_at is not None:
+            address = person.address_on(sender.platform)
+            if address is None or address.chat != str(sender.chat_id):
                 # They wrote to us again: they are reachable (again) in this chat.
-                person.telegram_chat_id = sender.chat_id
+                await self._move_chat(uow, person, sender)
+            if person.blocked_at is not None:
                 person.blocked_at = None
             step = _Step(uow, person, sender, now)
             await handler(step)
@@ -262,6 +276,18 @@ class ConversationService:
         if step.replies:
             self.wake()
         return Outcome(toast=step.toast)
+
+    @staticmethod
+    async def _move_chat(uow: UnitOfWork, person: Person, sender: Sender) -> None:
+        """The person's replies go to the chat they wrote from (taken from whoever had it)."""
+        chat = str(sender.chat_id)
+        holder = await uow.people.by_chat(sender.platform, chat)
+        if holder is not None and holder is not person:
+            held = holder.address_on(sender.platform)
+            if held is not None:
+                held.chat = None
+            await uow.people.flush()  # the chat is unique per platform: free it first
+        person.set_address(sender.platform, str(sender.user_id), chat)
 
     @staticmethod
     def _pid(step: _Step) -> int:
@@ -400,6 +426,10 @@ class ConversationService:
         if conv is None or conv.person_id != step.person.id:
             log.warning("refused a button for someone else's conversation")
             step.toast = "That button is not valid any more."
+            return
+        if action.kind is Kind.WARD and conv.status == "active":
+            # Not tied to one question: the offer stands while the report is being written.
+            await self._change_ward(step, conv, action.value, ref)
             return
         if conv.status != "active" or conv.seq != action.seq:
             # A second tap, or a tap on an answered message: nothing changes, but say so.
@@ -688,6 +718,34 @@ class ConversationService:
         conv.step, conv.seq = previous, conv.seq + 1
         await self._ask(step, conv, form, edit_ref=ref)
 
+    def _check(self, latitude: float, longitude: float, ward: str) -> WardCheck:
+        if self.boundaries is None or not ward:
+            return WardCheck("not checked", ward, None)
+        return self.boundaries.check(latitude, longitude, ward)
+
+    async def _change_ward(
+        self, step: _Step, conv: Conversation, index: int, ref: str | None
+    ) -> None:
+        """The reporter's point was outside the ward chosen: make it the ward it looks like."""
+        if not 0 <= index < len(self.wards):
+            step.toast = "That button is not valid any more."
+            return
+        ward = self.wards[index]
+        if conv.draft.get("ward") == ward:
+            step.toast = f"Already done: the ward is {ward}."
+            return
+        form = await self._form_for(step, conv)
+        draft = {**conv.draft, "ward": ward}
+        point = _POINT.search(draft.get("location", ""))
+        if point is not None:  # the stored check follows the ward (from the coarse point)
+            lat, lon = float(point[1]), float(point[2])
+            draft["location"] = coarse_place(self._check(lat, lon, ward), lat, lon)
+        conv.draft = form.prune(draft)
+        conv.updated_at = step.now
+        done = MessageBuilder().line(f"The ward is now {ward}. Thank you.").build()
+        await self._reply(step, done, edit_ref=ref)
+        await self._reask(step, conv)
+
     async def _cancel(self, step: _Step, conv: Conversation, ref: str | None) -> None:
         conv.status = "cancelled"
         conv.updated_at = step.now
@@ -728,10 +786,12 @@ class ConversationService:
         await self._reply(step, texts.submitted(made, form), edit_ref=ref)
 
 
-def coarse_place(conv: Conversation, latitude: float, longitude: float) -> str:
-    """A shared point as stored: rounded to three decimals of a degree (about 110 m north-south
-    and 70 m east-west here), with the ward the reporter gave (there are no ward boundaries to
-    check the point against, so the text says it is the ward given)."""
-    ward = conv.draft.get("ward", "")
-    where = f" in or near {ward} (the ward given)" if ward else ""
-    return f"Shared location{where}, to about 100 m: {latitude:.3f}, {longitude:.3f}"
+_POINT = re.compile(r"(-?\d{1,2}\.\d{3}), (-?\d{1,3}\.\d{3})$")
+
+
+def coarse_place(check: WardCheck, latitude: float, longitude: float) -> str:
+    """A shared point as stored: the ward check (``in Park``, ``outside Park (looks like
+    Heath Town)``, ``Park given, not checked``) and a coarse grid reference, rounded to three
+    decimals of a degree (about 110 m north-south and 70 m east-west here): a street, never a
+    doorstep."""
+    return f"Shared location ({check.describe()}), to about 100 m: {latitude:.3f}, {longitude:.3f}"

@@ -16,11 +16,11 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 
-from bot import texts
 from bot.clock import Clock
 from bot.common import Waker, audit
 from bot.config import Config
-from bot.domain import Person, Role
+from bot.domain import Role
+from bot.people.identity import NotInvited, Who, identify
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 from bot.returns.campaigns import CampaignService
 
@@ -126,23 +126,14 @@ class CrisisService:
 
     # ----------------------------------------------------------------- chat
 
-    async def for_telegram(self, user_id: int, args: str) -> str:
-        """``/crisis`` from Telegram: the reply to show."""
+    async def command(self, who: Who, args: str) -> str:
+        """``/crisis`` from any platform, the reply to show (to the asker only): start
+        (``daily|weekly …``), stop (``stop``) or list (no arguments)."""
         async with self.uow_factory() as uow:
-            person = await uow.people.by_telegram_user(user_id)
-        return await self.command(person, args)
-
-    async def for_slack(self, user_id: str, args: str) -> str:
-        """``/crisis`` from Slack: the reply to show (to the asker only)."""
-        async with self.uow_factory() as uow:
-            person = await uow.people.by_slack_user(user_id)
-        return await self.command(person, args)
-
-    async def command(self, person: Person | None, args: str) -> str:
-        """Start (``daily|weekly …``), stop (``stop``) or list (no arguments)."""
-        if person is None or not person.active:
-            p = self.config.partnership
-            return texts.refusal(p.name, p.contact).plain_text()
+            try:
+                person = await identify(uow, who, self.config.partnership)
+            except NotInvited as refused:
+                return str(refused)
         if person.role not in MAY_START:
             return (
                 "Only admins and the Prevent and Cohesion Officer can start or stop a crisis "

@@ -21,6 +21,8 @@ from bot.delivery.seen import SeenRequests, request_key
 from bot.domain import ANSWERED, Campaign, DeliveryState, Person, Report
 from bot.forms import FormDefinition
 from bot.forms.versions import FormService
+from bot.people.identity import NotInvited, Who, identify
+from bot.places import message_link
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -126,10 +128,16 @@ async def record_nil(
 
 
 def validate_answers(
-    form: FormDefinition, raw: dict[str, str], wards: Sequence[str], max_text: int
+    form: FormDefinition,
+    raw: dict[str, str],
+    wards: Sequence[str],
+    max_text: int,
+    workspace: str | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Check a whole form's answers at once (the Slack modal). Returns (answers, errors by
-    question id); the answers keep only questions that apply."""
+    question id); the answers keep only questions that apply. A message link answering
+    "Where exactly?" is checked (against ``workspace``, the form's own, when known) and kept
+    as a link."""
     answers: dict[str, str] = {}
     errors: dict[str, str] = {}
     for q in form.questions:
@@ -152,6 +160,11 @@ def validate_answers(
                 errors[q.id] = f"Please keep this under {limit:,} characters."
             elif len(value) < q.min_length:
                 errors[q.id] = f"Please give at least {q.min_length} characters."
+            elif q.id == "location":
+                link, why = message_link(value, workspace)
+                if why is not None:
+                    errors[q.id] = why
+                value = link or value
         answers[q.id] = value
     return answers, errors
 
@@ -197,15 +210,11 @@ class ReportingService:
         self.seen = seen
         self.tz = config.partnership.tz
 
-    async def _person(self, uow: UnitOfWork, slack_user_id: str) -> Person:
-        person = await uow.people.by_slack_user(slack_user_id)
-        if person is None or not person.active:
-            log.info("refused an unknown Slack user")
-            raise ReportingRefused(
-                f"Sorry, this is only for people invited by the {self.config.partnership.name}. "
-                f"Please contact {self.config.partnership.contact}."
-            )
-        return person
+    async def _person(self, uow: UnitOfWork, who: Who) -> Person:
+        try:
+            return await identify(uow, who, self.config.partnership)
+        except NotInvited as refused:
+            raise ReportingRefused(str(refused)) from None
 
     async def _open_campaign(
         self, uow: UnitOfWork, person: Person, campaign_id: int, now: datetime
@@ -223,11 +232,11 @@ class ReportingService:
             raise ReportingRefused("You have already sent reports for this return. Thank you.")
         return campaign
 
-    async def form_request(self, slack_user_id: str, campaign_id: int) -> FormRequest:
+    async def form_request(self, who: Who, campaign_id: int) -> FormRequest:
         """The form to show (for a campaign, or ad hoc when ``campaign_id`` is 0)."""
         now = self.clock.now()
         async with self.uow_factory() as uow:
-            person = await self._person(uow, slack_user_id)
+            person = await self._person(uow, who)
             if campaign_id:
                 campaign = await self._open_campaign(uow, person, campaign_id, now)
                 form = await self.forms.definition(uow, campaign.form_version_id)
@@ -239,11 +248,12 @@ class ReportingService:
 
     async def submit(
         self,
-        slack_user_id: str,
+        who: Who,
         campaign_id: int,
         raw: dict[str, str],
         *,
         once: tuple[str, ...] = (),
+        workspace: str | None = None,
     ) -> dict[str, str]:
         """Submit the whole form; returns errors by question id (empty when submitted).
 
@@ -253,7 +263,7 @@ class ReportingService:
         and sent again."""
         now = self.clock.now()
         async with self.uow_factory() as uow:
-            person = await self._person(uow, slack_user_id)
+            person = await self._person(uow, who)
             assert person.id is not None
             campaign = (
                 await self._open_campaign(uow, person, campaign_id, now) if campaign_id else None
@@ -261,7 +271,11 @@ class ReportingService:
             form_id = campaign.form_version_id if campaign else (await self.forms.current(uow)).id
             form = await self.forms.definition(uow, form_id)
             answers, errors = validate_answers(
-                form, raw, self.config.partnership.wards, self.config.form.max_text_length
+                form,
+                raw,
+                self.config.partnership.wards,
+                self.config.form.max_text_length,
+                workspace,
             )
             if errors:
                 return errors
@@ -284,21 +298,21 @@ class ReportingService:
             )
             await enqueue(
                 uow,
-                channel="slack",
-                recipient=slack_user_id,
+                channel=who.platform,
+                recipient=who.address,
                 message=texts.submitted(made, form),
-                key=f"slack-submit:{made[0].reference}",
+                key=f"{who.platform}-submit:{made[0].reference}",
                 now=now,
             )
             await uow.commit()
         self.wake()
         return {}
 
-    async def nil(self, slack_user_id: str, campaign_id: int) -> str:
+    async def nil(self, who: Who, campaign_id: int) -> str:
         """A one-click nil return from Slack."""
         now = self.clock.now()
         async with self.uow_factory() as uow:
-            person = await self._person(uow, slack_user_id)
+            person = await self._person(uow, who)
             assert person.id is not None
             campaign = await self._open_campaign(uow, person, campaign_id, now)
             refused = await record_nil(uow, person_id=person.id, campaign_id=campaign_id, now=now)
@@ -308,10 +322,10 @@ class ReportingService:
             "If something comes up, report it from the app's Home tab."
         )
 
-    async def home(self, slack_user_id: str) -> Home:
+    async def home(self, who: Who) -> Home:
         """The person's open returns and reports."""
         async with self.uow_factory() as uow:
-            person = await self._person(uow, slack_user_id)
+            person = await self._person(uow, who)
             assert person.id is not None
             returns = []
             for campaign in await uow.campaigns.open():

@@ -14,10 +14,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bot.clock import Clock
-from bot.common import audit, enqueue, person_for
+from bot.common import audit, enqueue
 from bot.config import Config
 from bot.forms.versions import FormService
 from bot.messages import OutgoingMessage
+from bot.people.identity import Who, find, refusal_text
 from bot.ports import UnitOfWorkFactory
 from bot.summaries.assembly import (
     actions_by_team,
@@ -62,7 +63,7 @@ class SummaryService:
         headline with the charts attached, for the platform to render. SummaryRefused for a
         stranger, a role that may not see summaries, or filters not understood."""
         async with self.uow_factory() as uow:
-            person = await person_for(uow, platform, user_id)
+            person = await find(uow, Who(platform, str(user_id)))
         if person is None or not person.active:
             raise SummaryRefused(self._stranger())  # nothing about strangers is stored
         return await answer(self, who=f"person:{person.id}", role=person.role, text=text)
@@ -76,10 +77,7 @@ class SummaryService:
 
     def _stranger(self) -> str:
         log.info("refused a summary request from an unknown user")
-        return (
-            f"Sorry, this is only for people invited by the {self.config.partnership.name}. "
-            f"Please contact {self.config.partnership.contact}."
-        )
+        return refusal_text(self.config.partnership)
 
     async def build(
         self,

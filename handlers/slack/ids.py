@@ -24,6 +24,8 @@ class ActionId(StrEnum):
     RECATEGORISE = "tb_recategorise"
     START = "tb_start"
     NIL = "tb_nil"
+    STILL = "tb_still"
+    SORTED = "tb_sorted"
     PACT_RECORD = "tb_pact_record"
     PACT_CANCELLED = "tb_pact_cancelled"
     PACT_REPORT_BACK = "tb_pact_report_back"
@@ -57,6 +59,8 @@ BUTTONS: dict[Kind, ActionId] = {
     Kind.RECATEGORISE: ActionId.RECATEGORISE,
     Kind.START: ActionId.START,
     Kind.NIL: ActionId.NIL,
+    Kind.STILL: ActionId.STILL,
+    Kind.SORTED: ActionId.SORTED,
     Kind.PACT_RECORD: ActionId.PACT_RECORD,
     Kind.PACT_CANCELLED: ActionId.PACT_CANCELLED,
     Kind.PACT_REPORT_BACK: ActionId.PACT_REPORT_BACK,

@@ -48,6 +48,10 @@ def escape_mrkdwn(text: str) -> str:
 
 
 def _span(span: Span) -> str:
+    if span.link is not None:
+        # Slack's link syntax; both parts escaped (a "|" or ">" cannot end either early).
+        label = escape(span.text).replace("|", "¦")
+        return f"<{escape(span.link).replace('|', '%7C')}|{label}>"
     if span.style == "plain" or not span.text.strip():
         return escape_mrkdwn(span.text)
     mark = _WRAP[span.style]

@@ -12,10 +12,11 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram import Update
+from telegram import ChatMember, Update
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
@@ -30,6 +31,7 @@ from bot.summaries.chat import SummaryRefused
 from bot.summaries.service import SummaryService
 from handlers.telegram.menus import set_chat_menu
 from handlers.telegram.render import render_keyboard, render_text
+from handlers.telegram.who import PLATFORM
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ def _sender(update: Update) -> Sender:
     user = update.effective_user
     chat = update.effective_chat
     assert user is not None and chat is not None
-    return Sender(platform="telegram", user_id=user.id, chat_id=chat.id, update_id=update.update_id)
+    return Sender(platform=PLATFORM, user_id=user.id, chat_id=chat.id, update_id=update.update_id)
 
 
 async def _finish(update: Update, outcome: Outcome) -> None:
@@ -92,7 +94,7 @@ def register(
     async def on_crisis(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
         assert chat is not None
-        reply = await crisis.for_telegram(_sender(update).user_id, " ".join(context.args or []))
+        reply = await crisis.command(_sender(update).who, " ".join(context.args or []))
         await chat.send_message(reply)  # plain text: it may quote what was typed
 
     async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -184,3 +186,15 @@ def register(
         MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, on_other)
     )
     application.add_handler(CallbackQueryHandler(on_button))
+
+    async def on_my_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The person blocked the bot (``kicked``) or unblocked it (``member``) in their private
+        chat: Telegram tells us at once, so nobody waits for a send to fail to find out."""
+        change = update.my_chat_member
+        if change is None or change.chat.type != "private":
+            return
+        status = change.new_chat_member.status
+        if status in (ChatMember.BANNED, ChatMember.MEMBER):
+            await conversation.people.bot_blocked(_sender(update), status == ChatMember.BANNED)
+
+    application.add_handler(ChatMemberHandler(on_my_member, ChatMemberHandler.MY_CHAT_MEMBER))

@@ -14,6 +14,7 @@ from telegram import Bot, BotCommand, BotCommandScopeChat, BotCommandScopeDefaul
 from telegram.error import TelegramError
 
 from bot.returns.conversation import ConversationService
+from handlers.telegram.who import PLATFORM
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +26,10 @@ def _commands(commands: Sequence[tuple[str, str]]) -> list[BotCommand]:
 async def set_menus(bot: Bot, conversation: ConversationService) -> None:
     """Set everyone's menu and each privileged person's own (at start-up). A chat Telegram
     refuses (e.g. the person deleted the chat) is logged by id and skipped."""
-    default, extra = await conversation.menus()
+    default, extra = await conversation.menus(PLATFORM)
     await bot.set_my_commands(_commands(default), scope=BotCommandScopeDefault())
-    for chat_id, commands in extra.items():
-        await set_chat_menu(bot, chat_id, commands)
+    for chat, commands in extra.items():
+        await set_chat_menu(bot, int(chat), commands)
 
 
 async def set_chat_menu(bot: Bot, chat_id: int, commands: Sequence[tuple[str, str]]) -> None:

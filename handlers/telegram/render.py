@@ -14,6 +14,8 @@ _TAGS = {"bold": ("<b>", "</b>"), "italic": ("<i>", "</i>"), "code": ("<code>", 
 
 def _span(span: Span) -> str:
     text = html.escape(span.text, quote=False)
+    if span.link is not None:
+        return f'<a href="{html.escape(span.link, quote=True)}">{text}</a>'
     if span.style == "plain" or not text:
         return text
     start, end = _TAGS[span.style]

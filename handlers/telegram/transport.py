@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 GetOffset = Callable[[], Awaitable[int | None]]
 SetOffset = Callable[[int], Awaitable[None]]
-ALLOWED_UPDATES = ["message", "callback_query"]
+# my_chat_member: a person blocking or unblocking the bot (Telegram sends it only if asked).
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 MAX_UPDATE_ATTEMPTS = 8  # then an update that keeps failing is skipped (logged), not retried
 # Telegram refused our answer for good: posting the update again would fail the same way.

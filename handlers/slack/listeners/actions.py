@@ -16,6 +16,7 @@ from handlers.slack import pact_views, views
 from handlers.slack.ids import ActionId
 from handlers.slack.listeners.helpers import clicker, pressed, tell_here, tell_user
 from handlers.slack.listeners.services import SlackServices
+from handlers.slack.who import who
 
 
 class TeamButtons:
@@ -81,6 +82,32 @@ class TeamButtons:
         return views.reassign_modal(meta, await self.actions.reassign_choices(button.target))
 
 
+class CheckButtons:
+    """A reporter's answer to "Is this still a problem?" (their DM with the bot)."""
+
+    def __init__(self, actions: ActionService) -> None:
+        self.actions = actions
+
+    async def still(self, ack: Any, body: dict[str, Any], client: Any, respond: Any) -> None:
+        """Still a problem: the action is reopened and the team told."""
+        await ack()
+        await self._answer(body, client, respond, Kind.STILL)
+
+    async def sorted(self, ack: Any, body: dict[str, Any], client: Any, respond: Any) -> None:
+        """Sorted now: the team is told, and can close it."""
+        await ack()
+        await self._answer(body, client, respond, Kind.SORTED)
+
+    async def _answer(self, body: dict[str, Any], client: Any, respond: Any, kind: Kind) -> None:
+        button = pressed(body, kind)
+        if button is None:
+            return
+        reply = await self.actions.answer_check(
+            who(clicker(body)), button.target, still=kind is Kind.STILL
+        )
+        await tell_here(respond, client, body, reply)
+
+
 class ReporterButtons:
     """A reporter's "Report a tension" and "Nothing to report" (in a DM or the App Home)."""
 
@@ -95,7 +122,7 @@ class ReporterButtons:
             return
         user = clicker(body)
         try:
-            request = await self.reporting.form_request(user, button.target)
+            request = await self.reporting.form_request(who(user), button.target)
         except ReportingRefused as exc:
             await tell_user(client, user, str(exc))
             return
@@ -109,7 +136,7 @@ class ReporterButtons:
             return
         user = clicker(body)
         try:
-            text = await self.reporting.nil(user, button.target)
+            text = await self.reporting.nil(who(user), button.target)
         except ReportingRefused as exc:
             text = str(exc)
         await tell_user(client, user, text)
@@ -129,7 +156,7 @@ class PactButtons:
             return
         user = clicker(body)
         try:
-            context = await self.pact.slack_context(user, button.target)
+            context = await self.pact.context_for(who(user), button.target)
         except PactError as exc:
             await tell_user(client, user, str(exc))
             return
@@ -144,7 +171,7 @@ class PactButtons:
             return
         user = clicker(body)
         try:
-            text = await self.pact.slack_cancelled(user, button.target)
+            text = await self.pact.cancelled_by(who(user), button.target)
         except PactError as exc:
             text = str(exc)
         await tell_user(client, user, text)
@@ -156,7 +183,7 @@ class PactButtons:
         if button is None:
             return
         try:
-            priority = await self.pact.priority_for_owner(clicker(body), button.target)
+            priority = await self.pact.priority_for_owner(who(clicker(body)), button.target)
         except PactError as exc:
             await tell_here(respond, client, body, str(exc))
             return
@@ -178,6 +205,9 @@ def register(app: AsyncApp, services: SlackServices) -> None:
     reporter = ReporterButtons(services.reporting)
     app.action(ActionId.START)(reporter.start)
     app.action(ActionId.NIL)(reporter.nil)
+    check = CheckButtons(services.actions)
+    app.action(ActionId.STILL)(check.still)
+    app.action(ActionId.SORTED)(check.sorted)
     pact = PactButtons(services.pact)
     app.action(ActionId.PACT_RECORD)(pact.record)
     app.action(ActionId.PACT_CANCELLED)(pact.cancelled)

@@ -18,6 +18,7 @@ from handlers.slack.listeners.helpers import refuse_command
 from handlers.slack.listeners.services import SlackServices
 from handlers.slack.messenger import answer_command
 from handlers.slack.render import escape
+from handlers.slack.who import who
 
 
 class Tensions:
@@ -100,7 +101,7 @@ class Crisis:
     async def asked(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
         """Start, stop or list cadences; the answer goes to the asker only."""
         await ack()
-        reply = await self.crisis.for_slack(command["user_id"], command.get("text", ""))
+        reply = await self.crisis.command(who(command["user_id"]), command.get("text", ""))
         # The reply may quote what was typed, so it is escaped.
         await respond(text=escape(reply), response_type="ephemeral")
 

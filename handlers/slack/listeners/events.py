@@ -9,6 +9,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.returns.reports import ReportingRefused, ReportingService
 from handlers.slack import views
 from handlers.slack.listeners.services import SlackServices
+from handlers.slack.who import who
 
 
 class AppHome:
@@ -21,7 +22,7 @@ class AppHome:
         """Publish the person's home: report a tension, open returns, their reports."""
         user = event["user"]
         try:
-            view = views.home_view(await self.reporting.home(user))
+            view = views.home_view(await self.reporting.home(who(user)))
         except ReportingRefused as exc:
             view = views.home_view(None, str(exc))
         await client.views_publish(user_id=user, view=view)

@@ -18,6 +18,7 @@ from handlers.slack import pact_views, views
 from handlers.slack.ids import ViewId
 from handlers.slack.listeners.helpers import clicker, modal_id, modal_payload
 from handlers.slack.listeners.services import SlackServices
+from handlers.slack.who import who
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,12 @@ class ReportModal:
         once = (str(view.get("id", "")), str(view.get("hash", "")))
         try:
             errors = await self.reporting.submit(
-                clicker(body), campaign_id, views.values(view), once=once if once[0] else ()
+                who(clicker(body)),
+                campaign_id,
+                views.values(view),
+                once=once if once[0] else (),
+                # The workspace the form was filled in: a message link must be one of its own.
+                workspace=(body.get("team") or {}).get("domain"),
             )
         except ReportingRefused as exc:
             errors = {"description": str(exc)}
@@ -129,7 +135,7 @@ class PactModals:
             await ack(response_action="errors", errors=errors)
             return
         try:
-            errors = await self.pact.slack_record(clicker(body), meeting_id, record)
+            errors = await self.pact.record_for(who(clicker(body)), meeting_id, record)
         except PactError as exc:
             errors = {"public": str(exc)}
         if errors:
@@ -151,7 +157,7 @@ class PactModals:
             return
         text = pact_views.state(view).get("text", {}).get("value") or ""
         try:
-            thanks = await self.pact.report_back(clicker(body), priority_id, str(text))
+            thanks = await self.pact.report_back(who(clicker(body)), priority_id, str(text))
         except PactError as exc:
             await ack(response_action="errors", errors={"text": str(exc)})
             return

@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING
 from bot.app import Services, build_services, telegram_token
 from bot.clock import FakeClock
 from bot.config import Config
-from bot.domain import OutboxStatus
 from bot.people.service import ImportResult
 from bot.runtime import Runtime
 from bot.summaries.service import post_scheduled
 
 if TYPE_CHECKING:
-    from bot.sim.fake_telegram import FakeTelegram, SimUser
+    from sim.fake_telegram import FakeTelegram, SimUser
 
 
 def free_port() -> int:
@@ -91,15 +90,15 @@ class SimWorld:
         await self.settle()
 
     async def settle(self, timeout: float = 60.0) -> None:
-        """Wait until every queued message that is due has been sent (or given up)."""
+        """Wait until every queued message that is due has been sent (or given up); news a
+        reporter is held (``outbox.news_hold_seconds``, business time) is not due yet."""
+        hold = timedelta(seconds=self.services.config.outbox.news_hold_seconds)
 
         async def quiet() -> None:
             while True:
+                held_before = self.services.clock.now() - hold if hold else None
                 async with self.services.db.uow() as uow:
-                    counts = await uow.outbox.counts()
-                busy = counts.get(OutboxStatus.PENDING.value, 0) + counts.get(
-                    OutboxStatus.SENDING.value, 0
-                )
+                    busy = await uow.outbox.busy(held_before)
                 if busy == 0:
                     return
                 await asyncio.sleep(0.02)

@@ -237,7 +237,7 @@ class FakeSlack:
         per_channel_rate: float | None = None,
         scopes: list[str] | None = None,
     ) -> None:
-        from bot.sim.manifest import manifest_scopes
+        from sim.manifest import manifest_scopes
 
         self.token, self.signing_secret = token, signing_secret
         # The bot token's scopes: by default exactly what the deploy/ manifest asks for.
@@ -258,6 +258,7 @@ class FakeSlack:
         self._dms: dict[str, str] = {}
         self._ephemeral: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._opened: list[dict[str, Any]] = []
+        self._opener: dict[str, str] = {}  # view id -> the user whose interaction opened it
         self._views: dict[str, dict[str, Any]] = {}
         self._stacks: dict[str, list[str]] = {}
         self._home: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -401,9 +402,10 @@ class FakeSlack:
         """chat.postEphemeral payloads (and ephemeral response_url replies) for a user."""
         return list(self._ephemeral[user])
 
-    def views_opened(self) -> list[dict[str, Any]]:
-        """Modals opened (views.open, then views.push), as Slack returned them (with ``id``)."""
-        return list(self._opened)
+    def views_opened(self, user: str | None = None) -> list[dict[str, Any]]:
+        """Modals opened (views.open, then views.push), as Slack returned them (with ``id``);
+        with ``user``, only those opened from that user's interactions."""
+        return [v for v in self._opened if user is None or self._opener[v["id"]] == user]
 
     def view(self, view_id: str) -> dict[str, Any]:
         """A modal as it currently stands (views.update applied)."""
@@ -782,10 +784,11 @@ class FakeSlack:
         return made
 
     def _views_open(self, params: dict[str, Any]) -> dict[str, Any]:
-        self._exchange(params.get("trigger_id"))
+        trigger = self._exchange(params.get("trigger_id"))
         view = self._make_view(params.get("view"), "modal")
         self._stacks[view["id"]] = [view["id"]]
         self._opened.append(view)
+        self._opener[view["id"]] = trigger.user
         return {"view": view}
 
     def _views_push(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -799,6 +802,7 @@ class FakeSlack:
         view = self._make_view(params.get("view"), "modal", root, stack[-1])
         stack.append(view["id"])
         self._opened.append(view)
+        self._opener[view["id"]] = trigger.user
         return {"view": view}
 
     def _views_update(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from bot.forms import FormDefinition
 
 if TYPE_CHECKING:
-    from bot.sim.fake_slack import FakeSlack, SlackMessage, SlackUser
-    from bot.sim.fake_telegram import SimUser
+    from sim.fake_slack import FakeSlack, SlackMessage, SlackUser
+    from sim.fake_telegram import SimUser
 
 
 def _first_words(text: str, n: int = 6) -> str:
@@ -97,10 +97,11 @@ async def officer_step(
     """An officer clicks a button on the team's message (and fills its modal, if any), then
     waits until the message shows the change."""
     post = await team_post(slack, channel, reference)
-    before, views = post.updates, len(slack.views_opened())
+    # The officer's own modals only: other teams' officers open theirs at the same time.
+    before, views = post.updates, len(slack.views_opened(officer.user_id))
     await officer.click(post, action_id)
     if values is not None:
-        view = await until(lambda: slack.views_opened()[views:])
+        view = await until(lambda: slack.views_opened(officer.user_id)[views:])
         _, body = await officer.submit_view(view[0], values)
         if body is not None:
             raise AssertionError(f"the modal was refused: {body}")

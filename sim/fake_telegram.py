@@ -155,6 +155,10 @@ class FakeTelegram:
         self._webhook_workers: dict[int, asyncio.Task[None]] = {}
         self._webhook_slots = asyncio.Semaphore(40)
         self.updates_pushed: list[int] = []  # every update id from a user, in push order
+        # The bot's allowed_updates (getUpdates or setWebhook; kept until changed, as Telegram
+        # keeps it). None: never given, Telegram's default. Updates of other kinds are dropped.
+        self.allowed_updates: list[str] | None = None
+        self.updates_not_allowed: list[dict[str, Any]] = []
         self.webhook_answers: list[WebhookAnswer] = []
         self.webhook_dropped: list[int] = []
         self.webhook_retry_delay = webhook_retry_delay
@@ -298,6 +302,9 @@ class FakeTelegram:
     async def push_update(self, update: dict[str, Any]) -> None:
         """Deliver an update from a user: queued for ``getUpdates``, or with a webhook set,
         queued for delivery to it (see :meth:`_deliver`); this returns once it is queued."""
+        if not self._allowed(update):
+            self.updates_not_allowed.append(update)
+            return
         update = {"update_id": next(self._update_ids), **update}
         self.updates_pushed.append(update["update_id"])
         if self._webhook_url:
@@ -311,6 +318,16 @@ class FakeTelegram:
         async with self._new_update:
             self._updates.append(update)
             self._new_update.notify_all()
+
+    def _allowed(self, update: dict[str, Any]) -> bool:
+        """Whether the bot asked for updates of this kind: by default everything except
+        chat_member and message reactions (the Bot API's own default); an empty list is the
+        default too."""
+        kinds = set(update) - {"update_id"}
+        allowed = self.allowed_updates
+        if not allowed:
+            return not kinds & _NOT_BY_DEFAULT
+        return kinds <= set(allowed)
 
     @property
     def webhook_pending(self) -> int:
@@ -564,6 +581,8 @@ class FakeTelegram:
                 "Conflict: can't use getUpdates method while webhook is active; "
                 "use deleteWebhook to delete the webhook first",
             )
+        if params.get("allowed_updates") is not None:
+            self.allowed_updates = list(params["allowed_updates"])
         offset = _int_or_none(params.get("offset"))
         limit = _int_or_none(params.get("limit")) or 100
         timeout = float(params.get("timeout") or 0)
@@ -691,6 +710,7 @@ class FakeTelegram:
         self._webhook_options = {"max_connections": max_connections}
         if params.get("allowed_updates") is not None:
             self._webhook_options["allowed_updates"] = list(params["allowed_updates"])
+            self.allowed_updates = list(params["allowed_updates"])
         return True
 
     async def _api_deleteWebhook(self, params: dict[str, Any]) -> bool:
@@ -763,9 +783,12 @@ class FakeTelegram:
         return True
 
 
+_NOT_BY_DEFAULT = {"chat_member", "message_reaction", "message_reaction_count"}
+
+
 def _update_chat(update: dict[str, Any]) -> int:
     """The chat an update belongs to (its delivery order is kept per chat); 0 if none."""
-    for key in ("message", "edited_message", "callback_query"):
+    for key in ("message", "edited_message", "callback_query", "my_chat_member"):
         part = update.get(key)
         if isinstance(part, dict):
             chat = part.get("chat") or (part.get("message") or {}).get("chat") or {}
@@ -880,6 +903,42 @@ class SimUser:
                 )
             }
         )
+
+    async def block_bot(self) -> None:
+        """Block the bot (Telegram's "Stop and block bot"): later sends to the chat get 403, and
+        the bot gets a ``my_chat_member`` update (new status ``kicked``) if it asked for that
+        kind of update."""
+        self.fake._chat(self.chat_id).blocked = True
+        self._sent.append("[blocked the bot]")
+        await self.fake.push_update(self._member_update("member", "kicked"))
+
+    async def unblock_bot(self) -> None:
+        """Unblock the bot: sends reach the chat again, and the bot gets a ``my_chat_member``
+        update (new status ``member``) if it asked for that kind of update."""
+        self.fake._chat(self.chat_id).blocked = False
+        self._sent.append("[unblocked the bot]")
+        await self.fake.push_update(self._member_update("kicked", "member"))
+
+    def _member_update(self, old: str, new: str) -> dict[str, Any]:
+        bot = self.fake._bot_user()
+
+        def member(status: str) -> dict[str, Any]:
+            # A banned member always carries until_date (0: for ever), as the Bot API sends.
+            return {
+                "user": bot,
+                "status": status,
+                **({"until_date": 0} if status == "kicked" else {}),
+            }
+
+        return {
+            "my_chat_member": {
+                "chat": {"id": self.chat_id, "type": "private", "first_name": self.first_name},
+                "from": self._user_json(),
+                "date": int(time.time()),
+                "old_chat_member": member(old),
+                "new_chat_member": member(new),
+            }
+        }
 
     async def send_voice(self) -> None:
         """Send a voice note."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-MANIFEST_PATH = Path(__file__).resolve().parents[2] / "deploy" / "slack-manifest.yml"
+MANIFEST_PATH = Path(__file__).resolve().parents[1] / "deploy" / "slack-manifest.yml"
 
 
 def manifest_scopes(path: Path = MANIFEST_PATH) -> list[str]:
