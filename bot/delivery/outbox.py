@@ -39,7 +39,7 @@ from bot.clock import Clock, SystemClock
 from bot.common import audit
 from bot.delivery.limits import ChannelLimiter, RateLimits
 from bot.delivery.recording import DispatchStats, ResultHook, ResultRecorder, transient
-from bot.domain import NEWS, DeliveryStatus, OutboxMessage, OutboxStatus
+from bot.domain import NEWS, DeliveryState, OutboxMessage, OutboxStatus
 from bot.messages import OutgoingMessage, combined
 from bot.ports import Messenger, RateBuckets, SendResult, UnitOfWorkFactory
 
@@ -125,8 +125,8 @@ class OutboxDispatcher:
                 if row.delivery_id is not None:
                     await uow.deliveries.set_status(
                         row.delivery_id,
-                        DeliveryStatus.UNCERTAIN.value,
-                        only_from=[DeliveryStatus.QUEUED.value],
+                        DeliveryState.UNCERTAIN,
+                        only_from=[DeliveryState.QUEUED],
                         detail="process stopped mid-send",
                     )
             if rows:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.common import audit
-from bot.domain import Delivery, DeliveryStatus
+from bot.domain import Delivery, DeliveryState
 from bot.ports import UnitOfWorkFactory
 from bot.returns.periods import CampaignError
 
@@ -110,15 +110,19 @@ async def campaign_status(
 
 
 def _outcome(d: Delivery, closed: bool) -> tuple[str, str]:
-    if d.status == DeliveryStatus.RESPONDED.value:
+    if d.status == DeliveryState.RESPONDED:
         return "responded", ""
-    if d.status == DeliveryStatus.NIL.value:
+    if d.status == DeliveryState.NIL:
         return "nil", ""
-    if d.status == DeliveryStatus.UNREACHABLE.value:
+    if d.status == DeliveryState.UNREACHABLE:
         return "unreachable", d.detail
-    if d.status == DeliveryStatus.QUEUED.value:
+    if d.status == DeliveryState.QUEUED:
         return ("no_reply" if closed else "queued"), "form not yet sent"
-    detail = "delivery uncertain (process stopped mid-send)" if d.status == "uncertain" else ""
+    detail = (
+        "delivery uncertain (process stopped mid-send)"
+        if d.status == DeliveryState.UNCERTAIN
+        else ""
+    )
     if d.followed_up_at is not None:
         detail = (detail + "; " if detail else "") + "followed up (form sent again)"
     return ("no_reply" if closed else "awaiting"), detail

@@ -16,7 +16,7 @@ from bot import texts
 from bot.clock import Clock
 from bot.common import Waker, audit, enqueue
 from bot.config import Config
-from bot.domain import REPORTER_ROLES, Campaign, Delivery, DeliveryStatus, Person, Role
+from bot.domain import REPORTER_ROLES, Campaign, Delivery, DeliveryState, Person, Role
 from bot.forms.versions import FormService
 from bot.ports import AlreadyExists, UnitOfWork, UnitOfWorkFactory
 from bot.returns.campaign_status import CampaignStatus, campaign_status
@@ -24,8 +24,7 @@ from bot.returns.periods import CampaignError, Schedule, period_of, schedule_for
 
 log = logging.getLogger(__name__)
 
-AWAITING = {DeliveryStatus.QUEUED.value, DeliveryStatus.SENT.value, DeliveryStatus.UNCERTAIN.value}
-REMINDABLE = {DeliveryStatus.SENT.value, DeliveryStatus.UNCERTAIN.value}
+REMINDABLE = frozenset({DeliveryState.SENT, DeliveryState.UNCERTAIN})
 
 
 @dataclass
@@ -250,10 +249,10 @@ class CampaignService:
         assert campaign.id is not None and person.id is not None
         delivery = Delivery(campaign_id=campaign.id, person_id=person.id)
         if self._reach(person) is None:
-            delivery.status = DeliveryStatus.UNREACHABLE.value
+            delivery.move_to(DeliveryState.UNREACHABLE)
             delivery.detail = "blocked the bot" if person.blocked_at else "never linked"
         await uow.deliveries.add(delivery)
-        if delivery.status == DeliveryStatus.QUEUED.value:
+        if delivery.status == DeliveryState.QUEUED:
             await self._queue_form(uow, campaign, person, delivery, now)
         return delivery
 
@@ -305,9 +304,11 @@ class CampaignService:
             if delivery is None:
                 delivery = Delivery(campaign_id=campaign.id, person_id=person.id)
                 await uow.deliveries.add(delivery)
-            elif delivery.status != DeliveryStatus.UNREACHABLE.value:
+            elif delivery.status != DeliveryState.UNREACHABLE:
                 continue
-            delivery.status, delivery.detail = DeliveryStatus.QUEUED.value, ""
+            else:
+                delivery.move_to(DeliveryState.QUEUED)
+                delivery.detail = ""
             # A person who was unreachable (blocked the bot after the form went out) gets the
             # form again: under a new key, the first one being taken.
             await self._queue_form(uow, campaign, person, delivery, now, again=again)
