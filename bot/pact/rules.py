@@ -16,10 +16,11 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, vText
 
-if TYPE_CHECKING:
-    from bot.pact.rows import MIN_MEETINGS as MIN_MEETINGS
-from bot.pact.model import AttendanceModel, Review
+from bot.pact.rows import MIN_MEETINGS as MIN_MEETINGS
 from bot.pact.rows import MeetingRow as MeetingRow
+
+if TYPE_CHECKING:
+    from bot.pact.model import AttendanceModel, Review
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 SLOTS = ("morning", "afternoon", "evening")
