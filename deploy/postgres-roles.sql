@@ -28,4 +28,7 @@ ALTER FUNCTION audit_log_append_only() OWNER TO tensionbot_owner;
 REVOKE ALL ON audit_log FROM tensionbot;
 GRANT SELECT, INSERT ON audit_log TO tensionbot;
 GRANT USAGE ON SEQUENCE audit_log_id_seq TO tensionbot;  -- nextval for new ids, not setval
+-- The purge after an erasure waits for older transactions of every session to end before it
+-- rewrites the tables (storage/database.py); it can see other roles' sessions only with this.
+GRANT pg_read_all_stats TO tensionbot;
 COMMIT;

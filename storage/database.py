@@ -83,11 +83,15 @@ def make_engine(
     return engine
 
 
-#: Other backends in this database whose transaction began before ``started`` and that hold a
-#: snapshot (``backend_xmin``): VACUUM FULL must keep the row versions they may still see.
+#: Other backends whose transaction began before ``started`` and that hold a snapshot or a
+#: transaction id: VACUUM FULL must keep the row versions they may still see. In every database
+#: of the cluster, not only this one: a backend in another database can hold back this one's
+#: horizon too (PostgreSQL's PROC_AFFECTS_ALL_HORIZONS, e.g. while a database is being created
+#: from a template; CI found erased ids kept while other tests created theirs). Sessions of
+#: other roles are visible only to a role with pg_read_all_stats (deploy/postgres-roles.sql).
 _OLDER_SNAPSHOTS = text(
-    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-    "AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL AND xact_start < :started"
+    "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+    "AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL) AND xact_start < :started"
 )
 
 _MAY_SWITCH_WAL = (
