@@ -41,6 +41,7 @@ from bot.returns.conversation import ConversationService
 from bot.returns.crisis import CrisisService
 from bot.returns.form_versions import FormService
 from bot.returns.reports import ReportingService
+from bot.returns.web import WebReturnService, WebSigner
 from bot.state import StateService
 from bot.summaries.service import SummaryService
 from handlers.doctor import Check, proxy_check, slack_checks, telegram_checks
@@ -55,6 +56,7 @@ from handlers.telegram.menus import set_menus
 from handlers.telegram.messenger import TelegramMessenger
 from handlers.telegram.request import AiohttpRequest
 from handlers.telegram.transport import poll, webhook_handler
+from handlers.web import web_app
 from scheduler import build_scheduler, stop_scheduler
 from storage.database import Database
 from storage.leader import LeaderLock, database_status, leader_lock
@@ -97,6 +99,7 @@ class Services:
     privacy: PrivacyService
     seen: SeenRequests
     crisis: CrisisService
+    web: WebReturnService | None = None  # the web form, when TENSIONBOT_WEB_SECRET is set
 
     async def close(self) -> None:
         """Release the database."""
@@ -116,6 +119,8 @@ class Services:
             self.privacy,
         ):
             service.config = config
+        if self.web is not None:
+            self.web.config = config
         self.actions.teams = {t.key: t for t in config.teams}
 
 
@@ -169,6 +174,21 @@ async def build_services(
     async with db.uow() as uow:
         await forms.current(uow)  # store the form version now, failing early if it is wrong
         await uow.commit()
+    web_secret = config.secrets.web_secret
+    web_form = (
+        WebReturnService(
+            config,
+            db.uow,
+            clock,
+            forms,
+            actions,
+            wake,
+            seen,
+            WebSigner(web_secret.get_secret_value()),
+        )
+        if web_secret is not None
+        else None
+    )
     return Services(
         config,
         db,
@@ -187,6 +207,7 @@ async def build_services(
         PrivacyService(config, db.uow, clock, db),
         seen,
         CrisisService(config, db.uow, clock, campaigns, wake),
+        web_form,
     )
 
 
@@ -378,8 +399,15 @@ class TelegramRuntime:
         signing = self.config.secrets.slack_signing_secret
         if self.slack_app is not None and signing is not None and sc.mode == "http":
             slack = (sc.path, slack_events_handler(self.slack_app, signing.get_secret_value()))
+        web_form = None
+        if self.services.web is not None:
+            web_form = (self.config.web.path, web_app(self.services.web, self.config))
         return build_http_app(
-            readiness=self.readiness, metrics=self.metrics, telegram=telegram, slack=slack
+            readiness=self.readiness,
+            metrics=self.metrics,
+            telegram=telegram,
+            slack=slack,
+            web_form=web_form,
         )
 
     async def readiness(self) -> Readiness:

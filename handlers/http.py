@@ -152,10 +152,14 @@ def build_http_app(
     metrics: Metrics | None = None,
     telegram: tuple[str, Handler] | None = None,
     slack: tuple[str, Handler] | None = None,
+    web_form: tuple[str, web.Application] | None = None,
 ) -> web.Application:
-    """One aiohttp application: the given platform endpoints plus health, readiness, metrics."""
+    """One aiohttp application: the given platform endpoints plus health, readiness, metrics,
+    and the web form's pages (a sub-application mounted at its path, see ``handlers/web``)."""
     app = web.Application(client_max_size=MAX_BODY)
     mounted = {"/healthz", "/readyz", "/metrics"}
+    if web_form is not None:
+        app.add_subapp(*web_form)
     for endpoint in (telegram, slack):
         if endpoint is None:
             continue

@@ -57,6 +57,7 @@ from bot.config.sections import (
     TeamConfig,
     TelegramConfig,
 )
+from bot.config.web import ENV_WEB_SECRET, WebConfig
 from bot.wards import did_you_mean, unknown_ward
 
 
@@ -92,6 +93,13 @@ def _database_url(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
+def _web_secret(value: SecretStr | None) -> SecretStr | None:
+    """The web form's signing secret: long enough not to be guessed (never echoed)."""
+    if value is not None and len(value.get_secret_value()) < 32:
+        raise ConfigError(f"{ENV_WEB_SECRET}: at least 32 characters (e.g. openssl rand -hex 32)")
+    return value
+
+
 class Secrets(BaseModel):
     """Secrets, only ever from the environment."""
 
@@ -106,6 +114,7 @@ class Secrets(BaseModel):
     # `tensionbot db upgrade` connects with this when set (deploy/README.md: the audit log on
     # PostgreSQL); the service itself never uses it.
     migration_database_url: SecretStr | None = None
+    web_secret: SecretStr | None = None  # signs web-form links, sessions and CSRF tokens
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Secrets:
@@ -127,6 +136,7 @@ class Secrets(BaseModel):
             ),
             telegram_webhook_secret=get(ENV_TELEGRAM_WEBHOOK_SECRET),
             migration_database_url=_database_url(get(ENV_MIGRATION_DATABASE_URL)),
+            web_secret=_web_secret(get(ENV_WEB_SECRET)),
         )
 
 
@@ -184,6 +194,7 @@ class Config(_Section):
     routing: RoutingConfig = RoutingConfig()
     pact: PactConfig = PactConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    web: WebConfig = WebConfig()
     secrets: Secrets = Field(default_factory=Secrets, exclude=True)
     source: str = Field(default="<built-in defaults>", exclude=True)
 
@@ -326,6 +337,7 @@ __all__ = [
     "ENV_SLACK_SIGNING_SECRET",
     "ENV_TELEGRAM_TOKEN",
     "ENV_TELEGRAM_WEBHOOK_SECRET",
+    "ENV_WEB_SECRET",
     "ClusterConfig",
     "Config",
     "ConfigError",
@@ -351,6 +363,7 @@ __all__ = [
     "SummaryConfig",
     "TeamConfig",
     "TelegramConfig",
+    "WebConfig",
     "config_from_mapping",
     "delivery_problem",
     "load_config",
