@@ -41,10 +41,11 @@ from bot.returns.conversation import ConversationService
 from bot.returns.crisis import CrisisService
 from bot.returns.form_versions import FormService
 from bot.returns.reports import ReportingService
-from bot.returns.web import WebReturnService, WebSigner
+from bot.returns.web import WebLinks, WebReturnService, WebSigner
 from bot.state import StateService
 from bot.summaries.service import SummaryService
 from handlers.doctor import Check, proxy_check, slack_checks, telegram_checks
+from handlers.email import EmailMessenger
 from handlers.http import HttpServer, Metrics, Readiness, build_http_app
 from handlers.network import proxy_for, shown
 from handlers.slack.app import build_app as build_slack_app
@@ -161,7 +162,10 @@ async def build_services(
     wake = _WakeRelay()
     forms = FormService(definition, clock)
     people = PeopleService(config, db.uow, clock, forms)
-    campaigns = CampaignService(config, db.uow, clock, forms, wake)
+    web_secret = config.secrets.web_secret
+    signer = WebSigner(web_secret.get_secret_value()) if web_secret is not None else None
+    web_links = WebLinks(config, signer) if signer is not None else None
+    campaigns = CampaignService(config, db.uow, clock, forms, wake, web_links)
     people.campaigns = campaigns
     conversation = ConversationService(config, db.uow, clock, forms, people, wake)
     actions = ActionService(config, db.uow, clock, forms, wake)
@@ -174,19 +178,9 @@ async def build_services(
     async with db.uow() as uow:
         await forms.current(uow)  # store the form version now, failing early if it is wrong
         await uow.commit()
-    web_secret = config.secrets.web_secret
     web_form = (
-        WebReturnService(
-            config,
-            db.uow,
-            clock,
-            forms,
-            actions,
-            wake,
-            seen,
-            WebSigner(web_secret.get_secret_value()),
-        )
-        if web_secret is not None
+        WebReturnService(config, db.uow, clock, forms, actions, wake, seen, signer)
+        if signer is not None
         else None
     )
     return Services(
@@ -350,6 +344,12 @@ class TelegramRuntime:
             messengers["slack"] = SlackMessenger(client)
             limits["slack"] = RateLimits(
                 self.config.slack.global_rate, self.config.slack.per_channel_rate, 4
+            )
+        if services.campaigns.web_links is not None:  # [email] host and the web form are set
+            email = self.config.email
+            messengers["email"] = EmailMessenger(self.config)
+            limits["email"] = RateLimits(
+                email.global_rate, email.per_recipient_rate, email.max_in_flight
             )
         self.dispatcher = OutboxDispatcher(
             services.db.uow,

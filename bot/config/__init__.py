@@ -34,6 +34,7 @@ from bot.config.base import (
     HttpUrl,
     _Section,
 )
+from bot.config.email import ENV_SMTP_PASSWORD, EmailConfig
 from bot.config.sections import (
     ClusterConfig,
     DatabaseConfig,
@@ -115,6 +116,7 @@ class Secrets(BaseModel):
     # PostgreSQL); the service itself never uses it.
     migration_database_url: SecretStr | None = None
     web_secret: SecretStr | None = None  # signs web-form links, sessions and CSRF tokens
+    smtp_password: SecretStr | None = None  # the [email] server's login
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Secrets:
@@ -137,6 +139,7 @@ class Secrets(BaseModel):
             telegram_webhook_secret=get(ENV_TELEGRAM_WEBHOOK_SECRET),
             migration_database_url=_database_url(get(ENV_MIGRATION_DATABASE_URL)),
             web_secret=_web_secret(get(ENV_WEB_SECRET)),
+            smtp_password=get(ENV_SMTP_PASSWORD),
         )
 
 
@@ -195,6 +198,7 @@ class Config(_Section):
     pact: PactConfig = PactConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     web: WebConfig = WebConfig()
+    email: EmailConfig = EmailConfig()
     secrets: Secrets = Field(default_factory=Secrets, exclude=True)
     source: str = Field(default="<built-in defaults>", exclude=True)
 
@@ -335,6 +339,7 @@ __all__ = [
     "ENV_SLACK_APP_TOKEN",
     "ENV_SLACK_BOT_TOKEN",
     "ENV_SLACK_SIGNING_SECRET",
+    "ENV_SMTP_PASSWORD",
     "ENV_TELEGRAM_TOKEN",
     "ENV_TELEGRAM_WEBHOOK_SECRET",
     "ENV_WEB_SECRET",
@@ -343,6 +348,7 @@ __all__ = [
     "ConfigError",
     "DatabaseConfig",
     "DeadlineConfig",
+    "EmailConfig",
     "EscalationConfig",
     "EscalationRung",
     "FormConfig",

@@ -39,6 +39,7 @@ from bot.common import audit
 from bot.domain import DeliveryStatus, OutboxMessage, OutboxStatus
 from bot.messages import OutgoingMessage
 from bot.ports import (
+    KeyedMessenger,
     Messenger,
     RateBuckets,
     SendResult,
@@ -397,7 +398,14 @@ class OutboxDispatcher:
                 return
             try:
                 message = OutgoingMessage.model_validate(row.payload)
-                result = await messenger.send(row.recipient, message, row.edit_ref, row.thread_ref)
+                if isinstance(messenger, KeyedMessenger):
+                    result = await messenger.send_keyed(
+                        row.idempotency_key, row.recipient, message, row.edit_ref, row.thread_ref
+                    )
+                else:
+                    result = await messenger.send(
+                        row.recipient, message, row.edit_ref, row.thread_ref
+                    )
             except Exception as exc:  # a messenger bug must not kill the dispatcher
                 log.exception("messenger raised for outbox row %s", row.id)
                 result = SendResult(ok=False, error=f"{type(exc).__name__}: {exc}"[:300])

@@ -17,10 +17,12 @@ from bot.clock import Clock
 from bot.common import Waker, audit, enqueue
 from bot.config import Config
 from bot.domain import REPORTER_ROLES, Campaign, Delivery, DeliveryStatus, Person, Role
+from bot.messages import OutgoingMessage
 from bot.ports import AlreadyExists, UnitOfWork, UnitOfWorkFactory
 from bot.returns.campaign_status import CampaignStatus, campaign_status
 from bot.returns.form_versions import FormService
 from bot.returns.periods import CampaignError, Schedule, period_of, schedule_for, validate_period
+from bot.returns.web import WebLinks
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class CampaignService:
         clock: Clock,
         forms: FormService,
         wake: Waker,
+        web_links: WebLinks | None = None,
     ) -> None:
         self.config = config
         self.uow_factory = uow_factory
@@ -55,6 +58,8 @@ class CampaignService:
         self.forms = forms
         self.wake = wake
         self.tz = config.partnership.tz
+        # Email is on when there is an SMTP server and a web form for its links to open.
+        self.web_links = web_links if config.email.host is not None else None
 
     # ----------------------------------------------------------------- opening
 
@@ -272,11 +277,12 @@ class CampaignService:
         if reach is None:
             return False
         channel, recipient = reach
+        message = texts.form_message(campaign, form, self.tz, reminder=reminder)
         return await enqueue(
             uow,
             channel=channel,
             recipient=recipient,
-            message=texts.form_message(campaign, form, self.tz, reminder=reminder),
+            message=self._for_channel(channel, message, person, campaign),
             key=f"campaign:{campaign.id}:{'reminder:' + str(reminder_round) if reminder else 'form'}"
             f":{person.id}",
             now=now,
@@ -291,7 +297,18 @@ class CampaignService:
             return "telegram", str(person.telegram_chat_id)
         if person.slack_user_id and self.config.secrets.slack_bot_token is not None:
             return "slack", person.slack_user_id
+        if self.web_links is not None:
+            return "email", person.email
         return None
+
+    def _for_channel(
+        self, channel: str, message: OutgoingMessage, person: Person, campaign: Campaign
+    ) -> OutgoingMessage:
+        """By email, a form carries the person's link to the web form instead of buttons."""
+        if channel != "email" or self.web_links is None:
+            return message
+        assert person.id is not None
+        return self.web_links.with_link(message, person.id, campaign)
 
     async def deliver_open_returns(
         self, uow: UnitOfWork, person: Person, now: datetime
@@ -370,7 +387,12 @@ class CampaignService:
                 uow,
                 channel=channel,
                 recipient=recipient,
-                message=texts.form_message(campaign, form, self.tz, follow_up=True),
+                message=self._for_channel(
+                    channel,
+                    texts.form_message(campaign, form, self.tz, follow_up=True),
+                    person,
+                    campaign,
+                ),
                 key=f"campaign:{campaign.id}:follow-up:{person.id}",
                 now=now,
                 purpose="form",

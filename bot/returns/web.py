@@ -31,6 +31,7 @@ from bot.config import Config
 from bot.delivery.seen import SeenRequests, request_key
 from bot.domain import Campaign, DeliveryStatus, Person
 from bot.forms import FormDefinition
+from bot.messages import MessageBuilder, OutgoingMessage, Span
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 from bot.returns.form_versions import FormService
 from bot.returns.reports import create_reports, record_nil, validate_answers
@@ -121,6 +122,41 @@ def _triple(serializer: URLSafeSerializer, token: str) -> tuple[int, int, dateti
         return None
 
 
+class WebLinks:
+    """Makes personal links to the web form (for emails, and the CLI)."""
+
+    def __init__(self, config: Config, signer: WebSigner) -> None:
+        self.config, self.signer = config, signer
+
+    def link(self, person_id: int, campaign: Campaign) -> str:
+        """The person's personal link to ``campaign``'s form, valid until the return closes."""
+        assert campaign.id is not None
+        token = self.signer.link_token(person_id, campaign.id, campaign.closes_at)
+        return f"{self.config.web.base_url}{self.config.web.path}/t/{token}"
+
+    def with_link(
+        self, message: OutgoingMessage, person_id: int, campaign: Campaign
+    ) -> OutgoingMessage:
+        """A form message for email: its words without the chat buttons, then the personal
+        link to the web form."""
+        tz = self.config.partnership.tz
+        b = MessageBuilder()
+        for line in message.lines:
+            b.line(*line) if line else b.blank()
+        b.blank().line(
+            Span(
+                text="Answer on the web (no app needed), or send a nil return with one click:",
+                style="bold",
+            )
+        )
+        b.line(Span(text=self.link(person_id, campaign)))
+        b.line(
+            "This link is personal to you: please do not forward it. It works until "
+            f"{local_time(campaign.closes_at, tz)}."
+        )
+        return b.build()
+
+
 @dataclass(frozen=True)
 class WebPage:
     """What the form page shows for a session."""
@@ -167,9 +203,7 @@ class WebReturnService:
 
     def link(self, person_id: int, campaign: Campaign) -> str:
         """The person's personal link to ``campaign``'s form, valid until the return closes."""
-        assert campaign.id is not None
-        token = self.signer.link_token(person_id, campaign.id, campaign.closes_at)
-        return f"{self.config.web.base_url}{self.config.web.path}/t/{token}"
+        return WebLinks(self.config, self.signer).link(person_id, campaign)
 
     async def link_for(self, email: str, campaign_key: str) -> str:
         """The personal link of the person with ``email`` to the return with ``campaign_key``."""
