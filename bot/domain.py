@@ -65,6 +65,9 @@ class Person:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     id: int | None = None
+    # Where forms and reminders go: "telegram", "slack" or "email"; None: the platform they
+    # linked, else email (see CampaignService._reach).
+    channel: str | None = None
 
     @property
     def linked(self) -> bool:
@@ -133,6 +136,9 @@ class Delivery:
     message_ref: str | None = None  # the platform message id of the form, once sent
     followed_up_at: datetime | None = None  # uncertain, then sent again (harmless wording)
     id: int | None = None
+    # Why the form went by email instead of the person's own platform ([email] fallback: "never
+    # linked", "blocked the bot"); None when it went on their channel.
+    fallback: str | None = None
 
 
 @dataclass(eq=False)

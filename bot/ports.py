@@ -82,6 +82,7 @@ class PersonDetails:
     slack_user_id: str | None
     active: bool = True
     id: int | None = None
+    channel: str | None = None  # the preferred channel; None: the default
 
 
 class PeopleRepo(Protocol):

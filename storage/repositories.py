@@ -85,7 +85,15 @@ class SqlPeopleRepo(_Repo):
         conn = await self.session.connection()
         rows = await conn.execute(
             select(
-                p.id, p.email, p.name, p.role, p.organisation, p.wards, p.slack_user_id, p.active
+                p.id,
+                p.email,
+                p.name,
+                p.role,
+                p.organisation,
+                p.wards,
+                p.slack_user_id,
+                p.active,
+                p.channel,
             )
         )
         return [
@@ -98,6 +106,7 @@ class SqlPeopleRepo(_Repo):
                 slack_user_id=r.slack_user_id,
                 active=r.active,
                 id=r.id,
+                channel=r.channel,
             )
             for r in rows
         ]
@@ -128,6 +137,7 @@ class SqlPeopleRepo(_Repo):
                         organisation=bindparam("b_organisation"),
                         wards=bindparam("b_wards", type_=t.c.wards.type),
                         slack_user_id=bindparam("b_slack"),
+                        channel=bindparam("b_channel"),
                         active=True,
                         updated_at=now,
                     ),
@@ -139,6 +149,7 @@ class SqlPeopleRepo(_Repo):
                             "b_organisation": d.organisation,
                             "b_wards": list(d.wards),
                             "b_slack": d.slack_user_id,
+                            "b_channel": d.channel,
                         }
                         for d in changed
                     ],
@@ -154,6 +165,7 @@ class SqlPeopleRepo(_Repo):
                             "organisation": d.organisation,
                             "wards": list(d.wards),
                             "slack_user_id": d.slack_user_id,
+                            "channel": d.channel,
                             "active": True,
                             "created_at": now,
                             "updated_at": now,

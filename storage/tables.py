@@ -70,6 +70,7 @@ people = Table(
     Column("organisation", String(200), nullable=False, default=""),
     Column("wards", JSON, nullable=False),
     Column("slack_user_id", String(32), unique=True),
+    Column("channel", String(16)),  # telegram | slack | email; NULL: the default (migration 0012b)
     Column("telegram_user_id", BigInteger, unique=True),
     Column("telegram_chat_id", BigInteger, unique=True),
     Column("linked_at", UTCDateTime),
@@ -138,6 +139,7 @@ deliveries = Table(
     # When a form whose delivery was uncertain was sent again, worded so a duplicate is harmless
     # (once only: bot/returns/campaigns.py).
     Column("followed_up_at", UTCDateTime),
+    Column("fallback", String(60)),  # why the form went by email instead ([email] fallback; 0012b)
     UniqueConstraint("campaign_id", "person_id"),
 )
 

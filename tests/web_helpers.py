@@ -5,7 +5,7 @@ people who never linked a chat app (so their deliveries are "unreachable": the w
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -70,9 +70,16 @@ async def _ready() -> Readiness:
 
 @asynccontextmanager
 async def web_world(
-    db_url: str, clock: FakeClock, *, secure_cookies: bool = False, **config: Any
+    db_url: str,
+    clock: FakeClock,
+    *,
+    secure_cookies: bool = False,
+    people: str = PEOPLE_CSV,
+    before_open: Callable[[Services], Awaitable[None]] | None = None,
+    **config: Any,
 ) -> AsyncIterator[WebWorld]:
-    """The web form served on 127.0.0.1 with the December return open."""
+    """The web form served on 127.0.0.1 with the December return open (``before_open`` runs
+    after the people import, before the return opens: linking, blocking)."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     cfg = make_config(
@@ -90,7 +97,9 @@ async def web_world(
         shutdown=1.0,
     )
     try:
-        await services.people.import_csv(PEOPLE_CSV, source="test", actor="test")
+        await services.people.import_csv(people, source="test", actor="test")
+        if before_open is not None:
+            await before_open(services)
         opened = (await services.campaigns.tick()).opened
         assert opened == ["monthly:2026-12"], opened
         await server.start()

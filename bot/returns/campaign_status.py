@@ -119,6 +119,8 @@ def _outcome(d: Delivery, closed: bool) -> tuple[str, str]:
     if d.status == DeliveryStatus.QUEUED.value:
         return ("no_reply" if closed else "queued"), "form not yet sent"
     detail = "delivery uncertain (process stopped mid-send)" if d.status == "uncertain" else ""
+    if d.fallback is not None:  # [email] fallback
+        detail = (detail + "; " if detail else "") + f"form sent by email instead ({d.fallback})"
     if d.followed_up_at is not None:
         detail = (detail + "; " if detail else "") + "followed up (form sent again)"
     return ("no_reply" if closed else "awaiting"), detail

@@ -254,12 +254,18 @@ class CampaignService:
     ) -> Delivery:
         assert campaign.id is not None and person.id is not None
         delivery = Delivery(campaign_id=campaign.id, person_id=person.id)
-        if self._reach(person) is None:
-            delivery.status = DeliveryStatus.UNREACHABLE.value
-            delivery.detail = "blocked the bot" if person.blocked_at else "never linked"
+        reach = self._reach(person)
+        if reach is None:
+            why = "blocked the bot" if person.blocked_at else "never linked"
+            reach = self._fallback(person)
+            if reach is None:
+                delivery.status = DeliveryStatus.UNREACHABLE.value
+                delivery.detail = why
+            else:  # [email] fallback: the form once by email, no reminders
+                delivery.fallback = why
         await uow.deliveries.add(delivery)
         if delivery.status == DeliveryStatus.QUEUED.value:
-            await self._queue_form(uow, campaign, person, delivery, now)
+            await self._queue_form(uow, campaign, person, delivery, now, reach=reach)
         return delivery
 
     async def _queue_form(
@@ -270,10 +276,11 @@ class CampaignService:
         delivery: Delivery,
         now: datetime,
         reminder_round: int = 0,
+        reach: tuple[str, str] | None = None,
     ) -> bool:
         form = await self.forms.definition(uow, campaign.form_version_id)
         reminder = reminder_round > 0
-        reach = self._reach(person)
+        reach = reach or self._reach(person)
         if reach is None:
             return False
         channel, recipient = reach
@@ -292,14 +299,40 @@ class CampaignService:
         )
 
     def _reach(self, person: Person) -> tuple[str, str] | None:
-        """Where the form goes: Telegram when linked, else a Slack DM when Slack is set up."""
-        if person.telegram_chat_id is not None and person.blocked_at is None:
-            return "telegram", str(person.telegram_chat_id)
-        if person.slack_user_id and self.config.secrets.slack_bot_token is not None:
-            return "slack", person.slack_user_id
-        if self.web_links is not None:
-            return "email", person.email
-        return None
+        """Where the form and reminders go: the person's channel (``people.channel``).
+
+        By default the platform they linked (Telegram, else a Slack DM when Slack is set up),
+        else email when email is on; someone who linked Telegram and blocked the bot is
+        unreachable (see :meth:`_fallback`). A preferred platform they cannot be reached on
+        makes them unreachable too; a preference for email while email is off falls back to
+        the default."""
+        telegram = (
+            ("telegram", str(person.telegram_chat_id))
+            if person.telegram_chat_id is not None and person.blocked_at is None
+            else None
+        )
+        slack = (
+            ("slack", person.slack_user_id)
+            if person.slack_user_id and self.config.secrets.slack_bot_token is not None
+            else None
+        )
+        email = ("email", person.email) if self.web_links is not None else None
+        if person.channel == "telegram":
+            return telegram
+        if person.channel == "slack":
+            return slack
+        if person.channel == "email" and email is not None:
+            return email
+        if telegram or slack:
+            return telegram or slack
+        return None if person.telegram_chat_id is not None else email
+
+    def _fallback(self, person: Person) -> tuple[str, str] | None:
+        """``email.fallback``: someone unreachable on their own platform (never linked, blocked
+        the bot) gets the form by email instead, once."""
+        if self.web_links is None or not self.config.email.fallback:
+            return None
+        return "email", person.email
 
     def _for_channel(
         self, channel: str, message: OutgoingMessage, person: Person, campaign: Campaign
