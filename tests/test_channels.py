@@ -162,3 +162,48 @@ async def test_the_channel_column_is_checked_and_stored(db_url: str, clock: Fake
             actor="t",
         )
         assert (again.updated, again.unchanged) == (1, 4)
+
+
+async def test_a_form_refused_because_the_person_blocked_the_bot_goes_by_email_once(
+    db_url: str, clock: FakeClock
+) -> None:
+    """The bot finds out about a block only when the form is refused (403): the next tick sends
+    it by email instead, once; reminders do not follow."""
+    async with web_world(
+        db_url,
+        clock,
+        people=PEOPLE,
+        before_open=_link_sarah_tom_and_block_mark,
+        email={**EMAIL, "fallback": True},
+    ) as world:
+        from bot.delivery.outbox import OutboxDispatcher, RateLimits
+
+        telegram = FakeMessenger()
+        telegram.blocked.add("302")  # Tom blocked the bot after linking; the bot does not know
+        limits = RateLimits(1000.0, 1000.0, 8)
+        dispatcher = OutboxDispatcher(
+            world.services.db.uow,
+            {"telegram": telegram, "email": FakeMessenger()},
+            {"telegram": limits, "email": limits},
+        )
+        await dispatcher.drain()
+        assert (await _status(world))["Cllr Tom Reed"] == ("unreachable", "blocked the bot")
+        report = await world.services.campaigns.tick()
+        assert report.emailed_instead == {"monthly:2026-12": 1}
+        assert (await world.services.campaigns.tick()).emailed_instead == {}  # once
+        await dispatcher.drain()
+        assert (await _channels(world))["tom@example.org"] == [
+            ("email", "form"),
+            ("telegram", "form"),
+        ]
+        status = await _status(world)
+        assert status["Cllr Tom Reed"] == (
+            "awaiting",
+            "form sent by email instead (blocked the bot)",
+        )
+        clock.set(datetime(2026, 12, 8, 9, 30, tzinfo=UTC))
+        await world.services.campaigns.tick()
+        assert (await _channels(world))["tom@example.org"] == [
+            ("email", "form"),
+            ("telegram", "form"),
+        ]

@@ -37,6 +37,7 @@ class TickReport:
     opened: list[str] = field(default_factory=list)
     reminded: dict[str, int] = field(default_factory=dict)
     followed_up: dict[str, int] = field(default_factory=dict)  # uncertain forms sent again
+    emailed_instead: dict[str, int] = field(default_factory=dict)  # [email] fallback
     closed: list[str] = field(default_factory=list)
 
 
@@ -284,14 +285,17 @@ class CampaignService:
         if reach is None:
             return False
         channel, recipient = reach
+        # A fallback email has a key of its own: the form on their platform may be in the outbox.
+        kind = f"reminder:{reminder_round}" if reminder else "form"
+        if delivery.fallback is not None and not reminder:
+            kind = "email-fallback"
         message = texts.form_message(campaign, form, self.tz, reminder=reminder)
         return await enqueue(
             uow,
             channel=channel,
             recipient=recipient,
             message=self._for_channel(channel, message, person, campaign),
-            key=f"campaign:{campaign.id}:{'reminder:' + str(reminder_round) if reminder else 'form'}"
-            f":{person.id}",
+            key=f"campaign:{campaign.id}:{kind}:{person.id}",
             now=now,
             purpose="reminder" if reminder else "form",
             priority=1,
@@ -392,10 +396,41 @@ class CampaignService:
                     report.reminded[campaign.key] = count
                 if followed := await self._follow_up_uncertain(uow, campaign, now):
                     report.followed_up[campaign.key] = followed
+                if emailed := await self._fall_back_to_email(uow, campaign, now):
+                    report.emailed_instead[campaign.key] = emailed
             await uow.commit()
-        if report.reminded or report.opened or report.followed_up:
+        if report.reminded or report.opened or report.followed_up or report.emailed_instead:
             self.wake()
         return report
+
+    async def _fall_back_to_email(self, uow: UnitOfWork, campaign: Campaign, now: datetime) -> int:
+        """``email.fallback``: a form that could not be delivered on the person's own platform
+        (they blocked the bot, found out when it was sent) goes by email instead, once."""
+        if self.web_links is None or not self.config.email.fallback:
+            return 0
+        assert campaign.id is not None
+        count = 0
+        for delivery in await uow.deliveries.for_campaign(campaign.id):
+            if delivery.status != DeliveryStatus.UNREACHABLE.value or delivery.fallback:
+                continue
+            person = await uow.people.get(delivery.person_id)
+            if person is None or not self._targeted(campaign, person):
+                continue
+            own = self._reach(person)
+            if own is not None and own[0] == "email":
+                continue  # email is their own channel, and it failed
+            reach = self._fallback(person)
+            if reach is None:
+                continue
+            delivery.fallback = delivery.detail or "unreachable"
+            delivery.status, delivery.detail = DeliveryStatus.QUEUED.value, ""
+            if await self._queue_form(uow, campaign, person, delivery, now, reach=reach):
+                count += 1
+        if count:
+            await audit(
+                uow, now, "scheduler", "campaign.email_fallback", campaign.key, recipients=count
+            )
+        return count
 
     async def _follow_up_uncertain(self, uow: UnitOfWork, campaign: Campaign, now: datetime) -> int:
         """Forms whose delivery is uncertain (the process stopped mid-send) are not re-sent at
