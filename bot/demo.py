@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot import cells
+from bot import cells, demo_email
 from bot.clock import FakeClock
 from bot.config import config_from_mapping
 from bot.domain import Report
@@ -45,7 +45,7 @@ from bot.summaries.service import headline
 LONDON = ZoneInfo("Europe/London")
 TOKEN = "7000000001:DEMO-TOKEN-not-a-real-one"  # noqa: S105 - for the simulator only
 
-PEOPLE_CSV = """name,role,wards,organisation,email,slack_user_id
+PEOPLE_CSV = """name,role,wards,organisation,email,slack_user_id,channel
 Cllr Asha Patel,councillor,Heath Town,City of Wolverhampton Council,asha.patel@example.org,
 Cllr Tom Hughes,councillor,Bilston South,City of Wolverhampton Council,tom.hughes@example.org,
 Imam Yusuf Khan,community_leader,East Park;Heath Town,Central Mosque,yusuf.khan@example.org,
@@ -58,6 +58,7 @@ Pastor Grace Okafor,community_leader,Ettingshall North,New Life Church,grace.oka
 Cllr Fatima Ali,councillor,East Park,City of Wolverhampton Council,fatima.ali@example.org,
 Jane Smith,officer,all,West Midlands Police,jane.smith@example.org,U0JANESMITH
 Sam Clarke,prevent_officer,all,City of Wolverhampton Council,sam.clarke@example.org,U0SAMCLARKE
+Bishop Ruth Adeyemi,community_leader,Park,St Peter's Church,ruth.adeyemi@example.org,,email
 """
 
 
@@ -107,6 +108,10 @@ async def run_demo(out: Path) -> int:
     await slack.start()
     for channel, name, members in CHANNELS:
         slack.add_channel(channel, name, members)
+    # Email to a real SMTP server on 127.0.0.1; the web form on the bot's one HTTP server.
+    mail = demo_email.mail_server()
+    inbox = await mail.__aenter__()
+    http_port = free_port()
     config = config_from_mapping(
         {
             "database": {"url": f"sqlite+aiosqlite:///{(out / 'tensionbot.sqlite3').resolve()}"},
@@ -118,11 +123,19 @@ async def run_demo(out: Path) -> int:
                 # allow a longer burst per chat so the demo is not paced like a human.
                 "per_chat_burst": 10,
             },
-            "slack": {"api_base_url": slack.base_url, "port": free_port()},
+            "slack": {"api_base_url": slack.base_url, "port": http_port},
+            "web": {"base_url": f"http://127.0.0.1:{http_port}", "secure_cookies": False},
+            "email": {
+                "host": "127.0.0.1",
+                "port": inbox.port,
+                "security": "none",
+                "fallback": True,
+            },
             **_example_sections(),
         },
         source="<demo>",
         env={
+            "TENSIONBOT_WEB_SECRET": demo_email.WEB_SECRET,
             "TENSIONBOT_TELEGRAM_TOKEN": TOKEN,
             "TENSIONBOT_SLACK_BOT_TOKEN": slack.token,
             "TENSIONBOT_SLACK_SIGNING_SECRET": slack.signing_secret,
@@ -224,6 +237,7 @@ async def run_demo(out: Path) -> int:
             "meetings' councillors and partners; owner teams were asked to report back on their "
             "open priorities"
         )
+        await demo_email.answer_on_the_web(inbox, out, _say, scripted_until, world.tick)
 
         asha, tom, yusuf = users["asha.patel"], users["tom.hughes"], users["yusuf.khan"]
         sarah, grace, gurpreet = (
@@ -604,10 +618,12 @@ async def run_demo(out: Path) -> int:
             and any(p.ward == "Heath Town" for p in summary.pockets)
             and (
                 # Fatima's urgent report answered the return (urgent_report_answers_return).
-                status.counts.get("responded") == 4
-                and status.counts.get("nil") == 3
-                and status.counts.get("unreachable") == 2
-                and status.counts.get("no_reply") == 1
+                # Ruth answered on the web, Linda (blocked the bot) sent nil from the fallback
+                # email, David (never linked) had the form by email and never answered.
+                status.counts.get("responded") == 5
+                and status.counts.get("nil") == 4
+                and status.counts.get("unreachable") is None
+                and status.counts.get("no_reply") == 2
             )
         )
         if not ok:
@@ -617,6 +633,7 @@ async def run_demo(out: Path) -> int:
         await world.stop()
         await fake.stop()
         await slack.stop()
+        await mail.__aexit__(None, None, None)
 
 
 async def _crisis_cadence(
