@@ -195,3 +195,18 @@ async def test_the_running_bot_emails_the_form_and_serves_the_web_form(
                 assert "Hello Rev Sarah Jones" in await r.text()
     finally:
         await world.stop()
+
+
+async def test_erasing_a_person_removes_the_emails_to_them_and_their_links(
+    world: WebWorld, inbox: Inbox
+) -> None:
+    """An email in the outbox holds the address and a personal link: `people erase` deletes it
+    like a chat message to them, and `people export` lists it."""
+    await outbox(world).drain()
+    services = world.services
+    exported = await services.privacy.export("yusuf@example.org", actor="test")
+    assert [m["channel"] for m in exported["messages_to_them"]] == ["email"]
+    await services.privacy.erase("yusuf@example.org", actor="test")
+    async with services.db.uow() as uow:
+        left = await uow.privacy.messages_to([("email", "yusuf@example.org")])
+    assert list(left) == []

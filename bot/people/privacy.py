@@ -313,6 +313,7 @@ class PrivacyService:
             out.append(("telegram", str(person.telegram_user_id)))
         if person.slack_user_id:
             out.append(("slack", person.slack_user_id))
+        out.append(("email", person.email))  # forms by email, with their personal web link
         return out
 
     @staticmethod
