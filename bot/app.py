@@ -345,7 +345,7 @@ class TelegramRuntime:
             limits["slack"] = RateLimits(
                 self.config.slack.global_rate, self.config.slack.per_channel_rate, 4
             )
-        if services.campaigns.web_links is not None:  # [email] host and the web form are set
+        if self.config.email.host is not None:  # [email]
             email = self.config.email
             messengers["email"] = EmailMessenger(self.config)
             limits["email"] = RateLimits(

@@ -87,13 +87,18 @@ async def audit(
     )
 
 
-def address_of(person: Person, *, slack: bool) -> tuple[str, str] | None:
-    """Where to message a person: their Telegram chat, else (when Slack is configured) a Slack
-    direct message; None when they cannot be reached."""
+def address_of(person: Person, *, slack: bool, email: bool = False) -> tuple[str, str] | None:
+    """Where to message a person: email if that is their channel (and ``email`` is on), else
+    their Telegram chat, else (when Slack is configured) a Slack direct message, else email when
+    it is on; None when they cannot be reached."""
+    if email and person.channel == "email":
+        return "email", person.email
     if person.telegram_chat_id is not None:
         return "telegram", str(person.telegram_chat_id)
     if person.slack_user_id and slack:
         return "slack", person.slack_user_id
+    if email:
+        return "email", person.email
     return None
 
 

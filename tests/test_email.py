@@ -210,3 +210,59 @@ async def test_erasing_a_person_removes_the_emails_to_them_and_their_links(
     async with services.db.uow() as uow:
         left = await uow.privacy.messages_to([("email", "yusuf@example.org")])
     assert list(left) == []
+
+
+async def test_a_reporter_without_a_chat_app_hears_about_their_report_by_email(
+    db_url: str, clock: FakeClock, inbox: Inbox, fake_telegram: Any
+) -> None:
+    """Asha has no chat app: the form comes by email, she answers on the web, and the
+    "delivered" and "acknowledged" notices (with the reference) come by email too."""
+    from bot.sim.fake_slack import SlackUser
+    from bot.sim.scripts import until
+    from bot.sim.world import SimWorld, free_port
+    from tests.conftest import SLACK_ENV
+    from tests.helpers import PEOPLE_CSV, team_slack
+    from tests.test_actions import ROUTING, TEAMS
+    from tests.web_helpers import TENSION, WEB_SECRET, browser_session, hidden_field
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with team_slack() as slack:
+        config = make_config(
+            db_url,
+            fake_telegram.base_url,
+            env={**SLACK_ENV, "TENSIONBOT_WEB_SECRET": WEB_SECRET},
+            slack={"api_base_url": slack.base_url, "port": port},
+            teams=TEAMS,
+            routing=ROUTING,
+            web={"base_url": base, "secure_cookies": False},
+            email={"host": "127.0.0.1", "port": inbox.port, "security": "none"},
+        )
+        world = await SimWorld.start(config, fake_telegram, clock)
+        try:
+            await world.import_people(PEOPLE_CSV)
+            await world.services.campaigns.tick()
+            await until(lambda: inbox.to("asha@example.org"))
+            [link] = LINK.findall(text_of(inbox.to("asha@example.org")[0], "plain"))
+            async with browser_session() as client:
+                await (await client.get(link)).text()
+                page = await (await client.get(f"{base}/return/form")).text()
+                fields = {
+                    **TENSION,
+                    "_csrf": hidden_field(page, "_csrf"),
+                    "_once": hidden_field(page, "_once", "review"),
+                }
+                done = await (await client.post(f"{base}/return/submit", data=fields)).text()
+                assert "TR-2026-12-0001" in done
+
+            def subjects() -> list[str]:
+                return [str(m["Subject"]) for m in inbox.to("asha@example.org")]
+
+            await until(lambda: any("Delivered to" in s for s in subjects()))
+            [post] = await until(lambda: slack.top_level("C0COHESION"))
+            jane = SlackUser(slack, "U0JANE", f"{base}/slack/events")
+            assert await jane.click(post, "tb_ack") == 200
+            await until(lambda: any("Acknowledged" in s for s in subjects()))
+            assert all(s.startswith("TR-2026-12-0001") for s in subjects()[1:]), subjects()
+        finally:
+            await world.stop()

@@ -6,7 +6,6 @@ nothing. (The same pages in a real browser, with the accessibility check: test_w
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,41 +16,15 @@ from click.testing import CliRunner
 
 from bot.cli import main
 from bot.clock import FakeClock
-from tests.web_helpers import WEB_SECRET, WebWorld, web_world
-
-TENSION = {
-    "ward": "Heath Town",
-    "category": "religion",
-    "description": "Graffiti on the community centre wall",
-    "location": "",
-    "since": "",
-    "basis": "experienced",
-    "level": "2",
-    "media": "none",
-    "impact": "",
-    "already_reported": "no",
-    "consent_contact": "yes",
-    "consent_share": "no",
-}
+from tests.web_helpers import TENSION, WEB_SECRET, WebWorld, web_world
+from tests.web_helpers import browser_session as _browser
+from tests.web_helpers import hidden_field as _hidden
 
 
 @pytest.fixture
 async def world(db_url: str, clock: FakeClock) -> AsyncIterator[WebWorld]:
     async with web_world(db_url, clock) as w:
         yield w
-
-
-def _browser() -> aiohttp.ClientSession:
-    # unsafe=True: keep cookies for an IP address (127.0.0.1), as a browser does.
-    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-
-
-def _hidden(html: str, name: str, form_action: str | None = None) -> str:
-    if form_action is not None:
-        html = html[html.index(f'action="/return/{form_action}"') :]
-    match = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert match, f"no {name} in the page"
-    return match.group(1)
 
 
 async def _signed_in(client: aiohttp.ClientSession, world: WebWorld, email: str) -> str:

@@ -4,11 +4,14 @@ people who never linked a chat app (so their deliveries are "unreachable": the w
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+
+import aiohttp
 
 from bot.app import Services, build_services
 from bot.clock import FakeClock
@@ -19,6 +22,36 @@ from tests.conftest import make_config
 from tests.helpers import PEOPLE_CSV
 
 WEB_SECRET = "test-web-secret-0123456789abcdef0123456789"
+
+TENSION = {
+    "ward": "Heath Town",
+    "category": "religion",
+    "description": "Graffiti on the community centre wall",
+    "location": "",
+    "since": "",
+    "basis": "experienced",
+    "level": "2",
+    "media": "none",
+    "impact": "",
+    "already_reported": "no",
+    "consent_contact": "yes",
+    "consent_share": "no",
+}
+
+
+def browser_session() -> aiohttp.ClientSession:
+    """An HTTP client that keeps cookies as a browser does."""
+    # unsafe=True: keep cookies for an IP address (127.0.0.1), as a browser does.
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+def hidden_field(html: str, name: str, form_action: str | None = None) -> str:
+    """A hidden field's value in a page (in the form posting to ``form_action``, if given)."""
+    if form_action is not None:
+        html = html[html.index(f'action="/return/{form_action}"') :]
+    match = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert match, f"no {name} in the page"
+    return match.group(1)
 
 
 def _free_port() -> int:

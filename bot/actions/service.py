@@ -235,7 +235,11 @@ class ActionService:
             teams.append((r, names))
         person = await uow.people.get(report.person_id)
         address = (
-            address_of(person, slack=self.config.secrets.slack_bot_token is not None)
+            address_of(
+                person,
+                slack=self.config.secrets.slack_bot_token is not None,
+                email=self.config.email.host is not None,
+            )
             if person is not None
             else None
         )
@@ -617,7 +621,11 @@ class ActionService:
         person = await uow.people.get(report.person_id)
         if person is None:
             return
-        address = address_of(person, slack=self.config.secrets.slack_bot_token is not None)
+        address = address_of(
+            person,
+            slack=self.config.secrets.slack_bot_token is not None,
+            email=self.config.email.host is not None,
+        )
         if address is None:
             return
         channel, recipient = address

@@ -459,7 +459,11 @@ class PactService:
     async def _send(
         self, uow: UnitOfWork, person: Person, message: OutgoingMessage, key: str, now: datetime
     ) -> bool:
-        address = address_of(person, slack=self.config.secrets.slack_bot_token is not None)
+        address = address_of(
+            person,
+            slack=self.config.secrets.slack_bot_token is not None,
+            email=self.config.email.host is not None,
+        )
         if address is None:
             return False
         channel, recipient = address
