@@ -266,3 +266,36 @@ async def test_a_reporter_without_a_chat_app_hears_about_their_report_by_email(
             assert all(s.startswith("TR-2026-12-0001") for s in subjects()[1:]), subjects()
         finally:
             await world.stop()
+
+
+async def test_a_pact_invitation_goes_by_email_with_its_calendar_file(
+    db_url: str, clock: FakeClock, inbox: Inbox
+) -> None:
+    """Yusuf, a partner of the Heath Town PACT without a chat app, gets the invitation by
+    email with the .ics attached (text/calendar), as chat users get it as a document."""
+    from icalendar import Calendar
+
+    from tests.helpers import PACT_NEIGHBOURHOODS
+
+    email = {"host": "127.0.0.1", "port": inbox.port, "security": "none"}
+    async with web_world(db_url, clock, email=email, pact=PACT_NEIGHBOURHOODS) as world:
+        await world.services.people.import_csv(
+            "name,role,wards,organisation,email\n"
+            "Chris Chair,community_leader,Heath Town,Residents,chris@example.org\n"
+            "PC Dan Lee,officer,all,Police,dan@example.org\n",
+            source="more.csv",
+            actor="t",
+        )
+        await world.services.pact.schedule(
+            neighbourhood="heath-town", on="2026-12-10", at="18:30", venue="Heath Town Library",
+            format="in_person", chair_email=None, actor="t",
+        )  # fmt: skip
+        clock.set(datetime(2026, 12, 7, 19, 0, tzinfo=UTC))
+        assert (await world.services.pact.tick())["reminders"] == 1
+        await outbox(world).drain()
+        [invitation] = [m for m in inbox.to("dan@example.org") if "PACT" in str(m["Subject"])]
+        [ics] = [p for p in invitation.iter_attachments()]
+        assert ics.get_content_type() == "text/calendar"
+        assert ics.get_filename() == "pact-heath-town-20261210.ics"
+        event = Calendar.from_ical(ics.get_content()).walk("VEVENT")[0]
+        assert str(event.get("location")) == "Heath Town Library"
