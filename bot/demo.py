@@ -555,6 +555,7 @@ async def run_demo(out: Path) -> int:
         from bot.cli import format_status
 
         _say("\n" + format_status(status))
+        _say(await demo_email.answered_by_channel(world.services, december.id))
         (out / "campaign-status.json").write_text(json.dumps(status.as_dict(), indent=2))
         async with world.services.db.uow() as uow:
             reports: list[Report] = []

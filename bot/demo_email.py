@@ -184,3 +184,29 @@ async def _over_http(ruth_link: str, linda_link: str) -> None:
                 continue
             await (await client.post(f"{base}/review", data={**answers, **fields})).text()
             await (await client.post(f"{base}/submit", data={**answers, **fields})).text()
+
+
+async def answered_by_channel(services: Any, campaign_id: int) -> str:
+    """Who answered the return (tensions or nil) on which channel: where their form went."""
+    by: dict[str, list[str]] = {}
+    async with services.db.uow() as uow:
+        for delivery in await uow.deliveries.for_campaign(campaign_id):
+            if delivery.status not in ("responded", "nil"):
+                continue
+            person = await uow.people.get(delivery.person_id)
+            addresses = [("email", person.email)]
+            if person.telegram_chat_id is not None:
+                addresses.append(("telegram", str(person.telegram_chat_id)))
+            if person.slack_user_id:
+                addresses.append(("slack", person.slack_user_id))
+            forms = [
+                m
+                for m in await uow.privacy.messages_to(addresses)
+                if m.delivery_id == delivery.id and m.purpose == "form" and m.status == "sent"
+            ]
+            channel = forms[-1].channel if forms else "chat (/report)"
+            label = {"email": "email and the web form"}.get(channel, channel.capitalize())
+            by.setdefault(label, []).append(person.name)
+    return "Answered by channel: " + "; ".join(
+        f"{label}: {', '.join(sorted(names))}" for label, names in sorted(by.items())
+    )
