@@ -32,6 +32,7 @@ from bot.delivery.outbox import OutboxDispatcher, RateLimits
 from bot.delivery.seen import SeenRequests
 from bot.forms import load_form
 from bot.health import HealthService
+from bot.pact.public import PublicPactService
 from bot.pact.service import PactService
 from bot.people.privacy import PrivacyService
 from bot.people.service import PeopleService
@@ -58,6 +59,7 @@ from handlers.telegram.messenger import TelegramMessenger
 from handlers.telegram.request import AiohttpRequest
 from handlers.telegram.transport import poll, webhook_handler
 from handlers.web import web_app
+from handlers.web.public import public_pact_app
 from scheduler import build_scheduler, stop_scheduler
 from storage.database import Database
 from storage.leader import LeaderLock, database_status, leader_lock
@@ -399,15 +401,18 @@ class TelegramRuntime:
         signing = self.config.secrets.slack_signing_secret
         if self.slack_app is not None and signing is not None and sc.mode == "http":
             slack = (sc.path, slack_events_handler(self.slack_app, signing.get_secret_value()))
-        web_form = None
+        pages: list[tuple[str, web.Application]] = []
         if self.services.web is not None:
-            web_form = (self.config.web.path, web_app(self.services.web, self.config))
+            pages.append((self.config.web.path, web_app(self.services.web, self.config)))
+        if self.config.web.public_pact:
+            public = PublicPactService(self.config, self.services.db.uow, self.services.clock)
+            pages.append(("/pact", public_pact_app(public, self.config)))
         return build_http_app(
             readiness=self.readiness,
             metrics=self.metrics,
             telegram=telegram,
             slack=slack,
-            web_form=web_form,
+            pages=pages,
         )
 
     async def readiness(self) -> Readiness:

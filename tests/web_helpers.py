@@ -16,8 +16,10 @@ import aiohttp
 from bot.app import Services, build_services
 from bot.clock import FakeClock
 from bot.domain import Report
+from bot.pact.public import PublicPactService
 from handlers.http import HttpServer, Readiness, build_http_app
 from handlers.web import web_app
+from handlers.web.public import public_pact_app
 from tests.conftest import make_config
 from tests.helpers import PEOPLE_CSV
 
@@ -124,7 +126,13 @@ async def web_world(
     services = await build_services(cfg, clock=clock, migrate=False)
     assert services.web is not None
     server = HttpServer(
-        build_http_app(readiness=_ready, web_form=(cfg.web.path, web_app(services.web, cfg))),
+        build_http_app(
+            readiness=_ready,
+            pages=[
+                (cfg.web.path, web_app(services.web, cfg)),
+                ("/pact", public_pact_app(PublicPactService(cfg, services.db.uow, clock), cfg)),
+            ],
+        ),
         "127.0.0.1",
         port,
         shutdown=1.0,

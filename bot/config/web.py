@@ -25,3 +25,6 @@ class WebConfig(_Section):
     session_minutes: int = Field(default=30, ge=5, le=240)
     # Cookies only over HTTPS. Turn off only to test on http://127.0.0.1.
     secure_cookies: bool = True
+    # Each PACT neighbourhood's upcoming meetings as a public page (/pact/<key>) and calendar
+    # feed (/pact/<key>.ics): no personal data; needs no secret.
+    public_pact: bool = False
