@@ -64,9 +64,10 @@ async def test_the_form_goes_by_email_with_a_personal_link_in_both_parts(
     assert re.fullmatch(r"<[0-9a-f]{40}@example\.gov\.uk>", mail["Message-ID"])
     assert mail["List-Unsubscribe"] is None  # a service message
     plain, html = text_of(mail, "plain"), text_of(mail, "html")
-    [link] = LINK.findall(plain)
-    assert f'<a href="{link}">' in html
-    assert "Report a tension" not in plain  # the chat buttons are not in an email
+    link, report_link = LINK.findall(plain)  # the return's form; a report at any time
+    assert link != report_link
+    assert f'<a href="{link}">' in html and f'<a href="{report_link}">' in html
+    assert "Nothing to report this time" not in plain  # the chat buttons are not in an email
     assert "please do not forward it" in plain
     # Each person's own link: four different links.
     links = {LINK.findall(text_of(m, "plain"))[0] for m in inbox.messages}
@@ -186,7 +187,7 @@ async def test_the_running_bot_emails_the_form_and_serves_the_web_form(
         await asha.wait_for("December 2026")  # Asha linked Telegram: the form comes there
         await until(lambda: len(inbox.messages) == 3)
         assert inbox.to("asha@example.org") == []
-        [link] = LINK.findall(text_of(inbox.to("sarah@example.org")[0], "plain"))
+        link = LINK.findall(text_of(inbox.to("sarah@example.org")[0], "plain"))[0]
         jar = aiohttp.CookieJar(unsafe=True)
         async with aiohttp.ClientSession(cookie_jar=jar) as client:
             async with client.get(link) as r:
@@ -243,7 +244,7 @@ async def test_a_reporter_without_a_chat_app_hears_about_their_report_by_email(
             await world.import_people(PEOPLE_CSV)
             await world.services.campaigns.tick()
             await until(lambda: inbox.to("asha@example.org"))
-            [link] = LINK.findall(text_of(inbox.to("asha@example.org")[0], "plain"))
+            link = LINK.findall(text_of(inbox.to("asha@example.org")[0], "plain"))[0]
             async with browser_session() as client:
                 await (await client.get(link)).text()
                 page = await (await client.get(f"{base}/return/form")).text()
@@ -299,3 +300,46 @@ async def test_a_pact_invitation_goes_by_email_with_its_calendar_file(
         assert ics.get_filename() == "pact-heath-town-20261210.ics"
         event = Calendar.from_ical(ics.get_content()).walk("VEVENT")[0]
         assert str(event.get("location")) == "Heath Town Library"
+
+
+async def test_the_report_link_in_an_email_reports_a_tension_at_any_time(
+    world: WebWorld, inbox: Inbox, clock: FakeClock
+) -> None:
+    """The web's /report: the second link of every form email still works after the return
+    has closed, makes an urgent report with its reference, offers no nil return, and expires
+    after web.report_link_days."""
+    from tests.web_helpers import TENSION, browser_session, hidden_field
+
+    await outbox(world).drain()
+    report_link = LINK.findall(text_of(inbox.to("mark@example.org")[0], "plain"))[1]
+    clock.set(datetime(2026, 12, 20, 10, 0, tzinfo=UTC))  # the December return has closed
+    await world.services.campaigns.tick()
+    async with browser_session() as client:
+        await (await client.get(report_link)).text()
+        page = await (await client.get(world.form_url)).text()
+        assert "<h1>Report a tension</h1>" in page
+        assert "/return/nil" not in page
+        fields = {
+            **TENSION,
+            "_csrf": hidden_field(page, "_csrf"),
+            "_once": hidden_field(page, "_once", "review"),
+        }
+        async with client.post(f"{world.base}/return/submit", data=fields) as r:
+            done = await r.text()
+            assert "Your reference is" in done and "TR-2026-12-0001" in done
+        async with client.post(
+            f"{world.base}/return/nil", data={"_csrf": fields["_csrf"], "_once": "x"}
+        ) as r:
+            assert r.status == 400
+        async with client.post(f"{world.base}/return/submit", data=fields) as r:
+            assert r.status == 409  # replayed: still one report
+    async with world.services.db.uow() as uow:
+        mark = await uow.people.by_email("mark@example.org")
+        assert mark is not None and mark.id is not None
+        reports = await uow.reports.for_person(mark.id)
+    assert [(r.reference, r.source, r.campaign_id) for r in reports] == [
+        ("TR-2026-12-0001", "adhoc", None)
+    ]
+    clock.set(datetime(2027, 1, 6, 10, 0, tzinfo=UTC))  # 36 days after the email
+    async with browser_session() as client, client.get(report_link) as r:
+        assert r.status == 410

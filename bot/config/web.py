@@ -25,6 +25,9 @@ class WebConfig(_Section):
     session_minutes: int = Field(default=30, ge=5, le=240)
     # Cookies only over HTTPS. Turn off only to test on http://127.0.0.1.
     secure_cookies: bool = True
+    # Every form email also carries a link to report a tension at any time (the web's /report),
+    # valid this many days (a monthly email always brings a fresh one).
+    report_link_days: int = Field(default=35, ge=1, le=366)
     # Each PACT neighbourhood's upcoming meetings as a public page (/pact/<key>) and calendar
     # feed (/pact/<key>.ics): no personal data; needs no secret.
     public_pact: bool = False

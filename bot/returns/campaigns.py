@@ -345,7 +345,7 @@ class CampaignService:
         if channel != "email" or self.web_links is None:
             return message
         assert person.id is not None
-        return self.web_links.with_link(message, person.id, campaign)
+        return self.web_links.with_link(message, person.id, campaign, self.clock.now())
 
     async def deliver_open_returns(
         self, uow: UnitOfWork, person: Person, now: datetime

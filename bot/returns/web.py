@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 #: How long a POST's one-time key is remembered: longer than any session.
 ONCE_LIFETIME = timedelta(hours=6)
+#: The "campaign" of a link to report a tension at any time (the web's /report).
+ADHOC = 0
 
 
 @dataclass(frozen=True)
@@ -134,8 +136,15 @@ class WebLinks:
         token = self.signer.link_token(person_id, campaign.id, campaign.closes_at)
         return f"{self.config.web.base_url}{self.config.web.path}/t/{token}"
 
+    def report_link(self, person_id: int, now: datetime) -> str:
+        """The person's link to report a tension at any time (the web's ``/report``), valid for
+        ``web.report_link_days``; every form email carries a fresh one."""
+        expires = now + timedelta(days=self.config.web.report_link_days)
+        token = self.signer.link_token(person_id, ADHOC, expires)
+        return f"{self.config.web.base_url}{self.config.web.path}/t/{token}"
+
     def with_link(
-        self, message: OutgoingMessage, person_id: int, campaign: Campaign
+        self, message: OutgoingMessage, person_id: int, campaign: Campaign, now: datetime
     ) -> OutgoingMessage:
         """A form message for email: its words without the chat buttons, then the personal
         link to the web form."""
@@ -154,6 +163,11 @@ class WebLinks:
             "This link is personal to you: please do not forward it. It works until "
             f"{local_time(campaign.closes_at, tz)}."
         )
+        b.blank().line(
+            Span(text="Something urgent, or after the return has closed?", style="bold"),
+            " Report a tension at any time here:",
+        )
+        b.line(Span(text=self.report_link(person_id, now)))
         return b.build()
 
 
@@ -168,6 +182,7 @@ class WebPage:
     form: FormDefinition
     wards: list[str]
     references: list[str]
+    adhoc: bool = False  # a report at any time, not a return
 
 
 EXPIRED = (
@@ -234,9 +249,18 @@ class WebReturnService:
                 "ask the partnership for your own.",
             )
         async with self.uow_factory() as uow:
-            await self._checked(uow, person_id, campaign_id, now)
+            if campaign_id == ADHOC:
+                await self._person(uow, person_id)
+            else:
+                await self._checked(uow, person_id, campaign_id, now)
         until = min(now + timedelta(minutes=self.config.web.session_minutes), expires)
         return WebSession(person_id, campaign_id, until, secrets.token_urlsafe(16))
+
+    async def _person(self, uow: UnitOfWork, person_id: int) -> Person:
+        person = await uow.people.get(person_id)
+        if person is None or not person.active:
+            raise WebRefused("not_sent", *INVALID)
+        return person
 
     async def _checked(
         self, uow: UnitOfWork, person_id: int, campaign_id: int, now: datetime
@@ -257,9 +281,12 @@ class WebReturnService:
             )
         return person, campaign
 
-    async def page(self, session: WebSession) -> WebPage:
-        """The form, or what the person already sent for this return."""
+    async def page(self, session: WebSession, *, sent: bool = False) -> WebPage:
+        """The form, or what the person already sent for this return (for a report at any
+        time: the form, or with ``sent`` their latest reference)."""
         now = self.clock.now()
+        if session.campaign_id == ADHOC:
+            return await self._adhoc_page(session, sent)
         async with self.uow_factory() as uow:
             person, campaign = await self._checked(uow, session.person_id, session.campaign_id, now)
             form = await self.forms.definition(uow, campaign.form_version_id)
@@ -284,6 +311,22 @@ class WebReturnService:
             references,
         )
 
+    async def _adhoc_page(self, session: WebSession, sent: bool) -> WebPage:
+        async with self.uow_factory() as uow:
+            person = await self._person(uow, session.person_id)
+            form = (await self.forms.current(uow)).definition
+            latest = await uow.reports.for_person(session.person_id, limit=1) if sent else []
+        return WebPage(
+            "sent" if latest else "form",
+            person.name,
+            "Report a tension",
+            "",
+            form,
+            list(self.config.partnership.wards),
+            [r.reference for r in latest],
+            adhoc=True,
+        )
+
     def check(
         self, form: FormDefinition, raw: dict[str, str]
     ) -> tuple[dict[str, str], dict[str, str]]:
@@ -296,6 +339,8 @@ class WebReturnService:
         """Submit one tension; errors by question id (empty when submitted). ``once`` is the
         form page's one-time key: the same POST again is refused and makes no second report."""
         now = self.clock.now()
+        if session.campaign_id == ADHOC:
+            return await self._submit_adhoc(session, raw, once)
         async with self.uow_factory() as uow:
             _, campaign = await self._checked(uow, session.person_id, session.campaign_id, now)
             delivery = await uow.deliveries.get_for(session.campaign_id, session.person_id)
@@ -322,9 +367,44 @@ class WebReturnService:
         self.wake()
         return {}
 
+    async def _submit_adhoc(
+        self, session: WebSession, raw: dict[str, str], once: str
+    ) -> dict[str, str]:
+        now = self.clock.now()
+        async with self.uow_factory() as uow:
+            await self._person(uow, session.person_id)
+            current = await self.forms.current(uow)
+            answers, errors = self.check(current.definition, raw)
+            if errors:
+                return errors
+            await self._once(uow, session, once)
+            await create_reports(
+                uow,
+                person_id=session.person_id,
+                source="adhoc",
+                campaign_id=None,
+                form_version_id=current.id,
+                tensions=[answers],
+                now=now,
+                tz=self.tz,
+                actions=self.actions,
+                urgent_answers_open=self.config.schedule.urgent_report_answers_return,
+            )
+            await uow.commit()
+        self.wake()
+        return {}
+
     async def nil(self, session: WebSession, once: str) -> None:
         """A one-click nil return."""
         now = self.clock.now()
+        if session.campaign_id == ADHOC:
+            raise WebRefused(
+                "not_a_return",
+                "There is no return to answer here",
+                "This page is for reporting a tension at any time; a nil return answers a "
+                "monthly return. Nothing was changed.",
+                status=400,
+            )
         async with self.uow_factory() as uow:
             await self._checked(uow, session.person_id, session.campaign_id, now)
             await self._once(uow, session, once)

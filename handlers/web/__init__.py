@@ -30,7 +30,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from bot.config import Config
 from bot.forms import FormDefinition, Question
-from bot.returns.web import WebPage, WebRefused, WebReturnService, WebSession
+from bot.returns.web import ADHOC, WebPage, WebRefused, WebReturnService, WebSession
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class WebForm:
         if session is None:
             return self._no_session()
         try:
-            page = await self.service.page(session)
+            page = await self.service.page(session, sent=request.query.get("sent") == "1")
         except WebRefused as refused:
             return self._problem(refused)
         if page.state != "form":
@@ -229,7 +229,10 @@ class WebForm:
             return self._no_session()
         except WebRefused as refused:
             return self._problem(refused)
-        raise web.HTTPSeeOther(f"{self.base}/form")
+        # A report at any time shows its reference once, then the form is ready for another.
+        raise web.HTTPSeeOther(
+            f"{self.base}/form" + ("?sent=1" if session.campaign_id == ADHOC else "")
+        )
 
     async def nil(self, request: web.Request) -> web.Response:
         """POST the one-click nil return."""
