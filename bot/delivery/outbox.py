@@ -45,6 +45,7 @@ from bot.common import audit
 from bot.domain import NEWS, DeliveryStatus, OutboxMessage, OutboxStatus
 from bot.messages import OutgoingMessage, combined
 from bot.ports import (
+    KeyedMessenger,
     Messenger,
     RateBuckets,
     SendResult,
@@ -423,7 +424,14 @@ class OutboxDispatcher:
                 message = combined(
                     [OutgoingMessage.model_validate(r.payload) for r in (row, *companions)]
                 )
-                result = await messenger.send(row.recipient, message, row.edit_ref, row.thread_ref)
+                if isinstance(messenger, KeyedMessenger):
+                    result = await messenger.send_keyed(
+                        row.idempotency_key, row.recipient, message, row.edit_ref, row.thread_ref
+                    )
+                else:
+                    result = await messenger.send(
+                        row.recipient, message, row.edit_ref, row.thread_ref
+                    )
             except Exception as exc:  # a messenger bug must not kill the dispatcher
                 log.exception("messenger raised for outbox row %s", row.id)
                 result = SendResult(ok=False, error=f"{type(exc).__name__}: {exc}"[:300])

@@ -308,6 +308,7 @@ class PrivacyService:
         out: list[tuple[str, str]] = []
         for a in person.addresses:
             out += [(a.platform, v) for v in dict.fromkeys((a.chat, a.address)) if v]
+        out.append(("email", person.email))  # forms by email, with their personal web link
         return out
 
     @staticmethod

@@ -23,7 +23,8 @@ from bot.wards import unknown_ward
 
 log = logging.getLogger(__name__)
 
-CSV_COLUMNS = ("name", "role", "wards", "organisation", "email", "slack_user_id")
+CSV_COLUMNS = ("name", "role", "wards", "organisation", "email", "slack_user_id", "channel")
+CHANNELS = ("telegram", "slack", "email")  # a person's preferred channel (people.channel)
 REQUIRED_COLUMNS = frozenset({"name", "role", "wards", "email"})
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
@@ -92,6 +93,7 @@ class _Row:
     organisation: str
     email: str
     slack_user_id: str | None
+    channel: str | None = None
 
 
 class PeopleService:
@@ -174,6 +176,9 @@ class PeopleService:
                 problems.append(f"{err}: slack_user_id repeats line {seen_slack[slack]}")
             elif slack is not None:
                 seen_slack[slack] = line
+            channel = values.get("channel", "").lower() or None
+            if channel is not None and channel not in CHANNELS:
+                problems.append(f"{err}: channel must be one of {', '.join(CHANNELS)} (or empty)")
             if role in ("councillor", "community_leader") and not ward_list:
                 problems.append(f"{err}: a {role} needs at least one ward")
             rows.append(
@@ -185,6 +190,7 @@ class PeopleService:
                     values.get("organisation", ""),
                     email,
                     slack,
+                    channel,
                 )
             )
         if problems:
@@ -216,6 +222,7 @@ class PeopleService:
                     organisation=row.organisation,
                     wards=tuple(row.wards),
                     slack_user_id=row.slack_user_id,
+                    channel=row.channel,
                 )
                 before = stored.get(row.email)
                 if before is None:

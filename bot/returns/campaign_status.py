@@ -110,15 +110,19 @@ async def campaign_status(
 
 
 def _outcome(d: Delivery, closed: bool) -> tuple[str, str]:
+    # [email] fallback: where the form went instead of the person's own platform.
+    instead = f"form sent by email instead ({d.fallback})" if d.fallback is not None else ""
     if d.status == DeliveryStatus.RESPONDED.value:
-        return "responded", ""
+        return "responded", instead
     if d.status == DeliveryStatus.NIL.value:
-        return "nil", ""
+        return "nil", instead
     if d.status == DeliveryStatus.UNREACHABLE.value:
         return "unreachable", d.detail
     if d.status == DeliveryStatus.QUEUED.value:
         return ("no_reply" if closed else "queued"), "form not yet sent"
     detail = "delivery uncertain (process stopped mid-send)" if d.status == "uncertain" else ""
+    if instead:
+        detail = (detail + "; " if detail else "") + instead
     if d.followed_up_at is not None:
         detail = (detail + "; " if detail else "") + "followed up (form sent again)"
     return ("no_reply" if closed else "awaiting"), detail

@@ -18,9 +18,11 @@ from bot.common import Waker, audit, enqueue
 from bot.config import Config
 from bot.domain import REPORTER_ROLES, Campaign, Delivery, DeliveryStatus, Person, Role
 from bot.forms.versions import FormService
+from bot.messages import OutgoingMessage
 from bot.ports import AlreadyExists, UnitOfWork, UnitOfWorkFactory
 from bot.returns.campaign_status import CampaignStatus, campaign_status
 from bot.returns.periods import CampaignError, Schedule, period_of, schedule_for, validate_period
+from bot.returns.web import WebLinks
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ class TickReport:
     opened: list[str] = field(default_factory=list)
     reminded: dict[str, int] = field(default_factory=dict)
     followed_up: dict[str, int] = field(default_factory=dict)  # uncertain forms sent again
+    emailed_instead: dict[str, int] = field(default_factory=dict)  # [email] fallback
     closed: list[str] = field(default_factory=list)
 
 
@@ -48,6 +51,7 @@ class CampaignService:
         clock: Clock,
         forms: FormService,
         wake: Waker,
+        web_links: WebLinks | None = None,
     ) -> None:
         self.config = config
         self.uow_factory = uow_factory
@@ -55,6 +59,8 @@ class CampaignService:
         self.forms = forms
         self.wake = wake
         self.tz = config.partnership.tz
+        # Email is on when there is an SMTP server and a web form for its links to open.
+        self.web_links = web_links if config.email.host is not None else None
 
     # ----------------------------------------------------------------- opening
 
@@ -249,12 +255,18 @@ class CampaignService:
     ) -> Delivery:
         assert campaign.id is not None and person.id is not None
         delivery = Delivery(campaign_id=campaign.id, person_id=person.id)
-        if self._reach(person) is None:
-            delivery.status = DeliveryStatus.UNREACHABLE.value
-            delivery.detail = "blocked the bot" if person.blocked_at else "never linked"
+        reach = self._reach(person)
+        if reach is None:
+            why = "blocked the bot" if person.blocked_at else "never linked"
+            reach = self._fallback(person)
+            if reach is None:
+                delivery.status = DeliveryStatus.UNREACHABLE.value
+                delivery.detail = why
+            else:  # [email] fallback: the form once by email, no reminders
+                delivery.fallback = why
         await uow.deliveries.add(delivery)
         if delivery.status == DeliveryStatus.QUEUED.value:
-            await self._queue_form(uow, campaign, person, delivery, now)
+            await self._queue_form(uow, campaign, person, delivery, now, reach=reach)
         return delivery
 
     async def _queue_form(
@@ -266,20 +278,26 @@ class CampaignService:
         now: datetime,
         reminder_round: int = 0,
         again: bool = False,
+        reach: tuple[str, str] | None = None,
     ) -> bool:
         form = await self.forms.definition(uow, campaign.form_version_id)
         reminder = reminder_round > 0
-        reach = self._reach(person)
+        reach = reach or self._reach(person)
         if reach is None:
             return False
         channel, recipient = reach
+        # A fallback email has a key of its own: the form on their platform may be in the outbox.
+        kind = f"reminder:{reminder_round}" if reminder else "form"
+        if delivery.fallback is not None and not reminder:
+            kind = "email-fallback"
+        message = texts.form_message(campaign, form, self.tz, reminder=reminder)
         return await enqueue(
             uow,
             channel=channel,
             recipient=recipient,
-            message=texts.form_message(campaign, form, self.tz, reminder=reminder),
-            key=f"campaign:{campaign.id}:{'reminder:' + str(reminder_round) if reminder else 'form'}"
-            f":{person.id}" + (f":again:{now:%Y%m%dT%H%M%S}" if again else ""),
+            message=self._for_channel(channel, message, person, campaign),
+            key=f"campaign:{campaign.id}:{kind}:{person.id}"
+            + (f":again:{now:%Y%m%dT%H%M%S}" if again else ""),
             now=now,
             purpose="reminder" if reminder else "form",
             priority=1,
@@ -287,9 +305,43 @@ class CampaignService:
         )
 
     def _reach(self, person: Person) -> tuple[str, str] | None:
-        """Where the form goes: the chat they connected (unless they blocked the bot there),
-        else an imported address on a platform the bot sends on."""
-        return person.reach(self.config.platforms, skip_blocked=True)
+        """Where the form and reminders go: :meth:`Person.reach` (their ``channel`` first, then
+        the chat they connected, unless they blocked the bot there, then an imported address,
+        then email), on the platforms the bot sends forms on (:attr:`platforms`).
+
+        Email counts only when it is their own channel (they chose it, or they have no platform
+        of their own): someone whose own platform is Telegram or Slack and who cannot be
+        reached there (never linked, blocked the bot) is unreachable, and gets the form by
+        email only through ``email.fallback`` (:meth:`_fallback`), once."""
+        platforms = self.platforms
+        reach = person.reach(platforms, skip_blocked=True)
+        own = person.own_platform(platforms)
+        if reach is not None and reach[0] == "email" and own not in (None, "email"):
+            return None
+        return reach
+
+    @property
+    def platforms(self) -> frozenset[str]:
+        """Where forms go: the bot's platforms, email only with the web form for its links."""
+        if self.web_links is None:
+            return self.config.platforms - {"email"}
+        return self.config.platforms
+
+    def _fallback(self, person: Person) -> tuple[str, str] | None:
+        """``email.fallback``: someone unreachable on their own platform (never linked, blocked
+        the bot) gets the form by email instead, once."""
+        if "email" not in self.platforms or not self.config.email.fallback:
+            return None
+        return "email", person.email
+
+    def _for_channel(
+        self, channel: str, message: OutgoingMessage, person: Person, campaign: Campaign
+    ) -> OutgoingMessage:
+        """By email, a form carries the person's link to the web form instead of buttons."""
+        if channel != "email" or self.web_links is None:
+            return message
+        assert person.id is not None
+        return self.web_links.with_link(message, person.id, campaign, self.clock.now())
 
     async def deliver_open_returns(
         self, uow: UnitOfWork, person: Person, now: datetime
@@ -343,10 +395,41 @@ class CampaignService:
                     report.reminded[campaign.key] = count
                 if followed := await self._follow_up_uncertain(uow, campaign, now):
                     report.followed_up[campaign.key] = followed
+                if emailed := await self._fall_back_to_email(uow, campaign, now):
+                    report.emailed_instead[campaign.key] = emailed
             await uow.commit()
-        if report.reminded or report.opened or report.followed_up:
+        if report.reminded or report.opened or report.followed_up or report.emailed_instead:
             self.wake()
         return report
+
+    async def _fall_back_to_email(self, uow: UnitOfWork, campaign: Campaign, now: datetime) -> int:
+        """``email.fallback``: a form that could not be delivered on the person's own platform
+        (they blocked the bot, found out when it was sent) goes by email instead, once."""
+        if "email" not in self.platforms or not self.config.email.fallback:
+            return 0
+        assert campaign.id is not None
+        count = 0
+        for delivery in await uow.deliveries.for_campaign(campaign.id):
+            if delivery.status != DeliveryStatus.UNREACHABLE.value or delivery.fallback:
+                continue
+            person = await uow.people.get(delivery.person_id)
+            if person is None or not self._targeted(campaign, person):
+                continue
+            own = self._reach(person)
+            if own is not None and own[0] == "email":
+                continue  # email is their own channel, and it failed
+            reach = self._fallback(person)
+            if reach is None:
+                continue
+            delivery.fallback = delivery.detail or "unreachable"
+            delivery.status, delivery.detail = DeliveryStatus.QUEUED.value, ""
+            if await self._queue_form(uow, campaign, person, delivery, now, reach=reach):
+                count += 1
+        if count:
+            await audit(
+                uow, now, "scheduler", "campaign.email_fallback", campaign.key, recipients=count
+            )
+        return count
 
     async def _follow_up_uncertain(self, uow: UnitOfWork, campaign: Campaign, now: datetime) -> int:
         """Forms whose delivery is uncertain (the process stopped mid-send) are not re-sent at
@@ -371,7 +454,12 @@ class CampaignService:
                 uow,
                 channel=channel,
                 recipient=recipient,
-                message=texts.form_message(campaign, form, self.tz, follow_up=True),
+                message=self._for_channel(
+                    channel,
+                    texts.form_message(campaign, form, self.tz, follow_up=True),
+                    person,
+                    campaign,
+                ),
                 key=f"campaign:{campaign.id}:follow-up:{person.id}",
                 now=now,
                 purpose="form",
