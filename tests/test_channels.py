@@ -11,7 +11,9 @@ import pytest
 from bot.app import Services
 from bot.clock import FakeClock
 from bot.common import Sender
+from bot.domain import Address, Person
 from bot.people.service import ImportError_
+from tests.conftest import make_config
 from tests.helpers import FakeMessenger, services_for
 from tests.web_helpers import WebWorld, web_world
 
@@ -206,3 +208,43 @@ async def test_a_form_refused_because_the_person_blocked_the_bot_goes_by_email_o
             ("email", "form"),
             ("telegram", "form"),
         ]
+
+
+def test_people_channel_orders_reach_and_email_is_the_last_resort() -> None:
+    """``Person.reach``: the preferred channel first, then a chat they connected, then one from
+    the import, then ``people.email`` when the bot sends email; never email when it does not."""
+    linked = datetime(2026, 11, 20, tzinfo=UTC)
+    person = Person(
+        name="A",
+        role="councillor",
+        email="a@example.org",
+        addresses=[
+            Address("slack", "U0A", "U0A", id=1),
+            Address("telegram", "11", "11", linked_at=linked, id=2),
+        ],
+    )
+    every = frozenset({"telegram", "slack", "email"})
+    chat = frozenset({"telegram", "slack"})
+    assert person.reach(every) == ("telegram", "11")  # the chat they connected first
+    person.channel = "slack"
+    assert person.reach(every) == ("slack", "U0A")
+    person.channel = "email"
+    assert person.reach(every) == ("email", "a@example.org")
+    assert person.reach(chat) == ("telegram", "11")  # email off: the usual order
+    assert person.own_platform(every) == "email"
+    assert person.own_platform(chat) == "telegram"  # a preference the bot cannot serve
+    person.channel = None
+    person.blocked_at = linked
+    assert person.reach(every, skip_blocked=True) == ("slack", "U0A")
+    person.addresses = person.addresses[1:]
+    assert person.reach(every, skip_blocked=True) == ("email", "a@example.org")
+    assert person.own_platform(every) == "telegram"  # so a form would not go by email
+    person.addresses = []
+    assert person.reach(every) == ("email", "a@example.org")
+    assert person.reach(chat) is None
+    assert person.own_platform(every) is None
+
+
+def test_email_is_a_platform_when_its_host_is_set(db_url: str) -> None:
+    assert make_config(db_url).platforms == {"telegram"}
+    assert make_config(db_url, email=EMAIL).platforms == {"telegram", "email"}

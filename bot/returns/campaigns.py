@@ -51,7 +51,7 @@ class CampaignService:
         clock: Clock,
         forms: FormService,
         wake: Waker,
-        web_links: WebLinks | None = None,
+        web_links: WebLinks | None,
     ) -> None:
         self.config = config
         self.uow_factory = uow_factory
@@ -59,8 +59,9 @@ class CampaignService:
         self.forms = forms
         self.wake = wake
         self.tz = config.partnership.tz
-        # Email is on when there is an SMTP server and a web form for its links to open.
-        self.web_links = web_links if config.email.host is not None else None
+        # The web form's links; None when it is off (no TENSIONBOT_WEB_SECRET), and then forms do
+        # not go by email (see :attr:`platforms`): a form email needs a link to open.
+        self.web_links = web_links
 
     # ----------------------------------------------------------------- opening
 
