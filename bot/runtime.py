@@ -26,7 +26,8 @@ from telegram.ext import Application, ApplicationBuilder
 
 from bot.app import Services, reload_problem
 from bot.config import ENV_TELEGRAM_WEBHOOK_SECRET, Config, ConfigError, delivery_problem
-from bot.delivery.outbox import OutboxDispatcher, RateLimits
+from bot.delivery.limits import RateLimits
+from bot.delivery.outbox import OutboxDispatcher
 from bot.ports import Messenger
 from handlers.email import EmailMessenger
 from handlers.http import HttpServer, Metrics, Readiness, build_http_app

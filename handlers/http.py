@@ -25,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from bot.delivery.outbox import DispatchStats
+from bot.delivery.recording import DispatchStats
 from bot.domain import OutboxStatus
 from bot.health import HealthFigures
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from bot.app import Services, build_services, telegram_token
 from bot.clock import FakeClock
 from bot.config import Config
-from bot.people.service import ImportResult
+from bot.people.importing import ImportResult
 from bot.runtime import Runtime
 from bot.summaries.service import post_scheduled
 

@@ -135,7 +135,8 @@ def dispatcher_for(
     services: Services, messenger: FakeMessenger, slack: FakeMessenger | None = None
 ) -> Any:
     """A real outbox dispatcher sending through ``messenger`` (and ``slack`` for Slack)."""
-    from bot.delivery.outbox import OutboxDispatcher, RateLimits
+    from bot.delivery.limits import RateLimits
+    from bot.delivery.outbox import OutboxDispatcher
 
     messengers: dict[str, Any] = {"telegram": messenger}
     limits = {"telegram": RateLimits(1000.0, 1000.0, 8)}

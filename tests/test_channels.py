@@ -12,7 +12,7 @@ from bot.app import Services
 from bot.clock import FakeClock
 from bot.common import Sender
 from bot.domain import Address, Person
-from bot.people.service import ImportError_
+from bot.people.importing import ImportError_
 from tests.conftest import make_config
 from tests.helpers import FakeMessenger, services_for
 from tests.web_helpers import WebWorld, web_world

@@ -17,7 +17,8 @@ import pytest
 from bot.actions.service import Officer
 from bot.buttons import Action as ButtonAction
 from bot.clock import FakeClock
-from bot.delivery.outbox import OutboxDispatcher, RateLimits
+from bot.delivery.limits import RateLimits
+from bot.delivery.outbox import OutboxDispatcher
 from bot.domain import NEWS, OutboxStatus
 from tests.helpers import PEOPLE_CSV, FakeMessenger, dispatcher_for, link_all, services_for
 from tests.test_actions import ROUTING, TEAMS, _report

@@ -8,7 +8,8 @@ from typing import Any
 
 from bot.clock import FakeClock
 from bot.common import enqueue
-from bot.delivery.outbox import OutboxDispatcher, RateLimits, first_done, global_bucket
+from bot.delivery.limits import RateLimits, global_bucket
+from bot.delivery.outbox import OutboxDispatcher, first_done
 from bot.domain import OutboxStatus
 from bot.messages import MessageBuilder
 from bot.ports import SendResult

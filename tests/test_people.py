@@ -8,7 +8,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.common import Sender
-from bot.people.service import ImportError_
+from bot.people.importing import ImportError_
 from tests.helpers import PEOPLE_CSV, services_for, slack_id, telegram_chat
 
 

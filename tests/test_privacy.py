@@ -18,7 +18,7 @@ from bot.app import Services
 from bot.clock import FakeClock
 from bot.config import ConfigError, config_from_mapping
 from bot.domain import Action, ActionEvent, PactPriority, PactRecording
-from bot.people.privacy import REDACTED
+from bot.people.personal_data import REDACTED
 from storage import tables
 from storage.database import Database
 from storage.encryption import EncryptionError

@@ -21,7 +21,8 @@ from sqlalchemy.engine import make_url
 
 from bot.clock import FakeClock
 from bot.common import enqueue
-from bot.delivery.outbox import OutboxDispatcher, RateLimits
+from bot.delivery.limits import RateLimits
+from bot.delivery.outbox import OutboxDispatcher
 from bot.domain import OutboxStatus
 from bot.messages import MessageBuilder
 from storage.database import make_engine

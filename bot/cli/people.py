@@ -26,7 +26,7 @@ def people_import(config: Config, file: Path) -> None:
     Columns: name, role, wards (separated by ';', or 'all'), organisation, email, slack_user_id.
     People are matched by email: a re-import updates them and never duplicates.
     """
-    from bot.people.service import ImportError_
+    from bot.people.importing import ImportError_
 
     try:
         text = file.read_text(encoding="utf-8-sig")

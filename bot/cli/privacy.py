@@ -25,7 +25,7 @@ def _privacy(s: Any) -> Any:
 def people_erase(config: Config, email: str, yes: bool) -> None:
     """Erase a person (right to erasure): anonymise them and remove or redact everything about
     them. Report statistics (ward, category, level, basis, period) and the audit log are kept."""
-    from bot.people.privacy import PrivacyError
+    from bot.people.personal_data import PrivacyError
 
     async def work(s: Any) -> Any:
         service = _privacy(s)
@@ -54,7 +54,7 @@ def people_erase(config: Config, email: str, yes: bool) -> None:
 @click.pass_obj
 def people_export(config: Config, email: str, out: Path | None) -> None:
     """Subject-access export: everything held about a person, as JSON (the export is audited)."""
-    from bot.people.privacy import PrivacyError
+    from bot.people.personal_data import PrivacyError
 
     try:
         data = with_services(config, lambda s: _privacy(s).export(email, actor=ADMIN))

@@ -2,51 +2,26 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import logging
-import re
 import secrets
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot import texts
 from bot.clock import Clock
 from bot.common import Sender, Waker, alert_admins, audit, enqueue
 from bot.config import Config
-from bot.domain import DeliveryStatus, Invite, Person, Role
+from bot.domain import DeliveryStatus, Invite, Person
 from bot.forms.versions import FormService
-from bot.ports import AlreadyExists, OnLinked, PersonDetails, UnitOfWorkFactory
-from bot.wards import unknown_ward
+from bot.people.importing import ImportResult, ImportRow, import_rows, parse_csv
+from bot.ports import OnLinked, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
-CSV_COLUMNS = ("name", "role", "wards", "organisation", "email", "slack_user_id", "channel")
-CHANNELS = ("telegram", "slack", "email")  # a person's preferred channel (people.channel)
-REQUIRED_COLUMNS = frozenset({"name", "role", "wards", "email"})
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 # A return still awaiting the person: a block makes it unreachable (not an answered one).
 _AWAITING = [DeliveryStatus.QUEUED.value, DeliveryStatus.SENT.value, DeliveryStatus.UNCERTAIN.value]
-
-
-class ImportError_(Exception):
-    """A CSV import was refused; nothing was imported. ``problems`` name file and line."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-@dataclass
-class ImportResult:
-    """What an import did."""
-
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,18 +59,6 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class _Row:
-    line: int
-    name: str
-    role: str
-    wards: list[str]
-    organisation: str
-    email: str
-    slack_user_id: str | None
-    channel: str | None = None
-
-
 class PeopleService:
     """Who may use the bot."""
 
@@ -117,87 +80,9 @@ class PeopleService:
 
     # ----------------------------------------------------------------- import
 
-    def parse_csv(self, text: str, source: str) -> list[_Row]:
+    def parse_csv(self, text: str, source: str) -> list[ImportRow]:
         """Validate a people CSV completely; raise with every problem found."""
-        reader = csv.DictReader(io.StringIO(text))
-        header = [h.strip().lower() for h in (reader.fieldnames or [])]
-        problems: list[str] = []
-        missing = REQUIRED_COLUMNS - set(header)
-        unknown = set(header) - set(CSV_COLUMNS)
-        if missing:
-            problems.append(f"{source}: line 1: missing column(s): {', '.join(sorted(missing))}")
-        if unknown:
-            problems.append(f"{source}: line 1: unknown column(s): {', '.join(sorted(unknown))}")
-        if problems:
-            raise ImportError_(problems)
-        reader.fieldnames = header
-        wards = {w.casefold(): w for w in self.config.partnership.wards}
-        roles = {r.value for r in Role}
-        rows: list[_Row] = []
-        seen: dict[str, int] = {}
-        seen_slack: dict[str, int] = {}
-        for raw in reader:
-            line = reader.line_num
-            if None in raw:
-                problems.append(f"{source}: line {line}: more fields than columns")
-                continue
-            values = {k: (v or "").strip() for k, v in raw.items()}
-            if not any(values.values()):
-                continue
-            err = f"{source}: line {line}"
-            name, role, email = values["name"], values["role"].lower(), values["email"].lower()
-            if not name or len(name) > 200:
-                problems.append(f"{err}: name must be 1 to 200 characters")
-            if role not in roles:
-                problems.append(
-                    f"{err}: role {values['role']!r} is not one of {', '.join(sorted(roles))}"
-                )
-            # Problems name the line, never the email or the Slack id: personal data.
-            if not _EMAIL.match(email) or len(email) > 320:
-                problems.append(f"{err}: email is not a valid address")
-            elif email in seen:
-                problems.append(f"{err}: email repeats line {seen[email]}")
-            else:
-                seen[email] = line
-            ward_list: list[str] = []
-            for w in (p.strip() for p in values["wards"].split(";")):
-                if not w:
-                    continue
-                if w.casefold() == "all":
-                    ward_list = list(self.config.partnership.wards)
-                elif w.casefold() in wards:
-                    ward_list.append(wards[w.casefold()])
-                else:
-                    problems.append(f"{err}: {unknown_ward(w, self.config.partnership.wards)}")
-            slack = values.get("slack_user_id", "") or None
-            if slack is not None and not _SLACK_ID.match(slack):
-                problems.append(f"{err}: slack_user_id does not look like a Slack user id")
-            elif slack is not None and slack in seen_slack:
-                problems.append(f"{err}: slack_user_id repeats line {seen_slack[slack]}")
-            elif slack is not None:
-                seen_slack[slack] = line
-            channel = values.get("channel", "").lower() or None
-            if channel is not None and channel not in CHANNELS:
-                problems.append(f"{err}: channel must be one of {', '.join(CHANNELS)} (or empty)")
-            if role in ("councillor", "community_leader") and not ward_list:
-                problems.append(f"{err}: a {role} needs at least one ward")
-            rows.append(
-                _Row(
-                    line,
-                    name,
-                    role,
-                    sorted(set(ward_list)),
-                    values.get("organisation", ""),
-                    email,
-                    slack,
-                    channel,
-                )
-            )
-        if problems:
-            raise ImportError_(problems)
-        if not rows:
-            raise ImportError_([f"{source}: no people in the file"])
-        return rows
+        return parse_csv(text, source, self.config.partnership.wards)
 
     async def import_csv(self, text: str, *, source: str, actor: str) -> ImportResult:
         """Create or update people from CSV (keyed by email); all or nothing.
@@ -207,70 +92,11 @@ class PeopleService:
         line only: never a name or an email (they are personal data, and an error message ends
         up in terminals and logs)."""
         rows = self.parse_csv(text, source)
-        result = ImportResult()
         now = self.clock.now()
         async with self.uow_factory() as uow:
-            stored = {d.email.lower(): d for d in await uow.people.details()}
-            self._check_slack_ids(rows, stored, source)
-            new: list[PersonDetails] = []
-            changed: list[PersonDetails] = []
-            for row in rows:
-                wanted = PersonDetails(
-                    email=row.email,
-                    name=row.name,
-                    role=row.role,
-                    organisation=row.organisation,
-                    wards=tuple(row.wards),
-                    slack_user_id=row.slack_user_id,
-                    channel=row.channel,
-                )
-                before = stored.get(row.email)
-                if before is None:
-                    new.append(wanted)
-                elif replace(before, email=row.email) == replace(wanted, id=before.id):
-                    result.unchanged += 1  # listed again as they are (and active)
-                else:
-                    changed.append(replace(wanted, id=before.id))
-            result.created, result.updated = len(new), len(changed)
-            try:
-                await uow.people.import_many(new, changed, now)
-            except AlreadyExists:
-                # Checked above; this is someone stored by another process meanwhile.
-                raise ImportError_(
-                    [f"{source}: a row conflicts with someone stored meanwhile; try again"]
-                ) from None
-            await audit(
-                uow,
-                now,
-                actor,
-                "people.import",
-                source,
-                created=result.created,
-                updated=result.updated,
-                unchanged=result.unchanged,
-            )
+            result = await import_rows(uow, rows, source=source, actor=actor, now=now)
             await uow.commit()
         return result
-
-    @staticmethod
-    def _check_slack_ids(
-        rows: Sequence[_Row], stored: Mapping[str, PersonDetails], source: str
-    ) -> None:
-        """Refuse a Slack user id that someone stored and not in the file already has (by line
-        number only). Ids repeated within the file are refused by :meth:`parse_csv`."""
-        in_file = {row.email for row in rows}
-        holders = {
-            d.slack_user_id
-            for email, d in stored.items()
-            if d.slack_user_id is not None and email not in in_file
-        }
-        problems = [
-            f"{source}: line {row.line}: slack_user_id is already someone else's"
-            for row in rows
-            if row.slack_user_id is not None and row.slack_user_id in holders
-        ]
-        if problems:
-            raise ImportError_(problems)
 
     async def set_active(self, email: str, active: bool, *, actor: str) -> Person | None:
         """Mark a person as having left (a councillor not re-elected, a leader who stepped

@@ -21,6 +21,7 @@ from bot.forms.versions import FormService
 from bot.messages import OutgoingMessage
 from bot.ports import AlreadyExists, UnitOfWork, UnitOfWorkFactory
 from bot.returns.campaign_status import CampaignStatus, campaign_status
+from bot.returns.channels import fallback_reach, form_platforms, form_reach
 from bot.returns.periods import CampaignError, Schedule, period_of, schedule_for, validate_period
 from bot.returns.web import WebLinks
 
@@ -306,34 +307,15 @@ class CampaignService:
         )
 
     def _reach(self, person: Person) -> tuple[str, str] | None:
-        """Where the form and reminders go: :meth:`Person.reach` (their ``channel`` first, then
-        the chat they connected, unless they blocked the bot there, then an imported address,
-        then email), on the platforms the bot sends forms on (:attr:`platforms`).
+        """Where the form and reminders go (:func:`bot.returns.channels.form_reach`)."""
+        return form_reach(person, self._platforms())
 
-        Email counts only when it is their own channel (they chose it, or they have no platform
-        of their own): someone whose own platform is Telegram or Slack and who cannot be
-        reached there (never linked, blocked the bot) is unreachable, and gets the form by
-        email only through ``email.fallback`` (:meth:`_fallback`), once."""
-        platforms = self.platforms
-        reach = person.reach(platforms, skip_blocked=True)
-        own = person.own_platform(platforms)
-        if reach is not None and reach[0] == "email" and own not in (None, "email"):
-            return None
-        return reach
-
-    @property
-    def platforms(self) -> frozenset[str]:
-        """Where forms go: the bot's platforms, email only with the web form for its links."""
-        if self.web_links is None:
-            return self.config.platforms - {"email"}
-        return self.config.platforms
+    def _platforms(self) -> frozenset[str]:
+        return form_platforms(self.config, web_form=self.web_links is not None)
 
     def _fallback(self, person: Person) -> tuple[str, str] | None:
-        """``email.fallback``: someone unreachable on their own platform (never linked, blocked
-        the bot) gets the form by email instead, once."""
-        if "email" not in self.platforms or not self.config.email.fallback:
-            return None
-        return "email", person.email
+        """``email.fallback``: the form by email instead, once (or None when it is off)."""
+        return fallback_reach(person, self._platforms(), fallback=self.config.email.fallback)
 
     def _for_channel(
         self, channel: str, message: OutgoingMessage, person: Person, campaign: Campaign
@@ -406,7 +388,7 @@ class CampaignService:
     async def _fall_back_to_email(self, uow: UnitOfWork, campaign: Campaign, now: datetime) -> int:
         """``email.fallback``: a form that could not be delivered on the person's own platform
         (they blocked the bot, found out when it was sent) goes by email instead, once."""
-        if "email" not in self.platforms or not self.config.email.fallback:
+        if "email" not in self._platforms() or not self.config.email.fallback:
             return 0
         assert campaign.id is not None
         count = 0

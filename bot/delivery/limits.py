@@ -1,0 +1,130 @@
+"""Sending limits: the per-channel token buckets and the shared 429 pause.
+
+A channel has a global bucket (Telegram: ~30 messages/s) and one per chat (~1 message/s). On
+SQLite (one process) they are aiolimiter buckets in memory; on PostgreSQL they are
+:class:`~bot.ports.RateBuckets` kept in the database and shared by every process, so N processes
+together keep one rate, with no shares to hand out or take back when a process joins or dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from aiolimiter import AsyncLimiter
+
+from bot.ports import RateBuckets
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Per-channel sending limits."""
+
+    global_rate: float
+    per_chat_rate: float
+    max_in_flight: int = 8
+    per_chat_burst: int = 1
+
+
+def bucket_capacity(rate: float, most_headroom: float = 0.1) -> float:
+    """The channel-wide bucket's capacity: 1 plus a little headroom.
+
+    A leaky bucket of capacity C lets at most ``C + rate`` through in any second. Capacity 1
+    spaces sends exactly, but then every late wake-up (the event loop's timer rounding, a busy
+    loop) is lost for good: 3-5% of the rate at 30/s. A little headroom above 1 lets the next
+    send make up for a late one, and while ``frac(rate) + headroom < 1`` the bound above is the
+    same ``floor(rate) + 1``. (A bucket of capacity N would allow bursts of N; a grid of
+    absolute send slots was tried too, and let 429s through at 30/s.)"""
+    return 1.0 + max(0.0, min(most_headroom, 0.999 - rate % 1))
+
+
+def global_bucket(rate: float) -> AsyncLimiter:
+    """The channel-wide bucket: ``rate`` sends/s, evenly spaced, never more than
+    ``floor(rate) + 1`` in any one-second window (Telegram counts per second)."""
+    capacity = bucket_capacity(rate)
+    return AsyncLimiter(capacity, capacity / rate)
+
+
+CHANNEL_HORIZON = 0.25
+"""How far ahead a process may reserve a send slot in the shared channel bucket (a process that
+dies loses what it had reserved: at most this long of the channel's sending)."""
+CHAT_HORIZON = 10.0
+"""The same for one chat's bucket (one send per chat is in flight at a time anyway)."""
+
+
+class ChannelLimiter:
+    """Global + per-recipient token buckets for one channel, and a shared 429 pause.
+
+    With ``shared`` buckets (PostgreSQL) every process takes from the same buckets, so all of
+    them together keep the channel's rate and each chat's; without (SQLite, one process) the
+    buckets are in this process's memory."""
+
+    def __init__(self, channel: str, limits: RateLimits, shared: RateBuckets | None = None) -> None:
+        self.channel = channel
+        self.limits = limits
+        self.shared = shared
+        self.global_bucket = global_bucket(limits.global_rate)
+        self._per_chat: OrderedDict[str, AsyncLimiter] = OrderedDict()
+        self.paused_until = 0.0
+        # One of this process's sends at a time asks the shared channel bucket (the others
+        # queue here, as they would at an in-memory bucket, instead of polling the database).
+        self._turn = asyncio.Lock()
+
+    def for_chat(self, recipient: str) -> AsyncLimiter:
+        bucket = self._per_chat.get(recipient)
+        if bucket is None:
+            burst = self.limits.per_chat_burst
+            bucket = AsyncLimiter(burst, burst / self.limits.per_chat_rate)
+            self._per_chat[recipient] = bucket
+            if len(self._per_chat) > 50_000:  # bound memory on huge fan-outs
+                self._per_chat.popitem(last=False)
+        else:
+            self._per_chat.move_to_end(recipient)
+        return bucket
+
+    async def wait(self, recipient: str) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while (delay := self.paused_until - loop.time()) > 0:
+                await asyncio.sleep(delay)
+            if self.shared is None:
+                await self.for_chat(recipient).acquire()
+                await self.global_bucket.acquire()
+            else:
+                await self._wait_shared(recipient)
+            # A 429 may have paused the channel while this send waited for its slot: a send
+            # already past the limiter must not go out during the pause.
+            if loop.time() >= self.paused_until:
+                return
+
+    async def _wait_shared(self, recipient: str) -> None:
+        """The channel's slot first, then the chat's, right before the send: the outbox claims
+        at most one row per chat at a time (in all processes), so the chat's bucket is used by
+        one send at a time and its spacing is the spacing of the sends."""
+        lim = self.limits
+        async with self._turn:  # reserve in order; wait for the slot outside the turn
+            delay = await self._reserve(self.channel, 1.0 / lim.global_rate, 1.0, CHANNEL_HORIZON)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        # The chat id is personal data: the shared table holds a hash of it, never the id, so
+        # nothing of it stays behind after an erasure (storage/privacy.py's purge).
+        digest = hashlib.sha256(recipient.encode()).hexdigest()[:32]
+        key = f"{self.channel}:{digest}"
+        delay = await self._reserve(key, 1.0 / lim.per_chat_rate, lim.per_chat_burst, CHAT_HORIZON)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _reserve(self, key: str, interval: float, burst: float, horizon: float) -> float:
+        """Seconds until the slot reserved in the shared bucket ``key``."""
+        assert self.shared is not None
+        while True:
+            reserved, seconds = await self.shared.reserve(key, interval, burst, horizon)
+            if reserved:
+                return seconds
+            await asyncio.sleep(seconds)
+
+    def pause(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        self.paused_until = max(self.paused_until, loop.time() + seconds)

@@ -1,0 +1,223 @@
+"""Recording send results: a row's new state after a send, batched and retried.
+
+Results that arrive while a transaction is recording are recorded together in the next one. A
+result that cannot be recorded because the database refuses for a while (by exception type:
+:class:`~bot.ports.TransientStoreError`) is retried until it is recorded or the dispatcher
+stops; the rows then stay ``sending`` and the dispatcher's recovery settles them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.clock import Clock
+from bot.common import audit
+from bot.domain import DeliveryStatus, OutboxMessage, OutboxStatus
+from bot.ports import SendResult, TransientStoreError, UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+ResultHook = Callable[[UnitOfWork, OutboxMessage, SendResult, datetime], Awaitable[None]]
+"""Called in the same transaction as every result of a send (the row's status says whether it
+was sent, failed for good, or will be retried)."""
+MAX_ATTEMPTS = 8
+
+
+@dataclass
+class DispatchStats:
+    """Counters for the demo, benchmarks and metrics."""
+
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    throttled: int = 0  # 429s received
+    recovered_uncertain: int = 0
+    recovered_resent: int = 0
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a database error may pass if the same work is tried again: storage raises
+    :class:`TransientStoreError` for those (classified by type); a lost socket or a timeout
+    that reached the core as it is counts too."""
+    return isinstance(exc, TransientStoreError | OSError | TimeoutError)
+
+
+class ResultRecorder:
+    """Records the outbox dispatcher's send results (and tells the hooks)."""
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        stats: DispatchStats,
+        hooks: Sequence[ResultHook],
+        stopping: asyncio.Event,
+    ) -> None:
+        self.uow_factory = uow_factory
+        self.clock = clock
+        self.stats = stats
+        self.hooks = hooks
+        # Results waiting to be recorded: one transaction records all that are waiting.
+        self._results: list[tuple[int, SendResult, asyncio.Future[None]]] = []
+        self._recorder: asyncio.Task[None] | None = None
+        self._stopping = stopping  # set when the dispatcher stops: recording stops retrying
+
+    async def record(self, row_id: int, result: SendResult) -> None:
+        """Record one send's result. Results that arrive while a transaction is recording are
+        recorded together in the next one (at 30 messages/s, one commit per message would be
+        most of the dispatcher's own cost). Returns once this result is committed."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._results.append((row_id, result, future))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_waiting(), name="outbox-recorder")
+        await future
+
+    async def _record_waiting(self) -> None:
+        while self._results:
+            batch, self._results = self._results[:200], self._results[200:]
+            try:
+                await self._record_with_retries(batch)
+            except Exception as exc:
+                if transient(exc):  # stopping: the rows stay 'sending' for recovery
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                # One bad row must not keep the others unrecorded: record them one by one.
+                log.exception("recording %d send results together failed; one by one", len(batch))
+                for item in batch:
+                    try:
+                        await self._record_batch([item])
+                    except Exception as exc:  # the row stays 'sending'; recovery settles it
+                        if not item[2].done():
+                            item[2].set_exception(exc)
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+
+    async def _record_with_retries(
+        self, batch: list[tuple[int, SendResult, asyncio.Future[None]]]
+    ) -> None:
+        """The messages were sent: keep trying to record that while the database refuses for a
+        reason that may pass (classified by type: :func:`transient`), so an outage or a held
+        write lock does not turn them into 'uncertain' (or a reply into a duplicate). Gives up
+        only when the dispatcher is stopping; the rows then stay 'sending' for recovery."""
+        delay = 0.5
+        while True:
+            try:
+                await self._record_batch(batch)
+                return
+            except Exception as exc:
+                if not transient(exc):
+                    raise
+                if self._stopping.is_set():
+                    log.warning(
+                        "outbox: stopping with %d result(s) unrecorded (%s); recovery will "
+                        "settle them",
+                        len(batch),
+                        type(exc).__name__,
+                    )
+                    raise
+                # A warning, not an error: nothing is lost, the result is recorded later.
+                log.warning(
+                    "outbox: could not record %d result(s) (%s); retrying in %.1fs",
+                    len(batch),
+                    type(exc).__name__,
+                    delay,
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            # Capped well under the lease: another process's recovery settles a row still
+            # 'sending' when its lease runs out, and the sooner this is recorded the fewer rows
+            # get there (a late ok is still recorded: see _apply).
+            delay = min(delay * 2, 2.0)
+
+    async def _record_batch(
+        self, batch: list[tuple[int, SendResult, asyncio.Future[None]]]
+    ) -> None:
+        now = self.clock.now()
+        async with self.uow_factory() as uow:
+            await uow.outbox.load([row_id for row_id, _, _ in batch])
+            for row_id, result, _ in batch:
+                await self._apply(uow, row_id, result, now)
+            await uow.commit()
+
+    async def _apply(self, uow: UnitOfWork, row_id: int, result: SendResult, now: datetime) -> None:
+        """The row's new state after a send (and the delivery's, and the hooks')."""
+        row = await uow.outbox.get(row_id)
+        if row is None:
+            return
+        if row.status != OutboxStatus.SENDING.value:
+            # Recorded late (the database was away past the lease) and another process's
+            # recovery got there first: it marked a form 'uncertain' or put a reply back to
+            # 'pending'. The message did go out: say so, which also keeps a pending reply from
+            # being sent again and an uncertain form from being followed up.
+            late = (OutboxStatus.UNCERTAIN.value, OutboxStatus.PENDING.value)
+            if not (result.ok and row.status in late):
+                return
+        row.claimed_until = None
+        # Deliveries are changed by conditional UPDATEs, never from a value read earlier: a
+        # person may answer (nil, responded) between the send and this record.
+        delivery = row.delivery_id
+        if result.ok:
+            row.status = OutboxStatus.SENT.value
+            row.sent_at = now
+            row.result_ref = result.message_ref
+            row.last_error = None
+            self.stats.sent += 1
+            if delivery is not None:
+                await uow.deliveries.sent(
+                    delivery, result.message_ref, now, reminder=row.purpose == "reminder"
+                )
+        elif result.not_sent:
+            row.attempts = max(0, row.attempts - 1)  # the claim counted one; none was made
+            row.status = OutboxStatus.PENDING.value
+            row.next_attempt_at = now + timedelta(seconds=random.uniform(1.0, 3.0))  # noqa: S311
+            row.last_error = (result.error or "not sent")[:500]
+        elif result.permanent or row.attempts >= MAX_ATTEMPTS:
+            row.status = OutboxStatus.FAILED.value
+            row.last_error = (result.error or "failed")[:500]
+            self.stats.failed += 1
+            log.warning("outbox row %s failed: %s", row.id, row.last_error)
+            if result.blocked:
+                await self._mark_blocked(uow, row, delivery, now)
+            elif delivery is not None:
+                await uow.deliveries.set_status(
+                    delivery,
+                    DeliveryStatus.UNREACHABLE.value,
+                    only_from=[DeliveryStatus.QUEUED.value],
+                    detail=(result.error or "send failed")[:200],
+                )
+        else:
+            self.stats.retried += 1
+            delay = result.retry_after
+            if delay is None:  # exponential backoff with jitter for 5xx and timeouts
+                delay = min(300.0, 2.0**row.attempts) * random.uniform(0.5, 1.0)  # noqa: S311
+            row.status = OutboxStatus.PENDING.value
+            row.next_attempt_at = now + timedelta(seconds=delay)
+            row.last_error = (result.error or "retry")[:500]
+        for hook in self.hooks:  # hooks see retries too (row.status tells which)
+            await hook(uow, row, result, now)
+
+    @staticmethod
+    async def _mark_blocked(
+        uow: UnitOfWork, row: OutboxMessage, delivery: int | None, now: datetime
+    ) -> None:
+        """The person blocked the bot: remember it and mark this delivery unreachable."""
+        person = await uow.people.by_chat(row.channel, row.recipient)
+        if person is not None and person.blocked_at is None:
+            person.blocked_at = now
+            await audit(uow, now, "dispatcher", "person.blocked", f"person:{person.id}")
+        if delivery is not None:
+            await uow.deliveries.set_status(
+                delivery,
+                DeliveryStatus.UNREACHABLE.value,
+                not_from=[DeliveryStatus.RESPONDED.value, DeliveryStatus.NIL.value],
+                detail="blocked the bot",
+            )
