@@ -48,7 +48,7 @@ from bench.common import (
 )
 from bot import texts
 from bot.app import build_services
-from bot.buttons import Action, BadPayload, Kind
+from bot.buttons import BadPayload, ButtonAction, Kind
 from bot.clock import FakeClock
 from bot.config import Config
 from bot.domain import Conversation, Report
@@ -205,7 +205,7 @@ class MemoryFlow:
         ref = str(message.message_id) if message is not None else None
         chat = str(update.effective_user.id)
         try:
-            action = Action.decode(query.data or "")
+            action = ButtonAction.decode(query.data or "")
         except BadPayload:
             action = None
         if conv is None or action is None or action.seq != conv.seq:

@@ -1,4 +1,4 @@
-"""The simulated platform process: the fake Telegram Bot API server (sim/fake_telegram.py)
+"""The simulated platform process: the fake Telegram Bot API server (sim/fake_telegram/)
 and the simulated reporters, in a process of their own so that they do not share the bot's CPU
 or event loop (the real Telegram is on another machine).
 

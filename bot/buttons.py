@@ -46,7 +46,7 @@ class BadPayload(ValueError):
 
 
 @dataclass(frozen=True)
-class Action:
+class ButtonAction:
     """A decoded button payload."""
 
     kind: Kind
@@ -62,7 +62,7 @@ class Action:
         return data
 
     @classmethod
-    def decode(cls, data: str) -> Action:
+    def decode(cls, data: str) -> ButtonAction:
         """Parse a payload; raise :class:`BadPayload` for anything malformed."""
         if not isinstance(data, str) or len(data) > MAX_LEN:
             raise BadPayload("payload too long")

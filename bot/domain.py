@@ -26,7 +26,17 @@ class Role(StrEnum):
 REPORTER_ROLES = frozenset({Role.COUNCILLOR, Role.COMMUNITY_LEADER})
 
 
-class DeliveryStatus(StrEnum):
+MAX_NOTE = 1000
+"""Characters in an officer's update or closing note, a PACT review note or report back."""
+
+
+class IllegalMove(ValueError):
+    """A state change the record's rules do not allow. The services refuse a person's step in
+    their own words before it gets here; this is the guard against a bug (the message carries
+    ids and states only, never personal data)."""
+
+
+class DeliveryState(StrEnum):
     """Where one person's copy of one campaign stands."""
 
     QUEUED = "queued"  # in the outbox, not yet confirmed sent
@@ -35,6 +45,52 @@ class DeliveryStatus(StrEnum):
     UNREACHABLE = "unreachable"  # never linked, or blocked the bot
     RESPONDED = "responded"  # submitted one or more tensions
     NIL = "nil"  # nothing to report
+
+    @property
+    def answered(self) -> bool:
+        """True once the person has answered (reports or nil): nobody chases them."""
+        return self in ANSWERED
+
+
+#: The answered states.
+ANSWERED = frozenset({DeliveryState.RESPONDED, DeliveryState.NIL})
+#: Waiting for an answer (sent, or on its way, or in doubt).
+AWAITING = frozenset({DeliveryState.QUEUED, DeliveryState.SENT, DeliveryState.UNCERTAIN})
+
+_DELIVERY_MOVES: dict[DeliveryState, frozenset[DeliveryState]] = {
+    # Sent, in doubt or refused by the outbox; answered even before the send is confirmed.
+    DeliveryState.QUEUED: frozenset(
+        {
+            DeliveryState.SENT,
+            DeliveryState.UNCERTAIN,
+            DeliveryState.UNREACHABLE,
+            DeliveryState.RESPONDED,
+            DeliveryState.NIL,
+        }
+    ),
+    DeliveryState.SENT: frozenset(
+        {DeliveryState.RESPONDED, DeliveryState.NIL, DeliveryState.UNREACHABLE}
+    ),
+    DeliveryState.UNCERTAIN: frozenset(
+        {
+            DeliveryState.SENT,
+            DeliveryState.RESPONDED,
+            DeliveryState.NIL,
+            DeliveryState.UNREACHABLE,
+        }
+    ),
+    # Linked again (queued anew); an urgent report or an older button still answers it.
+    DeliveryState.UNREACHABLE: frozenset(
+        {
+            DeliveryState.QUEUED,
+            DeliveryState.UNREACHABLE,
+            DeliveryState.RESPONDED,
+            DeliveryState.NIL,
+        }
+    ),
+    DeliveryState.RESPONDED: frozenset({DeliveryState.RESPONDED}),  # more reports: still so
+    DeliveryState.NIL: frozenset({DeliveryState.NIL, DeliveryState.RESPONDED}),  # after all
+}
 
 
 class OutboxStatus(StrEnum):
@@ -200,7 +256,7 @@ class Delivery:
 
     campaign_id: int
     person_id: int
-    status: str = DeliveryStatus.QUEUED.value
+    status: DeliveryState = DeliveryState.QUEUED
     detail: str = ""
     sent_at: datetime | None = None
     reminders: int = 0
@@ -212,6 +268,13 @@ class Delivery:
     # Why the form went by email instead of the person's own platform ([email] fallback: "never
     # linked", "blocked the bot"); None when it went on their channel.
     fallback: str | None = None
+
+    def move_to(self, status: DeliveryState) -> None:
+        """Change the status, or raise :class:`IllegalMove` (and change nothing)."""
+        now = DeliveryState(self.status)
+        if status not in _DELIVERY_MOVES[now]:
+            raise IllegalMove(f"delivery {self.id}: {now.value} -> {status.value}")
+        self.status = status
 
 
 @dataclass(eq=False)
@@ -307,8 +370,26 @@ class ActionState(StrEnum):
     CLOSED = "closed"  # with an outcome
 
 
-class Outcome(StrEnum):
-    """How an action was closed."""
+_ACTION_MOVES: dict[ActionState, frozenset[ActionState]] = {
+    # Acknowledged; an update (with or without acknowledging first); closed, reassigned or
+    # re-routed.
+    ActionState.OPEN: frozenset(
+        {ActionState.ACKNOWLEDGED, ActionState.IN_PROGRESS, ActionState.CLOSED}
+    ),
+    # A further update; closed; the reporter says it is still a problem (open again).
+    ActionState.ACKNOWLEDGED: frozenset(
+        {ActionState.IN_PROGRESS, ActionState.CLOSED, ActionState.OPEN}
+    ),
+    ActionState.IN_PROGRESS: frozenset(
+        {ActionState.IN_PROGRESS, ActionState.CLOSED, ActionState.OPEN}
+    ),
+    # Closed is closed: a team taking it on again gets a new action.
+    ActionState.CLOSED: frozenset(),
+}
+
+
+class ClosedAs(StrEnum):
+    """How an action was closed (its ``outcome``)."""
 
     RESOLVED = "resolved"
     NO_FURTHER_ACTION = "no_further_action"
@@ -324,7 +405,7 @@ class Action:
     report_id: int
     team_key: str
     created_at: datetime
-    state: str = ActionState.OPEN.value
+    state: ActionState = ActionState.OPEN
     ack_due_at: datetime | None = None
     escalation_level: int = 0
     outcome: str | None = None
@@ -338,6 +419,18 @@ class Action:
     last_check_at: datetime | None = None  # last "is this still a problem?" to the reporter
     version: int = 0  # bumped on every change: two officers clicking at once, one wins
     id: int | None = None
+
+    def move_to(self, state: ActionState) -> None:
+        """Change the state, or raise :class:`IllegalMove` (and change nothing)."""
+        now = ActionState(self.state)
+        if state not in _ACTION_MOVES[now]:
+            raise IllegalMove(f"action {self.id}: {now.value} -> {state.value}")
+        self.state = state
+
+    @property
+    def closed(self) -> bool:
+        """True once closed (with an outcome)."""
+        return self.state == ActionState.CLOSED
 
 
 @dataclass(eq=False)

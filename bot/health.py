@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from bot.clock import Clock
-from bot.domain import DeliveryStatus
+from bot.domain import ANSWERED
 from bot.ports import UnitOfWorkFactory
 
-_RETURNED = (DeliveryStatus.RESPONDED.value, DeliveryStatus.NIL.value)
 _FAR = timedelta(days=365 * 100)
 
 
@@ -32,7 +31,7 @@ class ReturnFigures:
     @property
     def rate(self) -> float:
         """Answered (tensions or a nil return) over everyone; 0 with nobody."""
-        answered = sum(self.deliveries.get(s, 0) for s in _RETURNED)
+        answered = sum(self.deliveries.get(s, 0) for s in ANSWERED)
         return answered / self.total if self.total else 0.0
 
 

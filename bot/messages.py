@@ -24,7 +24,7 @@ class Span(BaseModel):
 
 
 class Button(BaseModel):
-    """A button; ``data`` is an encoded :class:`bot.buttons.Action`."""
+    """A button; ``data`` is an encoded :class:`bot.buttons.ButtonAction`."""
 
     model_config = ConfigDict(frozen=True)
     label: str

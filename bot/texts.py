@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 from bot.boundaries import WardCheck
-from bot.buttons import Action, Kind
+from bot.buttons import ButtonAction, Kind
 from bot.common import local_time, period_label
 from bot.domain import Campaign, Conversation, Report, Role
 from bot.forms import FormDefinition, Question
@@ -42,7 +42,7 @@ def commands_for(role: str, *, chair: bool) -> list[tuple[str, str]]:
     return [*commands, HELP_COMMAND]
 
 
-def _btn(label: str, action: Action) -> Button:
+def _btn(label: str, action: ButtonAction) -> Button:
     return Button(label=label, data=action.encode())
 
 
@@ -88,8 +88,8 @@ def form_message(
     b.line(f"Please reply by {local_time(campaign.closes_at, tz)}.")
     b.blank().line(italic(form.emergency_notice))
     assert campaign.id is not None
-    b.row(_btn("Report a tension", Action(Kind.START, campaign.id)))
-    b.row(_btn("Nothing to report this time", Action(Kind.NIL, campaign.id)))
+    b.row(_btn("Report a tension", ButtonAction(Kind.START, campaign.id)))
+    b.row(_btn("Nothing to report this time", ButtonAction(Kind.NIL, campaign.id)))
     return b.build()
 
 
@@ -110,7 +110,7 @@ def nil_recorded(campaign: Campaign) -> OutgoingMessage:
         .line(bold(campaign.title))
         .line("Thank you: your nil return is recorded. Nothing to report is useful to know too.")
         .line("If something comes up, send /report at any time.")
-        .row(_btn("Report a tension after all", Action(Kind.START, campaign.id)))
+        .row(_btn("Report a tension after all", ButtonAction(Kind.START, campaign.id)))
         .build()
     )
 
@@ -128,7 +128,7 @@ def outside_ward(check: WardCheck, conv: Conversation, wards: Sequence[str]) -> 
             f"If the tension is in {check.looks_like}, change the ward; otherwise just carry on."
         )
         assert conv.id is not None
-        data = Action(Kind.WARD, conv.id, 0, list(wards).index(check.looks_like)).encode()
+        data = ButtonAction(Kind.WARD, conv.id, 0, list(wards).index(check.looks_like)).encode()
         b.row(Button(label=f"Change the ward to {check.looks_like}", data=data))
     else:
         b.line(
@@ -176,8 +176,8 @@ def question_message(
     if q.id == "description":
         b.line(italic(form.prevent_notice))
 
-    def answer(i: int) -> Action:
-        return Action(Kind.ANSWER, conv.id or 0, conv.seq, i)
+    def answer(i: int) -> ButtonAction:
+        return ButtonAction(Kind.ANSWER, conv.id or 0, conv.seq, i)
 
     if q.kind == "choice":
         for i, option in enumerate(q.options):
@@ -187,10 +187,10 @@ def question_message(
             b.row(*(_btn(w, answer(j)) for j, w in enumerate(wards[i : i + 2], start=i)))
     nav: list[Button] = []
     if conv.history:
-        nav.append(_btn("⬅ Back", Action(Kind.BACK, conv.id, conv.seq)))
+        nav.append(_btn("⬅ Back", ButtonAction(Kind.BACK, conv.id, conv.seq)))
     if q.optional:
-        nav.append(_btn("Skip", Action(Kind.SKIP, conv.id, conv.seq)))
-    nav.append(_btn("✖ Cancel", Action(Kind.CANCEL, conv.id, conv.seq)))
+        nav.append(_btn("Skip", ButtonAction(Kind.SKIP, conv.id, conv.seq)))
+    nav.append(_btn("✖ Cancel", ButtonAction(Kind.CANCEL, conv.id, conv.seq)))
     b.row(*nav)
     return b.build()
 
@@ -215,14 +215,14 @@ def review_message(conv: Conversation, form: FormDefinition, note: str = "") -> 
             f"Also in this return: {len(conv.tensions)} earlier tension(s), ready to send."
         )
     submit = "✅ Submit all" if conv.tensions else "✅ Submit"
-    b.row(_btn(submit, Action(Kind.REVIEW_SUBMIT, conv.id, conv.seq)))
+    b.row(_btn(submit, ButtonAction(Kind.REVIEW_SUBMIT, conv.id, conv.seq)))
     b.row(
-        _btn("✏️ Edit an answer", Action(Kind.REVIEW_EDIT, conv.id, conv.seq)),
-        _btn("➕ Add another tension", Action(Kind.ADD_ANOTHER, conv.id, conv.seq)),
+        _btn("✏️ Edit an answer", ButtonAction(Kind.REVIEW_EDIT, conv.id, conv.seq)),
+        _btn("➕ Add another tension", ButtonAction(Kind.ADD_ANOTHER, conv.id, conv.seq)),
     )
     b.row(
-        _btn("⬅ Back", Action(Kind.BACK, conv.id, conv.seq)),
-        _btn("✖ Cancel", Action(Kind.CANCEL, conv.id, conv.seq)),
+        _btn("⬅ Back", ButtonAction(Kind.BACK, conv.id, conv.seq)),
+        _btn("✖ Cancel", ButtonAction(Kind.CANCEL, conv.id, conv.seq)),
     )
     return b.build()
 
@@ -232,8 +232,8 @@ def edit_menu(conv: Conversation, form: FormDefinition) -> OutgoingMessage:
     assert conv.id is not None
     b = MessageBuilder().line(bold("Which answer do you want to change?"))
     for q in form.visible_questions(conv.draft):
-        b.row(_btn(q.label, Action(Kind.EDIT_FIELD, conv.id, conv.seq, form.index(q.id))))
-    b.row(_btn("⬅ Back to the review", Action(Kind.BACK, conv.id, conv.seq)))
+        b.row(_btn(q.label, ButtonAction(Kind.EDIT_FIELD, conv.id, conv.seq, form.index(q.id))))
+    b.row(_btn("⬅ Back to the review", ButtonAction(Kind.BACK, conv.id, conv.seq)))
     return b.build()
 
 
@@ -262,8 +262,8 @@ def cancelled(conv: Conversation) -> OutgoingMessage:
     b = MessageBuilder().line("Cancelled. Nothing was sent.")
     if conv.flow == "monthly" and conv.campaign_id is not None:
         b.line("You can still answer this month's return: tap a button below, or send /return.")
-        b.row(_btn("Report a tension", Action(Kind.START, conv.campaign_id)))
-        b.row(_btn("Nothing to report this time", Action(Kind.NIL, conv.campaign_id)))
+        b.row(_btn("Report a tension", ButtonAction(Kind.START, conv.campaign_id)))
+        b.row(_btn("Nothing to report this time", ButtonAction(Kind.NIL, conv.campaign_id)))
     else:
         b.line("Send /report whenever you want to report a tension.")
     return b.build()

@@ -32,7 +32,7 @@ from bot.health import HealthFigures
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-MAX_BODY = 1024 * 1024
+MAX_BODY = 1024 * 1024  # bytes: the most any request to this server may carry (Telegram, Slack)
 
 
 @dataclass(frozen=True)

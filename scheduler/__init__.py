@@ -3,6 +3,17 @@
 The database is the record of truth, not the job store (which is in memory): a tick that runs
 twice, late, or right after a restart does the right thing because the service it calls is
 idempotent over database rows. The first tick runs at start-up, which is the catch-up.
+
+Where the timing lives (this package only says *how often* to look):
+
+| what | when is decided by | done by |
+|---|---|---|
+| the monthly return opens, reminders, it closes | ``[schedule]`` (``open_day``, ``reminder_days``, ``close_day``...) | ``bot.returns.campaigns.CampaignService.tick`` (``bot/returns/periods.py`` turns the config into times) |
+| crisis returns | the cadence set by ``/crisis`` | ``bot.returns.crisis.CrisisService.tick`` |
+| action reminders, escalation, the 4-weekly check | ``[deadlines]``, ``[escalation]`` | ``bot.actions.service.ActionService.tick`` |
+| the summary after a return closes | the campaign's close | ``bot.summaries.service.post_scheduled`` |
+| PACT invitations, report-backs, record prompts | the meetings' times, ``[pact]`` | ``bot.pact.service.PactService.tick`` |
+| retention | ``[privacy] tick_hours`` | ``bot.people.privacy.PrivacyService.tick`` |
 """
 
 from __future__ import annotations

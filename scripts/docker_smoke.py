@@ -5,7 +5,7 @@ Run by scripts/docker-smoke with the Python of a fresh venv installed from requi
 and ``--exec`` the one that runs a command beside the running bot (the same, or ``docker exec``):
 for each mode, ``check-config`` must pass, ``run`` must start, ``health`` (the image's HEALTHCHECK)
 must pass while it runs, and SIGTERM must stop it with status 0. A simulated Telegram
-(sim/fake_telegram.py, from the checkout) stands in for api.telegram.org; the database is SQLite
+(sim/fake_telegram/, from the checkout) stands in for api.telegram.org; the database is SQLite
 in ``--work``.
 """
 

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select, up
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import (
+    ActionState,
     AuditEntry,
     Conversation,
     Invite,
@@ -50,7 +51,7 @@ def _kinds() -> dict[str, _Kind]:
             t.actions,
             func.coalesce(t.actions.c.closed_at, t.actions.c.created_at),
             ("outcome_note", "report_id"),
-            (t.actions.c.state == "closed",),
+            (t.actions.c.state == ActionState.CLOSED,),
         ),
         "outbox": _Kind(
             t.outbox,

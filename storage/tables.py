@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -23,6 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from bot.domain import ActionState, DeliveryState
 from storage.encryption import EncryptedJSON, EncryptedText
 
 metadata = MetaData(
@@ -54,6 +56,25 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class StateText(TypeDecorator[Any]):
+    """A state enum (``ActionState``, ``DeliveryState``) stored as its plain string value, the
+    same text as before the states were typed, and read back as the enum member. Writing a
+    value the enum does not have fails here rather than storing it."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> StrEnum | None:
+        return None if value is None else self.enum(value)
 
 
 def _id() -> Column[int]:
@@ -143,7 +164,7 @@ deliveries = Table(
     _id(),
     Column("campaign_id", ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
     Column("person_id", ForeignKey("people.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("status", String(16), nullable=False),
+    Column("status", StateText(DeliveryState, 16), nullable=False),
     Column("detail", String(200), nullable=False, default=""),
     Column("sent_at", UTCDateTime),
     Column("reminders", Integer, nullable=False, default=0),
@@ -278,7 +299,7 @@ actions = Table(
     _id(),
     Column("report_id", ForeignKey("reports.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("team_key", String(40), nullable=False),
-    Column("state", String(20), nullable=False),
+    Column("state", StateText(ActionState, 20), nullable=False),
     Column("ack_due_at", UTCDateTime),
     Column("escalation_level", Integer, nullable=False, default=0),
     Column("outcome", String(30)),

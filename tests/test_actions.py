@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from bot.actions.service import ActionError, Officer
-from bot.buttons import Action as ButtonAction
-from bot.buttons import Kind
+from bot.buttons import ButtonAction, Kind
 from bot.clock import FakeClock
 from tests.helpers import PEOPLE_CSV, FakeMessenger, dispatcher_for, link_all, services_for
 from tests.test_conversation import Chat
@@ -417,3 +416,38 @@ async def test_status_says_not_delivered_until_the_team_has_the_post(world: Any)
     await asha.command("status")
     assert "Cohesion Team: not delivered to the team yet" in asha.last
     assert "waiting to be acknowledged" not in asha.last
+
+
+async def test_states_are_stored_as_the_same_text_and_read_back_typed(world: Any) -> None:
+    """``ActionState`` is typed in the core and plain text in the table, as it always was."""
+    from sqlalchemy import text
+
+    from bot.domain import ActionState, IllegalMove
+
+    s, telegram, slack, outbox, chats, _ = world
+    await _report(Chat(s, telegram, outbox, chats["asha@example.org"]), "Religion or faith")
+    await outbox.drain()
+    (post,) = [m for r, m, e in slack.sent if r == "C0COHESION" and e is None]
+    ack = ButtonAction.decode(_buttons(post)["Acknowledge"])
+
+    async def stored() -> str:
+        async with s.db.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text("SELECT state FROM actions WHERE id = :i"), {"i": ack.target}
+                )
+            ).one()
+        return str(row[0])
+
+    async with s.db.uow() as uow:
+        action = await uow.actions.get(ack.target)
+        assert action is not None and action.state is ActionState.OPEN
+    assert await stored() == "open"
+    await s.actions.acknowledge(Officer("U0JANE"), ack.target, ack.seq)
+    await s.actions.close(Officer("U0JANE"), ack.target, ack.seq + 1, "resolved", "")
+    assert await stored() == "closed"
+    async with s.db.uow() as uow:
+        action = await uow.actions.get(ack.target)
+        assert action is not None and action.state is ActionState.CLOSED
+        with pytest.raises(IllegalMove):
+            action.move_to(ActionState.ACKNOWLEDGED)  # a closed action cannot be acknowledged

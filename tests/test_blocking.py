@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from bot.clock import FakeClock
-from bot.domain import DeliveryStatus
+from bot.domain import DeliveryState
 from sim.fake_telegram import FakeTelegram
 from sim.scripts import until
 from sim.world import SimWorld
@@ -65,7 +65,7 @@ async def test_blocking_the_bot_is_noticed_at_once_and_unblocking_offers_the_ret
     async def blocked() -> bool:
         person, deliveries = await _sarah(world)
         return person.blocked_at is not None and [d.status for d in deliveries] == [
-            DeliveryStatus.UNREACHABLE.value
+            DeliveryState.UNREACHABLE.value
         ]
 
     await _until(blocked)  # a condition, not a time: no send is needed to find out
@@ -77,7 +77,7 @@ async def test_blocking_the_bot_is_noticed_at_once_and_unblocking_offers_the_ret
     await sarah.unblock_bot()
     await until(lambda: len(_forms(sarah)) == 2, 60)
     person, (delivery,) = await _sarah(world)
-    assert person.blocked_at is None and delivery.status != DeliveryStatus.UNREACHABLE.value
+    assert person.blocked_at is None and delivery.status != DeliveryState.UNREACHABLE.value
 
 
 async def test_the_fake_sends_my_chat_member_only_to_a_bot_that_asked_for_it() -> None:

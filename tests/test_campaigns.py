@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.buttons import Action, Kind
+from bot.buttons import ButtonAction, Kind
 from bot.clock import FakeClock
 from bot.common import Sender
 from bot.returns.campaigns import CampaignError, schedule_for
@@ -65,7 +65,7 @@ async def test_a_month_of_ticks(db_url: str) -> None:
         assert campaign.id is not None
         # Sarah sends a nil return with the one-tap button.
         sarah = chats["sarah@example.org"]
-        nil = Action(Kind.NIL, campaign.id).encode()
+        nil = ButtonAction(Kind.NIL, campaign.id).encode()
         out = await s.conversation.button(Sender("telegram", sarah, sarah, 9001), nil, "1")
         assert out.toast and "Nil return" in out.toast
         await outbox.drain()
@@ -90,7 +90,7 @@ async def test_a_month_of_ticks(db_url: str) -> None:
 
         # A tap on the old form after the close: told it closed, nothing changes.
         asha = chats["asha@example.org"]
-        start = Action(Kind.START, campaign.id).encode()
+        start = ButtonAction(Kind.START, campaign.id).encode()
         late = await s.conversation.button(Sender("telegram", asha, asha, 9002), start, "2")
         assert late.toast == "This return has closed."
         async with s.db.uow() as uow:

@@ -27,7 +27,8 @@ from typing import Any
 import pytest
 
 from bot.clock import FakeClock
-from bot.domain import DeliveryStatus
+from bot.domain import DeliveryState
+from handlers.slack.ids import ActionId
 from handlers.slack.who import who
 from sim.fake_slack import FakeSlack, SlackUser
 from sim.fake_telegram import FakeTelegram
@@ -233,7 +234,7 @@ async def test_platform_faults(
         url = f"http://127.0.0.1:{port}/slack/events"
         jane = SlackUser(slack, "U0JANE", url)
         for post in posts:
-            assert await jane.click(post, "tb_ack") == 200
+            assert await jane.click(post, ActionId.ACK) == 200
         await asyncio.gather(tg_faults, sl_faults)
         await until(
             lambda: all("Status:* Acknowledged" in json.dumps(p.blocks) for p in posts), 120
@@ -262,11 +263,11 @@ async def test_platform_faults(
             person = people[chat]
             assert person.blocked_at is not None
             d = deliveries[person.id or 0]
-            assert d.status == DeliveryStatus.UNREACHABLE.value and d.detail == "blocked the bot"
+            assert d.status == DeliveryState.UNREACHABLE.value and d.detail == "blocked the bot"
             alerts = [t for t in admin_texts if person.name in t and "blocked the bot" in t]
             assert len(alerts) == 1, f"admins told {len(alerts)} times about {person.name}"
         for chat in reachable:
-            assert deliveries[people[chat].id or 0].status == DeliveryStatus.SENT.value
+            assert deliveries[people[chat].id or 0].status == DeliveryState.SENT.value
         # ---- every 429 honoured
         throttled, violations, concurrent = telegram_429s(fake_telegram)
         s_throttled, s_violations, s_concurrent = slack_429s(slack, SLACK_POSTING)
@@ -405,7 +406,7 @@ async def test_kill_campaign_and_actions(
             for i, post in enumerate(posts):
                 await asyncio.sleep(rng.uniform(0.0, 0.4))
                 try:
-                    if await jane.click(post, "tb_ack") == 200:
+                    if await jane.click(post, ActionId.ACK) == 200:
                         clicked.append(i)
                 except Exception:
                     pass
@@ -438,7 +439,7 @@ async def test_kill_campaign_and_actions(
         # Clicks lost to the kill: Jane clicks again on the message as it now stands.
         for i, count in enumerate(applied_at_kill):
             if count == 0:
-                assert await jane.click(posts[i], "tb_ack") == 200
+                assert await jane.click(posts[i], ActionId.ACK) == 200
         deadline = asyncio.get_running_loop().time() + 120
         while min(await ack_counts()) == 0 or not await settled():
             assert asyncio.get_running_loop().time() < deadline, "acknowledgements never landed"
@@ -599,7 +600,7 @@ async def test_postgres_restart_under_the_bot(
                 linked.add(person.id)
         # Only the reporters who linked and answered (the CSV's others never had the form).
         lost = [
-            d for d in deliveries if d.person_id in linked and d.status != DeliveryStatus.NIL.value
+            d for d in deliveries if d.person_id in linked and d.status != DeliveryState.NIL.value
         ]
         assert len(linked) == n
         await until(lambda: fake_telegram.webhook_pending == 0, 60)

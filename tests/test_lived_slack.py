@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bot.clock import FakeClock
+from handlers.slack.ids import ActionId
 from sim.fake_slack import FakeSlack, SlackMessage, SlackUser, shown
 from sim.fake_telegram import SimUser
 from sim.scripts import fill_tension, tension, until
@@ -80,7 +81,7 @@ async def test_notices_say_what_happened_and_who_once(
     post: SlackMessage = (await until(lambda: slack.top_level("C0COHESION")))[0]
     await asha.wait_for("Delivered to Cohesion Team")
     jane = SlackUser(slack, "U0JANE", url)
-    await jane.click(post, "tb_ack")
+    await jane.click(post, ActionId.ACK)
     told = await asha.wait_for("Acknowledged by Jane Smith, Cohesion Team")
     text = (told.text or "").casefold()
     assert text.count("acknowledged") == 1 and "has been" not in text
@@ -152,7 +153,7 @@ async def test_a_slack_message_link_answers_where_exactly_and_reaches_the_team_a
     await w.services.campaigns.open_monthly("2026-12", actor="t", force=True)
     form_dm = (await until(lambda: slack.dm("U0PRIYA")))[0]
     priya = SlackUser(slack, "U0PRIYA", url)
-    await priya.click(form_dm, "tb_start")
+    await priya.click(form_dm, ActionId.START)
     modal = (await until(slack.views_opened))[-1]
 
     def select(value: str) -> dict[str, Any]:
@@ -212,7 +213,7 @@ async def test_delivered_and_acknowledged_within_a_minute_reach_the_reporter_as_
         post: SlackMessage = (await until(lambda: slack.top_level("C0COHESION")))[0]
         await w.settle()  # the post is recorded as delivered (its news is held)
         jane = SlackUser(slack, "U0JANE", f"http://127.0.0.1:{port}/slack/events")
-        await jane.click(post, "tb_ack")
+        await jane.click(post, ActionId.ACK)
         await until(lambda: slack.thread("C0COHESION", post.ts))
         await w.settle()  # everything due has gone; the news is held
         assert not [m for m in asha.messages if "Delivered" in (m.text or "")]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot.actions.service import Officer
-from bot.buttons import Action as ButtonAction
+from bot.buttons import ButtonAction
 from bot.clock import FakeClock
 from bot.delivery.limits import RateLimits
 from bot.delivery.outbox import OutboxDispatcher

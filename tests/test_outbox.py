@@ -80,7 +80,7 @@ async def test_a_nil_return_made_while_the_form_was_being_recorded_is_kept(
     """The person sees the form and taps "Nothing to report" before the dispatcher has recorded
     that the form was sent: recording must not put the delivery back to 'sent' (it did, from a
     value read before the nil was committed)."""
-    from bot.domain import DeliveryStatus
+    from bot.domain import DeliveryState
     from bot.returns.reports import record_nil
     from tests.helpers import PEOPLE_CSV, FakeMessenger, link_all
 
@@ -116,7 +116,7 @@ async def test_a_nil_return_made_while_the_form_was_being_recorded_is_kept(
         async with s.db.uow() as uow:
             after = await uow.deliveries.get(row.delivery_id or 0)
             sent = await uow.outbox.get(row.id)
-        assert after is not None and after.status == DeliveryStatus.NIL.value
+        assert after is not None and after.status == DeliveryState.NIL.value
         assert after.message_ref == "77"  # the form can still be edited in place
         assert sent is not None and sent.status == OutboxStatus.SENT.value
 

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from icalendar import Calendar
 
 from bot.app import Services
-from bot.buttons import Action, Kind
+from bot.buttons import ButtonAction, Kind
 from bot.cli import main
 from bot.clock import FakeClock
 from bot.domain import MeetingStatus, PactMeeting, PriorityStatus
@@ -444,11 +444,11 @@ async def test_a_chair_records_a_meeting_in_telegram(world: SimWorld, clock: Fak
     # Not theirs, not yet, not a real payload: clear messages, nothing stored.
     await mark.send_command("/help")
     await mark.wait_for("/meeting")
-    await mark.press_data(Action(Kind.PACT_RECORD, first.id).encode())
+    await mark.press_data(ButtonAction(Kind.PACT_RECORD, first.id).encode())
     await mark.wait_for("Only the chair of this meeting can record it")
     await asha.send_command("/help")
     await asha.wait_for("/meeting")
-    await asha.press_data(Action(Kind.PACT_RECORD, future.id).encode())
+    await asha.press_data(ButtonAction(Kind.PACT_RECORD, future.id).encode())
     await asha.wait_for("has not happened yet")
     await asha.press_data("1.T.999.0.1")
     await world.settle()
@@ -508,7 +508,7 @@ async def test_a_chair_records_a_meeting_in_telegram(world: SimWorld, clock: Fak
     assert [p.owner_team for p in priorities] == ["npt", "cohesion", "npt"]
 
     # Recording it again is refused; the next meeting reviews the three priorities.
-    await asha.press_data(Action(Kind.PACT_RECORD, first.id).encode())
+    await asha.press_data(ButtonAction(Kind.PACT_RECORD, first.id).encode())
     await asha.wait_for("already recorded")
     clock.set(_local("2027-01-14", "21:00"))
     await world.tick()

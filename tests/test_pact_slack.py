@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from bot.buttons import Action, Kind
+from bot.buttons import ButtonAction, Kind
 from bot.clock import FakeClock
 from bot.domain import PactMeeting, PactPriority
 from bot.pact.service import MeetingRecord, RecordContext
+from handlers.slack.ids import ActionId, ViewId
 from handlers.slack.who import who
 from sim.fake_slack import FakeSlack, SlackMessage, SlackUser
 from sim.scripts import select_value, text_value, until
@@ -82,7 +83,7 @@ class Pact:
         """The chair's "How did it go?" DM for meeting B, with Record / It was cancelled."""
         return await until(
             lambda: next(
-                (m for m in self.slack.dm("U0CHRIS") if "tb_pact_record" in m.action_ids()),
+                (m for m in self.slack.dm("U0CHRIS") if ActionId.PACT_RECORD in m.action_ids()),
                 None,
             )
         )
@@ -185,10 +186,10 @@ async def _modal(slack: FakeSlack, callback_id: str, before: int) -> dict[str, A
 async def test_the_chair_records_the_meeting_in_a_modal(pact: Pact) -> None:
     p, slack = pact, pact.slack
     prompt = await _prompted(p)
-    assert prompt.action_ids() == ["tb_pact_record", "tb_pact_cancelled"]
+    assert prompt.action_ids() == [ActionId.PACT_RECORD, ActionId.PACT_CANCELLED]
     chair = p.user("U0CHRIS")
-    assert await chair.click(prompt, "tb_pact_record") == 200
-    modal = await _modal(slack, "tb_pact_record_modal", 0)
+    assert await chair.click(prompt, ActionId.PACT_RECORD) == 200
+    modal = await _modal(slack, ViewId.PACT_RECORD, 0)
     assert modal["private_metadata"] == str(p.b.id)
     assert modal["title"]["text"] == "Record the PACT meeting"
     blocks = {b["block_id"]: b for b in modal["blocks"]}
@@ -329,7 +330,7 @@ async def test_only_the_chair_may_record(pact: Pact) -> None:
     p, slack = pact, pact.slack
     prompt = await _prompted(p)
     jane = p.user("U0JANE")
-    assert await jane.click(prompt, "tb_pact_record") == 200
+    assert await jane.click(prompt, ActionId.PACT_RECORD) == 200
     refusal = await until(lambda: slack.ephemerals("U0JANE"))
     assert "Only the chair of this meeting can record it" in refusal[0]["text"]
     assert refusal[0]["channel"] == slack._dms["U0JANE"]  # in her own DM with the bot
@@ -337,8 +338,8 @@ async def test_only_the_chair_may_record(pact: Pact) -> None:
 
     # Even with the chair's modal in hand (forged), her submission is refused and stores nothing.
     chair = p.user("U0CHRIS")
-    await chair.click(prompt, "tb_pact_record")
-    modal = await _modal(slack, "tb_pact_record_modal", 0)
+    await chair.click(prompt, ActionId.PACT_RECORD)
+    modal = await _modal(slack, ViewId.PACT_RECORD, 0)
     _, body = await jane.submit_view(modal, _record_values(p, "14", "4"))
     assert body is not None and "Only the chair" in body["errors"]["public"]
     # Someone Slack knows but we do not: refused too.
@@ -352,7 +353,7 @@ async def test_only_the_chair_may_record(pact: Pact) -> None:
     ]
 
     # Nor may she say it was cancelled.
-    assert await jane.click(prompt, "tb_pact_cancelled") == 200
+    assert await jane.click(prompt, ActionId.PACT_CANCELLED) == 200
     await until(lambda: len(slack.ephemerals("U0JANE")) == 2)
     assert "Only the chair" in slack.ephemerals("U0JANE")[1]["text"]
     assert (await p.meeting(p.b.id or 0)).status == "scheduled"
@@ -372,14 +373,14 @@ async def test_a_meeting_in_the_future_cannot_be_recorded(pact: Pact) -> None:
     )
     assert future.id is not None
     chair = p.user("U0CHRIS")
-    value = Action(Kind.PACT_RECORD, future.id).encode()
-    assert await chair.click(prompt, "tb_pact_record", value) == 200
+    value = ButtonAction(Kind.PACT_RECORD, future.id).encode()
+    assert await chair.click(prompt, ActionId.PACT_RECORD, value) == 200
     refusal = await until(lambda: slack.ephemerals("U0CHRIS"))
     assert "has not happened yet" in refusal[0]["text"]
     assert slack.views_opened() == []
     # A modal for it (made by hand) is refused on submit as well.
-    await chair.click(prompt, "tb_pact_record")
-    modal = await _modal(slack, "tb_pact_record_modal", 0)
+    await chair.click(prompt, ActionId.PACT_RECORD)
+    modal = await _modal(slack, ViewId.PACT_RECORD, 0)
     forged = {**modal, "id": None, "private_metadata": str(future.id)}
     _, body = await chair.submit_view(forged, _record_values(p, "14", "4"))
     assert body is not None and "has not happened yet" in body["errors"]["public"]
@@ -392,7 +393,7 @@ async def test_a_meeting_in_the_future_cannot_be_recorded(pact: Pact) -> None:
 async def test_it_was_cancelled(pact: Pact) -> None:
     p, slack = pact, pact.slack
     prompt = await _prompted(p)
-    assert await p.user("U0CHRIS").click(prompt, "tb_pact_cancelled") == 200
+    assert await p.user("U0CHRIS").click(prompt, ActionId.PACT_CANCELLED) == 200
     told = await until(lambda: slack.ephemerals("U0CHRIS"))
     assert "was cancelled" in told[0]["text"] and "stay open" in told[0]["text"]
     m = await p.meeting(p.b.id or 0)
@@ -421,7 +422,11 @@ async def test_owner_team_reports_back(pact: Pact) -> None:
     await p.w.settle()
     ask = await until(
         lambda: next(
-            (m for m in slack.top_level("C0COHESION") if "tb_pact_report_back" in m.action_ids()),
+            (
+                m
+                for m in slack.top_level("C0COHESION")
+                if ActionId.PACT_REPORT_BACK in m.action_ids()
+            ),
             None,
         )
     )
@@ -429,15 +434,15 @@ async def test_owner_team_reports_back(pact: Pact) -> None:
     assert "&lt;!channel&gt;" in json.dumps(ask.blocks) and "<!channel>" not in ask.text
 
     # Someone outside the owning team is refused, in the channel, only to them.
-    assert await p.user("U0PC").click(ask, "tb_pact_report_back") == 200
+    assert await p.user("U0PC").click(ask, ActionId.PACT_REPORT_BACK) == 200
     refusal = await until(lambda: slack.ephemerals("U0PC"))
     assert refusal[0]["channel"] == "C0COHESION"
     assert "Only the owning team (cohesion)" in refusal[0]["text"]
     assert slack.views_opened() == []
 
     jane = p.user("U0JANE")
-    assert await jane.click(ask, "tb_pact_report_back") == 200
-    modal = await _modal(slack, "tb_pact_report_back_modal", 0)
+    assert await jane.click(ask, ActionId.PACT_REPORT_BACK) == 200
+    modal = await _modal(slack, ViewId.PACT_REPORT_BACK, 0)
     assert modal["private_metadata"] == str(p.litter.id)
     element = modal["blocks"][-1]["element"]
     assert (element["type"], element["multiline"], element["max_length"]) == (
@@ -476,16 +481,16 @@ async def test_owner_team_reports_back(pact: Pact) -> None:
             (
                 m
                 for m in slack.dm("U0CHRIS")
-                if "tb_pact_record" in m.action_ids()
-                and m.element("tb_pact_record")[1]["value"]
-                == Action(Kind.PACT_RECORD, c.id or 0).encode()
+                if ActionId.PACT_RECORD in m.action_ids()
+                and m.element(ActionId.PACT_RECORD)[1]["value"]
+                == ButtonAction(Kind.PACT_RECORD, c.id or 0).encode()
             ),
             None,
         )
     )
     before = len(slack.views_opened())
-    await chair.click(prompt, "tb_pact_record")
-    record = await _modal(slack, "tb_pact_record_modal", before)
+    await chair.click(prompt, ActionId.PACT_RECORD)
+    record = await _modal(slack, ViewId.PACT_RECORD, before)
     note = next(b for b in record["blocks"] if b["block_id"] == f"reviewnote_{p.litter.id}")
     assert note["element"]["initial_value"] == said
 
@@ -566,31 +571,34 @@ async def test_forged_or_malformed_values_change_nothing(pact: Pact) -> None:
     chair = p.user("U0CHRIS")
     b = p.b.id or 0
     forged = [
-        ("tb_pact_record", "garbage"),
-        ("tb_pact_record", ""),
-        ("tb_pact_record", "2.M.1.0.0"),  # unknown codec version
-        ("tb_pact_record", Action(Kind.PACT_CANCELLED, b).encode()),  # wrong kind
-        ("tb_pact_cancelled", Action(Kind.PACT_RECORD, b).encode()),  # wrong kind
-        ("tb_pact_cancelled", f"1.N.{b}.0.0" + "0" * 80),  # too long
-        ("tb_pact_cancelled", "1.N.-1.0.0"),
+        (ActionId.PACT_RECORD, "garbage"),
+        (ActionId.PACT_RECORD, ""),
+        (ActionId.PACT_RECORD, "2.M.1.0.0"),  # unknown codec version
+        (ActionId.PACT_RECORD, ButtonAction(Kind.PACT_CANCELLED, b).encode()),  # wrong kind
+        (ActionId.PACT_CANCELLED, ButtonAction(Kind.PACT_RECORD, b).encode()),  # wrong kind
+        (ActionId.PACT_CANCELLED, f"1.N.{b}.0.0" + "0" * 80),  # too long
+        (ActionId.PACT_CANCELLED, "1.N.-1.0.0"),
     ]
     for action_id, value in forged:
         assert await chair.click(prompt, action_id, value) == 200
     # An owner's Report back button, forged: out of range, or of another kind.
     button = {
         "type": "button",
-        "action_id": "tb_pact_report_back",
+        "action_id": ActionId.PACT_REPORT_BACK,
         "text": {"type": "plain_text", "text": "Report back"},
         "value": "",
     }
     blocks = [{"type": "actions", "block_id": "b", "elements": [button]}]
     ask = SlackMessage("C0COHESION", "1.000100", "x", blocks, None, "U0BOT")
     jane = p.user("U0JANE")
-    for value in (f"1.B.{2**53 + 1}.0.0", Action(Kind.PACT_RECORD, p.litter.id or 0).encode()):
-        assert await jane.click(ask, "tb_pact_report_back", value) == 200
+    for value in (
+        f"1.B.{2**53 + 1}.0.0",
+        ButtonAction(Kind.PACT_RECORD, p.litter.id or 0).encode(),
+    ):
+        assert await jane.click(ask, ActionId.PACT_REPORT_BACK, value) == 200
     # A modal whose metadata was tampered with is closed without storing anything.
-    await chair.click(prompt, "tb_pact_record")
-    modal = await _modal(slack, "tb_pact_record_modal", 0)
+    await chair.click(prompt, ActionId.PACT_RECORD)
+    modal = await _modal(slack, ViewId.PACT_RECORD, 0)
     for meta in ("", "x", "1; DROP TABLE pact_meetings", "9" * 40):
         status, body = await chair.submit_view(
             {**modal, "id": None, "private_metadata": meta}, _record_values(p, "14", "4")
@@ -604,7 +612,7 @@ async def test_forged_or_malformed_values_change_nothing(pact: Pact) -> None:
     assert len(await p.audit("pact.record")) == 1  # meeting A's, from the set-up
 
     # The genuine button still works.
-    await chair.click(prompt, "tb_pact_cancelled")
+    await chair.click(prompt, ActionId.PACT_CANCELLED)
     await until(lambda: slack.ephemerals("U0CHRIS"))
     assert (await p.meeting(b)).status == "cancelled"
 
@@ -694,7 +702,7 @@ async def test_invitations_with_ics_and_report_back_requests_reach_slack(
     }
     assert [len(v) for v in asks.values()] == [1, 1]
     litter = asks["C0COHESION"][0]
-    assert "tb_pact_report_back" in litter.action_ids()
+    assert ActionId.PACT_REPORT_BACK in litter.action_ids()
     rendered = json.dumps(litter.blocks)
     assert "<!channel>" not in rendered and "&lt;!channel&gt;" in rendered
     assert c.id is not None

@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.buttons import Action, BadPayload, Kind
+from bot.buttons import BadPayload, ButtonAction, Kind
 from bot.messages import Button, OutgoingMessage, Span
-from handlers.slack import pact_views
+from handlers.slack.ids import ActionId, ViewId
 from handlers.slack.render import render
 from handlers.telegram.render import render_text
 from sim.fake_slack import FakeSlack, shown
@@ -53,11 +53,11 @@ HOSTILE = st.sampled_from(
 )
 MIXED = st.lists(st.one_of(TEXT, HOSTILE), max_size=6).map("".join)
 SMALL = st.integers(min_value=0, max_value=12)
-ACTIONS = st.builds(Action, st.sampled_from(list(Kind)), SMALL, SMALL, SMALL)
+ACTIONS = st.builds(ButtonAction, st.sampled_from(list(Kind)), SMALL, SMALL, SMALL)
 # Callback data: random text, near-misses of the format, and well-formed payloads.
 PAYLOADS = st.one_of(
     TEXT,
-    ACTIONS.map(Action.encode),
+    ACTIONS.map(ButtonAction.encode),
     st.lists(
         st.one_of(st.sampled_from(["1", "A", "0", "+1", "01", "-1", "١", " 1"]), TEXT),
         min_size=5,
@@ -73,15 +73,15 @@ PAYLOADS = st.one_of(
 @given(PAYLOADS)
 def test_decode_refuses_or_round_trips(data: str) -> None:
     try:
-        action = Action.decode(data)
+        action = ButtonAction.decode(data)
     except BadPayload:
         return
     assert action.encode() == data
 
 
 @given(ACTIONS)
-def test_encode_decode(action: Action) -> None:
-    assert Action.decode(action.encode()) == action
+def test_encode_decode(action: ButtonAction) -> None:
+    assert ButtonAction.decode(action.encode()) == action
 
 
 # --------------------------------------------------------------------- the renderers
@@ -92,7 +92,7 @@ MESSAGES = st.builds(
     OutgoingMessage,
     lines=st.lists(st.lists(SPANS, max_size=4), min_size=1, max_size=4),
     buttons=st.lists(
-        st.lists(st.builds(Button, label=MIXED, data=ACTIONS.map(Action.encode)), max_size=3),
+        st.lists(st.builds(Button, label=MIXED, data=ACTIONS.map(ButtonAction.encode)), max_size=3),
         max_size=2,
     ),
 )
@@ -256,17 +256,17 @@ async def _quiet(before: set[asyncio.Task[Any]]) -> None:
 
 @HANDLER_SETTINGS
 @given(
-    action_id=st.sampled_from(sorted(SLACK_ACTIONS - {"tb_start"})),
+    action_id=st.sampled_from(sorted(SLACK_ACTIONS - {ActionId.START})),
     value=PAYLOADS,
     callback=st.sampled_from(
         [
-            "tb_update_modal",
-            "tb_close_modal",
-            "tb_reassign_modal",
-            "tb_recategorise_modal",
-            "tb_report_modal",
-            pact_views.RECORD_CALLBACK,
-            pact_views.REPORT_BACK_CALLBACK,
+            ViewId.UPDATE,
+            ViewId.CLOSE,
+            ViewId.REASSIGN,
+            ViewId.RECATEGORISE,
+            ViewId.REPORT,
+            ViewId.PACT_RECORD,
+            ViewId.PACT_REPORT_BACK,
         ]
     ),
     meta=PAYLOADS,

@@ -19,6 +19,7 @@ import pytest
 from bot.app import build_services
 from bot.config import load_config
 from bot.domain import Report
+from handlers.slack.ids import ActionId
 from sim.fake_slack import FakeSlack, SlackUser
 from sim.scripts import until
 from sim.world import free_port
@@ -124,7 +125,7 @@ async def test_sighup_reloads_team_members_and_refuses_an_invalid_config(
         url = f"http://127.0.0.1:{port}/slack/events"
         dan = SlackUser(slack, "U0PC", url)
 
-        assert await dan.click(post, "tb_ack") == 200
+        assert await dan.click(post, ActionId.ACK) == 200
         await until(lambda: slack.ephemerals("U0PC"))
         assert "Only members of Cohesion Team" in slack.ephemerals("U0PC")[0]["text"]
 
@@ -137,7 +138,7 @@ async def test_sighup_reloads_team_members_and_refuses_an_invalid_config(
         bot.proc.send_signal(signal.SIGHUP)
         await until(lambda: "configuration reload refused" in bot.log.read_text(), 60)
         assert "routing.default_team: unknown team 'cohesoin'" in bot.log.read_text()
-        assert await dan.click(post, "tb_ack") == 200
+        assert await dan.click(post, ActionId.ACK) == 200
         await until(lambda: len(slack.ephemerals("U0PC")) >= 2)
         assert "Only members of Cohesion Team" in slack.ephemerals("U0PC")[1]["text"]
 
@@ -145,7 +146,7 @@ async def test_sighup_reloads_team_members_and_refuses_an_invalid_config(
         write(["U0JANE", "dan@example.org"])
         bot.proc.send_signal(signal.SIGHUP)
         await until(lambda: "configuration reloaded" in bot.log.read_text(), 60)
-        assert await dan.click(post, "tb_ack") == 200
+        assert await dan.click(post, ActionId.ACK) == 200
         await until(lambda: post.updates >= 1, 60)
         assert "Status:* Acknowledged" in json.dumps(post.blocks)
         assert bot.proc.returncode is None  # one process all along

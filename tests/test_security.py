@@ -16,16 +16,18 @@ import time
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.buttons import Action, Kind
+from bot.buttons import ButtonAction, Kind
 from bot.clock import FakeClock
 from bot.domain import PactMeeting, PactPriority
 from handlers.slack import pact_views, views
+from handlers.slack.ids import ActionId, Command, ViewId
 from handlers.slack.who import who as slack_user
 from sim.fake_slack import FakeSlack, SlackMessage, SlackUser, shown
 from sim.fake_telegram import FakeTelegram, SimUser
@@ -209,15 +211,15 @@ async def ephemeral(slack: FakeSlack, user: str, before: int) -> str:
 
 
 def action_value(kind: Kind, env: Env, version: int = 0) -> str:
-    return Action(kind, env.action_id, version).encode()
+    return ButtonAction(kind, env.action_id, version).encode()
 
 
 ACTION_BUTTONS = {
-    "tb_ack": Kind.ACK,
-    "tb_update": Kind.UPDATE,
-    "tb_close": Kind.CLOSE,
-    "tb_reassign": Kind.REASSIGN,
-    "tb_recategorise": Kind.RECATEGORISE,
+    ActionId.ACK: Kind.ACK,
+    ActionId.UPDATE: Kind.UPDATE,
+    ActionId.CLOSE: Kind.CLOSE,
+    ActionId.REASSIGN: Kind.REASSIGN,
+    ActionId.RECATEGORISE: Kind.RECATEGORISE,
 }
 
 
@@ -248,7 +250,7 @@ def record_modal(env: Env) -> tuple[dict[str, Any], dict[str, Any]]:
     assert env.b.id is not None
     view = {
         "type": "modal",
-        "callback_id": pact_views.RECORD_CALLBACK,
+        "callback_id": ViewId.PACT_RECORD,
         "private_metadata": str(env.b.id),
         "blocks": [{"type": "input", "block_id": "public"}],
     }
@@ -295,7 +297,7 @@ async def test_slack_refuses_bad_signatures_stale_timestamps_missing_headers_and
         "container": {"channel_id": "C0COHESION", "message_ts": env.post.ts},
         "actions": [
             {
-                "action_id": "tb_ack",
+                "action_id": ActionId.ACK,
                 "block_id": "buttons_0",
                 "type": "button",
                 "value": action_value(Kind.ACK, env),
@@ -355,7 +357,7 @@ async def test_slack_refuses_bad_signatures_stale_timestamps_missing_headers_and
     status, _ = await ada.raw(replay_body, replay_headers)
     assert status == 401
     # ... and a replayed click.
-    await jane.click(env.post, "tb_ack")
+    await jane.click(env.post, ActionId.ACK)
     await until(lambda: env.post.updates >= 1)
     await w.settle()
     acked = await snapshot(w)
@@ -469,7 +471,7 @@ async def test_a_replay_to_a_second_process_sharing_the_database_is_refused(env:
         assert (await second.raw(body, headers))[0] == 401
         # ... and the other way round: a click accepted by the second, replayed to the first.
         jane = RecordingUser(env.slack, "U0JANE", f"http://127.0.0.1:{port}/slack/events")
-        assert await jane.click(env.post, "tb_ack") == 200
+        assert await jane.click(env.post, ActionId.ACK) == 200
         await until(lambda: env.post.updates >= 1)
         await env.w.settle()
         acked = await snapshot(env.w)
@@ -541,11 +543,11 @@ MALFORMED_SLACK: dict[str, tuple[str, bytes]] = {
     ),
     "actions not objects": (
         "form",
-        _payload({"type": "block_actions", "user": {"id": "U0JANE"}, "actions": ["tb_ack"]}),
+        _payload({"type": "block_actions", "user": {"id": "U0JANE"}, "actions": [ActionId.ACK]}),
     ),
     "a click without a user": (
         "form",
-        _payload({"type": "block_actions", "actions": [{"action_id": "tb_ack", "value": "x"}]}),
+        _payload({"type": "block_actions", "actions": [{"action_id": ActionId.ACK, "value": "x"}]}),
     ),
     "a click with a team that is a number": (
         "form",
@@ -555,7 +557,7 @@ MALFORMED_SLACK: dict[str, tuple[str, bytes]] = {
                 "team": 5,
                 "user": {"id": "U0JANE"},
                 "trigger_id": "1.2",
-                "actions": [{"action_id": "tb_ack", "value": "x"}],
+                "actions": [{"action_id": ActionId.ACK, "value": "x"}],
             }
         ),
     ),
@@ -569,7 +571,7 @@ MALFORMED_SLACK: dict[str, tuple[str, bytes]] = {
             {
                 "type": "view_submission",
                 "user": {"id": "U0MARK"},
-                "view": {"id": "V1", "callback_id": "tb_report_modal", "private_metadata": "0"},
+                "view": {"id": "V1", "callback_id": ViewId.REPORT, "private_metadata": "0"},
             }
         ),
     ),
@@ -579,7 +581,7 @@ MALFORMED_SLACK: dict[str, tuple[str, bytes]] = {
             {
                 "type": "view_submission",
                 "user": {"id": "U0MARK"},
-                "view": {"callback_id": "tb_report_modal", "state": {"values": [1]}},
+                "view": {"callback_id": ViewId.REPORT, "state": {"values": [1]}},
             }
         ),
     ),
@@ -590,7 +592,7 @@ MALFORMED_SLACK: dict[str, tuple[str, bytes]] = {
                 "type": "view_submission",
                 "user": {"id": "U0MARK"},
                 "view": {
-                    "callback_id": "tb_report_modal",
+                    "callback_id": ViewId.REPORT,
                     "state": {
                         "values": {
                             "ward": {"ward": {"type": "static_select", "selected_option": "Penn"}}
@@ -749,10 +751,9 @@ async def test_a_telegram_webhook_body_that_is_not_an_update_gets_400_without_a_
 
 # --------------------------------------------------------------------- every command and button
 
+LISTENERS = Path(__file__).resolve().parent.parent / "handlers" / "slack" / "listeners"
 HANDLERS = (
-    "handlers/slack/__init__.py",
-    "handlers/slack/pact.py",
-    "handlers/slack/crisis.py",
+    *sorted(f"handlers/slack/listeners/{p.name}" for p in LISTENERS.glob("*.py")),
     "handlers/telegram/__init__.py",
 )
 
@@ -760,16 +761,18 @@ HANDLERS = (
 def registered() -> dict[str, set[str]]:
     """What the handlers' register functions listen to, read from their source."""
     import re
-    from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
     source = "\n".join((root / p).read_text() for p in HANDLERS)
-    consts = {"pact_views.RECORD_CALLBACK": pact_views.RECORD_CALLBACK}
-    consts["pact_views.REPORT_BACK_CALLBACK"] = pact_views.REPORT_BACK_CALLBACK
+    named = {"ActionId": ActionId, "ViewId": ViewId, "Command": Command}
     found: dict[str, set[str]] = {"action": set(), "view": set(), "command": set(), "event": set()}
-    for kind, arg in re.findall(r"@app\.(action|view|command|event)\(([^)]*)\)", source):
+    for kind, arg in re.findall(r"\bapp\.(action|view|command|event)\(([^)]*)\)", source):
         arg = arg.strip()
-        found[kind].add(arg.strip("\"'") if arg[:1] in "\"'" else consts[arg])
+        if arg[:1] in "\"'":
+            found[kind].add(arg.strip("\"'"))
+        else:
+            enum, _, member = arg.partition(".")
+            found[kind].add(str(named[enum][member]))
     from handlers.telegram import COMMANDS
 
     found["telegram"] = {*re.findall(r'CommandHandler\("(\w+)"', source), *COMMANDS}
@@ -778,22 +781,22 @@ def registered() -> dict[str, set[str]]:
 
 SLACK_ACTIONS = {
     *ACTION_BUTTONS,
-    "tb_start",
-    "tb_nil",
-    "tb_pact_record",
-    "tb_pact_cancelled",
-    "tb_pact_report_back",
-    "tb_still",
-    "tb_sorted",
+    ActionId.START,
+    ActionId.NIL,
+    ActionId.PACT_RECORD,
+    ActionId.PACT_CANCELLED,
+    ActionId.PACT_REPORT_BACK,
+    ActionId.STILL,
+    ActionId.SORTED,
 }
 SLACK_VIEWS = {
-    "tb_update_modal",
-    "tb_close_modal",
-    "tb_reassign_modal",
-    "tb_recategorise_modal",
-    "tb_report_modal",
-    pact_views.RECORD_CALLBACK,
-    pact_views.REPORT_BACK_CALLBACK,
+    ViewId.UPDATE,
+    ViewId.CLOSE,
+    ViewId.REASSIGN,
+    ViewId.RECATEGORISE,
+    ViewId.REPORT,
+    ViewId.PACT_RECORD,
+    ViewId.PACT_REPORT_BACK,
 }
 TELEGRAM_COMMANDS = {
     "start",
@@ -845,12 +848,12 @@ async def test_unknown_telegram_users_are_refused_and_nothing_about_them_is_stor
     # on a malformed one: each refused with a toast.
     assert env.b.id is not None
     for data in (
-        Action(Kind.START, 1).encode(),
-        Action(Kind.NIL, 1).encode(),
-        Action(Kind.ANSWER, 1, 1, 0).encode(),
-        Action(Kind.PACT_RECORD, env.b.id).encode(),
-        Action(Kind.PACT_CANCELLED, env.b.id).encode(),
-        Action(Kind.STILL, env.action_id).encode(),
+        ButtonAction(Kind.START, 1).encode(),
+        ButtonAction(Kind.NIL, 1).encode(),
+        ButtonAction(Kind.ANSWER, 1, 1, 0).encode(),
+        ButtonAction(Kind.PACT_RECORD, env.b.id).encode(),
+        ButtonAction(Kind.PACT_CANCELLED, env.b.id).encode(),
+        ButtonAction(Kind.STILL, env.action_id).encode(),
         "garbage",
     ):
         n = len(fake_telegram.calls_for("answerCallbackQuery"))
@@ -872,13 +875,13 @@ async def test_unknown_slack_users_are_refused_everywhere(env: Env) -> None:
     assert env.b.id is not None and env.litter.id is not None
     targets = {
         **{a: action_value(k, env) for a, k in ACTION_BUTTONS.items()},
-        "tb_start": Action(Kind.START, 0).encode(),
-        "tb_nil": Action(Kind.NIL, 1).encode(),
-        "tb_pact_record": Action(Kind.PACT_RECORD, env.b.id).encode(),
-        "tb_pact_cancelled": Action(Kind.PACT_CANCELLED, env.b.id).encode(),
-        "tb_pact_report_back": Action(Kind.PACT_REPORT_BACK, env.litter.id).encode(),
-        "tb_still": Action(Kind.STILL, 1).encode(),
-        "tb_sorted": Action(Kind.SORTED, 1).encode(),
+        ActionId.START: ButtonAction(Kind.START, 0).encode(),
+        ActionId.NIL: ButtonAction(Kind.NIL, 1).encode(),
+        ActionId.PACT_RECORD: ButtonAction(Kind.PACT_RECORD, env.b.id).encode(),
+        ActionId.PACT_CANCELLED: ButtonAction(Kind.PACT_CANCELLED, env.b.id).encode(),
+        ActionId.PACT_REPORT_BACK: ButtonAction(Kind.PACT_REPORT_BACK, env.litter.id).encode(),
+        ActionId.STILL: ButtonAction(Kind.STILL, 1).encode(),
+        ActionId.SORTED: ButtonAction(Kind.SORTED, 1).encode(),
     }
     assert set(targets) == SLACK_ACTIONS
     message = buttons("C0COHESION", *targets.items())
@@ -912,7 +915,7 @@ async def test_unknown_slack_users_are_refused_everywhere(env: Env) -> None:
         assert REFUSAL in await ephemeral(slack, STRANGER_SLACK, n)
     assert await stranger.event({"type": "app_home_opened", "tab": "home"}) == 200
     home = (await until(lambda: slack.home_views(STRANGER_SLACK)))[-1]
-    assert REFUSAL in json.dumps(home) and "tb_start" not in json.dumps(home)
+    assert REFUSAL in json.dumps(home) and ActionId.START not in json.dumps(home)
     await w.settle()
     assert len(slack.views_opened()) == opened
     assert changed(before, await snapshot(w)) == {}
@@ -954,24 +957,33 @@ async def test_role_checks_on_every_slack_command_and_button(env: Env) -> None:
     # A team member pressing a button with another button's payload (the wrong kind).
     jane = env.user("U0JANE")
     n = len(slack.ephemerals("U0JANE"))
-    for wrong in (Action(Kind.START, 1), Action(Kind.UPDATE, 1), Action(Kind.PACT_RECORD, 1)):
-        await jane.click(buttons("C0COHESION", ("tb_ack", wrong.encode())), "tb_ack")
+    for wrong in (
+        ButtonAction(Kind.START, 1),
+        ButtonAction(Kind.UPDATE, 1),
+        ButtonAction(Kind.PACT_RECORD, 1),
+    ):
+        await jane.click(buttons("C0COHESION", (ActionId.ACK, wrong.encode())), ActionId.ACK)
     await asyncio.sleep(0.3)
     assert slack.ephemerals("U0JANE")[n:] == []  # refused silently, as any malformed payload
     # Not the chair: record, cancelled and the record modal.
     for who in ("U0JANE", "U0MARK"):
         user = env.user(who)
-        await refused(user, "tb_pact_record", Action(Kind.PACT_RECORD, env.b.id).encode(), "")
         await refused(
-            user, "tb_pact_cancelled", Action(Kind.PACT_CANCELLED, env.b.id).encode(), "chair"
+            user, ActionId.PACT_RECORD, ButtonAction(Kind.PACT_RECORD, env.b.id).encode(), ""
+        )
+        await refused(
+            user,
+            ActionId.PACT_CANCELLED,
+            ButtonAction(Kind.PACT_CANCELLED, env.b.id).encode(),
+            "chair",
         )
         _, reply = await user.submit_view(*record_modal(env))
         assert reply is not None and reply["response_action"] == "errors"
     # Not the owning team: report back, the button and the modal.
     for who, priority in (("U0JANE", env.speeding), ("U0PC", env.litter), ("U0MARK", env.litter)):
         assert priority.id is not None
-        value = Action(Kind.PACT_REPORT_BACK, priority.id).encode()
-        await refused(env.user(who), "tb_pact_report_back", value, "Only the owning team")
+        value = ButtonAction(Kind.PACT_REPORT_BACK, priority.id).encode()
+        await refused(env.user(who), ActionId.PACT_REPORT_BACK, value, "Only the owning team")
         _, reply = await env.user(who).submit_view(
             report_back_modal(priority), text_value("text", "We did it all.")
         )
@@ -1007,15 +1019,15 @@ async def test_role_checks_on_every_telegram_command_and_button(
     # Buttons that belong to someone else: Asha's conversation (finished), her action's
     # "still a problem", the chair's record / cancelled / pick, a campaign not sent to Mark.
     for data in (
-        Action(Kind.ANSWER, 1, 0, 0).encode(),
-        Action(Kind.CANCEL, 1, 0, 0).encode(),
-        Action(Kind.STILL, env.action_id).encode(),
-        Action(Kind.SORTED, env.action_id).encode(),
-        Action(Kind.PACT_RECORD, env.b.id).encode(),
-        Action(Kind.PACT_CANCELLED, env.b.id).encode(),
-        Action(Kind.PACT_PICK, 1, 0, 0).encode(),
-        Action(Kind.START, 1).encode(),
-        Action(Kind.NIL, 1).encode(),
+        ButtonAction(Kind.ANSWER, 1, 0, 0).encode(),
+        ButtonAction(Kind.CANCEL, 1, 0, 0).encode(),
+        ButtonAction(Kind.STILL, env.action_id).encode(),
+        ButtonAction(Kind.SORTED, env.action_id).encode(),
+        ButtonAction(Kind.PACT_RECORD, env.b.id).encode(),
+        ButtonAction(Kind.PACT_CANCELLED, env.b.id).encode(),
+        ButtonAction(Kind.PACT_PICK, 1, 0, 0).encode(),
+        ButtonAction(Kind.START, 1).encode(),
+        ButtonAction(Kind.NIL, 1).encode(),
     ):
         n = len(fake_telegram.calls_for("answerCallbackQuery"))
         await mark.press_data(data)
@@ -1056,7 +1068,7 @@ async def test_user_text_is_escaped_everywhere_it_is_shown(
         no_markers("action message", json.dumps(post.blocks) + post.text)
         # An officer's update with the same text: the thread, and Asha on Telegram.
         jane = env.user("U0JANE")
-        await jane.click(post, "tb_update")
+        await jane.click(post, ActionId.UPDATE)
         modal = (await until(slack.views_opened))[-1]
         values = {**text_value("text", EVIL), **select_value("for_reporter", "yes")}
         values["for_reporter"] = {
@@ -1073,10 +1085,10 @@ async def test_user_text_is_escaped_everywhere_it_is_shown(
         assert any(SLACK_EVIL in m.text or SLACK_EVIL in json.dumps(m.blocks) for m in thread)
         # PACT: the owner team's report back (the hostile priority title) and its confirmation.
         assert env.litter.id is not None
-        value = Action(Kind.PACT_REPORT_BACK, env.litter.id).encode()
+        value = ButtonAction(Kind.PACT_REPORT_BACK, env.litter.id).encode()
         before = len(slack.views_opened())
         await jane.click(
-            buttons("C0COHESION", ("tb_pact_report_back", value)), "tb_pact_report_back"
+            buttons("C0COHESION", (ActionId.PACT_REPORT_BACK, value)), ActionId.PACT_REPORT_BACK
         )
         modal = (await until(lambda: slack.views_opened()[before:]))[-1]
         status, reply = await jane.submit_view(modal, text_value("text", EVIL))

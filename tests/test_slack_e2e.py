@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bot.clock import FakeClock
+from handlers.slack.ids import ActionId, ViewId
 from sim.fake_slack import FakeSlack, SlackMessage, SlackUser
 from sim.scripts import fill_tension, tension, until
 from sim.world import SimWorld, free_port
@@ -71,7 +72,7 @@ async def test_an_acknowledgement_before_the_bot_knows_its_post_still_reaches_sl
     post: SlackMessage = (await _wait(lambda: slack.top_level("C0COHESION")))[0]
     await _wait(lambda: slack.held > 0)
     jane = SlackUser(slack, "U0JANE", url)
-    assert await jane.click(post, "tb_ack") == 200
+    assert await jane.click(post, ActionId.ACK) == 200
     await _wait(lambda: any("Acknowledged" in e["text"] for e in slack.ephemerals("U0JANE")))
     slack.release_answers()
     await _wait(lambda: "Status:* Acknowledged" in json.dumps(post.blocks))
@@ -94,11 +95,11 @@ async def test_action_lifecycle_through_slack(
     assert "&lt;!channel&gt; &lt;@U0PC&gt; &lt;https://evil.example|click&gt; &amp; more" in section
     assert "<!channel>" not in section and "<!channel>" not in post.text
     assert post.action_ids() == [
-        "tb_ack",
-        "tb_update",
-        "tb_close",
-        "tb_reassign",
-        "tb_recategorise",
+        ActionId.ACK,
+        ActionId.UPDATE,
+        ActionId.CLOSE,
+        ActionId.REASSIGN,
+        ActionId.RECATEGORISE,
     ]
     await asha.wait_for("delivered to Cohesion Team")
 
@@ -114,15 +115,15 @@ async def test_action_lifecycle_through_slack(
 
     # Someone outside the team is refused, privately, and nothing changes.
     outsider = SlackUser(slack, "U0PC", url)
-    assert await outsider.click(post, "tb_ack") == 200
+    assert await outsider.click(post, ActionId.ACK) == 200
     await _wait(lambda: slack.ephemerals("U0PC"))
     assert "Only members of Cohesion Team" in slack.ephemerals("U0PC")[0]["text"]
 
     jane = SlackUser(slack, "U0JANE", url)
-    assert await jane.click(post, "tb_ack") == 200
+    assert await jane.click(post, ActionId.ACK) == 200
     await _wait(lambda: post.updates >= 1)
     assert "Status:* Acknowledged" in json.dumps(post.blocks)
-    assert "tb_ack" not in post.action_ids()
+    assert ActionId.ACK not in post.action_ids()
     await asha.wait_for("Acknowledged by Jane Smith, Cohesion Team")
     assert any(
         m.text == "Acknowledged by Jane Smith, Cohesion Team"
@@ -130,13 +131,13 @@ async def test_action_lifecycle_through_slack(
     )
     # A double click on the stale Acknowledge button: told, no second event.
     stale = SlackMessage(post.channel, post.ts, post.text, json.loads(section), None, post.user)
-    await jane.click(stale, "tb_ack")
+    await jane.click(stale, ActionId.ACK)
     await _wait(lambda: any("Someone else" in e["text"] for e in slack.ephemerals("U0JANE")))
 
     # Add an update for the reporter through the modal.
-    await jane.click(post, "tb_update")
+    await jane.click(post, ActionId.UPDATE)
     modal = (await _wait(slack.views_opened))[-1]
-    assert modal["callback_id"] == "tb_update_modal"
+    assert modal["callback_id"] == ViewId.UPDATE
     status, body = await jane.submit_view(
         modal,
         {
@@ -153,11 +154,9 @@ async def test_action_lifecycle_through_slack(
     await _wait(lambda: "Status:* In progress" in json.dumps(post.blocks))  # refreshed buttons
 
     # Resolve: "not our responsibility" without saying where to go is refused in the modal.
-    await jane.click(post, "tb_close")
+    await jane.click(post, ActionId.CLOSE)
     modal = (
-        await _wait(
-            lambda: [v for v in slack.views_opened() if v["callback_id"] == "tb_close_modal"]
-        )
+        await _wait(lambda: [v for v in slack.views_opened() if v["callback_id"] == ViewId.CLOSE])
     )[-1]
     status, body = await jane.submit_view(
         modal,
@@ -306,12 +305,12 @@ async def test_a_reporter_who_lives_in_slack(
         await w.services.campaigns.open_monthly("2026-12", actor="t", force=True)
         form_dm = (await _wait(lambda: slack.dm("U0PRIYA")))[0]
         assert "tension return for December 2026" in form_dm.text
-        assert form_dm.action_ids() == ["tb_start", "tb_nil"]
+        assert form_dm.action_ids() == [ActionId.START, ActionId.NIL]
 
         priya = SlackUser(slack, "U0PRIYA", url)
-        await priya.click(form_dm, "tb_start")
+        await priya.click(form_dm, ActionId.START)
         modal = (await _wait(slack.views_opened))[-1]
-        assert modal["callback_id"] == "tb_report_modal"
+        assert modal["callback_id"] == ViewId.REPORT
         assert [b["block_id"] for b in modal["blocks"] if b["type"] == "input"][:3] == [
             "ward",
             "category",
@@ -365,7 +364,7 @@ async def test_a_reporter_who_lives_in_slack(
         await stranger.event({"type": "app_home_opened", "user": "U0EVE", "tab": "home"})
         refused = json.dumps((await _wait(lambda: slack.home_views("U0EVE")))[-1])
         assert "only for people invited" in refused
-        await priya.click(form_dm, "tb_nil")  # after reporting: told, nothing changes
+        await priya.click(form_dm, ActionId.NIL)  # after reporting: told, nothing changes
         await _wait(
             lambda: any("already sent reports" in e["text"] for e in slack.ephemerals("U0PRIYA"))
         )
@@ -394,7 +393,7 @@ async def test_socket_mode_for_development(
         post = (await _wait(lambda: slack.top_level("C0COHESION")))[0]
         await w.settle()
         jane = SlackUser(slack, "U0JANE", "http://127.0.0.1:9/unused")
-        await jane.click(post, "tb_ack", socket=True)
+        await jane.click(post, ActionId.ACK, socket=True)
         await _wait(lambda: post.updates >= 1)
         await asha.wait_for("Acknowledged by Jane Smith, Cohesion Team")
         assert slack.socket_acks and "envelope_id" in slack.socket_acks[0]
@@ -416,9 +415,9 @@ async def test_rate_limits_are_honoured_and_reassign_works_from_slack(
     await w.settle()
 
     jane = SlackUser(slack, "U0JANE", url)
-    await jane.click(post, "tb_reassign")
+    await jane.click(post, ActionId.REASSIGN)
     modal = (await _wait(slack.views_opened))[-1]
-    assert modal["callback_id"] == "tb_reassign_modal"
+    assert modal["callback_id"] == ViewId.REASSIGN
     options = modal["blocks"][0]["element"]["options"]
     assert [o["value"] for o in options] == ["npt", "prevent"]  # every other team
     status, body = await jane.submit_view(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bot.clock import FakeClock
+from handlers.slack.ids import ActionId
 from sim.fake_slack import FakeSlack, SlackMessage, SlackUser
 from sim.scripts import until
 from sim.world import SimWorld, free_port
@@ -53,7 +54,7 @@ async def _report_in_slack(w: SimWorld, slack: FakeSlack, priya: SlackUser) -> N
     """Priya answers the month's return with one tension, in a Slack modal."""
     await w.services.campaigns.open_monthly("2026-12", actor="t", force=True)
     form_dm = (await until(lambda: slack.dm("U0PRIYA")))[0]
-    await priya.click(form_dm, "tb_start")
+    await priya.click(form_dm, ActionId.START)
     modal = (await until(slack.views_opened))[-1]
     values = {
         "ward": {"ward": _select("Park")},
@@ -83,16 +84,16 @@ async def test_a_slack_only_reporter_is_asked_every_four_weeks_and_answers_in_sl
     priya, jane = SlackUser(slack, "U0PRIYA", url), SlackUser(slack, "U0JANE", url)
     await _report_in_slack(w, slack, priya)
     post = (await until(lambda: slack.top_level("C0COHESION")))[0]
-    await jane.click(post, "tb_ack")
+    await jane.click(post, ActionId.ACK)
     await until(lambda: any("acknowledged by" in m.text.lower() for m in slack.dm("U0PRIYA")))
 
     clock.advance(timedelta(weeks=4))
     await w.tick()
     check = (await until(lambda: _check(slack)))[0]
     assert "TR-2026-12-0001" in check.text
-    assert check.action_ids() == ["tb_still", "tb_sorted"]
+    assert check.action_ids() == [ActionId.STILL, ActionId.SORTED]
 
-    assert await priya.click(check, "tb_still") == 200
+    assert await priya.click(check, ActionId.STILL) == 200
     told = await until(
         lambda: [e for e in slack.ephemerals("U0PRIYA") if "still a problem" in e["text"]]
     )
@@ -100,7 +101,7 @@ async def test_a_slack_only_reporter_is_asked_every_four_weeks_and_answers_in_sl
     # The team is asked to acknowledge again, in its message and its thread.
     await until(
         lambda: (
-            "tb_ack" in slack.top_level("C0COHESION")[0].action_ids()
+            ActionId.ACK in slack.top_level("C0COHESION")[0].action_ids()
             and any(
                 "still a problem" in m.text
                 for m in slack.thread("C0COHESION", slack.top_level("C0COHESION")[0].ts)
@@ -110,7 +111,7 @@ async def test_a_slack_only_reporter_is_asked_every_four_weeks_and_answers_in_sl
 
     # Someone else's click on her check changes nothing.
     seen = len(slack.ephemerals("U0JANE"))  # her earlier notes (the acknowledgement)
-    assert await jane.click(check, "tb_sorted") == 200
+    assert await jane.click(check, ActionId.SORTED) == 200
     refused = await until(lambda: slack.ephemerals("U0JANE")[seen:])
     assert "not valid" in refused[0]["text"]
 

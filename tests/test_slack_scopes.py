@@ -16,7 +16,7 @@ HANDLERS = Path(__file__).resolve().parents[1] / "handlers" / "slack"
 def _called_methods() -> set[str]:
     """Web API methods called as ``client.<method>(...)`` anywhere in handlers/slack."""
     called: set[str] = set()
-    for path in HANDLERS.glob("*.py"):
+    for path in HANDLERS.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
                 continue

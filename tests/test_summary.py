@@ -222,7 +222,7 @@ async def _return_rate_and_actions(s: Any) -> None:
     from datetime import timedelta
 
     from bot.actions.service import Officer
-    from bot.buttons import Action as ButtonAction
+    from bot.buttons import ButtonAction
     from tests.helpers import FakeMessenger, dispatcher_for, link_all
     from tests.test_actions import _buttons
     from tests.test_actions import _report as submit_report

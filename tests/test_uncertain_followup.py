@@ -20,7 +20,7 @@ import pytest
 from bot.app import build_services
 from bot.clock import FakeClock
 from bot.config import load_config
-from bot.domain import DeliveryStatus
+from bot.domain import DeliveryState
 from bot.runtime import Runtime
 from tests.conftest import TOKEN
 from tests.helpers import telegram_chat
@@ -116,7 +116,7 @@ async def test_an_uncertain_form_is_followed_up_after_the_configured_hours_once(
         # (never re-sent at once), the rest go out.
         await _until(settled, "the outbox settled")
         status = await statuses()
-        assert {status[u.chat_id] for u in held} == {DeliveryStatus.UNCERTAIN.value}
+        assert {status[u.chat_id] for u in held} == {DeliveryState.UNCERTAIN.value}
         assert all(form_calls(u.chat_id) == 1 for u in held), "not re-sent at once"
 
         # One of the two answers meanwhile (asking for the form with /return).
@@ -139,8 +139,8 @@ async def test_an_uncertain_form_is_followed_up_after_the_configured_hours_once(
         assert (await services.campaigns.tick()).followed_up == {}, "once only"
         await _until(settled, "the outbox settled again")
         status = await statuses()
-        assert status[held[0].chat_id] == DeliveryStatus.SENT.value
-        assert status[answering.chat_id] == DeliveryStatus.NIL.value
+        assert status[held[0].chat_id] == DeliveryState.SENT.value
+        assert status[answering.chat_id] == DeliveryState.NIL.value
 
         def follow_ups(chat_id: int) -> int:
             return sum(1 for m in fake_telegram.messages(chat_id) if FOLLOW_UP in (m.text or ""))

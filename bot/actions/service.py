@@ -14,19 +14,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.actions.routing import route
-from bot.buttons import Action as ButtonAction
-from bot.buttons import Kind
+from bot.buttons import ButtonAction, Kind
 from bot.clock import Clock
 from bot.common import Waker, address_of, alert_admins, audit, enqueue, local_time
 from bot.config import Config, TeamConfig
 from bot.deadlines import ack_deadline
 from bot.domain import (
+    MAX_NOTE,
     NEWS,
     Action,
     ActionEvent,
     ActionState,
+    ClosedAs,
     OutboxMessage,
-    Outcome,
     Person,
     Report,
     Role,
@@ -43,18 +43,18 @@ log = logging.getLogger(__name__)
 TEAM_PLATFORM = "slack"
 """Where the teams work (their channels, and the officers' user ids in ``teams.members``)."""
 
-OUTCOME_LABELS = {
-    Outcome.RESOLVED.value: "Resolved",
-    Outcome.NO_FURTHER_ACTION.value: "Closed: no further action",
-    Outcome.NOT_OUR_RESPONSIBILITY.value: "Closed: not our responsibility",
-    Outcome.REFERRED.value: "Referred on",
-    Outcome.DUPLICATE.value: "Closed: duplicate",
+OUTCOME_LABELS: dict[str, str] = {
+    ClosedAs.RESOLVED: "Resolved",
+    ClosedAs.NO_FURTHER_ACTION: "Closed: no further action",
+    ClosedAs.NOT_OUR_RESPONSIBILITY: "Closed: not our responsibility",
+    ClosedAs.REFERRED: "Referred on",
+    ClosedAs.DUPLICATE: "Closed: duplicate",
 }
-STATE_LABELS = {
-    ActionState.OPEN.value: "Waiting to be acknowledged",
-    ActionState.ACKNOWLEDGED.value: "Acknowledged",
-    ActionState.IN_PROGRESS.value: "In progress",
-    ActionState.CLOSED.value: "Closed",
+STATE_LABELS: dict[str, str] = {
+    ActionState.OPEN: "Waiting to be acknowledged",
+    ActionState.ACKNOWLEDGED: "Acknowledged",
+    ActionState.IN_PROGRESS: "In progress",
+    ActionState.CLOSED: "Closed",
 }
 #: What /status says of a report with no action (yet): never "waiting to be acknowledged" for a
 #: report that no team was sent.
@@ -64,7 +64,6 @@ REPORT_STATUS_LABELS = {
 }
 #: An open action whose Slack post has not gone out yet: nobody can acknowledge it so far.
 NOT_DELIVERED = "Not delivered to the team yet"
-MAX_NOTE = 1000
 CHECK_EVERY = timedelta(weeks=4)  # FixMyStreet asks reporters every four weeks
 _Change = Callable[["UnitOfWork", Action, datetime], Awaitable[str]]
 
@@ -278,9 +277,9 @@ class ActionService:
         async def change(uow: UnitOfWork, action: Action, now: datetime) -> str:
             # Before any change: a query after one would flush it early (see _change).
             who = await self._who(uow, officer, self.teams.get(action.team_key))
-            if action.state != ActionState.OPEN.value:
+            if action.state != ActionState.OPEN:
                 raise ActionError(f"Already {STATE_LABELS[action.state].lower()}.")
-            action.state = ActionState.ACKNOWLEDGED.value
+            action.move_to(ActionState.ACKNOWLEDGED)
             action.acknowledged_at = now
             action.acknowledged_by = officer.address
             team = self.teams[action.team_key]
@@ -311,11 +310,11 @@ class ActionService:
         async def change(uow: UnitOfWork, action: Action, now: datetime) -> str:
             # Before any change: a query after one would flush it early (see _change).
             who = await self._who(uow, officer, self.teams.get(action.team_key))
-            if action.state == ActionState.CLOSED.value:
+            if action.closed:
                 raise ActionError("This action is closed.")
-            if action.state == ActionState.OPEN.value:
+            if action.state == ActionState.OPEN:
                 action.acknowledged_at, action.acknowledged_by = now, officer.address
-            action.state = ActionState.IN_PROGRESS.value
+            action.move_to(ActionState.IN_PROGRESS)
             await self._event(
                 uow,
                 action,
@@ -338,7 +337,7 @@ class ActionService:
         note = note.strip()
         if outcome not in OUTCOME_LABELS:
             raise ActionError("Please choose an outcome.")
-        if outcome == Outcome.NOT_OUR_RESPONSIBILITY.value and not note:
+        if outcome == ClosedAs.NOT_OUR_RESPONSIBILITY and not note:
             raise ActionError("Please say who is responsible, or where to go instead.")
         if len(note) > MAX_NOTE:
             raise ActionError(f"Please keep the note under {MAX_NOTE} characters.")
@@ -346,9 +345,9 @@ class ActionService:
         async def change(uow: UnitOfWork, action: Action, now: datetime) -> str:
             # Before any change: a query after one would flush it early (see _change).
             who = await self._who(uow, officer, self.teams.get(action.team_key))
-            if action.state == ActionState.CLOSED.value:
+            if action.closed:
                 raise ActionError("This action is already closed.")
-            action.state = ActionState.CLOSED.value
+            action.move_to(ActionState.CLOSED)
             action.outcome, action.outcome_note, action.closed_at = outcome, note, now
             text = OUTCOME_LABELS[outcome] + (f": {note}" if note else "")
             await self._event(
@@ -374,7 +373,7 @@ class ActionService:
         async def change(uow: UnitOfWork, action: Action, now: datetime) -> str:
             # Before any change: a query after one would flush it early (see _change).
             who = await self._who(uow, officer, self.teams.get(action.team_key))
-            if action.state == ActionState.CLOSED.value:
+            if action.closed:
                 raise ActionError("This action is closed.")
             if team_key == action.team_key:
                 raise ActionError("It is already with that team.")
@@ -385,8 +384,8 @@ class ActionService:
                 raise ActionError(f"{target.name} is not a need-to-know team for this category.")
             if any(a.team_key == team_key for a in await uow.actions.for_report(report.id or 0)):
                 raise ActionError(f"{target.name} already has this report.")
-            action.state = ActionState.CLOSED.value
-            action.outcome, action.closed_at = Outcome.REFERRED.value, now
+            action.move_to(ActionState.CLOSED)
+            action.outcome, action.closed_at = ClosedAs.REFERRED, now
             action.outcome_note = f"reassigned to {target.name}"
             await self._event(
                 uow,
@@ -430,9 +429,9 @@ class ActionService:
             r = route(self.config, category=category, ward=report.ward, level=report.level)
             existing = {a.team_key: a for a in await uow.actions.for_report(report.id)}
             for key, other in existing.items():
-                if key not in r.teams and other.state != ActionState.CLOSED.value:
-                    other.state = ActionState.CLOSED.value
-                    other.outcome, other.closed_at = Outcome.REFERRED.value, now
+                if key not in r.teams and not other.closed:
+                    other.move_to(ActionState.CLOSED)
+                    other.outcome, other.closed_at = ClosedAs.REFERRED, now
                     other.outcome_note = f"re-routed: the category is now {new}"
                     if other is not action:
                         other.version += 1
@@ -694,17 +693,17 @@ class ActionService:
         else:
             b.line(italic("Reporter: anonymous to partners (they did not consent to sharing)"))
         state = STATE_LABELS[action.state]
-        if action.state == ActionState.CLOSED.value and action.outcome:
+        if action.closed and action.outcome:
             state = OUTCOME_LABELS[action.outcome] + (
                 f": {action.outcome_note}" if action.outcome_note else ""
             )
-        elif action.state == ActionState.OPEN.value and action.ack_due_at is not None:
+        elif action.state == ActionState.OPEN and action.ack_due_at is not None:
             state += f" (by {local_time(action.ack_due_at, self.tz)})"
         b.line(bold("Status: "), state)
-        if action.state != ActionState.CLOSED.value:
+        if not action.closed:
             v = action.version
             buttons = []
-            if action.state == ActionState.OPEN.value:
+            if action.state == ActionState.OPEN:
                 buttons.append(
                     Button(label="Acknowledge", data=ButtonAction(Kind.ACK, action.id, v).encode())
                 )
@@ -880,12 +879,12 @@ class ActionService:
         report = await uow.reports.get(action.report_id) if action else None
         if action is None or report is None or report.person_id != person_id:
             return "That button is not valid any more."
-        if action.state == ActionState.CLOSED.value:
+        if action.closed:
             return f"{report.reference} is already closed."
-        if still and action.state == ActionState.OPEN.value:
+        if still and action.state == ActionState.OPEN:
             return f"Thank you: the team already knows {report.reference} is still a problem."
         if still:
-            action.state = ActionState.OPEN.value
+            action.move_to(ActionState.OPEN)
             action.ack_due_at = ack_deadline(self.config, report.level, now)
             action.escalation_level = 0
             action.version += 1
@@ -923,9 +922,9 @@ class ActionService:
             name = team.name if team else action.team_key
             state = (
                 OUTCOME_LABELS[action.outcome]
-                if action.state == ActionState.CLOSED.value and action.outcome
+                if action.closed and action.outcome
                 else NOT_DELIVERED
-                if action.state == ActionState.OPEN.value and action.delivered_at is None
+                if action.state == ActionState.OPEN and action.delivered_at is None
                 else STATE_LABELS[action.state]
             )
             parts.append(f"{name}: {state.lower()}")

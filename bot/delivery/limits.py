@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
 
+from bot.delivery.arrival import ArrivalGuard, Window
 from bot.ports import RateBuckets
 
 
@@ -68,6 +69,13 @@ class ChannelLimiter:
         self.global_bucket = global_bucket(limits.global_rate)
         self._per_chat: OrderedDict[str, AsyncLimiter] = OrderedDict()
         self.paused_until = 0.0
+        # The buckets space departures; the platform counts arrivals. The guard keeps what can
+        # still arrive in any window within the limits, whatever the network or a busy event
+        # loop does to the spacing (bot/delivery/arrival.py).
+        self.arrivals = ArrivalGuard(
+            Window.for_rate(limits.global_rate),
+            Window.for_rate(limits.per_chat_rate, limits.per_chat_burst),
+        )
         # One of this process's sends at a time asks the shared channel bucket (the others
         # queue here, as they would at an in-memory bucket, instead of polling the database).
         self._turn = asyncio.Lock()

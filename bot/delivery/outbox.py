@@ -39,7 +39,7 @@ from bot.clock import Clock, SystemClock
 from bot.common import audit
 from bot.delivery.limits import ChannelLimiter, RateLimits
 from bot.delivery.recording import DispatchStats, ResultHook, ResultRecorder, transient
-from bot.domain import NEWS, DeliveryStatus, OutboxMessage, OutboxStatus
+from bot.domain import NEWS, DeliveryState, OutboxMessage, OutboxStatus
 from bot.messages import OutgoingMessage, combined
 from bot.ports import KeyedMessenger, Messenger, RateBuckets, SendResult, UnitOfWorkFactory
 
@@ -125,8 +125,8 @@ class OutboxDispatcher:
                 if row.delivery_id is not None:
                     await uow.deliveries.set_status(
                         row.delivery_id,
-                        DeliveryStatus.UNCERTAIN.value,
-                        only_from=[DeliveryStatus.QUEUED.value],
+                        DeliveryState.UNCERTAIN,
+                        only_from=[DeliveryState.QUEUED],
                         detail="process stopped mid-send",
                     )
             if rows:
@@ -274,6 +274,7 @@ class OutboxDispatcher:
                 unsent = SendResult(ok=False, error="rate limiter unavailable", not_sent=True)
                 await asyncio.gather(*(self._record(i, unsent) for i in ids))
                 return
+            await limiter.arrivals.admit(row.recipient)
             try:
                 message = combined(
                     [OutgoingMessage.model_validate(r.payload) for r in (row, *companions)]
@@ -289,6 +290,8 @@ class OutboxDispatcher:
             except Exception as exc:  # a messenger bug must not kill the dispatcher
                 log.exception("messenger raised for outbox row %s", row.id)
                 result = SendResult(ok=False, error=f"{type(exc).__name__}: {exc}"[:300])
+            finally:
+                await limiter.arrivals.answered(row.recipient)
             if result.retry_after is not None:
                 limiter.pause(result.retry_after)
                 self.stats.throttled += 1

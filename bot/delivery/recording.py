@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from bot.clock import Clock
 from bot.common import audit
-from bot.domain import DeliveryStatus, OutboxMessage, OutboxStatus
+from bot.domain import DeliveryState, OutboxMessage, OutboxStatus
 from bot.ports import SendResult, TransientStoreError, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -190,8 +190,8 @@ class ResultRecorder:
             elif delivery is not None:
                 await uow.deliveries.set_status(
                     delivery,
-                    DeliveryStatus.UNREACHABLE.value,
-                    only_from=[DeliveryStatus.QUEUED.value],
+                    DeliveryState.UNREACHABLE,
+                    only_from=[DeliveryState.QUEUED],
                     detail=(result.error or "send failed")[:200],
                 )
         else:
@@ -217,7 +217,7 @@ class ResultRecorder:
         if delivery is not None:
             await uow.deliveries.set_status(
                 delivery,
-                DeliveryStatus.UNREACHABLE.value,
-                not_from=[DeliveryStatus.RESPONDED.value, DeliveryStatus.NIL.value],
+                DeliveryState.UNREACHABLE,
+                not_from=[DeliveryState.RESPONDED, DeliveryState.NIL],
                 detail="blocked the bot",
             )

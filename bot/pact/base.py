@@ -19,7 +19,6 @@ from bot.messages import OutgoingMessage
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 
 MAX_TITLE = 300
-MAX_NOTE = 1000
 
 
 class PactError(ValueError):

@@ -14,14 +14,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from bot.buttons import Action, Kind
+from bot.buttons import ButtonAction, Kind
 from bot.common import audit, clean_text, local_time
-from bot.domain import PactMeeting, PactRecording, Person
+from bot.domain import MAX_NOTE, PactMeeting, PactRecording, Person
 from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, italic
 from bot.pact.guided import GuidedSchedule
 from bot.pact.rules import FORMAT_LABELS, MAX_NEW_PRIORITIES
 from bot.pact.service import (
-    MAX_NOTE,
     MAX_TITLE,
     MeetingRecord,
     PactError,
@@ -109,7 +108,7 @@ class PactChat:
         await self._stop(turn, rec, None)
         return True
 
-    async def button(self, turn: Turn, action: Action, ref: str | None) -> None:
+    async def button(self, turn: Turn, action: ButtonAction, ref: str | None) -> None:
         """A tap on a PACT button."""
         if action.kind is Kind.PACT_RECORD:
             await self._start(turn, action.target, ref)
@@ -376,7 +375,9 @@ class PactChat:
 
     def _button(self, rec: PactRecording, label: str, value: int) -> Button:
         assert rec.id is not None
-        return Button(label=label, data=Action(Kind.PACT_PICK, rec.id, rec.seq, value).encode())
+        return Button(
+            label=label, data=ButtonAction(Kind.PACT_PICK, rec.id, rec.seq, value).encode()
+        )
 
     async def _ask(
         self,

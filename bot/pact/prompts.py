@@ -123,7 +123,7 @@ class PactPrompts(PactBase):
             await self._send(uow, person, message, f"pact-remind:{m.id}:{person.id}", now)
 
     async def _ask_owners(self, uow: UnitOfWork, m: PactMeeting, now: datetime) -> None:
-        from bot.buttons import Action, Kind
+        from bot.buttons import ButtonAction, Kind
 
         if self.config.secrets.slack_bot_token is None:
             return
@@ -141,7 +141,11 @@ class PactPrompts(PactBase):
                     "Say what was done so the chair can tell residents (you said, we did)."
                 )
                 .line(italic(f"Last report: {p.report_back}") if p.report_back else "")
-                .row(Button(label="Report back", data=Action(Kind.PACT_REPORT_BACK, p.id).encode()))
+                .row(
+                    Button(
+                        label="Report back", data=ButtonAction(Kind.PACT_REPORT_BACK, p.id).encode()
+                    )
+                )
                 .build()
             )
             await enqueue(
@@ -178,12 +182,12 @@ class PactPrompts(PactBase):
 
     def record_buttons(self, m: PactMeeting) -> list[Button]:
         """Record / It was cancelled, for the chair."""
-        from bot.buttons import Action, Kind
+        from bot.buttons import ButtonAction, Kind
 
         assert m.id is not None
         return [
-            Button(label="Record the meeting", data=Action(Kind.PACT_RECORD, m.id).encode()),
-            Button(label="It was cancelled", data=Action(Kind.PACT_CANCELLED, m.id).encode()),
+            Button(label="Record the meeting", data=ButtonAction(Kind.PACT_RECORD, m.id).encode()),
+            Button(label="It was cancelled", data=ButtonAction(Kind.PACT_CANCELLED, m.id).encode()),
         ]
 
     async def _prompt(self, uow: UnitOfWork, m: PactMeeting, now: datetime, *, chase: bool) -> None:

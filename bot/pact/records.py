@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from bot.common import audit, clean_text, enqueue, local_time
 from bot.config import NeighbourhoodConfig
 from bot.domain import (
+    MAX_NOTE,
     MeetingStatus,
     PactMeeting,
     PactPriority,
@@ -19,7 +20,7 @@ from bot.domain import (
     Role,
 )
 from bot.messages import MessageBuilder, bold
-from bot.pact.base import MAX_NOTE, MAX_TITLE, PactBase, PactError
+from bot.pact.base import MAX_TITLE, PactBase, PactError
 from bot.pact.rules import (
     MAX_NEW_PRIORITIES,
 )

@@ -24,13 +24,14 @@ from datetime import date, datetime, time, timedelta
 
 from bot.common import audit, clean_text, local_time
 from bot.domain import (
+    MAX_NOTE,
     MeetingFormat,
     PactMeeting,
     Person,
     Role,
 )
 from bot.messages import MessageBuilder, OutgoingMessage, bold
-from bot.pact.base import MAX_NOTE, MAX_TITLE, PactError
+from bot.pact.base import MAX_TITLE, PactError
 from bot.pact.prompts import PactPrompts
 from bot.pact.records import (
     MeetingRecord,
@@ -55,7 +56,7 @@ log = logging.getLogger(__name__)
 __all__ = [  # the PACT room's public names, wherever they are defined
     "MAX_NOTE",
     "MAX_TITLE",
-    "ImportResult",
+    "MeetingImport",
     "MeetingRecord",
     "PactError",
     "PactService",
@@ -71,7 +72,7 @@ GROUPS = ("slot", "weekday", "venue", "format", "neighbourhood")
 
 
 @dataclass(frozen=True)
-class ImportResult:
+class MeetingImport:
     """What a CSV import of meetings did."""
 
     created: int
@@ -195,7 +196,7 @@ class PactService(PactPrompts, PactRecords):
         )
         return meeting, "created"
 
-    async def import_csv(self, text: str, *, source: str, actor: str) -> ImportResult:
+    async def import_csv(self, text: str, *, source: str, actor: str) -> MeetingImport:
         """A season of meetings from CSV (``neighbourhood,date,time,venue,format,chair_email``
         and optionally ``duration_minutes``). All or nothing; a re-import updates, never
         duplicates. PactError lists every bad line."""
@@ -228,7 +229,7 @@ class PactService(PactPrompts, PactRecords):
             if errors:
                 raise PactError("\n".join(errors))
             await uow.commit()
-        return ImportResult(**counts)
+        return MeetingImport(**counts)
 
     async def schedule_in_chat(self, uow: UnitOfWork, person: Person, text: str) -> str:
         """``/schedule [neighbourhood] YYYY-MM-DD HH:MM FORMAT VENUE...`` from a chair: the

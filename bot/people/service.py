@@ -13,7 +13,7 @@ from bot import texts
 from bot.clock import Clock
 from bot.common import Sender, Waker, alert_admins, audit, enqueue
 from bot.config import Config
-from bot.domain import DeliveryStatus, Invite, Person
+from bot.domain import AWAITING, DeliveryState, Invite, Person
 from bot.forms.versions import FormService
 from bot.people.importing import ImportResult, ImportRow, import_rows, parse_csv
 from bot.ports import OnLinked, UnitOfWorkFactory
@@ -21,7 +21,6 @@ from bot.ports import OnLinked, UnitOfWorkFactory
 log = logging.getLogger(__name__)
 
 # A return still awaiting the person: a block makes it unreachable (not an answered one).
-_AWAITING = [DeliveryStatus.QUEUED.value, DeliveryStatus.SENT.value, DeliveryStatus.UNCERTAIN.value]
 
 
 @dataclass(frozen=True)
@@ -235,8 +234,8 @@ class PeopleService:
                     if delivery.id is not None and delivery.campaign_id in open_ids:
                         await uow.deliveries.set_status(
                             delivery.id,
-                            DeliveryStatus.UNREACHABLE.value,
-                            only_from=_AWAITING,
+                            DeliveryState.UNREACHABLE,
+                            only_from=list(AWAITING),
                             detail="blocked the bot",
                         )
                 wards = ", ".join(person.wards) or "no ward"

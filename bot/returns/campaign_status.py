@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.common import audit
-from bot.domain import Delivery, DeliveryStatus
+from bot.domain import Delivery, DeliveryState
 from bot.ports import UnitOfWorkFactory
 from bot.returns.periods import CampaignError
 
@@ -112,15 +112,19 @@ async def campaign_status(
 def _outcome(d: Delivery, closed: bool) -> tuple[str, str]:
     # [email] fallback: where the form went instead of the person's own platform.
     instead = f"form sent by email instead ({d.fallback})" if d.fallback is not None else ""
-    if d.status == DeliveryStatus.RESPONDED.value:
+    if d.status == DeliveryState.RESPONDED:
         return "responded", instead
-    if d.status == DeliveryStatus.NIL.value:
+    if d.status == DeliveryState.NIL:
         return "nil", instead
-    if d.status == DeliveryStatus.UNREACHABLE.value:
+    if d.status == DeliveryState.UNREACHABLE:
         return "unreachable", d.detail
-    if d.status == DeliveryStatus.QUEUED.value:
+    if d.status == DeliveryState.QUEUED:
         return ("no_reply" if closed else "queued"), "form not yet sent"
-    detail = "delivery uncertain (process stopped mid-send)" if d.status == "uncertain" else ""
+    detail = (
+        "delivery uncertain (process stopped mid-send)"
+        if d.status == DeliveryState.UNCERTAIN
+        else ""
+    )
     if instead:
         detail = (detail + "; " if detail else "") + instead
     if d.followed_up_at is not None:

@@ -16,7 +16,7 @@ from bot import texts
 from bot.clock import Clock
 from bot.common import Waker, audit, enqueue
 from bot.config import Config
-from bot.domain import REPORTER_ROLES, Campaign, Delivery, DeliveryStatus, Person, Role
+from bot.domain import REPORTER_ROLES, Campaign, Delivery, DeliveryState, Person, Role
 from bot.forms.versions import FormService
 from bot.messages import OutgoingMessage
 from bot.ports import AlreadyExists, UnitOfWork, UnitOfWorkFactory
@@ -27,8 +27,7 @@ from bot.returns.web import WebLinks
 
 log = logging.getLogger(__name__)
 
-AWAITING = {DeliveryStatus.QUEUED.value, DeliveryStatus.SENT.value, DeliveryStatus.UNCERTAIN.value}
-REMINDABLE = {DeliveryStatus.SENT.value, DeliveryStatus.UNCERTAIN.value}
+REMINDABLE = frozenset({DeliveryState.SENT, DeliveryState.UNCERTAIN})
 
 
 @dataclass
@@ -262,12 +261,12 @@ class CampaignService:
             why = "blocked the bot" if person.blocked_at else "never linked"
             reach = self._fallback(person)
             if reach is None:
-                delivery.status = DeliveryStatus.UNREACHABLE.value
+                delivery.move_to(DeliveryState.UNREACHABLE)
                 delivery.detail = why
             else:  # [email] fallback: the form once by email, no reminders
                 delivery.fallback = why
         await uow.deliveries.add(delivery)
-        if delivery.status == DeliveryStatus.QUEUED.value:
+        if delivery.status == DeliveryState.QUEUED:
             await self._queue_form(uow, campaign, person, delivery, now, reach=reach)
         return delivery
 
@@ -340,9 +339,11 @@ class CampaignService:
             if delivery is None:
                 delivery = Delivery(campaign_id=campaign.id, person_id=person.id)
                 await uow.deliveries.add(delivery)
-            elif delivery.status != DeliveryStatus.UNREACHABLE.value:
+            elif delivery.status != DeliveryState.UNREACHABLE:
                 continue
-            delivery.status, delivery.detail = DeliveryStatus.QUEUED.value, ""
+            else:
+                delivery.move_to(DeliveryState.QUEUED)
+                delivery.detail = ""
             # A person who was unreachable (blocked the bot after the form went out) gets the
             # form again: under a new key, the first one being taken.
             await self._queue_form(uow, campaign, person, delivery, now, again=again)
@@ -393,7 +394,7 @@ class CampaignService:
         assert campaign.id is not None
         count = 0
         for delivery in await uow.deliveries.for_campaign(campaign.id):
-            if delivery.status != DeliveryStatus.UNREACHABLE.value or delivery.fallback:
+            if delivery.status != DeliveryState.UNREACHABLE or delivery.fallback:
                 continue
             person = await uow.people.get(delivery.person_id)
             if person is None or not self._targeted(campaign, person):
@@ -405,7 +406,8 @@ class CampaignService:
             if reach is None:
                 continue
             delivery.fallback = delivery.detail or "unreachable"
-            delivery.status, delivery.detail = DeliveryStatus.QUEUED.value, ""
+            delivery.move_to(DeliveryState.QUEUED)
+            delivery.detail = ""
             if await self._queue_form(uow, campaign, person, delivery, now, reach=reach):
                 count += 1
         if count:

@@ -17,14 +17,15 @@ from typing import Any
 from bot import texts
 from bot.actions.service import ActionService
 from bot.boundaries import Boundaries, WardCheck, load_boundaries
-from bot.buttons import Action, BadPayload, Kind
+from bot.buttons import BadPayload, ButtonAction, Kind
 from bot.clock import Clock
 from bot.common import Outcome, Sender, Waker, audit, clean_text, enqueue
 from bot.config import Config
 from bot.domain import (
+    ANSWERED,
     Campaign,
     Conversation,
-    DeliveryStatus,
+    DeliveryState,
     OutboxStatus,
     Person,
 )
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 
 REVIEW = "review"
 EDIT = "edit"
-ANSWERED = {DeliveryStatus.RESPONDED.value, DeliveryStatus.NIL.value}
 _CONVERSATION_KINDS = frozenset(
     {
         Kind.ANSWER,
@@ -239,7 +239,7 @@ class ConversationService:
     async def button(self, sender: Sender, data: str, message_ref: str | None) -> Outcome:
         """A tap on one of our buttons."""
         try:
-            action = Action.decode(data)
+            action = ButtonAction.decode(data)
         except BadPayload:
             log.warning("refused a malformed button payload from telegram user %s", sender.user_id)
             return Outcome(toast="That button is not valid any more.")
@@ -409,7 +409,7 @@ class ConversationService:
 
     # ----------------------------------------------------------------- buttons
 
-    async def _on_button(self, step: _Step, action: Action, ref: str | None) -> None:
+    async def _on_button(self, step: _Step, action: ButtonAction, ref: str | None) -> None:
         if action.kind in (Kind.PACT_RECORD, Kind.PACT_CANCELLED, Kind.PACT_PICK):
             await self._pact.button(step, action, ref)
             return
@@ -489,7 +489,7 @@ class ConversationService:
             case _:
                 step.toast = "That button is not valid here."
 
-    async def _on_campaign_button(self, step: _Step, action: Action, ref: str | None) -> None:
+    async def _on_campaign_button(self, step: _Step, action: ButtonAction, ref: str | None) -> None:
         campaign = await step.uow.campaigns.get(action.target)
         pid = self._pid(step)
         delivery = (
@@ -505,10 +505,10 @@ class ConversationService:
         active = await step.uow.conversations.active_for(pid)
         if action.kind is Kind.NIL:
             assert campaign.id is not None
-            if delivery.status == DeliveryStatus.NIL.value:
+            if delivery.status == DeliveryState.NIL:
                 step.toast = "Already recorded: your nil return is in. Thank you."
                 return
-            if delivery.status == DeliveryStatus.RESPONDED.value:
+            if delivery.status == DeliveryState.RESPONDED:
                 step.toast = "Already done: you have sent reports for this return. Thank you."
                 return
             refused = await record_nil(
@@ -604,8 +604,8 @@ class ConversationService:
         if not message.buttons:
             return
         try:
-            targets = {Action.decode(b.data).target for row in message.buttons for b in row}
-            kinds = {Action.decode(b.data).kind for row in message.buttons for b in row}
+            targets = {ButtonAction.decode(b.data).target for row in message.buttons for b in row}
+            kinds = {ButtonAction.decode(b.data).kind for row in message.buttons for b in row}
         except BadPayload:
             return
         if targets != {conv.id} or not kinds <= _CONVERSATION_KINDS:

@@ -18,7 +18,7 @@ from bot.clock import Clock
 from bot.common import Waker, audit, clean_text, enqueue, local_time
 from bot.config import Config
 from bot.delivery.seen import SeenRequests, request_key
-from bot.domain import Campaign, DeliveryStatus, Person, Report
+from bot.domain import ANSWERED, Campaign, DeliveryState, Person, Report
 from bot.forms import FormDefinition
 from bot.forms.versions import FormService
 from bot.people.identity import NotInvited, Who, identify
@@ -27,7 +27,6 @@ from bot.ports import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
-ANSWERED = {DeliveryStatus.RESPONDED.value, DeliveryStatus.NIL.value}
 # How long a submitted form's key is remembered: far longer than any repeat of it can arrive
 # (a signed Slack request is refused after five minutes).
 SUBMISSION_LIFETIME = timedelta(hours=1)
@@ -89,7 +88,7 @@ async def create_reports(
     if campaign_id is not None:
         delivery = await uow.deliveries.get_for(campaign_id, person_id)
         if delivery is not None:
-            delivery.status = DeliveryStatus.RESPONDED.value
+            delivery.move_to(DeliveryState.RESPONDED)
             delivery.responded_at = now
     elif urgent_answers_open:
         # An urgent report while a return is open is taking part in it ([schedule]
@@ -99,7 +98,7 @@ async def create_reports(
             delivery = await uow.deliveries.get_for(campaign.id, person_id)
             if delivery is None or delivery.status in ANSWERED or now >= campaign.closes_at:
                 continue
-            delivery.status = DeliveryStatus.RESPONDED.value
+            delivery.move_to(DeliveryState.RESPONDED)
             delivery.responded_at = now
             await audit(uow, now, f"person:{person_id}", "return.answered_by_urgent", campaign.key)
     return made
@@ -112,10 +111,10 @@ async def record_nil(
     delivery = await uow.deliveries.get_for(campaign_id, person_id)
     if delivery is None:
         return "That return was not sent to you."
-    if delivery.status == DeliveryStatus.RESPONDED.value:
+    if delivery.status == DeliveryState.RESPONDED:
         return "You have already sent reports for this return."
-    if delivery.status != DeliveryStatus.NIL.value:
-        delivery.status = DeliveryStatus.NIL.value
+    if delivery.status != DeliveryState.NIL:
+        delivery.move_to(DeliveryState.NIL)
         delivery.responded_at = now
         campaign = await uow.campaigns.get(campaign_id)
         await audit(
@@ -185,7 +184,7 @@ class Home:
     """A reporter's overview (the Slack App Home)."""
 
     name: str
-    open_returns: list[tuple[int, str, str]]  # (campaign id, title, state)
+    open_returns: list[tuple[int, str, DeliveryState]]  # (campaign id, title, state)
     reports: list[tuple[str, str, str]]  # (reference, summary, state)
 
 
@@ -229,7 +228,7 @@ class ReportingService:
                 f"The {campaign.title} closed on {local_time(campaign.closes_at, self.tz)}. "
                 "You can still report a tension from the app's Home tab."
             )
-        if delivery.status == DeliveryStatus.RESPONDED.value:
+        if delivery.status == DeliveryState.RESPONDED:
             raise ReportingRefused("You have already sent reports for this return. Thank you.")
         return campaign
 

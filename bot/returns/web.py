@@ -29,7 +29,7 @@ from bot.clock import Clock
 from bot.common import Waker, local_time
 from bot.config import Config
 from bot.delivery.seen import SeenRequests, request_key
-from bot.domain import Campaign, DeliveryStatus, Person
+from bot.domain import Campaign, DeliveryState, Person
 from bot.forms import FormDefinition
 from bot.forms.versions import FormService
 from bot.messages import MessageBuilder, OutgoingMessage, Span
@@ -298,8 +298,8 @@ class WebReturnService:
                 if r.person_id == session.person_id
             ]
         state = {
-            DeliveryStatus.RESPONDED.value: "responded",
-            DeliveryStatus.NIL.value: "nil",
+            DeliveryState.RESPONDED: "responded",
+            DeliveryState.NIL: "nil",
         }.get(delivery.status, "form")
         return WebPage(
             state,
@@ -345,7 +345,7 @@ class WebReturnService:
             _, campaign = await self._checked(uow, session.person_id, session.campaign_id, now)
             delivery = await uow.deliveries.get_for(session.campaign_id, session.person_id)
             assert delivery is not None
-            if delivery.status == DeliveryStatus.RESPONDED.value:
+            if delivery.status == DeliveryState.RESPONDED:
                 raise _already_sent()
             form = await self.forms.definition(uow, campaign.form_version_id)
             answers, errors = self.check(form, raw)

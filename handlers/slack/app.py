@@ -25,13 +25,11 @@ from bot.pact.service import PactService
 from bot.returns.crisis import CrisisService
 from bot.returns.reports import ReportingService
 from bot.summaries.service import SummaryService
-from handlers.slack import register
-from handlers.slack.crisis import register as register_crisis
-from handlers.slack.pact import register_pact
+from handlers.http import MAX_BODY
+from handlers.slack.listeners import SlackServices, register_listeners
 from handlers.slack.requests import problem
 
 log = logging.getLogger(__name__)
-MAX_BODY = 1024 * 1024
 
 
 def build_client(api_base_url: str, token: str, proxy: str | None = None) -> AsyncWebClient:
@@ -66,9 +64,7 @@ def build_app(
     """The Bolt app (signature and timestamp of every request verified by Bolt, replays refused
     through ``seen``, in the database), with the PACT and crisis listeners."""
     app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=False)
-    register(app, actions, reporting, summaries, seen)
-    register_pact(app, pact)
-    register_crisis(app, crisis)
+    register_listeners(app, SlackServices(actions, reporting, summaries, seen, pact, crisis))
     return app
 
 

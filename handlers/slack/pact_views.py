@@ -12,15 +12,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.common import local_time
-from bot.pact.rules import FORMAT_LABELS
+from bot.domain import MAX_NOTE
+from bot.pact.rules import FORMAT_LABELS, MAX_NEW_PRIORITIES
+from bot.pact.service import MAX_TITLE as MAX_PRIORITY_TITLE
 from bot.pact.service import MeetingRecord, PactError, RecordContext, parse_count
+from handlers.slack.ids import ViewId
 from handlers.slack.render import escape
 
-RECORD_CALLBACK = "tb_pact_record_modal"
-REPORT_BACK_CALLBACK = "tb_pact_report_back_modal"
-NEW_PRIORITY_SLOTS = 3
-MAX_PRIORITY_TITLE = 300
-MAX_NOTE = 1000
+NEW_PRIORITY_SLOTS = MAX_NEW_PRIORITIES  # a slot for each new priority a meeting may set
 
 # Slack's documented limits.
 MAX_BLOCKS = 100  # blocks in a modal
@@ -183,13 +182,13 @@ def record_modal(context: RecordContext, max_attendance: int, tz: ZoneInfo) -> d
             )
     else:
         blocks.append(_context("No teams are configured, so no new priority can be set here."))
-    return _modal(RECORD_CALLBACK, "Record the PACT meeting", str(m.id), blocks)
+    return _modal(ViewId.PACT_RECORD, "Record the PACT meeting", str(m.id), blocks)
 
 
 def report_back_modal(priority_id: int, title: str, neighbourhood: str) -> dict[str, Any]:
     """An owner team's "what was done" for one priority (private_metadata: the priority id)."""
     return _modal(
-        REPORT_BACK_CALLBACK,
+        ViewId.PACT_REPORT_BACK,
         "Report back",
         str(priority_id),
         [

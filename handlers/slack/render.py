@@ -16,27 +16,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.buttons import Action, BadPayload, Kind
+from bot.buttons import BadPayload, ButtonAction
 from bot.messages import Button, OutgoingMessage, Span
+from handlers.slack.ids import action_id_for
 
 MAX_SECTION = 3000  # Slack's limit for a section's text
 MAX_FALLBACK = 3000
 _WRAP = {"bold": "*", "italic": "_", "code": "`"}
-ACTION_IDS = {
-    Kind.ACK: "tb_ack",
-    Kind.UPDATE: "tb_update",
-    Kind.CLOSE: "tb_close",
-    Kind.REASSIGN: "tb_reassign",
-    Kind.RECATEGORISE: "tb_recategorise",
-    Kind.PACT_RECORD: "tb_pact_record",
-    Kind.PACT_CANCELLED: "tb_pact_cancelled",
-    Kind.PACT_REPORT_BACK: "tb_pact_report_back",
-    Kind.STILL: "tb_still",
-    Kind.SORTED: "tb_sorted",
-}
-"""Kinds with a Bolt listener. Any other kind (e.g. ``PACT_PICK``, which only Telegram sends)
-still gets a stable ``tb_<kind>`` action_id; no listener matches it, so a click on one does
-nothing (Bolt answers 404 and logs it)."""
 
 
 def escape(text: str) -> str:
@@ -88,10 +74,10 @@ def _cut(text: str, limit: int) -> str:
 def action_id(button: Button, index: int) -> str:
     """A stable action_id per button kind (Bolt listeners match on it)."""
     try:
-        kind = Action.decode(button.data).kind
+        kind = ButtonAction.decode(button.data).kind
     except BadPayload:
         return f"tb_button_{index}"
-    return ACTION_IDS.get(kind, f"tb_{kind.name.lower()}")
+    return action_id_for(kind)
 
 
 def render(message: OutgoingMessage) -> tuple[str, list[dict[str, Any]]]:

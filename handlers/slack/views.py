@@ -5,19 +5,27 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.buttons import Action, Kind
+from bot.buttons import ButtonAction, Kind
+from bot.domain import ANSWERED, MAX_NOTE
 from bot.returns.reports import FormRequest, Home
+from handlers.slack.ids import ActionId, ViewId
 from handlers.slack.render import escape, escape_mrkdwn
 
 
 def start_value(campaign_id: int) -> str:
     """The payload of a "Report a tension" button (campaign 0: an ad hoc report)."""
-    return Action(Kind.START, campaign_id).encode()
+    return ButtonAction(Kind.START, campaign_id).encode()
 
 
 START_ADHOC = start_value(0)
 
-ERROR_BLOCK = {"update": "text", "close": "note", "reassign": "team", "recategorise": "category"}
+ERROR_BLOCK = {
+    Kind.UPDATE: "text",
+    Kind.CLOSE: "note",
+    Kind.REASSIGN: "team",
+    Kind.RECATEGORISE: "category",
+}
+"""Where an officer modal shows the core's refusal, by the kind of button that opened it."""
 
 
 def _modal(callback_id: str, title: str, meta: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -39,7 +47,7 @@ def _option(value: str, label: str) -> dict[str, Any]:
 def update_modal(meta: str) -> dict[str, Any]:
     """Add an update, optionally relayed to the reporter."""
     return _modal(
-        "tb_update_modal",
+        ViewId.UPDATE,
         "Add an update",
         meta,
         [
@@ -51,7 +59,7 @@ def update_modal(meta: str) -> dict[str, Any]:
                     "type": "plain_text_input",
                     "action_id": "text",
                     "multiline": True,
-                    "max_length": 1000,
+                    "max_length": MAX_NOTE,
                 },
             },
             {
@@ -72,7 +80,7 @@ def update_modal(meta: str) -> dict[str, Any]:
 def close_modal(meta: str, outcomes: Mapping[str, str]) -> dict[str, Any]:
     """Resolve or close with an outcome and a note."""
     return _modal(
-        "tb_close_modal",
+        ViewId.CLOSE,
         "Resolve or close",
         meta,
         [
@@ -98,7 +106,7 @@ def close_modal(meta: str, outcomes: Mapping[str, str]) -> dict[str, Any]:
                     "type": "plain_text_input",
                     "action_id": "note",
                     "multiline": True,
-                    "max_length": 1000,
+                    "max_length": MAX_NOTE,
                 },
             },
         ],
@@ -108,7 +116,7 @@ def close_modal(meta: str, outcomes: Mapping[str, str]) -> dict[str, Any]:
 def reassign_modal(meta: str, teams: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """Pass the action to another team."""
     return _modal(
-        "tb_reassign_modal",
+        ViewId.REASSIGN,
         "Reassign",
         meta,
         [
@@ -129,7 +137,7 @@ def reassign_modal(meta: str, teams: Sequence[tuple[str, str]]) -> dict[str, Any
 def category_modal(meta: str, categories: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """Correct the category: the report is routed again."""
     return _modal(
-        "tb_recategorise_modal",
+        ViewId.RECATEGORISE,
         "Change category",
         meta,
         [
@@ -208,7 +216,7 @@ def form_modal(request: FormRequest) -> dict[str, Any]:
     )
     return {
         "type": "modal",
-        "callback_id": "tb_report_modal",
+        "callback_id": ViewId.REPORT,
         "private_metadata": str(request.campaign_id),
         "title": {"type": "plain_text", "text": "Report a tension"},
         "submit": {"type": "plain_text", "text": "Submit"},
@@ -233,7 +241,7 @@ def home_view(home: Home | None, refusal: str = "") -> dict[str, Any]:
                 {
                     "type": "button",
                     "style": "primary",
-                    "action_id": "tb_start",
+                    "action_id": ActionId.START,
                     "value": START_ADHOC,
                     "text": {"type": "plain_text", "text": "Report a tension"},
                 }
@@ -241,7 +249,7 @@ def home_view(home: Home | None, refusal: str = "") -> dict[str, Any]:
         },
     ]
     for campaign_id, title, state in home.open_returns:
-        answered = state in ("responded", "nil")
+        answered = state in ANSWERED
         section: dict[str, Any] = {
             "type": "section",
             "text": {
@@ -253,7 +261,7 @@ def home_view(home: Home | None, refusal: str = "") -> dict[str, Any]:
         if not answered:
             section["accessory"] = {
                 "type": "button",
-                "action_id": "tb_start",
+                "action_id": ActionId.START,
                 "value": start_value(campaign_id),
                 "text": {"type": "plain_text", "text": "Answer it"},
             }

@@ -31,6 +31,7 @@ from telegram.error import (
 )
 from telegram.ext import Application
 
+from handlers.http import MAX_BODY
 from handlers.telegram.messenger import retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,6 @@ SetOffset = Callable[[int], Awaitable[None]]
 # my_chat_member: a person blocking or unblocking the bot (Telegram sends it only if asked).
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
-MAX_BODY = 1024 * 1024
 MAX_UPDATE_ATTEMPTS = 8  # then an update that keeps failing is skipped (logged), not retried
 # Telegram refused our answer for good: posting the update again would fail the same way.
 FINAL_REFUSALS = (BadRequest, Forbidden, ChatMigrated)

@@ -8,6 +8,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+from handlers.slack.ids import ActionId
 from sim.demo.stage import Stage, say
 from sim.fake_slack import SlackUser
 from sim.scripts import officer_step as scripted_officer_step
@@ -42,19 +43,24 @@ async def _step(
 async def _cohesion_team(stage: Stage) -> None:
     """Jane acknowledges, updates and resolves the leaflets; the Facebook rumour is not theirs."""
     jane, leaflets = stage.jane, "Leaflets hostile"
-    await _step(stage, jane, "C0COHESION", leaflets, "tb_ack")
+    await _step(stage, jane, "C0COHESION", leaflets, ActionId.ACK)
     update = text_value(
         "text",
         "We have met the mosque committee; the police will patrol Chester Avenue this weekend.",
     )
     await _step(
-        stage, jane, "C0COHESION", leaflets, "tb_update", {**update, **tick_value("for_reporter")}
+        stage,
+        jane,
+        "C0COHESION",
+        leaflets,
+        ActionId.UPDATE,
+        {**update, **tick_value("for_reporter")},
     )
     resolved = {
         **select_value("outcome", "resolved"),
         **text_value("note", "Leaflets removed; no further incidents reported."),
     }
-    await _step(stage, jane, "C0COHESION", leaflets, "tb_close", resolved)
+    await _step(stage, jane, "C0COHESION", leaflets, ActionId.CLOSE, resolved)
     elsewhere = {
         **select_value("outcome", "not_our_responsibility"),
         **text_value(
@@ -63,19 +69,19 @@ async def _cohesion_team(stage: Stage) -> None:
             "we have told West Midlands Police's online team.",
         ),
     }
-    await _step(stage, jane, "C0COHESION", "Facebook group", "tb_close", elsewhere)
+    await _step(stage, jane, "C0COHESION", "Facebook group", ActionId.CLOSE, elsewhere)
 
 
 async def _police_team(stage: Stage) -> None:
     """The Neighbourhood Policing Team acknowledges the young people at the shops and patrols."""
     pc, youths = stage.pc, "Groups of young people"
-    await _step(stage, pc, "C0WMPNPT", youths, "tb_ack")
+    await _step(stage, pc, "C0WMPNPT", youths, ActionId.ACK)
     update = text_value("text", "PCSOs will patrol the shops from 6pm to 10pm this week.")
     await _step(
-        stage, pc, "C0WMPNPT", youths, "tb_update", {**update, **tick_value("for_reporter")}
+        stage, pc, "C0WMPNPT", youths, ActionId.UPDATE, {**update, **tick_value("for_reporter")}
     )
 
 
 async def _prevent(stage: Stage) -> None:
     """The Prevent officer acknowledges the protest posters (a private category)."""
-    await _step(stage, stage.sam, "G0PREVENT", "Posters announcing", "tb_ack")
+    await _step(stage, stage.sam, "G0PREVENT", "Posters announcing", ActionId.ACK)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from handlers.slack.ids import ActionId
 from sim.demo.stage import LONDON, Stage, say
 from sim.fake_slack import FakeSlack, SlackUser
 from sim.fake_telegram import SentMessage, SimUser
@@ -86,7 +87,7 @@ async def _owner_reports_back(
     ]
     for post in posts:
         views = len(slack.views_opened(officer.user_id))
-        await officer.click(post, "tb_pact_report_back")
+        await officer.click(post, ActionId.PACT_REPORT_BACK)
         view = await scripted_until(lambda v=views: slack.views_opened(officer.user_id)[v:])
         _, body = await officer.submit_view(view[0], text_value("text", text))
         if body is not None and body.get("response_action") == "errors":
@@ -143,7 +144,7 @@ async def _jane_records_pact_in_slack(slack: FakeSlack, jane: SlackUser) -> None
         )
     )
     views = len(slack.views_opened(jane.user_id))
-    await jane.click(prompt, "tb_pact_record")
+    await jane.click(prompt, ActionId.PACT_RECORD)
     view = (await scripted_until(lambda: slack.views_opened(jane.user_id)[views:]))[0]
     values: dict[str, dict[str, Any]] = {
         "public": {"public": {"type": "number_input", "value": "16"}},

@@ -34,7 +34,7 @@ class SqlActionRepo(_Repo):
         c = tables.actions.c
         stmt = (
             select(Action)
-            .where(c.state == ActionState.OPEN.value, c.ack_due_at <= now)
+            .where(c.state == ActionState.OPEN, c.ack_due_at <= now)
             .order_by(c.ack_due_at, c.id)
         )
         return (await self.session.scalars(stmt)).all()
@@ -46,7 +46,7 @@ class SqlActionRepo(_Repo):
         stmt = (
             select(Action)
             .where(
-                c.state.in_([ActionState.ACKNOWLEDGED.value, ActionState.IN_PROGRESS.value]),
+                c.state.in_([ActionState.ACKNOWLEDGED, ActionState.IN_PROGRESS]),
                 last <= cutoff,
             )
             .order_by(c.id)

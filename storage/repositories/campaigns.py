@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bot.domain import Campaign, Delivery, DeliveryStatus, OutboxStatus
+from bot.domain import Campaign, Delivery, DeliveryState, OutboxStatus
 from bot.ports import AlreadyExists
 from storage import tables
 from storage.repositories.base import _Repo
@@ -97,8 +97,8 @@ class SqlDeliveryRepo(_Repo):
             return
         await self.set_status(
             delivery_id,
-            DeliveryStatus.SENT.value,
-            only_from=[DeliveryStatus.QUEUED.value, DeliveryStatus.UNCERTAIN.value],
+            DeliveryState.SENT,
+            only_from=[DeliveryState.QUEUED, DeliveryState.UNCERTAIN],
             sent_at=now,
             detail="",
         )
@@ -129,7 +129,7 @@ class SqlDeliveryRepo(_Repo):
             select(Delivery)
             .where(
                 d.c.campaign_id == campaign_id,
-                d.c.status == DeliveryStatus.UNCERTAIN.value,
+                d.c.status == DeliveryState.UNCERTAIN,
                 d.c.followed_up_at.is_(None),
                 form_in_doubt,
             )

@@ -7,10 +7,9 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, insert, select, text
 
+from bot.domain import AWAITING
 from storage import tables
 from storage.repositories.base import _Repo
-
-_AWAITING = ("queued", "sent", "uncertain")
 
 
 class _Returns(_Repo):
@@ -48,7 +47,7 @@ class _Returns(_Repo):
             select(p.c.name)
             .join(d, d.c.person_id == p.c.id)
             .join(c, c.c.id == d.c.campaign_id)
-            .where(c.c.period == month, c.c.kind == "monthly", d.c.status.in_(_AWAITING))
+            .where(c.c.period == month, c.c.kind == "monthly", d.c.status.in_(AWAITING))
             .order_by(p.c.name)
         )
         return list((await self.session.scalars(stmt)).all())
