@@ -18,6 +18,7 @@ from bot.delivery.seen import SeenRequests
 from bot.forms import load_form
 from bot.forms.versions import FormService
 from bot.health import HealthService
+from bot.pact.public import PublicPactService
 from bot.pact.service import PactService
 from bot.people.privacy import PrivacyService
 from bot.people.service import PeopleService
@@ -25,6 +26,7 @@ from bot.returns.campaigns import CampaignService
 from bot.returns.conversation import ConversationService
 from bot.returns.crisis import CrisisService
 from bot.returns.reports import ReportingService
+from bot.returns.web import WebLinks, WebReturnService, WebSigner
 from bot.state import StateService
 from bot.summaries.service import SummaryService
 from handlers.doctor import Check, proxy_check, slack_checks, telegram_checks
@@ -72,6 +74,8 @@ class Services:
     privacy: PrivacyService
     seen: SeenRequests
     crisis: CrisisService
+    web: WebReturnService | None = None  # the web form, when TENSIONBOT_WEB_SECRET is set
+    public_pact: PublicPactService | None = None  # the public PACT pages (web.public_pact)
 
     async def close(self) -> None:
         """Release the database."""
@@ -91,6 +95,10 @@ class Services:
             self.privacy,
         ):
             service.config = config
+        if self.web is not None:
+            self.web.config = config
+        if self.public_pact is not None:
+            self.public_pact.config = config
         self.actions.teams = {t.key: t for t in config.teams}
 
 
@@ -132,7 +140,10 @@ async def build_services(
     # Each service is built after what it needs: no setters, no cycles. Identity (people) is
     # below returns: linking someone tells the campaigns through the ``on_linked`` port.
     forms = FormService(definition, clock)
-    campaigns = CampaignService(config, db.uow, clock, forms, wake)
+    web_secret = config.secrets.web_secret
+    signer = WebSigner(web_secret.get_secret_value()) if web_secret is not None else None
+    web_links = WebLinks(config, signer) if signer is not None else None
+    campaigns = CampaignService(config, db.uow, clock, forms, wake, web_links)
     people = PeopleService(
         config, db.uow, clock, forms, on_linked=campaigns.deliver_open_returns, wake=wake
     )
@@ -145,6 +156,12 @@ async def build_services(
     async with db.uow() as uow:
         await forms.current(uow)  # store the form version now, failing early if it is wrong
         await uow.commit()
+    web_form = (
+        WebReturnService(config, db.uow, clock, forms, actions, wake, seen, signer)
+        if signer is not None
+        else None
+    )
+    public_pact = PublicPactService(config, db.uow, clock) if config.web.public_pact else None
     return Services(
         config,
         db,
@@ -163,6 +180,8 @@ async def build_services(
         PrivacyService(config, db.uow, clock, db),
         seen,
         CrisisService(config, db.uow, clock, campaigns, wake),
+        web_form,
+        public_pact,
     )
 
 

@@ -72,6 +72,9 @@ class Person:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     id: int | None = None
+    # Their preferred channel: "telegram", "slack" or "email" (the people CSV's ``channel``);
+    # it comes first in :meth:`reach`. None: the platform they linked, else email.
+    channel: str | None = None
 
     @property
     def linked(self) -> bool:
@@ -102,20 +105,37 @@ class Person:
     def reach(
         self, platforms: frozenset[str], *, skip_blocked: bool = False
     ) -> tuple[str, str] | None:
-        """Where to message them, as (platform, chat): a chat they connected themselves first,
-        then one from the import, on a platform the bot sends on (``platforms``); None when
-        they cannot be reached. ``skip_blocked``: not a chat they connected and then blocked
-        the bot in (the chat they connected is the one the block was seen in)."""
+        """Where to message them, as (platform, chat), on a platform the bot sends on
+        (``platforms``); None when they cannot be reached.
+
+        Their preferred ``channel`` first, then a chat they connected themselves, then one
+        from the import, then (when ``"email"`` is in ``platforms``) their email address as a
+        last resort: a person's email is ``people.email`` itself, not an ``addresses`` row, so
+        it is always the one the people import gave and never goes out of step with it.
+        ``skip_blocked``: not a chat they connected and then blocked the bot in (the chat they
+        connected is the one the block was seen in)."""
+        email = ("email", self.email) if "email" in platforms and self.email else None
+        if self.channel == "email" and email is not None:
+            return email
         candidates = sorted(
             (a for a in self.addresses if a.chat is not None and a.platform in platforms),
-            key=lambda a: (a.linked_at is None, a.id or 0),
+            key=lambda a: (a.platform != self.channel, a.linked_at is None, a.id or 0),
         )
         for a in candidates:
             if skip_blocked and self.blocked_at is not None and a.linked_at is not None:
                 continue
             assert a.chat is not None
             return a.platform, a.chat
-        return None
+        return email
+
+    def own_platform(self, platforms: frozenset[str]) -> str | None:
+        """The channel that is theirs: the one they chose (``channel``, when the bot sends on
+        it), else the platform they connected themselves; None when neither (then email, when
+        it is on, is theirs too)."""
+        if self.channel is not None and (self.channel != "email" or "email" in platforms):
+            return self.channel
+        linked = [a for a in self.addresses if a.linked_at is not None and a.chat is not None]
+        return min(linked, key=lambda a: a.id or 0).platform if linked else None
 
 
 @dataclass(eq=False)
@@ -179,6 +199,9 @@ class Delivery:
     message_ref: str | None = None  # the platform message id of the form, once sent
     followed_up_at: datetime | None = None  # uncertain, then sent again (harmless wording)
     id: int | None = None
+    # Why the form went by email instead of the person's own platform ([email] fallback: "never
+    # linked", "blocked the bot"); None when it went on their channel.
+    fallback: str | None = None
 
     def move_to(self, status: DeliveryState) -> None:
         """Change the status, or raise :class:`IllegalMove` (and change nothing)."""

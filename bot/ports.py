@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.domain import (
     Action,
@@ -83,6 +83,7 @@ class PersonDetails:
     slack_user_id: str | None
     active: bool = True
     id: int | None = None
+    channel: str | None = None  # the preferred channel; None: the default
 
 
 class PeopleRepo(Protocol):
@@ -444,6 +445,21 @@ class Messenger(Protocol):
 
     async def send(
         self,
+        recipient: str,
+        message: OutgoingMessage,
+        edit_ref: str | None = None,
+        thread_ref: str | None = None,
+    ) -> SendResult: ...
+
+
+@runtime_checkable
+class KeyedMessenger(Messenger, Protocol):
+    """A messenger that is told which outbox row it is sending (its idempotency key), so that a
+    retried send of the row is recognisable at the other end (an email's Message-ID)."""
+
+    async def send_keyed(
+        self,
+        key: str,
         recipient: str,
         message: OutgoingMessage,
         edit_ref: str | None = None,

@@ -29,6 +29,7 @@ from bot.config import ENV_TELEGRAM_WEBHOOK_SECRET, Config, ConfigError, deliver
 from bot.delivery.limits import RateLimits
 from bot.delivery.outbox import OutboxDispatcher
 from bot.ports import Messenger
+from handlers.email import EmailMessenger
 from handlers.http import HttpServer, Metrics, Readiness, build_http_app
 from handlers.network import proxy_for, shown
 from handlers.slack.app import build_app as build_slack_app
@@ -40,6 +41,8 @@ from handlers.telegram.menus import set_menus
 from handlers.telegram.messenger import TelegramMessenger
 from handlers.telegram.request import AiohttpRequest
 from handlers.telegram.transport import ALLOWED_UPDATES, poll, webhook_handler
+from handlers.web import web_app
+from handlers.web.public import public_pact_app
 from scheduler import build_scheduler, stop_scheduler
 from storage.leader import LeaderLock, database_status, leader_lock
 from storage.rates import shared_rate_buckets
@@ -189,6 +192,12 @@ class Runtime:
             limits["slack"] = RateLimits(
                 self.config.slack.global_rate, self.config.slack.per_channel_rate, 4
             )
+        if "email" in self.config.platforms:  # [email] host
+            email = self.config.email
+            messengers["email"] = EmailMessenger(self.config)
+            limits["email"] = RateLimits(
+                email.global_rate, email.per_recipient_rate, email.max_in_flight
+            )
         self.dispatcher = OutboxDispatcher(
             services.db.uow,
             messengers,
@@ -229,7 +238,8 @@ class Runtime:
         log.error("handling update %s failed: %r", update_id, error, exc_info=error)
 
     def http_app(self) -> web.Application:
-        """The one aiohttp application: webhook (in webhook mode), Slack (over HTTP), health."""
+        """The one aiohttp application: webhook (in webhook mode), Slack (over HTTP), health,
+        and the web pages (the web form, the public PACT pages) when they are on."""
         tg, sc = self.config.telegram, self.config.slack
         telegram = None
         if tg.mode == "webhook":
@@ -239,8 +249,17 @@ class Runtime:
         signing = self.config.secrets.slack_signing_secret
         if self.slack_app is not None and signing is not None and sc.mode == "http":
             slack = (sc.path, slack_events_handler(self.slack_app, signing.get_secret_value()))
+        pages: list[tuple[str, web.Application]] = []
+        if self.services.web is not None:
+            pages.append((self.config.web.path, web_app(self.services.web, self.config)))
+        if self.services.public_pact is not None:
+            pages.append(("/pact", public_pact_app(self.services.public_pact, self.config)))
         return build_http_app(
-            readiness=self.readiness, metrics=self.metrics, telegram=telegram, slack=slack
+            readiness=self.readiness,
+            metrics=self.metrics,
+            telegram=telegram,
+            slack=slack,
+            pages=pages,
         )
 
     async def readiness(self) -> Readiness:

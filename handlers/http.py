@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,10 +152,15 @@ def build_http_app(
     metrics: Metrics | None = None,
     telegram: tuple[str, Handler] | None = None,
     slack: tuple[str, Handler] | None = None,
+    pages: Sequence[tuple[str, web.Application]] = (),
 ) -> web.Application:
-    """One aiohttp application: the given platform endpoints plus health, readiness, metrics."""
+    """One aiohttp application: the given platform endpoints plus health, readiness, metrics,
+    and web pages (sub-applications mounted at their paths: the web form and the public PACT
+    pages, see ``handlers/web``)."""
     app = web.Application(client_max_size=MAX_BODY)
     mounted = {"/healthz", "/readyz", "/metrics"}
+    for prefix, pages_app in pages:
+        app.add_subapp(prefix, pages_app)
     for endpoint in (telegram, slack):
         if endpoint is None:
             continue

@@ -90,6 +90,7 @@ people = Table(
     Column("email", String(320), nullable=False, unique=True),
     Column("organisation", String(200), nullable=False, default=""),
     Column("wards", JSON, nullable=False),
+    Column("channel", String(16)),  # telegram | slack | email; NULL: the default (migration 0013)
     Column("linked_at", UTCDateTime),
     Column("blocked_at", UTCDateTime),
     Column("active", Boolean, nullable=False, default=True),
@@ -173,6 +174,7 @@ deliveries = Table(
     # When a form whose delivery was uncertain was sent again, worded so a duplicate is harmless
     # (once only: bot/returns/campaigns.py).
     Column("followed_up_at", UTCDateTime),
+    Column("fallback", String(60)),  # why the form went by email instead ([email] fallback; 0013)
     UniqueConstraint("campaign_id", "person_id"),
 )
 

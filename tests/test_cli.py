@@ -32,6 +32,7 @@ COMMANDS = [
     ["campaign"],
     ["campaign", "open"],
     ["campaign", "status"],
+    ["campaign", "web-link"],
     ["run"],
     ["routing"],
     ["routing", "check"],

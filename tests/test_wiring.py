@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import types
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_type_hints
 
 import pytest
 
@@ -36,9 +37,14 @@ def _collaborators(function: Callable[..., Any]) -> dict[str, inspect.Parameter]
 
 
 def _service_classes() -> list[type]:
-    """The class of every service the composition root builds."""
+    """The class of every service the composition root builds (``X | None``: X, a service
+    that is built only when the configuration asks for it)."""
     hints = get_type_hints(Services)
-    return [t for name, t in hints.items() if name not in ("config", "db", "clock", "wake")]
+    return [
+        next(a for a in get_args(t) if a is not type(None)) if isinstance(t, types.UnionType) else t
+        for name, t in hints.items()
+        if name not in ("config", "db", "clock", "wake")
+    ]
 
 
 @pytest.mark.parametrize("cls", _service_classes(), ids=lambda c: c.__name__)
@@ -71,13 +77,16 @@ async def test_every_service_a_service_holds_came_through_its_constructor(
     """Built by the composition root, a service holds another service (or one of its methods)
     only under the name of a constructor argument (nothing was set afterwards), and no
     collaborator it was built with is missing (None)."""
-    services = await build_services(make_config(db_url), clock=clock, migrate=False)
+    # With the web form and the public PACT pages on, so that their services are built too.
+    config = make_config(db_url, env={"TENSIONBOT_WEB_SECRET": "w" * 32}, web={"public_pact": True})
+    services = await build_services(config, clock=clock, migrate=False)
     try:
         built = {id(getattr(services, f.name)): f.name for f in dataclasses.fields(Services)}
         for field in dataclasses.fields(Services):
             service = getattr(services, field.name)
             if field.name in ("config", "db", "clock", "wake"):
                 continue
+            assert service is not None, f"{field.name} was not built"
             given = set(inspect.signature(type(service).__init__).parameters)
             for name, value in vars(service).items():
                 held = built.get(id(getattr(value, "__self__", value)))

@@ -1,4 +1,4 @@
-"""Returns: ``campaign open|status``."""
+"""Returns: ``campaign open|status|web-link``."""
 
 from __future__ import annotations
 
@@ -92,6 +92,31 @@ def campaign_status(config: Config, period: str | None, key: str | None, as_json
         click.echo("Crisis cadences (/crisis):")
         for _, line in cadences:
             click.echo(f"  {line}")
+
+
+@campaign.command("web-link")
+@click.argument("email")
+@click.option("--period", default=None, help="YYYY-MM: that month's return (default: the latest).")
+@click.option("--key", default=None, help="A campaign key (for extra returns).")
+@click.pass_obj
+def campaign_web_link(config: Config, email: str, period: str | None, key: str | None) -> None:
+    """Print EMAIL's personal link to the web form of a return (valid until it closes). Needs
+    TENSIONBOT_WEB_SECRET; give the link only to that person: it lets them answer as themselves."""
+    from bot.returns.campaigns import CampaignError
+
+    if config.secrets.web_secret is None:
+        fail("the web form is off: set TENSIONBOT_WEB_SECRET (see [web] in config.example.toml)")
+
+    async def work(s: Any) -> str:
+        camp = await s.campaigns.resolve(period, key)
+        return str(await s.web.link_for(email, camp.key))
+
+    try:
+        click.echo(with_services(config, work))
+    except CampaignError as exc:
+        fail(str(exc))
+    except LookupError:
+        fail(f"no person with email {email!r}")
 
 
 def format_status(status: Any) -> str:

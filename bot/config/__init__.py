@@ -34,6 +34,7 @@ from bot.config.base import (
     HttpUrl,
     _Section,
 )
+from bot.config.email import ENV_SMTP_PASSWORD, EmailConfig
 from bot.config.sections import (
     ClusterConfig,
     DatabaseConfig,
@@ -58,6 +59,7 @@ from bot.config.sections import (
     TelegramConfig,
     WardsConfig,
 )
+from bot.config.web import ENV_WEB_SECRET, WebConfig
 from bot.wards import did_you_mean, unknown_ward
 
 
@@ -93,6 +95,13 @@ def _database_url(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
+def _web_secret(value: SecretStr | None) -> SecretStr | None:
+    """The web form's signing secret: long enough not to be guessed (never echoed)."""
+    if value is not None and len(value.get_secret_value()) < 32:
+        raise ConfigError(f"{ENV_WEB_SECRET}: at least 32 characters (e.g. openssl rand -hex 32)")
+    return value
+
+
 class Secrets(BaseModel):
     """Secrets, only ever from the environment."""
 
@@ -107,6 +116,8 @@ class Secrets(BaseModel):
     # `tensionbot db upgrade` connects with this when set (deploy/README.md: the audit log on
     # PostgreSQL); the service itself never uses it.
     migration_database_url: SecretStr | None = None
+    web_secret: SecretStr | None = None  # signs web-form links, sessions and CSRF tokens
+    smtp_password: SecretStr | None = None  # the [email] server's login
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Secrets:
@@ -128,6 +139,8 @@ class Secrets(BaseModel):
             ),
             telegram_webhook_secret=get(ENV_TELEGRAM_WEBHOOK_SECRET),
             migration_database_url=_database_url(get(ENV_MIGRATION_DATABASE_URL)),
+            web_secret=_web_secret(get(ENV_WEB_SECRET)),
+            smtp_password=get(ENV_SMTP_PASSWORD),
         )
 
 
@@ -136,9 +149,14 @@ class Config(_Section):
 
     @property
     def platforms(self) -> frozenset[str]:
-        """The platforms the bot sends on: Telegram always, Slack when its token is set."""
-        slack = self.secrets.slack_bot_token is not None
-        return frozenset({"telegram", "slack"} if slack else {"telegram"})
+        """The platforms the bot sends on: Telegram always, Slack when its token is set, email
+        when ``[email] host`` is set (a person's email address is their ``people.email``)."""
+        on = {"telegram"}
+        if self.secrets.slack_bot_token is not None:
+            on.add("slack")
+        if self.email.host is not None:
+            on.add("email")
+        return frozenset(on)
 
     @model_validator(mode="after")
     def _names_refer_to_known_things(self) -> Config:
@@ -192,6 +210,8 @@ class Config(_Section):
     pact: PactConfig = PactConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     wards: WardsConfig = WardsConfig()
+    web: WebConfig = WebConfig()
+    email: EmailConfig = EmailConfig()
     secrets: Secrets = Field(default_factory=Secrets, exclude=True)
     source: str = Field(default="<built-in defaults>", exclude=True)
 
@@ -351,13 +371,16 @@ __all__ = [
     "ENV_SLACK_APP_TOKEN",
     "ENV_SLACK_BOT_TOKEN",
     "ENV_SLACK_SIGNING_SECRET",
+    "ENV_SMTP_PASSWORD",
     "ENV_TELEGRAM_TOKEN",
     "ENV_TELEGRAM_WEBHOOK_SECRET",
+    "ENV_WEB_SECRET",
     "ClusterConfig",
     "Config",
     "ConfigError",
     "DatabaseConfig",
     "DeadlineConfig",
+    "EmailConfig",
     "EscalationConfig",
     "EscalationRung",
     "FormConfig",
@@ -379,6 +402,7 @@ __all__ = [
     "TeamConfig",
     "TelegramConfig",
     "WardsConfig",
+    "WebConfig",
     "config_from_mapping",
     "delivery_problem",
     "load_config",

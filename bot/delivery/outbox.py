@@ -41,7 +41,7 @@ from bot.delivery.limits import ChannelLimiter, RateLimits
 from bot.delivery.recording import DispatchStats, ResultHook, ResultRecorder, transient
 from bot.domain import NEWS, DeliveryState, OutboxMessage, OutboxStatus
 from bot.messages import OutgoingMessage, combined
-from bot.ports import Messenger, RateBuckets, SendResult, UnitOfWorkFactory
+from bot.ports import KeyedMessenger, Messenger, RateBuckets, SendResult, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +279,14 @@ class OutboxDispatcher:
                 message = combined(
                     [OutgoingMessage.model_validate(r.payload) for r in (row, *companions)]
                 )
-                result = await messenger.send(row.recipient, message, row.edit_ref, row.thread_ref)
+                if isinstance(messenger, KeyedMessenger):
+                    result = await messenger.send_keyed(
+                        row.idempotency_key, row.recipient, message, row.edit_ref, row.thread_ref
+                    )
+                else:
+                    result = await messenger.send(
+                        row.recipient, message, row.edit_ref, row.thread_ref
+                    )
             except Exception as exc:  # a messenger bug must not kill the dispatcher
                 log.exception("messenger raised for outbox row %s", row.id)
                 result = SendResult(ok=False, error=f"{type(exc).__name__}: {exc}"[:300])

@@ -19,7 +19,8 @@ from bot.domain import Role
 from bot.ports import AlreadyExists, PersonDetails, UnitOfWork
 from bot.wards import unknown_ward
 
-CSV_COLUMNS = ("name", "role", "wards", "organisation", "email", "slack_user_id")
+CSV_COLUMNS = ("name", "role", "wards", "organisation", "email", "slack_user_id", "channel")
+CHANNELS = ("telegram", "slack", "email")  # a person's preferred channel (people.channel)
 REQUIRED_COLUMNS = frozenset({"name", "role", "wards", "email"})
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
@@ -53,6 +54,7 @@ class ImportRow:
     organisation: str
     email: str
     slack_user_id: str | None
+    channel: str | None = None
 
 
 def parse_csv(text: str, source: str, all_wards: Sequence[str]) -> list[ImportRow]:
@@ -115,6 +117,9 @@ def parse_csv(text: str, source: str, all_wards: Sequence[str]) -> list[ImportRo
             problems.append(f"{err}: slack_user_id repeats line {seen_slack[slack]}")
         elif slack is not None:
             seen_slack[slack] = line
+        channel = values.get("channel", "").lower() or None
+        if channel is not None and channel not in CHANNELS:
+            problems.append(f"{err}: channel must be one of {', '.join(CHANNELS)} (or empty)")
         if role in ("councillor", "community_leader") and not ward_list:
             problems.append(f"{err}: a {role} needs at least one ward")
         rows.append(
@@ -126,6 +131,7 @@ def parse_csv(text: str, source: str, all_wards: Sequence[str]) -> list[ImportRo
                 values.get("organisation", ""),
                 email,
                 slack,
+                channel,
             )
         )
     if problems:
@@ -156,6 +162,7 @@ async def import_rows(
             organisation=row.organisation,
             wards=tuple(row.wards),
             slack_user_id=row.slack_user_id,
+            channel=row.channel,
         )
         before = stored.get(row.email)
         if before is None:

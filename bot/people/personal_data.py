@@ -48,6 +48,7 @@ def addresses_of(person: Person) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for a in person.addresses:
         out += [(a.platform, v) for v in dict.fromkeys((a.chat, a.address)) if v]
+    out.append(("email", person.email))  # forms by email, with their personal web link
     return out
 
 

@@ -110,10 +110,12 @@ async def campaign_status(
 
 
 def _outcome(d: Delivery, closed: bool) -> tuple[str, str]:
+    # [email] fallback: where the form went instead of the person's own platform.
+    instead = f"form sent by email instead ({d.fallback})" if d.fallback is not None else ""
     if d.status == DeliveryState.RESPONDED:
-        return "responded", ""
+        return "responded", instead
     if d.status == DeliveryState.NIL:
-        return "nil", ""
+        return "nil", instead
     if d.status == DeliveryState.UNREACHABLE:
         return "unreachable", d.detail
     if d.status == DeliveryState.QUEUED:
@@ -123,6 +125,8 @@ def _outcome(d: Delivery, closed: bool) -> tuple[str, str]:
         if d.status == DeliveryState.UNCERTAIN
         else ""
     )
+    if instead:
+        detail = (detail + "; " if detail else "") + instead
     if d.followed_up_at is not None:
         detail = (detail + "; " if detail else "") + "followed up (form sent again)"
     return ("no_reply" if closed else "awaiting"), detail

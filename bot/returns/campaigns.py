@@ -18,9 +18,12 @@ from bot.common import Waker, audit, enqueue
 from bot.config import Config
 from bot.domain import REPORTER_ROLES, Campaign, Delivery, DeliveryState, Person, Role
 from bot.forms.versions import FormService
+from bot.messages import OutgoingMessage
 from bot.ports import AlreadyExists, UnitOfWork, UnitOfWorkFactory
 from bot.returns.campaign_status import CampaignStatus, campaign_status
+from bot.returns.channels import fallback_reach, form_platforms, form_reach
 from bot.returns.periods import CampaignError, Schedule, period_of, schedule_for, validate_period
+from bot.returns.web import WebLinks
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ class TickReport:
     opened: list[str] = field(default_factory=list)
     reminded: dict[str, int] = field(default_factory=dict)
     followed_up: dict[str, int] = field(default_factory=dict)  # uncertain forms sent again
+    emailed_instead: dict[str, int] = field(default_factory=dict)  # [email] fallback
     closed: list[str] = field(default_factory=list)
 
 
@@ -47,6 +51,7 @@ class CampaignService:
         clock: Clock,
         forms: FormService,
         wake: Waker,
+        web_links: WebLinks | None,
     ) -> None:
         self.config = config
         self.uow_factory = uow_factory
@@ -54,6 +59,9 @@ class CampaignService:
         self.forms = forms
         self.wake = wake
         self.tz = config.partnership.tz
+        # The web form's links; None when it is off (no TENSIONBOT_WEB_SECRET), and then forms do
+        # not go by email (see :attr:`platforms`): a form email needs a link to open.
+        self.web_links = web_links
 
     # ----------------------------------------------------------------- opening
 
@@ -248,12 +256,18 @@ class CampaignService:
     ) -> Delivery:
         assert campaign.id is not None and person.id is not None
         delivery = Delivery(campaign_id=campaign.id, person_id=person.id)
-        if self._reach(person) is None:
-            delivery.move_to(DeliveryState.UNREACHABLE)
-            delivery.detail = "blocked the bot" if person.blocked_at else "never linked"
+        reach = self._reach(person)
+        if reach is None:
+            why = "blocked the bot" if person.blocked_at else "never linked"
+            reach = self._fallback(person)
+            if reach is None:
+                delivery.move_to(DeliveryState.UNREACHABLE)
+                delivery.detail = why
+            else:  # [email] fallback: the form once by email, no reminders
+                delivery.fallback = why
         await uow.deliveries.add(delivery)
         if delivery.status == DeliveryState.QUEUED:
-            await self._queue_form(uow, campaign, person, delivery, now)
+            await self._queue_form(uow, campaign, person, delivery, now, reach=reach)
         return delivery
 
     async def _queue_form(
@@ -265,20 +279,26 @@ class CampaignService:
         now: datetime,
         reminder_round: int = 0,
         again: bool = False,
+        reach: tuple[str, str] | None = None,
     ) -> bool:
         form = await self.forms.definition(uow, campaign.form_version_id)
         reminder = reminder_round > 0
-        reach = self._reach(person)
+        reach = reach or self._reach(person)
         if reach is None:
             return False
         channel, recipient = reach
+        # A fallback email has a key of its own: the form on their platform may be in the outbox.
+        kind = f"reminder:{reminder_round}" if reminder else "form"
+        if delivery.fallback is not None and not reminder:
+            kind = "email-fallback"
+        message = texts.form_message(campaign, form, self.tz, reminder=reminder)
         return await enqueue(
             uow,
             channel=channel,
             recipient=recipient,
-            message=texts.form_message(campaign, form, self.tz, reminder=reminder),
-            key=f"campaign:{campaign.id}:{'reminder:' + str(reminder_round) if reminder else 'form'}"
-            f":{person.id}" + (f":again:{now:%Y%m%dT%H%M%S}" if again else ""),
+            message=self._for_channel(channel, message, person, campaign),
+            key=f"campaign:{campaign.id}:{kind}:{person.id}"
+            + (f":again:{now:%Y%m%dT%H%M%S}" if again else ""),
             now=now,
             purpose="reminder" if reminder else "form",
             priority=1,
@@ -286,9 +306,24 @@ class CampaignService:
         )
 
     def _reach(self, person: Person) -> tuple[str, str] | None:
-        """Where the form goes: the chat they connected (unless they blocked the bot there),
-        else an imported address on a platform the bot sends on."""
-        return person.reach(self.config.platforms, skip_blocked=True)
+        """Where the form and reminders go (:func:`bot.returns.channels.form_reach`)."""
+        return form_reach(person, self._platforms())
+
+    def _platforms(self) -> frozenset[str]:
+        return form_platforms(self.config, web_form=self.web_links is not None)
+
+    def _fallback(self, person: Person) -> tuple[str, str] | None:
+        """``email.fallback``: the form by email instead, once (or None when it is off)."""
+        return fallback_reach(person, self._platforms(), fallback=self.config.email.fallback)
+
+    def _for_channel(
+        self, channel: str, message: OutgoingMessage, person: Person, campaign: Campaign
+    ) -> OutgoingMessage:
+        """By email, a form carries the person's link to the web form instead of buttons."""
+        if channel != "email" or self.web_links is None:
+            return message
+        assert person.id is not None
+        return self.web_links.with_link(message, person.id, campaign, self.clock.now())
 
     async def deliver_open_returns(
         self, uow: UnitOfWork, person: Person, now: datetime
@@ -344,10 +379,42 @@ class CampaignService:
                     report.reminded[campaign.key] = count
                 if followed := await self._follow_up_uncertain(uow, campaign, now):
                     report.followed_up[campaign.key] = followed
+                if emailed := await self._fall_back_to_email(uow, campaign, now):
+                    report.emailed_instead[campaign.key] = emailed
             await uow.commit()
-        if report.reminded or report.opened or report.followed_up:
+        if report.reminded or report.opened or report.followed_up or report.emailed_instead:
             self.wake()
         return report
+
+    async def _fall_back_to_email(self, uow: UnitOfWork, campaign: Campaign, now: datetime) -> int:
+        """``email.fallback``: a form that could not be delivered on the person's own platform
+        (they blocked the bot, found out when it was sent) goes by email instead, once."""
+        if "email" not in self._platforms() or not self.config.email.fallback:
+            return 0
+        assert campaign.id is not None
+        count = 0
+        for delivery in await uow.deliveries.for_campaign(campaign.id):
+            if delivery.status != DeliveryState.UNREACHABLE or delivery.fallback:
+                continue
+            person = await uow.people.get(delivery.person_id)
+            if person is None or not self._targeted(campaign, person):
+                continue
+            own = self._reach(person)
+            if own is not None and own[0] == "email":
+                continue  # email is their own channel, and it failed
+            reach = self._fallback(person)
+            if reach is None:
+                continue
+            delivery.fallback = delivery.detail or "unreachable"
+            delivery.move_to(DeliveryState.QUEUED)
+            delivery.detail = ""
+            if await self._queue_form(uow, campaign, person, delivery, now, reach=reach):
+                count += 1
+        if count:
+            await audit(
+                uow, now, "scheduler", "campaign.email_fallback", campaign.key, recipients=count
+            )
+        return count
 
     async def _follow_up_uncertain(self, uow: UnitOfWork, campaign: Campaign, now: datetime) -> int:
         """Forms whose delivery is uncertain (the process stopped mid-send) are not re-sent at
@@ -372,7 +439,12 @@ class CampaignService:
                 uow,
                 channel=channel,
                 recipient=recipient,
-                message=texts.form_message(campaign, form, self.tz, follow_up=True),
+                message=self._for_channel(
+                    channel,
+                    texts.form_message(campaign, form, self.tz, follow_up=True),
+                    person,
+                    campaign,
+                ),
                 key=f"campaign:{campaign.id}:follow-up:{person.id}",
                 now=now,
                 purpose="form",

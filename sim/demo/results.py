@@ -118,10 +118,12 @@ def verdict(status: CampaignStatus, summary: Summary, escalations: int) -> int:
         and any(p.ward == "Heath Town" for p in summary.pockets)
         and (
             # Fatima's urgent report answered the return (urgent_report_answers_return).
-            status.counts.get("responded") == 4
-            and status.counts.get("nil") == 3
-            and status.counts.get("unreachable") == 2
-            and status.counts.get("no_reply") == 1
+            # Ruth answered on the web, Linda (blocked the bot) sent nil from the fallback
+            # email, David (never linked) had the form by email and never answered.
+            status.counts.get("responded") == 5
+            and status.counts.get("nil") == 4
+            and status.counts.get("unreachable") is None
+            and status.counts.get("no_reply") == 2
         )
     )
     if not ok:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tomllib
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,13 +21,16 @@ from bot.forms import FormDefinition
 from bot.forms.versions import CurrentForm
 from sim.fake_slack import FakeSlack, SlackUser
 from sim.fake_telegram import FakeTelegram, SimUser
+from sim.mail import MailInbox, mail_server
 from sim.world import SimWorld, free_port
 
 LONDON = ZoneInfo("Europe/London")
 TOKEN = "7000000001:DEMO-TOKEN-not-a-real-one"  # noqa: S105 - for the simulator only
 ROOT = Path(__file__).resolve().parents[2]
+#: The demo's web-form secret (never a real one).
+WEB_SECRET = "demo-web-secret-not-a-real-one-0123456789"  # noqa: S105
 
-PEOPLE_CSV = """name,role,wards,organisation,email,slack_user_id
+PEOPLE_CSV = """name,role,wards,organisation,email,slack_user_id,channel
 Cllr Asha Patel,councillor,Heath Town,City of Wolverhampton Council,asha.patel@example.org,
 Cllr Tom Hughes,councillor,Bilston South,City of Wolverhampton Council,tom.hughes@example.org,
 Imam Yusuf Khan,community_leader,East Park;Heath Town,Central Mosque,yusuf.khan@example.org,
@@ -39,6 +43,7 @@ Pastor Grace Okafor,community_leader,Ettingshall North,New Life Church,grace.oka
 Cllr Fatima Ali,councillor,East Park,City of Wolverhampton Council,fatima.ali@example.org,
 Jane Smith,officer,all,West Midlands Police,jane.smith@example.org,U0JANESMITH
 Sam Clarke,prevent_officer,all,City of Wolverhampton Council,sam.clarke@example.org,U0SAMCLARKE
+Bishop Ruth Adeyemi,community_leader,Park,St Peter's Church,ruth.adeyemi@example.org,,email
 """
 
 # The teams' Slack channels and who is in them (as in config.example.toml).
@@ -76,6 +81,8 @@ class Stage:
     jane: SlackUser  # police officer, Community Cohesion Team, chairs Penn's PACT meeting
     pc: SlackUser  # Neighbourhood Policing Team
     sam: SlackUser  # the Prevent and Cohesion Officer
+    inbox: MailInbox  # what the demo's SMTP server on 127.0.0.1 received
+    mail: AbstractAsyncContextManager[MailInbox]  # that server, stopped by close()
     users: dict[str, SimUser] = field(default_factory=dict)
     stranger: SimUser | None = None
 
@@ -91,10 +98,11 @@ class Stage:
         self.world = await SimWorld.start(self.config, self.telegram, self.clock)
 
     async def close(self) -> None:
-        """Stop the bot and both simulated platforms."""
+        """Stop the bot, both simulated platforms and the mail server."""
         await self.world.stop()
         await self.telegram.stop()
         await self.slack.stop()
+        await self.mail.__aexit__(None, None, None)
 
 
 async def current_form(world: SimWorld) -> CurrentForm:
@@ -110,7 +118,8 @@ def _example_sections() -> dict[str, object]:
     return {k: data[k] for k in keys}
 
 
-def _config(out: Path, telegram: FakeTelegram, slack: FakeSlack) -> Config:
+def _config(out: Path, telegram: FakeTelegram, slack: FakeSlack, inbox: MailInbox) -> Config:
+    http_port = free_port()  # the one HTTP server: Slack's events and the web form
     return config_from_mapping(
         {
             "database": {"url": f"sqlite+aiosqlite:///{(out / 'tensionbot.sqlite3').resolve()}"},
@@ -122,7 +131,15 @@ def _config(out: Path, telegram: FakeTelegram, slack: FakeSlack) -> Config:
                 # allow a longer burst per chat so the demo is not paced like a human.
                 "per_chat_burst": 10,
             },
-            "slack": {"api_base_url": slack.base_url, "port": free_port()},
+            "slack": {"api_base_url": slack.base_url, "port": http_port},
+            # Email to a real SMTP server on 127.0.0.1; the web form on the bot's HTTP server.
+            "web": {"base_url": f"http://127.0.0.1:{http_port}", "secure_cookies": False},
+            "email": {
+                "host": "127.0.0.1",
+                "port": inbox.port,
+                "security": "none",
+                "fallback": True,
+            },
             # Simplified, invented shapes for two wards (not the real boundaries).
             "wards": {
                 "boundaries_file": str(Path(__file__).parents[1] / "data/wards_simplified.geojson")
@@ -131,6 +148,7 @@ def _config(out: Path, telegram: FakeTelegram, slack: FakeSlack) -> Config:
         },
         source="<demo>",
         env={
+            "TENSIONBOT_WEB_SECRET": WEB_SECRET,
             "TENSIONBOT_TELEGRAM_TOKEN": TOKEN,
             "TENSIONBOT_SLACK_BOT_TOKEN": slack.token,
             "TENSIONBOT_SLACK_SIGNING_SECRET": slack.signing_secret,
@@ -150,7 +168,9 @@ async def open_stage(out: Path) -> Stage:
     await slack.start()
     for channel, name, members in CHANNELS:
         slack.add_channel(channel, name, members)
-    config = _config(out, telegram, slack)
+    mail = mail_server()
+    inbox = await mail.__aenter__()
+    config = _config(out, telegram, slack, inbox)
     slack_url = f"http://127.0.0.1:{config.slack.port}{config.slack.path}"
     jane, pc, sam = (
         SlackUser(slack, u, slack_url) for u in ("U0JANESMITH", "U0PCKAUR", "U0SAMCLARKE")
@@ -158,4 +178,4 @@ async def open_stage(out: Path) -> Stage:
     clock = FakeClock(datetime(2026, 11, 30, 12, 0, tzinfo=LONDON))
     world = await SimWorld.start(config, telegram, clock)
     form = (await current_form(world)).definition
-    return Stage(out, config, telegram, slack, clock, world, form, jane, pc, sam)
+    return Stage(out, config, telegram, slack, clock, world, form, jane, pc, sam, inbox, mail)

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from sim.demo import closing, december, officers, pact, results, setting_up
+from sim.demo import closing, december, officers, pact, results, setting_up, web_and_email
 from sim.demo.stage import Stage, open_stage, say
 
 
@@ -39,6 +39,7 @@ async def december_unfolds(stage: Stage) -> int:
     """The December return from opening to close, the teams' work, PACT and a crisis. Returns
     how many unacknowledged actions were escalated to the duty channel."""
     await december.the_return_opens(stage)
+    await web_and_email.ruth_and_linda_answer_on_the_web(stage)
     await december.four_answer_at_once(stage)
     await december.grace_is_interrupted_by_a_restart(stage)
     await december.grace_finishes_as_fatima_reports(stage)
@@ -56,6 +57,7 @@ async def december_unfolds(stage: Stage) -> int:
 async def what_happened(stage: Stage, escalations: int, started: float) -> int:
     """Print the results and leave them in ``out``. Returns the exit code."""
     status = await results.campaign_status(stage)
+    await web_and_email.answered_by_channel(stage)
     reports = await results.the_reports(stage)
     summary = await results.the_summary(stage)
     await results.pact_insight(stage)

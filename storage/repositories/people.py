@@ -63,7 +63,15 @@ class SqlPeopleRepo(_Repo):
         slack = and_(a.person_id == p.id, a.platform == _IMPORTED)
         rows = await conn.execute(
             select(
-                p.id, p.email, p.name, p.role, p.organisation, p.wards, a.address, p.active
+                p.id,
+                p.email,
+                p.name,
+                p.role,
+                p.organisation,
+                p.wards,
+                a.address,
+                p.active,
+                p.channel,
             ).select_from(tables.people.outerjoin(tables.addresses, slack))
         )
         return [
@@ -76,6 +84,7 @@ class SqlPeopleRepo(_Repo):
                 slack_user_id=r.address,
                 active=r.active,
                 id=r.id,
+                channel=r.channel,
             )
             for r in rows
         ]
@@ -108,6 +117,7 @@ class SqlPeopleRepo(_Repo):
                         role=bindparam("b_role"),
                         organisation=bindparam("b_organisation"),
                         wards=bindparam("b_wards", type_=t.c.wards.type),
+                        channel=bindparam("b_channel"),
                         active=True,
                         updated_at=now,
                     ),
@@ -118,6 +128,7 @@ class SqlPeopleRepo(_Repo):
                             "b_role": d.role,
                             "b_organisation": d.organisation,
                             "b_wards": list(d.wards),
+                            "b_channel": d.channel,
                         }
                         for d in changed
                     ],
@@ -134,6 +145,7 @@ class SqlPeopleRepo(_Repo):
                             "email": d.email,
                             "organisation": d.organisation,
                             "wards": list(d.wards),
+                            "channel": d.channel,
                             "active": True,
                             "created_at": now,
                             "updated_at": now,

@@ -1,0 +1,120 @@
+"""PACT meetings advertised in public: each neighbourhood's upcoming meetings as a page and a
+subscribable calendar feed. No personal data: a meeting's date, time, venue, format and whether
+it is cancelled; never its chair, invitees, attendance or priorities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from icalendar import Calendar, Event, vText
+
+from bot.clock import Clock
+from bot.common import local_time
+from bot.config import Config
+from bot.domain import MeetingStatus
+from bot.pact.rules import FORMAT_LABELS
+from bot.ports import UnitOfWorkFactory
+
+#: How far ahead a page lists meetings, and how far back the feed keeps them.
+AHEAD = timedelta(days=366)
+FEED_BACK = timedelta(days=92)
+
+
+@dataclass(frozen=True)
+class PublicMeeting:
+    """One meeting as the public sees it."""
+
+    uid: str
+    starts_at: datetime
+    ends_at: datetime
+    when: str  # local, e.g. "Thu 10 Dec 2026, 18:30"
+    venue: str
+    format: str
+    cancelled: bool
+
+
+@dataclass(frozen=True)
+class PublicNeighbourhood:
+    """A neighbourhood's public listing."""
+
+    key: str
+    name: str
+    wards: list[str]
+    meetings: list[PublicMeeting]
+
+
+class PublicPactService:
+    """Reads meetings for the public page and feed (never writes)."""
+
+    def __init__(self, config: Config, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+        self.config, self.uow_factory, self.clock = config, uow_factory, clock
+
+    def neighbourhoods(self) -> list[tuple[str, str]]:
+        """(key, name) of every neighbourhood, by name."""
+        return sorted(
+            ((n.key, n.name) for n in self.config.pact.neighbourhoods), key=lambda x: x[1]
+        )
+
+    async def listing(
+        self, key: str, *, since: timedelta = timedelta(0)
+    ) -> PublicNeighbourhood | None:
+        """The neighbourhood's meetings from ``since`` ago to a year ahead; None if unknown."""
+        hood = next((n for n in self.config.pact.neighbourhoods if n.key == key), None)
+        if hood is None:
+            return None
+        now = self.clock.now()
+        tz = self.config.partnership.tz
+        async with self.uow_factory() as uow:
+            meetings = [
+                m
+                for m in await uow.pact.for_neighbourhood(key)
+                if now - since <= m.ends_at and m.starts_at <= now + AHEAD
+            ]
+        return PublicNeighbourhood(
+            hood.key,
+            hood.name,
+            list(hood.wards),
+            [
+                PublicMeeting(
+                    uid=f"pact-{m.id}@tensionbot",
+                    starts_at=m.starts_at,
+                    ends_at=m.ends_at,
+                    when=local_time(m.starts_at, tz),
+                    venue=m.venue,
+                    format=FORMAT_LABELS.get(m.format, m.format),
+                    cancelled=m.status == MeetingStatus.CANCELLED.value,
+                )
+                for m in sorted(meetings, key=lambda m: m.starts_at)
+            ],
+        )
+
+    async def feed(self, key: str) -> bytes | None:
+        """The neighbourhood's meetings as an iCalendar feed (cancelled ones marked so, so a
+        subscribed calendar drops them); None if unknown."""
+        listing = await self.listing(key, since=FEED_BACK)
+        if listing is None:
+            return None
+        tz = self.config.partnership.tz
+        calendar = Calendar()
+        calendar.add("prodid", "-//tensionbot//PACT meetings//EN")
+        calendar.add("version", "2.0")
+        calendar.add("x-wr-calname", f"{listing.name} PACT meetings")
+        now = self.clock.now()
+        for m in listing.meetings:
+            event = Event()
+            event.add("uid", m.uid)
+            event.add("dtstamp", now)
+            event.add("dtstart", m.starts_at.astimezone(tz))
+            event.add("dtend", m.ends_at.astimezone(tz))
+            event.add("summary", f"{listing.name} PACT meeting")
+            event.add("location", vText(m.venue))
+            event.add(
+                "description",
+                f"{self.config.partnership.name}: Partners and Communities Together "
+                f"({m.format}). Residents set the neighbourhood's priorities with the police "
+                "and the council. Everyone is welcome.",
+            )
+            event.add("status", "CANCELLED" if m.cancelled else "CONFIRMED")
+            calendar.add_component(event)
+        return bytes(calendar.to_ical())
