@@ -1,5 +1,5 @@
 """What happened: the campaign status of every person, the reports, the December summary, the
-PACT insight, each report's timeline as the reporter saw it, the transcripts and the API calls,
+PACT insight, each report's timeline (the steps its reporter is told of), the transcripts and the API calls,
 and whether the story ended as it should."""
 
 from __future__ import annotations
@@ -68,8 +68,11 @@ async def pact_insight(stage: Stage) -> None:
 
 
 async def timelines(stage: Stage, reports: list[Report]) -> None:
-    """Each report's timeline as its reporter saw it on Telegram."""
-    say("\nEach report's timeline as the reporter saw it (on Telegram):")
+    """Each report's timeline: the steps its reporter is told of (the messages themselves, which
+    name who acted, are in transcripts/)."""
+    say(
+        "\nEach report's timeline, the steps its reporter is told of (their messages: transcripts/):"
+    )
     async with stage.world.services.db.uow() as uow:
         for r in reports:
             assert r.id is not None
