@@ -1431,6 +1431,28 @@ class SlackUser:
             }
         )
 
+    async def shortcut(self, callback_id: str) -> int:
+        """Pick a global shortcut from Slack's shortcut menu: the signed ``shortcut`` payload
+        (with a fresh trigger_id, good for one ``views.open``) as Slack sends it; returns
+        Bolt's HTTP status."""
+        payload = {
+            "type": "shortcut",
+            "token": "legacy-verification-token",
+            "action_ts": f"{time.time():.6f}",
+            "team": {"id": self.fake.team_id, "domain": "tensionbot-test"},
+            "user": {
+                "id": self.user_id,
+                "username": self._user()["username"],
+                "team_id": self.fake.team_id,
+            },
+            "is_enterprise_install": False,
+            "enterprise": None,
+            "callback_id": callback_id,
+            "trigger_id": self._trigger(),
+        }
+        status, _ = await self._post_form({"payload": json.dumps(payload)})
+        return status
+
     async def event(self, event: dict[str, Any]) -> int:
         """Deliver an Events API ``event_callback`` (e.g. ``app_home_opened``, a ``message`` in
         a DM) as Slack does; ``user`` and ``event_ts`` are filled in if absent."""
