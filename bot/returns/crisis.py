@@ -162,10 +162,7 @@ class CrisisService:
             return str(refused)
         try:
             if args.strip().lower() == "stop":
-                stopped = await self.stop(actor)
-                if not stopped:
-                    return "There is no crisis cadence running."
-                return "Stopped: " + "; ".join(self.describe(c) for c in stopped)
+                return self.stopped(await self.stop(actor))
             if not args.strip():
                 running = await self.active()
                 return "\n".join([self.describe(c) for c in running] or [USAGE])
@@ -193,14 +190,17 @@ class CrisisService:
 
     async def stop_for(self, who: Who, ids: set[int]) -> str:
         """Stop the running cadences ``ids`` for ``who``; the reply to show them."""
-        stopped = await self.stop(await self.authorise(who), ids)
-        if not stopped:
-            return "There is no crisis cadence running."
-        return "Stopped: " + "; ".join(self.describe(c) for c in stopped)
+        return self.stopped(await self.stop(await self.authorise(who), ids))
 
     def started(self, cadence: Cadence) -> str:
         """What the starter is told."""
         return f"Started: {self.describe(cadence)}. The first return has gone out."
+
+    def stopped(self, cadences: list[Cadence]) -> str:
+        """What the person who stopped ``cadences`` is told."""
+        if not cadences:
+            return "There is no crisis cadence running."
+        return "Stopped: " + "; ".join(self.describe(c) for c in cadences)
 
     def describe(self, c: Cadence) -> str:
         """One line about a cadence."""
