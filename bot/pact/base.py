@@ -6,6 +6,7 @@ recordings and owners' report-backs) and ``service`` (scheduling and insight).""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from bot.clock import Clock
 from bot.common import Waker, address_of, enqueue
@@ -93,3 +94,16 @@ class PactBase:
 
     def _title(self, m: PactMeeting) -> str:
         return f"{self.hood_name(m.neighbourhood)} PACT meeting"
+
+
+class Turn(Protocol):
+    """One inbound chat event being handled (see ``ConversationService``)."""
+
+    uow: UnitOfWork
+    person: Person
+    now: datetime
+    toast: str | None
+
+    async def reply(self, message: OutgoingMessage, edit_ref: str | None = None) -> None:
+        """Queue a reply to the sender (editing ``edit_ref`` in place when given)."""
+        ...

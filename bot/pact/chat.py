@@ -11,13 +11,13 @@ stays where it was. The record itself is checked and stored by
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from bot.buttons import ButtonAction, Kind
 from bot.common import audit, clean_text, local_time
-from bot.domain import MAX_NOTE, PactMeeting, PactRecording, Person
-from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, italic
+from bot.domain import MAX_NOTE, PactMeeting, PactRecording
+from bot.messages import Button, MessageBuilder, bold, italic
+from bot.pact.base import Turn
 from bot.pact.guided import GuidedSchedule
 from bot.pact.rules import FORMAT_LABELS, MAX_NEW_PRIORITIES
 from bot.pact.service import (
@@ -27,23 +27,9 @@ from bot.pact.service import (
     PactService,
     parse_count,
 )
-from bot.ports import UnitOfWork
 
 # Button values with a meaning of their own (choices are 0, 1, 2 ...).
 CANCEL, DONE, USE_REPORT, SAVE, RESTART = 9000, 9001, 9002, 9003, 9004
-
-
-class Turn(Protocol):
-    """One inbound chat event being handled (see ``ConversationService``)."""
-
-    uow: UnitOfWork
-    person: Person
-    now: datetime
-    toast: str | None
-
-    async def reply(self, message: OutgoingMessage, edit_ref: str | None = None) -> None:
-        """Queue a reply to the sender (editing ``edit_ref`` in place when given)."""
-        ...
 
 
 class PactChat:

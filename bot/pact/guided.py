@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.common import clean_text
 from bot.messages import MessageBuilder
+from bot.pact.base import Turn
 from bot.pact.service import PactError, PactService
-
-if TYPE_CHECKING:
-    from bot.pact.chat import Turn
 
 MAX_VENUES = 8
 

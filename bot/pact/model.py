@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, tzinfo
 from typing import Any
 
-from bot.pact.rules import MIN_MEETINGS, MeetingRow
+from bot.pact.rows import MIN_MEETINGS, MeetingRow
 
 FACTORS = ("neighbourhood", "slot", "weekday", "format")
 DISPERSION_ALPHA = 0.05  # Pearson's chi-squared test for overdispersion

@@ -16,6 +16,9 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, vText
 
+from bot.pact.rows import MIN_MEETINGS as MIN_MEETINGS
+from bot.pact.rows import MeetingRow as MeetingRow
+
 if TYPE_CHECKING:
     from bot.pact.model import AttendanceModel, Review
 
@@ -27,7 +30,6 @@ FORMAT_LABELS = {
     "street_briefing": "street briefing",
 }
 MAX_NEW_PRIORITIES = 3
-MIN_MEETINGS = 5  # a group needs at least this many meetings before it is ranked
 RESOLUTION_TARGET = 0.8  # the partnership's measure: over 80% of PACT priorities resolved
 
 
@@ -90,23 +92,6 @@ class GroupRow:
     def turnout(self) -> float | None:
         """Share of invited partners who came."""
         return self.partners_present / self.partners_invited if self.partners_invited else None
-
-
-@dataclass(frozen=True)
-class MeetingRow:
-    """One recorded meeting."""
-
-    id: int
-    neighbourhood: str
-    starts_at: datetime
-    venue: str
-    format: str
-    weekday: int
-    slot: str
-    public: int
-    new: int
-    partners_invited: int
-    partners_present: int
 
 
 @dataclass

@@ -8,7 +8,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.actions.service import OUTCOME_LABELS, ActionError, ActionService, Officer
+from bot.actions.messages import OUTCOME_LABELS
+from bot.actions.service import ActionError, ActionService, Officer
 from bot.buttons import ButtonAction, Kind
 from bot.pact.service import PactError, PactService
 from bot.returns.reports import ReportingRefused, ReportingService
