@@ -86,7 +86,7 @@ SLACK_WIRE_IDS = {
 
 
 def test_slack_ids_keep_the_values_already_out_there() -> None:
-    from handlers.slack.ids import BUTTONS, ActionId, Command, ViewId, action_id_for
+    from handlers.slack.ids import BUTTONS, ActionId, Command, ShortcutId, ViewId, action_id_for
 
     assert {kind: str(aid) for kind, aid in BUTTONS.items()} == {
         kind: aid for aid, kind in SLACK_WIRE_IDS.items()
@@ -100,8 +100,12 @@ def test_slack_ids_keep_the_values_already_out_there() -> None:
         "tb_report_modal",
         "tb_pact_record_modal",
         "tb_pact_report_back_modal",
+        "tb_crisis_start_modal",
+        "tb_crisis_stop_modal",
     }
     assert {str(c) for c in Command} == {"/tensions", "/pact", "/crisis"}
+    # Also in deploy/slack-manifest.yml: the workspace's shortcut menu sends these.
+    assert {str(s) for s in ShortcutId} == {"tb_crisis_start", "tb_crisis_stop"}
     # A kind Slack has no listener for still gets a stable id.
     assert action_id_for(Kind.PACT_PICK) == "tb_pact_pick"
 

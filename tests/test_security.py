@@ -26,8 +26,9 @@ from sqlalchemy import select
 from bot.buttons import ButtonAction, Kind
 from bot.clock import FakeClock
 from bot.domain import PactMeeting, PactPriority
-from handlers.slack import pact_views, views
-from handlers.slack.ids import ActionId, Command, ViewId
+from bot.returns.crisis import Cadence
+from handlers.slack import crisis_views, pact_views, views
+from handlers.slack.ids import ActionId, Command, ShortcutId, ViewId
 from handlers.slack.who import who as slack_user
 from sim.fake_slack import FakeSlack, SlackMessage, SlackUser, shown
 from sim.fake_telegram import FakeTelegram, SimUser
@@ -208,6 +209,32 @@ async def ephemeral(slack: FakeSlack, user: str, before: int) -> str:
     """The next ephemeral message to ``user`` after the first ``before``."""
     got = await until(lambda: slack.ephemerals(user)[before:], timeout=60)
     return str(got[0]["text"])
+
+
+CRISIS_REFUSAL = "Only admins and the Prevent and Cohesion Officer"
+
+
+def crisis_modals(w: SimWorld) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The crisis start and stop modals (global shortcuts), each with a complete answer."""
+    running = Cadence(1, "daily", ["Penn"], [], "2026-12-01T10:00:00+00:00", "person:1")
+    return [
+        (
+            crisis_views.start_modal(w.services.crisis.config),
+            {
+                "places": {
+                    "pick": {
+                        "type": "multi_static_select",
+                        "selected_options": [{"value": "ward:Penn"}],
+                    }
+                },
+                "every": {"pick": {"type": "radio_buttons", "selected_option": {"value": "daily"}}},
+            },
+        ),
+        (
+            crisis_views.stop_modal([running], w.services.crisis.describe),
+            {"cadences": {"pick": {"type": "checkboxes", "selected_options": [{"value": "1"}]}}},
+        ),
+    ]
 
 
 def action_value(kind: Kind, env: Env, version: int = 0) -> str:
@@ -764,9 +791,16 @@ def registered() -> dict[str, set[str]]:
 
     root = Path(__file__).resolve().parent.parent
     source = "\n".join((root / p).read_text() for p in HANDLERS)
-    named = {"ActionId": ActionId, "ViewId": ViewId, "Command": Command}
-    found: dict[str, set[str]] = {"action": set(), "view": set(), "command": set(), "event": set()}
-    for kind, arg in re.findall(r"\bapp\.(action|view|command|event)\(([^)]*)\)", source):
+    named = {"ActionId": ActionId, "ViewId": ViewId, "Command": Command, "ShortcutId": ShortcutId}
+    found: dict[str, set[str]] = {
+        "action": set(),
+        "view": set(),
+        "command": set(),
+        "event": set(),
+        "global_shortcut": set(),
+    }
+    pattern = r"\bapp\.(action|view|command|event|global_shortcut)\(([^)]*)\)"
+    for kind, arg in re.findall(pattern, source):
         arg = arg.strip()
         if arg[:1] in "\"'":
             found[kind].add(arg.strip("\"'"))
@@ -797,6 +831,8 @@ SLACK_VIEWS = {
     ViewId.REPORT,
     ViewId.PACT_RECORD,
     ViewId.PACT_REPORT_BACK,
+    ViewId.CRISIS_START,
+    ViewId.CRISIS_STOP,
 }
 TELEGRAM_COMMANDS = {
     "start",
@@ -819,6 +855,7 @@ def test_the_tests_below_cover_every_command_and_button() -> None:
     assert found["view"] == SLACK_VIEWS
     assert found["command"] == {"/tensions", "/pact", "/crisis"}
     assert found["event"] == {"app_home_opened"}
+    assert found["global_shortcut"] == set(ShortcutId)
     assert found["telegram"] == TELEGRAM_COMMANDS
 
 
@@ -900,6 +937,7 @@ async def test_unknown_slack_users_are_refused_everywhere(env: Env) -> None:
             views.form_modal(await w.services.reporting.form_request(slack_user("U0MARK"), 0)),
             text_value("description", "Some text long enough to be a description."),
         ),
+        *crisis_modals(w),
     ]
     assert {v["callback_id"] for v, _ in submissions} == SLACK_VIEWS
     for view, values in submissions:
@@ -912,6 +950,10 @@ async def test_unknown_slack_users_are_refused_everywhere(env: Env) -> None:
         n = len(slack.ephemerals(STRANGER_SLACK))
         status, _ = await stranger.slash(command, "", channel_id="C0SWP")
         assert status == 200
+        assert REFUSAL in await ephemeral(slack, STRANGER_SLACK, n)
+    for shortcut in ShortcutId:
+        n = len(slack.ephemerals(STRANGER_SLACK))
+        assert await stranger.shortcut(shortcut) == 200
         assert REFUSAL in await ephemeral(slack, STRANGER_SLACK, n)
     assert await stranger.event({"type": "app_home_opened", "tab": "home"}) == 200
     home = (await until(lambda: slack.home_views(STRANGER_SLACK)))[-1]
@@ -947,6 +989,14 @@ async def test_role_checks_on_every_slack_command_and_button(env: Env) -> None:
             n = len(slack.ephemerals(who))
             await env.user(who).slash(command, "", channel_id="C0SWP")
             assert expect in await ephemeral(slack, who, n)
+        # The crisis shortcuts, and their modals submitted all the same.
+        for shortcut in ShortcutId:
+            n = len(slack.ephemerals(who))
+            await env.user(who).shortcut(shortcut)
+            assert CRISIS_REFUSAL in await ephemeral(slack, who, n)
+        for view, values in crisis_modals(w):
+            _, reply = await env.user(who).submit_view(view, values)
+            assert reply is not None and CRISIS_REFUSAL in str(reply["errors"])
     # Outside the owning team: every action button and every action modal.
     dan = env.user("U0PC")
     for action_id, kind in ACTION_BUTTONS.items():

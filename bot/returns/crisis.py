@@ -35,8 +35,16 @@ USAGE = (
 )
 
 
+REFUSAL = "Only admins and the Prevent and Cohesion Officer can start or stop a crisis cadence."
+
+
 class CrisisError(Exception):
-    """A refused or malformed crisis command (the message says why)."""
+    """A refused or malformed crisis command (the message says why; ``field`` names what was
+    wrong, ``places``, ``roles`` or ``until``, for a form to show it there)."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass
@@ -83,27 +91,46 @@ def parse(args: str, config: Config) -> CrisisRequest:
     if match is None:
         raise CrisisError(USAGE)
     every, places, until, roles = match.groups()
+    try:
+        last = date.fromisoformat(until) if until else None
+    except ValueError:
+        raise CrisisError(f"{until} is not a date. {USAGE}", "until") from None
+    return request(
+        config,
+        every,
+        [p.strip() for p in places.split(",")],
+        [r for r in (roles or "").split(",") if r],
+        last,
+    )
+
+
+def request(
+    config: Config, every: str, places: list[str], roles: list[str], until: date | None
+) -> CrisisRequest:
+    """A request from its parts (``/crisis`` typed, or a Slack form): ``places`` are ward
+    names or PACT neighbourhoods (key or name), a neighbourhood standing for its wards."""
+    if every.lower() not in INTERVALS:
+        raise CrisisError(USAGE)
     wards: list[str] = []
     known = {w.casefold(): w for w in config.partnership.wards}
     hoods = {
         name.casefold(): n.wards for n in config.pact.neighbourhoods for name in (n.key, n.name)
     }
-    for place in (p.strip() for p in places.split(",")):
+    for place in places:
         if place.casefold() in known:
-            wards.append(known[place.casefold()])
+            wards += [known[place.casefold()]] if known[place.casefold()] not in wards else []
         elif place.casefold() in hoods:
             wards += [w for w in hoods[place.casefold()] if w not in wards]
         else:
-            raise CrisisError(f"Unknown ward or neighbourhood: {place}. {USAGE}")
+            raise CrisisError(f"Unknown ward or neighbourhood: {place}. {USAGE}", "places")
+    if not wards:
+        raise CrisisError(f"Choose at least one ward or neighbourhood. {USAGE}", "places")
     valid = {r.value for r in Role}
-    role_list = [r for r in (roles or "").split(",") if r]
-    if any(r not in valid for r in role_list):
-        raise CrisisError(f"Unknown role in {roles}. Roles: {', '.join(sorted(valid))}.")
-    try:
-        last = date.fromisoformat(until) if until else None
-    except ValueError:
-        raise CrisisError(f"{until} is not a date. {USAGE}") from None
-    return CrisisRequest(every.lower(), wards, role_list, last)
+    if any(r not in valid for r in roles):
+        raise CrisisError(
+            f"Unknown role in {','.join(roles)}. Roles: {', '.join(sorted(valid))}.", "roles"
+        )
+    return CrisisRequest(every.lower(), wards, roles, until)
 
 
 class CrisisService:
@@ -129,30 +156,51 @@ class CrisisService:
     async def command(self, who: Who, args: str) -> str:
         """``/crisis`` from any platform, the reply to show (to the asker only): start
         (``daily|weekly …``), stop (``stop``) or list (no arguments)."""
-        async with self.uow_factory() as uow:
-            try:
-                person = await identify(uow, who, self.config.partnership)
-            except NotInvited as refused:
-                return str(refused)
-        if person.role not in MAY_START:
-            return (
-                "Only admins and the Prevent and Cohesion Officer can start or stop a crisis "
-                "cadence."
-            )
-        actor = f"person:{person.id}"
+        try:
+            actor = await self.authorise(who)
+        except CrisisError as refused:
+            return str(refused)
         try:
             if args.strip().lower() == "stop":
-                stopped = await self.stop(actor)
-                if not stopped:
-                    return "There is no crisis cadence running."
-                return "Stopped: " + "; ".join(self.describe(c) for c in stopped)
+                return self.stopped(await self.stop(actor))
             if not args.strip():
                 running = await self.active()
                 return "\n".join([self.describe(c) for c in running] or [USAGE])
             cadence = await self.start(parse(args, self.config), actor)
         except CrisisError as exc:
             return str(exc)
+        return self.started(cadence)
+
+    async def authorise(self, who: Who) -> str:
+        """The audit actor of a person who may start and stop cadences (an admin or the
+        Prevent and Cohesion Officer); else CrisisError with the one refusal."""
+        async with self.uow_factory() as uow:
+            try:
+                person = await identify(uow, who, self.config.partnership)
+            except NotInvited as refused:
+                raise CrisisError(str(refused)) from None
+        if person.role not in MAY_START:
+            raise CrisisError(REFUSAL)
+        return f"person:{person.id}"
+
+    async def start_for(self, who: Who, wanted: CrisisRequest) -> str:
+        """Start a cadence for ``who`` (a form's request); the reply to show them.
+        CrisisError when refused or wrong."""
+        return self.started(await self.start(wanted, await self.authorise(who)))
+
+    async def stop_for(self, who: Who, ids: set[int]) -> str:
+        """Stop the running cadences ``ids`` for ``who``; the reply to show them."""
+        return self.stopped(await self.stop(await self.authorise(who), ids))
+
+    def started(self, cadence: Cadence) -> str:
+        """What the starter is told."""
         return f"Started: {self.describe(cadence)}. The first return has gone out."
+
+    def stopped(self, cadences: list[Cadence]) -> str:
+        """What the person who stopped ``cadences`` is told."""
+        if not cadences:
+            return "There is no crisis cadence running."
+        return "Stopped: " + "; ".join(self.describe(c) for c in cadences)
 
     def describe(self, c: Cadence) -> str:
         """One line about a cadence."""
@@ -183,21 +231,21 @@ class CrisisService:
         """The cadences still running."""
         return [c for c in await self.all() if c.stopped_at is None]
 
-    async def start(self, request: CrisisRequest, actor: str) -> Cadence:
+    async def start(self, wanted: CrisisRequest, actor: str) -> Cadence:
         """Start a cadence and open its first return now."""
         now = self.clock.now()
-        if request.until is not None and request.until < now.astimezone(self.tz).date():
-            raise CrisisError(f"{request.until} has passed. {USAGE}")
+        if wanted.until is not None and wanted.until < now.astimezone(self.tz).date():
+            raise CrisisError(f"{wanted.until} has passed. {USAGE}", "until")
         async with self.uow_factory() as uow:
             cadences = await self._load(uow)
             cadence = Cadence(
                 id=max((c.id for c in cadences), default=0) + 1,
-                every=request.every,
-                wards=request.wards,
-                roles=request.roles,
+                every=wanted.every,
+                wards=wanted.wards,
+                roles=wanted.roles,
                 started_at=now.isoformat(),
                 started_by=actor,
-                until=request.until.isoformat() if request.until else None,
+                until=wanted.until.isoformat() if wanted.until else None,
             )
             cadences.append(cadence)
             await audit(
@@ -217,12 +265,13 @@ class CrisisService:
         self.wake()
         return cadence
 
-    async def stop(self, actor: str) -> list[Cadence]:
-        """Stop every running cadence (the returns already out stay open to their deadline)."""
+    async def stop(self, actor: str, ids: set[int] | None = None) -> list[Cadence]:
+        """Stop every running cadence, or those of ``ids`` (the returns already out stay open
+        to their deadline)."""
         now = self.clock.now()
         async with self.uow_factory() as uow:
             cadences = await self._load(uow)
-            stopped = [c for c in cadences if c.stopped_at is None]
+            stopped = [c for c in cadences if c.stopped_at is None and (ids is None or c.id in ids)]
             for c in stopped:
                 c.stopped_at = now.isoformat()
                 await audit(uow, now, actor, "crisis.stop", f"crisis:{c.id}")

@@ -1,5 +1,5 @@
 """Every Slack identifier tensionbot listens for, written once: button action ids, modal
-callback ids and slash commands.
+callback ids, global shortcut callback ids and slash commands.
 
 The renderers put these on the buttons and modals they build, the listeners match on them, and
 the tests and the demo click them by name. They are part of the wire format: a message already
@@ -41,6 +41,16 @@ class ViewId(StrEnum):
     REPORT = "tb_report_modal"
     PACT_RECORD = "tb_pact_record_modal"
     PACT_REPORT_BACK = "tb_pact_report_back_modal"
+    CRISIS_START = "tb_crisis_start_modal"
+    CRISIS_STOP = "tb_crisis_stop_modal"
+
+
+class ShortcutId(StrEnum):
+    """The ``callback_id`` of a global shortcut (declared in ``deploy/slack-manifest.yml``
+    too)."""
+
+    CRISIS_START = "tb_crisis_start"
+    CRISIS_STOP = "tb_crisis_stop"
 
 
 class Command(StrEnum):

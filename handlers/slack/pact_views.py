@@ -17,18 +17,19 @@ from bot.pact.rules import FORMAT_LABELS, MAX_NEW_PRIORITIES
 from bot.pact.service import MAX_TITLE as MAX_PRIORITY_TITLE
 from bot.pact.service import MeetingRecord, PactError, RecordContext, parse_count
 from handlers.slack.ids import ViewId
+from handlers.slack.limits import (
+    MAX_BLOCKS,
+    MAX_CHECKBOXES,
+    MAX_CONTEXT_TEXT,
+    MAX_LABEL,
+    MAX_OPTION_TEXT,
+    MAX_OPTIONS,
+    MAX_TITLE,
+)
 from handlers.slack.render import escape
 
 NEW_PRIORITY_SLOTS = MAX_NEW_PRIORITIES  # a slot for each new priority a meeting may set
 
-# Slack's documented limits.
-MAX_BLOCKS = 100  # blocks in a modal
-MAX_CHECKBOXES = 10  # options of a checkboxes element
-MAX_OPTIONS = 100  # options of a static or multi-static select
-MAX_LABEL = 2000  # an input block's label
-MAX_OPTION_TEXT = 75
-MAX_CONTEXT_TEXT = 3000
-MAX_TITLE = 24  # a modal's title
 
 REVIEW_OPTIONS = (
     ("closed", "Closed: done, or no longer needed"),

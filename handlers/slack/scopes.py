@@ -27,7 +27,7 @@ FEATURES: dict[str, str] = {
     "ephemeral": "answers only the person sees (buttons, slash commands, refusals)",
     "reporters": "reporters in Slack: the return as a DM, the form modal, App Home",
     "uploads": "the board summary, /tensions, /pact and PACT calendar invitations (files)",
-    "commands": "the /tensions and /pact slash commands",
+    "commands": "the /tensions, /pact and /crisis slash commands and the crisis shortcuts",
     "channels": "checking the bot is in each team, duty and summary channel (doctor)",
 }
 """Every feature, with what it is for (a missing scope is reported with this)."""
@@ -42,7 +42,8 @@ USES: tuple[Use, ...] = (
     Use("reporters", "views.publish", None),
     Use("uploads", "files.getUploadURLExternal", "files:write"),  # files_upload_v2
     Use("uploads", "files.completeUploadExternal", "files:write"),  # files_upload_v2
-    Use("commands", "commands", "commands"),  # not a Web API method: slash commands need it
+    # Not a Web API method: slash commands and shortcuts need it.
+    Use("commands", "commands", "commands"),
     Use("channels", "conversations.info", "channels:read"),  # public channels
     Use("channels", "conversations.info", "groups:read"),  # private channels
     Use("channels", "auth.test", None),

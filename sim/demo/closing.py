@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from handlers.slack.ids import ShortcutId
 from sim.demo.stage import LONDON, Stage, say
 from sim.scripts import until as scripted_until
 
@@ -83,7 +84,8 @@ async def the_summary_in_slack(stage: Stage) -> int:
 
 async def _crisis_cadence(stage: Stage) -> None:
     """The Prevent and Cohesion Officer starts a daily crisis return for Heath Town from Slack;
-    the scheduler opens the next day's once; she stops it."""
+    the scheduler opens the next day's once; she stops it with the "Stop a crisis return"
+    shortcut."""
     slack, sam, asha = stage.slack, stage.sam, stage.users["asha.patel"]
 
     def extras() -> int:
@@ -100,11 +102,21 @@ async def _crisis_cadence(stage: Stage) -> None:
     await stage.at(datetime(2026, 12, 17, 10, 30, tzinfo=LONDON))
     await stage.world.tick()  # a second tick the same day opens nothing more
     await asha.wait_for(lambda m: extras() == before + 2)
-    await sam.slash("/crisis", "stop")
-    await scripted_until(lambda: len(told()) > answers + 1)
+    # She stops it from Slack's shortcut menu: "Stop a crisis return", tick it, Stop.
+    opened, noted = len(slack.views_opened(sam.user_id)), len(slack.ephemerals(sam.user_id))
+    await sam.shortcut(ShortcutId.CRISIS_STOP)
+    modal = (await scripted_until(lambda: slack.views_opened(sam.user_id)[opened:]))[0]
+    running = [o["value"] for o in modal["blocks"][0]["element"]["options"]]
+    await sam.submit_view(modal, {"cadences": {"pick": _ticked(running)}})
+    stopped = (await scripted_until(lambda: slack.ephemerals(sam.user_id)[noted:]))[0]["text"]
     await stage.at(datetime(2026, 12, 18, 10, 30, tzinfo=LONDON))
     assert extras() == before + 2, "a stopped cadence opened a return"
     say(
-        f"- 17 Dec: the scheduler opened the day's crisis return once; Sam sent /crisis stop "
-        f"({told()[-1]}); none on 18 Dec"
+        f"- 17 Dec: the scheduler opened the day's crisis return once; Sam used the Slack "
+        f"shortcut Stop a crisis return ({stopped}); none on 18 Dec"
     )
+
+
+def _ticked(values: list[str]) -> dict[str, object]:
+    """A checkboxes element's state with ``values`` ticked."""
+    return {"type": "checkboxes", "selected_options": [{"value": v} for v in values]}

@@ -14,7 +14,8 @@ exactly the scopes ``deploy/slack-manifest.yml`` asks for. Block Kit payloads ar
 expired by load alone).
 
 :class:`SlackUser` sends what Slack's servers send to the bot — signed ``block_actions``,
-``view_submission``, slash commands and Events API envelopes — to the bot's real Bolt endpoint.
+``view_submission``, global ``shortcut`` payloads, slash commands and Events API envelopes — to
+the bot's real Bolt endpoint.
 Their ``response_url`` points back at this server, so Bolt's ``respond()`` works offline too.
 
 The bot's Socket Mode connection (``apps.connections.open`` + a WebSocket) is simulated as well.

@@ -1,6 +1,6 @@
-"""A person in Slack (:class:`SlackUser`): clicks, view submissions, slash commands and events,
-signed with the fake's signing secret and sent to the bot's real Bolt endpoint (or over the
-Socket Mode connection), exactly as Slack's servers would send them."""
+"""A person in Slack (:class:`SlackUser`): clicks, view submissions, global shortcuts, slash
+commands and events, signed with the fake's signing secret and sent to the bot's real Bolt
+endpoint (or over the Socket Mode connection), exactly as Slack's servers would send them."""
 
 from __future__ import annotations
 
@@ -243,6 +243,28 @@ class SlackUser:
                 "trigger_id": self._trigger(),
             }
         )
+
+    async def shortcut(self, callback_id: str) -> int:
+        """Pick a global shortcut from Slack's shortcut menu: the signed ``shortcut`` payload
+        (with a fresh trigger_id, good for one ``views.open``) as Slack sends it; returns
+        Bolt's HTTP status."""
+        payload = {
+            "type": "shortcut",
+            "token": "legacy-verification-token",
+            "action_ts": f"{time.time():.6f}",
+            "team": {"id": self.fake.team_id, "domain": "tensionbot-test"},
+            "user": {
+                "id": self.user_id,
+                "username": self._user()["username"],
+                "team_id": self.fake.team_id,
+            },
+            "is_enterprise_install": False,
+            "enterprise": None,
+            "callback_id": callback_id,
+            "trigger_id": self._trigger(),
+        }
+        status, _ = await self._post_form({"payload": json.dumps(payload)})
+        return status
 
     async def event(self, event: dict[str, Any]) -> int:
         """Deliver an Events API ``event_callback`` (e.g. ``app_home_opened``, a ``message`` in

@@ -13,10 +13,11 @@ from slack_bolt.async_app import AsyncApp
 from bot.actions.service import ActionError, ActionService, Officer
 from bot.buttons import ButtonAction, Kind
 from bot.pact.service import PactError, PactService
+from bot.returns.crisis import USAGE, CrisisError, CrisisService
 from bot.returns.reports import ReportingRefused, ReportingService
-from handlers.slack import pact_views, views
+from handlers.slack import crisis_views, pact_views, views
 from handlers.slack.ids import ViewId
-from handlers.slack.listeners.helpers import clicker, modal_id, modal_payload
+from handlers.slack.listeners.helpers import clicker, modal_id, modal_payload, tell_user
 from handlers.slack.listeners.services import SlackServices
 from handlers.slack.who import who
 
@@ -164,6 +165,46 @@ class PactModals:
         await ack(response_action="update", view=pact_views.done_modal("Report back", thanks))
 
 
+class CrisisModals:
+    """The crisis start and stop modals (opened by the global shortcuts). The service checks
+    again who submits: a modal may be submitted by someone it was never shown."""
+
+    def __init__(self, crisis: CrisisService) -> None:
+        self.crisis = crisis
+
+    async def start(self, ack: Any, body: dict[str, Any], client: Any) -> None:
+        """Start the cadence; the refusal or what is wrong goes on the form, else the modal
+        closes and the person is told in their DM."""
+        try:
+            wanted = crisis_views.read_start(body["view"], self.crisis.config)
+            reply = await self.crisis.start_for(who(clicker(body)), wanted)
+        except CrisisError as exc:
+            await _crisis_refused(ack, exc, crisis_views.BLOCKS)
+            return
+        await ack()
+        await tell_user(client, clicker(body), reply)
+
+    async def stop(self, ack: Any, body: dict[str, Any], client: Any) -> None:
+        """Stop the cadences ticked."""
+        try:
+            reply = await self.crisis.stop_for(
+                who(clicker(body)), crisis_views.read_stop(body["view"])
+            )
+        except CrisisError as exc:
+            await _crisis_refused(ack, exc, ("cadences",))
+            return
+        await ack()
+        await tell_user(client, clicker(body), reply)
+
+
+async def _crisis_refused(ack: Any, exc: CrisisError, blocks: tuple[str, ...]) -> None:
+    """Show a crisis refusal on the modal's block at fault (else its first block), without
+    the typed command's usage line."""
+    block = exc.field if exc.field in blocks else blocks[0]
+    text = str(exc).replace(USAGE, "").strip() or USAGE
+    await ack(response_action="errors", errors={block: text})
+
+
 def register(app: AsyncApp, services: SlackServices) -> None:
     """Attach the modal submission listeners."""
     team = TeamModals(services.actions)
@@ -175,3 +216,6 @@ def register(app: AsyncApp, services: SlackServices) -> None:
     pact = PactModals(services.pact)
     app.view(ViewId.PACT_RECORD)(pact.record)
     app.view(ViewId.PACT_REPORT_BACK)(pact.report_back)
+    crisis = CrisisModals(services.crisis)
+    app.view(ViewId.CRISIS_START)(crisis.start)
+    app.view(ViewId.CRISIS_STOP)(crisis.stop)
