@@ -58,7 +58,12 @@ async def axe_violations(page: Any) -> list[dict[str, Any]]:
     """Serious and critical axe-core violations of the page (WCAG 2.0-2.2 A and AA rules).
 
     Evaluated through the DevTools protocol, which the page's Content-Security-Policy (no
-    scripts at all) does not govern; the page itself runs no script."""
+    scripts at all) does not govern; the page itself runs no script.
+
+    Only once the page has loaded, stylesheet included: before that the buttons are unstyled
+    (small) and axe rightly finds them too small to tap (a busy machine showed it)."""
+    await page.wait_for_load_state("load")
+    await page.evaluate("() => document.fonts.ready.then(() => true)")
     await page.evaluate(AXE.read_text(encoding="utf-8"))
     result = await page.evaluate(
         """async () => {
