@@ -26,11 +26,13 @@ from bot.common import audit, clean_text, local_time
 from bot.domain import (
     MAX_NOTE,
     MeetingFormat,
+    OutboxMessage,
     PactMeeting,
     Person,
     Role,
 )
 from bot.messages import MessageBuilder, OutgoingMessage, bold
+from bot.pact.announce import announce_change, on_public_sent
 from bot.pact.base import MAX_TITLE, PactError
 from bot.pact.prompts import PactPrompts
 from bot.pact.records import (
@@ -49,7 +51,7 @@ from bot.pact.rules import (
     slot_of,
 )
 from bot.people.identity import Who
-from bot.ports import UnitOfWork
+from bot.ports import SendResult, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +116,7 @@ class PactService(PactPrompts, PactRecords):
                 update=False,
             )
             await uow.commit()
+        self.wake()  # its public announcement, if any
         return meeting
 
     async def _schedule(
@@ -177,6 +180,7 @@ class PactService(PactPrompts, PactRecords):
                 return existing, "unchanged"
             existing.venue, existing.format, existing.chair_id, existing.ends_at = new
             await audit(uow, now, actor, "pact.reschedule", f"pact-meeting:{existing.id}")
+            await announce_change(uow, self.config, existing, now)
             return existing, "updated"
         meeting = PactMeeting(
             neighbourhood=hood.key,
@@ -194,6 +198,7 @@ class PactService(PactPrompts, PactRecords):
         await audit(
             uow, now, actor, "pact.schedule", f"pact-meeting:{meeting.id}", neighbourhood=hood.key
         )
+        await announce_change(uow, self.config, meeting, now)
         return meeting, "created"
 
     async def import_csv(self, text: str, *, source: str, actor: str) -> MeetingImport:
@@ -229,6 +234,7 @@ class PactService(PactPrompts, PactRecords):
             if errors:
                 raise PactError("\n".join(errors))
             await uow.commit()
+        self.wake()  # public announcements of new or changed meetings, if any
         return MeetingImport(**counts)
 
     async def schedule_in_chat(self, uow: UnitOfWork, person: Person, text: str) -> str:
@@ -294,6 +300,13 @@ class PactService(PactPrompts, PactRecords):
         assert person.id is not None
         keys |= {m.neighbourhood for m in await uow.pact.for_chair(person.id)}
         return sorted(keys)
+
+    async def on_sent(
+        self, uow: UnitOfWork, row: OutboxMessage, result: SendResult, now: datetime
+    ) -> None:
+        """The dispatcher's hook: a public post the platform refused is reported to the admins
+        (:func:`bot.pact.announce.on_public_sent`)."""
+        await on_public_sent(uow, row, result, self.clock.now(), self.config)
 
     # ----------------------------------------------------------------- insight
 
