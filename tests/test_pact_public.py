@@ -19,7 +19,7 @@ import pytest
 from bot.clock import FakeClock
 from bot.config import ConfigError
 from bot.domain import PactMeeting
-from bot.pact.service import MeetingRecord
+from bot.pact.service import MeetingRecord, PactError
 from handlers.slack.who import who
 from sim.fake_slack import FakeSlack, SlackMessage
 from sim.fake_telegram import SentMessage
@@ -196,6 +196,36 @@ async def test_a_cancelled_meeting_is_announced(public: Public) -> None:
     assert (len(public.telegram_posts()), len(public.slack_posts())) == (2, 2)
     page = await public.page("/pact/heath-town")
     assert "<strong>Cancelled:</strong> <del>Thu 10 Dec 2026, 18:30" in page
+
+
+async def test_a_meeting_moved_or_called_off_by_an_admin_is_announced(public: Public) -> None:
+    """``tensionbot pact move`` and ``pact cancel`` (the service calls behind them)."""
+    pact = public.w.services.pact
+    m = await public.schedule("2026-12-10")
+    assert m.id is not None
+    await public.posts(1)
+    await pact.move(m.id, at="19:00", format="online", actor="admin")
+    telegram, slack = await public.posts(2)
+    for text in (telegram[1], slack[1]):
+        assert "Now Thu 10 Dec 2026, 19:00 at Heath Town Library (online)" in text
+        assert "It was Thu 10 Dec 2026, 18:30 at Heath Town Library (in person)" in text
+    await pact.cancel(m.id, actor="admin")
+    telegram, slack = await public.posts(3)
+    assert "Cancelled: Heath Town PACT meeting" in telegram[2]
+    assert "Cancelled: Heath Town PACT meeting" in slack[2]
+    with pytest.raises(PactError, match="is cancelled"):
+        await pact.move(m.id, venue="Old Fallings Hall", actor="admin")
+    past = await pact.schedule(
+        neighbourhood="penn", on="2026-11-20", at="18:30", venue="Penn Library",
+        format="in_person", chair_email="mark@example.org", actor="t", allow_past=True,
+    )  # fmt: skip
+    assert past.id is not None
+    with pytest.raises(PactError, match="has already started"):
+        await pact.cancel(past.id, actor="admin")
+    await public.w.settle()
+    assert (len(public.telegram_posts()), len(public.slack_posts())) == (3, 3)
+    page = await public.page("/pact/heath-town")
+    assert "<strong>Cancelled:</strong> <del>Thu 10 Dec 2026, 19:00" in page
 
 
 async def test_venue_text_cannot_inject_markup_or_mentions(public: Public) -> None:

@@ -26,6 +26,7 @@ from bot.common import audit, clean_text, local_time
 from bot.domain import (
     MAX_NOTE,
     MeetingFormat,
+    MeetingStatus,
     OutboxMessage,
     PactMeeting,
     Person,
@@ -236,6 +237,79 @@ class PactService(PactPrompts, PactRecords):
             await uow.commit()
         self.wake()  # public announcements of new or changed meetings, if any
         return MeetingImport(**counts)
+
+    async def move(
+        self,
+        meeting_id: int,
+        *,
+        on: str | None = None,
+        at: str | None = None,
+        venue: str | None = None,
+        format: str | None = None,
+        actor: str,
+    ) -> PactMeeting:
+        """Move an upcoming meeting to another date, time, venue or format (what is not given
+        stays); announced in public like any change. PactError names whatever is wrong."""
+        async with self.uow_factory() as uow:
+            m = await self._upcoming(uow, meeting_id)
+            local = m.starts_at.astimezone(self.tz)
+            try:
+                day = date.fromisoformat(on.strip()) if on else local.date()
+            except ValueError:
+                raise PactError(f"date {on!r} is not of the form YYYY-MM-DD") from None
+            try:
+                clock = time.fromisoformat(at.strip()) if at else local.time()
+            except ValueError:
+                raise PactError(f"time {at!r} is not of the form HH:MM") from None
+            starts = datetime.combine(day, clock, tzinfo=self.tz)
+            now = self.clock.now()
+            if starts < now:
+                raise PactError(f"{starts:%Y-%m-%d %H:%M} is in the past")
+            clash = await uow.pact.meeting_at(m.neighbourhood, starts)
+            if clash is not None and clash.id != m.id:
+                raise PactError(f"there is already a meeting at {starts:%Y-%m-%d %H:%M}")
+            if venue is not None:
+                m.venue = clean_text(venue)
+                if not 2 <= len(m.venue) <= 200:
+                    raise PactError("venue: give the place (2 to 200 characters)")
+            if format is not None:
+                fmt = format.strip().casefold().replace(" ", "_").replace("-", "_")
+                if fmt not in {f.value for f in MeetingFormat}:
+                    raise PactError(
+                        f"format {format!r} is not one of "
+                        f"{', '.join(f.value for f in MeetingFormat)}"
+                    )
+                m.format = fmt
+            m.ends_at = starts + (m.ends_at - m.starts_at)
+            m.starts_at, m.weekday, m.slot = starts, starts.weekday(), slot_of(starts)
+            await audit(uow, now, actor, "pact.reschedule", f"pact-meeting:{m.id}")
+            await announce_change(uow, self.config, m, now)
+            await uow.commit()
+        self.wake()
+        return m
+
+    async def cancel(self, meeting_id: int, *, actor: str) -> PactMeeting:
+        """Call off an upcoming meeting (announced in public; it stays on the page, struck
+        through). PactError says why not."""
+        async with self.uow_factory() as uow:
+            m = await self._upcoming(uow, meeting_id)
+            now = self.clock.now()
+            m.status = MeetingStatus.CANCELLED.value
+            await audit(uow, now, actor, "pact.cancelled", f"pact-meeting:{m.id}")
+            await announce_change(uow, self.config, m, now)
+            await uow.commit()
+        self.wake()
+        return m
+
+    async def _upcoming(self, uow: UnitOfWork, meeting_id: int) -> PactMeeting:
+        m = await uow.pact.get_meeting(meeting_id)
+        if m is None:
+            raise PactError(f"meeting {meeting_id} is not known (see tensionbot pact list)")
+        if m.status != MeetingStatus.SCHEDULED.value:
+            raise PactError(f"meeting {meeting_id} is {m.status}")
+        if m.starts_at <= self.clock.now():
+            raise PactError(f"meeting {meeting_id} has already started")
+        return m
 
     async def schedule_in_chat(self, uow: UnitOfWork, person: Person, text: str) -> str:
         """``/schedule [neighbourhood] YYYY-MM-DD HH:MM FORMAT VENUE...`` from a chair: the
