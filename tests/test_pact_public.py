@@ -159,6 +159,16 @@ async def test_a_scheduled_meeting_is_announced_once_in_each_public_channel(
     assert (len(public.telegram_posts()), len(public.slack_posts())) == (1, 1)
 
 
+async def test_a_chair_scheduling_in_chat_is_announced(public: Public) -> None:
+    chris = await public.w.link("chris@example.org", 2001, "Chris")
+    await chris.send_command("/schedule", "2026-12-10 18:30 online Heath Town Library")
+    await chris.wait_for("Scheduled: Heath Town PACT meeting")
+    telegram, slack = await public.posts(1)
+    for text in (telegram[0], slack[0]):
+        assert "Thu 10 Dec 2026, 18:30 at Heath Town Library (online)" in text
+    _no_names(*telegram, *slack)
+
+
 async def test_a_moved_meeting_is_announced_once_and_an_unchanged_reimport_not_at_all(
     public: Public,
 ) -> None:
