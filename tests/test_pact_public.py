@@ -43,6 +43,7 @@ SEASON = (
     "neighbourhood,date,time,venue,format,chair_email\n"
     "heath-town,2026-12-10,18:30,{venue},in_person,\n"
     "heath-town,2026-11-05,18:30,Heath Town Library,in_person,\n"  # already held: not announced
+    "heath-town,2027-06-10,18:30,Heath Town Library,in_person,\n"  # summer time: UTC+1
 )
 EVIL_VENUE = "Hall <b>x</b> <!channel> <@U0PC> <https://evil.example|click> & *loud* _it_"
 
@@ -174,22 +175,31 @@ async def test_a_moved_meeting_is_announced_once_and_an_unchanged_reimport_not_a
 ) -> None:
     pact = public.w.services.pact
     first = await pact.import_csv(SEASON.format(venue="Heath Town Library"), source="s", actor="t")
-    assert (first.created, first.updated) == (2, 0)
-    await public.posts(1)  # the December meeting only: November's is over
+    assert (first.created, first.updated) == (3, 0)
+    telegram, _ = await public.posts(2)  # December's and June's: November's is over
+    assert "Thu 10 Jun 2027, 18:30" in telegram[1]
     again = await pact.import_csv(SEASON.format(venue="Heath Town Library"), source="s", actor="t")
-    assert again.unchanged == 2
+    assert again.unchanged == 3
     await public.w.settle()
-    assert (len(public.telegram_posts()), len(public.slack_posts())) == (1, 1)
+    assert (len(public.telegram_posts()), len(public.slack_posts())) == (2, 2)
     moved = await pact.import_csv(SEASON.format(venue="Old Fallings Hall"), source="s", actor="t")
     assert moved.updated == 1
-    telegram, slack = await public.posts(2)
-    for text in (telegram[1], slack[1]):
+    telegram, slack = await public.posts(3)
+    for text in (telegram[2], slack[2]):
         assert "Changed: Heath Town PACT meeting" in text
         assert "Now Thu 10 Dec 2026, 18:30 at Old Fallings Hall (in person)" in text
         assert "It was Thu 10 Dec 2026, 18:30 at Heath Town Library" in text
     await pact.import_csv(SEASON.format(venue="Old Fallings Hall"), source="s", actor="t")
+    # Only the length of June's meeting changes: nothing public, nothing announced.
+    longer = await pact.import_csv(
+        "neighbourhood,date,time,venue,format,chair_email,duration_minutes\n"
+        "heath-town,2027-06-10,18:30,Heath Town Library,in_person,,120\n",
+        source="s",
+        actor="t",
+    )
+    assert longer.updated == 1
     await public.w.settle()
-    assert (len(public.telegram_posts()), len(public.slack_posts())) == (2, 2)
+    assert (len(public.telegram_posts()), len(public.slack_posts())) == (3, 3)
 
 
 async def test_a_cancelled_meeting_is_announced(public: Public) -> None:

@@ -17,7 +17,7 @@ platform's adapter renders the neutral message, escaping every span.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 from bot.common import alert_admins, enqueue, local_time
 from bot.config import Config
@@ -32,7 +32,9 @@ PURPOSE = "pact_public"  # the outbox purpose of every public post
 def _public_state(m: PactMeeting) -> list[str | bool]:
     """What the public sees of a meeting; a change to any of it is announced."""
     return [
-        m.starts_at.isoformat(),
+        # In UTC: a meeting just scheduled carries the local offset, one read back from the
+        # database UTC's, and the same instant must compare equal (a summer re-import).
+        m.starts_at.astimezone(UTC).isoformat(),
         m.venue,
         m.format,
         m.status == MeetingStatus.CANCELLED.value,
