@@ -183,8 +183,8 @@ async def the_public_channel(stage: Stage) -> None:
         f"{len(announced)} meetings announced, {len(said_did)} 'you said, we did' "
         "(public-channel.txt; no names):"
     )
-    for post in announced[:1] + said_did[:1]:
-        say("\n".join(f"  | {line}" for line in post.splitlines()))
+    for n, post in enumerate(announced[:1] + said_did[:1]):
+        say(("\n" if n else "") + "\n".join(f"  | {line}" for line in post.splitlines()))
 
 
 def _plain(html_text: str) -> str:
