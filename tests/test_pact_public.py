@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from bot.clock import FakeClock
-from bot.config import ConfigError
+from bot.config import ConfigError, delivery_problem
 from bot.domain import PactMeeting
 from bot.pact.service import MeetingRecord, PactError
 from handlers.slack.who import who
@@ -25,7 +25,7 @@ from sim.fake_slack import FakeSlack, SlackMessage
 from sim.fake_telegram import SentMessage
 from sim.scripts import until
 from sim.world import SimWorld, free_port
-from tests.conftest import make_config
+from tests.conftest import SLACK_ENV, make_config
 from tests.helpers import (
     PACT_NEIGHBOURHOODS,
     SLACK_PEOPLE_CSV,
@@ -33,6 +33,7 @@ from tests.helpers import (
     slack_config,
     team_slack,
 )
+from tests.test_web_browser import ARGS, CHROMIUM, assert_accessible
 
 CHANNEL = "@swp_pact"
 PUBLIC = "C0PUBLIC"
@@ -399,8 +400,30 @@ def test_public_channels_are_checked_naming_the_key(db_url: str) -> None:
     message = str(bad.value)
     assert "pact.public.telegram_channel: not a Telegram channel" in message
     assert "pact.public.slack_channel: not a Slack channel id" in message
-    good = make_config(
-        db_url, pact={"public": {"telegram_channel": "@swp_pact", "slack_channel": "C0PUBLIC"}}
-    )
+    good_public = {"public": {"telegram_channel": "@swp_pact", "slack_channel": "C0PUBLIC"}}
+    good = make_config(db_url, pact=good_public)
     assert good.pact.public.channels() == (("telegram", "@swp_pact"), ("slack", "C0PUBLIC"))
     assert make_config(db_url).pact.public.channels() == ()
+    # A Slack channel with Slack off could never be posted to: `run` and `check-config` say so.
+    problem = delivery_problem(good)
+    assert problem is not None and "pact.public.slack_channel is set but Slack is off" in problem
+    assert delivery_problem(make_config(db_url, env=SLACK_ENV, pact=good_public)) is None
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (CI installs it)")
+async def test_the_page_with_you_said_we_did_is_accessible(public: Public) -> None:
+    from playwright.async_api import async_playwright
+
+    await heath_town_meetings(
+        public.w.services, second_venue="Heath Town Library", second_priority="Litter"
+    )
+    await public.schedule("2026-12-10")
+    assert "You said, we did" in await public.page("/pact/heath-town")
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"http://127.0.0.1:{public.port}/pact/heath-town")
+            await assert_accessible(page)
+        finally:
+            await browser.close()
