@@ -203,7 +203,7 @@ class Runtime:
             messengers,
             limits,
             lease=lease or timedelta(seconds=self.config.telegram.outbox_lease_seconds),
-            hooks=[services.actions.on_sent],
+            hooks=[services.actions.on_sent, services.pact.on_sent],
             news_hold=timedelta(seconds=self.config.outbox.news_hold_seconds),
             business_clock=services.clock,
             # Every process on PostgreSQL takes from the same buckets: together they keep the

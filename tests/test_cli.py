@@ -41,6 +41,8 @@ COMMANDS = [
     ["summary"],
     ["pact"],
     ["pact", "schedule"],
+    ["pact", "move"],
+    ["pact", "cancel"],
     ["pact", "import"],
     ["pact", "list"],
     ["pact", "insight"],

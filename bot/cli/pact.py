@@ -67,6 +67,52 @@ def pact_schedule(
     )
 
 
+@pact.command("move")
+@click.argument("meeting_id", type=int)
+@click.option("--date", "on", default=None, help="YYYY-MM-DD (local).")
+@click.option("--time", "at", default=None, help="HH:MM (local).")
+@click.option("--venue", default=None)
+@click.option(
+    "--format", "fmt", type=click.Choice(["in_person", "online", "street_briefing"]), default=None
+)
+@click.pass_obj
+def pact_move(
+    config: Config, meeting_id: int, on: str | None, at: str | None, venue: str | None,
+    fmt: str | None,
+) -> None:  # fmt: skip
+    """Move an upcoming meeting (what is not given stays); announced in [pact.public]."""
+    from bot.pact.service import PactError
+
+    async def work(s: Any) -> Any:
+        return await s.pact.move(meeting_id, on=on, at=at, venue=venue, format=fmt, actor=ADMIN)
+
+    try:
+        meeting = with_services(config, work)
+    except PactError as exc:
+        fail(str(exc))
+    click.echo(
+        f"moved meeting {meeting.id}: "
+        f"{meeting.starts_at.astimezone(config.partnership.tz):%a %d %b %Y %H:%M}, {meeting.venue}"
+    )
+
+
+@pact.command("cancel")
+@click.argument("meeting_id", type=int)
+@click.pass_obj
+def pact_cancel(config: Config, meeting_id: int) -> None:
+    """Call off an upcoming meeting; announced in [pact.public], struck through on the page."""
+    from bot.pact.service import PactError
+
+    async def work(s: Any) -> Any:
+        return await s.pact.cancel(meeting_id, actor=ADMIN)
+
+    try:
+        meeting = with_services(config, work)
+    except PactError as exc:
+        fail(str(exc))
+    click.echo(f"cancelled meeting {meeting.id}")
+
+
 @pact.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj

@@ -47,6 +47,7 @@ from bot.config.sections import (
     NetworkConfig,
     OutboxConfig,
     PactConfig,
+    PactPublicConfig,
     PartnershipConfig,
     PrivacyConfig,
     RoutingConfig,
@@ -313,6 +314,12 @@ def delivery_problem(config: Config) -> str | None:
             "routed tension could reach a team. Set them, or set routing.deliver = "
             '"log_only" to record and log routed tensions without sending them'
         )
+    if config.pact.public.slack_channel is not None and not slack_on:
+        return (
+            f"{config.source}: pact.public.slack_channel is set but Slack is off "
+            f"({ENV_SLACK_BOT_TOKEN} and {ENV_SLACK_SIGNING_SECRET} are not both set), so "
+            "PACT announcements could not reach it. Set them, or remove the key"
+        )
     return None
 
 
@@ -390,6 +397,7 @@ __all__ = [
     "NetworkConfig",
     "OutboxConfig",
     "PactConfig",
+    "PactPublicConfig",
     "PartnershipConfig",
     "PrivacyConfig",
     "RoutingConfig",

@@ -3,6 +3,7 @@ strict pydantic model; :mod:`bot.config` assembles them into :class:`bot.config.
 
 from __future__ import annotations
 
+import re
 from datetime import date, time
 from pathlib import Path
 from typing import Literal
@@ -424,8 +425,54 @@ class NeighbourhoodConfig(_Section):
     chair: str | None = Field(default=None, description="the usual chair's email")
 
 
+_TELEGRAM_CHANNEL = re.compile(r"^(@[A-Za-z][A-Za-z0-9_]{4,31}|-100[0-9]{6,15})$")
+
+
+class PactPublicConfig(_Section):
+    """``[pact.public]``: the public channels where meetings are announced (scheduled, moved,
+    cancelled) and each recorded meeting's "you said, we did" is posted. Everything posted
+    there is public: no names, only the neighbourhood, time, venue, format and priorities."""
+
+    telegram_channel: str | None = Field(
+        default=None,
+        description='a public Telegram channel: its @username (e.g. "@swp_pact") or its id '
+        '("-100…"); the bot must be an administrator of it, allowed to post',
+    )
+    slack_channel: str | None = Field(
+        default=None,
+        description='a Slack channel id (e.g. "C0123ABCD"); the bot must be a member of it',
+    )
+
+    @field_validator("telegram_channel")
+    @classmethod
+    def _telegram_channel(cls, value: str | None) -> str | None:
+        if value is not None and not _TELEGRAM_CHANNEL.match(value):
+            raise ValueError(
+                'not a Telegram channel: give its @username ("@swp_pact": 5 to 32 letters, '
+                'digits or underscores after the @) or its numeric id ("-100" and digits)'
+            )
+        return value
+
+    @field_validator("slack_channel")
+    @classmethod
+    def _slack_channel(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(_SLACK_CHANNEL, value):
+            raise ValueError(
+                'not a Slack channel id (e.g. "C0123ABCD"; the channel\'s name will not do: '
+                "in Slack, open the channel's details to copy its id)"
+            )
+        return value
+
+    def channels(self) -> tuple[tuple[str, str], ...]:
+        """The public channels as neutral (platform, address) pairs, as the core takes them."""
+        pairs = (("telegram", self.telegram_channel), ("slack", self.slack_channel))
+        return tuple((platform, address) for platform, address in pairs if address)
+
+
 class PactConfig(_Section):
     """PACT (Partners and Communities Together) meetings."""
+
+    public: PactPublicConfig = PactPublicConfig()
 
     neighbourhoods: list[NeighbourhoodConfig] = Field(
         default_factory=list, description="empty: one neighbourhood per ward"

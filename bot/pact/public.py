@@ -1,10 +1,13 @@
 """PACT meetings advertised in public: each neighbourhood's upcoming meetings as a page and a
-subscribable calendar feed. No personal data: a meeting's date, time, venue, format and whether
-it is cancelled; never its chair, invitees, attendance or priorities."""
+subscribable calendar feed, and its recent meetings' "you said, we did". No personal data: a
+meeting's date, time, venue, format and whether it is cancelled, and a recorded meeting's
+priorities with what was done (as partners wrote them); never its chair, invitees or
+attendance."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from icalendar import Calendar, Event, vText
@@ -12,13 +15,16 @@ from icalendar import Calendar, Event, vText
 from bot.clock import Clock
 from bot.common import local_time
 from bot.config import Config
-from bot.domain import MeetingStatus
+from bot.domain import MeetingStatus, PactMeeting, PactPriority, PriorityStatus
 from bot.pact.rules import FORMAT_LABELS
 from bot.ports import UnitOfWorkFactory
 
 #: How far ahead a page lists meetings, and how far back the feed keeps them.
 AHEAD = timedelta(days=366)
 FEED_BACK = timedelta(days=92)
+#: How many recorded meetings' "you said, we did" a page shows, and from how far back.
+RECENT = 3
+RECENT_BACK = timedelta(days=366)
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,23 @@ class PublicMeeting:
 
 
 @dataclass(frozen=True)
+class SaidDid:
+    """One priority in a recorded meeting's "you said, we did"."""
+
+    title: str
+    outcome: str  # what was done ("" for a priority set at this meeting)
+    status: str  # "done", "carried" or "new"
+
+
+@dataclass(frozen=True)
+class PublicRecord:
+    """A recorded meeting as the public sees it: when, and its "you said, we did"."""
+
+    when: str
+    priorities: list[SaidDid]
+
+
+@dataclass(frozen=True)
 class PublicNeighbourhood:
     """A neighbourhood's public listing."""
 
@@ -42,6 +65,7 @@ class PublicNeighbourhood:
     name: str
     wards: list[str]
     meetings: list[PublicMeeting]
+    recent: list[PublicRecord] = field(default_factory=list)
 
 
 class PublicPactService:
@@ -66,10 +90,24 @@ class PublicPactService:
         now = self.clock.now()
         tz = self.config.partnership.tz
         async with self.uow_factory() as uow:
-            meetings = [
-                m
-                for m in await uow.pact.for_neighbourhood(key)
-                if now - since <= m.ends_at and m.starts_at <= now + AHEAD
+            every = await uow.pact.for_neighbourhood(key)
+            meetings = [m for m in every if now - since <= m.ends_at and m.starts_at <= now + AHEAD]
+            recorded = sorted(
+                (
+                    m
+                    for m in every
+                    if m.status == MeetingStatus.RECORDED.value
+                    and now - RECENT_BACK <= m.starts_at <= now
+                ),
+                key=lambda m: m.starts_at,
+                reverse=True,
+            )[:RECENT]
+            recent = [
+                PublicRecord(
+                    when=local_time(m.starts_at, tz),
+                    priorities=_said_did(await uow.pact.priorities_reviewed_or_set(m.id or 0), m),
+                )
+                for m in recorded
             ]
         return PublicNeighbourhood(
             hood.key,
@@ -87,6 +125,7 @@ class PublicPactService:
                 )
                 for m in sorted(meetings, key=lambda m: m.starts_at)
             ],
+            recent,
         )
 
     async def feed(self, key: str) -> bytes | None:
@@ -118,3 +157,18 @@ class PublicPactService:
             event.add("status", "CANCELLED" if m.cancelled else "CONFIRMED")
             calendar.add_component(event)
         return bytes(calendar.to_ical())
+
+
+def _said_did(priorities: Sequence[PactPriority], m: PactMeeting) -> list[SaidDid]:
+    """The priorities a meeting reviewed (what was done, done or carried), then those it set."""
+    reviewed = [
+        SaidDid(
+            p.title,
+            p.outcome,
+            "done" if p.status == PriorityStatus.CLOSED.value else "carried",
+        )
+        for p in priorities
+        if p.reviewed_meeting_id == m.id and p.meeting_id != m.id
+    ]
+    new = [SaidDid(p.title, "", "new") for p in priorities if p.meeting_id == m.id]
+    return reviewed + new

@@ -20,6 +20,7 @@ from bot.domain import (
     Role,
 )
 from bot.messages import MessageBuilder, bold
+from bot.pact.announce import announce_change, announce_record
 from bot.pact.base import MAX_TITLE, PactBase, PactError
 from bot.pact.rules import (
     MAX_NEW_PRIORITIES,
@@ -170,6 +171,7 @@ class PactRecords(PactBase):
         m.recorded_at, m.recorded_by = now, f"person:{person.id}"
         await uow.pact.set_attendance(m.id, record.partners)
         priorities = {p.id: p for p in context.priorities}
+        reviewed = [(priorities[pid], decision == "closed") for pid, decision, _ in record.reviews]
         for pid, decision, note in record.reviews:
             p = priorities[pid]
             p.outcome, p.reviewed_meeting_id = clean_text(note), m.id
@@ -206,6 +208,9 @@ class PactRecords(PactBase):
                     now=now,
                     purpose="pact",
                 )
+        if notify:  # the public "you said, we did" (not for past seasons loaded in bulk)
+            titles = [clean_text(title) for title, _ in record.new_priorities]
+            await announce_record(uow, self.config, m, reviewed, titles, now)
         await audit(
             uow,
             now,
@@ -238,6 +243,7 @@ class PactRecords(PactBase):
                 "pact.cancelled",
                 f"pact-meeting:{m.id}",
             )
+            await announce_change(uow, self.config, m, self.clock.now())
         return (
             f"Recorded: the {self._title(m)} of {local_time(m.starts_at, self.tz)} was cancelled. "
             "Its priorities stay open for the next meeting."

@@ -26,11 +26,14 @@ from bot.common import audit, clean_text, local_time
 from bot.domain import (
     MAX_NOTE,
     MeetingFormat,
+    MeetingStatus,
+    OutboxMessage,
     PactMeeting,
     Person,
     Role,
 )
 from bot.messages import MessageBuilder, OutgoingMessage, bold
+from bot.pact.announce import announce_change, on_public_sent
 from bot.pact.base import MAX_TITLE, PactError
 from bot.pact.prompts import PactPrompts
 from bot.pact.records import (
@@ -49,7 +52,7 @@ from bot.pact.rules import (
     slot_of,
 )
 from bot.people.identity import Who
-from bot.ports import UnitOfWork
+from bot.ports import SendResult, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +117,7 @@ class PactService(PactPrompts, PactRecords):
                 update=False,
             )
             await uow.commit()
+        self.wake()  # its public announcement, if any
         return meeting
 
     async def _schedule(
@@ -177,6 +181,7 @@ class PactService(PactPrompts, PactRecords):
                 return existing, "unchanged"
             existing.venue, existing.format, existing.chair_id, existing.ends_at = new
             await audit(uow, now, actor, "pact.reschedule", f"pact-meeting:{existing.id}")
+            await announce_change(uow, self.config, existing, now)
             return existing, "updated"
         meeting = PactMeeting(
             neighbourhood=hood.key,
@@ -194,6 +199,7 @@ class PactService(PactPrompts, PactRecords):
         await audit(
             uow, now, actor, "pact.schedule", f"pact-meeting:{meeting.id}", neighbourhood=hood.key
         )
+        await announce_change(uow, self.config, meeting, now)
         return meeting, "created"
 
     async def import_csv(self, text: str, *, source: str, actor: str) -> MeetingImport:
@@ -229,7 +235,81 @@ class PactService(PactPrompts, PactRecords):
             if errors:
                 raise PactError("\n".join(errors))
             await uow.commit()
+        self.wake()  # public announcements of new or changed meetings, if any
         return MeetingImport(**counts)
+
+    async def move(
+        self,
+        meeting_id: int,
+        *,
+        on: str | None = None,
+        at: str | None = None,
+        venue: str | None = None,
+        format: str | None = None,
+        actor: str,
+    ) -> PactMeeting:
+        """Move an upcoming meeting to another date, time, venue or format (what is not given
+        stays); announced in public like any change. PactError names whatever is wrong."""
+        async with self.uow_factory() as uow:
+            m = await self._upcoming(uow, meeting_id)
+            local = m.starts_at.astimezone(self.tz)
+            try:
+                day = date.fromisoformat(on.strip()) if on else local.date()
+            except ValueError:
+                raise PactError(f"date {on!r} is not of the form YYYY-MM-DD") from None
+            try:
+                clock = time.fromisoformat(at.strip()) if at else local.time()
+            except ValueError:
+                raise PactError(f"time {at!r} is not of the form HH:MM") from None
+            starts = datetime.combine(day, clock, tzinfo=self.tz)
+            now = self.clock.now()
+            if starts < now:
+                raise PactError(f"{starts:%Y-%m-%d %H:%M} is in the past")
+            clash = await uow.pact.meeting_at(m.neighbourhood, starts)
+            if clash is not None and clash.id != m.id:
+                raise PactError(f"there is already a meeting at {starts:%Y-%m-%d %H:%M}")
+            if venue is not None:
+                m.venue = clean_text(venue)
+                if not 2 <= len(m.venue) <= 200:
+                    raise PactError("venue: give the place (2 to 200 characters)")
+            if format is not None:
+                fmt = format.strip().casefold().replace(" ", "_").replace("-", "_")
+                if fmt not in {f.value for f in MeetingFormat}:
+                    raise PactError(
+                        f"format {format!r} is not one of "
+                        f"{', '.join(f.value for f in MeetingFormat)}"
+                    )
+                m.format = fmt
+            m.ends_at = starts + (m.ends_at - m.starts_at)
+            m.starts_at, m.weekday, m.slot = starts, starts.weekday(), slot_of(starts)
+            await audit(uow, now, actor, "pact.reschedule", f"pact-meeting:{m.id}")
+            await announce_change(uow, self.config, m, now)
+            await uow.commit()
+        self.wake()
+        return m
+
+    async def cancel(self, meeting_id: int, *, actor: str) -> PactMeeting:
+        """Call off an upcoming meeting (announced in public; it stays on the page, struck
+        through). PactError says why not."""
+        async with self.uow_factory() as uow:
+            m = await self._upcoming(uow, meeting_id)
+            now = self.clock.now()
+            m.status = MeetingStatus.CANCELLED.value
+            await audit(uow, now, actor, "pact.cancelled", f"pact-meeting:{m.id}")
+            await announce_change(uow, self.config, m, now)
+            await uow.commit()
+        self.wake()
+        return m
+
+    async def _upcoming(self, uow: UnitOfWork, meeting_id: int) -> PactMeeting:
+        m = await uow.pact.get_meeting(meeting_id)
+        if m is None:
+            raise PactError(f"meeting {meeting_id} is not known (see tensionbot pact list)")
+        if m.status != MeetingStatus.SCHEDULED.value:
+            raise PactError(f"meeting {meeting_id} is {m.status}")
+        if m.starts_at <= self.clock.now():
+            raise PactError(f"meeting {meeting_id} has already started")
+        return m
 
     async def schedule_in_chat(self, uow: UnitOfWork, person: Person, text: str) -> str:
         """``/schedule [neighbourhood] YYYY-MM-DD HH:MM FORMAT VENUE...`` from a chair: the
@@ -294,6 +374,13 @@ class PactService(PactPrompts, PactRecords):
         assert person.id is not None
         keys |= {m.neighbourhood for m in await uow.pact.for_chair(person.id)}
         return sorted(keys)
+
+    async def on_sent(
+        self, uow: UnitOfWork, row: OutboxMessage, result: SendResult, now: datetime
+    ) -> None:
+        """The dispatcher's hook: a public post the platform refused is reported to the admins
+        (:func:`bot.pact.announce.on_public_sent`)."""
+        await on_public_sent(uow, row, result, self.clock.now(), self.config)
 
     # ----------------------------------------------------------------- insight
 

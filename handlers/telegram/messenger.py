@@ -45,7 +45,9 @@ class TelegramMessenger:
         """Send (or edit in place) one message and say how it went."""
         text, parse_mode = render_text(message)
         markup = render_keyboard(message)
-        chat_id = int(recipient)
+        # A person's chat is a number; a public channel may be its @username (Telegram takes
+        # either as chat_id).
+        chat_id: int | str = recipient if recipient.startswith("@") else int(recipient)
         try:
             if edit_ref is not None:
                 try:
@@ -88,7 +90,7 @@ class TelegramMessenger:
             return SendResult(ok=False, error=f"{type(exc).__name__}: {exc.message}")
 
     async def _send_files(
-        self, chat_id: int, message: OutgoingMessage, text: str, parse_mode: str | None
+        self, chat_id: int | str, message: OutgoingMessage, text: str, parse_mode: str | None
     ) -> SendResult:
         """The text as the caption of the first file (one API call, so a retry after a failure
         never repeats the text); a text too long for a caption goes first on its own."""

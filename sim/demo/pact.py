@@ -1,6 +1,7 @@
 """PACT in December: owner teams report back in Slack on their open priorities, Asha records the
 Heath Town meeting in Telegram, Jane records Penn's in a Slack modal, and Tom marks Bilston's as
-cancelled and schedules the next one in chat."""
+cancelled and schedules the next one in chat. Meanwhile the public channels (Telegram's
+@swp_pact, Slack's #swp-pact) get each meeting announced and each "you said, we did"."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from handlers.slack.ids import ActionId
-from sim.demo.stage import LONDON, Stage, say
+from sim.demo.stage import LONDON, PUBLIC_CHANNEL, Stage, say
 from sim.fake_slack import FakeSlack, SlackUser
 from sim.fake_telegram import SentMessage, SimUser
 from sim.scripts import select_value, text_value
@@ -165,3 +166,30 @@ async def _jane_records_pact_in_slack(slack: FakeSlack, jane: SlackUser) -> None
     _, body = await jane.submit_view(view, values)
     if body is not None and body.get("response_action") == "errors":
         raise AssertionError(f"the PACT record was refused: {body}")
+
+
+async def the_public_channel(stage: Stage) -> None:
+    """What the public saw: the public Telegram channel's posts (the same went to Slack's
+    #swp-pact), kept in public-channel.txt; the first announcement and the first "you said, we
+    did" printed."""
+    await stage.world.settle()
+    posts = [_plain(m.text or "") for m in stage.telegram.channel_messages(PUBLIC_CHANNEL)]
+    slack = stage.slack.top_level("C0SWPPACT")
+    (stage.out / "public-channel.txt").write_text("\n\n".join(posts) + "\n")
+    announced = [p for p in posts if "you said, we did" not in p]
+    said_did = [p for p in posts if "you said, we did" in p]
+    say(
+        f"\nThe public channel {PUBLIC_CHANNEL} ({len(slack)} posts in Slack's #swp-pact too): "
+        f"{len(announced)} meetings announced, {len(said_did)} 'you said, we did' "
+        "(public-channel.txt; no names):"
+    )
+    for n, post in enumerate(announced[:1] + said_did[:1]):
+        say(("\n" if n else "") + "\n".join(f"  | {line}" for line in post.splitlines()))
+
+
+def _plain(html_text: str) -> str:
+    """A Telegram HTML post as the reader sees it."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", "", html_text))

@@ -53,7 +53,10 @@ CHANNELS = [
     ("C0WMPNPT", "wmp-npt", ["U0PCKAUR"]),
     ("C0SWPDUTY", "swp-duty", ["U0SAMCLARKE"]),
     ("C0SWPBOARD", "swp-board", ["U0SAMCLARKE"]),
+    ("C0SWPPACT", "swp-pact", []),  # public: PACT meetings announced, "you said, we did"
 ]
+# The partnership's public Telegram channel (the bot is an administrator of it).
+PUBLIC_CHANNEL = "@swp_pact"
 
 DECEMBER_PACT = """heath-town,2026-12-03,18:30,Heath Town Community Centre,in_person,,90
 penn,2026-12-05,11:00,Penn Library,in_person,,90
@@ -120,6 +123,8 @@ def _example_sections() -> dict[str, object]:
 
 def _config(out: Path, telegram: FakeTelegram, slack: FakeSlack, inbox: MailInbox) -> Config:
     http_port = free_port()  # the one HTTP server: Slack's events and the web form
+    sections = _example_sections()
+    pact = dict(sections.pop("pact"))  # type: ignore[call-overload]
     return config_from_mapping(
         {
             "database": {"url": f"sqlite+aiosqlite:///{(out / 'tensionbot.sqlite3').resolve()}"},
@@ -133,18 +138,27 @@ def _config(out: Path, telegram: FakeTelegram, slack: FakeSlack, inbox: MailInbo
             },
             "slack": {"api_base_url": slack.base_url, "port": http_port},
             # Email to a real SMTP server on 127.0.0.1; the web form on the bot's HTTP server.
-            "web": {"base_url": f"http://127.0.0.1:{http_port}", "secure_cookies": False},
+            "web": {
+                "base_url": f"http://127.0.0.1:{http_port}",
+                "secure_cookies": False,
+                "public_pact": True,
+            },
             "email": {
                 "host": "127.0.0.1",
                 "port": inbox.port,
                 "security": "none",
                 "fallback": True,
             },
+            # PACT meetings advertised in public: the pages, and the public channels.
+            "pact": {
+                **pact,
+                "public": {"telegram_channel": PUBLIC_CHANNEL, "slack_channel": "C0SWPPACT"},
+            },
             # Simplified, invented shapes for two wards (not the real boundaries).
             "wards": {
                 "boundaries_file": str(Path(__file__).parents[1] / "data/wards_simplified.geojson")
             },
-            **_example_sections(),
+            **sections,
         },
         source="<demo>",
         env={
@@ -164,6 +178,7 @@ async def open_stage(out: Path) -> Stage:
     (out / "people.csv").write_text(PEOPLE_CSV)
     telegram = FakeTelegram(token=TOKEN, bot_username="swp_tension_bot")
     await telegram.start()
+    telegram.channel(PUBLIC_CHANNEL, title="Safer Wolverhampton PACT meetings")
     slack = FakeSlack(per_channel_rate=1)  # Slack's ~1 message/s per channel, enforced
     await slack.start()
     for channel, name, members in CHANNELS:

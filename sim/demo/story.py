@@ -61,6 +61,7 @@ async def what_happened(stage: Stage, escalations: int, started: float) -> int:
     reports = await results.the_reports(stage)
     summary = await results.the_summary(stage)
     await results.pact_insight(stage)
+    await pact.the_public_channel(stage)
     await results.timelines(stage, reports)
     results.transcripts_and_calls(stage, started)
     return results.verdict(status, summary, escalations)

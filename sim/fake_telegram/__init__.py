@@ -7,7 +7,10 @@ users by ``getUpdates`` long polling or by webhook (in order per chat, each post
 growing delay until the bot answers 2xx, as Telegram does), can enforce Telegram's rate limits (429 with
 ``retry_after``), and can inject errors (429, 403, 400, 5xx, timeouts) for fault tests.
 ``getMe``, ``getWebhookInfo`` and ``setMyCommands`` answer and check as the real API does (the
-command menus are kept per scope: :meth:`FakeTelegram.commands`).
+command menus are kept per scope: :meth:`FakeTelegram.commands`). Public channels
+(:meth:`FakeTelegram.channel`, by ``@username`` or id) take posts only from a bot that
+administers them, refusing the others as Telegram does ("chat not found", "bot is not a member
+of the channel chat", "need administrator rights in the channel chat").
 
 The parts: :mod:`.server` (the aiohttp server, faults and rate limits), :mod:`.methods` (the
 message and command-menu methods), :mod:`.delivery` (the update queue, getUpdates and the

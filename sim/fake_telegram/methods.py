@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from sim.fake_telegram.delivery import _Delivery
-from sim.fake_telegram.records import SentMessage, _ApiError, _Chat, _int_or_none
+from sim.fake_telegram.records import SentMessage, _ApiError, _Channel, _Chat, _int_or_none
 
 
 class _Methods(_Delivery):
@@ -24,6 +24,55 @@ class _Methods(_Delivery):
         if chat.blocked:
             raise _ApiError(403, "Forbidden: bot was blocked by the user")
         return chat
+
+    def _channel_target(self, params: dict[str, Any]) -> _Channel | None:
+        """The public channel a send is for (None: a private chat), refused as Telegram refuses
+        it: an unknown @username or channel id is "chat not found"; a bot that is not in the
+        channel is forbidden; a member that is not an administrator cannot post."""
+        raw = params.get("chat_id")
+        is_channel = (isinstance(raw, str) and raw.startswith("@")) or (
+            (value := _int_or_none(raw)) is not None and value < 0
+        )
+        if not is_channel:
+            return None
+        channel = self._find_channel(raw)
+        if channel is None:
+            raise _ApiError(400, "Bad Request: chat not found")
+        if channel.bot_status == "kicked":
+            raise _ApiError(403, "Forbidden: bot was kicked from the channel chat")
+        if channel.bot_status == "left":
+            raise _ApiError(403, "Forbidden: bot is not a member of the channel chat")
+        if channel.bot_status != "administrator":
+            raise _ApiError(400, "Bad Request: need administrator rights in the channel chat")
+        return channel
+
+    async def _post_in_channel(
+        self, channel: _Channel, params: dict[str, Any], text: str
+    ) -> dict[str, Any]:
+        message = SentMessage(
+            chat_id=channel.chat_id,
+            message_id=len(channel.messages) + 1,
+            text=text,
+            parse_mode=params.get("parse_mode"),
+            reply_markup=params.get("reply_markup"),
+            date=int(time.time()),
+        )
+        channel.messages.append(message)
+        async with self.changed:
+            self.changed.notify_all()
+        chat = {
+            "id": channel.chat_id,
+            "type": "channel",
+            "title": channel.title,
+            "username": channel.username,
+        }
+        return {
+            "message_id": message.message_id,
+            "date": message.date,
+            "chat": chat,
+            "sender_chat": chat,
+            "text": text,
+        }
 
     async def _store(self, chat: _Chat, message: SentMessage) -> dict[str, Any]:
         chat.messages.append(message)
@@ -42,12 +91,16 @@ class _Methods(_Delivery):
         }
 
     async def _api_sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
-        chat = self._writable_chat(params)
+        channel = self._channel_target(params)
+        chat = self._writable_chat(params) if channel is None else None
         text = params.get("text")
         if not text:
             raise _ApiError(400, "Bad Request: message text is empty")
         if len(str(text)) > 4096:
             raise _ApiError(400, "Bad Request: message is too long")
+        if channel is not None:
+            return await self._post_in_channel(channel, params, str(text))
+        assert chat is not None
         message = SentMessage(
             chat_id=chat.user.chat_id,
             message_id=next(self._message_ids[chat.user.chat_id]),
@@ -59,6 +112,8 @@ class _Methods(_Delivery):
         return await self._store(chat, message)
 
     async def _media(self, params: dict[str, Any], kind: str) -> dict[str, Any]:
+        if self._channel_target(params) is not None:  # posts in channels: text only, here
+            raise _ApiError(400, "Bad Request: the fake posts only text in channels")
         chat = self._writable_chat(params)
         message = SentMessage(
             chat_id=chat.user.chat_id,

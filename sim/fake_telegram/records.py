@@ -82,6 +82,17 @@ class _Chat:
     blocked: bool = False
 
 
+@dataclass
+class _Channel:
+    """A public channel: the bot posts in it only as an administrator (as in Telegram)."""
+
+    chat_id: int  # negative, -100…
+    username: str  # without the @
+    title: str
+    bot_status: str = "administrator"  # "administrator" | "member" | "left" | "kicked"
+    messages: list[SentMessage] = field(default_factory=list)
+
+
 class _ApiError(Exception):
     def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
         super().__init__(description)

@@ -16,6 +16,7 @@ from sim.fake_telegram.records import (
     SENDING_METHODS,
     ApiCall,
     _ApiError,
+    _Channel,
     _Chat,
     _Injection,
     _int_or_none,
@@ -77,6 +78,19 @@ class FakeTelegram(_Methods):
             chat = _Chat(SimUser(self, user_id, first_name, username))
             self._chats[user_id] = chat
         return chat.user
+
+    def channel(self, username: str, *, title: str = "", bot_status: str = "administrator") -> int:
+        """A public channel ``@username``; its id. ``bot_status`` is the bot's place in it:
+        ``"administrator"`` (it may post), ``"member"`` (it may not: 400), ``"left"`` or
+        ``"kicked"`` (403). A channel never created here is "chat not found" (400)."""
+        name = username.removeprefix("@")
+        existing = self._find_channel(f"@{name}")
+        if existing is not None:
+            existing.bot_status = bot_status
+            return existing.chat_id
+        chat_id = -1001000000000 - len(self._channels)
+        self._channels[chat_id] = _Channel(chat_id, name, title or name, bot_status)
+        return chat_id
 
     # ----------------------------------------------------------------- faults
 

@@ -16,6 +16,7 @@ from sim.fake_telegram.records import (
     SentMessage,
     WebhookAnswer,
     _ApiError,
+    _Channel,
     _Chat,
     _Injection,
 )
@@ -43,6 +44,7 @@ class _FakeState:
         self.answers: dict[str, str | None] = {}  # callback query id -> toast text
         self.throttled = 0
         self._chats: dict[int, _Chat] = {}
+        self._channels: dict[int, _Channel] = {}  # public channels, by their (negative) id
         self._injections: list[_Injection] = []
         self._updates: deque[dict[str, Any]] = deque()
         self._update_ids = itertools.count(1)
@@ -91,6 +93,19 @@ class _FakeState:
         """The bot's messages in a chat, in send order, edits applied."""
         chat = self._chats.get(chat_id)
         return list(chat.messages) if chat else []
+
+    def channel_messages(self, ref: int | str) -> list[SentMessage]:
+        """The bot's posts in a public channel (by ``@username`` or id), in order."""
+        channel = self._find_channel(ref)
+        return list(channel.messages) if channel else []
+
+    def _find_channel(self, ref: object) -> _Channel | None:
+        if isinstance(ref, str) and ref.startswith("@"):
+            name = ref[1:].casefold()
+            return next((c for c in self._channels.values() if c.username.casefold() == name), None)
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.lstrip("-").isdigit()):
+            return self._channels.get(int(ref))
+        return None
 
     def sends_to(self, chat_id: int) -> int:
         """Successful sends (not edits) to a chat."""
