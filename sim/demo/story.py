@@ -62,5 +62,6 @@ async def what_happened(stage: Stage, escalations: int, started: float) -> int:
     summary = await results.the_summary(stage)
     await results.pact_insight(stage)
     await results.timelines(stage, reports)
+    await web_and_email.ruth_is_asked_four_weeks_on(stage)
     results.transcripts_and_calls(stage, started)
     return results.verdict(status, summary, escalations)
