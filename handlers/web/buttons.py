@@ -134,6 +134,7 @@ class WebButtons:
 
     @property
     def signer(self) -> WebSigner:
+        """The web's signer (for the CSRF token of a button session)."""
         return self.service.signer
 
     def register(self, app: web.Application) -> None:
