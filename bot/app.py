@@ -27,6 +27,7 @@ from bot.returns.conversation import ConversationService
 from bot.returns.crisis import CrisisService
 from bot.returns.reports import ReportingService
 from bot.returns.web import WebLinks, WebReturnService, WebSigner
+from bot.returns.web_buttons import WebButtonService
 from bot.state import StateService
 from bot.summaries.service import SummaryService
 from handlers.doctor import Check, proxy_check, slack_checks, telegram_checks
@@ -76,6 +77,7 @@ class Services:
     crisis: CrisisService
     web: WebReturnService | None = None  # the web form, when TENSIONBOT_WEB_SECRET is set
     public_pact: PublicPactService | None = None  # the public PACT pages (web.public_pact)
+    web_buttons: WebButtonService | None = None  # emails' buttons on the web (with the form)
 
     async def close(self) -> None:
         """Release the database."""
@@ -99,6 +101,8 @@ class Services:
             self.web.config = config
         if self.public_pact is not None:
             self.public_pact.config = config
+        if self.web_buttons is not None:
+            self.web_buttons.config = config
         self.actions.teams = {t.key: t for t in config.teams}
 
 
@@ -162,6 +166,11 @@ async def build_services(
         else None
     )
     public_pact = PublicPactService(config, db.uow, clock) if config.web.public_pact else None
+    web_buttons = (
+        WebButtonService(config, db.uow, clock, actions, pact, wake, seen, signer)
+        if signer is not None
+        else None
+    )
     return Services(
         config,
         db,
@@ -182,6 +191,7 @@ async def build_services(
         CrisisService(config, db.uow, clock, campaigns, wake),
         web_form,
         public_pact,
+        web_buttons,
     )
 
 

@@ -194,7 +194,7 @@ class Runtime:
             )
         if "email" in self.config.platforms:  # [email] host
             email = self.config.email
-            messengers["email"] = EmailMessenger(self.config)
+            messengers["email"] = EmailMessenger(self.config, services.web_buttons)
             limits["email"] = RateLimits(
                 email.global_rate, email.per_recipient_rate, email.max_in_flight
             )
@@ -251,7 +251,8 @@ class Runtime:
             slack = (sc.path, slack_events_handler(self.slack_app, signing.get_secret_value()))
         pages: list[tuple[str, web.Application]] = []
         if self.services.web is not None:
-            pages.append((self.config.web.path, web_app(self.services.web, self.config)))
+            form = web_app(self.services.web, self.config, self.services.web_buttons)
+            pages.append((self.config.web.path, form))
         if self.services.public_pact is not None:
             pages.append(("/pact", public_pact_app(self.services.public_pact, self.config)))
         return build_http_app(

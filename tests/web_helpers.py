@@ -129,7 +129,7 @@ async def web_world(
         build_http_app(
             readiness=_ready,
             pages=[
-                (cfg.web.path, web_app(services.web, cfg)),
+                (cfg.web.path, web_app(services.web, cfg, services.web_buttons)),
                 ("/pact", public_pact_app(PublicPactService(cfg, services.db.uow, clock), cfg)),
             ],
         ),

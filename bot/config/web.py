@@ -28,6 +28,9 @@ class WebConfig(_Section):
     # Every form email also carries a link to report a tension at any time (the web's /report),
     # valid this many days (a monthly email always brings a fresh one).
     report_link_days: int = Field(default=35, ge=1, le=366)
+    # A message's buttons by email (the four-weekly "is this still a problem?", a PACT chair's
+    # "It was cancelled") are personal links to a page here, valid this many days.
+    button_link_days: int = Field(default=28, ge=1, le=366)
     # Each PACT neighbourhood's upcoming meetings as a public page (/pact/<key>) and calendar
     # feed (/pact/<key>.ics): no personal data; needs no secret.
     public_pact: bool = False

@@ -20,7 +20,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from itsdangerous import BadData, Signer, URLSafeSerializer
 
@@ -54,6 +54,13 @@ class WebSession:
     nonce: str
 
 
+class _Nonced(Protocol):
+    """A session (of the form, or of a button): what a CSRF token is bound to."""
+
+    @property
+    def nonce(self) -> str: ...
+
+
 class WebRefused(Exception):
     """The request is refused and nothing changed; ``title`` and ``text`` are the page's."""
 
@@ -70,6 +77,9 @@ class WebSigner:
         self._link = URLSafeSerializer(secret, salt="tensionbot.web.link.v1")
         self._session = URLSafeSerializer(secret, salt="tensionbot.web.session.v1")
         self._csrf = Signer(secret, salt="tensionbot.web.csrf.v1")
+        # A message's button by email (bot.returns.web_buttons): its link and its session.
+        self._button = URLSafeSerializer(secret, salt="tensionbot.web.button.v1")
+        self._button_session = URLSafeSerializer(secret, salt="tensionbot.web.button-session.v1")
 
     def link_token(self, person_id: int, campaign_id: int, expires: datetime) -> str:
         """A token naming the person and the return, refused after ``expires``."""
@@ -106,11 +116,41 @@ class WebSigner:
             return None
         return session if now < session.expires and isinstance(nonce, str) else None
 
-    def csrf(self, session: WebSession) -> str:
+    def button_token(self, person_id: int, data: str, expires: datetime) -> str:
+        """A token naming the person and one button's payload, refused after ``expires``."""
+        return str(self._button.dumps([person_id, data, int(expires.timestamp())]))
+
+    def read_button(self, token: str) -> tuple[int, str, datetime] | None:
+        """(person, button payload, expiry) of a button token this server signed; None if
+        tampered."""
+        return _with_data(self._button, token)
+
+    def button_session_value(self, person_id: int, data: str, expires: datetime, nonce: str) -> str:
+        """The value of a button session's cookie."""
+        return str(self._button_session.dumps([person_id, data, int(expires.timestamp()), nonce]))
+
+    def read_button_session(
+        self, value: str | None, now: datetime
+    ) -> tuple[int, str, datetime, str] | None:
+        """(person, payload, expiry, nonce) of a button session's cookie, or None (absent,
+        tampered or expired)."""
+        if not value:
+            return None
+        try:
+            data: Any = self._button_session.loads(value)
+            person_id, payload, expires, nonce = data
+            until = datetime.fromtimestamp(int(expires), UTC)
+        except (BadData, ValueError, TypeError):
+            return None
+        if not (isinstance(payload, str) and isinstance(nonce, str)) or now >= until:
+            return None
+        return int(person_id), payload, until, nonce
+
+    def csrf(self, session: _Nonced) -> str:
         """The CSRF token every POST of this session must carry."""
         return self._csrf.get_signature(session.nonce.encode()).decode()
 
-    def csrf_ok(self, session: WebSession, token: str) -> bool:
+    def csrf_ok(self, session: _Nonced, token: str) -> bool:
         """True if ``token`` is this session's CSRF token (compared in constant time)."""
         return hmac.compare_digest(self.csrf(session).encode(), token.encode())
 
@@ -120,6 +160,17 @@ def _triple(serializer: URLSafeSerializer, token: str) -> tuple[int, int, dateti
         data: Any = serializer.loads(token)
         a, b, expires = data
         return int(a), int(b), datetime.fromtimestamp(int(expires), UTC)
+    except (BadData, ValueError, TypeError):
+        return None
+
+
+def _with_data(serializer: URLSafeSerializer, token: str) -> tuple[int, str, datetime] | None:
+    try:
+        data: Any = serializer.loads(token)
+        person_id, payload, expires = data
+        if not isinstance(payload, str):
+            return None
+        return int(person_id), payload, datetime.fromtimestamp(int(expires), UTC)
     except (BadData, ValueError, TypeError):
         return None
 

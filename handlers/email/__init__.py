@@ -1,5 +1,9 @@
 """Email out: the :class:`bot.ports.Messenger` for the ``email`` channel, over aiosmtplib.
 
+A message's buttons become personal links to pages on the bot's web server (the core's
+:class:`~bot.returns.web_buttons.WebButtonService`, which signs them for the person with the
+recipient address), or words saying how to answer when the web is off.
+
 One SMTP connection per message (a monthly return is tens to hundreds of emails, spread by the
 outbox's rate limit), with STARTTLS or implicit TLS and a login from the environment. The outbox
 gives each row's idempotency key (:class:`bot.ports.KeyedMessenger`), which becomes the email's
@@ -18,7 +22,8 @@ import aiosmtplib
 
 from bot.config import Config
 from bot.messages import OutgoingMessage
-from bot.ports import SendResult
+from bot.ports import SendResult, TransientStoreError
+from bot.returns.web_buttons import WebButtonService, without_web
 from handlers.email.render import build
 
 log = logging.getLogger(__name__)
@@ -29,7 +34,8 @@ class EmailMessenger:
 
     channel = "email"
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, buttons: WebButtonService | None = None) -> None:
+        self.config, self.buttons = config, buttons
         email = config.email
         if email.host is None:
             raise ValueError("email.host is not set")
@@ -57,6 +63,17 @@ class EmailMessenger:
     ) -> SendResult:
         """Send one email (an edit of an earlier message is sent as a new email)."""
         s = self.settings
+        if message.buttons:
+            try:
+                message = (
+                    await self.buttons.for_email(recipient, message)
+                    if self.buttons is not None
+                    else without_web(self.config, message)
+                )
+            except TransientStoreError:
+                # The links need the person's id: nothing was sent, try again later.
+                log.warning("email: the database is unavailable for a message's links")
+                return SendResult(ok=False, error="database unavailable", not_sent=True)
         mail = build(
             message,
             key=key,

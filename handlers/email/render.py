@@ -1,8 +1,11 @@
 """Neutral messages as email: a subject, a plain-text part and an HTML part, each span escaped.
 
-Buttons are chat-only (their payloads mean nothing in an inbox) and are left out; the core puts
-the person's web-form link in the message instead. A span that is a whole http(s) address becomes
-a link in the HTML part. Attachments (a PACT invitation's .ics) are attached as files.
+A button's payload means nothing in an inbox: before rendering, the messenger has the core turn
+each button into a span linking to its personal page on the web (``bot.returns.web_buttons``),
+or into words saying how to answer; a form's buttons are already the web form's link. A span
+with a link is the link's text in the HTML part and "text <address>" in the plain part; a span
+that is a whole http(s) address becomes a link in the HTML part. Whatever buttons are left are
+left out. Attachments (a PACT invitation's .ics) are attached as files.
 """
 
 from __future__ import annotations
@@ -31,12 +34,21 @@ def subject(message: OutgoingMessage) -> str:
     return "Message from the partnership"
 
 
+def _span_plain(span: Span) -> str:
+    return f"{span.text} <{span.link}>" if span.link else span.text
+
+
 def plain(message: OutgoingMessage) -> str:
     """The plain-text part."""
-    return "\n\n".join("".join(s.text for s in line) for line in message.lines if line) + "\n"
+    return (
+        "\n\n".join("".join(_span_plain(s) for s in line) for line in message.lines if line) + "\n"
+    )
 
 
 def _span_html(span: Span) -> str:
+    if span.link is not None and URL.fullmatch(span.link):
+        href = html.escape(span.link, quote=True)
+        return f'<a href="{href}">{html.escape(span.text)}</a>'
     if URL.fullmatch(span.text):
         href = html.escape(span.text, quote=True)
         return f'<a href="{href}">{href}</a>'

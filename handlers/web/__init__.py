@@ -10,6 +10,7 @@ Routes, under ``web.path`` (``/return``):
 - ``POST /edit``       back from the review to the form, answers kept.
 - ``POST /submit``     send the tension (one-time key: a replay changes nothing).
 - ``POST /nil``        the one-click nil return.
+- ``/b/...``           a message's buttons by email (``handlers/web/buttons.py``).
 
 Every POST needs the session cookie and its CSRF token. Every response carries
 ``Cache-Control: no-store``, ``Referrer-Policy: no-referrer`` and a strict Content-Security-Policy
@@ -31,6 +32,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from bot.config import Config
 from bot.forms import FormDefinition, Question
 from bot.returns.web import ADHOC, WebPage, WebRefused, WebReturnService, WebSession
+from bot.returns.web_buttons import WebButtonService
+from handlers.web.buttons import WebButtons
 
 log = logging.getLogger(__name__)
 
@@ -283,8 +286,11 @@ async def _stylesheet(_: web.Request) -> web.Response:
     )
 
 
-def web_app(service: WebReturnService, config: Config) -> web.Application:
-    """The web form as an aiohttp sub-application, to be mounted at ``config.web.path``."""
+def web_app(
+    service: WebReturnService, config: Config, buttons: WebButtonService | None = None
+) -> web.Application:
+    """The web form as an aiohttp sub-application, to be mounted at ``config.web.path`` (with
+    ``buttons``: the pages of emails' buttons too)."""
     form = WebForm(service, config)
     app = web.Application(middlewares=[_headers])
     app.router.add_get("/t/{token}", form.open_link)
@@ -294,6 +300,13 @@ def web_app(service: WebReturnService, config: Config) -> web.Application:
     app.router.add_post("/submit", form.submit)
     app.router.add_post("/nil", form.nil)
     app.router.add_get("/style.css", _stylesheet)
+    if buttons is not None:
+
+        def form_person(request: web.Request) -> int | None:
+            session = form._session(request)
+            return session.person_id if session is not None else None
+
+        WebButtons(buttons, config, form.env, form_person).register(app)
     return app
 
 

@@ -63,5 +63,6 @@ async def what_happened(stage: Stage, escalations: int, started: float) -> int:
     await results.pact_insight(stage)
     await pact.the_public_channel(stage)
     await results.timelines(stage, reports)
+    await web_and_email.ruth_is_asked_four_weeks_on(stage)
     results.transcripts_and_calls(stage, started)
     return results.verdict(status, summary, escalations)

@@ -1,6 +1,7 @@
 """The email and web scene: a community leader without Telegram answers the return from the
 email the bot sent, on the web form, and someone who blocked the bot sends a nil return from the
-fallback email. The mail is received by a real SMTP server (``sim/mail.py``) on 127.0.0.1; the
+fallback email; four weeks on, Ruth answers "is this still a problem?" from the email's button
+link. The mail is received by a real SMTP server (``sim/mail.py``) on 127.0.0.1; the
 web form is opened in the system's Chromium when there is one (a screenshot of the form lands in
 the output folder), else with plain HTTP requests."""
 
@@ -8,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import timedelta
+from email.message import EmailMessage
 from pathlib import Path
 
-from sim.demo.stage import Stage, say
+from sim.demo.stage import CHANNELS, Stage, say
 from sim.mail import link_in
 from sim.scripts import until as scripted_until
 
 CHROMIUM = Path("/usr/bin/chromium")
+BUTTON_LINK = re.compile(r"(Still a problem|Sorted now, thanks) <(http://[^\s<>]+/b/t/[^\s<>]+)>")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -129,6 +133,117 @@ async def _over_http(ruth_link: str, linda_link: str) -> None:
                 continue
             await (await client.post(f"{base}/review", data={**answers, **fields})).text()
             await (await client.post(f"{base}/submit", data={**answers, **fields})).text()
+
+
+async def ruth_is_asked_four_weeks_on(stage: Stage) -> None:
+    """Four weeks on, the team is still working on Ruth's report: "Is this still a problem?"
+    comes by email, each button a personal link. A link scanner opens them (nothing changes);
+    Ruth presses "Still a problem" on the page they lead to: the action is reopened and the
+    team told in Slack."""
+    ruth = "ruth.adeyemi@example.org"
+    team = await _acknowledge_reports_of(stage, ruth)
+    stage.clock.set(stage.clock.now() + timedelta(weeks=4, hours=1))
+    asked = (await stage.world.services.actions.tick()).get("reporter-check", 0)
+    await stage.world.settle()
+
+    def checks() -> list[EmailMessage]:
+        return [m for m in stage.inbox.to(ruth) if "still a problem" in str(m["Subject"])]
+
+    if not checks():
+        say(f"  Four weeks on: {asked} reporters asked whether it is still a problem (not Ruth)")
+        return
+    part = checks()[0].get_body(preferencelist=("plain",))
+    assert part is not None
+    links = dict(BUTTON_LINK.findall(str(part.get_content())))
+    import aiohttp
+
+    async with aiohttp.ClientSession() as scanner:  # a mail filter: opens every link
+        for link in links.values():
+            await (await scanner.get(link)).text()
+    if CHROMIUM.exists():
+        answer = await _press_in_chromium(links["Still a problem"], stage.out)
+        shot = "; screenshot: email-button.png"
+    else:
+        answer = await _press_over_http(links["Still a problem"])
+        shot = ""
+    await stage.world.settle()
+    say(
+        f"  {team} acknowledged Ruth's report. Four weeks on, {asked} reporters were asked "
+        "whether their report is still a problem; Ruth (channel: email) by an email whose "
+        "buttons are personal links to the web. A link scanner "
+        f'opened them (nothing changed); she pressed "Still a problem" on the page{shot}: '
+        f"{answer}"
+    )
+
+
+async def _acknowledge_reports_of(stage: Stage, email: str) -> str:
+    """The owning team acknowledges the person's reports in Slack (a click on each team
+    message); the team's channel name(s)."""
+    services = stage.world.services
+    async with services.db.uow() as uow:
+        person = await uow.people.by_email(email)
+        assert person is not None and person.id is not None
+        reports = {r.reference: r.id for r in await uow.reports.for_person(person.id)}
+    refs = set(reports)
+    names: list[str] = []
+    for channel, name, members in CHANNELS:
+        for user in (stage.jane, stage.pc, stage.sam):
+            if user.user_id not in members:
+                continue
+            for post in stage.slack.top_level(channel):
+                if post.text.split(" ", 1)[0] in refs and "tb_ack" in post.action_ids():
+                    await user.click(post, "tb_ack")
+                    names.append(f"#{name}")
+
+    async def still_open() -> bool:  # Slack is answered first; the work follows
+        async with services.db.uow() as uow:
+            for report_id in reports.values():
+                assert report_id is not None
+                if any(a.state == "open" for a in await uow.actions.for_report(report_id)):
+                    return True
+        return False
+
+    for _ in range(1200):
+        if not await still_open():
+            break
+        await asyncio.sleep(0.05)
+    await stage.world.settle()
+    return " and ".join(names) or "Nobody"
+
+
+async def _press_in_chromium(link: str, out: Path) -> str:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 800, "height": 600})
+            page = await context.new_page()
+            await page.goto(link)
+            await page.wait_for_url("**/b")
+            await page.screenshot(path=str(out / "email-button.png"), full_page=True)
+            await page.click("button:has-text('Still a problem')")
+            await page.wait_for_selector(".answer")
+            return str(await page.inner_text(".answer"))
+        finally:
+            await browser.close()
+
+
+async def _press_over_http(link: str) -> str:
+    import aiohttp
+
+    base = link.split("/b/t/", 1)[0]
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
+        await (await client.get(link)).text()
+        page = await (await client.get(f"{base}/b")).text()
+        fields = {
+            name: re.findall(rf'name="{name}" value="([^"]*)"', page)[0]
+            for name in ("_csrf", "_once")
+        }
+        still = re.findall(r'name="choice" value="([^"]*)"[^>]*>Still a problem', page)[0]
+        done = await (await client.post(f"{base}/b", data={**fields, "choice": still})).text()
+    found = re.search(r'<p class="answer">([^<]*)</p>', done)
+    return found.group(1) if found else "(no answer shown)"
 
 
 async def answered_by_channel(stage: Stage) -> None:

@@ -1,0 +1,144 @@
+"""A message's buttons by email, on the web (``bot.returns.web_buttons``). Routes, under
+``web.path``:
+
+- ``GET  /b/t/{token}``  a button's personal link: exchanged for a button session cookie, then a
+  same-site refresh to the page (the token leaves the address bar); changes nothing.
+- ``GET  /b``            the confirmation page: the question and its buttons; changes nothing.
+- ``POST /b``            press one (CSRF token and a one-time key: a replay changes nothing).
+
+The security headers are the web form's (its middleware). Handlers decode, call one service,
+render.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from jinja2 import Environment
+
+from bot.config import Config
+from bot.returns.web import WebRefused, WebSigner
+from bot.returns.web_buttons import ButtonSession, WebButtonService
+
+log = logging.getLogger(__name__)
+
+BUTTON_COOKIE = "tb_web_button"
+
+
+class WebButtons:
+    """The handlers, bound to the core service."""
+
+    def __init__(
+        self,
+        service: WebButtonService,
+        config: Config,
+        env: Environment,
+        form_person: Callable[[web.Request], int | None],
+    ) -> None:
+        self.service, self.config, self.env = service, config, env
+        self.base = config.web.path
+        self.form_person = form_person  # who the browser's form session is for, if anyone
+
+    def _render(self, template: str, status: int = 200, **context: Any) -> web.Response:
+        body = self.env.get_template(template).render(
+            base=self.base, partnership=self.config.partnership.name, **context
+        )
+        return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+
+    def _problem(self, refused: WebRefused) -> web.Response:
+        log.info("button page refused: %s", refused.kind)
+        return self._render(
+            "problem.html", status=refused.status, title=refused.title, text=refused.text
+        )
+
+    def _session(self, request: web.Request) -> ButtonSession | None:
+        return self.service.session(request.cookies.get(BUTTON_COOKIE))
+
+    def _no_session(self) -> web.Response:
+        return self._problem(
+            WebRefused(
+                "no_session",
+                "Your session has ended",
+                "For your security this page closes after a while, and nothing was changed. "
+                "Please open the link from your email again.",
+                status=401,
+            )
+        )
+
+    async def open_link(self, request: web.Request) -> web.Response:
+        """GET a button's link: a session cookie, then on to the page. Changes nothing."""
+        current = {p for p in (self.form_person(request),) if p is not None}
+        held = self._session(request)
+        if held is not None:
+            current.add(held.person_id)
+        try:
+            session = await self.service.open_link(request.match_info["token"], current)
+        except WebRefused as refused:
+            return self._problem(refused)
+        response = self._render(
+            "opening.html", title="Opening the page", target=f"{self.base}/b", what="the page"
+        )
+        response.set_cookie(
+            BUTTON_COOKIE,
+            self.service.session_value(session),
+            path=f"{self.base}/b",
+            expires=session.expires.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+            httponly=True,
+            secure=self.config.web.secure_cookies,
+            samesite="Strict",
+        )
+        return response
+
+    async def page(self, request: web.Request) -> web.Response:
+        """GET the confirmation page."""
+        session = self._session(request)
+        if session is None:
+            return self._no_session()
+        try:
+            page = await self.service.page(session)
+        except WebRefused as refused:
+            return self._problem(refused)
+        return self._render(
+            "button.html",
+            title=page.title,
+            page=page,
+            csrf=self.signer.csrf(session),
+            once=secrets.token_urlsafe(16),
+        )
+
+    async def press(self, request: web.Request) -> web.Response:
+        """POST a press: the core's answer."""
+        session = self._session(request)
+        if session is None:
+            return self._no_session()
+        data = await request.post()
+        fields = {k: v for k, v in data.items() if isinstance(v, str)}
+        try:
+            if not self.signer.csrf_ok(session, fields.get("_csrf", "")):
+                raise WebRefused(
+                    "csrf",
+                    "This page has expired",
+                    "The answer could not be checked, so nothing was changed. Please open the "
+                    "link from your email again.",
+                )
+            text = await self.service.press(
+                session, fields.get("choice", ""), fields.get("_once", "")
+            )
+        except WebRefused as refused:
+            return self._problem(refused)
+        return self._render("button_done.html", title="Thank you", text=text)
+
+    @property
+    def signer(self) -> WebSigner:
+        """The web's signer (for the CSRF token of a button session)."""
+        return self.service.signer
+
+    def register(self, app: web.Application) -> None:
+        """Add the routes to the web form's sub-application."""
+        app.router.add_get("/b/t/{token}", self.open_link)
+        app.router.add_get("/b", self.page)
+        app.router.add_post("/b", self.press)
