@@ -22,6 +22,8 @@ HERE = Path(__file__).parent
 RESULTS = HERE / "RESULTS.md"
 PROFILES = HERE / "profiles"
 
+CEILING_SQLITE = "N=2,000, limit 1,000/s (ceiling), SQLite"
+CEILING_PG = "N=2,000, limit 1,000/s (ceiling), PostgreSQL"
 # (label, kind, args, repetitions). Scaled to keep `make bench` under 20 minutes on 2 cores.
 FANOUT: list[tuple[str, dict[str, Any], int]] = [
     ("N=1,000 at 30/s, SQLite", {"n": 1000, "limit": 30, "backend": "sqlite"}, 2),
@@ -34,13 +36,10 @@ FANOUT: list[tuple[str, dict[str, Any], int]] = [
         {"n": 1000, "limit": 30, "backend": "postgresql", "processes": 3},
         1,
     ),
-    # Far above what Telegram allows: where the bot's own CPU becomes the bound on 2 cores.
-    ("N=1,000 at 300/s (ceiling), SQLite", {"n": 1000, "limit": 300, "backend": "sqlite"}, 2),
-    (
-        "N=1,000 at 300/s (ceiling), PostgreSQL",
-        {"n": 1000, "limit": 300, "backend": "postgresql"},
-        2,
-    ),
+    # The limit far above what Telegram allows (and above the 300/s target, which a limit of
+    # 300/s could never show: the bot runs at 0.97 of it): the bot's own CPU is the bound.
+    (CEILING_SQLITE, {"n": 2000, "limit": 1000, "backend": "sqlite"}, 2),
+    (CEILING_PG, {"n": 2000, "limit": 1000, "backend": "postgresql"}, 2),
 ]
 MEMORY_LABEL = "in memory (baseline)"
 CONVERSATION: list[tuple[str, str, dict[str, Any], int]] = [
@@ -404,13 +403,13 @@ def targets(
         "ratio",
         lambda v: statistics.median(v) >= 0.95,
     )
-    for backend in ("SQLite", "PostgreSQL"):
+    for label, backend in ((CEILING_SQLITE, "SQLite"), (CEILING_PG, "PostgreSQL")):
         fan_row(
-            f"N=1,000 at 300/s (ceiling), {backend}",
-            f"the bot's own ceiling on 2 cores, {backend} (limit 300/s)",
+            label,
+            f"the bot's own ceiling on 2 cores, {backend} (2,000 reporters, limit 1,000/s)",
             "≥ 300/s",
             "rate",
-            lambda v: statistics.median(v) >= 300 * 0.97,  # the bot runs at 0.97 × the limit
+            lambda v: statistics.median(v) >= 300,
             "/s",
         )
     fan_row(
