@@ -12,6 +12,11 @@ is sent directly from the handler. It has no database, no outbox, no dispatcher 
 limiter, no update-id de-duplication, no audit log, no routing or actions on submit, and no
 checks of who the sender is.
 
+*PicklePersistence peer* is what a Python developer would pick instead: the same questions, texts,
+endpoint and messenger, as python-telegram-bot's own ``ConversationHandler`` with
+``PicklePersistence`` and PTB's default flush (every 60 s). ``bench/killtest.py`` counts what it
+loses on kill -9 (``serve_peer`` runs it as a process of its own).
+
 The simulated platform lifts Telegram's limits here (and the bot is configured at 1,000/s overall
 and 50/s per chat) so that the figure is the bot's own cost, not the platform's limit.
 """
