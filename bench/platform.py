@@ -91,20 +91,27 @@ class Driver:
         self.pushed.append((user.chat_id, time.monotonic()))
         await action
 
-    async def reporter(self, user: SimUser, ward: str, index: int) -> None:
-        """One reporter: /report, every question, Submit."""
+    async def reporter(
+        self, user: SimUser, ward: str, index: int, stop_after: int | None = None
+    ) -> list[str]:
+        """One reporter: /report, every question, Submit. With ``stop_after``, it stops once that
+        many of its updates have been answered. Returns the steps it reached, in order: the id of
+        each question it was asked, then ``review`` and ``submitted``; the last is where its
+        acknowledged updates left its conversation."""
         answers = tension(
             ward,
             ("race", "religion", "crime_asb", "online", "event", "other")[index % 6],
             f"Benchmark tension number {index}: leaflets left outside the community centre.",
             level=str(1 + index % 3),
         )
-        first = self.form.visible_questions(answers)[0]
+        reached: list[str] = []
         await self._push(user, user.send_command("/report"))
-        await self.fake.wait_text(user, _first_words(first.prompt), STEP_TIMEOUT)
+        pushes = 1
         for q in self.form.visible_questions(answers):
-            if q is not first:
-                await self.fake.wait_text(user, _first_words(q.prompt), STEP_TIMEOUT)
+            await self.fake.wait_text(user, _first_words(q.prompt), STEP_TIMEOUT)
+            reached.append(q.id)
+            if pushes == stop_after:
+                return reached
             value = answers.get(q.id, "")
             if q.kind == "text":
                 if value:
@@ -116,18 +123,28 @@ class Driver:
             else:
                 label = next(o.label for o in q.options if o.value == value)
                 await self._push(user, user.press(label))
+            pushes += 1
         await self.fake.wait_text(user, "Please check", STEP_TIMEOUT)
+        reached.append("review")
+        if pushes == stop_after:
+            return reached
         await self._push(user, user.press("Submit"))
         await self.fake.wait_text(user, "has been submitted", STEP_TIMEOUT)
+        reached.append("submitted")
+        return reached
 
-    async def run(self, first_id: int, count: int, wards: list[str]) -> dict[str, Any]:
-        """All reporters at once; latency = push of an update -> first reply call to the chat."""
+    async def run(
+        self, first_id: int, count: int, wards: list[str], stop_after: int | None = None
+    ) -> dict[str, Any]:
+        """All reporters at once; latency = push of an update -> first reply call to the chat.
+        ``stop_after``: each reporter stops after that many answered updates (``reached``: the
+        steps each reached, by chat id)."""
         users = [self.fake.user(first_id + i, first_name=f"R{i}") for i in range(count)]
         self.fake.calls.clear()
         self.pushed.clear()
         started = time.monotonic()
         results = await asyncio.gather(
-            *(self.reporter(u, wards[i % len(wards)], i) for i, u in enumerate(users)),
+            *(self.reporter(u, wards[i % len(wards)], i, stop_after) for i, u in enumerate(users)),
             return_exceptions=True,
         )
         finished = time.monotonic()
@@ -152,6 +169,13 @@ class Driver:
             "errors": errors[:5],
             "error_count": len(errors),
             "completed": count - len(errors),
+            "reached": {
+                str(u.chat_id): r
+                for u, r in zip(users, results, strict=True)
+                if isinstance(r, list)
+            }
+            if stop_after
+            else {},
         }
 
 
@@ -222,10 +246,17 @@ async def main(options: dict[str, Any]) -> None:
                     )
                 elif cmd == "webhook":
                     answer = {"url": fake._webhook_url}
+                elif cmd == "webhook_pending":
+                    answer = {"pending": fake.webhook_pending}
                 elif cmd == "method_count":
                     answer = {"count": len(fake.calls_for(request["method"]))}
                 elif cmd == "converse":
-                    answer = await driver.run(request["first"], request["count"], request["wards"])
+                    answer = await driver.run(
+                        request["first"],
+                        request["count"],
+                        request["wards"],
+                        request.get("stop_after"),
+                    )
                 else:
                     answer = {"error": f"unknown command {cmd}"}
             except Exception as exc:  # report, do not die: the worker decides

@@ -26,6 +26,14 @@ def _runner(kind: str) -> Callable[..., Coroutine[Any, Any, dict[str, Any]]]:
         from bench import conversation
 
         return conversation.run_memory
+    if kind == "pickle":
+        from bench import conversation
+
+        return conversation.run_pickle
+    if kind == "kill":
+        from bench import killtest
+
+        return killtest.run
     if kind == "summaries":
         from bench import summaries
 
