@@ -240,3 +240,34 @@ async def test_a_moved_meeting_updates_an_emailed_invitation(db_url: str, clock:
 
 def _pact_mails(inbox: Inbox, address: str) -> list[Any]:
     return [m for m in inbox.to(address) if "PACT" in str(m["Subject"])]
+
+
+async def test_an_erased_invitee_is_not_sent_the_update(world: SimWorld, clock: FakeClock) -> None:
+    """Who was sent the invitation is kept as person ids, never as addresses: an erased person
+    (no addresses left) is not sent the update."""
+    asha, yusuf, meeting_id = await _invited(world, clock)
+    await world.services.privacy.erase("yusuf@example.org", actor="t")
+    await world.services.pact.move(meeting_id, venue="Heath Town Baths", actor="t")
+    await world.settle()
+    assert len(_calendars(world, asha)) == 2
+    assert len(_calendars(world, yusuf)) == 1
+
+
+async def test_a_change_the_invitations_raced_is_caught_by_the_next_tick(
+    world: SimWorld, clock: FakeClock
+) -> None:
+    """A move committed by another process while the tick was writing the invitations (with
+    the details it had read) found nothing sent yet; the next tick sees that what was sent is
+    not what the meeting says, and sends the update, once."""
+    asha, yusuf, meeting_id = await _invited(world, clock)
+    async with world.services.db.uow() as uow:  # the meeting as the racing move left it
+        m = await uow.pact.get_meeting(meeting_id)
+        assert m is not None
+        m.venue = "Heath Town Baths"
+        await uow.commit()
+    await world.tick()
+    await world.tick()
+    for user in (asha, yusuf):
+        calendars = _calendars(world, user)
+        assert len(calendars) == 2, user.first_name
+        assert str(calendars[1][1].walk("VEVENT")[0]["location"]) == "Heath Town Baths"

@@ -25,16 +25,23 @@ class PactPrompts(PactUpdates):
 
     async def tick(self) -> dict[str, int]:
         """Reminders (with .ics), owners' report-back requests, record prompts, chases and the
-        chair's briefing: each once per meeting (or priority and meeting)."""
+        chair's briefing: each once per meeting (or priority and meeting); and the updates of a
+        change the invitations missed (:meth:`update_invitations`)."""
         now = self.clock.now()
         cfg = self.config.pact
-        fired = {"reminders": 0, "owners": 0, "prompts": 0, "chases": 0, "briefings": 0}
+        fired = dict.fromkeys(
+            ("reminders", "owners", "prompts", "chases", "briefings", "updates"), 0
+        )
         horizon = max(cfg.reminder_days_before, cfg.owner_reminder_days_before)
         async with self.uow_factory() as uow:
             meetings = await uow.pact.meetings_between(
                 now - timedelta(days=14), now + timedelta(days=horizon + 1)
             )
             for m in meetings:
+                # A change another process committed while this meeting's invitations were
+                # being written (with the details read before it) is sent here.
+                if await self.update_invitations(uow, m, now):
+                    fired["updates"] += 1
                 if m.status != MeetingStatus.SCHEDULED.value:
                     continue
                 until = m.starts_at - now
