@@ -706,3 +706,57 @@ async def test_invitations_with_ics_and_report_back_requests_reach_slack(
     rendered = json.dumps(litter.blocks)
     assert "<!channel>" not in rendered and "&lt;!channel&gt;" in rendered
     assert c.id is not None
+
+
+async def test_a_moved_meeting_updates_slack_invitations_and_tells_the_owner_teams(
+    pact: Pact, clock: FakeClock
+) -> None:
+    """After the invitations and report-back requests went out, a move sends the chair and the
+    partner one updated .ics each in their DMs (same UID, SEQUENCE:1, METHOD:REQUEST) and tells
+    each owner team asked the new date; the same move again sends nothing; a cancellation sends
+    METHOD:CANCEL and tells the teams the meeting is off."""
+    service = pact.w.services.pact
+    c = await service.schedule(
+        neighbourhood="heath-town", on="2026-12-03", at="18:30", venue="Heath Town Library",
+        format="online", chair_email=None, actor="t",
+    )  # fmt: skip
+    assert c.id is not None
+    await service.tick()
+    await pact.w.settle()
+    dms = {pact.slack._dms[u] for u in ("U0CHRIS", "U0PC")}
+
+    def files() -> list[str]:
+        return [
+            bytes(u["content"]).decode()
+            for u in pact.slack.uploads()
+            if u["filename"].endswith(".ics")
+        ]
+
+    def notes(channel: str, words: str) -> list[SlackMessage]:
+        return [m for m in pact.slack.top_level(channel) if words in m.text]
+
+    assert len(files()) == 2
+    await service.move(c.id, on="2026-12-04", at="19:00", venue="Heath Town Baths", actor="t")
+    await pact.w.settle()
+    await service.move(c.id, on="2026-12-04", at="19:00", venue="Heath Town Baths", actor="t")
+    await service.tick()
+    await pact.w.settle()
+    uploads = [u for u in pact.slack.uploads() if u["filename"].endswith(".ics")]
+    assert len(uploads) == 4 and {u["channel_id"] for u in uploads[2:]} == dms
+    for body in files()[2:]:
+        assert "METHOD:REQUEST" in body and "SEQUENCE:1" in body
+        assert f"UID:pact-{c.id}@tensionbot" in body
+        assert "DTSTART;TZID=Europe/London:20261204T190000" in body
+        assert "LOCATION:Heath Town Baths" in body
+    assert "Moved: Heath Town PACT meeting" in (uploads[2]["initial_comment"] or "")
+    for channel in ("C0NPT", "C0COHESION"):
+        [moved] = notes(channel, "has moved")
+        assert "Fri 04 Dec 2026, 19:00 at Heath Town Baths" in moved.text
+
+    await service.cancel(c.id, actor="t")
+    await pact.w.settle()
+    assert len(files()) == 6
+    for body in files()[4:]:
+        assert "METHOD:CANCEL" in body and "SEQUENCE:2" in body and "STATUS:CANCELLED" in body
+    for channel in ("C0NPT", "C0COHESION"):
+        assert len(notes(channel, "is cancelled")) == 1

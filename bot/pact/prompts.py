@@ -5,38 +5,43 @@ once per meeting (:meth:`PactPrompts.tick`, a scheduler job, safe to run twice).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.common import enqueue, local_time
 from bot.domain import (
     MeetingStatus,
     PactMeeting,
 )
-from bot.messages import Attachment, Button, MessageBuilder, OutgoingMessage, bold, italic
-from bot.pact.base import PactBase
-from bot.pact.rules import (
-    FORMAT_LABELS,
-    calendar_invite,
-)
+from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, italic
+from bot.pact.rules import FORMAT_LABELS
+from bot.pact.updates import PactUpdates
 from bot.ports import UnitOfWork
 
 
-class PactPrompts(PactBase):
+class PactPrompts(PactUpdates):
     """The PACT scheduler tick and the messages it sends."""
 
     # ----------------------------------------------------------------- timed work
 
     async def tick(self) -> dict[str, int]:
         """Reminders (with .ics), owners' report-back requests, record prompts, chases and the
-        chair's briefing: each once per meeting (or priority and meeting)."""
+        chair's briefing: each once per meeting (or priority and meeting); and the updates of a
+        change the invitations missed (:meth:`update_invitations`)."""
         now = self.clock.now()
         cfg = self.config.pact
-        fired = {"reminders": 0, "owners": 0, "prompts": 0, "chases": 0, "briefings": 0}
+        fired = dict.fromkeys(
+            ("reminders", "owners", "prompts", "chases", "briefings", "updates"), 0
+        )
         horizon = max(cfg.reminder_days_before, cfg.owner_reminder_days_before)
         async with self.uow_factory() as uow:
             meetings = await uow.pact.meetings_between(
                 now - timedelta(days=14), now + timedelta(days=horizon + 1)
             )
             for m in meetings:
+                # A change another process committed while this meeting's invitations were
+                # being written (with the details read before it) is sent here.
+                if await self.update_invitations(uow, m, now):
+                    fired["updates"] += 1
                 if m.status != MeetingStatus.SCHEDULED.value:
                     continue
                 until = m.starts_at - now
@@ -83,20 +88,10 @@ class PactPrompts(PactBase):
         people = await self.invited(uow, hood, m.chair_id)
         if chair is not None:
             people = [chair, *people]
-        ics = calendar_invite(
-            uid=f"pact-{m.id}@tensionbot",
-            title=self._title(m),
-            starts_at=m.starts_at,
-            ends_at=m.ends_at,
-            venue=m.venue,
-            description=(
-                f"{self.config.partnership.name}: Partners and Communities Together. "
-                "Residents set the neighbourhood's priorities with the police and the council."
-            ),
-            organiser=self.config.partnership.name,
-            now=now,
-            tz=self.tz,
-        )
+        record = await self.sent_record(uow, m)
+        # The current sequence: a meeting moved after its owner teams were asked (and before
+        # these invitations) is past sequence 0.
+        ics = self.invitation_ics(m, now, sequence=int(record["seq"]))
         for person in people:
             message = (
                 MessageBuilder()
@@ -108,19 +103,11 @@ class PactPrompts(PactBase):
                 )
                 .line("The calendar invitation is attached.")
                 .build()
-                .model_copy(
-                    update={
-                        "attachments": [
-                            Attachment(
-                                filename=f"pact-{m.neighbourhood}-{m.starts_at:%Y%m%d}.ics",
-                                title=self._title(m),
-                                data=ics,
-                            )
-                        ]
-                    }
-                )
             )
-            await self._send(uow, person, message, f"pact-remind:{m.id}:{person.id}", now)
+            key = f"pact-remind:{m.id}:{person.id}"
+            if await self._send(uow, person, self.with_ics(message, m, ics), key, now):
+                record["people"].append(person.id)  # to be sent an update if it changes
+        await self.keep_sent(uow, m, record)
 
     async def _ask_owners(self, uow: UnitOfWork, m: PactMeeting, now: datetime) -> None:
         from bot.buttons import ButtonAction, Kind
@@ -128,6 +115,8 @@ class PactPrompts(PactBase):
         if self.config.secrets.slack_bot_token is None:
             return
         teams = {t.key: t for t in self.config.teams}
+        record = await self.sent_record(uow, m)
+        asked: list[list[Any]] = []
         for p in await uow.pact.open_priorities(m.neighbourhood):
             team = teams.get(p.owner_team)
             if team is None or p.id is None:
@@ -148,7 +137,7 @@ class PactPrompts(PactBase):
                 )
                 .build()
             )
-            await enqueue(
+            if await enqueue(
                 uow,
                 channel="slack",
                 recipient=team.slack_channel,
@@ -157,7 +146,10 @@ class PactPrompts(PactBase):
                 now=now,
                 purpose="pact",
                 priority=1,
-            )
+            ):
+                asked.append([p.id, team.slack_channel])  # told if the meeting moves
+        record["owners"].extend(asked)
+        await self.keep_sent(uow, m, record)
 
     async def briefing(self, uow: UnitOfWork, m: PactMeeting) -> OutgoingMessage:
         """The chair's "you said, we did" sheet: the open priorities and what owners reported."""

@@ -51,14 +51,20 @@ def calendar_invite(
     organiser: str,
     now: datetime,
     tz: ZoneInfo,
+    sequence: int = 0,
+    method: str = "PUBLISH",
 ) -> bytes:
-    """An iCalendar (.ics) file for one meeting, in the partnership's time zone."""
+    """An iCalendar (.ics) file for one meeting, in the partnership's time zone. An update of
+    an invitation already sent keeps the ``uid`` with a higher ``sequence`` (RFC 5545 3.8.7.4),
+    so calendars change their entry instead of adding one: ``method`` REQUEST for a move,
+    CANCEL (the event then CANCELLED) for a cancellation (RFC 5546)."""
     calendar = Calendar()
     calendar.add("prodid", "-//tensionbot//PACT meetings//EN")
     calendar.add("version", "2.0")
-    calendar.add("method", "PUBLISH")
+    calendar.add("method", method)
     event = Event()
     event.add("uid", uid)
+    event.add("sequence", sequence)
     event.add("dtstamp", now)
     event.add("dtstart", starts_at.astimezone(tz))
     event.add("dtend", ends_at.astimezone(tz))
@@ -66,6 +72,8 @@ def calendar_invite(
     event.add("location", vText(venue))
     event.add("description", description)
     event.add("organizer", vText(organiser))
+    if method == "CANCEL":
+        event.add("status", "CANCELLED")
     calendar.add_component(event)
     return calendar.to_ical()
 

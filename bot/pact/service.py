@@ -182,6 +182,7 @@ class PactService(PactPrompts, PactRecords):
             existing.venue, existing.format, existing.chair_id, existing.ends_at = new
             await audit(uow, now, actor, "pact.reschedule", f"pact-meeting:{existing.id}")
             await announce_change(uow, self.config, existing, now)
+            await self.update_invitations(uow, existing, now)
             return existing, "updated"
         meeting = PactMeeting(
             neighbourhood=hood.key,
@@ -284,6 +285,7 @@ class PactService(PactPrompts, PactRecords):
             m.starts_at, m.weekday, m.slot = starts, starts.weekday(), slot_of(starts)
             await audit(uow, now, actor, "pact.reschedule", f"pact-meeting:{m.id}")
             await announce_change(uow, self.config, m, now)
+            await self.update_invitations(uow, m, now)
             await uow.commit()
         self.wake()
         return m
@@ -297,6 +299,7 @@ class PactService(PactPrompts, PactRecords):
             m.status = MeetingStatus.CANCELLED.value
             await audit(uow, now, actor, "pact.cancelled", f"pact-meeting:{m.id}")
             await announce_change(uow, self.config, m, now)
+            await self.update_invitations(uow, m, now)
             await uow.commit()
         self.wake()
         return m
