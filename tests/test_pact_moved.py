@@ -230,6 +230,8 @@ async def test_a_moved_meeting_updates_an_emailed_invitation(db_url: str, clock:
             assert len(mails) == 2
             [ics] = list(mails[1].iter_attachments())
             assert ics.get_content_type() == "text/calendar"
+            # Outlook reads the method from the Content-Type to update the entry it holds.
+            assert ics.get_param("method") == "REQUEST"
             update = Calendar.from_ical(ics.get_content())
             assert str(update["method"]) == "REQUEST"
             event = update.walk("VEVENT")[0]

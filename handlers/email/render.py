@@ -22,6 +22,16 @@ from bot.messages import OutgoingMessage, Span
 URL = re.compile(r"https?://[^\s<>\"']+")
 SUBJECT_MAX = 140
 STYLE_TAGS = {"bold": "strong", "italic": "em", "code": "code"}
+ICS_METHOD = re.compile(rb"^METHOD:([A-Z-]+)\r?$", re.MULTILINE)
+
+
+def calendar_params(data: bytes) -> dict[str, str]:
+    """``method=`` for a calendar attachment's Content-Type, from its METHOD line: Outlook
+    treats ``text/calendar; method=REQUEST`` (or ``CANCEL``) as an update to the entry it has."""
+    found = ICS_METHOD.search(data)
+    return {"method": found.group(1).decode("ascii")} if found else {}
+
+
 CONTENT_TYPES = {".ics": ("text", "calendar"), ".png": ("image", "png"), ".csv": ("text", "csv")}
 
 
@@ -101,6 +111,10 @@ def build(
         suffix = attachment.filename[attachment.filename.rfind(".") :].lower()
         maintype, subtype = CONTENT_TYPES.get(suffix, ("application", "octet-stream"))
         email.add_attachment(
-            attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
+            attachment.data,
+            maintype=maintype,
+            subtype=subtype,
+            filename=attachment.filename,
+            params=calendar_params(attachment.data) if suffix == ".ics" else {},
         )
     return email
