@@ -7,8 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from icalendar import Calendar, Event, vText
-
 from bot.clock import Clock
 from bot.common import local_time
 from bot.config import Config
@@ -95,6 +93,8 @@ class PublicPactService:
         listing = await self.listing(key, since=FEED_BACK)
         if listing is None:
             return None
+        from icalendar import Calendar, Event, vText  # some 90 modules: only for a feed
+
         tz = self.config.partnership.tz
         calendar = Calendar()
         calendar.add("prodid", "-//tensionbot//PACT meetings//EN")

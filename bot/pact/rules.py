@@ -14,8 +14,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Event, vText
-
 from bot.pact.rows import MIN_MEETINGS as MIN_MEETINGS
 from bot.pact.rows import MeetingRow as MeetingRow
 
@@ -53,6 +51,8 @@ def calendar_invite(
     tz: ZoneInfo,
 ) -> bytes:
     """An iCalendar (.ics) file for one meeting, in the partnership's time zone."""
+    from icalendar import Calendar, Event, vText  # some 90 modules: only when inviting
+
     calendar = Calendar()
     calendar.add("prodid", "-//tensionbot//PACT meetings//EN")
     calendar.add("version", "2.0")
