@@ -7,7 +7,9 @@ server (webhook, Slack, /healthz, /readyz, /metrics), SQLite, the scheduler on. 
 measured once it is ready (``/readyz`` answers 200 and the webhook is registered), after it has
 settled, with nobody writing: what a deployment holds between returns.
 
-``{"slack": false, "webhook": false}`` measures the smallest service instead (polling, no Slack).
+``{"slack": false, "webhook": false}`` measures the smallest service instead (polling, no Slack);
+``{"migrated": false}`` a first start on an empty database (that start migrates it, and so holds
+Alembic as well, until the next restart).
 """
 
 from __future__ import annotations
@@ -66,7 +68,11 @@ async def _ready(session: aiohttp.ClientSession, port: int) -> bool:
 
 
 async def run(
-    settle: float = 5.0, samples: int = 5, slack: bool = True, webhook: bool = True
+    settle: float = 5.0,
+    samples: int = 5,
+    slack: bool = True,
+    webhook: bool = True,
+    migrated: bool = True,
 ) -> dict[str, Any]:
     """Start ``tensionbot run``, wait until it is ready, let it settle, sample its RSS."""
     fake_slack = FakeSlack() if slack else None
@@ -82,17 +88,18 @@ async def run(
             env.update(SLACK_ENV)
         # Deployed, the schema is migrated already (by the previous start or by `tensionbot db
         # upgrade`): a start that finds it current loads no Alembic, one that migrates holds it.
-        upgrade = await asyncio.create_subprocess_exec(
-            str(exe),
-            "--config",
-            str(config),
-            "db",
-            "upgrade",
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-        )
-        if await upgrade.wait() != 0:
-            raise RuntimeError("tensionbot db upgrade failed")
+        if migrated:
+            upgrade = await asyncio.create_subprocess_exec(
+                str(exe),
+                "--config",
+                str(config),
+                "db",
+                "upgrade",
+                env=env,
+                stdout=asyncio.subprocess.DEVNULL,
+            )
+            if await upgrade.wait() != 0:
+                raise RuntimeError("tensionbot db upgrade failed")
         proc = await asyncio.create_subprocess_exec(
             str(exe),
             "--config",
@@ -137,4 +144,5 @@ async def run(
         "hwm_kib": hwm,
         "slack": slack,
         "webhook": webhook,
+        "migrated": migrated,
     }
