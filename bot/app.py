@@ -9,6 +9,7 @@ the scheduler and leader election) both start from it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bot.actions.service import ActionService
 from bot.clock import Clock, SystemClock
@@ -30,11 +31,13 @@ from bot.returns.web import WebLinks, WebReturnService, WebSigner
 from bot.returns.web_buttons import WebButtonService
 from bot.state import StateService
 from bot.summaries.service import SummaryService
-from handlers.doctor import Check, proxy_check, slack_checks, telegram_checks
 from handlers.files import MatplotlibCharts
 from storage.database import Database
 from storage.leader import database_status
 from storage.migrate import upgrade
+
+if TYPE_CHECKING:
+    from handlers.doctor import Check
 
 
 @dataclass
@@ -198,6 +201,10 @@ async def build_services(
 async def doctor(config: Config) -> list[Check]:
     """``tensionbot doctor``: the live platforms (handlers/doctor.py), the proxy, and the
     database (reachable and migrated; nothing is migrated here)."""
+    # The checks talk to Telegram and Slack through their libraries: loaded for this command
+    # only, never by the running service (which loads Slack only when it is configured).
+    from handlers.doctor import Check, proxy_check, slack_checks, telegram_checks
+
     checks = [*proxy_check(config), *await telegram_checks(config), *await slack_checks(config)]
     db = Database(config.database.url)
     try:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-
-import holidays as holiday_calendars
+from typing import TYPE_CHECKING
 
 from bot.config import Config
 
+if TYPE_CHECKING:
+    from holidays import HolidayBase
+
 
 @lru_cache(maxsize=8)
-def _calendar(spec: str) -> holiday_calendars.HolidayBase:
+def _calendar(spec: str) -> HolidayBase:
+    # The holidays package is loaded with the first deadline, not when the service starts.
+    import holidays as holiday_calendars
+
     country, _, subdiv = spec.partition("-")
     return holiday_calendars.country_holidays(country, subdiv=subdiv or None)
 

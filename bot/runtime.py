@@ -16,11 +16,10 @@ import os
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-from slack_bolt.async_app import AsyncApp
 from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut
 from telegram.ext import Application, ApplicationBuilder
 
@@ -29,23 +28,22 @@ from bot.config import ENV_TELEGRAM_WEBHOOK_SECRET, Config, ConfigError, deliver
 from bot.delivery.limits import RateLimits
 from bot.delivery.outbox import OutboxDispatcher
 from bot.ports import Messenger
-from handlers.email import EmailMessenger
 from handlers.http import HttpServer, Metrics, Readiness, build_http_app
-from handlers.network import proxy_for, shown
-from handlers.slack.app import build_app as build_slack_app
-from handlers.slack.app import build_client as build_slack_client
-from handlers.slack.app import events_handler as slack_events_handler
-from handlers.slack.messenger import SlackMessenger
+from handlers.network import http_address, proxy_for, shown
 from handlers.telegram import register as register_telegram
 from handlers.telegram.menus import set_menus
 from handlers.telegram.messenger import TelegramMessenger
 from handlers.telegram.request import AiohttpRequest
 from handlers.telegram.transport import ALLOWED_UPDATES, poll, webhook_handler
-from handlers.web import web_app
-from handlers.web.public import public_pact_app
 from scheduler import build_scheduler, stop_scheduler
 from storage.leader import LeaderLock, database_status, leader_lock
 from storage.rates import shared_rate_buckets
+
+# Slack, email and the web pages are imported where they are switched on: a process without them
+# never holds them in memory (tests/test_startup_imports.py).
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+    from slack_bolt.async_app import AsyncApp
 
 log = logging.getLogger(__name__)
 OFFSET_KEY = "telegram.offset"
@@ -95,41 +93,6 @@ def webhook_secret(config: Config, token: str) -> str:
     return hmac.new(token.encode(), b"tensionbot telegram webhook secret", "sha256").hexdigest()
 
 
-def http_address(config: Config) -> tuple[str, int] | None:
-    """Where the one HTTP server listens, or None when nothing needs it (polling, no Slack HTTP
-    and no ``server.port``). ``[server]`` wins; else the webhook's, else Slack's address."""
-    server, tg, sc = config.server, config.telegram, config.slack
-    slack_http = (
-        config.secrets.slack_bot_token is not None
-        and config.secrets.slack_signing_secret is not None
-        and sc.mode == "http"
-    )
-    if server.port is not None:
-        port = server.port
-    elif tg.mode == "webhook":
-        port = tg.webhook_port
-        if slack_http and sc.port != port:
-            log.warning(
-                "Slack is served on the webhook's port %s (one server); slack.port %s is unused: "
-                "set server.port to choose",
-                port,
-                sc.port,
-            )
-    elif slack_http:
-        port = sc.port
-    else:
-        return None
-    if server.listen is not None:
-        listen = server.listen
-    elif tg.mode == "webhook":
-        listen = tg.webhook_listen
-    elif slack_http:
-        listen = sc.listen
-    else:
-        listen = "127.0.0.1"
-    return listen, port
-
-
 class Runtime:
     """The running bot: Telegram in (polling or webhook), Slack in (Socket Mode or over HTTP), the
     outbox out, the scheduler ticking, and one HTTP server (webhook, Slack, /healthz, /readyz,
@@ -172,13 +135,16 @@ class Runtime:
         self.slack_app: AsyncApp | None = None
         secrets = self.config.secrets
         if secrets.slack_bot_token is not None and secrets.slack_signing_secret is not None:
+            from handlers.slack.app import build_app, build_client
+            from handlers.slack.messenger import SlackMessenger
+
             slack_api = self.config.slack.api_base_url
-            client = build_slack_client(
+            client = build_client(
                 slack_api,
                 secrets.slack_bot_token.get_secret_value(),
                 proxy_for(slack_api, self.config.network.proxy_url),
             )
-            self.slack_app = build_slack_app(
+            self.slack_app = build_app(
                 client,
                 secrets.slack_signing_secret.get_secret_value(),
                 services.actions,
@@ -193,6 +159,8 @@ class Runtime:
                 self.config.slack.global_rate, self.config.slack.per_channel_rate, 4
             )
         if "email" in self.config.platforms:  # [email] host
+            from handlers.email import EmailMessenger
+
             email = self.config.email
             messengers["email"] = EmailMessenger(self.config, services.web_buttons)
             limits["email"] = RateLimits(
@@ -248,12 +216,18 @@ class Runtime:
         slack = None
         signing = self.config.secrets.slack_signing_secret
         if self.slack_app is not None and signing is not None and sc.mode == "http":
+            from handlers.slack.app import events_handler as slack_events_handler
+
             slack = (sc.path, slack_events_handler(self.slack_app, signing.get_secret_value()))
         pages: list[tuple[str, web.Application]] = []
         if self.services.web is not None:
+            from handlers.web import web_app
+
             form = web_app(self.services.web, self.config, self.services.web_buttons)
             pages.append((self.config.web.path, form))
         if self.services.public_pact is not None:
+            from handlers.web.public import public_pact_app
+
             pages.append(("/pact", public_pact_app(self.services.public_pact, self.config)))
         return build_http_app(
             readiness=self.readiness,
@@ -308,6 +282,8 @@ class Runtime:
                 app_token = self.config.secrets.slack_app_token
                 if app_token is None:
                     raise ConfigError("slack.mode = 'socket' needs TENSIONBOT_SLACK_APP_TOKEN")
+                from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
                 socket_handler = AsyncSocketModeHandler(
                     self.slack_app, app_token.get_secret_value()
                 )

@@ -1,4 +1,6 @@
-"""Which proxy (if any) a call to Telegram or Slack goes through.
+"""Which proxy (if any) a call to Telegram or Slack goes through, and where the one HTTP server
+listens (:func:`http_address`: here, not in ``bot.runtime``, so that ``tensionbot health``,
+Docker's frequent healthcheck, loads no chat library to find it).
 
 Council networks often allow the internet only through a web proxy. ``network.proxy_url`` in
 the config wins; without it the usual ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` variables
@@ -9,10 +11,15 @@ but ignore ``NO_PROXY``.
 
 from __future__ import annotations
 
+import logging
 import os
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
+
+from bot.config import Config
+
+log = logging.getLogger(__name__)
 
 
 def proxy_for(url: str, proxy_url: str | None, env: Mapping[str, str] | None = None) -> str | None:
@@ -47,3 +54,38 @@ def shown(proxy: str | None) -> str:
     if parts.port is not None:
         netloc = f"{netloc}:{parts.port}"
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def http_address(config: Config) -> tuple[str, int] | None:
+    """Where the one HTTP server listens, or None when nothing needs it (polling, no Slack HTTP
+    and no ``server.port``). ``[server]`` wins; else the webhook's, else Slack's address."""
+    server, tg, sc = config.server, config.telegram, config.slack
+    slack_http = (
+        config.secrets.slack_bot_token is not None
+        and config.secrets.slack_signing_secret is not None
+        and sc.mode == "http"
+    )
+    if server.port is not None:
+        port = server.port
+    elif tg.mode == "webhook":
+        port = tg.webhook_port
+        if slack_http and sc.port != port:
+            log.warning(
+                "Slack is served on the webhook's port %s (one server); slack.port %s is unused: "
+                "set server.port to choose",
+                port,
+                sc.port,
+            )
+    elif slack_http:
+        port = sc.port
+    else:
+        return None
+    if server.listen is not None:
+        listen = server.listen
+    elif tg.mode == "webhook":
+        listen = tg.webhook_listen
+    elif slack_http:
+        listen = sc.listen
+    else:
+        listen = "127.0.0.1"
+    return listen, port

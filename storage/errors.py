@@ -9,22 +9,40 @@ may succeed if tried again". The unit of work re-raises these as the core's
 from __future__ import annotations
 
 import sqlite3
+import sys
 
-import asyncpg.exceptions as pg  # type: ignore[import-untyped]
 from sqlalchemy import exc as sa
 
-_TRANSIENT_DRIVER: tuple[type[BaseException], ...] = (
+_TRANSIENT_BUILTIN: tuple[type[BaseException], ...] = (
     sqlite3.OperationalError,  # "database is locked", "disk I/O error", "unable to open"
-    pg.PostgresConnectionError,  # cannot connect now, connection does not exist, rejected
-    pg.InterfaceError,  # the connection is closed
-    pg.AdminShutdownError,  # pg_terminate_backend, a fast shutdown
-    pg.CrashShutdownError,
-    pg.CannotConnectNowError,
-    pg.TooManyConnectionsError,
     ConnectionError,
     OSError,
     TimeoutError,
 )
+#: asyncpg's transient errors, by name in ``asyncpg.exceptions``.
+_PG_TRANSIENT = (
+    "PostgresConnectionError",  # cannot connect now, connection does not exist, rejected
+    "InterfaceError",  # the connection is closed
+    "AdminShutdownError",  # pg_terminate_backend, a fast shutdown
+    "CrashShutdownError",
+    "CannotConnectNowError",
+    "TooManyConnectionsError",
+)
+_transient_driver_cache: tuple[type[BaseException], ...] | None = None
+
+
+def _transient_driver() -> tuple[type[BaseException], ...]:
+    """The drivers' transient exception types. asyncpg's are taken from the loaded module: on
+    PostgreSQL the engine has loaded it; on SQLite it is never loaded (it would cost the
+    running process memory), and then none of its exceptions can exist to be classified."""
+    global _transient_driver_cache
+    if _transient_driver_cache is not None:
+        return _transient_driver_cache
+    pg = sys.modules.get("asyncpg.exceptions")
+    if pg is None:
+        return _TRANSIENT_BUILTIN
+    _transient_driver_cache = _TRANSIENT_BUILTIN + tuple(getattr(pg, n) for n in _PG_TRANSIENT)
+    return _transient_driver_cache
 
 
 # SQLite's primary result codes that pass: another connection holds the lock, or the disk
@@ -56,6 +74,7 @@ def is_transient(exc: BaseException) -> bool:
     code = _sqlite_code(exc)
     if code is not None:
         return code in _SQLITE_TRANSIENT
+    driver = _transient_driver()
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -66,9 +85,9 @@ def is_transient(exc: BaseException) -> bool:
             return True
         if isinstance(current, sa.TimeoutError):  # the pool found no free connection in time
             return True
-        if isinstance(current, _TRANSIENT_DRIVER):
+        if isinstance(current, driver):
             return True
-        if isinstance(current, sa.DBAPIError) and isinstance(current.orig, _TRANSIENT_DRIVER):
+        if isinstance(current, sa.DBAPIError) and isinstance(current.orig, driver):
             return True
         current = current.__cause__
     return False

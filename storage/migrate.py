@@ -1,23 +1,36 @@
-"""Run and check Alembic migrations from code (``tensionbot db upgrade``, start-up, tests)."""
+"""Run and check Alembic migrations from code (``tensionbot db upgrade``, start-up, tests).
+
+The running service checks its schema at every start and on every readiness probe, but
+migrates only when the database is behind. So the check does not load Alembic (some 130
+modules that would stay in the process's memory for as long as it runs): the head is read from
+the migration files' ``revision`` and ``down_revision`` lines, and the database's revision from
+Alembic's ``alembic_version`` table (tests/test_migrations.py checks both against Alembic's own
+answers). Alembic itself is imported only to migrate.
+"""
 
 from __future__ import annotations
 
+import ast
+import functools
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version"  # Alembic's default, which env.py keeps
 
 
 def alembic_config(url: str = "") -> AlembicConfig:
     """An Alembic config pointing at our migrations (no alembic.ini needed)."""
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url)
@@ -28,19 +41,26 @@ def _upgrade(connection: Connection, revision: str) -> None:
     if connection.dialect.name == "postgresql":
         # Several processes may start at once: one migrates, the others wait and find it done.
         connection.execute(text("SELECT pg_advisory_xact_lock(7411)"))
+    from alembic import command
+
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, revision)
 
 
 def _downgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
     command.downgrade(cfg, revision)
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the database schema up to ``revision``."""
+    """Bring the database schema up to ``revision`` (at the head already: nothing to do, and
+    Alembic is not loaded)."""
+    if revision == "head" and await current_revision(engine) == head_revision():
+        return
     await _migrate(engine, _upgrade, revision)
 
 
@@ -75,7 +95,13 @@ async def _migrate(
 
 
 def _current(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    """What Alembic's ``MigrationContext.get_current_revision`` answers, read directly."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    rows = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(rows) > 1:  # one line of migrations: Alembic refuses several heads too
+        raise RuntimeError(f"{VERSION_TABLE} holds several revisions: {sorted(rows)}")
+    return str(rows[0]) if rows else None
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
@@ -84,6 +110,41 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return await connection.run_sync(_current)
 
 
+def _assigned(path: Path, name: str) -> object:
+    """The literal assigned to ``name`` at the top level of a migration file (or None)."""
+    for node in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
+        targets: list[ast.expr]
+        if isinstance(node, ast.AnnAssign):
+            targets, value = [node.target], node.value
+        elif isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        else:
+            continue
+        if value is not None and any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            return ast.literal_eval(value)
+    return None
+
+
+@functools.cache
 def head_revision() -> str | None:
-    """The newest revision shipped with this code."""
+    """The newest revision shipped with this code: the one revision no other revises. (Several,
+    say after a merge of two branches without a merge migration: Alembic is asked, and says
+    what is wrong.)"""
+    revised: set[str] = set()
+    revisions: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        revision = _assigned(path, "revision")
+        if not isinstance(revision, str):
+            continue
+        revisions.add(revision)
+        down = _assigned(path, "down_revision")  # None, one revision, or a merge's several
+        if isinstance(down, str):
+            revised.add(down)
+        elif isinstance(down, tuple | list):
+            revised.update(str(d) for d in down)
+    heads = revisions - revised
+    if len(heads) == 1:
+        return heads.pop()
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()

@@ -182,3 +182,47 @@ async def test_addresses_migration_keeps_every_link_up_and_down(db_url: str) -> 
         await upgrade(db.engine)
     finally:
         await db.dispose()
+
+
+def _alembic_current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def test_the_revisions_read_without_alembic_are_alembics(db_url: str) -> None:
+    """``tensionbot run`` checks the schema without loading Alembic (it would stay in the
+    process's memory): the head read from the migration files and the revision read from
+    ``alembic_version`` are Alembic's own, before the first migration, part way and at the head;
+    and a database at the head is left alone by ``upgrade``."""
+    from alembic.script import ScriptDirectory
+
+    from storage.migrate import alembic_config, downgrade, upgrade
+
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+    db = Database(db_url)
+    try:
+        seen = []
+        for target in ("head", "0005", "base", "head"):
+            if target == "head":
+                await upgrade(db.engine)
+            else:
+                await downgrade(db.engine, target)
+            async with db.engine.connect() as connection:
+                expected = await connection.run_sync(_alembic_current)
+            assert await current_revision(db.engine) == expected
+            seen.append(expected)
+        assert seen == [head_revision(), "0005", None, head_revision()]
+    finally:
+        await db.dispose()
+
+
+def test_the_running_bot_does_not_load_alembic_when_the_schema_is_current() -> None:
+    """Importing the storage layer (as the service does) loads no Alembic."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, storage.migrate, storage.leader, storage.database\n"
+        "assert storage.migrate.head_revision()\n"
+        "assert 'alembic' not in sys.modules, 'alembic loaded'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

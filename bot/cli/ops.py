@@ -64,7 +64,7 @@ def health(config: Config, timeout: float) -> None:
     import urllib.error
     import urllib.request
 
-    from bot.runtime import http_address
+    from handlers.network import http_address
     from storage.database import Database
     from storage.leader import database_status
 

@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from icalendar import Calendar, Event, vText
-
 from bot.clock import Clock
 from bot.common import local_time
 from bot.config import Config
@@ -134,6 +132,8 @@ class PublicPactService:
         listing = await self.listing(key, since=FEED_BACK)
         if listing is None:
             return None
+        from icalendar import Calendar, Event, vText  # some 90 modules: only for a feed
+
         tz = self.config.partnership.tz
         calendar = Calendar()
         calendar.add("prodid", "-//tensionbot//PACT meetings//EN")

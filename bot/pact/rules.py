@@ -14,8 +14,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Event, vText
-
 from bot.pact.rows import MIN_MEETINGS as MIN_MEETINGS
 from bot.pact.rows import MeetingRow as MeetingRow
 
@@ -58,6 +56,8 @@ def calendar_invite(
     an invitation already sent keeps the ``uid`` with a higher ``sequence`` (RFC 5545 3.8.7.4),
     so calendars change their entry instead of adding one: ``method`` REQUEST for a move,
     CANCEL (the event then CANCELLED) for a cancellation (RFC 5546)."""
+    from icalendar import Calendar, Event, vText  # some 90 modules: only when inviting
+
     calendar = Calendar()
     calendar.add("prodid", "-//tensionbot//PACT meetings//EN")
     calendar.add("version", "2.0")

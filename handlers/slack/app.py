@@ -63,7 +63,14 @@ def build_app(
 ) -> AsyncApp:
     """The Bolt app (signature and timestamp of every request verified by Bolt, replays refused
     through ``seen``, in the database), with the PACT and crisis listeners."""
-    app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=False)
+    # Named here: without a name Bolt calls inspect.stack(), which reads the source of every
+    # calling module into linecache, to be held (about 1 MB) for as long as the process runs.
+    app = AsyncApp(
+        name="tensionbot",
+        client=client,
+        signing_secret=signing_secret,
+        process_before_response=False,
+    )
     register_listeners(app, SlackServices(actions, reporting, summaries, seen, pact, crisis))
     return app
 

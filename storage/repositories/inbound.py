@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Insert, delete, insert, select
 
 from storage import tables
 from storage.repositories.base import _Repo
@@ -35,13 +33,17 @@ class SqlSeenRequestRepo(_Repo):
         transactions adding one key at once: one gets True, the other False (the insert
         waits for the first to finish, then does nothing)."""
         t = tables.seen_requests
-        dialect = self.session.get_bind().dialect.name
-        statement = (postgresql_insert(t) if dialect == "postgresql" else sqlite_insert(t)).values(
-            key=key, expires=expires
-        )
-        result = await self.session.execute(
-            statement.on_conflict_do_nothing(index_elements=["key"])
-        )
+        # The dialect in use only: SQLAlchemy's PostgreSQL dialect costs a SQLite process memory.
+        statement: Insert
+        if self.session.get_bind().dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            statement = postgresql_insert(t).on_conflict_do_nothing(index_elements=["key"])
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            statement = sqlite_insert(t).on_conflict_do_nothing(index_elements=["key"])
+        result = await self.session.execute(statement.values(key=key, expires=expires))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def purge(self, now: datetime) -> int:
