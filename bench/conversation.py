@@ -357,6 +357,19 @@ async def start_peer(
     return application, await _serve_webhook(application, port), flow
 
 
+async def _converse(platform: Platform, users: int, flow: MemoryFlow) -> dict[str, Any]:
+    """``users`` reporters walk the form at once (the platform's ``converse``): its figures, the
+    process's peak RSS meanwhile and the reports ``flow`` stored."""
+    sampler = RssSampler()
+    sampler.start()
+    result: dict[str, Any] = await platform.call(
+        "converse", first=FIRST_USER, count=users, wards=WARDS
+    )
+    result["peak_rss_kib"] = await sampler.stop()
+    result["reports_stored"] = flow.references
+    return result
+
+
 async def stop_peer(application: Application, runner: web.AppRunner) -> None:
     """A clean stop (which flushes the pickle file)."""
     await runner.cleanup()
@@ -373,11 +386,7 @@ async def run_pickle(users: int = 200) -> dict[str, Any]:
                 platform.base_url, port, Path(tmp) / "peer.pickle"
             )
             try:
-                sampler = RssSampler()
-                sampler.start()
-                result = await platform.call("converse", first=FIRST_USER, count=users, wards=WARDS)
-                result["peak_rss_kib"] = await sampler.stop()
-                result["reports_stored"] = flow.references
+                result = await _converse(platform, users, flow)
             finally:
                 await stop_peer(application, runner)
     result["backend"] = "pickle"
@@ -418,11 +427,7 @@ async def run_memory(users: int = 200) -> dict[str, Any]:
         await application.initialize()
         runner = await _serve_webhook(application, port)
         try:
-            sampler = RssSampler()
-            sampler.start()
-            result = await platform.call("converse", first=FIRST_USER, count=users, wards=WARDS)
-            result["peak_rss_kib"] = await sampler.stop()
-            result["reports_stored"] = flow.references
+            result = await _converse(platform, users, flow)
         finally:
             await runner.cleanup()
             await application.shutdown()
