@@ -32,7 +32,7 @@ import tempfile
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from sqlalchemy import func, select
@@ -306,6 +306,34 @@ class PickleFlow(MemoryFlow):
 
 PEER_CONVERSATION = "report"
 
+F = TypeVar("F", bound=MemoryFlow)
+
+
+def _flow(kind: type[F], config: Config, application: Application) -> F:
+    """The form walk of ``kind`` (the baseline or the peer), attached to ``application``."""
+    flow = kind(
+        load_form(config.form.path),
+        list(config.partnership.wards),
+        TelegramMessenger(application.bot),
+    )
+    flow.register(application)
+    return flow
+
+
+async def _serve_webhook(application: Application, port: int) -> web.AppRunner:
+    """The product's webhook endpoint (``transport.webhook_app``) for ``application`` on
+    127.0.0.1:``port``, and the platform told to push there."""
+    secret = secrets.token_urlsafe(32)
+    runner = web.AppRunner(webhook_app(application, path="/telegram", secret=secret))
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await application.bot.set_webhook(f"http://127.0.0.1:{port}/telegram", secret_token=secret)
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
+
 
 async def start_peer(
     platform_url: str, port: int, pickle_path: Path, update_interval: float | None = None
@@ -323,20 +351,23 @@ async def start_peer(
         if update_interval is None
         else PicklePersistence(pickle_path, store_data=store, update_interval=update_interval)
     )
-    flow = PickleFlow(
-        load_form(config.form.path),
-        list(config.partnership.wards),
-        TelegramMessenger(application.bot),
-    )
-    flow.register(application)
+    flow = _flow(PickleFlow, config, application)
     await application.initialize()
     await application.start()
-    secret = secrets.token_urlsafe(32)
-    runner = web.AppRunner(webhook_app(application, path="/telegram", secret=secret))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    await application.bot.set_webhook(f"http://127.0.0.1:{port}/telegram", secret_token=secret)
-    return application, runner, flow
+    return application, await _serve_webhook(application, port), flow
+
+
+async def _converse(platform: Platform, users: int, flow: MemoryFlow) -> dict[str, Any]:
+    """``users`` reporters walk the form at once (the platform's ``converse``): its figures, the
+    process's peak RSS meanwhile and the reports ``flow`` stored."""
+    sampler = RssSampler()
+    sampler.start()
+    result: dict[str, Any] = await platform.call(
+        "converse", first=FIRST_USER, count=users, wards=WARDS
+    )
+    result["peak_rss_kib"] = await sampler.stop()
+    result["reports_stored"] = flow.references
+    return result
 
 
 async def stop_peer(application: Application, runner: web.AppRunner) -> None:
@@ -355,11 +386,7 @@ async def run_pickle(users: int = 200) -> dict[str, Any]:
                 platform.base_url, port, Path(tmp) / "peer.pickle"
             )
             try:
-                sampler = RssSampler()
-                sampler.start()
-                result = await platform.call("converse", first=FIRST_USER, count=users, wards=WARDS)
-                result["peak_rss_kib"] = await sampler.stop()
-                result["reports_stored"] = flow.references
+                result = await _converse(platform, users, flow)
             finally:
                 await stop_peer(application, runner)
     result["backend"] = "pickle"
@@ -396,26 +423,11 @@ async def run_memory(users: int = 200) -> dict[str, Any]:
         port = free_port()
         config = _webhook_config("sqlite+aiosqlite:///unused.sqlite3", platform.base_url, port)
         application = build_application(config, TOKEN)
-        flow = MemoryFlow(
-            load_form(config.form.path),
-            list(config.partnership.wards),
-            TelegramMessenger(application.bot),
-        )
-        flow.register(application)
+        flow = _flow(MemoryFlow, config, application)
         await application.initialize()
-        secret = secrets.token_urlsafe(32)
-        runner = web.AppRunner(webhook_app(application, path="/telegram", secret=secret))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+        runner = await _serve_webhook(application, port)
         try:
-            await application.bot.set_webhook(
-                f"http://127.0.0.1:{port}/telegram", secret_token=secret
-            )
-            sampler = RssSampler()
-            sampler.start()
-            result = await platform.call("converse", first=FIRST_USER, count=users, wards=WARDS)
-            result["peak_rss_kib"] = await sampler.stop()
-            result["reports_stored"] = flow.references
+            result = await _converse(platform, users, flow)
         finally:
             await runner.cleanup()
             await application.shutdown()

@@ -14,6 +14,7 @@ from bot.config import Config
 from bot.domain import Person
 from handlers.slack.who import who
 from sim.fake_slack import FakeSlack
+from sim.world import SimWorld, free_port
 from tests.conftest import SLACK_ENV, make_config
 
 PEOPLE_CSV = """name,role,wards,organisation,email,slack_user_id
@@ -63,6 +64,30 @@ def slack_config(
     sections.setdefault("routing", ROUTING)
     slack_section = {"api_base_url": slack.base_url, "port": port}
     return make_config(db_url, telegram_url, env=SLACK_ENV, slack=slack_section, **sections)
+
+
+async def start_slack_world(
+    db_url: str,
+    fake_telegram: Any,
+    slack: FakeSlack,
+    clock: FakeClock,
+    *,
+    people: str | None = None,
+    **sections: Any,
+) -> tuple[SimWorld, int]:
+    """The running bot with Slack on (:func:`slack_config` with ``sections``) on a free port of
+    127.0.0.1, ``people`` imported if given; and that port (Slack's events at
+    ``http://127.0.0.1:PORT/slack/events``). The caller stops the world."""
+    port = free_port()
+    config = slack_config(db_url, fake_telegram.base_url, slack, port, **sections)
+    w = await SimWorld.start(config, fake_telegram, clock)
+    if people is not None:
+        try:
+            await w.import_people(people)
+        except BaseException:
+            await w.stop()
+            raise
+    return w, port
 
 
 @asynccontextmanager

@@ -220,53 +220,23 @@ async def test_a_reporter_without_a_chat_app_hears_about_their_report_by_email(
     "delivered" and "acknowledged" notices (with the reference) come by email too."""
     from sim.fake_slack import SlackUser
     from sim.scripts import until
-    from sim.world import SimWorld, free_port
-    from tests.conftest import SLACK_ENV
-    from tests.helpers import PEOPLE_CSV, team_slack
-    from tests.test_actions import ROUTING, TEAMS
-    from tests.web_helpers import TENSION, WEB_SECRET, browser_session, hidden_field
+    from tests.helpers import PEOPLE_CSV
+    from tests.web_helpers import answer_return_by_email, email_bot
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    async with team_slack() as slack:
-        config = make_config(
-            db_url,
-            fake_telegram.base_url,
-            env={**SLACK_ENV, "TENSIONBOT_WEB_SECRET": WEB_SECRET},
-            slack={"api_base_url": slack.base_url, "port": port},
-            teams=TEAMS,
-            routing=ROUTING,
-            web={"base_url": base, "secure_cookies": False},
-            email={"host": "127.0.0.1", "port": inbox.port, "security": "none"},
-        )
-        world = await SimWorld.start(config, fake_telegram, clock)
-        try:
-            await world.import_people(PEOPLE_CSV)
-            await world.services.campaigns.tick()
-            await until(lambda: inbox.to("asha@example.org"))
-            link = LINK.findall(text_of(inbox.to("asha@example.org")[0], "plain"))[0]
-            async with browser_session() as client:
-                await (await client.get(link)).text()
-                page = await (await client.get(f"{base}/return/form")).text()
-                fields = {
-                    **TENSION,
-                    "_csrf": hidden_field(page, "_csrf"),
-                    "_once": hidden_field(page, "_once", "review"),
-                }
-                done = await (await client.post(f"{base}/return/submit", data=fields)).text()
-                assert "TR-2026-12-0001" in done
+    async with email_bot(db_url, clock, inbox, fake_telegram, PEOPLE_CSV) as bot:
+        slack, base = bot.slack, bot.base
+        done = await answer_return_by_email(inbox, base, "asha@example.org")
+        assert "TR-2026-12-0001" in done
 
-            def subjects() -> list[str]:
-                return [str(m["Subject"]) for m in inbox.to("asha@example.org")]
+        def subjects() -> list[str]:
+            return [str(m["Subject"]) for m in inbox.to("asha@example.org")]
 
-            await until(lambda: any("Delivered to" in s for s in subjects()))
-            [post] = await until(lambda: slack.top_level("C0COHESION"))
-            jane = SlackUser(slack, "U0JANE", f"{base}/slack/events")
-            assert await jane.click(post, "tb_ack") == 200
-            await until(lambda: any("Acknowledged" in s for s in subjects()))
-            assert all(s.startswith("TR-2026-12-0001") for s in subjects()[1:]), subjects()
-        finally:
-            await world.stop()
+        await until(lambda: any("Delivered to" in s for s in subjects()))
+        [post] = await until(lambda: slack.top_level("C0COHESION"))
+        jane = SlackUser(slack, "U0JANE", f"{base}/slack/events")
+        assert await jane.click(post, "tb_ack") == 200
+        await until(lambda: any("Acknowledged" in s for s in subjects()))
+        assert all(s.startswith("TR-2026-12-0001") for s in subjects()[1:]), subjects()
 
 
 async def test_a_pact_invitation_goes_by_email_with_its_calendar_file(

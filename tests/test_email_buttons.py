@@ -22,15 +22,12 @@ from bot.buttons import ButtonAction, Kind
 from bot.clock import FakeClock
 from sim.fake_slack import FakeSlack, SlackMessage, SlackUser
 from sim.scripts import until
-from sim.world import SimWorld, free_port
-from tests.conftest import SLACK_ENV, make_config
+from sim.world import SimWorld
+from tests.conftest import make_config
 from tests.email_helpers import Inbox, smtp_server, text_of
-from tests.helpers import team_slack
-from tests.test_actions import ROUTING, TEAMS
 from tests.test_web_browser import ARGS, CHROMIUM, assert_accessible
-from tests.web_helpers import TENSION, WEB_SECRET, browser_session, hidden_field
+from tests.web_helpers import answer_return_by_email, browser_session, email_bot, hidden_field
 
-FORM_LINK = re.compile(r"http://127\.0\.0\.1:\d+/return/t/[^\s<>]+")
 BUTTON_LINK = re.compile(r"(Still a problem|Sorted now, thanks) <(http://[^\s<>]+/b/t/[^\s<>]+)>")
 # Asha has no chat app and says so: her channel is email.
 PEOPLE = """name,role,wards,organisation,email,slack_user_id,channel
@@ -81,53 +78,24 @@ async def inbox() -> AsyncIterator[Inbox]:
 async def checked(
     db_url: str, clock: FakeClock, inbox: Inbox, fake_telegram: Any
 ) -> AsyncIterator[CheckWorld]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    async with team_slack() as slack:
-        config = make_config(
-            db_url,
-            fake_telegram.base_url,
-            env={**SLACK_ENV, "TENSIONBOT_WEB_SECRET": WEB_SECRET},
-            slack={"api_base_url": slack.base_url, "port": port},
-            teams=TEAMS,
-            routing=ROUTING,
-            web={"base_url": base, "secure_cookies": False},
-            email={"host": "127.0.0.1", "port": inbox.port, "security": "none"},
-        )
-        world = await SimWorld.start(config, fake_telegram, clock)
-        try:
-            await world.import_people(PEOPLE)
-            await world.services.campaigns.tick()
-            # Asha answers the return on the web: her report goes to the Cohesion Team.
-            await until(lambda: inbox.to("asha@example.org"))
-            form = FORM_LINK.findall(text_of(inbox.to("asha@example.org")[0], "plain"))[0]
-            async with browser_session() as client:
-                await (await client.get(form)).text()
-                page = await (await client.get(f"{base}/return/form")).text()
-                fields = {
-                    **TENSION,
-                    "_csrf": hidden_field(page, "_csrf"),
-                    "_once": hidden_field(page, "_once", "review"),
-                }
-                done = await (await client.post(f"{base}/return/submit", data=fields)).text()
-                assert "TR-2026-12-0001" in done
-            [post] = await until(lambda: slack.top_level("C0COHESION"))
-            action_id = ButtonAction.decode(post.element("tb_ack")[1]["value"]).target
-            jane = SlackUser(slack, "U0JANE", f"{base}/slack/events")
-            assert await jane.click(post, "tb_ack") == 200
-            await until(lambda: any("Acknowledged" in s for s in subjects(inbox)))
+    async with email_bot(db_url, clock, inbox, fake_telegram, PEOPLE) as bot:
+        world, slack, base = bot.world, bot.slack, bot.base
+        # Asha answers the return on the web: her report goes to the Cohesion Team.
+        done = await answer_return_by_email(inbox, base, "asha@example.org")
+        assert "TR-2026-12-0001" in done
+        [post] = await until(lambda: slack.top_level("C0COHESION"))
+        action_id = ButtonAction.decode(post.element("tb_ack")[1]["value"]).target
+        jane = SlackUser(slack, "U0JANE", f"{base}/slack/events")
+        assert await jane.click(post, "tb_ack") == 200
+        await until(lambda: any("Acknowledged" in s for s in subjects(inbox)))
 
-            clock.advance(timedelta(weeks=4))
-            assert await world.services.actions.tick() == {"reporter-check": 1}
-            [mail] = await until(
-                lambda: [
-                    m for m in inbox.to("asha@example.org") if "still a problem" in m["Subject"]
-                ]
-            )
-            links = dict(BUTTON_LINK.findall(text_of(mail, "plain")))
-            yield CheckWorld(world, slack, inbox, clock, base, post, action_id, links)
-        finally:
-            await world.stop()
+        clock.advance(timedelta(weeks=4))
+        assert await world.services.actions.tick() == {"reporter-check": 1}
+        [mail] = await until(
+            lambda: [m for m in inbox.to("asha@example.org") if "still a problem" in m["Subject"]]
+        )
+        links = dict(BUTTON_LINK.findall(text_of(mail, "plain")))
+        yield CheckWorld(world, slack, inbox, clock, base, post, action_id, links)
 
 
 def subjects(inbox: Inbox) -> list[str]:

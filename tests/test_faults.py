@@ -43,7 +43,7 @@ from tests.faults_helpers import (
     telegram_429s,
     updates_lost,
 )
-from tests.helpers import slack_config, telegram_chat
+from tests.helpers import slack_config, start_slack_world, telegram_chat
 
 SHORT = {"platform": 3, "kill": 2, "postgres": 1, "lock": 1}
 LONG = {"platform": 50, "kill": 50, "postgres": 10, "lock": 20}
@@ -189,18 +189,16 @@ async def test_platform_faults(
 ) -> None:
     rng = random.Random(seed)
     n = rng.randint(30, 50)
-    port = free_port()
-    config = slack_config(
+    clock = FakeClock(datetime(2026, 12, 1, 9, 30, tzinfo=UTC))
+    w, port = await start_slack_world(
         db_url,
-        fake_telegram.base_url,
+        fake_telegram,
         slack,
-        port,
+        clock,
         teams=TEAMS,
         routing=ROUTING,
         telegram={"global_rate": 25.0, "per_chat_rate": 5.0},
     )
-    clock = FakeClock(datetime(2026, 12, 1, 9, 30, tzinfo=UTC))
-    w = await SimWorld.start(config, fake_telegram, clock)
     try:
         # The outbox's Slack client times out quickly too.
         w.runtime.dispatcher.messengers["slack"].client.timeout = int(CLIENT_TIMEOUT)  # type: ignore[attr-defined]

@@ -24,16 +24,16 @@ from handlers.slack.who import who
 from sim.fake_slack import FakeSlack, SlackMessage
 from sim.fake_telegram import SentMessage
 from sim.scripts import until
-from sim.world import SimWorld, free_port
+from sim.world import SimWorld
 from tests.conftest import SLACK_ENV, make_config
 from tests.helpers import (
     PACT_NEIGHBOURHOODS,
     SLACK_PEOPLE_CSV,
     heath_town_meetings,
-    slack_config,
+    start_slack_world,
     team_slack,
 )
-from tests.test_web_browser import ARGS, CHROMIUM, assert_accessible
+from tests.test_web_browser import CHROMIUM, assert_url_accessible
 
 CHANNEL = "@swp_pact"
 PUBLIC = "C0PUBLIC"
@@ -100,20 +100,18 @@ async def _start(
     telegram_channel: str = CHANNEL,
     slack_channel: str = PUBLIC,
 ) -> Public:
-    port = free_port()
-    config = slack_config(
+    w, port = await start_slack_world(
         db_url,
-        fake_telegram.base_url,
+        fake_telegram,
         slack,
-        port,
+        clock,
+        people=PEOPLE,
         pact={
             **PACT_NEIGHBOURHOODS,
             "public": {"telegram_channel": telegram_channel, "slack_channel": slack_channel},
         },
         web={"public_pact": True, "base_url": "https://swp.example.org"},
     )
-    w = await SimWorld.start(config, fake_telegram, clock)
-    await w.import_people(PEOPLE)
     return Public(w, slack, fake_telegram, port)  # one HTTP server: Slack's and the pages
 
 
@@ -412,18 +410,9 @@ def test_public_channels_are_checked_naming_the_key(db_url: str) -> None:
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (CI installs it)")
 async def test_the_page_with_you_said_we_did_is_accessible(public: Public) -> None:
-    from playwright.async_api import async_playwright
-
     await heath_town_meetings(
         public.w.services, second_venue="Heath Town Library", second_priority="Litter"
     )
     await public.schedule("2026-12-10")
     assert "You said, we did" in await public.page("/pact/heath-town")
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = await browser.new_page()
-            await page.goto(f"http://127.0.0.1:{public.port}/pact/heath-town")
-            await assert_accessible(page)
-        finally:
-            await browser.close()
+    await assert_url_accessible(f"http://127.0.0.1:{public.port}/pact/heath-town")

@@ -24,12 +24,12 @@ from handlers.slack.ids import ActionId, ViewId
 from handlers.slack.who import who
 from sim.fake_slack import FakeSlack, SlackMessage, SlackUser
 from sim.scripts import select_value, text_value, until
-from sim.world import SimWorld, free_port
+from sim.world import SimWorld
 from tests.helpers import (
     PACT_NEIGHBOURHOODS,
     SLACK_PEOPLE_CSV,
     heath_town_meetings,
-    slack_config,
+    start_slack_world,
     team_slack,
 )
 
@@ -103,18 +103,16 @@ async def pact(
     db_url: str, fake_telegram: Any, slack: FakeSlack, clock: FakeClock
 ) -> AsyncIterator[Pact]:
     # The clock: Tuesday 1 December 2026, 09:30.
-    port = free_port()
-    config = slack_config(
+    w, port = await start_slack_world(
         db_url,
-        fake_telegram.base_url,
+        fake_telegram,
         slack,
-        port,
+        clock,
+        people=SLACK_PEOPLE_CSV,
         pact=PACT_NEIGHBOURHOODS,
         summaries={"channels": ["C0SWP"]},  # where /pact answers are posted for all to see
     )
-    w = await SimWorld.start(config, fake_telegram, clock)
     try:
-        await w.import_people(SLACK_PEOPLE_CSV)
         async with w.services.db.uow() as uow:
             people = {p.email: p.id for p in await uow.people.all() if p.id is not None}
         a, b = await heath_town_meetings(

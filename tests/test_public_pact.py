@@ -14,7 +14,7 @@ from icalendar import Calendar
 from bot.clock import FakeClock
 from bot.domain import MeetingStatus
 from tests.helpers import PACT_NEIGHBOURHOODS
-from tests.test_web_browser import ARGS, CHROMIUM, assert_accessible
+from tests.test_web_browser import CHROMIUM, assert_url_accessible
 from tests.web_helpers import WebWorld, web_world
 
 
@@ -87,16 +87,7 @@ async def test_the_calendar_feed_has_every_meeting_and_marks_the_cancelled(
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (CI installs it)")
 async def test_the_public_page_is_accessible(world: WebWorld) -> None:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = await browser.new_page()
-            await page.goto(f"{world.base}/pact/heath-town")
-            await assert_accessible(page)
-        finally:
-            await browser.close()
+    await assert_url_accessible(f"{world.base}/pact/heath-town")
 
 
 async def test_the_running_bot_serves_the_public_pages_when_configured(

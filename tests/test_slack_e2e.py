@@ -18,7 +18,7 @@ from sim.fake_slack import FakeSlack, SlackMessage, SlackUser
 from sim.scripts import fill_tension, tension, until
 from sim.world import SimWorld, free_port
 from tests.conftest import SLACK_ENV, make_config
-from tests.helpers import PEOPLE_CSV, slack_config, team_slack
+from tests.helpers import PEOPLE_CSV, start_slack_world, team_slack
 from tests.test_actions import ROUTING, TEAMS
 
 
@@ -32,15 +32,7 @@ async def slack() -> AsyncIterator[FakeSlack]:
 async def world(
     db_url: str, fake_telegram: Any, slack: FakeSlack, clock: FakeClock
 ) -> AsyncIterator[tuple[SimWorld, str]]:
-    port = free_port()
-    config = slack_config(
-        db_url,
-        fake_telegram.base_url,
-        slack,
-        port,
-    )
-    w = await SimWorld.start(config, fake_telegram, clock)
-    await w.import_people(PEOPLE_CSV)
+    w, port = await start_slack_world(db_url, fake_telegram, slack, clock, people=PEOPLE_CSV)
     yield w, f"http://127.0.0.1:{port}/slack/events"
     await w.stop()
 
@@ -288,14 +280,7 @@ async def test_escalation_reaches_channels_and_people(
 async def test_a_reporter_who_lives_in_slack(
     db_url: str, fake_telegram: Any, slack: FakeSlack, clock: FakeClock
 ) -> None:
-    port = free_port()
-    config = slack_config(
-        db_url,
-        fake_telegram.base_url,
-        slack,
-        port,
-    )
-    w = await SimWorld.start(config, fake_telegram, clock)
+    w, port = await start_slack_world(db_url, fake_telegram, slack, clock)
     url = f"http://127.0.0.1:{port}/slack/events"
     try:
         await w.import_people(

@@ -81,6 +81,20 @@ async def assert_accessible(page: Any) -> None:
     assert violations == [], json.dumps(violations, indent=1)
 
 
+async def assert_url_accessible(url: str) -> None:
+    """:func:`assert_accessible` on the page at ``url``, in a fresh headless Chromium."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(url)
+            await assert_accessible(page)
+        finally:
+            await browser.close()
+
+
 async def open_from_mail(browser: Any, link: str) -> Any:
     """A new browser profile; the person clicks the link in a page of another site (their
     webmail), so the SameSite=Strict cookie must still reach the form."""

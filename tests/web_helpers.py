@@ -5,7 +5,6 @@ people who never linked a chat app (so their deliveries are "unreachable": the w
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,10 +19,16 @@ from bot.pact.public import PublicPactService
 from handlers.http import HttpServer, Readiness, build_http_app
 from handlers.web import web_app
 from handlers.web.public import public_pact_app
-from tests.conftest import make_config
-from tests.helpers import PEOPLE_CSV
+from sim.fake_slack import FakeSlack
+from sim.scripts import until
+from sim.world import SimWorld, free_port
+from tests.conftest import SLACK_ENV, make_config
+from tests.email_helpers import Inbox, text_of
+from tests.helpers import PEOPLE_CSV, team_slack
 
 WEB_SECRET = "test-web-secret-0123456789abcdef0123456789"
+# A personal link to the return's form, in an email's plain text.
+RETURN_LINK = re.compile(r"http://127\.0\.0\.1:\d+/return/t/[^\s<>]+")
 
 TENSION = {
     "ward": "Heath Town",
@@ -54,12 +59,6 @@ def hidden_field(html: str, name: str, form_action: str | None = None) -> str:
     match = re.search(rf'name="{name}" value="([^"]*)"', html)
     assert match, f"no {name} in the page"
     return match.group(1)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -115,7 +114,7 @@ async def web_world(
 ) -> AsyncIterator[WebWorld]:
     """The web form served on 127.0.0.1 with the December return open (``before_open`` runs
     after the people import, before the return opens: linking, blocking)."""
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     cfg = make_config(
         db_url,
@@ -148,3 +147,59 @@ async def web_world(
     finally:
         await server.stop()
         await services.close()
+
+
+@dataclass
+class EmailBot:
+    """Handles on the running bot (Telegram, Slack, email, web) of :func:`email_bot`."""
+
+    world: SimWorld
+    slack: FakeSlack  # the teams' workspace (tests.helpers.team_slack)
+    base: str  # the bot's one HTTP server (Slack's events and the web pages), e.g. http://127.0.0.1:PORT
+
+
+@asynccontextmanager
+async def email_bot(
+    db_url: str, clock: FakeClock, inbox: Inbox, fake_telegram: Any, people: str
+) -> AsyncIterator[EmailBot]:
+    """The whole running bot with email to ``inbox`` and the web pages on: test_actions' teams
+    and routing in the fake Slack, ``people`` imported and the December return sent (by email
+    to those whose channel it is)."""
+    from tests.test_actions import ROUTING, TEAMS
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with team_slack() as slack:
+        config = make_config(
+            db_url,
+            fake_telegram.base_url,
+            env={**SLACK_ENV, "TENSIONBOT_WEB_SECRET": WEB_SECRET},
+            slack={"api_base_url": slack.base_url, "port": port},
+            teams=TEAMS,
+            routing=ROUTING,
+            web={"base_url": base, "secure_cookies": False},
+            email={"host": "127.0.0.1", "port": inbox.port, "security": "none"},
+        )
+        world = await SimWorld.start(config, fake_telegram, clock)
+        try:
+            await world.import_people(people)
+            await world.services.campaigns.tick()
+            yield EmailBot(world, slack, base)
+        finally:
+            await world.stop()
+
+
+async def answer_return_by_email(inbox: Inbox, base: str, email: str) -> str:
+    """``email`` answers the return on the web, from the link in the first email to them: the
+    form, the review, one tension (:data:`TENSION`) sent. Returns the page they end on."""
+    await until(lambda: inbox.to(email))
+    link = RETURN_LINK.findall(text_of(inbox.to(email)[0], "plain"))[0]
+    async with browser_session() as client:
+        await (await client.get(link)).text()
+        page = await (await client.get(f"{base}/return/form")).text()
+        fields = {
+            **TENSION,
+            "_csrf": hidden_field(page, "_csrf"),
+            "_once": hidden_field(page, "_once", "review"),
+        }
+        return await (await client.post(f"{base}/return/submit", data=fields)).text()

@@ -20,7 +20,6 @@ form contents: they are special-category data.
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,8 +33,7 @@ from bot.forms import FormDefinition, Question
 from bot.returns.web import ADHOC, WebPage, WebRefused, WebReturnService, WebSession
 from bot.returns.web_buttons import WebButtonService
 from handlers.web.buttons import WebButtons
-
-log = logging.getLogger(__name__)
+from handlers.web.pages import Pages
 
 HERE = Path(__file__).parent
 COOKIE = "tb_web_session"
@@ -69,42 +67,21 @@ def field_id(question: Question) -> str:
     return f"f-{question.id}-0" if question.kind == "choice" else f"f-{question.id}"
 
 
-class WebForm:
+class WebForm(Pages):
     """The handlers, bound to the core service and the configuration."""
 
+    name = "web form"
+    closes = "the form"
+
     def __init__(self, service: WebReturnService, config: Config) -> None:
-        self.service, self.config = service, config
-        self.base = config.web.path
-        self.env = _environment()
+        super().__init__(config, _environment())
+        self.service = service
 
     # --- plumbing -------------------------------------------------------------------------
-
-    def _render(self, template: str, status: int = 200, **context: Any) -> web.Response:
-        body = self.env.get_template(template).render(
-            base=self.base, partnership=self.config.partnership.name, **context
-        )
-        return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
-
-    def _problem(self, refused: WebRefused) -> web.Response:
-        log.info("web form refused: %s", refused.kind)
-        return self._render(
-            "problem.html", status=refused.status, title=refused.title, text=refused.text
-        )
 
     def _session(self, request: web.Request) -> WebSession | None:
         return self.service.signer.read_session(
             request.cookies.get(COOKIE), self.service.clock.now()
-        )
-
-    def _no_session(self) -> web.Response:
-        return self._problem(
-            WebRefused(
-                "no_session",
-                "Your session has ended",
-                "For your security the form closes after a while, and nothing was changed. "
-                "Please open the link from your email again.",
-                status=401,
-            )
         )
 
     async def _posted(self, request: web.Request) -> tuple[WebSession, dict[str, str]]:
@@ -156,14 +133,8 @@ class WebForm:
         except WebRefused as refused:
             return self._problem(refused)
         response = self._render("opening.html", title="Opening your form")
-        response.set_cookie(
-            COOKIE,
-            self.service.signer.session_value(session),
-            path=self.base,
-            expires=session.expires.strftime("%a, %d %b %Y %H:%M:%S GMT"),
-            httponly=True,
-            secure=self.config.web.secure_cookies,
-            samesite="Strict",
+        self._set_cookie(
+            response, COOKIE, self.service.signer.session_value(session), self.base, session.expires
         )
         return response
 

@@ -12,10 +12,8 @@ render.
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
 from jinja2 import Environment
@@ -23,14 +21,16 @@ from jinja2 import Environment
 from bot.config import Config
 from bot.returns.web import WebRefused, WebSigner
 from bot.returns.web_buttons import ButtonSession, WebButtonService
-
-log = logging.getLogger(__name__)
+from handlers.web.pages import Pages
 
 BUTTON_COOKIE = "tb_web_button"
 
 
-class WebButtons:
+class WebButtons(Pages):
     """The handlers, bound to the core service."""
+
+    name = "button page"
+    closes = "this page"
 
     def __init__(
         self,
@@ -39,35 +39,12 @@ class WebButtons:
         env: Environment,
         form_person: Callable[[web.Request], int | None],
     ) -> None:
-        self.service, self.config, self.env = service, config, env
-        self.base = config.web.path
+        super().__init__(config, env)
+        self.service = service
         self.form_person = form_person  # who the browser's form session is for, if anyone
-
-    def _render(self, template: str, status: int = 200, **context: Any) -> web.Response:
-        body = self.env.get_template(template).render(
-            base=self.base, partnership=self.config.partnership.name, **context
-        )
-        return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
-
-    def _problem(self, refused: WebRefused) -> web.Response:
-        log.info("button page refused: %s", refused.kind)
-        return self._render(
-            "problem.html", status=refused.status, title=refused.title, text=refused.text
-        )
 
     def _session(self, request: web.Request) -> ButtonSession | None:
         return self.service.session(request.cookies.get(BUTTON_COOKIE))
-
-    def _no_session(self) -> web.Response:
-        return self._problem(
-            WebRefused(
-                "no_session",
-                "Your session has ended",
-                "For your security this page closes after a while, and nothing was changed. "
-                "Please open the link from your email again.",
-                status=401,
-            )
-        )
 
     async def open_link(self, request: web.Request) -> web.Response:
         """GET a button's link: a session cookie, then on to the page. Changes nothing."""
@@ -82,14 +59,12 @@ class WebButtons:
         response = self._render(
             "opening.html", title="Opening the page", target=f"{self.base}/b", what="the page"
         )
-        response.set_cookie(
+        self._set_cookie(
+            response,
             BUTTON_COOKIE,
             self.service.session_value(session),
-            path=f"{self.base}/b",
-            expires=session.expires.strftime("%a, %d %b %Y %H:%M:%S GMT"),
-            httponly=True,
-            secure=self.config.web.secure_cookies,
-            samesite="Strict",
+            f"{self.base}/b",
+            session.expires,
         )
         return response
 
