@@ -103,6 +103,16 @@ class OutboxDispatcher:
         """Something was queued: look now rather than at the next poll."""
         self._wake.set()
 
+    # ----------------------------------------------------------------- the fast path
+
+    async def send_now(self, rows: Sequence[OutboxMessage]) -> None:
+        """Send rows this process claimed itself when it queued them (the fast path,
+        :mod:`bot.delivery.direct`), one after another, through the same limits, 429 pause and
+        recorder as the rows it claims; returns once each result is recorded. A row whose
+        result cannot be recorded stays ``sending`` and recovery settles it."""
+        for row in rows:
+            await self._send(row)
+
     # ----------------------------------------------------------------- recovery
 
     async def recover(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -17,14 +17,16 @@ class SqlInboundRepo(_Repo):
 
     async def seen(self, platform: str, update_id: int, at: datetime) -> bool:
         """Record the update; True if it had been recorded before (a redelivery)."""
+        # One statement, not a look-up and an insert: the key is written in the update's own
+        # transaction, and two deliveries of one update at once cannot both get False (the
+        # second insert waits for the first transaction, then does nothing).
         t = tables.inbound_updates
-        found = await self.session.scalar(
-            select(t.c.update_id).where(t.c.platform == platform, t.c.update_id == update_id)
+        dialect = self.session.get_bind().dialect.name
+        statement = (postgresql_insert(t) if dialect == "postgresql" else sqlite_insert(t)).values(
+            platform=platform, update_id=update_id, at=at
         )
-        if found is not None:
-            return True
-        await self.session.execute(insert(t).values(platform=platform, update_id=update_id, at=at))
-        return False
+        result = await self.session.execute(statement.on_conflict_do_nothing())
+        return not result.rowcount  # type: ignore[attr-defined]
 
 
 class SqlSeenRequestRepo(_Repo):
