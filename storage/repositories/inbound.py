@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -10,6 +11,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storage import tables
 from storage.repositories.base import _Repo
+
+_SEEN: dict[str, Any] = {}  # INSERT ... ON CONFLICT DO NOTHING per dialect
 
 
 class SqlInboundRepo(_Repo):
@@ -20,12 +23,14 @@ class SqlInboundRepo(_Repo):
         # One statement, not a look-up and an insert: the key is written in the update's own
         # transaction, and two deliveries of one update at once cannot both get False (the
         # second insert waits for the first transaction, then does nothing).
-        t = tables.inbound_updates
         dialect = self.session.get_bind().dialect.name
-        statement = (postgresql_insert(t) if dialect == "postgresql" else sqlite_insert(t)).values(
-            platform=platform, update_id=update_id, at=at
-        )
-        result = await self.session.execute(statement.on_conflict_do_nothing())
+        statement = _SEEN.get(dialect)
+        if statement is None:  # built once per dialect: this runs for every update
+            t = tables.inbound_updates
+            insert = postgresql_insert(t) if dialect == "postgresql" else sqlite_insert(t)
+            statement = _SEEN[dialect] = insert.on_conflict_do_nothing()
+        params = {"platform": platform, "update_id": update_id, "at": at}
+        result = await self.session.execute(statement, params)
         return not result.rowcount  # type: ignore[attr-defined]
 
 
