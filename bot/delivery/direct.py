@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.clock import Clock
 from bot.domain import OutboxMessage
@@ -31,7 +31,9 @@ class FastSender(Protocol):
     clock: Clock  # real time: leases are compared with it by recovery
     lease: timedelta
 
-    async def send_now(self, rows: Sequence[OutboxMessage]) -> None: ...
+    async def send_now(
+        self, rows: Sequence[OutboxMessage], after: asyncio.Future[Any] | None = None
+    ) -> None: ...
 
 
 class DirectReplies:
@@ -87,9 +89,7 @@ class DirectReplies:
     ) -> None:
         assert self._sender is not None
         try:
-            if previous is not None:
-                await asyncio.wait([previous])  # its outcome is its own (recorded by it)
-            await self._sender.send_now(rows)
+            await self._sender.send_now(rows, after=previous)
         finally:
             ids = self._ids.get(chat)
             if ids is not None:
