@@ -15,6 +15,7 @@ from bot.actions.service import ActionService
 from bot.clock import Clock, SystemClock
 from bot.common import Waker
 from bot.config import Config, ConfigError
+from bot.delivery.direct import DirectReplies
 from bot.delivery.seen import SeenRequests
 from bot.forms import load_form
 from bot.forms.versions import FormService
@@ -156,7 +157,10 @@ async def build_services(
     )
     actions = ActionService(config, db.uow, clock, forms, wake)
     pact = PactService(config, db.uow, clock, wake)
-    conversation = ConversationService(config, db.uow, clock, forms, people, actions, pact, wake)
+    direct = DirectReplies()  # the runtime attaches its dispatcher: replies sent at once
+    conversation = ConversationService(
+        config, db.uow, clock, forms, people, actions, pact, wake, direct
+    )
     seen = SeenRequests(db.uow)
     reporting = ReportingService(config, db.uow, clock, forms, actions, wake, seen)
     summaries = SummaryService(config, db.uow, clock, forms, pact, charts=MatplotlibCharts())

@@ -218,6 +218,13 @@ class OutboxRepo(Protocol):
     async def busy(self, held_before: datetime | None = None) -> int: ...
     async def last_reply(self, channel: str, recipient: str) -> OutboxMessage | None: ...
 
+    # The fast path (bot/delivery/direct.py):
+    queued_pending: int  # messages this unit of work queued for the dispatcher
+
+    async def add_claimed(
+        self, message: OutboxMessage, lease_until: datetime, mine: Sequence[int] = ()
+    ) -> OutboxMessage | None: ...
+
 
 class ActionRepo(Protocol):
     """Teams' actions on reports, and their timelines."""

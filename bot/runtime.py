@@ -179,6 +179,7 @@ class Runtime:
             shared_rates=shared_rate_buckets(services.db.engine),
         )
         services.wake.subscribe(self.dispatcher.wake)
+        services.conversation.direct.attach(self.dispatcher)  # replies sent straight after commit
         self.run_scheduler = run_scheduler
         self.stop_event = asyncio.Event()
         self.lock: LeaderLock = lock or leader_lock(services.db.engine)
@@ -306,6 +307,11 @@ class Runtime:
                 with contextlib.suppress(asyncio.CancelledError):
                     await leading
             await self._step_down(grace)
+            # Replies to the updates just handled (their sends were started after each commit).
+            try:
+                await asyncio.wait_for(self.services.conversation.direct.drain(), grace)
+            except TimeoutError:
+                log.error("the replies in hand were not sent in %.0fs", grace)
             self._dispatch_stop.set()
             if dispatcher is not None:
                 try:

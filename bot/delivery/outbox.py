@@ -103,6 +103,26 @@ class OutboxDispatcher:
         """Something was queued: look now rather than at the next poll."""
         self._wake.set()
 
+    # ----------------------------------------------------------------- the fast path
+
+    async def send_now(
+        self, rows: Sequence[OutboxMessage], after: asyncio.Future[Any] | None = None
+    ) -> None:
+        """Send rows this process claimed itself when it queued them (the fast path,
+        :mod:`bot.delivery.direct`), one after another once ``after`` is done, through the same
+        limits, 429 pause and recorder as the rows it claims; returns once each result is
+        recorded. A row whose result cannot be recorded stays ``sending`` and recovery settles
+        it."""
+        ids = {r.id for r in rows if r.id is not None}
+        self._sending.update(ids)  # alive from now on, however long they wait: not recovered
+        try:
+            if after is not None:
+                await asyncio.wait([after])  # its outcome is its own (recorded by it)
+            for row in rows:
+                await self._send(row)
+        finally:
+            self._sending.difference_update(ids)
+
     # ----------------------------------------------------------------- recovery
 
     async def recover(self) -> int:

@@ -22,6 +22,7 @@ from bot.buttons import BadPayload, ButtonAction, Kind
 from bot.clock import Clock
 from bot.common import Outcome, Sender, Waker, audit
 from bot.config import Config
+from bot.delivery.direct import DirectReplies
 from bot.domain import ANSWERED, Campaign, DeliveryState, Person
 from bot.forms.versions import FormService
 from bot.messages import MessageBuilder
@@ -50,8 +51,11 @@ class ConversationService:
         actions: ActionService,
         pact: PactService,
         wake: Waker,
+        direct: DirectReplies | None = None,
     ) -> None:
         self.config = config
+        # Replies sent by this process right after the commit (bot/delivery/direct.py).
+        self.direct = direct or DirectReplies()
         self.uow_factory = uow_factory
         self.clock = clock
         self.forms = forms
@@ -195,11 +199,21 @@ class ConversationService:
                 await self._move_chat(uow, person, sender)
             if person.blocked_at is not None:
                 person.blocked_at = None
-            step = ChatTurn(uow, person, sender, now)
+            step = ChatTurn(
+                uow,
+                person,
+                sender,
+                now,
+                self.direct.lease_until(),
+                self.direct.in_flight(sender.platform, str(sender.chat_id)),
+            )
             await handler(step)
             await uow.commit()
-        if step.replies:
+        # After the commit, with the connection back in the pool: the replies are recorded
+        # as claimed by this process, so a crash from here on is settled by recovery.
+        if uow.outbox.queued_pending:
             self.wake()
+        self.direct.send(step.claimed)
         return Outcome(toast=step.toast)
 
     @staticmethod

@@ -11,6 +11,7 @@ to reply and a reply counter that makes each queued reply's idempotency key.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from bot import texts
@@ -18,7 +19,7 @@ from bot.actions.service import ActionService
 from bot.buttons import BadPayload, ButtonAction, Kind
 from bot.common import Sender, audit, enqueue
 from bot.config import Config
-from bot.domain import Conversation, OutboxStatus, Person
+from bot.domain import Conversation, OutboxMessage, OutboxStatus, Person
 from bot.forms import FormDefinition, Question
 from bot.forms.versions import FormService
 from bot.messages import OutgoingMessage
@@ -44,13 +45,26 @@ _CONVERSATION_KINDS = frozenset(
 class ChatTurn:
     """Per-call context: the unit of work, the person, where to reply, and a reply counter."""
 
-    def __init__(self, uow: UnitOfWork, person: Person, sender: Sender, now: datetime) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        person: Person,
+        sender: Sender,
+        now: datetime,
+        lease_until: datetime | None = None,
+        in_flight: Sequence[int] = (),
+    ) -> None:
         self.uow = uow
         self.person = person
         self.sender = sender
         self.now = now
         self.replies = 0
         self.toast: str | None = None
+        # With a lease, replies are queued already claimed by this process and sent right
+        # after the commit (bot/delivery/direct.py); without, the dispatcher sends them.
+        self.lease_until = lease_until
+        self.claimed: list[OutboxMessage] = []
+        self._in_flight = list(in_flight)  # replies to this chat still being sent, before these
 
     def key(self) -> str:
         """The idempotency key of the next reply queued in this turn."""
@@ -60,6 +74,23 @@ class ChatTurn:
 
     async def reply(self, message: OutgoingMessage, edit_ref: str | None = None) -> None:
         """Queue a reply to the sender's chat (editing ``edit_ref`` in place when given)."""
+        if self.lease_until is not None:
+            row = await self.uow.outbox.add_claimed(
+                OutboxMessage(
+                    channel=self.sender.platform,
+                    recipient=str(self.sender.chat_id),
+                    payload=message.model_dump(mode="json"),
+                    idempotency_key=self.key(),
+                    created_at=self.now,
+                    next_attempt_at=None,
+                    edit_ref=edit_ref,
+                ),
+                self.lease_until,
+                [*self._in_flight, *(r.id for r in self.claimed if r.id is not None)],
+            )
+            if row is not None and row.status == OutboxStatus.SENDING.value:
+                self.claimed.append(row)
+            return
         await enqueue(
             self.uow,
             channel=self.sender.platform,

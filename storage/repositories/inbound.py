@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Insert, delete, insert, select
+from sqlalchemy import delete
 
 from storage import tables
-from storage.repositories.base import _Repo
+from storage.repositories.base import _Repo, upsert_insert
+
+
+@functools.cache  # built once per dialect: it runs for every update
+def _seen_insert(dialect: str) -> Any:
+    return upsert_insert(dialect, tables.inbound_updates).on_conflict_do_nothing()
 
 
 class SqlInboundRepo(_Repo):
@@ -15,14 +22,13 @@ class SqlInboundRepo(_Repo):
 
     async def seen(self, platform: str, update_id: int, at: datetime) -> bool:
         """Record the update; True if it had been recorded before (a redelivery)."""
-        t = tables.inbound_updates
-        found = await self.session.scalar(
-            select(t.c.update_id).where(t.c.platform == platform, t.c.update_id == update_id)
-        )
-        if found is not None:
-            return True
-        await self.session.execute(insert(t).values(platform=platform, update_id=update_id, at=at))
-        return False
+        # One statement, not a look-up and an insert: the key is written in the update's own
+        # transaction, and two deliveries of one update at once cannot both get False (the
+        # second insert waits for the first transaction, then does nothing).
+        statement = _seen_insert(self.session.get_bind().dialect.name)
+        params = {"platform": platform, "update_id": update_id, "at": at}
+        result = await self.session.execute(statement, params)
+        return not result.rowcount  # type: ignore[attr-defined]
 
 
 class SqlSeenRequestRepo(_Repo):
@@ -33,16 +39,8 @@ class SqlSeenRequestRepo(_Repo):
         transactions adding one key at once: one gets True, the other False (the insert
         waits for the first to finish, then does nothing)."""
         t = tables.seen_requests
-        # The dialect in use only: SQLAlchemy's PostgreSQL dialect costs a SQLite process memory.
-        statement: Insert
-        if self.session.get_bind().dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-
-            statement = postgresql_insert(t).on_conflict_do_nothing(index_elements=["key"])
-        else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            statement = sqlite_insert(t).on_conflict_do_nothing(index_elements=["key"])
+        statement = upsert_insert(self.session.get_bind().dialect.name, t)
+        statement = statement.on_conflict_do_nothing(index_elements=["key"])
         result = await self.session.execute(statement.values(key=key, expires=expires))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, bindparam, case, exists, func, null, or_, select
 from sqlalchemy.orm import aliased
 
 from bot.domain import NEWS, OutboxMessage, OutboxStatus
 from storage import tables
-from storage.repositories.base import _Repo
+from storage.repositories.base import _Repo, upsert_insert
 
 
 def _held(o: Any, held_before: datetime) -> Any:
@@ -27,6 +28,10 @@ def _held(o: Any, held_before: datetime) -> Any:
 class SqlOutboxRepo(_Repo):
     """The outbox."""
 
+    #: Messages this unit of work queued for the dispatcher (``pending``): it need only be
+    #: woken when there are some (the fast path sends its own).
+    queued_pending = 0
+
     async def add(self, message: OutboxMessage) -> bool:
         """Queue a message; False (and nothing queued) if its idempotency key exists."""
         c = tables.outbox.c
@@ -37,6 +42,7 @@ class SqlOutboxRepo(_Repo):
             return False
         self.session.add(message)
         await self.session.flush()
+        self.queued_pending += 1
         return True
 
     async def get(self, message_id: int) -> OutboxMessage | None:
@@ -179,3 +185,101 @@ class SqlOutboxRepo(_Repo):
             .limit(1)
         )
         return (await self.session.scalars(stmt)).first()
+
+    # ----------------------------------------------------------------- the fast path
+    # (bot/delivery/direct.py: a reply queued already claimed by the process that will send it)
+
+    async def add_claimed(
+        self, message: OutboxMessage, lease_until: datetime, mine: Sequence[int] = ()
+    ) -> OutboxMessage | None:
+        """Queue a reply already claimed (``sending`` until ``lease_until``) by the caller, who
+        sends it right after the commit; None (and nothing queued) if its idempotency key
+        exists. It is queued ``pending`` instead, for the dispatcher, when an earlier message
+        to the same chat is still waiting or being sent (other than ``mine``, the ones this
+        caller queued just before it): a reply never overtakes one. One Core statement: no
+        look-up, no ORM object in the session."""
+        statement = _claimed_insert(self.session.get_bind().dialect.name)
+        params = {
+            "channel": message.channel,
+            "recipient": message.recipient,
+            "payload": message.payload,
+            "idempotency_key": message.idempotency_key,
+            "purpose": message.purpose,
+            "priority": message.priority,
+            "edit_ref": message.edit_ref,
+            "delivery_id": message.delivery_id,
+            "action_id": message.action_id,
+            "thread_ref": message.thread_ref,
+            "created_at": message.created_at,
+            "lease": lease_until,
+            "mine": list(mine),
+        }
+        row = (await self.session.execute(statement, params)).first()
+        if row is None:
+            return None
+        self.queued_pending += row.status == OutboxStatus.PENDING.value
+        return OutboxMessage(
+            channel=message.channel,
+            recipient=message.recipient,
+            payload=message.payload,
+            idempotency_key=message.idempotency_key,
+            created_at=message.created_at,
+            next_attempt_at=None,
+            purpose=message.purpose,
+            priority=message.priority,
+            edit_ref=message.edit_ref,
+            delivery_id=message.delivery_id,
+            action_id=message.action_id,
+            thread_ref=message.thread_ref,
+            status=row.status,
+            attempts=1 if row.status == OutboxStatus.SENDING.value else 0,
+            claimed_until=lease_until if row.status == OutboxStatus.SENDING.value else None,
+            id=row.id,
+        )
+
+
+@functools.cache  # the fast path's INSERT, built once per dialect
+def _claimed_insert(dialect: str) -> Any:
+    """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, status`` of a reply
+    claimed by its sender (``sending``, with a lease, one attempt) unless an earlier message to
+    the same chat, other than ``:mine``, is still pending or being sent (then ``pending``)."""
+    o = tables.outbox
+    earlier = aliased(o)
+    waiting = (
+        select(earlier.c.id)
+        .where(
+            earlier.c.channel == bindparam("channel", type_=o.c.channel.type),
+            earlier.c.recipient == bindparam("recipient", type_=o.c.recipient.type),
+            earlier.c.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]),
+            earlier.c.id.not_in(bindparam("mine", expanding=True)),
+        )
+        .exists()
+    )
+    plain = (
+        "channel",
+        "recipient",
+        "payload",
+        "idempotency_key",
+        "purpose",
+        "priority",
+        "edit_ref",
+        "delivery_id",
+        "action_id",
+        "thread_ref",
+        "created_at",
+    )
+    values: dict[str, Any] = {name: bindparam(name, type_=o.c[name].type) for name in plain}
+    values.update(
+        next_attempt_at=None,
+        status=case((waiting, OutboxStatus.PENDING.value), else_=OutboxStatus.SENDING.value),
+        claimed_until=case(
+            (waiting, null()), else_=bindparam("lease", type_=o.c.claimed_until.type)
+        ),
+        attempts=case((waiting, 0), else_=1),
+    )
+    return (
+        upsert_insert(dialect, o)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(o.c.id, o.c.status)
+    )

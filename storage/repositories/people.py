@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from bot.domain import Invite, Person
 from bot.ports import AlreadyExists, PersonDetails
@@ -29,13 +30,15 @@ class SqlPeopleRepo(_Repo):
         return (await self.session.scalars(stmt)).first()
 
     async def by_address(self, platform: str, address: str) -> Person | None:
+        # The person with all their addresses in one query (every update asks this first).
         a = tables.addresses.c
         stmt = (
             select(Person)
             .join(tables.addresses, a.person_id == tables.people.c.id)
             .where(a.platform == platform, a.address == address)
+            .options(joinedload(Person.addresses))  # type: ignore[arg-type]
         )
-        return (await self.session.scalars(stmt)).first()
+        return (await self.session.scalars(stmt)).unique().first()
 
     async def by_chat(self, platform: str, chat: str) -> Person | None:
         a = tables.addresses.c
