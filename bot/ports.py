@@ -64,6 +64,23 @@ class RateBuckets(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class OutboxChange:
+    """New values for some columns of one outbox row (the dispatcher's record of a send)."""
+
+    id: int
+    values: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class DeliverySent:
+    """A form (or a reminder: ``reminder``) went out for this delivery."""
+
+    delivery_id: int
+    message_ref: str | None
+    reminder: bool
+
+
 class Stale(Exception):
     """The record was changed by someone else since it was read."""
 
@@ -161,6 +178,10 @@ class DeliveryRepo(Protocol):
     async def sent(
         self, delivery_id: int, message_ref: str | None, now: datetime, *, reminder: bool
     ) -> None: ...
+    async def sent_many(self, sends: Sequence[DeliverySent], now: datetime) -> None:
+        """:meth:`sent` for many deliveries at once (one statement per kind)."""
+        ...
+
     async def get_for(self, campaign_id: int, person_id: int) -> Delivery | None: ...
     async def for_campaign(self, campaign_id: int) -> Sequence[Delivery]: ...
     async def uncertain_to_follow_up(
@@ -211,7 +232,15 @@ class OutboxRepo(Protocol):
         self, row: OutboxMessage, lease_until: datetime
     ) -> Sequence[OutboxMessage]: ...
     async def get(self, message_id: int) -> OutboxMessage | None: ...
-    async def load(self, message_ids: Sequence[int]) -> None: ...
+    async def states(self, message_ids: Sequence[int]) -> dict[int, OutboxMessage]:
+        """The rows as they stand now, without their payload, detached (locked on PostgreSQL
+        until the transaction ends)."""
+        ...
+
+    async def settle(self, changes: Sequence[OutboxChange]) -> None:
+        """Write rows' new values, in bulk."""
+        ...
+
     async def recover_in_flight(self, now: datetime) -> Sequence[OutboxMessage]: ...
     async def next_due(self) -> datetime | None: ...
     async def counts(self) -> dict[str, int]: ...

@@ -92,6 +92,7 @@ class OutboxDispatcher:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._busy: dict[str, set[asyncio.Task[None]]] = {ch: set() for ch in limits}
         self._sending: set[int] = set()  # rows this process is sending (alive, whatever the lease)
+        self._next_strays = 0.0  # loop time of the next look for rows no messenger can send
         self.stats = DispatchStats()
         self.hooks = list(hooks)
         self._stopping = asyncio.Event()  # set by run()'s stop: recording stops retrying
@@ -192,19 +193,28 @@ class OutboxDispatcher:
         await stop.wait()
         self._stopping.set()
 
-    async def dispatch_once(self) -> int:
-        """Claim as many due rows as each channel has free slots and start sending them."""
+    async def dispatch_once(self, *, strays: bool | None = None) -> int:
+        """Claim as many due rows as each channel has free slots and start sending them.
+
+        Rows for a channel with no messenger (``strays``) are looked for at most once a poll
+        interval (None), or now (True): that query walks every pending row, which on a big
+        fan-out costs more than the claim itself."""
         free = {ch: cap - len(self._busy[ch]) for ch, cap in self._caps.items()}
         if not any(n > 0 for n in free.values()):
             if self._in_flight:
                 await asyncio.wait(set(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
             return 1
         now = self.clock.now()
+        ticks = asyncio.get_running_loop().time()
+        if strays is None:
+            strays = ticks >= self._next_strays
         async with self.uow_factory() as uow:
             # Every known channel is named (a full one with 0), so that "*" means only channels
             # with no messenger: their rows are claimed too, and fail rather than stay queued.
             wanted = {ch: max(0, n) for ch, n in free.items()}
-            wanted["*"] = max(0, 2 - len(self._busy.get("*", ())))
+            if strays:
+                self._next_strays = ticks + self.poll_interval
+                wanted["*"] = max(0, 2 - len(self._busy.get("*", ())))
             hold = self.news_hold > timedelta(0)
             held_before = self.business_clock.now() - self.news_hold if hold else None
             rows = await uow.outbox.claim(now, wanted, now + self.lease, held_before)
@@ -233,7 +243,7 @@ class OutboxDispatcher:
                     continue
                 # A send may have finished (and unblocked the next message to its chat) while
                 # the claim above was running: only a claim made with nothing in flight is final.
-                if not await self.dispatch_once():
+                if not await self.dispatch_once(strays=True):
                     return
 
         await asyncio.wait_for(loop(), timeout)

@@ -1,4 +1,10 @@
-"""The outbox of messages to send."""
+"""The outbox of messages to send.
+
+The dispatcher's hot path (claim, read the state, record the results) is Core statements: one
+``UPDATE … RETURNING`` claims a batch (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), and results
+are written with one ``executemany`` per kind of change. No ORM objects are loaded on it: the
+rows it hands back are plain, detached :class:`~bot.domain.OutboxMessage` values.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,20 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import Row, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain import NEWS, OutboxMessage, OutboxStatus
+from bot.ports import OutboxChange
 from storage import tables
 from storage.repositories.base import _Repo
+
+
+def _message(row: Row[Any], **override: Any) -> OutboxMessage:
+    """A detached outbox row from a Core result row."""
+    values = dict(row._mapping)
+    values.update(override)
+    return OutboxMessage(**values)
 
 
 def _held(o: Any, held_before: datetime) -> Any:
@@ -42,11 +56,11 @@ class SqlOutboxRepo(_Repo):
     async def get(self, message_id: int) -> OutboxMessage | None:
         return await self.session.get(OutboxMessage, message_id)
 
-    async def load(self, message_ids: Sequence[int]) -> None:
-        """Load these rows in one query (later ``get`` calls are then answered from the session,
-        not by one query each)."""
-        o = tables.outbox.c
-        await self.session.scalars(select(OutboxMessage).where(o.id.in_(message_ids)))
+    async def _conn(self) -> AsyncConnection:
+        return await self.session.connection()
+
+    def _postgres(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
 
     async def claim(
         self,
@@ -59,7 +73,7 @@ class SqlOutboxRepo(_Repo):
         named, so name a full channel with 0), at most one per recipient, and never overtaking an
         earlier one. With ``held_before``, a reporter's news not yet tried is due only once it
         was queued before then (it waits for more news to the same person), and while it waits
-        it holds nothing else back."""
+        it holds nothing else back. Rows come back in (priority, id) order, detached."""
         out: list[OutboxMessage] = []
         named = [ch for ch in limits if ch != "*"]
         for channel, limit in limits.items():
@@ -75,42 +89,54 @@ class SqlOutboxRepo(_Repo):
         limit: int,
         lease_until: datetime,
         held_before: datetime | None,
-    ) -> Sequence[OutboxMessage]:
-        """One channel's share (``"*"``: every channel not ``named``)."""
+    ) -> list[OutboxMessage]:
+        """One channel's share (``"*"``: every channel not ``named``), in one statement."""
         o = tables.outbox
-        earlier = aliased(o)
+        cand = o.alias("cand")
+        earlier = o.alias("earlier")
         waiting = [earlier.c.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value])]
         if held_before is not None:
             waiting.append(~_held(earlier, held_before))
         blocked = exists().where(
             and_(
-                earlier.c.channel == o.c.channel,
-                earlier.c.recipient == o.c.recipient,
-                earlier.c.id < o.c.id,
+                earlier.c.channel == cand.c.channel,
+                earlier.c.recipient == cand.c.recipient,
+                earlier.c.id < cand.c.id,
                 *waiting,
             )
         )
-        stmt = (
-            select(OutboxMessage)
+        pick = (
+            select(cand.c.id)
             .where(
-                o.c.status == OutboxStatus.PENDING.value,
-                o.c.channel.not_in(named) if channel == "*" else o.c.channel == channel,
-                or_(o.c.next_attempt_at.is_(None), o.c.next_attempt_at <= now),
+                cand.c.status == OutboxStatus.PENDING.value,
+                cand.c.channel.not_in(named) if channel == "*" else cand.c.channel == channel,
+                or_(cand.c.next_attempt_at.is_(None), cand.c.next_attempt_at <= now),
                 ~blocked,
-                *([~_held(o, held_before)] if held_before is not None else []),
+                *([~_held(cand, held_before)] if held_before is not None else []),
             )
-            .order_by(o.c.priority, o.c.id)
+            .order_by(cand.c.priority, cand.c.id)
             .limit(limit)
         )
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self._postgres():
             # Several processes may dispatch: each row goes to exactly one of them.
-            stmt = stmt.with_for_update(skip_locked=True, of=o)
-        rows = (await self.session.scalars(stmt)).all()
-        for row in rows:
-            row.status = OutboxStatus.SENDING.value
-            row.claimed_until = lease_until
-            row.attempts += 1
-        await self.session.flush()
+            pick = pick.with_for_update(skip_locked=True, of=cand)
+        return await self._take(o.c.id.in_(pick), lease_until)
+
+    async def _take(self, where: Any, lease_until: datetime) -> list[OutboxMessage]:
+        """Mark the rows ``where`` picks as being sent (one attempt more) and return them."""
+        o = tables.outbox
+        stmt = (
+            update(o)
+            .where(where)
+            .values(
+                status=OutboxStatus.SENDING.value,
+                claimed_until=lease_until,
+                attempts=o.c.attempts + 1,
+            )
+            .returning(*o.c)
+        )
+        rows = [_message(r) for r in (await (await self._conn()).execute(stmt)).all()]
+        rows.sort(key=lambda m: (m.priority, m.id or 0))
         return rows
 
     async def claim_companions(
@@ -119,27 +145,52 @@ class SqlOutboxRepo(_Repo):
         """Claim the other news waiting for ``row``'s recipient (held or not), to go out in one
         message with it; in the claim's transaction, so no other process sends them too."""
         o = tables.outbox
-        stmt = (
-            select(OutboxMessage)
+        cand = o.alias("cand")
+        pick = (
+            select(cand.c.id)
             .where(
-                o.c.status == OutboxStatus.PENDING.value,
-                o.c.channel == row.channel,
-                o.c.recipient == row.recipient,
-                o.c.purpose == row.purpose,
-                o.c.id != row.id,
+                cand.c.status == OutboxStatus.PENDING.value,
+                cand.c.channel == row.channel,
+                cand.c.recipient == row.recipient,
+                cand.c.purpose == row.purpose,
+                cand.c.id != row.id,
             )
-            .order_by(o.c.id)
+            .order_by(cand.c.id)
             .limit(20)
         )
-        if self.session.get_bind().dialect.name == "postgresql":
-            stmt = stmt.with_for_update(skip_locked=True, of=o)
-        rows = (await self.session.scalars(stmt)).all()
-        for companion in rows:
-            companion.status = OutboxStatus.SENDING.value
-            companion.claimed_until = lease_until
-            companion.attempts += 1
-        await self.session.flush()
-        return rows
+        if self._postgres():
+            pick = pick.with_for_update(skip_locked=True, of=cand)
+        return await self._take(o.c.id.in_(pick), lease_until)
+
+    async def states(self, message_ids: Sequence[int]) -> dict[int, OutboxMessage]:
+        """The rows as they stand now, without their payload (``{}``), detached; on PostgreSQL
+        locked until the transaction ends, so what is decided from them is what is written."""
+        o = tables.outbox
+        if not message_ids:
+            return {}
+        stmt = select(*(c for c in o.c if c.key != "payload")).where(o.c.id.in_(message_ids))
+        if self._postgres():
+            stmt = stmt.with_for_update()
+        rows = (await (await self._conn()).execute(stmt)).all()
+        return {r.id: _message(r, payload={}) for r in rows}
+
+    async def settle(self, changes: Sequence[OutboxChange]) -> None:
+        """Write rows' new values: one ``executemany`` per set of columns changed."""
+        o = tables.outbox
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for change in changes:
+            keys = tuple(sorted(change.values))
+            groups.setdefault(keys, []).append(
+                {"row_id": change.id, **{f"v_{k}": v for k, v in change.values.items()}}
+            )
+        conn = await self._conn()
+        for keys, params in groups.items():
+            stmt = (
+                update(o)
+                .where(o.c.id == bindparam("row_id"))
+                .values({k: bindparam(f"v_{k}") for k in keys})
+            )
+            await conn.execute(stmt, params)
 
     async def recover_in_flight(self, now: datetime) -> Sequence[OutboxMessage]:
         """Messages whose sender died mid-send (lease expired while still 'sending')."""
