@@ -55,6 +55,28 @@ class RateBuckets(Protocol):
         again)``, nothing reserved."""
         ...
 
+    async def reserve_slots(
+        self, key: str, interval: float, burst: float, horizon: float, count: int
+    ) -> tuple[list[float], float]:
+        """:meth:`reserve` for ``count`` sends at once (one statement): the seconds until each
+        of their slots, in order; or ``([], seconds to wait before asking again)`` when the
+        first is beyond ``horizon`` (nothing reserved). The batch may reach ``count``
+        intervals past the horizon."""
+        ...
+
+    async def reserve_each(
+        self,
+        keys: Sequence[str],
+        interval: float,
+        burst: float,
+        horizon: float,
+        after: Sequence[float],
+    ) -> list[float | None]:
+        """One slot in each of the buckets ``keys`` (distinct), each no earlier than its
+        ``after`` seconds from now: the seconds until each slot, or None where it would be
+        beyond ``horizon`` (that one not reserved). One statement for all."""
+        ...
+
     async def forget_idle(self) -> None:
         """Drop buckets nobody has used for a while (one per chat adds up)."""
         ...

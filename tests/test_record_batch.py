@@ -125,3 +125,35 @@ async def test_a_batch_the_database_refuses_for_a_while_is_recorded_once(
         async with s.db.uow() as uow:
             assert (await uow.outbox.counts()).get(OutboxStatus.SENDING.value, 0) == 0
         assert dispatcher.stats.sent - before == 4
+
+
+async def test_rows_claimed_by_another_path_are_sent_once_and_recorded(
+    db_url: str, clock: FakeClock
+) -> None:
+    """``send_claimed``: rows a path of this process claimed itself (a reply sent straight
+    after the commit that queued it) go through the dispatcher's limits and recorder: each is
+    sent once and recorded, and the dispatcher's own claim does not pick them up again."""
+    from bot.common import enqueue
+    from bot.messages import MessageBuilder
+
+    async with services_for(db_url, clock) as s:
+        messenger = FakeMessenger()
+        dispatcher = OutboxDispatcher(
+            s.db.uow, {"telegram": messenger}, {"telegram": RateLimits(1000, 1000, 8)}
+        )
+        async with s.db.uow() as uow:
+            for i in range(3):
+                await enqueue(uow, channel="telegram", recipient=str(500 + i),
+                              message=MessageBuilder().line("hello").build(), key=f"r:{i}",
+                              now=clock.now())  # fmt: skip
+            rows = await uow.outbox.claim(
+                clock.now(), {"telegram": 100}, clock.now() + timedelta(seconds=30)
+            )
+            await uow.commit()
+        assert len(rows) == 3
+        await dispatcher.send_claimed(rows)
+        await dispatcher.drain()
+        assert sorted(r for r, *_ in messenger.sent) == ["500", "501", "502"]
+        async with s.db.uow() as uow:
+            assert await uow.outbox.counts() == {OutboxStatus.SENT.value: 3}
+        assert dispatcher.stats.sent == 3

@@ -88,6 +88,8 @@ CHANNEL_HORIZON = 0.25
 dies loses what it had reserved: at most this long of the channel's sending)."""
 CHAT_HORIZON = 10.0
 """The same for one chat's bucket (one send per chat is in flight at a time anyway)."""
+RESERVE_BATCH = 64
+"""The most sends whose shared slots are reserved in one statement."""
 
 
 class ChannelLimiter:
@@ -111,9 +113,10 @@ class ChannelLimiter:
             Window.for_rate(limits.global_rate),
             Window.for_rate(limits.per_chat_rate, limits.per_chat_burst),
         )
-        # One of this process's sends at a time asks the shared channel bucket (the others
-        # queue here, as they would at an in-memory bucket, instead of polling the database).
-        self._turn = asyncio.Lock()
+        # Sends waiting for slots in the shared buckets: one task reserves them a batch at a
+        # time, in the order they asked (instead of each send polling the database).
+        self._asks: list[tuple[str, asyncio.Future[tuple[float, float | None]]]] = []
+        self._reserver: asyncio.Task[None] | None = None
 
     def for_chat(self, recipient: str) -> AsyncLimiter:
         bucket = self._per_chat.get(recipient)
@@ -143,21 +146,73 @@ class ChannelLimiter:
                 return
 
     async def _wait_shared(self, recipient: str) -> None:
-        """The channel's slot first, then the chat's, right before the send: the outbox claims
-        at most one row per chat at a time (in all processes), so the chat's bucket is used by
-        one send at a time and its spacing is the spacing of the sends."""
-        lim = self.limits
-        async with self._turn:  # reserve in order; wait for the slot outside the turn
-            delay = await self._reserve(self.channel, 1.0 / lim.global_rate, 1.0, CHANNEL_HORIZON)
-        if delay > 0:
-            await asyncio.sleep(delay)
+        """The channel's slot and the chat's, taken together for every send waiting now (two
+        statements for the batch, not two a send). The chat's slot is no earlier than the
+        send's channel slot: the outbox claims at most one row per chat at a time (in all
+        processes), so the chat's bucket is used by one send at a time and its spacing is the
+        spacing of the sends."""
         # The chat id is personal data: the shared table holds a hash of it, never the id, so
         # nothing of it stays behind after an erasure (storage/privacy.py's purge).
         digest = hashlib.sha256(recipient.encode()).hexdigest()[:32]
         key = f"{self.channel}:{digest}"
-        delay = await self._reserve(key, 1.0 / lim.per_chat_rate, lim.per_chat_burst, CHAT_HORIZON)
+        asked: asyncio.Future[tuple[float, float | None]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._asks.append((key, asked))
+        if self._reserver is None or self._reserver.done():
+            self._reserver = asyncio.create_task(self._reserve_asked(), name="rate-reserver")
+        channel_delay, chat_delay = await asked
+        if chat_delay is None:  # the chat's slot was too far ahead: the slow way, after this one
+            if channel_delay > 0:
+                await asyncio.sleep(channel_delay)
+            lim = self.limits
+            chat_delay = await self._reserve(
+                key, 1.0 / lim.per_chat_rate, lim.per_chat_burst, CHAT_HORIZON
+            )
+            channel_delay = 0.0
+        delay = max(channel_delay, chat_delay)
         if delay > 0:
             await asyncio.sleep(delay)
+
+    async def _reserve_asked(self) -> None:
+        """Reserve slots for the sends waiting, a batch at a time, in the order they asked."""
+        assert self.shared is not None
+        lim = self.limits
+        while self._asks:
+            batch: list[tuple[str, asyncio.Future[tuple[float, float | None]]]] = []
+            later: list[tuple[str, asyncio.Future[tuple[float, float | None]]]] = []
+            keys: set[str] = set()
+            for item in self._asks:
+                # Distinct chats in one statement; a second send to a chat waits for the next.
+                if item[0] in keys or len(batch) >= RESERVE_BATCH:
+                    later.append(item)
+                else:
+                    keys.add(item[0])
+                    batch.append(item)
+            self._asks = later
+            try:
+                while True:
+                    slots, wait = await self.shared.reserve_slots(
+                        self.channel, 1.0 / lim.global_rate, 1.0, CHANNEL_HORIZON, len(batch)
+                    )
+                    if slots:
+                        break
+                    await asyncio.sleep(wait)
+                chats = await self.shared.reserve_each(
+                    [k for k, _ in batch],
+                    1.0 / lim.per_chat_rate,
+                    lim.per_chat_burst,
+                    CHAT_HORIZON,
+                    slots,
+                )
+            except Exception as exc:  # the shared buckets' database: these sends wait
+                for _, asked in batch:
+                    if not asked.done():
+                        asked.set_exception(exc)
+                continue
+            for (_, asked), slot, chat in zip(batch, slots, chats, strict=True):
+                if not asked.done():
+                    asked.set_result((slot, chat))
 
     async def _reserve(self, key: str, interval: float, burst: float, horizon: float) -> float:
         """Seconds until the slot reserved in the shared bucket ``key``."""

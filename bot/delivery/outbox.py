@@ -224,12 +224,32 @@ class OutboxDispatcher:
                     companions[row.id] = await uow.outbox.claim_companions(row, now + self.lease)
             await uow.commit()
         for row in rows:
-            task = asyncio.create_task(self._send(row, companions.get(row.id or 0, ())))
-            busy = self._busy.setdefault(row.channel if row.channel in self._caps else "*", set())
-            for group in (self._in_flight, busy):
-                group.add(task)
-                task.add_done_callback(group.discard)
+            self._start(row, companions.get(row.id or 0, ()))
         return len(rows)
+
+    def _start(
+        self, row: OutboxMessage, companions: Sequence[OutboxMessage] = ()
+    ) -> asyncio.Task[None]:
+        """Send a row this process has claimed (with its companions) and record the result, in
+        a task counted in flight for its channel."""
+        task = asyncio.create_task(self._send(row, companions))
+        busy = self._busy.setdefault(row.channel if row.channel in self._caps else "*", set())
+        for group in (self._in_flight, busy):
+            group.add(task)
+            task.add_done_callback(group.discard)
+        return task
+
+    async def send_claimed(self, rows: Sequence[OutboxMessage]) -> None:
+        """Send rows this process has already claimed (``sending``, its lease on them) through
+        the channel's limits, the arrival guard and the 429 pause, and record each result as
+        the dispatcher's own sends are; returns once all are recorded. For a path that claims
+        its own rows in its own transaction (a reply sent straight after the commit that queued
+        it). A result that cannot be recorded leaves its row ``sending``, and recovery settles
+        it; nothing raises. They count in flight for their channel while they go, and may take
+        it past ``max_in_flight``: they are claimed already."""
+        tasks = [self._start(row) for row in rows if row.id is not None]
+        if tasks:
+            await asyncio.gather(*tasks)
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Send everything that is due now, then return (CLI, tests, the demo)."""

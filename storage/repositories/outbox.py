@@ -12,7 +12,18 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    Integer,
+    Row,
+    and_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain import NEWS, OutboxMessage, OutboxStatus
@@ -28,7 +39,65 @@ def _message(row: Row[Any], **override: Any) -> OutboxMessage:
     return OutboxMessage(**values)
 
 
-def _held(o: Any, held_before: datetime) -> Any:
+def _sorted(result: Any) -> list[OutboxMessage]:
+    """Claimed rows, detached, in (priority, id) order (RETURNING keeps no order)."""
+    rows = [_message(r) for r in result.all()]
+    rows.sort(key=lambda m: (m.priority, m.id or 0))
+    return rows
+
+
+def _claim_statement(channel: str, named: tuple[str, ...], held: bool, postgres: bool) -> Any:
+    """The claim of one channel's due rows, built once per shape (the dispatcher runs it
+    hundreds of times a second): parameters ``now``, ``lim``, ``lease`` and ``held_before``."""
+    o = tables.outbox
+    cand = o.alias("cand")
+    earlier = o.alias("earlier")
+    held_before = bindparam("held_before", type_=o.c.created_at.type)
+    waiting = [earlier.c.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value])]
+    if held:
+        waiting.append(~_held(earlier, held_before))
+    blocked = exists().where(
+        and_(
+            earlier.c.channel == cand.c.channel,
+            earlier.c.recipient == cand.c.recipient,
+            earlier.c.id < cand.c.id,
+            *waiting,
+        )
+    )
+    pick = (
+        select(cand.c.id)
+        .where(
+            cand.c.status == OutboxStatus.PENDING.value,
+            cand.c.channel.not_in(named) if channel == "*" else cand.c.channel == channel,
+            or_(
+                cand.c.next_attempt_at.is_(None),
+                cand.c.next_attempt_at <= bindparam("now", type_=o.c.next_attempt_at.type),
+            ),
+            ~blocked,
+            *([~_held(cand, held_before)] if held else []),
+        )
+        .order_by(cand.c.priority, cand.c.id)
+        .limit(bindparam("lim", type_=Integer))
+    )
+    if postgres:
+        # Several processes may dispatch: each row goes to exactly one of them.
+        pick = pick.with_for_update(skip_locked=True, of=cand)
+    return (
+        update(o)
+        .where(o.c.id.in_(pick))
+        .values(
+            status=OutboxStatus.SENDING.value,
+            claimed_until=bindparam("lease", type_=o.c.claimed_until.type),
+            attempts=o.c.attempts + 1,
+        )
+        .returning(*o.c)
+    )
+
+
+_CLAIMS: dict[tuple[str, tuple[str, ...], bool, bool], Any] = {}
+
+
+def _held(o: Any, held_before: datetime | BindParameter[Any]) -> Any:
     """A reporter's news, not yet tried, queued too recently to go: it waits for more."""
     return and_(
         o.c.purpose == NEWS,
@@ -91,36 +160,14 @@ class SqlOutboxRepo(_Repo):
         held_before: datetime | None,
     ) -> list[OutboxMessage]:
         """One channel's share (``"*"``: every channel not ``named``), in one statement."""
-        o = tables.outbox
-        cand = o.alias("cand")
-        earlier = o.alias("earlier")
-        waiting = [earlier.c.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value])]
+        key = (channel, tuple(named), held_before is not None, self._postgres())
+        stmt = _CLAIMS.get(key)
+        if stmt is None:
+            stmt = _CLAIMS[key] = _claim_statement(*key)
+        params: dict[str, Any] = {"now": now, "lim": limit, "lease": lease_until}
         if held_before is not None:
-            waiting.append(~_held(earlier, held_before))
-        blocked = exists().where(
-            and_(
-                earlier.c.channel == cand.c.channel,
-                earlier.c.recipient == cand.c.recipient,
-                earlier.c.id < cand.c.id,
-                *waiting,
-            )
-        )
-        pick = (
-            select(cand.c.id)
-            .where(
-                cand.c.status == OutboxStatus.PENDING.value,
-                cand.c.channel.not_in(named) if channel == "*" else cand.c.channel == channel,
-                or_(cand.c.next_attempt_at.is_(None), cand.c.next_attempt_at <= now),
-                ~blocked,
-                *([~_held(cand, held_before)] if held_before is not None else []),
-            )
-            .order_by(cand.c.priority, cand.c.id)
-            .limit(limit)
-        )
-        if self._postgres():
-            # Several processes may dispatch: each row goes to exactly one of them.
-            pick = pick.with_for_update(skip_locked=True, of=cand)
-        return await self._take(o.c.id.in_(pick), lease_until)
+            params["held_before"] = held_before
+        return _sorted(await (await self._conn()).execute(stmt, params))
 
     async def _take(self, where: Any, lease_until: datetime) -> list[OutboxMessage]:
         """Mark the rows ``where`` picks as being sent (one attempt more) and return them."""
@@ -135,9 +182,7 @@ class SqlOutboxRepo(_Repo):
             )
             .returning(*o.c)
         )
-        rows = [_message(r) for r in (await (await self._conn()).execute(stmt)).all()]
-        rows.sort(key=lambda m: (m.priority, m.id or 0))
-        return rows
+        return _sorted(await (await self._conn()).execute(stmt))
 
     async def claim_companions(
         self, row: OutboxMessage, lease_until: datetime
