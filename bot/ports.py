@@ -216,6 +216,9 @@ class DeliveryRepo(Protocol):
     async def for_person(self, person_id: int) -> Sequence[Delivery]: ...
     async def counts(self, campaign_id: int) -> dict[str, int]: ...
     async def add(self, delivery: Delivery) -> None: ...
+    async def add_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Store many deliveries at once (their ids are set)."""
+        ...
 
 
 class ConversationRepo(Protocol):
@@ -243,6 +246,10 @@ class OutboxRepo(Protocol):
     """Outbound messages; the dispatcher is the only sender."""
 
     async def add(self, message: OutboxMessage) -> bool: ...
+    async def add_many(self, messages: Sequence[OutboxMessage]) -> int:
+        """Queue many messages at once, less those whose idempotency key exists; how many."""
+        ...
+
     async def claim(
         self,
         now: datetime,

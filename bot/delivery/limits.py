@@ -12,7 +12,9 @@ import asyncio
 import hashlib
 import math
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiolimiter import AsyncLimiter
 
@@ -66,7 +68,12 @@ class Pacer:
 
     def take(self, now: float) -> None:
         """Count a send leaving at ``now`` (call only when :meth:`delay` said 0)."""
-        self._tat = max(self._tat, now) + self.interval
+        if self._tat < now:
+            # Idle (or later than the allowance covers): the next send is one interval away.
+            # The allowance is for making up late sends, not for a burst after a pause.
+            self._tat = now + self.burst * self.interval
+        else:
+            self._tat += self.interval
         self._left.append(now)
 
     async def acquire(self) -> None:
@@ -92,6 +99,12 @@ RESERVE_BATCH = 64
 """The most sends whose shared slots are reserved in one statement."""
 
 
+def _fail(waiting: Sequence[asyncio.Future[Any]], exc: Exception) -> None:
+    for asked in waiting:
+        if not asked.done():
+            asked.set_exception(exc)
+
+
 class ChannelLimiter:
     """Global + per-recipient token buckets for one channel, and a shared 429 pause.
 
@@ -115,8 +128,10 @@ class ChannelLimiter:
         )
         # Sends waiting for slots in the shared buckets: one task reserves them a batch at a
         # time, in the order they asked (instead of each send polling the database).
-        self._asks: list[tuple[str, asyncio.Future[tuple[float, float | None]]]] = []
-        self._reserver: asyncio.Task[None] | None = None
+        self._channel_asks: list[asyncio.Future[float]] = []
+        self._channel_reserver: asyncio.Task[None] | None = None
+        self._chat_asks: list[tuple[str, asyncio.Future[float | None]]] = []
+        self._chat_reserver: asyncio.Task[None] | None = None
 
     def for_chat(self, recipient: str) -> AsyncLimiter:
         bucket = self._per_chat.get(recipient)
@@ -146,73 +161,87 @@ class ChannelLimiter:
                 return
 
     async def _wait_shared(self, recipient: str) -> None:
-        """The channel's slot and the chat's, taken together for every send waiting now (two
-        statements for the batch, not two a send). The chat's slot is no earlier than the
-        send's channel slot: the outbox claims at most one row per chat at a time (in all
-        processes), so the chat's bucket is used by one send at a time and its spacing is the
-        spacing of the sends."""
+        """The channel's slot first, then the chat's, right before the send: the outbox claims
+        at most one row per chat at a time (in all processes), so the chat's bucket is used by
+        one send at a time and its spacing is the spacing of the sends (taken when the send is
+        about to leave, not when it was planned: a late wake-up must not shorten it). Every
+        send waiting at either step is served by one statement, not one each."""
+        loop = asyncio.get_running_loop()
+        channel: asyncio.Future[float] = loop.create_future()
+        self._channel_asks.append(channel)
+        if self._channel_reserver is None or self._channel_reserver.done():
+            self._channel_reserver = asyncio.create_task(self._reserve_channel(), name="rates")
+        delay = await channel
+        if delay > 0:
+            await asyncio.sleep(delay)
         # The chat id is personal data: the shared table holds a hash of it, never the id, so
         # nothing of it stays behind after an erasure (storage/privacy.py's purge).
         digest = hashlib.sha256(recipient.encode()).hexdigest()[:32]
         key = f"{self.channel}:{digest}"
-        asked: asyncio.Future[tuple[float, float | None]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self._asks.append((key, asked))
-        if self._reserver is None or self._reserver.done():
-            self._reserver = asyncio.create_task(self._reserve_asked(), name="rate-reserver")
-        channel_delay, chat_delay = await asked
-        if chat_delay is None:  # the chat's slot was too far ahead: the slow way, after this one
-            if channel_delay > 0:
-                await asyncio.sleep(channel_delay)
+        chat: asyncio.Future[float | None] = loop.create_future()
+        self._chat_asks.append((key, chat))
+        if self._chat_reserver is None or self._chat_reserver.done():
+            self._chat_reserver = asyncio.create_task(self._reserve_chats(), name="chat-rates")
+        chat_delay = await chat
+        if chat_delay is None:  # the chat's next slot is far ahead: wait for it the slow way
             lim = self.limits
             chat_delay = await self._reserve(
                 key, 1.0 / lim.per_chat_rate, lim.per_chat_burst, CHAT_HORIZON
             )
-            channel_delay = 0.0
-        delay = max(channel_delay, chat_delay)
-        if delay > 0:
-            await asyncio.sleep(delay)
+        if chat_delay > 0:
+            await asyncio.sleep(chat_delay)
 
-    async def _reserve_asked(self) -> None:
-        """Reserve slots for the sends waiting, a batch at a time, in the order they asked."""
+    async def _reserve_channel(self) -> None:
+        """Slots in the channel's bucket for the sends waiting, a batch a statement, in the
+        order they asked."""
         assert self.shared is not None
-        lim = self.limits
-        while self._asks:
-            batch: list[tuple[str, asyncio.Future[tuple[float, float | None]]]] = []
-            later: list[tuple[str, asyncio.Future[tuple[float, float | None]]]] = []
-            keys: set[str] = set()
-            for item in self._asks:
-                # Distinct chats in one statement; a second send to a chat waits for the next.
-                if item[0] in keys or len(batch) >= RESERVE_BATCH:
-                    later.append(item)
-                else:
-                    keys.add(item[0])
-                    batch.append(item)
-            self._asks = later
+        interval = 1.0 / self.limits.global_rate
+        while self._channel_asks:
+            batch = self._channel_asks[:RESERVE_BATCH]
+            del self._channel_asks[:RESERVE_BATCH]
             try:
                 while True:
                     slots, wait = await self.shared.reserve_slots(
-                        self.channel, 1.0 / lim.global_rate, 1.0, CHANNEL_HORIZON, len(batch)
+                        self.channel, interval, 1.0, CHANNEL_HORIZON, len(batch)
                     )
                     if slots:
                         break
                     await asyncio.sleep(wait)
-                chats = await self.shared.reserve_each(
+            except Exception as exc:  # the shared buckets' database: these sends wait
+                _fail(batch, exc)
+                continue
+            for asked, slot in zip(batch, slots, strict=True):
+                if not asked.done():
+                    asked.set_result(slot)
+
+    async def _reserve_chats(self) -> None:
+        """A slot in each chat's bucket for the sends about to leave, a batch a statement."""
+        assert self.shared is not None
+        lim = self.limits
+        while self._chat_asks:
+            batch: list[tuple[str, asyncio.Future[float | None]]] = []
+            later: list[tuple[str, asyncio.Future[float | None]]] = []
+            for item in self._chat_asks:
+                # Distinct chats in one statement; a second send to a chat waits for the next.
+                if len(batch) >= RESERVE_BATCH or any(item[0] == k for k, _ in batch):
+                    later.append(item)
+                else:
+                    batch.append(item)
+            self._chat_asks = later
+            try:
+                slots = await self.shared.reserve_each(
                     [k for k, _ in batch],
                     1.0 / lim.per_chat_rate,
                     lim.per_chat_burst,
                     CHAT_HORIZON,
-                    slots,
+                    [0.0] * len(batch),
                 )
             except Exception as exc:  # the shared buckets' database: these sends wait
-                for _, asked in batch:
-                    if not asked.done():
-                        asked.set_exception(exc)
+                _fail([f for _, f in batch], exc)
                 continue
-            for (_, asked), slot, chat in zip(batch, slots, chats, strict=True):
+            for (_, asked), slot in zip(batch, slots, strict=True):
                 if not asked.done():
-                    asked.set_result((slot, chat))
+                    asked.set_result(slot)
 
     async def _reserve(self, key: str, interval: float, burst: float, horizon: float) -> float:
         """Seconds until the slot reserved in the shared bucket ``key``."""

@@ -292,7 +292,18 @@ class OutboxDispatcher:
         ids = [row.id, *(c.id for c in companions if c.id is not None)]
         messenger = self.messengers.get(row.channel)
         limiter = self._limiters.get(row.channel)
-        if messenger is None or limiter is None:
+        message: OutgoingMessage | None = None
+        if messenger is not None:
+            try:  # built before the send's slot: the guard counts from admit to answer
+                message = combined(
+                    [OutgoingMessage.model_validate(r.payload) for r in (row, *companions)]
+                )
+            except Exception as exc:
+                log.exception("outbox row %s: its message could not be built", row.id)
+                failed = SendResult(ok=False, error=f"{type(exc).__name__}: {exc}"[:300])
+                await asyncio.gather(*(self._record(i, failed) for i in ids))
+                return
+        if messenger is None or limiter is None or message is None:
             result = SendResult(ok=False, permanent=True, error=f"no messenger for {row.channel}")
         else:
             try:
@@ -306,9 +317,6 @@ class OutboxDispatcher:
                 return
             await limiter.arrivals.admit(row.recipient)
             try:
-                message = combined(
-                    [OutgoingMessage.model_validate(r.payload) for r in (row, *companions)]
-                )
                 if isinstance(messenger, KeyedMessenger):
                     result = await messenger.send_keyed(
                         row.idempotency_key, row.recipient, message, row.edit_ref, row.thread_ref

@@ -194,3 +194,8 @@ class SqlDeliveryRepo(_Repo):
     async def add(self, delivery: Delivery) -> None:
         self.session.add(delivery)
         await self.session.flush()
+
+    async def add_many(self, deliveries: Sequence[Delivery]) -> None:
+        """One flush for all: the ORM writes them as multi-row INSERTs … RETURNING id."""
+        self.session.add_all(deliveries)
+        await self.session.flush()

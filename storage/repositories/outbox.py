@@ -122,6 +122,27 @@ class SqlOutboxRepo(_Repo):
         await self.session.flush()
         return True
 
+    async def add_many(self, messages: Sequence[OutboxMessage]) -> int:
+        """Queue many messages (a campaign's forms) in one flush, less those whose idempotency
+        key exists (looked up a chunk at a time, not one query each); how many were queued."""
+        c = tables.outbox.c
+        keys = [m.idempotency_key for m in messages]
+        taken: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            found = await self.session.scalars(
+                select(c.idempotency_key).where(c.idempotency_key.in_(chunk))
+            )
+            taken.update(found)
+        new: list[OutboxMessage] = []
+        for message in messages:
+            if message.idempotency_key not in taken:
+                taken.add(message.idempotency_key)
+                new.append(message)
+        self.session.add_all(new)
+        await self.session.flush()
+        return len(new)
+
     async def get(self, message_id: int) -> OutboxMessage | None:
         return await self.session.get(OutboxMessage, message_id)
 
