@@ -1,9 +1,13 @@
-"""Sending limits: the per-channel token buckets and the shared 429 pause.
+"""Sending limits: the per-channel pacing and buckets, and the shared 429 pause.
 
-A channel has a global bucket (Telegram: ~30 messages/s) and one per chat (~1 message/s). On
-SQLite (one process) they are aiolimiter buckets in memory; on PostgreSQL they are
-:class:`~bot.ports.RateBuckets` kept in the database and shared by every process, so N processes
-together keep one rate, with no shares to hand out or take back when a process joins or dies.
+A channel has a global pace (Telegram: ~30 messages/s) and a bucket per chat (~1 message/s).
+On SQLite (one process) they are in memory: :class:`Pacer` for the channel (evenly spaced, late
+sends made up, never more than ``floor(rate) + 1`` leaving in any second) and an aiolimiter
+bucket per chat; on PostgreSQL they are :class:`~bot.ports.RateBuckets` kept in the database
+and shared by every process, so N processes together keep one rate, with no shares to hand out
+or take back when a process joins or dies (the slots of every send waiting are reserved in one
+statement per batch). Whatever the pacing, :class:`~bot.delivery.arrival.ArrivalGuard` bounds
+what can arrive at the platform in any window.
 """
 
 from __future__ import annotations

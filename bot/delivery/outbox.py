@@ -5,7 +5,7 @@ Rows are claimed (``pending`` -> ``sending``, with a lease), sent through the pl
 ``failed``, or back to ``pending`` with a delay). Limits are token buckets
 (:mod:`bot.delivery.limits`): a global one
 (Telegram: ~30 messages/s) and one per chat (~1 message/s). On SQLite (one process) they are
-aiolimiter buckets in memory; on PostgreSQL they are :class:`~bot.ports.RateBuckets` kept in
+kept in memory; on PostgreSQL they are :class:`~bot.ports.RateBuckets` kept in
 the database and shared by every process, so N processes together keep one rate, with no
 shares to hand out or take back when a process joins or dies. A 429 pauses this process's
 sending for ``retry_after`` and the message is retried after it.
@@ -18,6 +18,11 @@ campaign tick sends an uncertain form once more, worded so that a duplicate is h
 (``CampaignService``), unless the person has answered. A result that cannot be recorded because
 the database refuses for a while (by exception type: :class:`~bot.ports.TransientStoreError`)
 is retried until it is recorded or the dispatcher stops (:mod:`bot.delivery.recording`).
+
+Claims, results and their deliveries are written with bulk statements (one claim statement, one
+recording transaction for every result waiting: :mod:`bot.delivery.recording`). Rows another
+path of this process has claimed itself go through the same limits and recorder with
+:meth:`OutboxDispatcher.send_claimed`.
 
 A reporter's news about their reports (purpose ``news``) waits ``news_hold`` (business time)
 after it is queued for more news to the same person; when it is claimed, every other piece of

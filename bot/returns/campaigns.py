@@ -264,6 +264,12 @@ class CampaignService:
         """Everyone's delivery, and their form in the outbox, in bulk: a multi-row INSERT for
         the deliveries and one for the forms, not a round of statements a person (10,000
         reporters took 16 s)."""
+        for start in range(0, len(people), 1000):  # a chunk at a time: bounded memory
+            await self._deliver_chunk(uow, campaign, people[start : start + 1000], now)
+
+    async def _deliver_chunk(
+        self, uow: UnitOfWork, campaign: Campaign, people: Sequence[Person], now: datetime
+    ) -> None:
         assert campaign.id is not None
         planned: list[tuple[Person, Delivery, tuple[str, str] | None]] = []
         for person in people:
