@@ -17,6 +17,7 @@ import pytest
 from icalendar import Calendar
 
 from bot.clock import FakeClock
+from bot.domain import Who
 from sim.fake_telegram import SimUser
 from sim.world import SimWorld
 from tests.conftest import make_config
@@ -273,3 +274,46 @@ async def test_a_change_the_invitations_raced_is_caught_by_the_next_tick(
         calendars = _calendars(world, user)
         assert len(calendars) == 2, user.first_name
         assert str(calendars[1][1].walk("VEVENT")[0]["location"]) == "Heath Town Baths"
+
+
+REIMPORT = "neighbourhood,date,time,venue,format,chair_email\nheath-town,2026-12-10,18:30,{venue},in_person,\n"
+
+
+async def test_reimporting_a_cancelled_meeting_sends_no_second_cancellation(
+    world: SimWorld, clock: FakeClock
+) -> None:
+    """A season re-imported with a cancelled meeting's venue corrected leaves the meeting as it
+    is (cancelled): nobody is told "Cancelled" a second time, now or at the next tick."""
+    asha, yusuf, meeting_id = await _invited(world, clock)
+    pact = world.services.pact
+    await pact.cancel(meeting_id, actor="t")
+    await world.settle()
+    result = await pact.import_csv(
+        REIMPORT.format(venue="Heath Town Library Room 2"), source="s", actor="t"
+    )
+    await world.settle()
+    await world.tick()
+    for user in (asha, yusuf):
+        calendars = _calendars(world, user)
+        assert len(calendars) == 2, user.first_name  # the invitation and one CANCEL
+        assert str(calendars[1][1]["method"]) == "CANCEL"
+    assert (result.created, result.updated, result.unchanged) == (0, 0, 1)  # left alone
+
+
+async def test_a_meeting_the_chair_marks_cancelled_cancels_each_invitation_at_once(
+    world: SimWorld, clock: FakeClock
+) -> None:
+    """The chair's "It was cancelled" on a meeting not yet started: each invitee gets the
+    CANCEL in the same transaction, not at the next tick."""
+    asha, yusuf, meeting_id = await _invited(world, clock)
+    await world.services.pact.cancelled_by(Who("telegram", str(asha.user_id)), meeting_id)
+    await world.settle()  # no tick
+    for user in (asha, yusuf):
+        calendars = _calendars(world, user)
+        assert len(calendars) == 2, user.first_name
+        caption, update = calendars[1]
+        assert "cancelled" in caption.lower()
+        assert str(update["method"]) == "CANCEL"
+        assert update.walk("VEVENT")[0].decoded("sequence") == 1
+    await world.tick()
+    assert len(_calendars(world, yusuf)) == 2
