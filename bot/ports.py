@@ -291,8 +291,14 @@ class SeenRequestRepo(Protocol):
 class StateRepo(Protocol):
     """Small key/value state (e.g. the Telegram polling offset)."""
 
-    async def get(self, key: str) -> str | None: ...
+    async def get(self, key: str, *, lock: bool = False) -> str | None:
+        """The value; with ``lock``, no other transaction may change it until this one ends."""
+        ...
+
     async def set(self, key: str, value: str) -> None: ...
+    async def swap(self, key: str, old: str | None, new: str) -> bool:
+        """Set ``new`` only if the value is still ``old`` (None: absent); whether it was."""
+        ...
 
 
 class PactRepo(Protocol):
