@@ -393,3 +393,23 @@ async def test_a_move_waits_for_the_invitations_the_tick_is_writing(
         assert str(calendars[-1][1].walk("VEVENT")[0]["location"]) == "Heath Town Baths", (
             user.first_name
         )
+
+
+async def test_the_tick_never_sends_a_move_back_to_the_details_it_read_before_it(
+    world: SimWorld, clock: FakeClock
+) -> None:
+    """The tick read the meeting, then a move committed (another process): comparing the
+    details it read with what the move recorded must not send "Moved" back to the old ones."""
+    asha, yusuf, meeting_id = await _invited(world, clock)
+    pact = world.services.pact
+    async with world.services.db.uow() as uow:  # the tick's unit of work, by hand
+        m = await uow.pact.get_meeting(meeting_id)  # as the tick reads its meetings
+        assert m is not None
+        await pact.move(meeting_id, venue="Heath Town Baths", actor="t")  # commits meanwhile
+        assert await pact.update_invitations(uow, m, clock.now()) == 0
+        await uow.commit()
+    await world.settle()
+    await world.tick()
+    for user in (asha, yusuf):
+        locations = [str(c.walk("VEVENT")[0]["location"]) for _, c in _calendars(world, user)]
+        assert locations == ["Heath Town Library", "Heath Town Baths"], user.first_name

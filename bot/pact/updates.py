@@ -9,7 +9,9 @@ What was sent is kept in ``bot_state`` (``pact-invite:<meeting id>``): the detai
 their sequence number, who was sent the invitation and which owner teams were asked. It is
 written in the same transaction as the invitations, and as each change with the updates it
 queues, whose outbox keys name the meeting, the sequence and the person: exactly once per change
-across restarts; an identical move changes nothing and sends nothing. People not yet sent the
+across restarts; an identical move changes nothing and sends nothing. A change reads the record
+locked; the tick writes back what it read only if nobody changed it since (compare-and-set),
+else it runs again: a stale record never replaces a newer one, so no sequence is used twice. People not yet sent the
 invitation get nothing now (their invitation, when due, has the new details and the current
 sequence); a meeting that has started or is over gets nothing.
 """
@@ -103,6 +105,9 @@ class PactUpdates(PactBase):
         # Locked (PostgreSQL): the tick cannot write back what it read before this change.
         if m.id is None or (raw := await uow.state.get(f"pact-invite:{m.id}", lock=True)) is None:
             return 0  # nothing sent yet: the invitations, when due, have the new details
+        # Read after what was sent: the tick's meeting may predate a change committed since,
+        # whose record this is; compared with it, the old details would be "moved" back.
+        await uow.pact.reload_meeting(m)
         record: dict[str, Any] = json.loads(raw)
         state = _sent_state(m)
         before = list(record["state"])
