@@ -349,8 +349,14 @@ class SeenRequestRepo(Protocol):
 class StateRepo(Protocol):
     """Small key/value state (e.g. the Telegram polling offset)."""
 
-    async def get(self, key: str) -> str | None: ...
+    async def get(self, key: str, *, lock: bool = False) -> str | None:
+        """The value; with ``lock``, no other transaction may change it until this one ends."""
+        ...
+
     async def set(self, key: str, value: str) -> None: ...
+    async def swap(self, key: str, old: str | None, new: str) -> bool:
+        """Set ``new`` only if the value is still ``old`` (None: absent); whether it was."""
+        ...
 
 
 class PactRepo(Protocol):
@@ -358,6 +364,10 @@ class PactRepo(Protocol):
 
     async def add_meeting(self, meeting: PactMeeting) -> None: ...
     async def get_meeting(self, meeting_id: int) -> PactMeeting | None: ...
+    async def reload_meeting(self, meeting: PactMeeting) -> None:
+        """Read the meeting again (what another transaction committed since it was read)."""
+        ...
+
     async def meeting_at(self, neighbourhood: str, starts_at: datetime) -> PactMeeting | None: ...
     async def meetings_between(
         self, start: datetime, end: datetime, *, field: str = "starts_at"

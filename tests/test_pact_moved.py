@@ -9,17 +9,21 @@ clock; the .ics files are parsed with icalendar as a calendar app would read the
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from icalendar import Calendar
+from sqlalchemy import text
 
 from bot.clock import FakeClock
+from bot.domain import Who
+from bot.pact.updates import SentRecordRaced
 from sim.fake_telegram import SimUser
 from sim.world import SimWorld
-from tests.conftest import make_config
+from tests.conftest import backend, make_config
 from tests.email_helpers import Inbox, smtp_server
 from tests.helpers import PEOPLE_CSV, services_for
 from tests.test_email import outbox
@@ -273,3 +277,139 @@ async def test_a_change_the_invitations_raced_is_caught_by_the_next_tick(
         calendars = _calendars(world, user)
         assert len(calendars) == 2, user.first_name
         assert str(calendars[1][1].walk("VEVENT")[0]["location"]) == "Heath Town Baths"
+
+
+REIMPORT = "neighbourhood,date,time,venue,format,chair_email\nheath-town,2026-12-10,18:30,{venue},in_person,\n"
+
+
+async def test_reimporting_a_cancelled_meeting_sends_no_second_cancellation(
+    world: SimWorld, clock: FakeClock
+) -> None:
+    """A season re-imported with a cancelled meeting's venue corrected leaves the meeting as it
+    is (cancelled): nobody is told "Cancelled" a second time, now or at the next tick."""
+    asha, yusuf, meeting_id = await _invited(world, clock)
+    pact = world.services.pact
+    await pact.cancel(meeting_id, actor="t")
+    await world.settle()
+    result = await pact.import_csv(
+        REIMPORT.format(venue="Heath Town Library Room 2"), source="s", actor="t"
+    )
+    await world.settle()
+    await world.tick()
+    for user in (asha, yusuf):
+        calendars = _calendars(world, user)
+        assert len(calendars) == 2, user.first_name  # the invitation and one CANCEL
+        assert str(calendars[1][1]["method"]) == "CANCEL"
+    assert (result.created, result.updated, result.unchanged) == (0, 0, 1)  # left alone
+
+
+async def test_a_meeting_the_chair_marks_cancelled_cancels_each_invitation_at_once(
+    world: SimWorld, clock: FakeClock
+) -> None:
+    """The chair's "It was cancelled" on a meeting not yet started: each invitee gets the
+    CANCEL in the same transaction, not at the next tick."""
+    asha, yusuf, meeting_id = await _invited(world, clock)
+    await world.services.pact.cancelled_by(Who("telegram", str(asha.user_id)), meeting_id)
+    await world.settle()  # no tick
+    for user in (asha, yusuf):
+        calendars = _calendars(world, user)
+        assert len(calendars) == 2, user.first_name
+        caption, update = calendars[1]
+        assert "cancelled" in caption.lower()
+        assert str(update["method"]) == "CANCEL"
+        assert update.walk("VEVENT")[0].decoded("sequence") == 1
+    await world.tick()
+    assert len(_calendars(world, yusuf)) == 2
+
+
+async def test_a_record_the_tick_read_before_a_move_does_not_overwrite_it(
+    world: SimWorld, clock: FakeClock
+) -> None:
+    """The tick's unit of work reads what was sent, a move commits in between (another process),
+    then the tick writes back what it read: that stale record must not replace the move's, or a
+    second move reuses the first one's sequence and its updates are dropped as duplicates."""
+    asha, yusuf, meeting_id = await _invited(world, clock)
+    pact = world.services.pact
+    async with world.services.db.uow() as uow:  # the tick's unit of work, by hand
+        m = await uow.pact.get_meeting(meeting_id)
+        assert m is not None
+        record, read = await pact.sent_record(uow, m)
+        await pact.move(meeting_id, venue="Heath Town Baths", actor="t")  # commits meanwhile
+        with pytest.raises(SentRecordRaced):  # the tick's unit of work is rolled back
+            await pact.keep_sent(uow, m, record, read=read)
+    await world.settle()
+    await world.tick()  # the tick again, reading the move
+    await pact.move(meeting_id, venue="Old Fallings Hall", actor="t")
+    await world.settle()
+    await world.tick()
+    for user in (asha, yusuf):
+        calendars = _calendars(world, user)
+        locations = [str(c.walk("VEVENT")[0]["location"]) for _, c in calendars]
+        assert locations[-1] == "Old Fallings Hall", user.first_name
+        sequences = [c.walk("VEVENT")[0].decoded("sequence") for _, c in calendars]
+        assert sequences == sorted(set(sequences)), user.first_name  # each change a new one
+
+
+async def _until_waiting_or_done(world: SimWorld, task: asyncio.Task[Any]) -> None:
+    """Until ``task`` waits for a row lock in PostgreSQL (or has finished without waiting)."""
+    async with world.services.db.engine.connect() as admin:
+        while not task.done():
+            waiting = await admin.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+            )
+            if waiting:
+                return
+            await admin.rollback()  # a fresh snapshot of pg_stat_activity
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.skipif(
+    backend() != "postgresql",
+    reason="SQLite serialises writers: the move reads what was sent inside its write transaction",
+)
+async def test_a_move_waits_for_the_invitations_the_tick_is_writing(
+    world: SimWorld, clock: FakeClock
+) -> None:
+    """The tick's unit of work has invited someone new and written it down, not yet committed;
+    a move in another process then reads what was sent after the tick commits (it waits for the
+    row), so the newly invited person gets the update too."""
+    asha, yusuf, meeting_id = await _invited(world, clock)
+    jane = await world.link("jane@example.org", 505, "Jane")  # a partner, linked late
+    pact = world.services.pact
+    async with world.services.db.uow() as uow:  # the tick's unit of work, by hand
+        m = await uow.pact.get_meeting(meeting_id)
+        assert m is not None
+        await pact._remind(uow, m, clock.now())  # Jane's invitation, and the record
+        move = asyncio.create_task(pact.move(meeting_id, venue="Heath Town Baths", actor="t"))
+        await _until_waiting_or_done(world, move)
+        await uow.commit()
+    await move
+    await world.settle()
+    for user in (asha, yusuf, jane):
+        calendars = _calendars(world, user)
+        assert str(calendars[-1][1].walk("VEVENT")[0]["location"]) == "Heath Town Baths", (
+            user.first_name
+        )
+
+
+async def test_the_tick_never_sends_a_move_back_to_the_details_it_read_before_it(
+    world: SimWorld, clock: FakeClock
+) -> None:
+    """The tick read the meeting, then a move committed (another process): comparing the
+    details it read with what the move recorded must not send "Moved" back to the old ones."""
+    asha, yusuf, meeting_id = await _invited(world, clock)
+    pact = world.services.pact
+    async with world.services.db.uow() as uow:  # the tick's unit of work, by hand
+        m = await uow.pact.get_meeting(meeting_id)  # as the tick reads its meetings
+        assert m is not None
+        await pact.move(meeting_id, venue="Heath Town Baths", actor="t")  # commits meanwhile
+        assert await pact.update_invitations(uow, m, clock.now()) == 0
+        await uow.commit()
+    await world.settle()
+    await world.tick()
+    for user in (asha, yusuf):
+        locations = [str(c.walk("VEVENT")[0]["location"]) for _, c in _calendars(world, user)]
+        assert locations == ["Heath Town Library", "Heath Town Baths"], user.first_name

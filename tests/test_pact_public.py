@@ -217,6 +217,27 @@ async def test_a_cancelled_meeting_is_announced(public: Public) -> None:
     assert "<strong>Cancelled:</strong> <del>Thu 10 Dec 2026, 18:30" in page
 
 
+async def test_a_cancelled_meeting_reimported_is_not_announced_again(public: Public) -> None:
+    """A season re-imported with a cancelled meeting's venue corrected: no second "Cancelled"
+    post (the meeting stays cancelled, and the re-import leaves it alone)."""
+    pact = public.w.services.pact
+    m = await public.schedule("2026-12-10")
+    assert m.id is not None
+    await public.posts(1)
+    await pact.cancel(m.id, actor="admin")
+    await public.posts(2)
+    result = await pact.import_csv(
+        SEASON.format(venue="Heath Town Library Room 2"), source="s", actor="t"
+    )
+    await public.w.settle()
+    telegram = [m.text or "" for m in public.telegram_posts()]
+    slack = [json.dumps(m.blocks) + m.text for m in public.slack_posts()]
+    assert sum("Cancelled" in t for t in telegram) == 1
+    assert sum("Cancelled" in t for t in slack) == 1
+    assert not any("Room 2" in t for t in telegram + slack)
+    assert result.unchanged == 1  # the cancelled meeting (the other two are new)
+
+
 async def test_a_meeting_moved_or_called_off_by_an_admin_is_announced(public: Public) -> None:
     """``tensionbot pact move`` and ``pact cancel`` (the service calls behind them)."""
     pact = public.w.services.pact
