@@ -91,7 +91,7 @@ class PactPrompts(PactUpdates):
         record = await self.sent_record(uow, m)
         # The current sequence: a meeting moved after its owner teams were asked (and before
         # these invitations) is past sequence 0.
-        ics = self.invitation_ics(m, now, sequence=int(record["seq"]))
+        ics = await self.invitation_ics(uow, m, now, sequence=int(record["seq"]))
         for person in people:
             message = (
                 MessageBuilder()
