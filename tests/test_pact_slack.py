@@ -19,6 +19,7 @@ from sqlalchemy import text
 from bot.buttons import ButtonAction, Kind
 from bot.clock import FakeClock
 from bot.domain import PactMeeting, PactPriority
+from bot.pact.rules import PUBLIC_WARNING
 from bot.pact.service import MeetingRecord, RecordContext
 from handlers.slack.ids import ActionId, ViewId
 from handlers.slack.who import who
@@ -209,6 +210,14 @@ async def test_the_chair_records_the_meeting_in_a_modal(pact: Pact) -> None:
     ]
     heading = modal["blocks"][0]["elements"][0]
     assert heading["type"] == "plain_text"
+    # The chair is told, before the priorities, that what they write goes public.
+    warning = PUBLIC_WARNING
+    notes = [b for b in modal["blocks"] if b["type"] == "context"]
+    assert any(e["text"] == warning for b in notes for e in b["elements"])
+    first_review = [b["block_id"] for b in modal["blocks"]].index(f"review_{s}")
+    assert any(
+        e["text"] == warning for b in modal["blocks"][:first_review] for e in b.get("elements", [])
+    )
     assert "Heath Town PACT meeting, Mon 30 Nov 2026, 18:30" in heading["text"]
     assert "Heath Town <b>Baptist</b> Church" in heading["text"]
     public = blocks["public"]["element"]
@@ -429,6 +438,7 @@ async def test_owner_team_reports_back(pact: Pact) -> None:
         )
     )
     assert "please report back" in ask.text
+    assert PUBLIC_WARNING in ask.text  # owner teams know a report may be published
     assert "&lt;!channel&gt;" in json.dumps(ask.blocks) and "<!channel>" not in ask.text
 
     # Someone outside the owning team is refused, in the channel, only to them.
@@ -442,6 +452,7 @@ async def test_owner_team_reports_back(pact: Pact) -> None:
     assert await jane.click(ask, ActionId.PACT_REPORT_BACK) == 200
     modal = await _modal(slack, ViewId.PACT_REPORT_BACK, 0)
     assert modal["private_metadata"] == str(p.litter.id)
+    assert PUBLIC_WARNING in json.dumps(modal["blocks"])
     element = modal["blocks"][-1]["element"]
     assert (element["type"], element["multiline"], element["max_length"]) == (
         "plain_text_input",

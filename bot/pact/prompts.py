@@ -13,7 +13,7 @@ from bot.domain import (
     PactMeeting,
 )
 from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, italic
-from bot.pact.rules import FORMAT_LABELS
+from bot.pact.rules import FORMAT_LABELS, PUBLIC_WARNING
 from bot.pact.updates import PactUpdates
 from bot.ports import UnitOfWork
 
@@ -129,6 +129,7 @@ class PactPrompts(PactUpdates):
                     f"The next meeting is {local_time(m.starts_at, self.tz)} at {m.venue}. "
                     "Say what was done so the chair can tell residents (you said, we did)."
                 )
+                .line(italic(PUBLIC_WARNING))
                 .line(italic(f"Last report: {p.report_back}") if p.report_back else "")
                 .row(
                     Button(

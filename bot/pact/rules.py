@@ -28,6 +28,12 @@ FORMAT_LABELS = {
     "street_briefing": "street briefing",
 }
 MAX_NEW_PRIORITIES = 3
+#: Said to a chair recording a meeting and to an owner team reporting back: a record's
+#: priorities and "what was done" are posted to the public channels and page as they are saved,
+#: and a post is never withdrawn.
+PUBLIC_WARNING = (
+    "What you write here is published on the public page and channel: do not name anyone."
+)
 RESOLUTION_TARGET = 0.8  # the partnership's measure: over 80% of PACT priorities resolved
 
 
