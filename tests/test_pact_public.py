@@ -395,6 +395,12 @@ async def test_channels_the_bot_cannot_post_in_are_reported_to_the_admins(
             )
         )
         text = "\n".join(alerts)
+        # Each alert says what to do in that platform's own words (from its handler), and only
+        # that platform's.
+        [tg] = [m.text for m in p.slack.dm("U0ADA") if "@swp_pact" in m.text]
+        assert "as an administrator allowed to post" in tg and "/invite" not in tg
+        [sl] = [m.text for m in p.slack.dm("U0ADA") if "C0NOTIN" in m.text]
+        assert "/invite" in sl and "administrator" not in sl
         assert "403 Forbidden: bot is not a member of the channel chat" in text
         assert "given up" in text
         assert "not_in_channel" in text and "retried" in text

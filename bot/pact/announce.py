@@ -223,12 +223,9 @@ async def on_public_sent(
     its first failure, and again if it is given up), never dropped silently."""
     if row.purpose != PURPOSE or result.ok:
         return
-    where = f"the public {row.channel.title()} channel {row.recipient}"
+    where = f"the public channel {row.recipient}"
     error = (result.error or "refused")[:200]
-    hint = (
-        "Is the bot a member of it (Slack: /invite the bot; Telegram: add it as an "
-        "administrator allowed to post)?"
-    )
+    hint = result.hint or "Is the bot in it, and allowed to post?"
     if row.status == OutboxStatus.FAILED.value:
         await alert_admins(
             uow,
