@@ -511,6 +511,9 @@ class SendResult:
     blocked: bool = False  # the person blocked the bot
     error: str | None = None
     not_sent: bool = False  # nothing left this process (no slot): try again, not an attempt
+    # What an admin can do about a refusal, in the platform's own words (only its messenger
+    # knows them: "add the bot as an administrator", "/invite the bot"); None if nothing.
+    hint: str | None = None
 
 
 class Messenger(Protocol):

@@ -1,7 +1,9 @@
 """A PACT meeting moved or cancelled after its invitations went out: each person already sent the
 invitation gets one update on their own channel with an updated .ics (same UID, SEQUENCE one
-higher; METHOD:REQUEST for a move, METHOD:CANCEL and STATUS:CANCELLED for a cancellation), so
-their calendar changes the entry it has instead of adding a second one. Nothing to people not yet
+higher, METHOD:PUBLISH as the invitation was; a cancellation is STATUS:CANCELLED), so their
+calendar changes the entry it has instead of adding a second one. Each file carries the
+VTIMEZONE its times name, and the UID names this install, so two partnerships' (or a rebuilt
+database's) meeting 1 are not one meeting to a calendar. Nothing to people not yet
 invited, nothing twice (an identical move, a restart), nothing for a past meeting.
 
 The bot runs against the fake Telegram Bot API (and a real SMTP server for email) on the fake
@@ -10,13 +12,18 @@ clock; the .ics files are parsed with icalendar as a calendar app would read the
 from __future__ import annotations
 
 import asyncio
+import shutil
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from icalendar import Calendar
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from bot.clock import FakeClock
 from bot.domain import Who
@@ -38,6 +45,19 @@ async def world(db_url: str, fake_telegram: Any, clock: FakeClock) -> AsyncItera
     await w.import_people(PEOPLE_CSV)
     yield w
     await w.stop()
+
+
+def _assert_publishable(calendar: Calendar) -> None:
+    """The publish model throughout (RFC 5546 3.2.1): METHOD:PUBLISH, no ATTENDEE, an ORGANIZER
+    only as a mailto: address, and a VTIMEZONE for each TZID the times name (RFC 5545 3.2.19)."""
+    assert str(calendar["method"]) == "PUBLISH"
+    event = calendar.walk("VEVENT")[0]
+    assert "ATTENDEE" not in event
+    if "ORGANIZER" in event:
+        assert str(event["organizer"]).startswith("mailto:")
+    tzids = {str(event[p].params["TZID"]) for p in ("DTSTART", "DTEND")}
+    assert tzids == {"Europe/London"}
+    assert tzids <= {str(tz["tzid"]) for tz in calendar.walk("VTIMEZONE")}
 
 
 def _calendars(world: SimWorld, user: SimUser) -> list[tuple[str, Calendar]]:
@@ -71,7 +91,9 @@ async def test_a_moved_meeting_updates_each_invitation_once(
     asha, yusuf, meeting_id = await _invited(world, clock)
     mark = await world.link("mark@example.org", 503, "Mark")  # Penn: never invited
     [(_, first)] = _calendars(world, yusuf)
+    _assert_publishable(first)
     uid = str(first.walk("VEVENT")[0]["uid"])
+    assert uid.startswith(f"pact-{meeting_id}-") and uid.endswith("@tensionbot")
 
     await world.services.pact.move(
         meeting_id, on="2026-12-11", at="19:00", venue="Heath Town Baths", actor="t"
@@ -84,10 +106,12 @@ async def test_a_moved_meeting_updates_each_invitation_once(
         assert "moved" in caption.lower()
         assert "Fri 11 Dec" in caption and "Heath Town Baths" in caption
         assert "Thu 10 Dec" in caption  # what it was
-        assert str(update["method"]) == "REQUEST"
+        _assert_publishable(update)
+        assert "ORGANIZER" not in update.walk("VEVENT")[0]  # no email: no address to name
         event = update.walk("VEVENT")[0]
         assert str(event["uid"]) == uid
         assert event.decoded("sequence") == 1
+        assert "STATUS" not in event or str(event["status"]) == "CONFIRMED"
         assert event.decoded("dtstart") == _local("2026-12-11", "19:00")
         assert event.decoded("dtend") == _local("2026-12-11", "20:30")
         assert str(event["location"]) == "Heath Town Baths"
@@ -122,7 +146,7 @@ async def test_a_cancelled_meeting_cancels_each_invitation(
         assert len(calendars) == 2, user.first_name
         caption, update = calendars[1]
         assert "cancelled" in caption.lower() and "Thu 10 Dec" in caption
-        assert str(update["method"]) == "CANCEL"
+        _assert_publishable(update)  # a cancellation is published too, the event CANCELLED
         event = update.walk("VEVENT")[0]
         assert str(event["uid"]) == uid
         assert event.decoded("sequence") == 1
@@ -205,7 +229,8 @@ async def test_a_restart_between_the_move_and_the_send_sends_once(
 
 async def test_a_moved_meeting_updates_an_emailed_invitation(db_url: str, clock: FakeClock) -> None:
     """Dan, without a chat app, gets the update by email, the .ics attached as text/calendar
-    with METHOD:REQUEST (so mail clients offer to update the entry)."""
+    with METHOD:PUBLISH in the file and its Content-Type, the same UID as the public feed's, and
+    the partnership's from-address as the ORGANIZER (so mail clients update the entry)."""
     from tests.helpers import PACT_NEIGHBOURHOODS
 
     async with smtp_server() as inbox:
@@ -234,12 +259,20 @@ async def test_a_moved_meeting_updates_an_emailed_invitation(db_url: str, clock:
             assert len(mails) == 2
             [ics] = list(mails[1].iter_attachments())
             assert ics.get_content_type() == "text/calendar"
-            # Outlook reads the method from the Content-Type to update the entry it holds.
-            assert ics.get_param("method") == "REQUEST"
+            # Outlook reads the method from the Content-Type: it follows the file.
+            assert ics.get_param("method") == "PUBLISH"
             update = Calendar.from_ical(ics.get_content())
-            assert str(update["method"]) == "REQUEST"
+            _assert_publishable(update)
             event = update.walk("VEVENT")[0]
-            assert str(event["uid"]) == f"pact-{m.id}@tensionbot"
+            assert str(event["organizer"]) == "mailto:tensions@example.gov.uk"
+            assert event["organizer"].params["CN"] == "Safer Wolverhampton Partnership"
+            [first] = list(mails[0].iter_attachments())
+            uid = str(Calendar.from_ical(first.get_content()).walk("VEVENT")[0]["uid"])
+            assert str(event["uid"]) == uid
+            async with aiohttp.ClientSession() as client:
+                async with client.get(f"{world.base}/pact/heath-town.ics") as r:
+                    feed = Calendar.from_ical(await r.read())
+            assert [str(e["uid"]) for e in feed.walk("VEVENT")] == [uid]
             assert event.decoded("sequence") == 1
             assert str(event["location"]) == "Heath Town Baths"
 
@@ -299,7 +332,9 @@ async def test_reimporting_a_cancelled_meeting_sends_no_second_cancellation(
     for user in (asha, yusuf):
         calendars = _calendars(world, user)
         assert len(calendars) == 2, user.first_name  # the invitation and one CANCEL
-        assert str(calendars[1][1]["method"]) == "CANCEL"
+        cancel = calendars[1][1]
+        _assert_publishable(cancel)
+        assert str(cancel.walk("VEVENT")[0]["status"]) == "CANCELLED"
     assert (result.created, result.updated, result.unchanged) == (0, 0, 1)  # left alone
 
 
@@ -316,7 +351,8 @@ async def test_a_meeting_the_chair_marks_cancelled_cancels_each_invitation_at_on
         assert len(calendars) == 2, user.first_name
         caption, update = calendars[1]
         assert "cancelled" in caption.lower()
-        assert str(update["method"]) == "CANCEL"
+        _assert_publishable(update)
+        assert str(update.walk("VEVENT")[0]["status"]) == "CANCELLED"
         assert update.walk("VEVENT")[0].decoded("sequence") == 1
     await world.tick()
     assert len(_calendars(world, yusuf)) == 2
@@ -413,3 +449,57 @@ async def test_the_tick_never_sends_a_move_back_to_the_details_it_read_before_it
     for user in (asha, yusuf):
         locations = [str(c.walk("VEVENT")[0]["location"]) for _, c in _calendars(world, user)]
         assert locations == ["Heath Town Library", "Heath Town Baths"], user.first_name
+
+
+@pytest.fixture
+async def other_db_url(template_db: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A second fresh database: another partnership's, or this one's rebuilt."""
+    from tests.conftest import PG_URL, _pg_admin
+
+    if PG_URL:
+        name = f"tb_{uuid.uuid4().hex[:12]}"
+        await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    else:
+        path = tmp_path / "other.sqlite3"
+        shutil.copy(template_db, path)
+        yield f"sqlite+aiosqlite:///{path}"
+
+
+async def test_meeting_one_of_two_databases_has_two_uids(
+    db_url: str, other_db_url: str, clock: FakeClock
+) -> None:
+    """Meeting ids start at 1 in every database: the UID also names the install (kept in the
+    database, made on first use), so an inspector invited by two partnerships, or by one
+    whose database was rebuilt, has two meetings in their calendar, not one overwritten; the
+    public feed gives each meeting the UID its invitations carry."""
+    from tests.helpers import PACT_NEIGHBOURHOODS
+
+    uids = []
+    for url in (db_url, other_db_url):
+        async with web_world(url, clock, pact=PACT_NEIGHBOURHOODS) as world:
+            await world.services.people.import_csv(
+                "name,role,wards,organisation,email\n"
+                "Chris Chair,community_leader,Heath Town,Residents,chris@example.org\n",
+                source="more.csv",
+                actor="t",
+            )
+            m = await world.services.pact.schedule(
+                neighbourhood="heath-town", on="2026-12-10", at="18:30",
+                venue="Heath Town Library", format="in_person", chair_email=None, actor="t",
+            )  # fmt: skip
+            assert m.id == 1
+            async with aiohttp.ClientSession() as client:
+                async with client.get(f"{world.base}/pact/heath-town.ics") as r:
+                    feed = Calendar.from_ical(await r.read())
+                [event] = feed.walk("VEVENT")
+                uids.append(str(event["uid"]))
+                # Read again (and after a move): the same UID.
+                await world.services.pact.move(m.id, venue="Heath Town Baths", actor="t")
+                async with client.get(f"{world.base}/pact/heath-town.ics") as r:
+                    [again] = Calendar.from_ical(await r.read()).walk("VEVENT")
+                assert str(again["uid"]) == uids[-1]
+                assert str(again["location"]) == "Heath Town Baths"
+    assert all(u.startswith("pact-1-") and u.endswith("@tensionbot") for u in uids)
+    assert uids[0] != uids[1]

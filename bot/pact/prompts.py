@@ -14,7 +14,7 @@ from bot.domain import (
     PactMeeting,
 )
 from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, italic
-from bot.pact.rules import FORMAT_LABELS
+from bot.pact.rules import FORMAT_LABELS, PUBLIC_WARNING
 from bot.pact.updates import PactUpdates, SentRecordRaced
 from bot.ports import UnitOfWork
 
@@ -107,7 +107,7 @@ class PactPrompts(PactUpdates):
         record, read = await self.sent_record(uow, m)
         # The current sequence: a meeting moved after its owner teams were asked (and before
         # these invitations) is past sequence 0.
-        ics = self.invitation_ics(m, now, sequence=int(record["seq"]))
+        ics = await self.invitation_ics(uow, m, now, sequence=int(record["seq"]))
         for person in people:
             message = (
                 MessageBuilder()
@@ -145,6 +145,7 @@ class PactPrompts(PactUpdates):
                     f"The next meeting is {local_time(m.starts_at, self.tz)} at {m.venue}. "
                     "Say what was done so the chair can tell residents (you said, we did)."
                 )
+                .line(italic(PUBLIC_WARNING))
                 .line(italic(f"Last report: {p.report_back}") if p.report_back else "")
                 .row(
                     Button(

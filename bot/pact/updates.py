@@ -1,8 +1,8 @@
 """PACT invitations kept true: a meeting moved (date, time, venue, format or length) or
 cancelled after its invitations went out gets each person already sent the invitation one update
-on their own channel, with an updated .ics (the same UID, SEQUENCE one higher; METHOD:REQUEST
-for a move, METHOD:CANCEL with STATUS:CANCELLED for a cancellation), so their calendar changes the
-entry it has instead of adding a second one. Owner teams already asked to report back before the
+on their own channel, with an updated .ics (the same UID, SEQUENCE one higher, METHOD:PUBLISH
+as the invitation was; STATUS:CANCELLED for a cancellation), so their calendar changes the entry
+it has instead of adding a second one. Owner teams already asked to report back before the
 meeting are told its new date (or that it is off).
 
 What was sent is kept in ``bot_state`` (``pact-invite:<meeting id>``): the details as last sent,
@@ -22,11 +22,11 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.common import enqueue, local_time
+from bot.common import enqueue, install_id, local_time
 from bot.domain import MeetingStatus, PactMeeting
 from bot.messages import Attachment, MessageBuilder, OutgoingMessage, bold
 from bot.pact.base import PactBase
-from bot.pact.rules import FORMAT_LABELS, calendar_invite
+from bot.pact.rules import FORMAT_LABELS, calendar_invite, calendar_uid
 from bot.ports import UnitOfWork
 
 
@@ -50,12 +50,19 @@ class SentRecordRaced(Exception):
 class PactUpdates(PactBase):
     """The calendar invitation, what was sent of it, and the updates when the meeting changes."""
 
-    def invitation_ics(
-        self, m: PactMeeting, now: datetime, *, sequence: int = 0, method: str = "PUBLISH"
+    async def invitation_ics(
+        self,
+        uow: UnitOfWork,
+        m: PactMeeting,
+        now: datetime,
+        *,
+        sequence: int = 0,
+        cancelled: bool = False,
     ) -> bytes:
-        """The meeting's .ics (one UID per meeting, whatever changes)."""
+        """The meeting's .ics (one UID per meeting and install, whatever changes)."""
+        email = self.config.email
         return calendar_invite(
-            uid=f"pact-{m.id}@tensionbot",
+            uid=calendar_uid(m.id, await install_id(uow)),
             title=self._title(m),
             starts_at=m.starts_at,
             ends_at=m.ends_at,
@@ -65,10 +72,11 @@ class PactUpdates(PactBase):
                 "Residents set the neighbourhood's priorities with the police and the council."
             ),
             organiser=self.config.partnership.name,
+            organiser_email=email.from_address if email.host is not None else None,
             now=now,
             tz=self.tz,
             sequence=sequence,
-            method=method,
+            cancelled=cancelled,
         )
 
     def with_ics(self, message: OutgoingMessage, m: PactMeeting, ics: bytes) -> OutgoingMessage:
@@ -121,7 +129,7 @@ class PactUpdates(PactBase):
         seq = int(record["seq"])
         cancelled = bool(state[4])
         message = self._update_message(m, before, cancelled)
-        ics = self.invitation_ics(m, now, sequence=seq, method="CANCEL" if cancelled else "REQUEST")
+        ics = await self.invitation_ics(uow, m, now, sequence=seq, cancelled=cancelled)
         queued = 0
         for person_id in record["people"]:
             person = await uow.people.get(int(person_id))
