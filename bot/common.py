@@ -64,8 +64,13 @@ async def install_id(uow: UnitOfWork) -> str:
     if found:
         return found
     made = secrets.token_hex(8)
-    await uow.state.set(INSTALL_ID_KEY, made)
-    return made
+    # Insert-if-absent: two first uses at once keep one id (the second waits for the first's
+    # commit, inserts nothing and reads the id it wrote), never one overwriting the other.
+    if await uow.state.swap(INSTALL_ID_KEY, None, made):
+        return made
+    kept = await uow.state.get(INSTALL_ID_KEY)
+    assert kept is not None
+    return kept
 
 
 async def enqueue(

@@ -503,3 +503,32 @@ async def test_meeting_one_of_two_databases_has_two_uids(
                 assert str(again["location"]) == "Heath Town Baths"
     assert all(u.startswith("pact-1-") and u.endswith("@tensionbot") for u in uids)
     assert uids[0] != uids[1]
+
+
+async def _install_id_alone(world: SimWorld) -> str:
+    from bot.common import install_id
+
+    async with world.services.db.uow() as uow:
+        made = await install_id(uow)
+        await uow.commit()
+        return made
+
+
+@pytest.mark.skipif(
+    backend() != "postgresql", reason="SQLite serialises writers: the second reads the first's id"
+)
+async def test_two_first_uses_of_the_install_id_at_once_keep_one(world: SimWorld) -> None:
+    """Two transactions make the install id at the same first moment: the second waits for the
+    first, keeps the id it made and returns it, never overwriting it (the calendar UIDs sent
+    with it would change) and never failing on the duplicate key."""
+    from bot.common import INSTALL_ID_KEY, install_id
+
+    async with world.services.db.uow() as first:
+        assert await first.state.get(INSTALL_ID_KEY) is None  # its first use
+        made = await install_id(first)
+        second = asyncio.create_task(_install_id_alone(world))
+        await _until_waiting_or_done(world, second)
+        await first.commit()
+    assert await second == made
+    async with world.services.db.uow() as uow:
+        assert await install_id(uow) == made

@@ -29,10 +29,13 @@ FORMAT_LABELS = {
 }
 MAX_NEW_PRIORITIES = 3
 #: Said to a chair recording a meeting and to an owner team reporting back: a record's
-#: priorities and "what was done" are posted to the public channels and page as they are saved,
-#: and a post is never withdrawn.
+#: priorities and "what was done" are posted to the public channels and page as they are saved
+#: (where the partnership has them: ``[pact.public]``, ``web.public_pact``), and a post is never
+#: withdrawn. Said whether or not they are on today: a record kept now is published if they are
+#: turned on later.
 PUBLIC_WARNING = (
-    "What you write here is published on the public page and channel: do not name anyone."
+    "What you write here may be published on the partnership's public page and channel: "
+    "do not name anyone."
 )
 RESOLUTION_TARGET = 0.8  # the partnership's measure: over 80% of PACT priorities resolved
 
