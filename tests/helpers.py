@@ -236,3 +236,13 @@ def slack_id(person: Person) -> str | None:
     """The person's Slack user id, if any."""
     address = person.address_on("slack")
     return address.address if address is not None else None
+
+
+def webhook_section(port: int) -> dict[str, Any]:
+    """The ``[telegram]`` section of a bot taking its updates by webhook on 127.0.0.1:``port``."""
+    return {
+        "mode": "webhook",
+        "webhook_url": f"http://127.0.0.1:{port}/telegram",
+        "webhook_port": port,
+        "webhook_listen": "127.0.0.1",
+    }

@@ -14,6 +14,32 @@ from tests.conftest import TOKEN
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def write_bot_config(
+    tmp_path: Path, db_url: str, api_base_url: str, *, max_in_flight: int | None = None
+) -> Path:
+    """A ``config.toml`` in ``tmp_path`` for a real ``tensionbot run`` polling the fake Bot API:
+    12/s overall, 1/s a chat, a one-second lease (a dead process's sends are settled quickly),
+    and an hourly scheduler tick (tests drive the rest)."""
+    in_flight = "" if max_in_flight is None else f"max_in_flight = {max_in_flight}\n"
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[partnership]
+wards = ["Bilston South", "Blakenhall", "Heath Town", "Park", "Penn"]
+[database]
+url = "{db_url}"
+[telegram]
+api_base_url = "{api_base_url}"
+bot_username = "swp_tension_bot"
+poll_timeout = 1
+global_rate = 12.0
+per_chat_rate = 1.0
+{in_flight}outbox_lease_seconds = 1
+[schedule]
+tick_seconds = 3600
+""")
+    return config
+
+
 class BotProcess:
     """``tensionbot run`` in a subprocess, its output appended to ``log``."""
 

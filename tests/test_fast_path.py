@@ -19,8 +19,8 @@ from sim.fake_telegram import FakeTelegram
 from sim.scripts import until
 from sim.world import SimWorld, free_port
 from tests.conftest import TOKEN, make_config
-from tests.helpers import PEOPLE_CSV
-from tests.processes import BotProcess
+from tests.helpers import PEOPLE_CSV, webhook_section
+from tests.processes import BotProcess, write_bot_config
 from tests.test_restart import _link_everyone
 
 
@@ -67,12 +67,7 @@ async def test_a_webhook_update_delivered_twice_is_answered_once(
     config = make_config(
         db_url,
         fake_telegram.base_url,
-        telegram={
-            "mode": "webhook",
-            "webhook_url": f"http://127.0.0.1:{port}/telegram",
-            "webhook_port": port,
-            "webhook_listen": "127.0.0.1",
-        },
+        telegram=webhook_section(port),
     )
     world = await SimWorld.start(config, fake_telegram, clock)
     try:
@@ -112,22 +107,7 @@ async def test_a_webhook_update_delivered_twice_is_answered_once(
 
 @pytest.fixture
 async def bot(tmp_path: Path, db_url: str, fake_telegram: Any) -> AsyncIterator[BotProcess]:
-    config = tmp_path / "config.toml"
-    config.write_text(f"""
-[partnership]
-wards = ["Bilston South", "Blakenhall", "Heath Town", "Park", "Penn"]
-[database]
-url = "{db_url}"
-[telegram]
-api_base_url = "{fake_telegram.base_url}"
-bot_username = "swp_tension_bot"
-poll_timeout = 1
-global_rate = 12.0
-per_chat_rate = 1.0
-outbox_lease_seconds = 1
-[schedule]
-tick_seconds = 3600
-""")
+    config = write_bot_config(tmp_path, db_url, fake_telegram.base_url)
     process = BotProcess(config, tmp_path / "bot.log")
     yield process
     await process.stop()

@@ -43,7 +43,7 @@ from tests.faults_helpers import (
     telegram_429s,
     updates_lost,
 )
-from tests.helpers import slack_config, start_slack_world, telegram_chat
+from tests.helpers import slack_config, start_slack_world, telegram_chat, webhook_section
 
 SHORT = {"platform": 3, "kill": 2, "postgres": 1, "lock": 1}
 LONG = {"platform": 50, "kill": 50, "postgres": 10, "lock": 20}
@@ -529,13 +529,7 @@ def _telegram(mode: str) -> dict[str, Any]:
     """The [telegram] settings of a delivery mode (webhook: on a free local port)."""
     if mode == "polling":
         return {}
-    port = free_port()
-    return {
-        "mode": "webhook",
-        "webhook_url": f"http://127.0.0.1:{port}/telegram",
-        "webhook_port": port,
-        "webhook_listen": "127.0.0.1",
-    }
+    return webhook_section(free_port())
 
 
 async def _start(config: Any, fake: FakeTelegram) -> SimWorld:

@@ -42,6 +42,7 @@ from tests.helpers import (
     heath_town_meetings,
     slack_config,
     team_slack,
+    webhook_section,
 )
 
 EVIL = "<!channel> <!here> <@U123> <https://evil.example|click> *bold* <b>x</b> & co"
@@ -682,12 +683,7 @@ async def test_telegram_webhook_refuses_a_wrong_or_missing_secret_token(
     config = make_config(
         db_url,
         fake_telegram.base_url,
-        telegram={
-            "mode": "webhook",
-            "webhook_url": f"http://127.0.0.1:{port}/telegram",
-            "webhook_port": port,
-            "webhook_listen": "127.0.0.1",
-        },
+        telegram=webhook_section(port),
     )
     w = await SimWorld.start(config, fake_telegram, clock)
     try:
@@ -735,12 +731,7 @@ async def test_a_telegram_webhook_body_that_is_not_an_update_gets_400_without_a_
     config = make_config(
         db_url,
         fake_telegram.base_url,
-        telegram={
-            "mode": "webhook",
-            "webhook_url": f"http://127.0.0.1:{port}/telegram",
-            "webhook_port": port,
-            "webhook_listen": "127.0.0.1",
-        },
+        telegram=webhook_section(port),
     )
     w = await SimWorld.start(config, fake_telegram, clock)
     try:

@@ -16,7 +16,7 @@ from bot.forms import FormDefinition
 from sim.scripts import fill_tension, tension, until
 from sim.world import SimWorld, free_port
 from tests.conftest import backend, make_config
-from tests.helpers import PEOPLE_CSV
+from tests.helpers import PEOPLE_CSV, webhook_section
 
 
 @pytest.fixture
@@ -163,12 +163,7 @@ async def test_webhook_mode(db_url: str, fake_telegram: Any, clock: FakeClock) -
     config = make_config(
         db_url,
         fake_telegram.base_url,
-        telegram={
-            "mode": "webhook",
-            "webhook_url": f"http://127.0.0.1:{port}/telegram",
-            "webhook_port": port,
-            "webhook_listen": "127.0.0.1",
-        },
+        telegram=webhook_section(port),
     )
     world = await SimWorld.start(config, fake_telegram, clock)
     try:
@@ -229,12 +224,7 @@ async def test_webhook_update_that_failed_is_answered_5xx_and_processed_once_whe
     config = make_config(
         db_url,
         fake_telegram.base_url,
-        telegram={
-            "mode": "webhook",
-            "webhook_url": f"http://127.0.0.1:{port}/telegram",
-            "webhook_port": port,
-            "webhook_listen": "127.0.0.1",
-        },
+        telegram=webhook_section(port),
         database={"sqlite_busy_seconds": 0.3},
     )
     world = await SimWorld.start(config, fake_telegram, clock)

@@ -24,7 +24,7 @@ from bot.domain import DeliveryState
 from bot.runtime import Runtime
 from tests.conftest import TOKEN
 from tests.helpers import telegram_chat
-from tests.processes import BotProcess
+from tests.processes import BotProcess, write_bot_config
 from tests.test_restart import _link_everyone
 
 FORM = "return for December 2026"
@@ -34,25 +34,8 @@ HOURS = 2
 
 @pytest.fixture
 async def bot(tmp_path: Path, db_url: str, fake_telegram: Any) -> AsyncIterator[BotProcess]:
-    config = tmp_path / "config.toml"
-    config.write_text(f"""
-[partnership]
-wards = ["Bilston South", "Blakenhall", "Heath Town", "Park", "Penn"]
-[database]
-url = "{db_url}"
-[telegram]
-api_base_url = "{fake_telegram.base_url}"
-bot_username = "swp_tension_bot"
-poll_timeout = 1
-global_rate = 12.0
-per_chat_rate = 1.0
-max_in_flight = 2
-outbox_lease_seconds = 1
-[schedule]
-tick_seconds = 3600
-[outbox]
-uncertain_followup_hours = {HOURS}
-""")
+    config = write_bot_config(tmp_path, db_url, fake_telegram.base_url, max_in_flight=2)
+    config.write_text(config.read_text() + f"[outbox]\nuncertain_followup_hours = {HOURS}\n")
     process = BotProcess(config, tmp_path / "bot.log")
     yield process
     await process.stop()
