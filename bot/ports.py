@@ -225,6 +225,8 @@ class OutboxRepo(Protocol):
         self, message: OutboxMessage, lease_until: datetime, mine: Sequence[int] = ()
     ) -> OutboxMessage | None: ...
 
+    async def mark_sent(self, sent: Sequence[tuple[int, str | None]], now: datetime) -> None: ...
+
 
 class ActionRepo(Protocol):
     """Teams' actions on reports, and their timelines."""

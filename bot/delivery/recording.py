@@ -25,8 +25,20 @@ log = logging.getLogger(__name__)
 
 ResultHook = Callable[[UnitOfWork, OutboxMessage, SendResult, datetime], Awaitable[None]]
 """Called in the same transaction as every result of a send (the row's status says whether it
-was sent, failed for good, or will be retried)."""
+was sent, failed for good, or will be retried), except a conversational reply that was sent
+(:func:`_plain`: recorded by one UPDATE with the others, no row loaded)."""
 MAX_ATTEMPTS = 8
+
+_Waiting = tuple[int, SendResult, "asyncio.Future[None]", bool]
+"""A result waiting to be recorded: row id, result, its caller's future, and whether it is
+plain (:func:`_plain`)."""
+
+
+def _plain(row: OutboxMessage, result: SendResult) -> bool:
+    """Whether recording ``result`` only marks ``row`` sent: a conversational reply that went
+    out, with no delivery to update. No hook acts on one (they act on team posts and on
+    failures), so none is called for it."""
+    return result.ok and row.purpose == "reply" and row.delivery_id is None
 
 
 @dataclass
@@ -64,16 +76,17 @@ class ResultRecorder:
         self.stats = stats
         self.hooks = hooks
         # Results waiting to be recorded: one transaction records all that are waiting.
-        self._results: list[tuple[int, SendResult, asyncio.Future[None]]] = []
+        self._results: list[_Waiting] = []
         self._recorder: asyncio.Task[None] | None = None
         self._stopping = stopping  # set when the dispatcher stops: recording stops retrying
 
-    async def record(self, row_id: int, result: SendResult) -> None:
+    async def record(self, row: OutboxMessage, result: SendResult) -> None:
         """Record one send's result. Results that arrive while a transaction is recording are
         recorded together in the next one (at 30 messages/s, one commit per message would be
         most of the dispatcher's own cost). Returns once this result is committed."""
+        assert row.id is not None
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._results.append((row_id, result, future))
+        self._results.append((row.id, result, future, _plain(row, result)))
         if self._recorder is None or self._recorder.done():
             self._recorder = asyncio.create_task(self._record_waiting(), name="outbox-recorder")
         await future
@@ -85,7 +98,7 @@ class ResultRecorder:
                 await self._record_with_retries(batch)
             except Exception as exc:
                 if transient(exc):  # stopping: the rows stay 'sending' for recovery
-                    for _, _, future in batch:
+                    for _, _, future, _ in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
@@ -97,13 +110,11 @@ class ResultRecorder:
                     except Exception as exc:  # the row stays 'sending'; recovery settles it
                         if not item[2].done():
                             item[2].set_exception(exc)
-            for _, _, future in batch:
+            for _, _, future, _ in batch:
                 if not future.done():
                     future.set_result(None)
 
-    async def _record_with_retries(
-        self, batch: list[tuple[int, SendResult, asyncio.Future[None]]]
-    ) -> None:
+    async def _record_with_retries(self, batch: list[_Waiting]) -> None:
         """The messages were sent: keep trying to record that while the database refuses for a
         reason that may pass (classified by type: :func:`transient`), so an outage or a held
         write lock does not turn them into 'uncertain' (or a reply into a duplicate). Gives up
@@ -138,15 +149,20 @@ class ResultRecorder:
             # get there (a late ok is still recorded: see _apply).
             delay = min(delay * 2, 2.0)
 
-    async def _record_batch(
-        self, batch: list[tuple[int, SendResult, asyncio.Future[None]]]
-    ) -> None:
+    async def _record_batch(self, batch: list[_Waiting]) -> None:
         now = self.clock.now()
+        # A sent reply needs nothing from its row: one UPDATE for all of them (the fast path's
+        # replies are most of the results); the others are loaded and applied one by one.
+        plain = [(row_id, result) for row_id, result, _, is_plain in batch if is_plain]
+        others = [(row_id, result) for row_id, result, _, is_plain in batch if not is_plain]
         async with self.uow_factory() as uow:
-            await uow.outbox.load([row_id for row_id, _, _ in batch])
-            for row_id, result, _ in batch:
+            await uow.outbox.mark_sent([(i, result.message_ref) for i, result in plain], now)
+            if others:
+                await uow.outbox.load([row_id for row_id, _ in others])
+            for row_id, result in others:
                 await self._apply(uow, row_id, result, now)
             await uow.commit()
+        self.stats.sent += len(plain)
 
     async def _apply(self, uow: UnitOfWork, row_id: int, result: SendResult, now: datetime) -> None:
         """The row's new state after a send (and the delivery's, and the hooks')."""

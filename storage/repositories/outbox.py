@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, exists, func, null, or_, select
+from sqlalchemy import and_, bindparam, case, exists, func, null, or_, select, update
 from sqlalchemy.orm import aliased
 
 from bot.domain import NEWS, OutboxMessage, OutboxStatus
@@ -236,6 +236,34 @@ class SqlOutboxRepo(_Repo):
             claimed_until=lease_until if row.status == OutboxStatus.SENDING.value else None,
             id=row.id,
         )
+
+    async def mark_sent(self, sent: Sequence[tuple[int, str | None]], now: datetime) -> None:
+        """Record rows as sent at ``now`` (row id, the platform's message reference): one
+        UPDATE for all of them, no row loaded. A row another process's recovery settled meanwhile
+        (``uncertain``, or a reply put back to ``pending``) is marked sent too: the message did
+        go out. Only for rows whose result concerns nothing else (the fast path's replies: no
+        delivery, no hook that acts on a sent reply)."""
+        if sent:
+            params = [{"row_id": row_id, "ref": ref, "now": now} for row_id, ref in sent]
+            await self.session.execute(_mark_sent(), params)
+
+
+@functools.cache  # built once: it runs for every batch of sent replies
+def _mark_sent() -> Any:
+    o = tables.outbox
+    late = (OutboxStatus.SENDING.value, OutboxStatus.UNCERTAIN.value, OutboxStatus.PENDING.value)
+    return (
+        update(o)
+        # (OR, not IN: an executemany cannot expand an IN list)
+        .where(o.c.id == bindparam("row_id"), or_(*(o.c.status == status for status in late)))
+        .values(
+            status=OutboxStatus.SENT.value,
+            sent_at=bindparam("now", type_=o.c.sent_at.type),
+            result_ref=bindparam("ref", type_=o.c.result_ref.type),
+            last_error=None,
+            claimed_until=None,
+        )
+    )
 
 
 @functools.cache  # the fast path's INSERT, built once per dialect
