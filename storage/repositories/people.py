@@ -53,6 +53,11 @@ class SqlPeopleRepo(_Repo):
         stmt = select(Person).order_by(tables.people.c.name, tables.people.c.id)
         return (await self.session.scalars(stmt)).all()
 
+    async def active_with_role(self, role: str) -> Sequence[Person]:
+        p = tables.people.c
+        stmt = select(Person).where(p.role == role, p.active.is_(True)).order_by(p.id)
+        return (await self.session.scalars(stmt)).all()
+
     async def add(self, person: Person) -> None:
         self.session.add(person)
         await self.session.flush()
