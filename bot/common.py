@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,21 @@ class Outcome:
 
     toast: str | None = None
     direct: OutgoingMessage | None = None
+
+
+INSTALL_ID_KEY = "install-id"
+
+
+async def install_id(uow: UnitOfWork) -> str:
+    """This install's random id (16 hex digits), made and kept in ``bot_state`` on first use in
+    this unit of work: it tells apart what two partnerships, or one whose database was rebuilt,
+    would otherwise both call "meeting 1" (a calendar UID)."""
+    found = await uow.state.get(INSTALL_ID_KEY)
+    if found:
+        return found
+    made = secrets.token_hex(8)
+    await uow.state.set(INSTALL_ID_KEY, made)
+    return made
 
 
 async def enqueue(

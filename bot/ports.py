@@ -55,6 +55,28 @@ class RateBuckets(Protocol):
         again)``, nothing reserved."""
         ...
 
+    async def reserve_slots(
+        self, key: str, interval: float, burst: float, horizon: float, count: int
+    ) -> tuple[list[float], float]:
+        """:meth:`reserve` for ``count`` sends at once (one statement): the seconds until each
+        of their slots, in order; or ``([], seconds to wait before asking again)`` when the
+        first is beyond ``horizon`` (nothing reserved). The batch may reach ``count``
+        intervals past the horizon."""
+        ...
+
+    async def reserve_each(
+        self,
+        keys: Sequence[str],
+        interval: float,
+        burst: float,
+        horizon: float,
+        after: Sequence[float],
+    ) -> list[float | None]:
+        """One slot in each of the buckets ``keys`` (distinct), each no earlier than its
+        ``after`` seconds from now: the seconds until each slot, or None where it would be
+        beyond ``horizon`` (that one not reserved). One statement for all."""
+        ...
+
     async def forget_idle(self) -> None:
         """Drop buckets nobody has used for a while (one per chat adds up)."""
         ...
@@ -62,6 +84,23 @@ class RateBuckets(Protocol):
     async def close(self) -> None:
         """Release what the buckets hold open (their connection)."""
         ...
+
+
+@dataclass(frozen=True)
+class OutboxChange:
+    """New values for some columns of one outbox row (the dispatcher's record of a send)."""
+
+    id: int
+    values: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class DeliverySent:
+    """A form (or a reminder: ``reminder``) went out for this delivery."""
+
+    delivery_id: int
+    message_ref: str | None
+    reminder: bool
 
 
 class Stale(Exception):
@@ -165,6 +204,10 @@ class DeliveryRepo(Protocol):
     async def sent(
         self, delivery_id: int, message_ref: str | None, now: datetime, *, reminder: bool
     ) -> None: ...
+    async def sent_many(self, sends: Sequence[DeliverySent], now: datetime) -> None:
+        """:meth:`sent` for many deliveries at once (one statement per kind)."""
+        ...
+
     async def get_for(self, campaign_id: int, person_id: int) -> Delivery | None: ...
     async def for_campaign(self, campaign_id: int) -> Sequence[Delivery]: ...
     async def uncertain_to_follow_up(
@@ -177,6 +220,9 @@ class DeliveryRepo(Protocol):
     async def for_person(self, person_id: int) -> Sequence[Delivery]: ...
     async def counts(self, campaign_id: int) -> dict[str, int]: ...
     async def add(self, delivery: Delivery) -> None: ...
+    async def add_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Store many deliveries at once (their ids are set)."""
+        ...
 
 
 class ConversationRepo(Protocol):
@@ -204,6 +250,10 @@ class OutboxRepo(Protocol):
     """Outbound messages; the dispatcher is the only sender."""
 
     async def add(self, message: OutboxMessage) -> bool: ...
+    async def add_many(self, messages: Sequence[OutboxMessage]) -> int:
+        """Queue many messages at once, less those whose idempotency key exists; how many."""
+        ...
+
     async def claim(
         self,
         now: datetime,
@@ -215,7 +265,15 @@ class OutboxRepo(Protocol):
         self, row: OutboxMessage, lease_until: datetime
     ) -> Sequence[OutboxMessage]: ...
     async def get(self, message_id: int) -> OutboxMessage | None: ...
-    async def load(self, message_ids: Sequence[int]) -> None: ...
+    async def states(self, message_ids: Sequence[int]) -> dict[int, OutboxMessage]:
+        """The rows as they stand now, without their payload, detached (locked on PostgreSQL
+        until the transaction ends)."""
+        ...
+
+    async def settle(self, changes: Sequence[OutboxChange]) -> None:
+        """Write rows' new values, in bulk."""
+        ...
+
     async def recover_in_flight(self, now: datetime) -> Sequence[OutboxMessage]: ...
     async def next_due(self) -> datetime | None: ...
     async def counts(self) -> dict[str, int]: ...
@@ -297,8 +355,14 @@ class SeenRequestRepo(Protocol):
 class StateRepo(Protocol):
     """Small key/value state (e.g. the Telegram polling offset)."""
 
-    async def get(self, key: str) -> str | None: ...
+    async def get(self, key: str, *, lock: bool = False) -> str | None:
+        """The value; with ``lock``, no other transaction may change it until this one ends."""
+        ...
+
     async def set(self, key: str, value: str) -> None: ...
+    async def swap(self, key: str, old: str | None, new: str) -> bool:
+        """Set ``new`` only if the value is still ``old`` (None: absent); whether it was."""
+        ...
 
 
 class PactRepo(Protocol):
@@ -306,6 +370,10 @@ class PactRepo(Protocol):
 
     async def add_meeting(self, meeting: PactMeeting) -> None: ...
     async def get_meeting(self, meeting_id: int) -> PactMeeting | None: ...
+    async def reload_meeting(self, meeting: PactMeeting) -> None:
+        """Read the meeting again (what another transaction committed since it was read)."""
+        ...
+
     async def meeting_at(self, neighbourhood: str, starts_at: datetime) -> PactMeeting | None: ...
     async def meetings_between(
         self, start: datetime, end: datetime, *, field: str = "starts_at"
@@ -449,6 +517,9 @@ class SendResult:
     blocked: bool = False  # the person blocked the bot
     error: str | None = None
     not_sent: bool = False  # nothing left this process (no slot): try again, not an attempt
+    # What an admin can do about a refusal, in the platform's own words (only its messenger
+    # knows them: "add the bot as an administrator", "/invite the bot"); None if nothing.
+    hint: str | None = None
 
 
 class Messenger(Protocol):

@@ -5,13 +5,17 @@ migrates only when the database is behind. So the check does not load Alembic (s
 modules that would stay in the process's memory for as long as it runs): the head is read from
 the migration files' ``revision`` and ``down_revision`` lines, and the database's revision from
 Alembic's ``alembic_version`` table (tests/test_migrations.py checks both against Alembic's own
-answers). Alembic itself is imported only to migrate.
+answers). Alembic itself is imported only to migrate, and ``tensionbot run`` migrates in a child
+process (:func:`upgrade_in_child`), so even a start that migrates does not keep it.
 """
 
 from __future__ import annotations
 
 import ast
+import asyncio
 import functools
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +28,9 @@ if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: How :func:`upgrade_in_child` hands the database URL to the child: in its environment, not on
+#: its command line, which any local user can read (``ps``) and which may hold a password.
+ENV_CHILD_URL = "TENSIONBOT_MIGRATE_CHILD_URL"
 VERSION_TABLE = "alembic_version"  # Alembic's default, which env.py keeps
 
 
@@ -62,6 +69,20 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     if revision == "head" and await current_revision(engine) == head_revision():
         return
     await _migrate(engine, _upgrade, revision)
+
+
+async def upgrade_in_child(engine: AsyncEngine, url: str) -> None:
+    """Bring the schema at ``url`` (which ``engine`` connects to) up to the head in a child
+    process (``python -m storage.migrate``), when it is behind: Alembic and the migration
+    scripts (about 13 MiB resident, bench/FOOTPRINT.md) are then never loaded into the calling
+    process. Raises :class:`RuntimeError` when the child fails (its own errors are on stderr)."""
+    if await current_revision(engine) == head_revision():
+        return
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "storage.migrate", env={**os.environ, ENV_CHILD_URL: url}
+    )
+    if await child.wait() != 0:
+        raise RuntimeError(f"the database migration failed (exit status {child.returncode})")
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
@@ -148,3 +169,18 @@ def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def _upgrade_url(url: str) -> None:
+    """Upgrade the database at ``url`` to the head, as ``tensionbot db upgrade`` does."""
+    from storage.database import Database
+
+    database = Database(url)
+    try:
+        await upgrade(database.engine)
+    finally:
+        await database.dispose()
+
+
+if __name__ == "__main__":  # the child of upgrade_in_child
+    asyncio.run(_upgrade_url(os.environ[ENV_CHILD_URL]))

@@ -17,6 +17,7 @@ request): a few hundred microseconds a request.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import TextClause, text
@@ -30,9 +31,9 @@ _NOW = "statement_timestamp()"
 _RESERVE = text(f"""
 WITH took AS (
     INSERT INTO rate_buckets AS b (key, tat)
-    VALUES (:key, {_NOW} + {_SECONDS.format("interval")})
+    VALUES (:key, {_NOW} + {_SECONDS.format("span")})
     ON CONFLICT (key) DO UPDATE
-        SET tat = greatest(b.tat, {_NOW}) + {_SECONDS.format("interval")}
+        SET tat = greatest(b.tat, {_NOW}) + {_SECONDS.format("span")}
         WHERE greatest(b.tat - {_SECONDS.format("slack")}, {_NOW})
             <= {_NOW} + {_SECONDS.format("horizon")}
     RETURNING tat
@@ -42,6 +43,30 @@ SELECT (SELECT extract(epoch FROM tat - {_NOW}) FROM took) AS reserved,
 """)  # noqa: S608 (constants only)
 # The second SELECT sees the row as it was before this statement (a data-modifying CTE's
 # changes are invisible to the rest of the statement): how far ahead the bucket was.
+# ``span`` is ``count`` intervals: a batch of sends takes its slots in one statement.
+
+# One slot in each of many buckets (one per chat), each no earlier than its ``after`` seconds
+# from now (its send's slot in the channel's bucket). Keys must be distinct.
+_RESERVE_EACH = text(f"""
+WITH asks AS (
+    SELECT a.key, a.after
+    FROM unnest(CAST(:keys AS text[]), CAST(:afters AS double precision[])) AS a(key, after)
+), took AS (
+    INSERT INTO rate_buckets AS b (key, tat)
+    SELECT key, {_NOW} + {_SECONDS.format("interval")} + after * interval '1 second' FROM asks
+    ON CONFLICT (key) DO UPDATE
+        SET tat = greatest(b.tat, excluded.tat - {_SECONDS.format("interval")})
+            + {_SECONDS.format("interval")}
+        WHERE greatest(b.tat - {_SECONDS.format("slack")}, excluded.tat
+            - {_SECONDS.format("interval")}) <= {_NOW} + {_SECONDS.format("horizon")}
+    RETURNING key, tat
+)
+SELECT a.key,
+       extract(epoch FROM t.tat - {_NOW}) AS reserved,
+       (SELECT extract(epoch FROM r.tat - {_NOW}) FROM rate_buckets r WHERE r.key = a.key)
+           AS ahead
+FROM asks a LEFT JOIN took t ON t.key = a.key
+""")  # noqa: S608 (constants only)
 
 _FORGET = text("DELETE FROM rate_buckets WHERE tat < statement_timestamp() - interval '10 minutes'")
 
@@ -57,15 +82,58 @@ class PgRateBuckets:
     async def reserve(
         self, key: str, interval: float, burst: float, horizon: float
     ) -> tuple[bool, float]:
+        slots, wait = await self.reserve_slots(key, interval, burst, horizon, 1)
+        return (True, slots[0]) if slots else (False, wait)
+
+    async def reserve_slots(
+        self, key: str, interval: float, burst: float, horizon: float, count: int
+    ) -> tuple[list[float], float]:
         slack = (burst - 1.0) * interval
-        params = {"key": key, "interval": interval, "slack": slack, "horizon": horizon}
+        params = {
+            "key": key,
+            "span": interval * count,
+            "slack": slack,
+            "horizon": horizon,
+        }
         reserved, ahead = (await self._run(_RESERVE, params)).one()
         if reserved is not None:
-            # ``reserved`` is the new tat; this send's slot is one interval (less the burst
-            # allowance) before it, and never in the past.
-            return True, max(0.0, float(reserved) - interval - slack)
+            # ``reserved`` is the new tat; the batch's slots are the ``count`` intervals (less
+            # the burst allowance) before it, never in the past.
+            end = float(reserved)
+            return [max(0.0, end - (count - j) * interval - slack) for j in range(count)], 0.0
         # Ask again when the slot would be within the horizon (never spin: at least 1 ms).
-        return False, max(0.001, float(ahead or 0.0) - slack - horizon)
+        return [], max(0.001, float(ahead or 0.0) - slack - horizon)
+
+    async def reserve_each(
+        self,
+        keys: Sequence[str],
+        interval: float,
+        burst: float,
+        horizon: float,
+        after: Sequence[float],
+    ) -> list[float | None]:
+        if not keys:
+            return []
+        slack = (burst - 1.0) * interval
+        params = {
+            "keys": list(keys),
+            "afters": [float(a) for a in after],
+            "interval": interval,
+            "slack": slack,
+            "horizon": horizon,
+        }
+        got = {row.key: row.reserved for row in (await self._run(_RESERVE_EACH, params)).all()}
+        out: list[float | None] = []
+        for key, not_before in zip(keys, after, strict=True):
+            reserved = got.get(key)
+            # The slot: one interval (less the burst allowance) before the new tat, and never
+            # before the send's slot in the channel's bucket.
+            out.append(
+                None
+                if reserved is None
+                else max(float(not_before), float(reserved) - interval - slack)
+            )
+        return out
 
     async def forget_idle(self) -> None:
         await self._run(_FORGET, {})

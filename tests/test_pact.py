@@ -24,7 +24,7 @@ from bot.buttons import ButtonAction, Kind
 from bot.cli import main
 from bot.clock import FakeClock
 from bot.domain import MeetingStatus, PactMeeting, PriorityStatus
-from bot.pact.rules import findings, markdown, slot_of
+from bot.pact.rules import PUBLIC_WARNING, findings, markdown, slot_of
 from bot.pact.service import MeetingRecord, PactError, validate_record
 from handlers.files.charts import pact_attendance
 from sim.world import SimWorld
@@ -524,11 +524,14 @@ async def test_a_chair_records_a_meeting_in_telegram(world: SimWorld, clock: Fak
                            ("Carried", "Bins ordered"), ("Closed", "Youth club opened")):  # fmt: skip
         await asha.wait_for("Did the meeting close it, or carry it on?")
         await asha.press(decision)
-        await asha.wait_for("What was done?")
+        asking = await asha.wait_for("What was done?")
+        # The chair is told, where they type it and before they save, that it goes public.
+        assert PUBLIC_WARNING in (asking.text or "")
         await asha.send_text(note)
     await asha.wait_for("New priority 1")
     await asha.press("No more new priorities")
-    await asha.wait_for("Please check the record")
+    check = await asha.wait_for("Please check the record")
+    assert PUBLIC_WARNING in (check.text or "")
     await asha.press("Save the record")
     saved = await asha.wait_for(lambda m: "Saved:" in (m.text or "") and "2027" in (m.text or ""))
     assert "You said: Speeding on Chester Avenue. We did: Speed checks" in (saved.text or "")

@@ -217,6 +217,27 @@ async def test_a_cancelled_meeting_is_announced(public: Public) -> None:
     assert "<strong>Cancelled:</strong> <del>Thu 10 Dec 2026, 18:30" in page
 
 
+async def test_a_cancelled_meeting_reimported_is_not_announced_again(public: Public) -> None:
+    """A season re-imported with a cancelled meeting's venue corrected: no second "Cancelled"
+    post (the meeting stays cancelled, and the re-import leaves it alone)."""
+    pact = public.w.services.pact
+    m = await public.schedule("2026-12-10")
+    assert m.id is not None
+    await public.posts(1)
+    await pact.cancel(m.id, actor="admin")
+    await public.posts(2)
+    result = await pact.import_csv(
+        SEASON.format(venue="Heath Town Library Room 2"), source="s", actor="t"
+    )
+    await public.w.settle()
+    telegram = [m.text or "" for m in public.telegram_posts()]
+    slack = [json.dumps(m.blocks) + m.text for m in public.slack_posts()]
+    assert sum("Cancelled" in t for t in telegram) == 1
+    assert sum("Cancelled" in t for t in slack) == 1
+    assert not any("Room 2" in t for t in telegram + slack)
+    assert result.unchanged == 1  # the cancelled meeting (the other two are new)
+
+
 async def test_a_meeting_moved_or_called_off_by_an_admin_is_announced(public: Public) -> None:
     """``tensionbot pact move`` and ``pact cancel`` (the service calls behind them)."""
     pact = public.w.services.pact
@@ -313,6 +334,64 @@ async def test_a_recorded_meeting_says_what_was_done_in_public_and_names_no_one(
     _no_names(page)
 
 
+async def test_a_long_you_said_we_did_is_posted_whole_in_several_posts(public: Public) -> None:
+    """Four priorities reviewed with what was done at full length (1,000 characters each) do not
+    fit one Telegram message (4,096): the "you said, we did" is split into several posts, each
+    its own outbox row, so no priority is cut off and the page link still goes out."""
+    w = public.w
+    _, b = await heath_town_meetings(
+        w.services, second_venue="Heath Town Library", second_priority="Litter behind the shops"
+    )
+    middle = await w.services.pact.schedule(
+        neighbourhood="heath-town", on="2026-11-20", at="18:30", venue="Heath Town Library",
+        format="in_person", chair_email=None, actor="t", allow_past=True,
+    )  # fmt: skip
+    assert b.id is not None and middle.id is not None
+    async with w.services.db.uow() as uow:
+        first_two = await uow.pact.open_priorities("heath-town")
+    carried = MeetingRecord(
+        public=9,
+        new=1,
+        partners=[],
+        reviews=[(p.id or 0, "carried", "Started.") for p in first_two],
+        new_priorities=[("Parking on the verge", "npt"), ("Graffiti on the underpass", "cohesion")],
+    )
+    assert await w.services.pact.record_for(who("U0CHRIS"), middle.id, carried) == {}
+    await public.posts(2)
+    async with w.services.db.uow() as uow:
+        four = await uow.pact.open_priorities("heath-town")
+    assert len(four) == 4
+
+    def done(n: int) -> str:
+        end = f" Outcome {n} ends here."
+        return ("Patrols and letters " * 60)[: 1000 - len(end)] + end
+
+    record = MeetingRecord(
+        public=14,
+        new=2,
+        partners=[],
+        reviews=[(p.id or 0, "closed", done(n)) for n, p in enumerate(four)],
+        new_priorities=[],
+    )
+    assert await w.services.pact.record_for(who("U0CHRIS"), b.id, record) == {}
+    await w.settle()
+    telegram = [m.text or "" for m in public.telegram_posts()][2:]
+    slack = [json.dumps(m.blocks) + m.text for m in public.slack_posts()][2:]
+    for posts in (telegram, slack):
+        assert len(posts) >= 2
+        text = "\n".join(posts)
+        for n, p in enumerate(four):
+            assert p.title in text
+            assert f"Outcome {n} ends here. (done)" in text  # each outcome whole
+        assert "https://swp.example.org" in posts[-1]
+        assert all("Mon 30 Nov 2026: you said, we did" in post for post in posts)
+    assert all(len(t) <= 4096 and not t.endswith("…") for t in telegram)
+    # Exactly once: recorded again is refused, and nothing more is posted.
+    assert await w.services.pact.record_for(who("U0CHRIS"), b.id, record) != {}
+    await w.settle()
+    assert len(public.telegram_posts()) == 2 + len(telegram)
+
+
 # --------------------------------------------------------------------- refusals
 
 
@@ -337,6 +416,12 @@ async def test_channels_the_bot_cannot_post_in_are_reported_to_the_admins(
             )
         )
         text = "\n".join(alerts)
+        # Each alert says what to do in that platform's own words (from its handler), and only
+        # that platform's.
+        [tg] = [m.text for m in p.slack.dm("U0ADA") if "@swp_pact" in m.text]
+        assert "as an administrator allowed to post" in tg and "/invite" not in tg
+        [sl] = [m.text for m in p.slack.dm("U0ADA") if "C0NOTIN" in m.text]
+        assert "/invite" in sl and "administrator" not in sl
         assert "403 Forbidden: bot is not a member of the channel chat" in text
         assert "given up" in text
         assert "not_in_channel" in text and "retried" in text

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from bot.buttons import ButtonAction, Kind
 from bot.clock import FakeClock
 from bot.domain import PactMeeting, PactPriority
+from bot.pact.rules import PUBLIC_WARNING
 from bot.pact.service import MeetingRecord, RecordContext
 from handlers.slack.ids import ActionId, ViewId
 from handlers.slack.who import who
@@ -209,6 +210,14 @@ async def test_the_chair_records_the_meeting_in_a_modal(pact: Pact) -> None:
     ]
     heading = modal["blocks"][0]["elements"][0]
     assert heading["type"] == "plain_text"
+    # The chair is told, before the priorities, that what they write goes public.
+    warning = PUBLIC_WARNING
+    notes = [b for b in modal["blocks"] if b["type"] == "context"]
+    assert any(e["text"] == warning for b in notes for e in b["elements"])
+    first_review = [b["block_id"] for b in modal["blocks"]].index(f"review_{s}")
+    assert any(
+        e["text"] == warning for b in modal["blocks"][:first_review] for e in b.get("elements", [])
+    )
     assert "Heath Town PACT meeting, Mon 30 Nov 2026, 18:30" in heading["text"]
     assert "Heath Town <b>Baptist</b> Church" in heading["text"]
     public = blocks["public"]["element"]
@@ -429,6 +438,7 @@ async def test_owner_team_reports_back(pact: Pact) -> None:
         )
     )
     assert "please report back" in ask.text
+    assert PUBLIC_WARNING in ask.text  # owner teams know a report may be published
     assert "&lt;!channel&gt;" in json.dumps(ask.blocks) and "<!channel>" not in ask.text
 
     # Someone outside the owning team is refused, in the channel, only to them.
@@ -442,6 +452,7 @@ async def test_owner_team_reports_back(pact: Pact) -> None:
     assert await jane.click(ask, ActionId.PACT_REPORT_BACK) == 200
     modal = await _modal(slack, ViewId.PACT_REPORT_BACK, 0)
     assert modal["private_metadata"] == str(p.litter.id)
+    assert PUBLIC_WARNING in json.dumps(modal["blocks"])
     element = modal["blocks"][-1]["element"]
     assert (element["type"], element["multiline"], element["max_length"]) == (
         "plain_text_input",
@@ -710,9 +721,10 @@ async def test_a_moved_meeting_updates_slack_invitations_and_tells_the_owner_tea
     pact: Pact, clock: FakeClock
 ) -> None:
     """After the invitations and report-back requests went out, a move sends the chair and the
-    partner one updated .ics each in their DMs (same UID, SEQUENCE:1, METHOD:REQUEST) and tells
-    each owner team asked the new date; the same move again sends nothing; a cancellation sends
-    METHOD:CANCEL and tells the teams the meeting is off."""
+    partner one updated .ics each in their DMs (same UID, SEQUENCE:1, METHOD:PUBLISH as the
+    invitation, with its VTIMEZONE) and tells each owner team asked the new date; the same move
+    again sends nothing; a cancellation publishes STATUS:CANCELLED and tells the teams the
+    meeting is off."""
     service = pact.w.services.pact
     c = await service.schedule(
         neighbourhood="heath-town", on="2026-12-03", at="18:30", venue="Heath Town Library",
@@ -734,6 +746,7 @@ async def test_a_moved_meeting_updates_slack_invitations_and_tells_the_owner_tea
         return [m for m in pact.slack.top_level(channel) if words in m.text]
 
     assert len(files()) == 2
+    [uid] = {line for body in files() for line in body.splitlines() if line.startswith("UID:")}
     await service.move(c.id, on="2026-12-04", at="19:00", venue="Heath Town Baths", actor="t")
     await pact.w.settle()
     await service.move(c.id, on="2026-12-04", at="19:00", venue="Heath Town Baths", actor="t")
@@ -742,8 +755,9 @@ async def test_a_moved_meeting_updates_slack_invitations_and_tells_the_owner_tea
     uploads = [u for u in pact.slack.uploads() if u["filename"].endswith(".ics")]
     assert len(uploads) == 4 and {u["channel_id"] for u in uploads[2:]} == dms
     for body in files()[2:]:
-        assert "METHOD:REQUEST" in body and "SEQUENCE:1" in body
-        assert f"UID:pact-{c.id}@tensionbot" in body
+        assert "METHOD:PUBLISH" in body and "SEQUENCE:1" in body
+        assert uid.startswith(f"UID:pact-{c.id}-") and uid in body.splitlines()
+        assert "BEGIN:VTIMEZONE" in body and "TZID:Europe/London" in body
         assert "DTSTART;TZID=Europe/London:20261204T190000" in body
         assert "LOCATION:Heath Town Baths" in body
     assert "Moved: Heath Town PACT meeting" in (uploads[2]["initial_comment"] or "")
@@ -755,6 +769,7 @@ async def test_a_moved_meeting_updates_slack_invitations_and_tells_the_owner_tea
     await pact.w.settle()
     assert len(files()) == 6
     for body in files()[4:]:
-        assert "METHOD:CANCEL" in body and "SEQUENCE:2" in body and "STATUS:CANCELLED" in body
+        assert "METHOD:PUBLISH" in body and "SEQUENCE:2" in body and "STATUS:CANCELLED" in body
+        assert uid in body.splitlines() and "METHOD:CANCEL" not in body
     for channel in ("C0NPT", "C0COHESION"):
         assert len(notes(channel, "is cancelled")) == 1

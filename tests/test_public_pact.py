@@ -83,6 +83,10 @@ async def test_the_calendar_feed_has_every_meeting_and_marks_the_cancelled(
         ("Old Fallings Hall", "CANCELLED"),
     ]
     assert b"Chris" not in body and b"ORGANIZER" not in body and b"ATTENDEE" not in body
+    # The TZID the times name has its VTIMEZONE (RFC 5545 3.2.19).
+    feed = Calendar.from_ical(body)
+    assert {str(e["dtstart"].params["TZID"]) for e in events} == {"Europe/London"}
+    assert [str(tz["tzid"]) for tz in feed.walk("VTIMEZONE")] == ["Europe/London"]
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (CI installs it)")

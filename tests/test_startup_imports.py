@@ -5,7 +5,8 @@ Each heavy library costs the idle service megabytes of resident memory for as lo
 the leader and run each scheduler tick once, and then asked (SIGUSR1) which modules it has
 loaded: charts, spreadsheets and statistics are loaded only when a summary is made, Slack only
 when it is configured, email, the web pages and calendars only when they are used, the migration
-tool only when the database is behind, and the PostgreSQL driver and SQLAlchemy's PostgreSQL
+tool never (a start that finds the database behind migrates it in a child process), and the
+PostgreSQL driver and SQLAlchemy's PostgreSQL
 dialect only on PostgreSQL. No timing and no memory figure is asserted: only which modules.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -29,8 +31,8 @@ from tests.processes import ROOT, BotProcess
 
 #: Charts, spreadsheets and statistics: loaded when a summary or an export is made, never idle.
 ANALYSIS = ("matplotlib", "openpyxl", "scipy", "numpy", "statsmodels", "PIL", "pandas")
-#: Loaded only for a feature this test's configurations leave off (or, for Alembic, when the
-#: database is behind: the test databases are migrated already).
+#: Loaded only for a feature this test's configurations leave off (Alembic: never in the service,
+#: which migrates in a child process; the test databases are migrated already anyway).
 UNUSED = ("aiosmtplib", "jinja2", "icalendar", "alembic", "mako", "playwright")
 SLACK = ("slack_bolt", "slack_sdk")
 
@@ -209,3 +211,39 @@ default_team = "cohesion"
     if backend() == "sqlite":  # neither the driver nor SQLAlchemy's dialect for PostgreSQL
         assert _heavy(loaded, ("asyncpg",)) == []
         assert "sqlalchemy.dialects.postgresql" not in loaded
+
+
+async def test_a_start_that_migrates_does_so_in_a_child_and_holds_no_alembic(
+    tmp_path: Path, fake_telegram: Any
+) -> None:
+    # An empty database: this start has to migrate it. Alembic (some 130 modules, about 13 MiB)
+    # runs in a child process that exits, so the service never holds it. (SQLite: an empty
+    # database of its own whatever the backend; the test databases are migrated already.)
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    config = _config(tmp_path / "config.toml", db_url, fake_telegram.base_url)
+    bot = ProbedBot(config, tmp_path / "bot.log", {})
+    loaded, _ = await bot.loaded_when_idle()
+    assert "telegram.ext" in loaded  # the probe saw a running bot, so the schema is at the head
+    assert _heavy(loaded, ("alembic", "mako")) == []
+
+
+async def test_a_migration_that_fails_in_the_child_stops_the_start(
+    tmp_path: Path, fake_telegram: Any
+) -> None:
+    # The database claims a revision this code does not ship: Alembic, in the child, refuses it,
+    # and the service must not start on a schema it cannot vouch for.
+    path = tmp_path / "strange.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        connection.execute("INSERT INTO alembic_version VALUES ('nonesuch')")
+    config = _config(
+        tmp_path / "config.toml", f"sqlite+aiosqlite:///{path}", fake_telegram.base_url
+    )
+    bot = BotProcess(config, tmp_path / "bot.log")
+    await bot.start()
+    assert bot.proc is not None
+    status = await asyncio.wait_for(bot.proc.wait(), 120)  # a bound for a hang, not a timing
+    log = (tmp_path / "bot.log").read_text()
+    assert status != 0
+    assert "the database migration failed" in log
+    assert "nonesuch" in log  # Alembic's own reason, from the child

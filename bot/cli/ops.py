@@ -225,6 +225,21 @@ def _unresolved_members(config: Config) -> list[str]:
     return with_services(config, work)
 
 
+async def _migrate_in_child(config: Config) -> None:
+    """Migrate the database, when it is behind, in a child process: the running service then
+    never holds Alembic (tests/test_startup_imports.py)."""
+    from storage.database import Database
+    from storage.migrate import upgrade_in_child
+
+    database = Database(
+        config.database.url, sqlite_busy_seconds=config.database.sqlite_busy_seconds
+    )
+    try:
+        await upgrade_in_child(database.engine, config.database.url)
+    finally:
+        await database.dispose()
+
+
 @main.command("run")
 @click.pass_obj
 def run(config: Config) -> None:
@@ -242,7 +257,8 @@ def run(config: Config) -> None:
         fail(problem)
 
     async def main_loop() -> None:
-        services = await build_services(config)
+        await _migrate_in_child(config)
+        services = await build_services(config)  # at the head now: loads no Alembic
         try:
             runtime = Runtime(services, token)
             loop = asyncio.get_running_loop()

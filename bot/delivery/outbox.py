@@ -5,7 +5,7 @@ Rows are claimed (``pending`` -> ``sending``, with a lease), sent through the pl
 ``failed``, or back to ``pending`` with a delay). Limits are token buckets
 (:mod:`bot.delivery.limits`): a global one
 (Telegram: ~30 messages/s) and one per chat (~1 message/s). On SQLite (one process) they are
-aiolimiter buckets in memory; on PostgreSQL they are :class:`~bot.ports.RateBuckets` kept in
+kept in memory; on PostgreSQL they are :class:`~bot.ports.RateBuckets` kept in
 the database and shared by every process, so N processes together keep one rate, with no
 shares to hand out or take back when a process joins or dies. A 429 pauses this process's
 sending for ``retry_after`` and the message is retried after it.
@@ -18,6 +18,11 @@ campaign tick sends an uncertain form once more, worded so that a duplicate is h
 (``CampaignService``), unless the person has answered. A result that cannot be recorded because
 the database refuses for a while (by exception type: :class:`~bot.ports.TransientStoreError`)
 is retried until it is recorded or the dispatcher stops (:mod:`bot.delivery.recording`).
+
+Claims, results and their deliveries are written with bulk statements (one claim statement, one
+recording transaction for every result waiting: :mod:`bot.delivery.recording`). Rows another
+path of this process has claimed itself go through the same limits and recorder with
+:meth:`OutboxDispatcher.send_now`.
 
 A reporter's news about their reports (purpose ``news``) waits ``news_hold`` (business time)
 after it is queued for more news to the same person; when it is claimed, every other piece of
@@ -92,6 +97,7 @@ class OutboxDispatcher:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._busy: dict[str, set[asyncio.Task[None]]] = {ch: set() for ch in limits}
         self._sending: set[int] = set()  # rows this process is sending (alive, whatever the lease)
+        self._next_strays = 0.0  # loop time of the next look for rows no messenger can send
         self.stats = DispatchStats()
         self.hooks = list(hooks)
         self._stopping = asyncio.Event()  # set by run()'s stop: recording stops retrying
@@ -108,18 +114,21 @@ class OutboxDispatcher:
     async def send_now(
         self, rows: Sequence[OutboxMessage], after: asyncio.Future[Any] | None = None
     ) -> None:
-        """Send rows this process claimed itself when it queued them (the fast path,
-        :mod:`bot.delivery.direct`), one after another once ``after`` is done, through the same
-        limits, 429 pause and recorder as the rows it claims; returns once each result is
-        recorded. A row whose result cannot be recorded stays ``sending`` and recovery settles
-        it."""
+        """Send rows this process claimed itself when it queued them (``sending``, its lease on
+        them: the fast path, :mod:`bot.delivery.direct`), one after another once ``after`` is
+        done, through the same limits, arrival guard, 429 pause and recorder as the rows it
+        claims; returns once each result is recorded. Each counts in flight for its channel
+        while it goes, and may take it past ``max_in_flight``: it is claimed already. A row
+        whose result cannot be recorded stays ``sending`` and recovery settles it; nothing
+        raises."""
         ids = {r.id for r in rows if r.id is not None}
         self._sending.update(ids)  # alive from now on, however long they wait: not recovered
         try:
             if after is not None:
                 await asyncio.wait([after])  # its outcome is its own (recorded by it)
             for row in rows:
-                await self._send(row)
+                if row.id is not None:
+                    await self._start(row)
         finally:
             self._sending.difference_update(ids)
 
@@ -212,19 +221,28 @@ class OutboxDispatcher:
         await stop.wait()
         self._stopping.set()
 
-    async def dispatch_once(self) -> int:
-        """Claim as many due rows as each channel has free slots and start sending them."""
+    async def dispatch_once(self, *, strays: bool | None = None) -> int:
+        """Claim as many due rows as each channel has free slots and start sending them.
+
+        Rows for a channel with no messenger (``strays``) are looked for at most once a poll
+        interval (None), or now (True): that query walks every pending row, which on a big
+        fan-out costs more than the claim itself."""
         free = {ch: cap - len(self._busy[ch]) for ch, cap in self._caps.items()}
         if not any(n > 0 for n in free.values()):
             if self._in_flight:
                 await asyncio.wait(set(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
             return 1
         now = self.clock.now()
+        ticks = asyncio.get_running_loop().time()
+        if strays is None:
+            strays = ticks >= self._next_strays
         async with self.uow_factory() as uow:
             # Every known channel is named (a full one with 0), so that "*" means only channels
             # with no messenger: their rows are claimed too, and fail rather than stay queued.
             wanted = {ch: max(0, n) for ch, n in free.items()}
-            wanted["*"] = max(0, 2 - len(self._busy.get("*", ())))
+            if strays:
+                self._next_strays = ticks + self.poll_interval
+                wanted["*"] = max(0, 2 - len(self._busy.get("*", ())))
             hold = self.news_hold > timedelta(0)
             held_before = self.business_clock.now() - self.news_hold if hold else None
             rows = await uow.outbox.claim(now, wanted, now + self.lease, held_before)
@@ -234,12 +252,20 @@ class OutboxDispatcher:
                     companions[row.id] = await uow.outbox.claim_companions(row, now + self.lease)
             await uow.commit()
         for row in rows:
-            task = asyncio.create_task(self._send(row, companions.get(row.id or 0, ())))
-            busy = self._busy.setdefault(row.channel if row.channel in self._caps else "*", set())
-            for group in (self._in_flight, busy):
-                group.add(task)
-                task.add_done_callback(group.discard)
+            self._start(row, companions.get(row.id or 0, ()))
         return len(rows)
+
+    def _start(
+        self, row: OutboxMessage, companions: Sequence[OutboxMessage] = ()
+    ) -> asyncio.Task[None]:
+        """Send a row this process has claimed (with its companions) and record the result, in
+        a task counted in flight for its channel."""
+        task = asyncio.create_task(self._send(row, companions))
+        busy = self._busy.setdefault(row.channel if row.channel in self._caps else "*", set())
+        for group in (self._in_flight, busy):
+            group.add(task)
+            task.add_done_callback(group.discard)
+        return task
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Send everything that is due now, then return (CLI, tests, the demo)."""
@@ -253,7 +279,7 @@ class OutboxDispatcher:
                     continue
                 # A send may have finished (and unblocked the next message to its chat) while
                 # the claim above was running: only a claim made with nothing in flight is final.
-                if not await self.dispatch_once():
+                if not await self.dispatch_once(strays=True):
                     return
 
         await asyncio.wait_for(loop(), timeout)
@@ -281,7 +307,18 @@ class OutboxDispatcher:
         assert row.id is not None
         messenger = self.messengers.get(row.channel)
         limiter = self._limiters.get(row.channel)
-        if messenger is None or limiter is None:
+        message: OutgoingMessage | None = None
+        if messenger is not None:
+            try:  # built before the send's slot: the guard counts from admit to answer
+                message = combined(
+                    [OutgoingMessage.model_validate(r.payload) for r in (row, *companions)]
+                )
+            except Exception as exc:
+                log.exception("outbox row %s: its message could not be built", row.id)
+                failed = SendResult(ok=False, error=f"{type(exc).__name__}: {exc}"[:300])
+                await asyncio.gather(*(self._record(r, failed) for r in (row, *companions)))
+                return
+        if messenger is None or limiter is None or message is None:
             result = SendResult(ok=False, permanent=True, error=f"no messenger for {row.channel}")
         else:
             try:
@@ -295,9 +332,6 @@ class OutboxDispatcher:
                 return
             await limiter.arrivals.admit(row.recipient)
             try:
-                message = combined(
-                    [OutgoingMessage.model_validate(r.payload) for r in (row, *companions)]
-                )
                 if isinstance(messenger, KeyedMessenger):
                     result = await messenger.send_keyed(
                         row.idempotency_key, row.recipient, message, row.edit_ref, row.thread_ref

@@ -19,14 +19,22 @@ from datetime import datetime, timedelta
 from bot.clock import Clock
 from bot.common import audit
 from bot.domain import DeliveryState, OutboxMessage, OutboxStatus
-from bot.ports import SendResult, TransientStoreError, UnitOfWork, UnitOfWorkFactory
+from bot.ports import (
+    DeliverySent,
+    OutboxChange,
+    SendResult,
+    TransientStoreError,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 
 log = logging.getLogger(__name__)
 
 ResultHook = Callable[[UnitOfWork, OutboxMessage, SendResult, datetime], Awaitable[None]]
 """Called in the same transaction as every result of a send (the row's status says whether it
 was sent, failed for good, or will be retried), except a conversational reply that was sent
-(:func:`_plain`: recorded by one UPDATE with the others, no row loaded)."""
+(:func:`_plain`: recorded by one UPDATE with the others, no row read). The row is detached and
+has no payload."""
 MAX_ATTEMPTS = 8
 
 _Waiting = tuple[int, SendResult, "asyncio.Future[None]", bool]
@@ -150,25 +158,57 @@ class ResultRecorder:
             delay = min(delay * 2, 2.0)
 
     async def _record_batch(self, batch: list[_Waiting]) -> None:
+        """One transaction for the whole batch: read the rows' state in one statement, decide
+        each row's new state here, write them in bulk (one statement per kind of change), and
+        the deliveries of the forms sent in one more. Only the rare outcomes (a failure, a
+        blocked person) and the hooks take statements of their own."""
         now = self.clock.now()
-        # A sent reply needs nothing from its row: one UPDATE for all of them (the fast path's
-        # replies are most of the results); the others are loaded and applied one by one.
-        plain = [(row_id, result) for row_id, result, _, is_plain in batch if is_plain]
-        others = [(row_id, result) for row_id, result, _, is_plain in batch if not is_plain]
+        # A sent reply needs nothing from its row: one UPDATE for all of them, no row read (the
+        # fast path's replies are most results); the others as below.
+        plain = [(row_id, result.message_ref) for row_id, result, _, is_plain in batch if is_plain]
+        batch = [item for item in batch if not item[3]]
         async with self.uow_factory() as uow:
-            await uow.outbox.mark_sent([(i, result.message_ref) for i, result in plain], now)
-            if others:
-                await uow.outbox.load([row_id for row_id, _ in others])
-            for row_id, result in others:
-                await self._apply(uow, row_id, result, now)
+            await uow.outbox.mark_sent(plain, now)
+            rows = await uow.outbox.states([row_id for row_id, _, _, _ in batch])
+            changes: list[OutboxChange] = []
+            sent: list[DeliverySent] = []
+            settled: list[tuple[OutboxMessage, SendResult]] = []
+            for row_id, result, _, _ in batch:
+                row = rows.get(row_id)
+                if row is None:
+                    continue
+                values = self._decide(row, result, now)
+                if values is None:
+                    continue
+                for key, value in values.items():
+                    setattr(row, key, value)
+                changes.append(OutboxChange(row_id, values))
+                settled.append((row, result))
+                if result.ok and row.delivery_id is not None:
+                    sent.append(
+                        DeliverySent(
+                            row.delivery_id, result.message_ref, reminder=row.purpose == "reminder"
+                        )
+                    )
+            await uow.outbox.settle(changes)
+            await uow.deliveries.sent_many(sent, now)
+            for row, result in settled:
+                await self._after(uow, row, result, now)
             await uow.commit()
+        # Counted once committed (a batch tried again is not counted twice).
         self.stats.sent += len(plain)
+        for row, result in settled:
+            if row.status == OutboxStatus.SENT.value:
+                self.stats.sent += 1
+            elif row.status == OutboxStatus.FAILED.value:
+                self.stats.failed += 1
+            elif not result.not_sent:
+                self.stats.retried += 1
 
-    async def _apply(self, uow: UnitOfWork, row_id: int, result: SendResult, now: datetime) -> None:
-        """The row's new state after a send (and the delivery's, and the hooks')."""
-        row = await uow.outbox.get(row_id)
-        if row is None:
-            return
+    def _decide(
+        self, row: OutboxMessage, result: SendResult, now: datetime
+    ) -> dict[str, object] | None:
+        """The row's new values after a send (None: leave it as it is)."""
         if row.status != OutboxStatus.SENDING.value:
             # Recorded late (the database was away past the lease) and another process's
             # recovery got there first: it marked a form 'uncertain' or put a reply back to
@@ -176,30 +216,47 @@ class ResultRecorder:
             # being sent again and an uncertain form from being followed up.
             late = (OutboxStatus.UNCERTAIN.value, OutboxStatus.PENDING.value)
             if not (result.ok and row.status in late):
-                return
-        row.claimed_until = None
-        # Deliveries are changed by conditional UPDATEs, never from a value read earlier: a
-        # person may answer (nil, responded) between the send and this record.
-        delivery = row.delivery_id
+                return None
         if result.ok:
-            row.status = OutboxStatus.SENT.value
-            row.sent_at = now
-            row.result_ref = result.message_ref
-            row.last_error = None
-            self.stats.sent += 1
-            if delivery is not None:
-                await uow.deliveries.sent(
-                    delivery, result.message_ref, now, reminder=row.purpose == "reminder"
-                )
-        elif result.not_sent:
-            row.attempts = max(0, row.attempts - 1)  # the claim counted one; none was made
-            row.status = OutboxStatus.PENDING.value
-            row.next_attempt_at = now + timedelta(seconds=random.uniform(1.0, 3.0))  # noqa: S311
-            row.last_error = (result.error or "not sent")[:500]
-        elif result.permanent or row.attempts >= MAX_ATTEMPTS:
-            row.status = OutboxStatus.FAILED.value
-            row.last_error = (result.error or "failed")[:500]
-            self.stats.failed += 1
+            return {
+                "status": OutboxStatus.SENT.value,
+                "claimed_until": None,
+                "sent_at": now,
+                "result_ref": result.message_ref,
+                "last_error": None,
+            }
+        if result.not_sent:
+            return {
+                "status": OutboxStatus.PENDING.value,
+                "claimed_until": None,
+                "attempts": max(0, row.attempts - 1),  # the claim counted one; none was made
+                "next_attempt_at": now + timedelta(seconds=random.uniform(1.0, 3.0)),  # noqa: S311
+                "last_error": (result.error or "not sent")[:500],
+            }
+        if result.permanent or row.attempts >= MAX_ATTEMPTS:
+            return {
+                "status": OutboxStatus.FAILED.value,
+                "claimed_until": None,
+                "last_error": (result.error or "failed")[:500],
+            }
+        delay = result.retry_after
+        if delay is None:  # exponential backoff with jitter for 5xx and timeouts
+            delay = min(300.0, 2.0**row.attempts) * random.uniform(0.5, 1.0)  # noqa: S311
+        return {
+            "status": OutboxStatus.PENDING.value,
+            "claimed_until": None,
+            "next_attempt_at": now + timedelta(seconds=delay),
+            "last_error": (result.error or "retry")[:500],
+        }
+
+    async def _after(
+        self, uow: UnitOfWork, row: OutboxMessage, result: SendResult, now: datetime
+    ) -> None:
+        """What a failure changes besides the row (the delivery, a blocked person), and the
+        hooks. Deliveries are changed by conditional UPDATEs, never from a value read earlier:
+        a person may answer (nil, responded) between the send and this record."""
+        delivery = row.delivery_id
+        if row.status == OutboxStatus.FAILED.value:
             log.warning("outbox row %s failed: %s", row.id, row.last_error)
             if result.blocked:
                 await self._mark_blocked(uow, row, delivery, now)
@@ -210,14 +267,6 @@ class ResultRecorder:
                     only_from=[DeliveryState.QUEUED],
                     detail=(result.error or "send failed")[:200],
                 )
-        else:
-            self.stats.retried += 1
-            delay = result.retry_after
-            if delay is None:  # exponential backoff with jitter for 5xx and timeouts
-                delay = min(300.0, 2.0**row.attempts) * random.uniform(0.5, 1.0)  # noqa: S311
-            row.status = OutboxStatus.PENDING.value
-            row.next_attempt_at = now + timedelta(seconds=delay)
-            row.last_error = (result.error or "retry")[:500]
         for hook in self.hooks:  # hooks see retries too (row.status tells which)
             await hook(uow, row, result, now)
 

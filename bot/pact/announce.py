@@ -120,31 +120,57 @@ async def announce_change(uow: UnitOfWork, config: Config, m: PactMeeting, now: 
     return await _post(uow, channels, message, f"pact-public:{m.id}:{version}", now)
 
 
-def record_post(
+#: The most a "you said, we did" post carries (its plain text): Telegram takes 4,096 characters
+#: in a message and Slack 3,000 in a section, and a priority with what was done can be 1,300.
+MAX_POST = 3000
+
+
+def record_posts(
     m: PactMeeting,
     config: Config,
     reviewed: list[tuple[PactPriority, bool]],
     new: list[str],
-) -> OutgoingMessage:
+) -> list[OutgoingMessage]:
     """A recorded meeting's "you said, we did": each priority reviewed (what was done, closed or
-    carried) and the new ones. Titles and notes are as partners wrote them; no names."""
+    carried) and the new ones, in as many posts as keep each under :data:`MAX_POST` (a priority
+    is never split; the page link closes the last). Titles and notes are as partners wrote
+    them; no names."""
     hood = _hood_name(config, m.neighbourhood)
     day = m.starts_at.astimezone(config.partnership.tz).strftime("%a %d %b %Y")
-    b = MessageBuilder().line(bold(f"{hood} PACT meeting, {day}: you said, we did"))
-    for priority, closed in reviewed:
-        b.line(bold("You said: "), priority.title)
-        b.line(
-            Span(text="We did: "),
-            Span(text=priority.outcome),
-            Span(text=" (done)" if closed else " (carried to the next meeting)"),
-        )
+    heading = f"{hood} PACT meeting, {day}: you said, we did"
+    pieces: list[list[list[Span]]] = [
+        [
+            [bold("You said: "), Span(text=priority.title)],
+            [
+                Span(text="We did: "),
+                Span(text=priority.outcome),
+                Span(text=" (done)" if closed else " (carried to the next meeting)"),
+            ],
+        ]
+        for priority, closed in reviewed
+    ]
     if new:
-        b.line(bold("New priorities:"))
-        for title in new:
-            b.line(f"• {title}")
-    if not reviewed and not new:
-        b.line("No priorities were reviewed or set at this meeting.")
-    return _with_link(b, config, m.neighbourhood)
+        pieces.append([[bold("New priorities:")], *([Span(text=f"• {t}")] for t in new)])
+    if not pieces:
+        pieces.append([[Span(text="No priorities were reviewed or set at this meeting.")]])
+    room = MAX_POST - len(heading) - 200  # the heading's "(2 of 3)" and the page link
+    posts: list[list[list[Span]]] = [[]]
+    used = 0
+    for piece in pieces:
+        size = sum(len(s.text) for line in piece for s in line) + len(piece)
+        if posts[-1] and used + size > room:
+            posts.append([])
+            used = 0
+        posts[-1].extend(piece)
+        used += size
+    out = []
+    for n, lines in enumerate(posts, 1):
+        of = f" ({n} of {len(posts)})" if len(posts) > 1 else ""
+        b = MessageBuilder().line(bold(heading + of))
+        for line in lines:
+            b.line(*line)
+        out.append(_with_link(b, config, m.neighbourhood) if n == len(posts) else b.build())
+    return out
 
 
 async def announce_record(
@@ -156,12 +182,16 @@ async def announce_record(
     now: datetime,
 ) -> int:
     """Queue the meeting's "you said, we did" to each public channel, once per meeting (a
-    correction recorded later posts nothing more)."""
+    correction recorded later posts nothing more): one outbox row per post and channel, the
+    first keyed ``pact-public-record:<id>``, the next ``pact-public-record:<id>:<n>``."""
     channels = config.pact.public.channels()
     if not channels or m.id is None:
         return 0
-    message = record_post(m, config, reviewed, new)
-    return await _post(uow, channels, message, f"pact-public-record:{m.id}", now)
+    queued = 0
+    for n, message in enumerate(record_posts(m, config, reviewed, new), 1):
+        key = f"pact-public-record:{m.id}" + (f":{n}" if n > 1 else "")
+        queued += await _post(uow, channels, message, key, now)
+    return queued
 
 
 async def _post(
@@ -193,12 +223,9 @@ async def on_public_sent(
     its first failure, and again if it is given up), never dropped silently."""
     if row.purpose != PURPOSE or result.ok:
         return
-    where = f"the public {row.channel.title()} channel {row.recipient}"
+    where = f"the public channel {row.recipient}"
     error = (result.error or "refused")[:200]
-    hint = (
-        "Is the bot a member of it (Slack: /invite the bot; Telegram: add it as an "
-        "administrator allowed to post)?"
-    )
+    hint = result.hint or "Is the bot in it, and allowed to post?"
     if row.status == OutboxStatus.FAILED.value:
         await alert_admins(
             uow,

@@ -19,7 +19,7 @@ from bot.domain import MAX_NOTE, PactMeeting, PactRecording
 from bot.messages import Button, MessageBuilder, bold, italic
 from bot.pact.base import Turn
 from bot.pact.guided import GuidedSchedule
-from bot.pact.rules import FORMAT_LABELS, MAX_NEW_PRIORITIES
+from bot.pact.rules import FORMAT_LABELS, MAX_NEW_PRIORITIES, PUBLIC_WARNING
 from bot.pact.service import (
     MAX_TITLE,
     MeetingRecord,
@@ -412,6 +412,7 @@ class PactChat:
                 b.row(self._button(rec, "Closed", 0), self._button(rec, "Carried", 1))
             else:
                 b.line("What was done? (you said, we did) Type it for the record.")
+                b.line(italic(PUBLIC_WARNING))
                 if report:
                     b.row(self._button(rec, "Use their report", USE_REPORT))
             b.row(cancel)
@@ -437,6 +438,7 @@ class PactChat:
                 b.line(f"New: {title} ({teams.get(owner, owner)})")
             if not d["new_priorities"]:
                 b.line("No new priorities.")
+            b.line(italic(PUBLIC_WARNING))
             b.row(self._button(rec, "Save the record", SAVE))
             b.row(self._button(rec, "Start again", RESTART), cancel)
         await turn.reply(b.build(), edit_ref=edit_ref)

@@ -4,6 +4,7 @@ once per meeting (:meth:`PactPrompts.tick`, a scheduler job, safe to run twice).
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,9 +14,11 @@ from bot.domain import (
     PactMeeting,
 )
 from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, italic
-from bot.pact.rules import FORMAT_LABELS
-from bot.pact.updates import PactUpdates
+from bot.pact.rules import FORMAT_LABELS, PUBLIC_WARNING
+from bot.pact.updates import PactUpdates, SentRecordRaced
 from bot.ports import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 class PactPrompts(PactUpdates):
@@ -26,7 +29,20 @@ class PactPrompts(PactUpdates):
     async def tick(self) -> dict[str, int]:
         """Reminders (with .ics), owners' report-back requests, record prompts, chases and the
         chair's briefing: each once per meeting (or priority and meeting); and the updates of a
-        change the invitations missed (:meth:`update_invitations`)."""
+        change the invitations missed (:meth:`update_invitations`). A meeting changed by another
+        process while the tick wrote what it sent rolls the tick back; it runs again at once,
+        reading the change (the next scheduled tick, should that happen again and again)."""
+        for _ in range(3):
+            try:
+                return await self._tick_once()
+            except SentRecordRaced:
+                log.info("pact tick: a meeting changed meanwhile; running the tick again")
+        log.warning("pact tick: meetings kept changing meanwhile; left for the next tick")
+        return dict.fromkeys(
+            ("reminders", "owners", "prompts", "chases", "briefings", "updates"), 0
+        )
+
+    async def _tick_once(self) -> dict[str, int]:
         now = self.clock.now()
         cfg = self.config.pact
         fired = dict.fromkeys(
@@ -88,10 +104,10 @@ class PactPrompts(PactUpdates):
         people = await self.invited(uow, hood, m.chair_id)
         if chair is not None:
             people = [chair, *people]
-        record = await self.sent_record(uow, m)
+        record, read = await self.sent_record(uow, m)
         # The current sequence: a meeting moved after its owner teams were asked (and before
         # these invitations) is past sequence 0.
-        ics = self.invitation_ics(m, now, sequence=int(record["seq"]))
+        ics = await self.invitation_ics(uow, m, now, sequence=int(record["seq"]))
         for person in people:
             message = (
                 MessageBuilder()
@@ -107,7 +123,7 @@ class PactPrompts(PactUpdates):
             key = f"pact-remind:{m.id}:{person.id}"
             if await self._send(uow, person, self.with_ics(message, m, ics), key, now):
                 record["people"].append(person.id)  # to be sent an update if it changes
-        await self.keep_sent(uow, m, record)
+        await self.keep_sent(uow, m, record, read=read)
 
     async def _ask_owners(self, uow: UnitOfWork, m: PactMeeting, now: datetime) -> None:
         from bot.buttons import ButtonAction, Kind
@@ -115,7 +131,7 @@ class PactPrompts(PactUpdates):
         if self.config.secrets.slack_bot_token is None:
             return
         teams = {t.key: t for t in self.config.teams}
-        record = await self.sent_record(uow, m)
+        record, read = await self.sent_record(uow, m)
         asked: list[list[Any]] = []
         for p in await uow.pact.open_priorities(m.neighbourhood):
             team = teams.get(p.owner_team)
@@ -129,6 +145,7 @@ class PactPrompts(PactUpdates):
                     f"The next meeting is {local_time(m.starts_at, self.tz)} at {m.venue}. "
                     "Say what was done so the chair can tell residents (you said, we did)."
                 )
+                .line(italic(PUBLIC_WARNING))
                 .line(italic(f"Last report: {p.report_back}") if p.report_back else "")
                 .row(
                     Button(
@@ -149,7 +166,7 @@ class PactPrompts(PactUpdates):
             ):
                 asked.append([p.id, team.slack_channel])  # told if the meeting moves
         record["owners"].extend(asked)
-        await self.keep_sent(uow, m, record)
+        await self.keep_sent(uow, m, record, read=read)
 
     async def briefing(self, uow: UnitOfWork, m: PactMeeting) -> OutgoingMessage:
         """The chair's "you said, we did" sheet: the open priorities and what owners reported."""

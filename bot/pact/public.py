@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.clock import Clock
-from bot.common import local_time
+from bot.common import install_id, local_time
 from bot.config import Config
 from bot.domain import MeetingStatus, PactMeeting, PactPriority, PriorityStatus
-from bot.pact.rules import FORMAT_LABELS
+from bot.pact.rules import FORMAT_LABELS, calendar_uid
 from bot.ports import UnitOfWorkFactory
 
 #: How far ahead a page lists meetings, and how far back the feed keeps them.
@@ -67,7 +67,8 @@ class PublicNeighbourhood:
 
 
 class PublicPactService:
-    """Reads meetings for the public page and feed (never writes)."""
+    """Reads meetings for the public page and feed (writes nothing but, once, the install id
+    the calendar UIDs name)."""
 
     def __init__(self, config: Config, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
         self.config, self.uow_factory, self.clock = config, uow_factory, clock
@@ -88,6 +89,7 @@ class PublicPactService:
         now = self.clock.now()
         tz = self.config.partnership.tz
         async with self.uow_factory() as uow:
+            install = await install_id(uow)
             every = await uow.pact.for_neighbourhood(key)
             meetings = [m for m in every if now - since <= m.ends_at and m.starts_at <= now + AHEAD]
             recorded = sorted(
@@ -107,13 +109,14 @@ class PublicPactService:
                 )
                 for m in recorded
             ]
+            await uow.commit()  # the install id, when this read made it (nothing else is written)
         return PublicNeighbourhood(
             hood.key,
             hood.name,
             list(hood.wards),
             [
                 PublicMeeting(
-                    uid=f"pact-{m.id}@tensionbot",
+                    uid=calendar_uid(m.id, install),
                     starts_at=m.starts_at,
                     ends_at=m.ends_at,
                     when=local_time(m.starts_at, tz),
@@ -128,7 +131,8 @@ class PublicPactService:
 
     async def feed(self, key: str) -> bytes | None:
         """The neighbourhood's meetings as an iCalendar feed (cancelled ones marked so, so a
-        subscribed calendar drops them); None if unknown."""
+        subscribed calendar drops them; each UID the one its invitations carry); None if
+        unknown."""
         listing = await self.listing(key, since=FEED_BACK)
         if listing is None:
             return None
@@ -156,6 +160,7 @@ class PublicPactService:
             )
             event.add("status", "CANCELLED" if m.cancelled else "CONFIRMED")
             calendar.add_component(event)
+        calendar.add_missing_timezones()  # the VTIMEZONE the TZIDs name (RFC 5545 3.2.19)
         return bytes(calendar.to_ical())
 
 

@@ -21,10 +21,11 @@ from bot.domain import (
 )
 from bot.messages import MessageBuilder, bold
 from bot.pact.announce import announce_change, announce_record
-from bot.pact.base import MAX_TITLE, PactBase, PactError
+from bot.pact.base import MAX_TITLE, PactError
 from bot.pact.rules import (
     MAX_NEW_PRIORITIES,
 )
+from bot.pact.updates import PactUpdates
 from bot.people.identity import NotInvited, Who, find, identify
 from bot.ports import UnitOfWork
 
@@ -110,7 +111,7 @@ def validate_record(
     return errors
 
 
-class PactRecords(PactBase):
+class PactRecords(PactUpdates):
     """Recording meetings (chairs) and reporting back on priorities (owner teams)."""
 
     # ----------------------------------------------------------------- recording
@@ -244,6 +245,8 @@ class PactRecords(PactBase):
                 f"pact-meeting:{m.id}",
             )
             await announce_change(uow, self.config, m, self.clock.now())
+            # Invitees and owner teams hear in the same transaction (nothing once it started).
+            await self.update_invitations(uow, m, self.clock.now())
         return (
             f"Recorded: the {self._title(m)} of {local_time(m.starts_at, self.tz)} was cancelled. "
             "Its priorities stay open for the next meeting."
@@ -329,6 +332,7 @@ class PactRecords(PactBase):
             person = await self._person(uow, who)
             text = await self.mark_cancelled(uow, person, meeting_id)
             await uow.commit()
+        self.wake()
         return text
 
     async def priority_for_owner(self, who: Who, priority_id: int) -> PactPriority:

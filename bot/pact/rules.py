@@ -28,6 +28,12 @@ FORMAT_LABELS = {
     "street_briefing": "street briefing",
 }
 MAX_NEW_PRIORITIES = 3
+#: Said to a chair recording a meeting and to an owner team reporting back: a record's
+#: priorities and "what was done" are posted to the public channels and page as they are saved,
+#: and a post is never withdrawn.
+PUBLIC_WARNING = (
+    "What you write here is published on the public page and channel: do not name anyone."
+)
 RESOLUTION_TARGET = 0.8  # the partnership's measure: over 80% of PACT priorities resolved
 
 
@@ -36,6 +42,12 @@ def slot_of(local: datetime) -> str:
     if local.hour < 12:
         return "morning"
     return "afternoon" if local.hour < 17 else "evening"
+
+
+def calendar_uid(meeting_id: int | None, install: str) -> str:
+    """A meeting's calendar UID, the same in its invitations, their updates and the public
+    feed, and unique across installs (meeting ids start at 1 in every database)."""
+    return f"pact-{meeting_id}-{install}@tensionbot"
 
 
 def calendar_invite(
@@ -47,21 +59,26 @@ def calendar_invite(
     venue: str,
     description: str,
     organiser: str,
+    organiser_email: str | None,
     now: datetime,
     tz: ZoneInfo,
     sequence: int = 0,
-    method: str = "PUBLISH",
+    cancelled: bool = False,
 ) -> bytes:
-    """An iCalendar (.ics) file for one meeting, in the partnership's time zone. An update of
-    an invitation already sent keeps the ``uid`` with a higher ``sequence`` (RFC 5545 3.8.7.4),
-    so calendars change their entry instead of adding one: ``method`` REQUEST for a move,
-    CANCEL (the event then CANCELLED) for a cancellation (RFC 5546)."""
-    from icalendar import Calendar, Event, vText  # some 90 modules: only when inviting
+    """An iCalendar (.ics) file for one meeting, in the partnership's time zone (with its
+    VTIMEZONE). The publish model throughout (RFC 5546 3.2.1): the bot sends calendar entries,
+    it does not run a meeting's replies, so there is no ATTENDEE and every file is
+    METHOD:PUBLISH. An update keeps the ``uid`` with a higher ``sequence`` (RFC 5545 3.8.7.4),
+    so calendars change their entry instead of adding one; a cancellation is the event
+    STATUS:CANCELLED. The ORGANIZER is a ``mailto:`` address (the partnership's email
+    from-address, named ``organiser``) when email is configured, and left out otherwise: a bare
+    name is not a calendar address."""
+    from icalendar import Calendar, Event, vCalAddress, vText  # some 90 modules: when inviting
 
     calendar = Calendar()
     calendar.add("prodid", "-//tensionbot//PACT meetings//EN")
     calendar.add("version", "2.0")
-    calendar.add("method", method)
+    calendar.add("method", "PUBLISH")
     event = Event()
     event.add("uid", uid)
     event.add("sequence", sequence)
@@ -71,10 +88,13 @@ def calendar_invite(
     event.add("summary", title)
     event.add("location", vText(venue))
     event.add("description", description)
-    event.add("organizer", vText(organiser))
-    if method == "CANCEL":
-        event.add("status", "CANCELLED")
+    if organiser_email is not None:
+        address = vCalAddress(f"mailto:{organiser_email}")
+        address.params["CN"] = vText(organiser)
+        event.add("organizer", address)
+    event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     calendar.add_component(event)
+    calendar.add_missing_timezones()
     return calendar.to_ical()
 
 

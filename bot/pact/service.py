@@ -175,6 +175,10 @@ class PactService(PactPrompts, PactRecords):
                     f"{hood.name} already has a meeting at {local:%Y-%m-%d %H:%M} "
                     f"(at {existing.venue})"
                 )
+            if existing.status != MeetingStatus.SCHEDULED.value:
+                # Cancelled (or held and recorded) since the season was first imported: a
+                # re-import leaves it as it is, and tells nobody anything again.
+                return existing, "unchanged"
             new = (venue, fmt, chair.id, starts + timedelta(minutes=minutes))
             old = (existing.venue, existing.format, existing.chair_id, existing.ends_at)
             if new == old:

@@ -16,7 +16,15 @@ from bot import texts
 from bot.clock import Clock
 from bot.common import Waker, audit, enqueue
 from bot.config import Config
-from bot.domain import REPORTER_ROLES, Campaign, Delivery, DeliveryState, Person, Role
+from bot.domain import (
+    REPORTER_ROLES,
+    Campaign,
+    Delivery,
+    DeliveryState,
+    OutboxMessage,
+    Person,
+    Role,
+)
 from bot.forms.versions import FormService
 from bot.messages import OutgoingMessage
 from bot.ports import AlreadyExists, UnitOfWork, UnitOfWorkFactory
@@ -226,8 +234,7 @@ class CampaignService:
         )
         await uow.campaigns.add(campaign)
         targets = [p for p in await uow.people.all() if self._targeted(campaign, p)]
-        for person in targets:
-            await self._deliver(uow, campaign, person, now)
+        await self._deliver_all(uow, campaign, targets, now)
         await audit(
             uow,
             now,
@@ -251,24 +258,40 @@ class CampaignService:
             return False
         return not campaign.target_wards or bool(set(campaign.target_wards) & set(person.wards))
 
-    async def _deliver(
-        self, uow: UnitOfWork, campaign: Campaign, person: Person, now: datetime
-    ) -> Delivery:
-        assert campaign.id is not None and person.id is not None
-        delivery = Delivery(campaign_id=campaign.id, person_id=person.id)
-        reach = self._reach(person)
-        if reach is None:
-            why = "blocked the bot" if person.blocked_at else "never linked"
-            reach = self._fallback(person)
+    async def _deliver_all(
+        self, uow: UnitOfWork, campaign: Campaign, people: Sequence[Person], now: datetime
+    ) -> None:
+        """Everyone's delivery, and their form in the outbox, in bulk: a multi-row INSERT for
+        the deliveries and one for the forms, not a round of statements a person (10,000
+        reporters took 16 s)."""
+        for start in range(0, len(people), 1000):  # a chunk at a time: bounded memory
+            await self._deliver_chunk(uow, campaign, people[start : start + 1000], now)
+
+    async def _deliver_chunk(
+        self, uow: UnitOfWork, campaign: Campaign, people: Sequence[Person], now: datetime
+    ) -> None:
+        assert campaign.id is not None
+        planned: list[tuple[Person, Delivery, tuple[str, str] | None]] = []
+        for person in people:
+            assert person.id is not None
+            delivery = Delivery(campaign_id=campaign.id, person_id=person.id)
+            reach = self._reach(person)
             if reach is None:
-                delivery.move_to(DeliveryState.UNREACHABLE)
-                delivery.detail = why
-            else:  # [email] fallback: the form once by email, no reminders
-                delivery.fallback = why
-        await uow.deliveries.add(delivery)
-        if delivery.status == DeliveryState.QUEUED:
-            await self._queue_form(uow, campaign, person, delivery, now, reach=reach)
-        return delivery
+                why = "blocked the bot" if person.blocked_at else "never linked"
+                reach = self._fallback(person)
+                if reach is None:
+                    delivery.move_to(DeliveryState.UNREACHABLE)
+                    delivery.detail = why
+                else:  # [email] fallback: the form once by email, no reminders
+                    delivery.fallback = why
+            planned.append((person, delivery, reach))
+        await uow.deliveries.add_many([d for _, d, _ in planned])
+        rows = [
+            await self._form_row(uow, campaign, person, delivery, now, reach=reach)
+            for person, delivery, reach in planned
+            if delivery.status == DeliveryState.QUEUED and reach is not None
+        ]
+        await uow.outbox.add_many(rows)
 
     async def _queue_form(
         self,
@@ -281,25 +304,43 @@ class CampaignService:
         again: bool = False,
         reach: tuple[str, str] | None = None,
     ) -> bool:
-        form = await self.forms.definition(uow, campaign.form_version_id)
-        reminder = reminder_round > 0
         reach = reach or self._reach(person)
         if reach is None:
             return False
+        row = await self._form_row(
+            uow, campaign, person, delivery, now, reminder_round, again, reach=reach
+        )
+        return await uow.outbox.add(row)
+
+    async def _form_row(
+        self,
+        uow: UnitOfWork,
+        campaign: Campaign,
+        person: Person,
+        delivery: Delivery,
+        now: datetime,
+        reminder_round: int = 0,
+        again: bool = False,
+        *,
+        reach: tuple[str, str],
+    ) -> OutboxMessage:
+        """The outbox row of a form (or a reminder) for one person, not yet queued."""
+        form = await self.forms.definition(uow, campaign.form_version_id)
+        reminder = reminder_round > 0
         channel, recipient = reach
         # A fallback email has a key of its own: the form on their platform may be in the outbox.
         kind = f"reminder:{reminder_round}" if reminder else "form"
         if delivery.fallback is not None and not reminder:
             kind = "email-fallback"
         message = texts.form_message(campaign, form, self.tz, reminder=reminder)
-        return await enqueue(
-            uow,
+        return OutboxMessage(
             channel=channel,
-            recipient=recipient,
-            message=self._for_channel(channel, message, person, campaign),
-            key=f"campaign:{campaign.id}:{kind}:{person.id}"
+            recipient=str(recipient),
+            payload=self._for_channel(channel, message, person, campaign).model_dump(mode="json"),
+            idempotency_key=f"campaign:{campaign.id}:{kind}:{person.id}"
             + (f":again:{now:%Y%m%dT%H%M%S}" if again else ""),
-            now=now,
+            created_at=now,
+            next_attempt_at=None,
             purpose="reminder" if reminder else "form",
             priority=1,
             delivery_id=delivery.id,

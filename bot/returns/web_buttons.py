@@ -76,7 +76,7 @@ class ButtonPage:
 def _record_note(config: Config) -> str:
     return (
         "Recording the meeting is not possible by email or on the web yet: please record it "
-        "with /meeting in Telegram or “Record the meeting” in Slack, or tell "
+        "with the bot in your chat app (“Record the meeting”), or tell "
         f"{config.partnership.contact} how it went."
     )
 

@@ -26,8 +26,9 @@ ICS_METHOD = re.compile(rb"^METHOD:([A-Z-]+)\r?$", re.MULTILINE)
 
 
 def calendar_params(data: bytes) -> dict[str, str]:
-    """``method=`` for a calendar attachment's Content-Type, from its METHOD line: Outlook
-    treats ``text/calendar; method=REQUEST`` (or ``CANCEL``) as an update to the entry it has."""
+    """``method=`` for a calendar attachment's Content-Type, from its METHOD line (PUBLISH for
+    PACT invitations and their updates): mail clients read the method from the Content-Type,
+    so it must say what the file says."""
     found = ICS_METHOD.search(data)
     return {"method": found.group(1).decode("ascii")} if found else {}
 

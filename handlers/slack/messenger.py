@@ -104,7 +104,7 @@ class SlackMessenger:
                 return SendResult(ok=False, retry_after=retry, error="ratelimited")
             if error in _RETRY_LATER:
                 log.error("cannot post to Slack channel %s: %s (kept queued)", recipient, error)
-                return SendResult(ok=False, error=error)
+                return SendResult(ok=False, error=error, hint=_CHANNEL_HINTS.get(error))
             if exc.response.status_code >= 500:
                 return SendResult(ok=False, error=f"slack {exc.response.status_code}")
             return SendResult(ok=False, permanent=True, error=error)
@@ -132,6 +132,14 @@ async def post_with_charts(
             for name, data, title, alt in charts
         ],
     )
+
+
+# What an admin can do when a channel refuses the bot's post (a public PACT channel).
+_CHANNEL_HINTS = {
+    "not_in_channel": "In Slack, /invite the bot to the channel.",
+    "channel_not_found": "In Slack, check the channel id and /invite the bot to the channel "
+    "(a private channel is not found until it is invited).",
+}
 
 
 # Why the bot could not post where a slash command was typed, in words the person can act on.

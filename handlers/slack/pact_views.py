@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from bot.common import local_time
 from bot.domain import MAX_NOTE
-from bot.pact.rules import FORMAT_LABELS, MAX_NEW_PRIORITIES
+from bot.pact.rules import FORMAT_LABELS, MAX_NEW_PRIORITIES, PUBLIC_WARNING
 from bot.pact.service import MAX_TITLE as MAX_PRIORITY_TITLE
 from bot.pact.service import MeetingRecord, PactError, RecordContext, parse_count
 from handlers.slack.ids import ViewId
@@ -126,6 +126,7 @@ def record_modal(context: RecordContext, max_attendance: int, tz: ZoneInfo) -> d
     teams = context.teams[:MAX_OPTIONS]
     team_names = dict(context.teams)
     tail = 2 * NEW_PRIORITY_SLOTS if teams else 1
+    blocks.append(_context(PUBLIC_WARNING))  # before anything that is published
     room = max(0, (MAX_BLOCKS - len(blocks) - tail - 1) // 2)  # -1: the "not shown" note
     shown = context.priorities[:room]
     for p in shown:
@@ -194,6 +195,7 @@ def report_back_modal(priority_id: int, title: str, neighbourhood: str) -> dict[
         str(priority_id),
         [
             _context(f"{neighbourhood}: {title}"),
+            _context(PUBLIC_WARNING),
             _input(
                 "text",
                 "What was done, for the chair to tell residents",

@@ -27,6 +27,16 @@ def retry_after_seconds(exc: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
+def _channel_hint(recipient: str) -> str | None:
+    """What an admin can do when a channel (``@name`` or ``-100…``) refuses a post; None for a
+    person's chat (they blocked the bot, or left)."""
+    if recipient.startswith(("@", "-100")):
+        return (
+            "In Telegram, add the bot to the channel as an administrator allowed to post messages."
+        )
+    return None
+
+
 class TelegramMessenger:
     """The :class:`bot.ports.Messenger` for Telegram."""
 
@@ -81,9 +91,17 @@ class TelegramMessenger:
             seconds = retry_after_seconds(exc)
             return SendResult(ok=False, retry_after=seconds, error=f"429 retry after {seconds:g}s")
         except Forbidden as exc:
-            return SendResult(ok=False, permanent=True, blocked=True, error=f"403 {exc.message}")
+            return SendResult(
+                ok=False,
+                permanent=True,
+                blocked=True,
+                error=f"403 {exc.message}",
+                hint=_channel_hint(recipient),
+            )
         except BadRequest as exc:
-            return SendResult(ok=False, permanent=True, error=f"400 {exc.message}")
+            return SendResult(
+                ok=False, permanent=True, error=f"400 {exc.message}", hint=_channel_hint(recipient)
+            )
         except (TimedOut, NetworkError) as exc:
             return SendResult(ok=False, error=f"{type(exc).__name__}: {exc.message}")
         except TelegramError as exc:

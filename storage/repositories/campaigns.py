@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import bindparam, case, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.domain import Campaign, Delivery, DeliveryState, OutboxStatus
-from bot.ports import AlreadyExists
+from bot.ports import AlreadyExists, DeliverySent
 from storage import tables
 from storage.repositories.base import _Repo
 
@@ -106,6 +106,50 @@ class SqlDeliveryRepo(_Repo):
             base.where(d.c.message_ref.is_(None)).values(message_ref=message_ref)
         )
 
+    async def sent_many(self, sends: Sequence[DeliverySent], now: datetime) -> None:
+        """:meth:`sent` for many deliveries: one ``executemany`` for forms, one for reminders.
+        A form's status moves only from queued or uncertain (a nil return or a response
+        committed meanwhile stays), and its message to edit is kept if it has one."""
+        d = tables.deliveries
+        conn = await self.session.connection()
+        forms = [
+            {"d_id": s.delivery_id, "ref": s.message_ref, "now": now}
+            for s in sends
+            if not s.reminder
+        ]
+        if forms:
+            # Not IN (...): an expanding list cannot be used with executemany.
+            movable = or_(
+                d.c.status == DeliveryState.QUEUED.value,
+                d.c.status == DeliveryState.UNCERTAIN.value,
+            )
+            stmt = (
+                update(d)
+                .where(d.c.id == bindparam("d_id"))
+                .values(
+                    # SET sees the row as it was: every CASE tests the status before this UPDATE.
+                    status=case((movable, DeliveryState.SENT.value), else_=d.c.status),
+                    sent_at=case((movable, bindparam("now")), else_=d.c.sent_at),
+                    detail=case((movable, ""), else_=d.c.detail),
+                    message_ref=func.coalesce(d.c.message_ref, bindparam("ref")),
+                )
+            )
+            await conn.execute(stmt, forms)
+        reminders = [
+            {"d_id": s.delivery_id, "ref": s.message_ref, "now": now} for s in sends if s.reminder
+        ]
+        if reminders:
+            stmt = (
+                update(d)
+                .where(d.c.id == bindparam("d_id"))
+                .values(
+                    reminders=d.c.reminders + 1,
+                    last_reminded_at=bindparam("now"),
+                    message_ref=bindparam("ref"),
+                )
+            )
+            await conn.execute(stmt, reminders)
+
     async def get_for(self, campaign_id: int, person_id: int) -> Delivery | None:
         c = tables.deliveries.c
         stmt = select(Delivery).where(c.campaign_id == campaign_id, c.person_id == person_id)
@@ -149,4 +193,9 @@ class SqlDeliveryRepo(_Repo):
 
     async def add(self, delivery: Delivery) -> None:
         self.session.add(delivery)
+        await self.session.flush()
+
+    async def add_many(self, deliveries: Sequence[Delivery]) -> None:
+        """One flush for all: the ORM writes them as multi-row INSERTs … RETURNING id."""
+        self.session.add_all(deliveries)
         await self.session.flush()

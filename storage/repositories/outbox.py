@@ -1,4 +1,10 @@
-"""The outbox of messages to send."""
+"""The outbox of messages to send.
+
+The dispatcher's hot path (claim, read the state, record the results) is Core statements: one
+``UPDATE … RETURNING`` claims a batch (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), and results
+are written with one ``executemany`` per kind of change. No ORM objects are loaded on it: the
+rows it hands back are plain, detached :class:`~bot.domain.OutboxMessage` values.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,93 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, exists, func, null, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    Integer,
+    Row,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    null,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from bot.domain import NEWS, OutboxMessage, OutboxStatus
+from bot.ports import OutboxChange
 from storage import tables
 from storage.repositories.base import _Repo, upsert_insert
 
 
-def _held(o: Any, held_before: datetime) -> Any:
+def _message(row: Row[Any], **override: Any) -> OutboxMessage:
+    """A detached outbox row from a Core result row."""
+    values = dict(row._mapping)
+    values.update(override)
+    return OutboxMessage(**values)
+
+
+def _sorted(result: Any) -> list[OutboxMessage]:
+    """Claimed rows, detached, in (priority, id) order (RETURNING keeps no order)."""
+    rows = [_message(r) for r in result.all()]
+    rows.sort(key=lambda m: (m.priority, m.id or 0))
+    return rows
+
+
+@functools.cache
+def _claim_statement(channel: str, named: tuple[str, ...], held: bool, postgres: bool) -> Any:
+    """The claim of one channel's due rows, built once per shape (the dispatcher runs it
+    hundreds of times a second): parameters ``now``, ``lim``, ``lease`` and ``held_before``."""
+    o = tables.outbox
+    cand = o.alias("cand")
+    earlier = o.alias("earlier")
+    held_before = bindparam("held_before", type_=o.c.created_at.type)
+    waiting = [earlier.c.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value])]
+    if held:
+        waiting.append(~_held(earlier, held_before))
+    blocked = exists().where(
+        and_(
+            earlier.c.channel == cand.c.channel,
+            earlier.c.recipient == cand.c.recipient,
+            earlier.c.id < cand.c.id,
+            *waiting,
+        )
+    )
+    pick = (
+        select(cand.c.id)
+        .where(
+            cand.c.status == OutboxStatus.PENDING.value,
+            cand.c.channel.not_in(named) if channel == "*" else cand.c.channel == channel,
+            or_(
+                cand.c.next_attempt_at.is_(None),
+                cand.c.next_attempt_at <= bindparam("now", type_=o.c.next_attempt_at.type),
+            ),
+            ~blocked,
+            *([~_held(cand, held_before)] if held else []),
+        )
+        .order_by(cand.c.priority, cand.c.id)
+        .limit(bindparam("lim", type_=Integer))
+    )
+    if postgres:
+        # Several processes may dispatch: each row goes to exactly one of them.
+        pick = pick.with_for_update(skip_locked=True, of=cand)
+    return (
+        update(o)
+        .where(o.c.id.in_(pick))
+        .values(
+            status=OutboxStatus.SENDING.value,
+            claimed_until=bindparam("lease", type_=o.c.claimed_until.type),
+            attempts=o.c.attempts + 1,
+        )
+        .returning(*o.c)
+    )
+
+
+def _held(o: Any, held_before: datetime | BindParameter[Any]) -> Any:
     """A reporter's news, not yet tried, queued too recently to go: it waits for more."""
     return and_(
         o.c.purpose == NEWS,
@@ -45,14 +129,35 @@ class SqlOutboxRepo(_Repo):
         self.queued_pending += 1
         return True
 
+    async def add_many(self, messages: Sequence[OutboxMessage]) -> int:
+        """Queue many messages (a campaign's forms) in one flush, less those whose idempotency
+        key exists (looked up a chunk at a time, not one query each); how many were queued."""
+        c = tables.outbox.c
+        keys = [m.idempotency_key for m in messages]
+        taken: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            found = await self.session.scalars(
+                select(c.idempotency_key).where(c.idempotency_key.in_(chunk))
+            )
+            taken.update(found)
+        new: list[OutboxMessage] = []
+        for message in messages:
+            if message.idempotency_key not in taken:
+                taken.add(message.idempotency_key)
+                new.append(message)
+        self.session.add_all(new)
+        await self.session.flush()
+        return len(new)
+
     async def get(self, message_id: int) -> OutboxMessage | None:
         return await self.session.get(OutboxMessage, message_id)
 
-    async def load(self, message_ids: Sequence[int]) -> None:
-        """Load these rows in one query (later ``get`` calls are then answered from the session,
-        not by one query each)."""
-        o = tables.outbox.c
-        await self.session.scalars(select(OutboxMessage).where(o.id.in_(message_ids)))
+    async def _conn(self) -> AsyncConnection:
+        return await self.session.connection()
+
+    def _postgres(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
 
     async def claim(
         self,
@@ -65,7 +170,7 @@ class SqlOutboxRepo(_Repo):
         named, so name a full channel with 0), at most one per recipient, and never overtaking an
         earlier one. With ``held_before``, a reporter's news not yet tried is due only once it
         was queued before then (it waits for more news to the same person), and while it waits
-        it holds nothing else back."""
+        it holds nothing else back. Rows come back in (priority, id) order, detached."""
         out: list[OutboxMessage] = []
         named = [ch for ch in limits if ch != "*"]
         for channel, limit in limits.items():
@@ -81,43 +186,28 @@ class SqlOutboxRepo(_Repo):
         limit: int,
         lease_until: datetime,
         held_before: datetime | None,
-    ) -> Sequence[OutboxMessage]:
-        """One channel's share (``"*"``: every channel not ``named``)."""
-        o = tables.outbox
-        earlier = aliased(o)
-        waiting = [earlier.c.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value])]
+    ) -> list[OutboxMessage]:
+        """One channel's share (``"*"``: every channel not ``named``), in one statement."""
+        stmt = _claim_statement(channel, tuple(named), held_before is not None, self._postgres())
+        params: dict[str, Any] = {"now": now, "lim": limit, "lease": lease_until}
         if held_before is not None:
-            waiting.append(~_held(earlier, held_before))
-        blocked = exists().where(
-            and_(
-                earlier.c.channel == o.c.channel,
-                earlier.c.recipient == o.c.recipient,
-                earlier.c.id < o.c.id,
-                *waiting,
-            )
-        )
+            params["held_before"] = held_before
+        return _sorted(await (await self._conn()).execute(stmt, params))
+
+    async def _take(self, where: Any, lease_until: datetime) -> list[OutboxMessage]:
+        """Mark the rows ``where`` picks as being sent (one attempt more) and return them."""
+        o = tables.outbox
         stmt = (
-            select(OutboxMessage)
-            .where(
-                o.c.status == OutboxStatus.PENDING.value,
-                o.c.channel.not_in(named) if channel == "*" else o.c.channel == channel,
-                or_(o.c.next_attempt_at.is_(None), o.c.next_attempt_at <= now),
-                ~blocked,
-                *([~_held(o, held_before)] if held_before is not None else []),
+            update(o)
+            .where(where)
+            .values(
+                status=OutboxStatus.SENDING.value,
+                claimed_until=lease_until,
+                attempts=o.c.attempts + 1,
             )
-            .order_by(o.c.priority, o.c.id)
-            .limit(limit)
+            .returning(*o.c)
         )
-        if self.session.get_bind().dialect.name == "postgresql":
-            # Several processes may dispatch: each row goes to exactly one of them.
-            stmt = stmt.with_for_update(skip_locked=True, of=o)
-        rows = (await self.session.scalars(stmt)).all()
-        for row in rows:
-            row.status = OutboxStatus.SENDING.value
-            row.claimed_until = lease_until
-            row.attempts += 1
-        await self.session.flush()
-        return rows
+        return _sorted(await (await self._conn()).execute(stmt))
 
     async def claim_companions(
         self, row: OutboxMessage, lease_until: datetime
@@ -125,27 +215,62 @@ class SqlOutboxRepo(_Repo):
         """Claim the other news waiting for ``row``'s recipient (held or not), to go out in one
         message with it; in the claim's transaction, so no other process sends them too."""
         o = tables.outbox
-        stmt = (
-            select(OutboxMessage)
+        cand = o.alias("cand")
+        pick = (
+            select(cand.c.id)
             .where(
-                o.c.status == OutboxStatus.PENDING.value,
-                o.c.channel == row.channel,
-                o.c.recipient == row.recipient,
-                o.c.purpose == row.purpose,
-                o.c.id != row.id,
+                cand.c.status == OutboxStatus.PENDING.value,
+                cand.c.channel == row.channel,
+                cand.c.recipient == row.recipient,
+                cand.c.purpose == row.purpose,
+                cand.c.id != row.id,
             )
-            .order_by(o.c.id)
+            .order_by(cand.c.id)
             .limit(20)
         )
-        if self.session.get_bind().dialect.name == "postgresql":
-            stmt = stmt.with_for_update(skip_locked=True, of=o)
-        rows = (await self.session.scalars(stmt)).all()
-        for companion in rows:
-            companion.status = OutboxStatus.SENDING.value
-            companion.claimed_until = lease_until
-            companion.attempts += 1
-        await self.session.flush()
-        return rows
+        if self._postgres():
+            pick = pick.with_for_update(skip_locked=True, of=cand)
+        return await self._take(o.c.id.in_(pick), lease_until)
+
+    async def states(self, message_ids: Sequence[int]) -> dict[int, OutboxMessage]:
+        """The rows as they stand now, without their payload (``{}``), detached; on PostgreSQL
+        locked until the transaction ends, so what is decided from them is what is written."""
+        o = tables.outbox
+        if not message_ids:
+            return {}
+        stmt = select(*(c for c in o.c if c.key != "payload")).where(o.c.id.in_(message_ids))
+        if self._postgres():
+            stmt = stmt.with_for_update()
+        rows = (await (await self._conn()).execute(stmt)).all()
+        return {r.id: _message(r, payload={}) for r in rows}
+
+    async def settle(self, changes: Sequence[OutboxChange]) -> None:
+        """Write rows' new values: one ``executemany`` per set of columns changed."""
+        o = tables.outbox
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for change in changes:
+            keys = tuple(sorted(change.values))
+            groups.setdefault(keys, []).append(
+                {"row_id": change.id, **{f"v_{k}": v for k, v in change.values.items()}}
+            )
+        conn = await self._conn()
+        for keys, params in groups.items():
+            stmt = (
+                update(o)
+                .where(o.c.id == bindparam("row_id"))
+                .values({k: bindparam(f"v_{k}") for k in keys})
+            )
+            await conn.execute(stmt, params)
+
+    async def mark_sent(self, sent: Sequence[tuple[int, str | None]], now: datetime) -> None:
+        """Record rows as sent at ``now`` (row id, the platform's message reference): one
+        conditional UPDATE for all of them, no row read. A row another process's recovery
+        settled meanwhile (``uncertain``, or a reply put back to ``pending``) is marked sent too:
+        the message did go out. Only for rows whose result concerns nothing else (the fast
+        path's replies: no delivery, no hook that acts on a sent reply)."""
+        if sent:
+            params = [{"row_id": row_id, "ref": ref, "now": now} for row_id, ref in sent]
+            await (await self._conn()).execute(_mark_sent(), params)
 
     async def recover_in_flight(self, now: datetime) -> Sequence[OutboxMessage]:
         """Messages whose sender died mid-send (lease expired while still 'sending')."""
@@ -236,16 +361,6 @@ class SqlOutboxRepo(_Repo):
             claimed_until=lease_until if row.status == OutboxStatus.SENDING.value else None,
             id=row.id,
         )
-
-    async def mark_sent(self, sent: Sequence[tuple[int, str | None]], now: datetime) -> None:
-        """Record rows as sent at ``now`` (row id, the platform's message reference): one
-        UPDATE for all of them, no row loaded. A row another process's recovery settled meanwhile
-        (``uncertain``, or a reply put back to ``pending``) is marked sent too: the message did
-        go out. Only for rows whose result concerns nothing else (the fast path's replies: no
-        delivery, no hook that acts on a sent reply)."""
-        if sent:
-            params = [{"row_id": row_id, "ref": ref, "now": now} for row_id, ref in sent]
-            await self.session.execute(_mark_sent(), params)
 
 
 @functools.cache  # built once: it runs for every batch of sent replies

@@ -32,6 +32,10 @@ class SqlPactRepo(_Repo):
     async def get_meeting(self, meeting_id: int) -> PactMeeting | None:
         return await self.session.get(PactMeeting, meeting_id)
 
+    async def reload_meeting(self, meeting: PactMeeting) -> None:
+        await self.session.flush()  # a change made in this transaction is kept, not reread
+        await self.session.refresh(meeting)
+
     async def meeting_at(self, neighbourhood: str, starts_at: datetime) -> PactMeeting | None:
         c = tables.pact_meetings.c
         stmt = select(PactMeeting).where(c.neighbourhood == neighbourhood, c.starts_at == starts_at)
