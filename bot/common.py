@@ -130,9 +130,7 @@ async def alert_admins(
     and the admins, never to the application log (which gets the key only)."""
     await audit(uow, now, "system", "admin.alert", key, text=text)
     log.warning("admin alert %s queued", key)
-    for person in await uow.people.all():
-        if person.role != Role.ADMIN.value or not person.active:
-            continue
+    for person in await uow.people.active_with_role(Role.ADMIN.value):
         if (address := person.reach(platforms)) is not None:
             channel, recipient = address
             await enqueue(

@@ -139,6 +139,10 @@ class PeopleRepo(Protocol):
         ...
 
     async def all(self) -> Sequence[Person]: ...
+    async def active_with_role(self, role: str) -> Sequence[Person]:
+        """The active people with ``role`` (with their addresses)."""
+        ...
+
     async def add(self, person: Person) -> None: ...
     async def flush(self) -> None:
         """Write pending changes now (to free a unique address before another takes it)."""
@@ -282,6 +286,8 @@ class OutboxRepo(Protocol):
     async def add_claimed(
         self, message: OutboxMessage, lease_until: datetime, mine: Sequence[int] = ()
     ) -> OutboxMessage | None: ...
+
+    async def mark_sent(self, sent: Sequence[tuple[int, str | None]], now: datetime) -> None: ...
 
 
 class ActionRepo(Protocol):

@@ -72,6 +72,11 @@ def make_engine(
         # above) cost more than the transaction itself (bench/RESULTS.md). WAL lets the pooled
         # connections read while one writes.
         kwargs.update(poolclass=AsyncAdaptedQueuePool, pool_size=5, max_overflow=10)
+        if parsed.get_driver_name() == "aiosqlite":
+            from storage.sqlite_driver import one_trip_dbapi
+
+            # One trip to aiosqlite's thread per statement, not three or four.
+            kwargs["module"] = one_trip_dbapi()
     else:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)

@@ -451,3 +451,50 @@ async def test_states_are_stored_as_the_same_text_and_read_back_typed(world: Any
         assert action is not None and action.state is ActionState.CLOSED
         with pytest.raises(IllegalMove):
             action.move_to(ActionState.ACKNOWLEDGED)  # a closed action cannot be acknowledged
+
+
+async def test_an_admin_alert_reads_only_the_admins(db_url: str) -> None:
+    """An alert (one for every unrouted report) goes to the active admins: it reads those, not
+    every person with their addresses (a partnership has thousands of reporters)."""
+    from sqlalchemy import event, text
+
+    from bot.common import alert_admins
+
+    clock = FakeClock(datetime(2026, 12, 1, 10, 0, tzinfo=UTC))
+    async with services_for(db_url, clock) as s:
+        admins = (
+            "Ada Admin,admin,all,SWP,ada@example.org,U0ADA\n"
+            "Ed Admin,admin,all,SWP,ed@example.org,U0ED\n"
+        )
+        await s.people.import_csv(PEOPLE_CSV + admins, source="p.csv", actor="t")
+        await link_all(s)
+        async with s.db.uow() as uow:
+            ed = await uow.people.by_email("ed@example.org")
+            assert ed is not None
+            ed.active = False
+            await uow.commit()
+        statements: list[str] = []
+
+        def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            statements.append(" ".join(statement.split()).lower())
+
+        engine = s.db.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            async with s.db.uow() as uow:
+                await alert_admins(
+                    uow, clock.now(), "check", key="k", platforms=frozenset({"telegram"})
+                )
+                await uow.commit()
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        reads = [q for q in statements if q.startswith("select") and "from people" in q]
+        assert reads and all("people.role =" in q for q in reads), reads
+        async with s.db.uow() as uow:
+            ada = await uow.people.by_email("ada@example.org")
+            assert ada is not None
+        async with s.db.engine.connect() as conn:
+            keys = await conn.scalars(
+                text("SELECT idempotency_key FROM outbox WHERE idempotency_key LIKE 'alert:k:%'")
+            )
+            assert keys.all() == [f"alert:k:{ada.id}"]  # Ada's; Ed is not active

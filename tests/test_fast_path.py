@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import event, text
 
 from bot.clock import FakeClock
 from sim.fake_telegram import FakeTelegram
@@ -134,3 +135,39 @@ async def test_killed_between_the_commit_and_the_reply_the_reply_is_sent_once_af
     await user.wait_for("/status", timeout=120)
     questions = [m for m in user.messages if "Which ward" in (m.text or "")]
     assert len(questions) == 1, "the reply was sent twice"
+
+
+async def test_replies_sent_by_the_fast_path_are_recorded_without_loading_their_rows(
+    db_url: str, fake_telegram: FakeTelegram, clock: FakeClock
+) -> None:
+    """The recorder marks a sent reply ``sent`` with one UPDATE per batch (a reply's result
+    needs nothing from its row: no delivery, no hook that cares), not a SELECT of each row
+    and an ORM flush: the fast path's own cost per update."""
+    config = make_config(db_url, fake_telegram.base_url)
+    world = await SimWorld.start(config, fake_telegram, clock)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()).lower())
+
+    engine = world.services.db.engine.sync_engine
+    try:
+        await world.import_people(PEOPLE_CSV)
+        sarah = await world.link("sarah@example.org", 503, "Sarah")
+        await world.settle()
+        event.listen(engine, "before_cursor_execute", seen)
+        await sarah.send_command("/report")
+        await sarah.wait_for("Which ward")
+        await world.settle()
+        event.remove(engine, "before_cursor_execute", seen)
+        loads = [s for s in statements if s.startswith("select") and "where outbox.id" in s]
+        assert loads == [], "the recorder loaded the replies' rows"
+        async with world.services.db.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text("SELECT status, result_ref FROM outbox WHERE purpose = 'reply'")
+                )
+            ).all()
+        assert rows and all(status == "sent" and ref for status, ref in rows)
+    finally:
+        await world.stop()

@@ -112,7 +112,7 @@ async def test_a_nil_return_made_while_the_form_was_being_recorded_is_kept(
             )
             await uow.commit()
         assert row.id is not None
-        await dispatcher._record(row.id, SendResult(ok=True, message_ref="77"))
+        await dispatcher._record(row, SendResult(ok=True, message_ref="77"))
         async with s.db.uow() as uow:
             after = await uow.deliveries.get(row.delivery_id or 0)
             sent = await uow.outbox.get(row.id)

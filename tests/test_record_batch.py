@@ -71,7 +71,7 @@ async def test_results_recorded_together_settle_every_row_and_its_delivery(
         before = dispatcher.stats.sent
         await asyncio.gather(
             *(
-                dispatcher._record(r.id or 0, SendResult(ok=True, message_ref=f"m{i}"))
+                dispatcher._record(r, SendResult(ok=True, message_ref=f"m{i}"))
                 for i, r in enumerate(forms)
             )
         )
@@ -106,7 +106,7 @@ async def test_a_batch_the_database_refuses_for_a_while_is_recorded_once(
         async with _write_lock_held(db_url, locked) as make_it_fail:
             recording = asyncio.gather(
                 *(
-                    dispatcher._record(r.id or 0, SendResult(ok=True, message_ref=f"m{i}"))
+                    dispatcher._record(r, SendResult(ok=True, message_ref=f"m{i}"))
                     for i, r in enumerate(forms)
                 )
             )

@@ -68,8 +68,12 @@ async def _write_lock_held(
     backend is terminated)."""
     url = make_url(db_url)
     if url.get_backend_name() == "sqlite":
-        conn = sqlite3.connect(str(url.database), isolation_level=None)
-        conn.execute("BEGIN IMMEDIATE")  # the write lock: "database is locked" for the bot
+        conn = sqlite3.connect(
+            str(url.database), isolation_level=None, timeout=60, check_same_thread=False
+        )
+        # The write lock: "database is locked" for the bot. Taken off the event loop: a bot
+        # transaction that holds the lock at this moment needs the loop to commit and free it.
+        await asyncio.to_thread(conn.execute, "BEGIN IMMEDIATE")
 
         async def nothing() -> None:
             return None

@@ -305,7 +305,6 @@ class OutboxDispatcher:
         """Send ``row`` (with ``companions``, as one message) and record the one result for
         every row it carried."""
         assert row.id is not None
-        ids = [row.id, *(c.id for c in companions if c.id is not None)]
         messenger = self.messengers.get(row.channel)
         limiter = self._limiters.get(row.channel)
         message: OutgoingMessage | None = None
@@ -317,7 +316,7 @@ class OutboxDispatcher:
             except Exception as exc:
                 log.exception("outbox row %s: its message could not be built", row.id)
                 failed = SendResult(ok=False, error=f"{type(exc).__name__}: {exc}"[:300])
-                await asyncio.gather(*(self._record(i, failed) for i in ids))
+                await asyncio.gather(*(self._record(r, failed) for r in (row, *companions)))
                 return
         if messenger is None or limiter is None or message is None:
             result = SendResult(ok=False, permanent=True, error=f"no messenger for {row.channel}")
@@ -329,7 +328,7 @@ class OutboxDispatcher:
                 # Nothing was sent, so it does not use up one of the row's attempts (a long
                 # outage must not turn a form into 'failed' and its person 'unreachable').
                 unsent = SendResult(ok=False, error="rate limiter unavailable", not_sent=True)
-                await asyncio.gather(*(self._record(i, unsent) for i in ids))
+                await asyncio.gather(*(self._record(r, unsent) for r in (row, *companions)))
                 return
             await limiter.arrivals.admit(row.recipient)
             try:
@@ -349,8 +348,8 @@ class OutboxDispatcher:
             if result.retry_after is not None:
                 limiter.pause(result.retry_after)
                 self.stats.throttled += 1
-        await asyncio.gather(*(self._record(i, result) for i in ids))
+        await asyncio.gather(*(self._record(r, result) for r in (row, *companions)))
 
-    async def _record(self, row_id: int, result: SendResult) -> None:
+    async def _record(self, row: OutboxMessage, result: SendResult) -> None:
         """Record one send's result; returns once it is committed (:mod:`bot.delivery.recording`)."""
-        await self._recording.record(row_id, result)
+        await self._recording.record(row, result)

@@ -32,8 +32,21 @@ log = logging.getLogger(__name__)
 
 ResultHook = Callable[[UnitOfWork, OutboxMessage, SendResult, datetime], Awaitable[None]]
 """Called in the same transaction as every result of a send (the row's status says whether it
-was sent, failed for good, or will be retried). The row is detached and has no payload."""
+was sent, failed for good, or will be retried), except a conversational reply that was sent
+(:func:`_plain`: recorded by one UPDATE with the others, no row read). The row is detached and
+has no payload."""
 MAX_ATTEMPTS = 8
+
+_Waiting = tuple[int, SendResult, "asyncio.Future[None]", bool]
+"""A result waiting to be recorded: row id, result, its caller's future, and whether it is
+plain (:func:`_plain`)."""
+
+
+def _plain(row: OutboxMessage, result: SendResult) -> bool:
+    """Whether recording ``result`` only marks ``row`` sent: a conversational reply that went
+    out, with no delivery to update. No hook acts on one (they act on team posts and on
+    failures), so none is called for it."""
+    return result.ok and row.purpose == "reply" and row.delivery_id is None
 
 
 @dataclass
@@ -71,16 +84,17 @@ class ResultRecorder:
         self.stats = stats
         self.hooks = hooks
         # Results waiting to be recorded: one transaction records all that are waiting.
-        self._results: list[tuple[int, SendResult, asyncio.Future[None]]] = []
+        self._results: list[_Waiting] = []
         self._recorder: asyncio.Task[None] | None = None
         self._stopping = stopping  # set when the dispatcher stops: recording stops retrying
 
-    async def record(self, row_id: int, result: SendResult) -> None:
+    async def record(self, row: OutboxMessage, result: SendResult) -> None:
         """Record one send's result. Results that arrive while a transaction is recording are
         recorded together in the next one (at 30 messages/s, one commit per message would be
         most of the dispatcher's own cost). Returns once this result is committed."""
+        assert row.id is not None
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._results.append((row_id, result, future))
+        self._results.append((row.id, result, future, _plain(row, result)))
         if self._recorder is None or self._recorder.done():
             self._recorder = asyncio.create_task(self._record_waiting(), name="outbox-recorder")
         await future
@@ -92,7 +106,7 @@ class ResultRecorder:
                 await self._record_with_retries(batch)
             except Exception as exc:
                 if transient(exc):  # stopping: the rows stay 'sending' for recovery
-                    for _, _, future in batch:
+                    for _, _, future, _ in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
@@ -104,13 +118,11 @@ class ResultRecorder:
                     except Exception as exc:  # the row stays 'sending'; recovery settles it
                         if not item[2].done():
                             item[2].set_exception(exc)
-            for _, _, future in batch:
+            for _, _, future, _ in batch:
                 if not future.done():
                     future.set_result(None)
 
-    async def _record_with_retries(
-        self, batch: list[tuple[int, SendResult, asyncio.Future[None]]]
-    ) -> None:
+    async def _record_with_retries(self, batch: list[_Waiting]) -> None:
         """The messages were sent: keep trying to record that while the database refuses for a
         reason that may pass (classified by type: :func:`transient`), so an outage or a held
         write lock does not turn them into 'uncertain' (or a reply into a duplicate). Gives up
@@ -145,20 +157,23 @@ class ResultRecorder:
             # get there (a late ok is still recorded: see _apply).
             delay = min(delay * 2, 2.0)
 
-    async def _record_batch(
-        self, batch: list[tuple[int, SendResult, asyncio.Future[None]]]
-    ) -> None:
+    async def _record_batch(self, batch: list[_Waiting]) -> None:
         """One transaction for the whole batch: read the rows' state in one statement, decide
         each row's new state here, write them in bulk (one statement per kind of change), and
         the deliveries of the forms sent in one more. Only the rare outcomes (a failure, a
         blocked person) and the hooks take statements of their own."""
         now = self.clock.now()
+        # A sent reply needs nothing from its row: one UPDATE for all of them, no row read (the
+        # fast path's replies are most results); the others as below.
+        plain = [(row_id, result.message_ref) for row_id, result, _, is_plain in batch if is_plain]
+        batch = [item for item in batch if not item[3]]
         async with self.uow_factory() as uow:
-            rows = await uow.outbox.states([row_id for row_id, _, _ in batch])
+            await uow.outbox.mark_sent(plain, now)
+            rows = await uow.outbox.states([row_id for row_id, _, _, _ in batch])
             changes: list[OutboxChange] = []
             sent: list[DeliverySent] = []
             settled: list[tuple[OutboxMessage, SendResult]] = []
-            for row_id, result, _ in batch:
+            for row_id, result, _, _ in batch:
                 row = rows.get(row_id)
                 if row is None:
                     continue
@@ -181,6 +196,7 @@ class ResultRecorder:
                 await self._after(uow, row, result, now)
             await uow.commit()
         # Counted once committed (a batch tried again is not counted twice).
+        self.stats.sent += len(plain)
         for row, result in settled:
             if row.status == OutboxStatus.SENT.value:
                 self.stats.sent += 1

@@ -262,6 +262,16 @@ class SqlOutboxRepo(_Repo):
             )
             await conn.execute(stmt, params)
 
+    async def mark_sent(self, sent: Sequence[tuple[int, str | None]], now: datetime) -> None:
+        """Record rows as sent at ``now`` (row id, the platform's message reference): one
+        conditional UPDATE for all of them, no row read. A row another process's recovery
+        settled meanwhile (``uncertain``, or a reply put back to ``pending``) is marked sent too:
+        the message did go out. Only for rows whose result concerns nothing else (the fast
+        path's replies: no delivery, no hook that acts on a sent reply)."""
+        if sent:
+            params = [{"row_id": row_id, "ref": ref, "now": now} for row_id, ref in sent]
+            await (await self._conn()).execute(_mark_sent(), params)
+
     async def recover_in_flight(self, now: datetime) -> Sequence[OutboxMessage]:
         """Messages whose sender died mid-send (lease expired while still 'sending')."""
         c = tables.outbox.c
@@ -351,6 +361,24 @@ class SqlOutboxRepo(_Repo):
             claimed_until=lease_until if row.status == OutboxStatus.SENDING.value else None,
             id=row.id,
         )
+
+
+@functools.cache  # built once: it runs for every batch of sent replies
+def _mark_sent() -> Any:
+    o = tables.outbox
+    late = (OutboxStatus.SENDING.value, OutboxStatus.UNCERTAIN.value, OutboxStatus.PENDING.value)
+    return (
+        update(o)
+        # (OR, not IN: an executemany cannot expand an IN list)
+        .where(o.c.id == bindparam("row_id"), or_(*(o.c.status == status for status in late)))
+        .values(
+            status=OutboxStatus.SENT.value,
+            sent_at=bindparam("now", type_=o.c.sent_at.type),
+            result_ref=bindparam("ref", type_=o.c.result_ref.type),
+            last_error=None,
+            claimed_until=None,
+        )
+    )
 
 
 @functools.cache  # the fast path's INSERT, built once per dialect

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -30,15 +31,8 @@ class SqlPeopleRepo(_Repo):
         return (await self.session.scalars(stmt)).first()
 
     async def by_address(self, platform: str, address: str) -> Person | None:
-        # The person with all their addresses in one query (every update asks this first).
-        a = tables.addresses.c
-        stmt = (
-            select(Person)
-            .join(tables.addresses, a.person_id == tables.people.c.id)
-            .where(a.platform == platform, a.address == address)
-            .options(joinedload(Person.addresses))  # type: ignore[arg-type]
-        )
-        return (await self.session.scalars(stmt)).unique().first()
+        params = {"platform": platform, "address": address}
+        return (await self.session.scalars(_by_address(), params)).unique().first()
 
     async def by_chat(self, platform: str, chat: str) -> Person | None:
         a = tables.addresses.c
@@ -51,6 +45,11 @@ class SqlPeopleRepo(_Repo):
 
     async def all(self) -> Sequence[Person]:
         stmt = select(Person).order_by(tables.people.c.name, tables.people.c.id)
+        return (await self.session.scalars(stmt)).all()
+
+    async def active_with_role(self, role: str) -> Sequence[Person]:
+        p = tables.people.c
+        stmt = select(Person).where(p.role == role, p.active.is_(True)).order_by(p.id)
         return (await self.session.scalars(stmt)).all()
 
     async def add(self, person: Person) -> None:
@@ -195,3 +194,16 @@ class SqlInviteRepo(_Repo):
     async def add(self, invite: Invite) -> None:
         self.session.add(invite)
         await self.session.flush()
+
+
+@functools.cache  # built once: every update asks it first
+def _by_address() -> Any:
+    """The person with an address (``:platform``, ``:address``) and all their addresses, in one
+    query."""
+    a = tables.addresses.c
+    return (
+        select(Person)
+        .join(tables.addresses, a.person_id == tables.people.c.id)
+        .where(a.platform == bindparam("platform"), a.address == bindparam("address"))
+        .options(joinedload(Person.addresses))  # type: ignore[arg-type]
+    )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.domain import Conversation, Report
@@ -19,13 +21,7 @@ class SqlConversationRepo(_Repo):
         return await self.session.get(Conversation, conversation_id)
 
     async def active_for(self, person_id: int) -> Conversation | None:
-        c = tables.conversations.c
-        stmt = (
-            select(Conversation)
-            .where(c.person_id == person_id, c.status == "active")
-            .order_by(c.id.desc())
-        )
-        return (await self.session.scalars(stmt)).first()
+        return (await self.session.scalars(_active_for(), {"person_id": person_id})).first()
 
     async def active_for_campaign(self, campaign_id: int) -> Sequence[Conversation]:
         c = tables.conversations.c
@@ -35,6 +31,16 @@ class SqlConversationRepo(_Repo):
     async def add(self, conversation: Conversation) -> None:
         self.session.add(conversation)
         await self.session.flush()
+
+
+@functools.cache  # built once: most updates ask it
+def _active_for() -> Any:
+    c = tables.conversations.c
+    return (
+        select(Conversation)
+        .where(c.person_id == bindparam("person_id"), c.status == "active")
+        .order_by(c.id.desc())
+    )
 
 
 class SqlReportRepo(_Repo):
