@@ -38,6 +38,7 @@ from storage.leader import database_status
 from storage.migrate import upgrade
 
 if TYPE_CHECKING:
+    from bot.ports import MessageLinks
     from handlers.doctor import Check
 
 
@@ -129,6 +130,15 @@ def reload_problem(running: Config, new: Config) -> str | None:
     return None
 
 
+def _message_links(config: Config) -> MessageLinks | None:
+    """The teams' platform's message links (a stored "Where exactly?" link is shown as one)."""
+    if not config.teams_connected:
+        return None
+    from handlers.slack.links import SlackMessageLinks  # the teams' platform: Slack
+
+    return SlackMessageLinks()
+
+
 async def build_services(
     config: Config, *, clock: Clock | None = None, migrate: bool = True
 ) -> Services:
@@ -155,7 +165,7 @@ async def build_services(
     people = PeopleService(
         config, db.uow, clock, forms, on_linked=campaigns.deliver_open_returns, wake=wake
     )
-    actions = ActionService(config, db.uow, clock, forms, wake)
+    actions = ActionService(config, db.uow, clock, forms, wake, _message_links(config))
     pact = PactService(config, db.uow, clock, wake)
     direct = DirectReplies()  # the runtime attaches its dispatcher: replies sent at once
     conversation = ConversationService(

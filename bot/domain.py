@@ -344,8 +344,8 @@ class Action:
     escalation_level: int = 0
     outcome: str | None = None
     outcome_note: str = ""
-    slack_channel: str | None = None
-    slack_ts: str | None = None
+    room: str | None = None  # the team's channel (column ``slack_channel``)
+    post_ref: str | None = None  # the team's message there, once posted (column ``slack_ts``)
     delivered_at: datetime | None = None
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None

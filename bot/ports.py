@@ -549,3 +549,17 @@ class KeyedMessenger(Messenger, Protocol):
         edit_ref: str | None = None,
         thread_ref: str | None = None,
     ) -> SendResult: ...
+
+
+class MessageLinks(Protocol):
+    """A platform's links to its own messages, accepted as the answer to "Where exactly?"
+    (``handlers/slack/links.py``). Stored links start :data:`bot.places.LINK_PREFIX`."""
+
+    def check(self, answer: str) -> tuple[str | None, str | None]:
+        """``(stored, None)`` for a good link, ``(None, why)`` for a bad one of this platform,
+        ``(None, None)`` for anything else (kept as typed)."""
+        ...
+
+    def url(self, stored: str) -> str | None:
+        """The URL of a stored answer that this checker wrote, else None."""
+        ...

@@ -329,9 +329,7 @@ def linked_welcome(name: str, partnership: str, form: FormDefinition) -> Outgoin
 
 def account_moved(partnership: str, contact: str) -> OutgoingMessage:
     """To the old chat of a person whose account was re-linked (``invites --relink``)."""
-    b = MessageBuilder().line(
-        bold(f"Your {partnership} account has been moved to another Telegram chat.")
-    )
+    b = MessageBuilder().line(bold(f"Your {partnership} account has been moved to another chat."))
     b.line(
         "This chat will get no more returns or messages from the bot. If you did not ask for "
         f"this, please contact {contact} straight away."

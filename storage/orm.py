@@ -52,6 +52,8 @@ def start_mappers() -> None:
     _registry.map_imperatively(
         domain.Action,
         tables.actions,
+        # Neutral names in the domain for columns named when teams were Slack-only.
+        properties={"room": tables.actions.c.slack_channel, "post_ref": tables.actions.c.slack_ts},
         version_id_col=tables.actions.c.version,
         version_id_generator=False,
     )

@@ -197,6 +197,49 @@ async def test_a_slack_message_link_answers_where_exactly_and_reaches_the_team_a
     assert where.count("<") == where.count(">")
 
 
+async def test_an_answer_dressed_as_a_stored_message_link_stays_text_for_the_team(
+    world: tuple[SimWorld, str], slack: FakeSlack
+) -> None:
+    """Only a link the platform's checker accepts is shown to the team as a link: "Where
+    exactly?" answered with text shaped like a stored link to another site stays text."""
+    w, url = world
+    await w.import_people(
+        PEOPLE_CSV + "Priya Shah,community_leader,Park,Mosque,priya@example.org,U0PRIYA\n"
+    )
+    await w.services.campaigns.open_monthly("2026-12", actor="t", force=True)
+    form_dm = (await until(lambda: slack.dm("U0PRIYA")))[0]
+    priya = SlackUser(slack, "U0PRIYA", url)
+    await priya.click(form_dm, ActionId.START)
+    modal = (await until(slack.views_opened))[-1]
+    choices = {
+        "ward": "Park",
+        "category": "race",
+        "basis": "experienced",
+        "level": "2",
+        "media": "none",
+        "already_reported": "no",
+        "consent_contact": "yes",
+        "consent_share": "no",
+    }
+    values: dict[str, Any] = {
+        k: {k: {"type": "static_select", "selected_option": {"value": v}}}
+        for k, v in choices.items()
+    }
+    typed = {"description": "Hostile posts about the mosque", "location": ""}
+    typed["location"] = "Message link: https://evil.example/archives/C0ABCDEF1/p1764590400123456"
+    for k, v in typed.items():
+        values[k] = {k: {"type": "plain_text_input", "value": v}}
+    status, body = await priya.submit_view(modal, values)
+    assert status == 200 and body is None
+    post: SlackMessage = (await until(lambda: slack.top_level("C0COHESION")))[0]
+    where = next(
+        b["text"]["text"]
+        for b in post.blocks
+        if b["type"] == "section" and "Where" in b["text"]["text"]
+    )
+    assert "evil.example" in where and "<https://evil" not in where
+
+
 async def test_delivered_and_acknowledged_within_a_minute_reach_the_reporter_as_one_message(
     db_url: str, fake_telegram: Any, slack: FakeSlack, clock: FakeClock
 ) -> None:

@@ -107,7 +107,7 @@ async def test_a_linked_person_is_moved_to_another_chat_only_with_relink(
         token = link["link"].split("start=", 1)[1]
         await eve.send_command("/start", token)
         await eve.wait_for("Welcome")
-        await mark.wait_for("moved to another Telegram chat")
+        await mark.wait_for("moved to another chat")
         linked = await _rows(
             w,
             select(addresses.c.address, addresses.c.chat).where(

@@ -48,7 +48,7 @@ async def post_failed(
     await alert_admins(
         uow,
         now,
-        f"cannot post action {row.action_id} to Slack channel "
+        f"cannot post action {row.action_id} to the team's {row.channel} channel "
         f"{row.recipient} ({error}); it stays queued and is retried. Is the "
         "bot a member of that channel?",
         key=f"action:{row.action_id}:post-failed",

@@ -115,7 +115,7 @@ class ReporterChecks:
                 "the reporter says it is sorted now: please close it",
             )
         await uow.actions.save(action)
-        await self.messages.refresh_slack(uow, action, now)
+        await self.messages.refresh_post(uow, action, now)
         return (
             f"Thank you. We have told the team that {report.reference} is still a problem."
             if still

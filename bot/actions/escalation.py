@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from bot.actions.messages import ActionMessages
 from bot.common import enqueue, local_time
-from bot.config import Config, TeamConfig
+from bot.config import TEAMS_PLATFORM, Config, TeamConfig
 from bot.domain import Action
 from bot.messages import MessageBuilder, bold, code
 from bot.ports import UnitOfWork
@@ -69,7 +69,7 @@ class Escalation:
         )
         await enqueue(
             uow,
-            channel="slack",
+            channel=TEAMS_PLATFORM,
             recipient=target,
             message=message,
             key=f"action:{action.id}:escalate:{action.escalation_level}",

@@ -4,7 +4,7 @@ reporter's notices.
 Every step on an action is recorded here as an event on its timeline (:meth:`ActionMessages.event`);
 the event goes into the thread under the team's message once that message is in Slack, and the
 ones meant for the reporter are relayed to their chat with the report's reference. The team's
-message itself is rebuilt from the database after every change (:meth:`ActionMessages.refresh_slack`)
+message itself is rebuilt from the database after every change (:meth:`ActionMessages.refresh_post`)
 and updated in place.
 """
 
@@ -14,13 +14,12 @@ from datetime import datetime
 
 from bot.buttons import ButtonAction, Kind
 from bot.common import address_of, enqueue, local_time
-from bot.config import Config, TeamConfig
+from bot.config import TEAMS_PLATFORM, Config, TeamConfig
 from bot.domain import NEWS, Action, ActionEvent, ActionState, ClosedAs, Person, Report
 from bot.forms import FormDefinition
 from bot.forms.versions import FormService
 from bot.messages import Button, MessageBuilder, OutgoingMessage, bold, code, italic, link
-from bot.places import stored_link
-from bot.ports import UnitOfWork
+from bot.ports import MessageLinks, UnitOfWork
 
 OUTCOME_LABELS: dict[str, str] = {
     ClosedAs.RESOLVED: "Resolved",
@@ -38,7 +37,7 @@ STATE_LABELS: dict[str, str] = {
 #: What /status says of a report with no action (yet): never "waiting to be acknowledged" for a
 #: report that no team was sent.
 REPORT_STATUS_LABELS = {
-    "logged": "Recorded; not sent to a team (the bot is not connected to the teams' Slack)",
+    "logged": "Recorded; not sent to a team (the bot is not connected to the teams' channels)",
     "unrouted": "Recorded; not passed to a team yet",
 }
 #: An open action whose Slack post has not gone out yet: nobody can acknowledge it so far.
@@ -48,9 +47,14 @@ NOT_DELIVERED = "Not delivered to the team yet"
 class ActionMessages:
     """Records an action's events and sends what they mean to the team and the reporter."""
 
-    def __init__(self, config: Config, forms: FormService) -> None:
+    def __init__(
+        self, config: Config, forms: FormService, links: MessageLinks | None = None
+    ) -> None:
         self.config = config
         self.forms = forms
+        # The teams' platform's message links: a stored "Where exactly?" link it accepts is
+        # shown as a link; without it (or for anything it refuses) the answer stays text.
+        self.links = links
         self.teams: dict[str, TeamConfig] = {t.key: t for t in config.teams}
         self.tz = config.partnership.tz
 
@@ -83,7 +87,7 @@ class ActionMessages:
             for_reporter=for_reporter,
         )
         await uow.actions.add_event(event)
-        if action.slack_ts is not None and kind not in ("created", "delivered"):
+        if action.post_ref is not None and kind not in ("created", "delivered"):
             await self.thread_post(uow, action, event, now, headline, detail)
         if for_reporter:
             await self.tell_reporter(uow, action, event, headline, detail)
@@ -107,13 +111,13 @@ class ActionMessages:
         )
         await enqueue(
             uow,
-            channel="slack",
-            recipient=action.slack_channel or "",
+            channel=TEAMS_PLATFORM,
+            recipient=action.room or "",
             message=line.build(),
             key=f"action:{action.id}:thread:{event.id}",
             now=now,
             purpose="action_thread",
-            thread_ref=action.slack_ts,
+            thread_ref=action.post_ref,
         )
 
     async def tell_reporter(
@@ -196,20 +200,20 @@ class ActionMessages:
             purpose=NEWS,
         )
 
-    async def refresh_slack(self, uow: UnitOfWork, action: Action, now: datetime) -> None:
+    async def refresh_post(self, uow: UnitOfWork, action: Action, now: datetime) -> None:
         """Update the team's message in place to show the action as it stands now."""
-        if action.slack_ts is None:
+        if action.post_ref is None:
             return  # not posted yet: the post itself will show the current state
         message = await self.team_message(uow, action)
         await enqueue(
             uow,
-            channel="slack",
-            recipient=action.slack_channel or "",
+            channel=TEAMS_PLATFORM,
+            recipient=action.room or "",
             message=message,
             key=f"action:{action.id}:v{action.version}",
             now=now,
             purpose="action_update",
-            edit_ref=action.slack_ts,
+            edit_ref=action.post_ref,
         )
 
     async def states_for(self, uow: UnitOfWork, report: Report) -> str:
@@ -245,8 +249,8 @@ class ActionMessages:
         for qid in ("location", "since", "impact"):
             answer = report.answers.get(qid)
             if answer:
-                url = stored_link(answer) if qid == "location" else None
-                shown = link("message in Slack", url) if url else answer
+                url = self.links.url(answer) if qid == "location" and self.links else None
+                shown = link("the message", url) if url else answer
                 b.line(italic(f"{form.question(qid).label}: "), shown)
         if report.consent_share and report.person_id is not None:
             person = await uow.people.get(report.person_id)

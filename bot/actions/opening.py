@@ -13,7 +13,7 @@ from bot.actions import alerts
 from bot.actions.messages import ActionMessages
 from bot.actions.routing import route
 from bot.common import audit, enqueue
-from bot.config import Config, TeamConfig
+from bot.config import TEAMS_PLATFORM, Config, TeamConfig
 from bot.deadlines import ack_deadline
 from bot.domain import Action, Report
 from bot.ports import UnitOfWork
@@ -83,15 +83,15 @@ class ActionOpener:
             team_key=team_key,
             created_at=now,
             ack_due_at=ack_deadline(self.config, report.level, now),
-            slack_channel=team.slack_channel,
+            room=team.room,
         )
         await uow.actions.add(action)
         await self.messages.event(uow, action, now, "created", actor, f"routed to {team.name}")
         message = await self.messages.team_message(uow, action)
         await enqueue(
             uow,
-            channel="slack",
-            recipient=team.slack_channel,
+            channel=TEAMS_PLATFORM,
+            recipient=team.room,
             message=message,
             key=f"action:{action.id}:post",
             now=now,

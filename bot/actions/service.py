@@ -28,7 +28,7 @@ from bot.actions.opening import ActionOpener
 from bot.actions.routing import route
 from bot.clock import Clock
 from bot.common import Waker, alert_admins
-from bot.config import Config, TeamConfig
+from bot.config import TEAMS_PLATFORM, Config, TeamConfig
 from bot.domain import (
     MAX_NOTE,
     Action,
@@ -42,12 +42,9 @@ from bot.domain import (
 from bot.forms.versions import FormService
 from bot.messages import OutgoingMessage
 from bot.people.identity import NotInvited, Who, identify
-from bot.ports import SendResult, Stale, UnitOfWork, UnitOfWorkFactory
+from bot.ports import MessageLinks, SendResult, Stale, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
-
-TEAM_PLATFORM = "slack"
-"""Where the teams work (their channels, and the officers' user ids in ``teams.members``)."""
 
 _Change = Callable[["UnitOfWork", Action, datetime], Awaitable[str]]
 
@@ -59,7 +56,7 @@ class ActionError(Exception):
 @dataclass(frozen=True)
 class Officer:
     """Who clicked on a team's message: their user id on the teams' platform
-    (:data:`TEAM_PLATFORM`), as ``teams.members`` names them."""
+    (:data:`bot.config.TEAMS_PLATFORM`), as ``teams.members`` names them."""
 
     address: str
 
@@ -74,6 +71,7 @@ class ActionService:
         clock: Clock,
         forms: FormService,
         wake: Waker,
+        links: MessageLinks | None = None,
     ) -> None:
         self.config = config
         self.uow_factory = uow_factory
@@ -83,7 +81,7 @@ class ActionService:
         self.teams: dict[str, TeamConfig] = {t.key: t for t in config.teams}
         self.tz = config.partnership.tz
         # The collaborators, one per seam; each step here calls the one it needs.
-        self.messages = ActionMessages(config, forms)
+        self.messages = ActionMessages(config, forms, links)
         self.escalation = Escalation(config, self.messages)
         self.checks = ReporterChecks(config, self.messages)
         self.opener = ActionOpener(config, self.messages)
@@ -120,11 +118,13 @@ class ActionService:
             # Before any change (the order recategorising takes too): the posts of one
             # submission queue here, so exactly one of them sees them all delivered.
             await uow.reports.lock_period(report.period)
-        action.slack_ts = result.message_ref
+        action.post_ref = result.message_ref
         action.delivered_at = now
         team = self.teams.get(action.team_key)
         name = team.name if team else action.team_key
-        await self.messages.event(uow, action, now, "delivered", "slack", f"delivered to {name}")
+        await self.messages.event(
+            uow, action, now, "delivered", TEAMS_PLATFORM, f"delivered to {name}"
+        )
         await self.messages.tell_delivered(uow, action, now)
         if action.version > 0:
             # An officer acted on the post between Slack showing it and this record (the post
@@ -134,7 +134,7 @@ class ActionService:
             for event in await uow.actions.events(action.id or 0):
                 if event.kind not in ("created", "delivered"):
                     await self.messages.thread_post(uow, action, event, now)
-            await self.messages.refresh_slack(uow, action, now)
+            await self.messages.refresh_post(uow, action, now)
 
     # ----------------------------------------------------------------- officers
 
@@ -303,7 +303,7 @@ class ActionService:
                     if other is not action:
                         other.version += 1
                         await uow.actions.save(other)
-                        await self.messages.refresh_slack(uow, other, now)
+                        await self.messages.refresh_post(uow, other, now)
             for key in r.teams:
                 if key not in existing:
                     await self.opener.open(uow, report, key, now, actor=officer.address)
@@ -368,7 +368,7 @@ class ActionService:
             raise ActionError("That action no longer exists.")
         team = self.teams.get(action.team_key)
         if team is None or not await self._may_act(uow, officer, team):
-            log.warning("refused slack user %s on action %s", officer.address, action_id)
+            log.warning("refused officer %s on action %s", officer.address, action_id)
             raise ActionError(
                 f"Only members of {team.name if team else 'the owning team'} can do that."
             )
@@ -392,7 +392,7 @@ class ActionService:
                     "Someone else has just changed this action; the message now shows its "
                     "current state."
                 ) from None
-            await self.messages.refresh_slack(uow, action, now)
+            await self.messages.refresh_post(uow, action, now)
             await uow.commit()
         self.wake()
         return reply
@@ -401,7 +401,7 @@ class ActionService:
     async def _who(uow: UnitOfWork, officer: Officer, team: TeamConfig | None) -> str:
         """ "Jane Smith, Community Cohesion Team": the officer by name when we know them, and
         the team they acted for (just the team when the officer is not on the people list)."""
-        person = await uow.people.by_address(TEAM_PLATFORM, officer.address)
+        person = await uow.people.by_address(TEAMS_PLATFORM, officer.address)
         names = [person.name] if person is not None and person.active else []
         names += [team.name] if team is not None else []
         return ", ".join(names) or "an officer"
@@ -410,7 +410,7 @@ class ActionService:
     async def _may_act(uow: UnitOfWork, officer: Officer, team: TeamConfig) -> bool:
         if officer.address in team.members:
             return True
-        person = await uow.people.by_address(TEAM_PLATFORM, officer.address)
+        person = await uow.people.by_address(TEAMS_PLATFORM, officer.address)
         if person is None or not person.active:
             return False
         # A member by email: the imported person whose address on the teams' platform this is.

@@ -35,6 +35,8 @@ from bot.config.base import (
     _Section,
 )
 from bot.config.email import ENV_SMTP_PASSWORD, EmailConfig
+from bot.config.sections import PLATFORM_NAMES as PLATFORM_NAMES
+from bot.config.sections import TEAMS_PLATFORM as TEAMS_PLATFORM
 from bot.config.sections import (
     ClusterConfig,
     DatabaseConfig,
@@ -158,6 +160,11 @@ class Config(_Section):
         if self.email.host is not None:
             on.add("email")
         return frozenset(on)
+
+    @property
+    def teams_connected(self) -> bool:
+        """Whether the bot can post to the partnership's channels (:data:`TEAMS_PLATFORM`)."""
+        return TEAMS_PLATFORM in self.platforms
 
     @model_validator(mode="after")
     def _names_refer_to_known_things(self) -> Config:

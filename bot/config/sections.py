@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import date, time
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -261,6 +261,15 @@ class FormConfig(_Section):
 
 
 _KEY = r"^[a-z][a-z0-9_-]{0,39}$"
+
+#: The platform of the partnership's own channels: the teams' channels and their members' user
+#: ids, the escalation targets and the summary channels. The config names them in that
+#: platform's terms (``slack_channel``, ``C…``/``U…`` ids), so the name lives here, with the
+#: format; the core addresses those channels by this value and never names a platform itself.
+TEAMS_PLATFORM: Final = "slack"
+
+#: Every platform a person can be reached on, as the people CSV's ``channel`` column names them.
+PLATFORM_NAMES: Final = ("telegram", "slack", "email")
 _SLACK_CHANNEL = r"^[CDG][A-Z0-9]{2,20}$"
 _SLACK_USER = r"^[UW][A-Z0-9]{2,20}$"
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -281,6 +290,11 @@ class TeamConfig(_Section):
         default=False,
         description="a need-to-know team that may receive private categories (e.g. Prevent)",
     )
+
+    @property
+    def room(self) -> str:
+        """The team's channel: its address on :data:`TEAMS_PLATFORM`."""
+        return self.slack_channel
 
     @field_validator("members")
     @classmethod

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.common import enqueue, local_time
+from bot.config import TEAMS_PLATFORM
 from bot.domain import (
     MeetingStatus,
     PactMeeting,
@@ -128,7 +129,7 @@ class PactPrompts(PactUpdates):
     async def _ask_owners(self, uow: UnitOfWork, m: PactMeeting, now: datetime) -> None:
         from bot.buttons import ButtonAction, Kind
 
-        if self.config.secrets.slack_bot_token is None:
+        if not self.config.teams_connected:
             return
         teams = {t.key: t for t in self.config.teams}
         record, read = await self.sent_record(uow, m)
@@ -156,15 +157,15 @@ class PactPrompts(PactUpdates):
             )
             if await enqueue(
                 uow,
-                channel="slack",
-                recipient=team.slack_channel,
+                channel=TEAMS_PLATFORM,
+                recipient=team.room,
                 message=message,
                 key=f"pact-owner:{p.id}:{m.id}",
                 now=now,
                 purpose="pact",
                 priority=1,
             ):
-                asked.append([p.id, team.slack_channel])  # told if the meeting moves
+                asked.append([p.id, team.room])  # told if the meeting moves
         record["owners"].extend(asked)
         await self.keep_sent(uow, m, record, read=read)
 

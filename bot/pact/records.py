@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.common import audit, clean_text, enqueue, local_time
-from bot.config import NeighbourhoodConfig
+from bot.config import TEAMS_PLATFORM, NeighbourhoodConfig
 from bot.domain import (
     MAX_NOTE,
     MeetingStatus,
@@ -192,11 +192,11 @@ class PactRecords(PactUpdates):
             )
             await uow.pact.add_priority(priority)
             team = teams[owner]
-            if notify and self.config.secrets.slack_bot_token is not None:
+            if notify and self.config.teams_connected:
                 await enqueue(
                     uow,
-                    channel="slack",
-                    recipient=team.slack_channel,
+                    channel=TEAMS_PLATFORM,
+                    recipient=team.room,
                     message=MessageBuilder()
                     .line(bold(f"New PACT priority for {team.name}"))
                     .line(f"{self.hood_name(m.neighbourhood)}: {priority.title}")

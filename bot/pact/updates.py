@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.common import enqueue, install_id, local_time
+from bot.config import TEAMS_PLATFORM
 from bot.domain import MeetingStatus, PactMeeting
 from bot.messages import Attachment, MessageBuilder, OutgoingMessage, bold
 from bot.pact.base import PactBase
@@ -141,7 +142,7 @@ class PactUpdates(PactBase):
             note = self._owner_note(m, cancelled)
             queued += await enqueue(
                 uow,
-                channel="slack",
+                channel=TEAMS_PLATFORM,
                 recipient=channel,
                 message=note,
                 key=f"pact-owner-moved:{priority_id}:{m.id}:{seq}",

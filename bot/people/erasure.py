@@ -35,8 +35,8 @@ class ErasurePlan:
     def lines(self) -> list[str]:
         """Human-readable lines (counts only)."""
         return [
-            f"person:{self.person_id}: name, email, Telegram and Slack ids, organisation and "
-            "wards are anonymised",
+            f"person:{self.person_id}: name, email, chat ids and addresses, organisation "
+            "and wards are anonymised",
             f"{self.reports} report(s): free-text answers redacted (ward, category, level, "
             "basis and period kept for the statistics), with their action updates",
             f"{self.conversations} conversation(s) and {self.pact_recordings} PACT recording(s)"

@@ -15,12 +15,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.common import audit
+from bot.config import PLATFORM_NAMES
 from bot.domain import Role
 from bot.ports import AlreadyExists, PersonDetails, UnitOfWork
 from bot.wards import unknown_ward
 
 CSV_COLUMNS = ("name", "role", "wards", "organisation", "email", "slack_user_id", "channel")
-CHANNELS = ("telegram", "slack", "email")  # a person's preferred channel (people.channel)
+CHANNELS = PLATFORM_NAMES  # a person's preferred channel (people.channel)
 REQUIRED_COLUMNS = frozenset({"name", "role", "wards", "email"})
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
@@ -112,7 +113,7 @@ def parse_csv(text: str, source: str, all_wards: Sequence[str]) -> list[ImportRo
                 problems.append(f"{err}: {unknown_ward(w, all_wards)}")
         slack = values.get("slack_user_id", "") or None
         if slack is not None and not _SLACK_ID.match(slack):
-            problems.append(f"{err}: slack_user_id does not look like a Slack user id")
+            problems.append(f"{err}: slack_user_id does not look like a user id (U… or W…)")
         elif slack is not None and slack in seen_slack:
             problems.append(f"{err}: slack_user_id repeats line {seen_slack[slack]}")
         elif slack is not None:

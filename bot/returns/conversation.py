@@ -170,7 +170,11 @@ class ConversationService:
         try:
             action = ButtonAction.decode(data)
         except BadPayload:
-            log.warning("refused a malformed button payload from telegram user %s", sender.user_id)
+            log.warning(
+                "refused a malformed button payload from %s user %s",
+                sender.platform,
+                sender.user_id,
+            )
             return Outcome(toast="That button is not valid any more.")
 
         async def handle(step: ChatTurn) -> None:

@@ -22,8 +22,7 @@ from bot.domain import ANSWERED, Campaign, DeliveryState, Person, Report
 from bot.forms import FormDefinition
 from bot.forms.versions import FormService
 from bot.people.identity import NotInvited, Who, identify
-from bot.places import message_link
-from bot.ports import UnitOfWork, UnitOfWorkFactory
+from bot.ports import MessageLinks, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +131,12 @@ def validate_answers(
     raw: dict[str, str],
     wards: Sequence[str],
     max_text: int,
-    workspace: str | None = None,
+    links: MessageLinks | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Check a whole form's answers at once (the Slack modal). Returns (answers, errors by
     question id); the answers keep only questions that apply. A message link answering
-    "Where exactly?" is checked (against ``workspace``, the form's own, when known) and kept
-    as a link."""
+    "Where exactly?" is checked by the platform's ``links`` (when it has them) and kept as a
+    link."""
     answers: dict[str, str] = {}
     errors: dict[str, str] = {}
     for q in form.questions:
@@ -160,8 +159,8 @@ def validate_answers(
                 errors[q.id] = f"Please keep this under {limit:,} characters."
             elif len(value) < q.min_length:
                 errors[q.id] = f"Please give at least {q.min_length} characters."
-            elif q.id == "location":
-                link, why = message_link(value, workspace)
+            elif q.id == "location" and links is not None:
+                link, why = links.check(value)
                 if why is not None:
                     errors[q.id] = why
                 value = link or value
@@ -253,7 +252,7 @@ class ReportingService:
         raw: dict[str, str],
         *,
         once: tuple[str, ...] = (),
-        workspace: str | None = None,
+        links: MessageLinks | None = None,
     ) -> dict[str, str]:
         """Submit the whole form; returns errors by question id (empty when submitted).
 
@@ -275,7 +274,7 @@ class ReportingService:
                 raw,
                 self.config.partnership.wards,
                 self.config.form.max_text_length,
-                workspace,
+                links,
             )
             if errors:
                 return errors

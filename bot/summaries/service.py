@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from bot.clock import Clock
 from bot.common import audit, enqueue
-from bot.config import Config
+from bot.config import TEAMS_PLATFORM, Config
 from bot.forms.versions import FormService
 from bot.messages import OutgoingMessage
 from bot.people.identity import Who, find, refusal_text
@@ -344,7 +344,7 @@ async def answer(
     return service.with_charts(summary, headline(summary))
 
 
-async def post_scheduled(service: SummaryService, *, channel_kind: str = "slack") -> list[str]:
+async def post_scheduled(service: SummaryService) -> list[str]:
     """After a monthly return closes, queue its summary (and charts) for the configured
     channels, once: the outbox key is per campaign and channel; when that month ends a quarter,
     the quarter's summary too, for ``summaries.quarterly_channels`` (the Community Cohesion
@@ -381,7 +381,7 @@ async def post_scheduled(service: SummaryService, *, channel_kind: str = "slack"
             for channel in channels:
                 await enqueue(
                     uow,
-                    channel=channel_kind,
+                    channel=TEAMS_PLATFORM,
                     recipient=channel,
                     message=message,
                     key=f"summary:{key}:{channel}",

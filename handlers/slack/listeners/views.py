@@ -17,6 +17,7 @@ from bot.returns.crisis import USAGE, CrisisError, CrisisService
 from bot.returns.reports import ReportingRefused, ReportingService
 from handlers.slack import crisis_views, pact_views, views
 from handlers.slack.ids import ViewId
+from handlers.slack.links import SlackMessageLinks
 from handlers.slack.listeners.helpers import clicker, modal_id, modal_payload, tell_user
 from handlers.slack.listeners.services import SlackServices
 from handlers.slack.who import who
@@ -107,7 +108,7 @@ class ReportModal:
                 views.values(view),
                 once=once if once[0] else (),
                 # The workspace the form was filled in: a message link must be one of its own.
-                workspace=(body.get("team") or {}).get("domain"),
+                links=SlackMessageLinks((body.get("team") or {}).get("domain")),
             )
         except ReportingRefused as exc:
             errors = {"description": str(exc)}
