@@ -140,13 +140,10 @@ async def test_crisis_from_slack_for_the_prevent_officer_only(
     assert said("U0SAM")[1].startswith("Stopped: crisis 1")
 
 
-async def test_a_slack_message_link_answers_where_exactly_and_reaches_the_team_as_a_link(
-    world: tuple[SimWorld, str], slack: FakeSlack
-) -> None:
-    """A reporter in Slack pastes a message link (Slack's "Copy link") for "Where exactly?": a
-    link to this workspace is kept and shown to the team as a link; another workspace's, or a
-    broken one, is refused with a clear message and the form kept."""
-    w, url = world
+async def _priya_opens_the_form(
+    w: SimWorld, url: str, slack: FakeSlack
+) -> tuple[SlackUser, dict[str, Any]]:
+    """Priya (a Slack reporter) gets December's return and opens its modal."""
     await w.import_people(
         PEOPLE_CSV + "Priya Shah,community_leader,Park,Mosque,priya@example.org,U0PRIYA\n"
     )
@@ -154,63 +151,11 @@ async def test_a_slack_message_link_answers_where_exactly_and_reaches_the_team_a
     form_dm = (await until(lambda: slack.dm("U0PRIYA")))[0]
     priya = SlackUser(slack, "U0PRIYA", url)
     await priya.click(form_dm, ActionId.START)
-    modal = (await until(slack.views_opened))[-1]
-
-    def select(value: str) -> dict[str, Any]:
-        return {"type": "static_select", "selected_option": {"value": value}}
-
-    def text(value: str) -> dict[str, Any]:
-        return {"type": "plain_text_input", "value": value}
-
-    values = {
-        "ward": {"ward": select("Park")},
-        "category": {"category": select("race")},
-        "description": {"description": text("Hostile posts about the mosque on a local channel")},
-        "basis": {"basis": select("experienced")},
-        "level": {"level": select("2")},
-        "media": {"media": select("none")},
-        "already_reported": {"already_reported": select("no")},
-        "consent_contact": {"consent_contact": select("yes")},
-        "consent_share": {"consent_share": select("no")},
-    }
-    elsewhere = "https://another-place.slack.com/archives/C0ABCDEF1/p1764590400123456"
-    values["location"] = {"location": text(elsewhere)}
-    status, body = await priya.submit_view(modal, values)
-    assert status == 200 and body is not None
-    assert "another Slack workspace" in body["errors"]["location"]
-    broken = "https://tensionbot-test.slack.com/archives/C0ABCDEF1/p17645904"
-    values["location"] = {"location": text(broken)}
-    status, body = await priya.submit_view(modal, values)
-    assert body is not None and "Copy link" in body["errors"]["location"]
-
-    link = "https://tensionbot-test.slack.com/archives/C0ABCDEF1/p1764590400123456"
-    values["location"] = {"location": text(link)}
-    status, body = await priya.submit_view(modal, values)
-    assert status == 200 and body is None
-    post: SlackMessage = (await until(lambda: slack.top_level("C0COHESION")))[0]
-    where = next(
-        b["text"]["text"]
-        for b in post.blocks
-        if b["type"] == "section" and "Where" in b["text"]["text"]
-    )
-    assert f"<{link}|" in where  # a link the team can open, nothing else made of it
-    assert where.count("<") == where.count(">")
+    return priya, (await until(slack.views_opened))[-1]
 
 
-async def test_an_answer_dressed_as_a_stored_message_link_stays_text_for_the_team(
-    world: tuple[SimWorld, str], slack: FakeSlack
-) -> None:
-    """Only a link the platform's checker accepts is shown to the team as a link: "Where
-    exactly?" answered with text shaped like a stored link to another site stays text."""
-    w, url = world
-    await w.import_people(
-        PEOPLE_CSV + "Priya Shah,community_leader,Park,Mosque,priya@example.org,U0PRIYA\n"
-    )
-    await w.services.campaigns.open_monthly("2026-12", actor="t", force=True)
-    form_dm = (await until(lambda: slack.dm("U0PRIYA")))[0]
-    priya = SlackUser(slack, "U0PRIYA", url)
-    await priya.click(form_dm, ActionId.START)
-    modal = (await until(slack.views_opened))[-1]
+def _answers(location: str) -> dict[str, Any]:
+    """A whole form's values as Slack sends them, with ``location`` for "Where exactly?"."""
     choices = {
         "ward": "Park",
         "category": "race",
@@ -225,18 +170,56 @@ async def test_an_answer_dressed_as_a_stored_message_link_stays_text_for_the_tea
         k: {k: {"type": "static_select", "selected_option": {"value": v}}}
         for k, v in choices.items()
     }
-    typed = {"description": "Hostile posts about the mosque", "location": ""}
-    typed["location"] = "Message link: https://evil.example/archives/C0ABCDEF1/p1764590400123456"
-    for k, v in typed.items():
+    typed = {"description": "Hostile posts about the mosque on a local channel"}
+    for k, v in {**typed, "location": location}.items():
         values[k] = {k: {"type": "plain_text_input", "value": v}}
-    status, body = await priya.submit_view(modal, values)
-    assert status == 200 and body is None
+    return values
+
+
+async def _where_in_the_teams_post(slack: FakeSlack) -> str:
     post: SlackMessage = (await until(lambda: slack.top_level("C0COHESION")))[0]
-    where = next(
+    return next(
         b["text"]["text"]
         for b in post.blocks
         if b["type"] == "section" and "Where" in b["text"]["text"]
     )
+
+
+async def test_a_slack_message_link_answers_where_exactly_and_reaches_the_team_as_a_link(
+    world: tuple[SimWorld, str], slack: FakeSlack
+) -> None:
+    """A reporter in Slack pastes a message link (Slack's "Copy link") for "Where exactly?": a
+    link to this workspace is kept and shown to the team as a link; another workspace's, or a
+    broken one, is refused with a clear message and the form kept."""
+    w, url = world
+    priya, modal = await _priya_opens_the_form(w, url, slack)
+    elsewhere = "https://another-place.slack.com/archives/C0ABCDEF1/p1764590400123456"
+    status, body = await priya.submit_view(modal, _answers(elsewhere))
+    assert status == 200 and body is not None
+    assert "another Slack workspace" in body["errors"]["location"]
+    broken = "https://tensionbot-test.slack.com/archives/C0ABCDEF1/p17645904"
+    status, body = await priya.submit_view(modal, _answers(broken))
+    assert body is not None and "Copy link" in body["errors"]["location"]
+
+    link = "https://tensionbot-test.slack.com/archives/C0ABCDEF1/p1764590400123456"
+    status, body = await priya.submit_view(modal, _answers(link))
+    assert status == 200 and body is None
+    where = await _where_in_the_teams_post(slack)
+    assert f"<{link}|" in where  # a link the team can open, nothing else made of it
+    assert where.count("<") == where.count(">")
+
+
+async def test_an_answer_dressed_as_a_stored_message_link_stays_text_for_the_team(
+    world: tuple[SimWorld, str], slack: FakeSlack
+) -> None:
+    """Only a link the platform's checker accepts is shown to the team as a link: "Where
+    exactly?" answered with text shaped like a stored link to another site stays text."""
+    w, url = world
+    priya, modal = await _priya_opens_the_form(w, url, slack)
+    typed = "Message link: https://evil.example/archives/C0ABCDEF1/p1764590400123456"
+    status, body = await priya.submit_view(modal, _answers(typed))
+    assert status == 200 and body is None
+    where = await _where_in_the_teams_post(slack)
     assert "evil.example" in where and "<https://evil" not in where
 
 
