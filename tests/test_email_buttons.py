@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -267,22 +268,37 @@ async def test_a_check_for_an_action_closed_meanwhile_says_so_and_changes_nothin
     assert await checked.state() == "closed"
 
 
-async def test_a_pact_chair_without_a_chat_app_says_it_was_cancelled_from_the_email(
-    db_url: str, clock: FakeClock, inbox: Inbox
-) -> None:
-    """The chair's prompt by email: "It was cancelled" is a link (the same core call as the
-    chat button); "Record the meeting" needs chat, and the email says so plainly."""
+@dataclass
+class ChairWorld:
+    """Chris chairs the Heath Town PACT meeting of 10 December and has no chat app: the
+    meeting has ended and the prompt ("How did it go?") has been emailed to him."""
+
+    world: Any  # tests.web_helpers.WebWorld
+    meeting_id: int
+    links: dict[str, str]  # button label -> the link in the email
+    plain: str  # the email's plain text
+
+    async def meeting(self) -> Any:
+        async with self.world.services.db.uow() as uow:
+            return await uow.pact.get_meeting(self.meeting_id)
+
+
+@asynccontextmanager
+async def chair_prompted(
+    db_url: str, clock: FakeClock, inbox: Inbox, **config: Any
+) -> AsyncIterator[ChairWorld]:
     from bot.delivery.outbox import OutboxDispatcher, RateLimits
     from handlers.email import EmailMessenger
     from tests.helpers import PACT_NEIGHBOURHOODS
     from tests.web_helpers import web_world
 
     email = {"host": "127.0.0.1", "port": inbox.port, "security": "none"}
-    async with web_world(db_url, clock, email=email, pact=PACT_NEIGHBOURHOODS) as world:
+    async with web_world(db_url, clock, email=email, pact=PACT_NEIGHBOURHOODS, **config) as world:
         services = world.services
         await services.people.import_csv(
             "name,role,wards,organisation,email,channel\n"
-            "Chris Chair,community_leader,Heath Town,Residents,chris@example.org,email\n",
+            "Chris Chair,community_leader,Heath Town,Residents,chris@example.org,email\n"
+            "Dan Partner,officer,Heath Town,Police,dan@example.org,email\n",
             source="more.csv",
             actor="t",
         )
@@ -300,26 +316,113 @@ async def test_a_pact_chair_without_a_chat_app_says_it_was_cancelled_from_the_em
         await outbox.drain()
         [prompt] = [m for m in inbox.to("chris@example.org") if "How did" in str(m["Subject"])]
         plain = text_of(prompt, "plain")
-        # Record: said plainly, no link, in words true whichever chat app the chair uses.
-        assert "not possible by email or on the web yet" in plain
-        assert "Telegram" not in plain and "Slack" not in plain
-        [link] = re.findall(r"It was cancelled <(http://\S+/b/t/[^\s<>]+)>", plain)
+        links = dict(
+            re.findall(r"(It was cancelled|Record the meeting) <(http://\S+/b/t/[^\s<>]+)>", plain)
+        )
+        assert meeting.id is not None
+        yield ChairWorld(world, meeting.id, links, plain)
+
+
+async def test_a_pact_chair_without_a_chat_app_says_it_was_cancelled_from_the_email(
+    db_url: str, clock: FakeClock, inbox: Inbox
+) -> None:
+    """The chair's prompt by email: "It was cancelled" is a link (the same core call as the
+    chat button); so is "Record the meeting", in words true whichever chat app he uses."""
+    async with chair_prompted(db_url, clock, inbox) as chair:
+        assert set(chair.links) == {"It was cancelled", "Record the meeting"}
+        assert "Telegram" not in chair.plain and "Slack" not in chair.plain
+        base = chair.world.base
         async with browser_session() as client:
-            async with client.get(link) as r:
+            async with client.get(chair.links["It was cancelled"]) as r:
                 assert r.status == 200
-            async with client.get(f"{world.base}/return/b") as r:
+            async with client.get(f"{base}/return/b") as r:
                 page = await r.text()
             assert "Was the Heath Town PACT meeting of" in page
             fields = {
                 "_csrf": hidden_field(page, "_csrf"),
                 "_once": hidden_field(page, "_once"),
-                "choice": ButtonAction(Kind.PACT_CANCELLED, meeting.id or 0).encode(),
+                "choice": ButtonAction(Kind.PACT_CANCELLED, chair.meeting_id).encode(),
             }
-            async with client.post(f"{world.base}/return/b", data=fields) as r:
+            async with client.post(f"{base}/return/b", data=fields) as r:
                 assert "was cancelled" in await r.text()
-        async with services.db.uow() as uow:
-            stored = await uow.pact.get_meeting(meeting.id or 0)
-            assert stored is not None and stored.status == "cancelled"
+        stored = await chair.meeting()
+        assert stored is not None and stored.status == "cancelled"
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (CI installs it)")
+async def test_a_pact_chair_records_the_meeting_on_the_web(
+    db_url: str, clock: FakeClock, inbox: Inbox
+) -> None:
+    """ "Record the meeting" from the email opens the record as one form in the browser: wrong
+    numbers are shown by field and store nothing; the corrected record is stored once (the
+    same checks as chat and Slack), a replayed POST changes nothing, and the form cannot be
+    used again."""
+    from playwright.async_api import async_playwright
+
+    from tests.test_actions import ROUTING, TEAMS
+
+    async with chair_prompted(db_url, clock, inbox, teams=TEAMS, routing=ROUTING) as chair:
+        base = chair.world.base
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            try:
+                page = await (await browser.new_context()).new_page()
+                async with page.expect_navigation(url="**/return/b"):
+                    await page.goto(chair.links["Record the meeting"])
+                assert await page.inner_text("h1") == "Record the Heath Town PACT meeting"
+                await assert_accessible(page)
+                await page.fill("#f-public", "12")
+                await page.fill("#f-new", "3")
+                await page.check("label:has-text('Dan Partner')")
+                await page.fill("#f-priority_1", "Street lighting on Wednesfield Road")
+                await page.click("button:has-text('Record the meeting')")  # no owner chosen
+                await page.wait_for_selector(".error-summary")
+                summary = await page.inner_text(".error-summary")
+                assert "Choose the team that owns this priority" in summary
+                # What was typed and ticked is kept.
+                assert await page.input_value("#f-public") == "12"
+                assert await page.get_by_label("Dan Partner").is_checked()
+                await assert_accessible(page)
+                await page.select_option("#f-owner_1", "cohesion")
+                await page.fill("#f-new", "15")  # more new attendees than attendees
+                await page.click("button:has-text('Record the meeting')")
+                await page.wait_for_selector(".error-summary")
+                summary = await page.inner_text(".error-summary")
+                assert "cannot be more than the members of the public" in summary
+                assert await page.get_attribute("#f-new", "aria-invalid") == "true"
+                assert (await chair.meeting()).status == "scheduled"  # nothing stored
+                await page.fill("#f-new", "3")
+                form = await page.content()
+                await page.click("button:has-text('Record the meeting')")
+                await page.wait_for_selector(".answer")
+                done = await page.inner_text(".answer")
+                assert re.search(r"12 members of the public \(3 new\), 1 of \d+ partners", done)
+                await assert_accessible(page)
+                cookies = await page.context.cookies()
+            finally:
+                await browser.close()
+        stored = await chair.meeting()
+        assert (stored.status, stored.public_attendees, stored.new_attendees) == ("recorded", 12, 3)
+        async with chair.world.services.db.uow() as uow:
+            [priority] = await uow.pact.open_priorities("heath-town")
+            assert (priority.title, priority.owner_team) == (
+                "Street lighting on Wednesfield Road",
+                "cohesion",
+            )
+        # The same POST again (the form's one-time key, the session's cookie): nothing changes.
+        fields = {
+            "_csrf": hidden_field(form, "_csrf"),
+            "_once": hidden_field(form, "_once"),
+            "_record": "1",
+            "public": "99",
+            "new": "0",
+        }
+        jar = {c["name"]: c["value"] for c in cookies}
+        async with aiohttp.ClientSession(cookies=jar) as client:
+            async with client.post(f"{base}/return/b", data=fields) as r:
+                page_text = await r.text()
+        assert "already recorded" in page_text
+        assert (await chair.meeting()).public_attendees == 12
 
 
 def test_without_the_web_an_email_says_plainly_how_to_answer(db_url: str) -> None:

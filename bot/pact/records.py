@@ -6,6 +6,7 @@ neutral :class:`~bot.people.identity.Who`, turned into a person by the one ident
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.common import audit, clean_text, enqueue, local_time
@@ -66,6 +67,91 @@ def parse_count(raw: str, what: str, limit: int) -> int:
             f"{value:,} {what} is more than this bot accepts ({limit:,}); please check the number."
         )
     return value
+
+
+#: How a record shown whole (a Slack modal, a web page) answers each open priority.
+REVIEW_OPTIONS = (
+    ("closed", "Closed: done, or no longer needed"),
+    ("carried", "Carried to the next meeting"),
+)
+
+
+def record_from_fields(
+    fields: Mapping[str, Sequence[str]], max_attendance: int
+) -> tuple[MeetingRecord | None, dict[str, str], list[int]]:
+    """The record in a form shown whole, by field: ``public``, ``new``, ``partners`` (the
+    person ids ticked), ``review_<priority id>`` (closed or carried) and ``reviewnote_<id>``,
+    ``priority_<n>`` and ``owner_<n>`` for each new priority's slot. Returns (record, errors
+    by field, the slot of each new priority in the record, so that the core's ``priority:<n>``
+    goes on the right field: :func:`errors_by_field`). The record is None when there are
+    errors; the whole record is then checked by :func:`validate_record`."""
+
+    def one(name: str) -> str:
+        values = fields.get(name) or [""]
+        return values[0]
+
+    errors: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for name, what in (("public", "members of the public"), ("new", "new attendees")):
+        try:
+            counts[name] = parse_count(one(name), what, max_attendance)
+        except PactError as exc:
+            errors[name] = str(exc)
+    partners: list[int] = []
+    for raw in fields.get("partners") or []:
+        if raw.isdigit():
+            partners.append(int(raw))
+        else:
+            errors["partners"] = "Please choose the partners from the list."
+    reviews: list[tuple[int, str, str]] = []
+    for name in fields:
+        digits = name.removeprefix("review_")
+        if name.startswith("review_") and digits.isdigit() and one(name):
+            reviews.append((int(digits), one(name), one(f"reviewnote_{digits}").strip()))
+    new_priorities: list[tuple[str, str]] = []
+    slots: list[int] = []
+    for n in range(1, MAX_NEW_PRIORITIES + 1):
+        title, owner = one(f"priority_{n}").strip(), one(f"owner_{n}")
+        if title and owner:
+            new_priorities.append((title, owner))
+            slots.append(n)
+        elif title:
+            errors[f"priority_{n}"] = "Choose the team that owns this priority."
+        elif owner:
+            errors[f"priority_{n}"] = "Write the priority, or clear its owner."
+    if errors:
+        return None, errors, slots
+    record = MeetingRecord(
+        public=counts["public"],
+        new=counts["new"],
+        partners=partners,
+        reviews=reviews,
+        new_priorities=new_priorities,
+    )
+    return record, {}, slots
+
+
+def errors_by_field(
+    errors: Mapping[str, str], slots: list[int], shown: set[str], fallback: str = "public"
+) -> dict[str, str]:
+    """The core's errors (``public``, ``new``, ``partners``, ``review:<id>``, ``priority:<n>``)
+    by the form's field names (:func:`record_from_fields`). An error for a field the form does
+    not show (a priority left out of a full form) goes on ``fallback``."""
+    out: dict[str, str] = {}
+    for key, message in errors.items():
+        field, _, arg = key.partition(":")
+        if field == "review":
+            name = f"review_{arg}"
+        elif field == "priority":
+            n = int(arg) if arg.isdigit() else 0
+            slot = slots[n - 1] if 1 <= n <= len(slots) else MAX_NEW_PRIORITIES
+            name = f"priority_{slot}"
+        else:
+            name = field
+        if name not in shown:
+            name = fallback
+        out[name] = f"{out[name]} {message}" if name in out else message
+    return out
 
 
 def validate_record(

@@ -12,9 +12,11 @@ Guarantees, whatever the browser sends:
 - The answer is the chat button's call: :meth:`ActionService.reporter_answer` for the reporter's
   four-weekly check, :meth:`PactService.mark_cancelled` for a chair's "It was cancelled"; what
   the core answers (including "already closed") is what the page shows.
-- Per kind: those two work on the web; "Record the meeting" is a guided conversation only chat
-  has, so the email says plainly where to do it; anything else is left out (a form's own
-  buttons never get here: the core gives a form email the web form's link instead).
+- Per kind: those two work on the web, and a chair's "Record the meeting" opens the record as
+  one form (the Slack modal's fields; :func:`bot.pact.records.record_from_fields`), stored by
+  :meth:`PactService.apply_record` with the same checks as chat and Slack, errors shown by field;
+  anything else is left out (a form's own buttons never get here: the core gives a form email
+  the web form's link instead).
 - Someone else's link, an expired or tampered one, or a button that is not the person's: a
   :class:`~bot.returns.web.WebRefused` page, and nothing changed.
 """
@@ -35,14 +37,17 @@ from bot.delivery.seen import SeenRequests, request_key
 from bot.domain import MeetingStatus
 from bot.messages import OutgoingMessage, Span, bold, link
 from bot.pact.base import PactError
+from bot.pact.records import REVIEW_OPTIONS, errors_by_field, record_from_fields
+from bot.pact.rules import FORMAT_LABELS, MAX_NEW_PRIORITIES, PUBLIC_WARNING
 from bot.pact.service import PactService
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 from bot.returns.web import INVALID, ONCE_LIFETIME, WebRefused, WebSigner
 
 log = logging.getLogger(__name__)
 
-#: The buttons answered on the web page.
-ON_THE_WEB = frozenset({Kind.STILL, Kind.SORTED, Kind.PACT_CANCELLED})
+#: The buttons answered on the web page (pressed there; "Record the meeting" opens a form).
+ON_THE_WEB = frozenset({Kind.STILL, Kind.SORTED, Kind.PACT_CANCELLED, Kind.PACT_RECORD})
+_PRESSED = ON_THE_WEB - {Kind.PACT_RECORD}
 
 
 @dataclass(frozen=True)
@@ -65,18 +70,41 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class RecordForm:
+    """A meeting's record as one form: what it asks (from :class:`RecordContext`), what was
+    typed so far and the errors by field (:func:`bot.pact.records.record_from_fields` names)."""
+
+    meeting: str  # "Heath Town PACT meeting, Thu 10 Dec 18:30, at … (in person)"
+    max_attendance: int
+    partners: list[tuple[int, str]]
+    priorities: list[tuple[int, str, str, str]]  # (id, title, owner team's name, report back)
+    teams: list[tuple[str, str]]
+    slots: int
+    reviews: tuple[tuple[str, str], ...]
+    warning: str  # what may be published
+    values: dict[str, list[str]]
+    errors: dict[str, str]
+
+    def value(self, name: str) -> str:
+        """What was typed or chosen in field ``name`` ('' when nothing)."""
+        return (self.values.get(name) or [""])[0]
+
+
+@dataclass(frozen=True)
 class ButtonPage:
-    """The confirmation page: the question and its buttons (none: nothing is left to answer)."""
+    """The confirmation page: the question and its buttons (none: nothing is left to answer),
+    or a meeting's record form."""
 
     title: str
     text: str
     choices: list[Choice]
+    record: RecordForm | None = None
 
 
 def _record_note(config: Config) -> str:
     return (
-        "Recording the meeting is not possible by email or on the web yet: please record it "
-        "with the bot in your chat app (“Record the meeting”), or tell "
+        "Recording the meeting is not possible by email here: please record it with the bot "
+        "in your chat app (“Record the meeting”), or tell "
         f"{config.partnership.contact} how it went."
     )
 
@@ -86,8 +114,10 @@ def without_web(config: Config, message: OutgoingMessage) -> OutgoingMessage:
     be pressed, so it says plainly how to answer instead."""
     kinds = _kinds(message)
     notes: list[str] = []
-    if kinds & ON_THE_WEB:
-        labels = ", ".join(f"“{b.label}”" for row in message.buttons for b in row)
+    if kinds & _PRESSED:
+        labels = ", ".join(
+            f"“{b.label}”" for row in message.buttons for b in row if _kind(b.data) in _PRESSED
+        )
         notes.append(
             f"This message cannot be answered by email ({labels}): please tell "
             f"{config.partnership.contact}, quoting any reference above."
@@ -97,15 +127,15 @@ def without_web(config: Config, message: OutgoingMessage) -> OutgoingMessage:
     return _rewritten(message, [[Span(text=n)] for n in notes])
 
 
+def _kind(data: str) -> Kind | None:
+    try:
+        return ButtonAction.decode(data).kind
+    except BadPayload:
+        return None
+
+
 def _kinds(message: OutgoingMessage) -> set[Kind]:
-    kinds: set[Kind] = set()
-    for row in message.buttons:
-        for button in row:
-            try:
-                kinds.add(ButtonAction.decode(button.data).kind)
-            except BadPayload:
-                continue
-    return kinds
+    return {k for row in message.buttons for b in row if (k := _kind(b.data)) is not None}
 
 
 def _rewritten(message: OutgoingMessage, extra: list[list[Span]]) -> OutgoingMessage:
@@ -172,8 +202,6 @@ class WebButtonService:
                     )
                 ]
             )
-        if Kind.PACT_RECORD in _kinds(message):
-            extra.append([Span(text=_record_note(self.config))])
         return _rewritten(message, extra)
 
     # --- the page ----------------------------------------------------------------------------
@@ -236,7 +264,90 @@ class WebButtonService:
             return await self._check_page(uow, session, button)
         if button.kind is Kind.PACT_CANCELLED:
             return await self._cancel_page(uow, session, button)
+        if button.kind is Kind.PACT_RECORD:
+            return await self._record_page(uow, session, button, {}, {})
         raise WebRefused("not_on_the_web", *INVALID)
+
+    async def _record_page(
+        self,
+        uow: UnitOfWork,
+        session: ButtonSession,
+        button: ButtonAction,
+        values: dict[str, list[str]],
+        errors: dict[str, str],
+    ) -> ButtonPage:
+        meeting = await uow.pact.get_meeting(button.target)
+        person = await uow.people.get(session.person_id)
+        if meeting is None or person is None or meeting.chair_id != session.person_id:
+            log.info("refused a button link for someone else's meeting")
+            raise WebRefused("not_theirs", *INVALID)
+        try:
+            context = await self.pact.context(uow, person, button.target)
+        except PactError as exc:  # recorded already, not yet held, neighbourhood gone
+            return ButtonPage("Nothing to record", str(exc), [])
+        m = context.meeting
+        teams = dict(context.teams)
+        when = local_time(m.starts_at, self.config.partnership.tz)
+        form = RecordForm(
+            meeting=f"{context.neighbourhood.name} PACT meeting, {when}, at {m.venue} "
+            f"({FORMAT_LABELS.get(m.format, m.format)})",
+            max_attendance=self.config.pact.max_attendance,
+            partners=context.partners,
+            priorities=[
+                (p.id, p.title, teams.get(p.owner_team, p.owner_team), p.report_back)
+                for p in context.priorities
+                if p.id is not None
+            ],
+            teams=context.teams,
+            slots=MAX_NEW_PRIORITIES if context.teams else 0,
+            reviews=REVIEW_OPTIONS,
+            warning=PUBLIC_WARNING,
+            values=values,
+            errors=errors,
+        )
+        return ButtonPage(
+            f"Record the {self.pact.hood_name(m.neighbourhood)} PACT meeting",
+            "How did it go? Nothing is stored until you press “Record the meeting”.",
+            [],
+            form,
+        )
+
+    async def record(
+        self, session: ButtonSession, fields: dict[str, list[str]], once: str
+    ) -> tuple[str | None, ButtonPage]:
+        """A chair's record of a meeting from the form: (the thanks, the page) when stored,
+        once, with the one-time key in the same unit of work; (None, the form again with what
+        was typed and the errors by field) when not, storing nothing."""
+        button = _decoded(session.data)
+        if button.kind is not Kind.PACT_RECORD:
+            raise WebRefused("not_offered", *INVALID, status=400)
+        record, errors, slots = record_from_fields(fields, self.config.pact.max_attendance)
+        async with self.uow_factory() as uow:
+            page = await self._record_page(uow, session, button, fields, errors)
+            if page.record is None or record is None:
+                return None, page  # nothing to record any more, or the form's own errors
+            person = await uow.people.get(session.person_id)
+            assert person is not None
+            context = await self.pact.context(uow, person, button.target)
+            await self._once(uow, session, once)
+            core = await self.pact.apply_record(uow, person, context, record)
+            if core:
+                shown = {"public", "new", "partners"}
+                shown |= {f"review_{p[0]}" for p in page.record.priorities}
+                shown |= {f"priority_{n}" for n in range(1, page.record.slots + 1)}
+                errors = errors_by_field(core, slots, shown)
+                return None, await self._record_page(uow, session, button, fields, errors)
+            await uow.commit()
+        self.wake()
+        m = context.meeting
+        text = (
+            f"Recorded: the {self.pact.hood_name(m.neighbourhood)} PACT meeting of "
+            f"{local_time(m.starts_at, self.config.partnership.tz)}: {record.public} members "
+            f"of the public ({record.new} new), {len(record.partners)} of "
+            f"{len(context.partners)} partners, {len(record.new_priorities)} new priorities. "
+            "Thank you."
+        )
+        return text, ButtonPage("Thank you", text, [])
 
     async def _check_page(
         self, uow: UnitOfWork, session: ButtonSession, button: ButtonAction
@@ -291,7 +402,8 @@ class WebButtonService:
         return ButtonPage(
             f"Was {what} cancelled?",
             "If it did not take place, say so here: its priorities stay open for the next "
-            "meeting. Nothing is changed until you press the button. " + _record_note(self.config),
+            "meeting. Nothing is changed until you press the button. If it did take place, "
+            "follow the “Record the meeting” link in the same email instead.",
             [Choice("It was cancelled", session.data, True)],
         )
 
@@ -302,7 +414,7 @@ class WebButtonService:
         unit of work with the one-time key; what the core answers."""
         now = self.clock.now()
         pressed = _decoded(data) if data in _siblings(session.data) else None
-        if pressed is None:
+        if pressed is None or pressed.kind not in _PRESSED:
             raise WebRefused("not_offered", *INVALID, status=400)
         async with self.uow_factory() as uow:
             await self._page(uow, session)  # still theirs (and they still active)

@@ -13,9 +13,10 @@ from zoneinfo import ZoneInfo
 
 from bot.common import local_time
 from bot.domain import MAX_NOTE
+from bot.pact.records import REVIEW_OPTIONS, errors_by_field, record_from_fields
 from bot.pact.rules import FORMAT_LABELS, MAX_NEW_PRIORITIES, PUBLIC_WARNING
 from bot.pact.service import MAX_TITLE as MAX_PRIORITY_TITLE
-from bot.pact.service import MeetingRecord, PactError, RecordContext, parse_count
+from bot.pact.service import MeetingRecord, RecordContext
 from handlers.slack.ids import ViewId
 from handlers.slack.limits import (
     MAX_BLOCKS,
@@ -29,12 +30,6 @@ from handlers.slack.limits import (
 from handlers.slack.render import escape
 
 NEW_PRIORITY_SLOTS = MAX_NEW_PRIORITIES  # a slot for each new priority a meeting may set
-
-
-REVIEW_OPTIONS = (
-    ("closed", "Closed: done, or no longer needed"),
-    ("carried", "Carried to the next meeting"),
-)
 
 
 def _text(text: str, limit: int) -> dict[str, Any]:
@@ -250,72 +245,16 @@ def _chosen(element: Mapping[str, Any] | None) -> list[str]:
 def read_record(
     view: Mapping[str, Any], max_attendance: int
 ) -> tuple[MeetingRecord | None, dict[str, str], list[int]]:
-    """The record in a submitted modal: (record, errors by block id, the slot number of each
-    new priority in the record, so the core's ``priority:<n>`` can be put on the right block).
-    The record is None when there are errors."""
-    s = state(view)
-    errors: dict[str, str] = {}
-    counts: dict[str, int] = {}
-    for block, what in (("public", "members of the public"), ("new", "new attendees")):
-        try:
-            counts[block] = parse_count(_value(s.get(block)), what, max_attendance)
-        except PactError as exc:
-            errors[block] = str(exc)
-    partners: list[int] = []
-    for raw in _chosen(s.get("partners")):
-        if raw.isdigit():
-            partners.append(int(raw))
-        else:
-            errors["partners"] = "Please choose the partners from the list."
-    reviews: list[tuple[int, str, str]] = []
-    for block_id, element in s.items():
-        digits = block_id.removeprefix("review_")
-        if not block_id.startswith("review_") or not digits.isdigit():
-            continue
-        decision = _value(element)
-        if decision:
-            note = _value(s.get(f"reviewnote_{digits}")).strip()
-            reviews.append((int(digits), decision, note))
-    new_priorities: list[tuple[str, str]] = []
-    slots: list[int] = []
-    for n in range(1, NEW_PRIORITY_SLOTS + 1):
-        title = _value(s.get(f"priority_{n}")).strip()
-        owner = _value(s.get(f"owner_{n}"))
-        if title and owner:
-            new_priorities.append((title, owner))
-            slots.append(n)
-        elif title:
-            errors[f"priority_{n}"] = "Choose the team that owns this priority."
-        elif owner:
-            errors[f"priority_{n}"] = "Write the priority, or clear its owner."
-    if errors:
-        return None, errors, slots
-    record = MeetingRecord(
-        public=counts["public"],
-        new=counts["new"],
-        partners=partners,
-        reviews=reviews,
-        new_priorities=new_priorities,
-    )
-    return record, {}, slots
+    """The record in a submitted modal (:func:`bot.pact.records.record_from_fields`: the
+    block ids are its field names)."""
+    fields = {
+        block: _chosen(element) if "selected_options" in element else [_value(element)]
+        for block, element in state(view).items()
+    }
+    return record_from_fields(fields, max_attendance)
 
 
 def record_errors(errors: Mapping[str, str], slots: list[int], blocks: set[str]) -> dict[str, str]:
-    """The core's errors by field (``public``, ``new``, ``partners``, ``review:<id>``,
-    ``priority:<n>``) as errors by block id. An error for a block the modal does not have
-    (a priority left out of a full modal, a field Slack did not show) goes on ``public``."""
-    out: dict[str, str] = {}
-    for key, message in errors.items():
-        field, _, arg = key.partition(":")
-        if field == "review":
-            block = f"review_{arg}"
-        elif field == "priority":
-            n = int(arg) if arg.isdigit() else 0
-            slot = slots[n - 1] if 1 <= n <= len(slots) else NEW_PRIORITY_SLOTS
-            block = f"priority_{slot}"
-        else:
-            block = field
-        if block not in blocks:
-            block = "public"
-        out[block] = f"{out[block]} {message}" if block in out else message
-    return out
+    """The core's errors by field as errors by block id (the same names); an error for a block
+    the modal does not have (a priority left out of a full modal) goes on ``public``."""
+    return errors_by_field(errors, slots, blocks)

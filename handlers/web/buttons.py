@@ -4,7 +4,8 @@
 - ``GET  /b/t/{token}``  a button's personal link: exchanged for a button session cookie, then a
   same-site refresh to the page (the token leaves the address bar); changes nothing.
 - ``GET  /b``            the confirmation page: the question and its buttons; changes nothing.
-- ``POST /b``            press one (CSRF token and a one-time key: a replay changes nothing).
+- ``POST /b``            press one (CSRF token and a one-time key: a replay changes nothing), or
+  send a meeting's record (a form: shown again with the errors by field until it is stored).
 
 The security headers are the web form's (its middleware). Handlers decode, call one service,
 render.
@@ -20,7 +21,7 @@ from jinja2 import Environment
 
 from bot.config import Config
 from bot.returns.web import WebRefused, WebSigner
-from bot.returns.web_buttons import ButtonSession, WebButtonService
+from bot.returns.web_buttons import ButtonPage, ButtonSession, WebButtonService
 from handlers.web.pages import Pages
 
 BUTTON_COOKIE = "tb_web_button"
@@ -77,8 +78,11 @@ class WebButtons(Pages):
             page = await self.service.page(session)
         except WebRefused as refused:
             return self._problem(refused)
+        return self._page(session, page)
+
+    def _page(self, session: ButtonSession, page: ButtonPage) -> web.Response:
         return self._render(
-            "button.html",
+            "record.html" if page.record is not None else "button.html",
             title=page.title,
             page=page,
             csrf=self.signer.csrf(session),
@@ -100,9 +104,19 @@ class WebButtons(Pages):
                     "The answer could not be checked, so nothing was changed. Please open the "
                     "link from your email again.",
                 )
-            text = await self.service.press(
-                session, fields.get("choice", ""), fields.get("_once", "")
-            )
+            if "_record" in fields:
+                values = {
+                    k: [v for v in data.getall(k) if isinstance(v, str)]
+                    for k in set(data.keys())
+                    if not k.startswith("_")
+                }
+                text, page = await self.service.record(session, values, fields.get("_once", ""))
+                if text is None:  # the form again, with what was typed and why not
+                    return self._page(session, page)
+            else:
+                text = await self.service.press(
+                    session, fields.get("choice", ""), fields.get("_once", "")
+                )
         except WebRefused as refused:
             return self._problem(refused)
         return self._render("button_done.html", title="Thank you", text=text)
