@@ -61,6 +61,7 @@ PUBLIC_CHANNEL = "@swp_pact"
 DECEMBER_PACT = """heath-town,2026-12-03,18:30,Heath Town Community Centre,in_person,,90
 penn,2026-12-05,11:00,Penn Library,in_person,,90
 bilston,2026-12-09,14:00,Bilston Town Hall,in_person,,90
+penn,2026-12-10,18:30,Blakenhall Community Centre,in_person,ruth.adeyemi@example.org,90
 """
 
 

@@ -49,6 +49,7 @@ async def december_unfolds(stage: Stage) -> int:
     await pact.jane_records_penn_in_slack(stage)
     await closing.first_reminders(stage)
     await pact.tom_cancels_bilston(stage)
+    await web_and_email.ruth_records_penn_on_the_web(stage)
     await closing.the_return_closes(stage)
     await closing.a_crisis(stage)
     return await closing.the_summary_in_slack(stage)

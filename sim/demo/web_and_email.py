@@ -176,6 +176,67 @@ async def ruth_is_asked_four_weeks_on(stage: Stage) -> None:
     )
 
 
+RECORD_LINK = re.compile(r"Record the meeting <(http://[^\s<>]+/b/t/[^\s<>]+)>")
+
+
+async def ruth_records_penn_on_the_web(stage: Stage) -> None:
+    """10 December: Ruth (no chat app) chaired the evening Penn meeting in Blakenhall. The
+    "How did it go?" prompt comes by email; its "Record the meeting" link opens the record as
+    one form, where a wrong count is shown by its field and the corrected record is stored."""
+    from datetime import datetime
+
+    from sim.demo.stage import LONDON
+
+    ruth = "ruth.adeyemi@example.org"
+    await stage.at(datetime(2026, 12, 10, 21, 0, tzinfo=LONDON))
+    await stage.world.settle()
+
+    def prompts() -> list[EmailMessage]:
+        return [m for m in stage.inbox.to(ruth) if "How did" in str(m["Subject"])]
+
+    await scripted_until(prompts)
+    part = prompts()[0].get_body(preferencelist=("plain",))
+    assert part is not None
+    [link] = RECORD_LINK.findall(str(part.get_content()))
+    if not CHROMIUM.exists():
+        say("- 10 Dec: Ruth's record of the Penn meeting: no /usr/bin/chromium here, not shown")
+        return
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 800, "height": 900})
+            page = await context.new_page()
+            await page.goto(link)
+            await page.wait_for_url("**/b")
+            await page.fill("#f-public", "9")
+            await page.fill("#f-new", "11")  # a slip: more new attendees than attendees
+            for review in await page.query_selector_all("fieldset[id^='f-review_']"):
+                carried = await review.query_selector("input[value='carried']")
+                assert carried is not None
+                await carried.check()
+                note = await review.query_selector("textarea")
+                if note is not None and not (await note.input_value()).strip():
+                    await note.fill("Raised again; the council is arranging a site visit.")
+            await page.click("button:has-text('Record the meeting')")
+            await page.wait_for_selector(".error-summary")
+            refused = (await page.inner_text(".error-message")).removeprefix("Error:").strip()
+            await page.fill("#f-new", "4")
+            await page.screenshot(path=str(stage.out / "pact-record-web.png"), full_page=True)
+            await page.click("button:has-text('Record the meeting')")
+            await page.wait_for_selector(".answer")
+            answer = str(await page.inner_text(".answer"))
+        finally:
+            await browser.close()
+    await stage.world.settle()
+    say(
+        "- 10 Dec: Bishop Ruth Adeyemi (no chat app) chaired the Penn meeting in Blakenhall and "
+        f"recorded it from the link in her email, in Chromium: first refused ({refused}), "
+        f"then: {answer} (screenshot: pact-record-web.png)"
+    )
+
+
 async def _acknowledge_reports_of(stage: Stage, email: str) -> str:
     """The owning team acknowledges the person's reports in Slack (a click on each team
     message); the team's channel name(s)."""
