@@ -9,7 +9,8 @@ settled, with nobody writing: what a deployment holds between returns.
 
 ``{"slack": false, "webhook": false}`` measures the smallest service instead (polling, no Slack);
 ``{"migrated": false}`` a first start on an empty database (that start migrates it, and so holds
-Alembic as well, until the next restart).
+Alembic as well, until the next restart); ``{"encrypted": true}`` a service with an encryption key
+(``TENSIONBOT_ENCRYPTION_KEY``: the Fernet columns, and so cryptography, loaded).
 
 The service runs from a production install: a venv holding exactly ``requirements.lock`` (hashes
 checked), as deploy/Dockerfile installs it, and this checkout's code (``python -m bot.cli`` from
@@ -24,6 +25,7 @@ running interpreter's venv instead.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import os
 import shutil
@@ -115,6 +117,7 @@ async def run(
     webhook: bool = True,
     migrated: bool = True,
     venv: str = "production",
+    encrypted: bool = False,
 ) -> dict[str, Any]:
     """Start ``tensionbot run``, wait until it is ready, let it settle, sample its RSS.
     ``venv``: "production" (requirements.lock only, see the module's doc) or "dev" (this one)."""
@@ -134,6 +137,8 @@ async def run(
         env.pop("PYTHONPATH", None)
         if slack:
             env.update(SLACK_ENV)
+        if encrypted:
+            env["TENSIONBOT_ENCRYPTION_KEY"] = base64.urlsafe_b64encode(os.urandom(32)).decode()
         # Deployed, the schema is migrated already (by the previous start or by `tensionbot db
         # upgrade`): a start that finds it current loads no Alembic, one that migrates holds it.
         if migrated:
@@ -196,6 +201,7 @@ async def run(
         "webhook": webhook,
         "migrated": migrated,
         "venv": venv,
+        "encrypted": encrypted,
         "setup": (
             ("Slack over HTTP, " if slack else "no Slack, ")
             + ("the Telegram webhook" if webhook else "polling")
