@@ -4,7 +4,8 @@ Each heavy library costs the idle service megabytes of resident memory for as lo
 (bench/footprint.py measures it). So the real command is started as a process, left to become
 the leader and run each scheduler tick once, and then asked (SIGUSR1) which modules it has
 loaded: charts, spreadsheets and statistics are loaded only when a summary is made, Slack only
-when it is configured, email, the web pages and calendars only when they are used, the migration
+when it is configured, email, the web pages and calendars only when they are used, cryptography
+only with an encryption key (not for PTB's Telegram Passport, handlers/ptb.py), the migration
 tool never (a start that finds the database behind migrates it in a child process), and the
 PostgreSQL driver and SQLAlchemy's PostgreSQL
 dialect only on PostgreSQL. No timing and no memory figure is asserted: only which modules.
