@@ -9,15 +9,29 @@ settled, with nobody writing: what a deployment holds between returns.
 
 ``{"slack": false, "webhook": false}`` measures the smallest service instead (polling, no Slack);
 ``{"migrated": false}`` a first start on an empty database (that start migrates it, and so holds
-Alembic as well, until the next restart).
+Alembic as well, until the next restart); ``{"encrypted": true}`` a service with an encryption key
+(``TENSIONBOT_ENCRYPTION_KEY``: the Fernet columns, and so cryptography, loaded).
+
+The service runs from a production install: a venv holding exactly ``requirements.lock`` (hashes
+checked), as deploy/Dockerfile installs it, and this checkout's code (``python -m bot.cli`` from
+the repository root, so the code measured is the code here, not a stale installed copy). The dev
+venv holds more, and some libraries import what happens to be installed (httpx imports rich and
+pygments, dev-only, through its command-line module: 2.3 MiB the image never holds). The venv is
+made once per lock file and Python version (about two minutes, from the pip cache) and kept in
+``$XDG_CACHE_HOME/tensionbot-bench`` (default ``~/.cache``). ``{"venv": "dev"}`` measures in the
+running interpreter's venv instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import os
+import shutil
 import signal
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +41,8 @@ import aiohttp
 from bench.common import TOKEN, BenchDatabase, Platform, rss_kib
 from sim.fake_slack import FakeSlack
 from sim.world import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SLACK_ENV = {
     "TENSIONBOT_SLACK_BOT_TOKEN": "xoxb-test-token",
@@ -59,6 +75,33 @@ def _config(db_url: str, telegram_api: str, slack_api: str | None, port: int | N
     return text
 
 
+def production_python() -> Path:
+    """The interpreter of a venv installed as the image installs (``requirements.lock``, hashes
+    checked); made on first use, then kept for that lock file and Python version. Built aside
+    and renamed into place, so that two benchmarks starting at once never share a half-made
+    venv."""
+    lock = ROOT / "requirements.lock"
+    key = hashlib.sha256(lock.read_bytes() + sys.version.encode()).hexdigest()[:16]
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tensionbot-bench"
+    venv = home / f"production-{key}"
+    if not (venv / "bin" / "python").exists():
+        home.mkdir(parents=True, exist_ok=True)
+        building = home / f".building-{key}-{os.getpid()}"
+        shutil.rmtree(building, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(building)], check=True)
+        pip = [str(building / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+        subprocess.run(
+            [*pip, "--disable-pip-version-check", "--require-hashes", "-r", str(lock)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            building.rename(venv)  # only `python -m` is used: a venv runs from where it lies
+        except OSError:  # another benchmark finished first: use its venv
+            shutil.rmtree(building, ignore_errors=True)
+    return venv / "bin" / "python"
+
+
 async def _ready(session: aiohttp.ClientSession, port: int) -> bool:
     try:
         async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
@@ -73,8 +116,16 @@ async def run(
     slack: bool = True,
     webhook: bool = True,
     migrated: bool = True,
+    venv: str = "production",
+    encrypted: bool = False,
 ) -> dict[str, Any]:
-    """Start ``tensionbot run``, wait until it is ready, let it settle, sample its RSS."""
+    """Start ``tensionbot run``, wait until it is ready, let it settle, sample its RSS.
+    ``venv``: "production" (requirements.lock only, see the module's doc) or "dev" (this one)."""
+    if venv not in ("production", "dev"):
+        raise ValueError(f"venv: 'production' or 'dev', not {venv!r}")
+    python = production_python() if venv == "production" else Path(sys.executable)
+    # `tensionbot` is `python -m bot.cli`; from the root, the checkout's code is what runs.
+    tensionbot = [str(python), "-m", "bot.cli"]
     fake_slack = FakeSlack() if slack else None
     async with Platform() as platform, BenchDatabase("sqlite") as db:
         assert db.path is not None
@@ -82,29 +133,33 @@ async def run(
         port = free_port() if webhook else None
         config = db.path.parent / "config.toml"
         config.write_text(_config(db.url, platform.base_url, slack_api, port), encoding="utf-8")
-        exe = Path(sys.executable).parent / "tensionbot"
         env = {**os.environ, "TENSIONBOT_TELEGRAM_TOKEN": TOKEN}
+        env.pop("PYTHONPATH", None)
         if slack:
             env.update(SLACK_ENV)
+        if encrypted:
+            env["TENSIONBOT_ENCRYPTION_KEY"] = base64.urlsafe_b64encode(os.urandom(32)).decode()
         # Deployed, the schema is migrated already (by the previous start or by `tensionbot db
         # upgrade`): a start that finds it current loads no Alembic, one that migrates holds it.
         if migrated:
             upgrade = await asyncio.create_subprocess_exec(
-                str(exe),
+                *tensionbot,
                 "--config",
                 str(config),
                 "db",
                 "upgrade",
+                cwd=ROOT,
                 env=env,
                 stdout=asyncio.subprocess.DEVNULL,
             )
             if await upgrade.wait() != 0:
                 raise RuntimeError("tensionbot db upgrade failed")
         proc = await asyncio.create_subprocess_exec(
-            str(exe),
+            *tensionbot,
             "--config",
             str(config),
             "run",
+            cwd=ROOT,
             env=env,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
@@ -145,4 +200,12 @@ async def run(
         "slack": slack,
         "webhook": webhook,
         "migrated": migrated,
+        "venv": venv,
+        "encrypted": encrypted,
+        "setup": (
+            ("Slack over HTTP, " if slack else "no Slack, ")
+            + ("the Telegram webhook" if webhook else "polling")
+            + ", SQLite, scheduler on, "
+            + ("a production install (requirements.lock)" if venv == "production" else "dev venv")
+        ),
     }

@@ -8,15 +8,20 @@ so encryption can be switched on for an existing database.
 
 Stored form: ``fernet:<token>``. In a JSON column that is a JSON string (the column type does not
 change); in a text column it is the text itself.
+
+cryptography is imported only when a key is made (:func:`make_cipher`): the column types are in
+every process's tables, and a process without a key never holds cryptography (about 9 MiB).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import JSON, Dialect, Text, TypeDecorator
+
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
 
 PREFIX = "fernet:"
 _ATTR = "tensionbot_cipher"
@@ -29,6 +34,8 @@ class EncryptionError(Exception):
 def make_cipher(keys: str) -> MultiFernet:
     """A cipher from one key or several separated by commas (the first encrypts; all decrypt, so
     an old key can stay listed while rows are rotated). ValueError for a malformed key."""
+    from cryptography.fernet import Fernet, MultiFernet  # only with a key: see the module's doc
+
     parts = [k.strip() for k in keys.split(",") if k.strip()]
     if not parts:
         raise ValueError("no key")
@@ -41,9 +48,8 @@ def attach_cipher(dialect: Dialect, cipher: MultiFernet | None) -> None:
 
 
 def _cipher(dialect: Dialect) -> MultiFernet | None:
-    cipher = getattr(dialect, _ATTR, None)
-    assert cipher is None or isinstance(cipher, MultiFernet)
-    return cipher
+    # Set only by attach_cipher (typed): no isinstance check, which would import cryptography.
+    return cast("MultiFernet | None", getattr(dialect, _ATTR, None))
 
 
 def _encrypt(plain: str, dialect: Dialect) -> str:
@@ -59,6 +65,8 @@ def _decrypt(stored: str, dialect: Dialect) -> str:
         raise EncryptionError(
             "the database holds encrypted text but TENSIONBOT_ENCRYPTION_KEY is not set"
         )
+    from cryptography.fernet import InvalidToken  # loaded already: the cipher is made of it
+
     try:
         return cipher.decrypt(stored[len(PREFIX) :].encode()).decode()
     except InvalidToken:

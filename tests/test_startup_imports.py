@@ -4,7 +4,8 @@ Each heavy library costs the idle service megabytes of resident memory for as lo
 (bench/footprint.py measures it). So the real command is started as a process, left to become
 the leader and run each scheduler tick once, and then asked (SIGUSR1) which modules it has
 loaded: charts, spreadsheets and statistics are loaded only when a summary is made, Slack only
-when it is configured, email, the web pages and calendars only when they are used, the migration
+when it is configured, email, the web pages and calendars only when they are used, cryptography
+only with an encryption key (not for PTB's Telegram Passport, handlers/ptb.py), the migration
 tool never (a start that finds the database behind migrates it in a child process), and the
 PostgreSQL driver and SQLAlchemy's PostgreSQL
 dialect only on PostgreSQL. No timing and no memory figure is asserted: only which modules.
@@ -32,8 +33,10 @@ from tests.processes import ROOT, BotProcess
 #: Charts, spreadsheets and statistics: loaded when a summary or an export is made, never idle.
 ANALYSIS = ("matplotlib", "openpyxl", "scipy", "numpy", "statsmodels", "PIL", "pandas")
 #: Loaded only for a feature this test's configurations leave off (Alembic: never in the service,
-#: which migrates in a child process; the test databases are migrated already anyway).
-UNUSED = ("aiosmtplib", "jinja2", "icalendar", "alembic", "mako", "playwright")
+#: which migrates in a child process; the test databases are migrated already anyway;
+#: cryptography only with an encryption key, for the Fernet columns: PTB's Telegram Passport
+#: support, which would load it whenever it is installed, is left out, handlers/ptb.py).
+UNUSED = ("aiosmtplib", "jinja2", "icalendar", "alembic", "mako", "playwright", "cryptography")
 SLACK = ("slack_bolt", "slack_sdk")
 
 #: The scheduler's ticks, each run once at start-up (scheduler/__init__.py).
@@ -211,6 +214,51 @@ default_team = "cohesion"
     if backend() == "sqlite":  # neither the driver nor SQLAlchemy's dialect for PostgreSQL
         assert _heavy(loaded, ("asyncpg",)) == []
         assert "sqlalchemy.dialects.postgresql" not in loaded
+
+
+#: A fresh interpreter: python-telegram-bot imported as the service imports it, then everything
+#: we use of it and of cryptography, which must still import afterwards for the Fernet columns.
+WITHOUT_PASSPORT = """
+import sys
+from handlers.ptb import import_telegram
+import_telegram()
+assert "telegram.ext" in sys.modules and "cryptography" not in sys.modules, "cryptography loaded"
+import telegram._bot, telegram._passport.credentials
+assert not telegram._bot.CRYPTO_INSTALLED and not telegram._passport.credentials.CRYPTO_INSTALLED
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import ApplicationBuilder
+try:
+    Bot("1:x", private_key=b"-----BEGIN PRIVATE KEY-----")
+except RuntimeError as exc:  # Passport, which we do not use, says so plainly
+    assert "passport" in str(exc), exc
+else:
+    raise AssertionError("Passport decryption without cryptography")
+import_telegram()  # a second call changes nothing
+assert "cryptography" not in sys.modules
+from cryptography.fernet import Fernet
+from sqlalchemy.dialects import sqlite
+from storage.encryption import EncryptedText, attach_cipher, make_cipher
+dialect = sqlite.dialect()
+attach_cipher(dialect, make_cipher(Fernet.generate_key().decode()))
+column = EncryptedText()
+stored = column.process_bind_param("a report", dialect)
+assert stored.startswith("fernet:") and "a report" not in stored
+assert column.process_result_value(stored, dialect) == "a report"
+print("ok")
+"""
+
+
+async def test_telegram_is_imported_without_passport_and_cryptography_still_works_after() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        WITHOUT_PASSPORT,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0 and out.decode().strip() == "ok", out.decode()
 
 
 async def test_a_start_that_migrates_does_so_in_a_child_and_holds_no_alembic(

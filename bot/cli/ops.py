@@ -246,6 +246,9 @@ def run(config: Config) -> None:
     """Run the bot: Telegram (polling or webhook), Slack, the outbox, the scheduler (on the
     leader) and the HTTP server (/healthz, /readyz, /metrics). SIGTERM stops it gracefully;
     SIGHUP re-reads teams, routing, deadlines and escalation from the config file."""
+    from handlers.ptb import import_telegram
+
+    import_telegram()  # first, before anything imports telegram with its Passport (handlers/ptb.py)
     from bot.app import build_services, telegram_token
     from bot.runtime import Runtime
 
