@@ -9,12 +9,15 @@ so encryption can be switched on for an existing database.
 Stored form: ``fernet:<token>``. In a JSON column that is a JSON string (the column type does not
 change); in a text column it is the text itself.
 
-cryptography is imported only when a key is made (:func:`make_cipher`): the column types are in
-every process's tables, and a process without a key never holds cryptography (about 9 MiB).
+cryptography is imported only when text is first encrypted or decrypted (:class:`Cipher`): the
+column types are in every process's tables, and a process that has not touched an encrypted
+value (without a key, or idle) does not hold cryptography (about 7–9 MiB resident).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import TYPE_CHECKING, Any, cast
 
@@ -31,25 +34,53 @@ class EncryptionError(Exception):
     """Encrypted data cannot be read (no key configured, or the wrong key)."""
 
 
-def make_cipher(keys: str) -> MultiFernet:
-    """A cipher from one key or several separated by commas (the first encrypts; all decrypt, so
-    an old key can stay listed while rows are rotated). ValueError for a malformed key."""
-    from cryptography.fernet import Fernet, MultiFernet  # only with a key: see the module's doc
+class Cipher:
+    """A ``MultiFernet`` over the keys, made (and cryptography imported) on first use."""
 
+    def __init__(self, keys: list[str]) -> None:
+        self._keys = keys
+        self._fernet: MultiFernet | None = None
+
+    def _made(self) -> MultiFernet:
+        if self._fernet is None:
+            from cryptography.fernet import Fernet, MultiFernet  # see the module's docstring
+
+            self._fernet = MultiFernet([Fernet(k.encode()) for k in self._keys])
+        return self._fernet
+
+    def encrypt(self, data: bytes) -> bytes:
+        """A Fernet token of ``data`` under the first key."""
+        return self._made().encrypt(data)
+
+    def decrypt(self, token: bytes) -> bytes:
+        """``token``'s data under any of the keys (cryptography's InvalidToken otherwise)."""
+        return self._made().decrypt(token)
+
+
+def make_cipher(keys: str) -> Cipher:
+    """A cipher from one key or several separated by commas (the first encrypts; all decrypt, so
+    an old key can stay listed while rows are rotated). ValueError for a malformed key, checked
+    now as Fernet checks it (32 url-safe base64 bytes), without importing cryptography."""
     parts = [k.strip() for k in keys.split(",") if k.strip()]
     if not parts:
         raise ValueError("no key")
-    return MultiFernet([Fernet(k.encode()) for k in parts])
+    for part in parts:
+        try:
+            raw = base64.urlsafe_b64decode(part.encode("ascii"))
+        except (binascii.Error, UnicodeEncodeError):
+            raise ValueError("Fernet key must be 32 url-safe base64-encoded bytes.") from None
+        if len(raw) != 32:
+            raise ValueError("Fernet key must be 32 url-safe base64-encoded bytes.")
+    return Cipher(parts)
 
 
-def attach_cipher(dialect: Dialect, cipher: MultiFernet | None) -> None:
+def attach_cipher(dialect: Dialect, cipher: Cipher | None) -> None:
     """Make the encrypted column types of this engine (its dialect) use ``cipher``."""
     setattr(dialect, _ATTR, cipher)
 
 
-def _cipher(dialect: Dialect) -> MultiFernet | None:
-    # Set only by attach_cipher (typed): no isinstance check, which would import cryptography.
-    return cast("MultiFernet | None", getattr(dialect, _ATTR, None))
+def _cipher(dialect: Dialect) -> Cipher | None:
+    return cast("Cipher | None", getattr(dialect, _ATTR, None))
 
 
 def _encrypt(plain: str, dialect: Dialect) -> str:
