@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import unquote_plus
 from typing import Any
+from urllib.parse import unquote_plus
 
 import aiohttp
 import pytest
@@ -27,8 +27,8 @@ from bot.clock import FakeClock
 from bot.common import Sender
 from bot.delivery.seen import SeenRequests
 from handlers.slack.listeners.middleware import ReplayGuard
-from storage.tables import audit_log
 from sim.world import SimWorld
+from storage.tables import audit_log
 from tests.conftest import make_config
 from tests.helpers import PEOPLE_CSV, FakeMessenger, dispatcher_for, link_all, services_for
 from tests.test_privacy import ASHA_EMAIL, BASE_CHAT, LEAFLETS, _report, _scan
