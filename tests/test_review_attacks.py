@@ -28,7 +28,7 @@ from bot.common import Sender
 from bot.delivery.seen import SeenRequests
 from handlers.slack.listeners.middleware import ReplayGuard
 from sim.world import SimWorld
-from storage.tables import audit_log
+from storage.tables import audit_log, outbox
 from tests.conftest import make_config
 from tests.helpers import PEOPLE_CSV, FakeMessenger, dispatcher_for, link_all, services_for
 from tests.test_privacy import ASHA, ASHA_EMAIL, BASE_CHAT, LEAFLETS, _report, _scan
@@ -299,3 +299,41 @@ async def test_an_admin_alert_about_someone_leaves_no_name_in_the_audit_log_afte
 
         left = await _scan(s.db, [ASHA, ASHA_EMAIL, str(chat)])
         assert left == [], sorted(set(left))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bot/pact/prompts.py takes the chair with uow.people.get(m.chair_id) and never "
+    "checks person.active (invited() does, for the others), so a chair marked inactive (left "
+    "the partnership) still gets the meeting's invitation with its .ics, the briefing, the "
+    "'record it' prompt and the chase; set_active's docstring and DATA_PROTECTION.md: an "
+    "inactive person gets no invitations",
+)
+async def test_a_chair_who_has_left_gets_no_pact_messages(db_url: str, clock: FakeClock) -> None:
+    async with services_for(db_url, clock) as s:
+        await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
+        chats = await link_all(s, base_user_id=BASE_CHAT)
+        await s.pact.schedule(
+            neighbourhood="heath-town",
+            on="2026-12-10",
+            at="18:30",
+            venue="Heath Town Community Centre",
+            format="in_person",
+            chair_email=ASHA_EMAIL,
+            actor="t",
+        )
+        assert await s.people.set_active(ASHA_EMAIL, False, actor="cli") is not None
+
+        for day in ("2026-12-08T10:00", "2026-12-10T18:45", "2026-12-10T21:00", "2026-12-13T10:00"):
+            clock.set(datetime.fromisoformat(day).replace(tzinfo=UTC))
+            await s.pact.tick()
+
+        async with s.db.engine.connect() as conn:
+            to_asha = (
+                await conn.execute(
+                    select(outbox.c.idempotency_key).where(
+                        outbox.c.recipient == str(chats[ASHA_EMAIL])
+                    )
+                )
+            ).all()
+        assert [k for (k,) in to_asha if "pact" in k] == []
