@@ -6,6 +6,7 @@ fails the suite until the marker is removed."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from sim.world import SimWorld
 from storage.tables import audit_log, outbox
 from tests.conftest import make_config
 from tests.helpers import PEOPLE_CSV, FakeMessenger, dispatcher_for, link_all, services_for
+from tests.test_pact import PACT, TEAMS
 from tests.test_privacy import ASHA, ASHA_EMAIL, BASE_CHAT, LEAFLETS, _report, _scan
 
 NEW_CHAT = 876_540_000  # Asha's new phone: distinctive, so a substring scan cannot hit by chance
@@ -337,3 +339,42 @@ async def test_a_chair_who_has_left_gets_no_pact_messages(db_url: str, clock: Fa
                 )
             ).all()
         assert [k for (k,) in to_asha if "pact" in k] == []
+
+
+@pytest.fixture
+async def pact_world(db_url: str, fake_telegram: Any, clock: FakeClock) -> AsyncIterator[SimWorld]:
+    config = make_config(db_url, fake_telegram.base_url, teams=TEAMS, pact=PACT)
+    w = await SimWorld.start(config, fake_telegram, clock)
+    await w.import_people(PEOPLE_CSV)
+    yield w
+    await w.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bot/pact/records.py parse_count checks str.isdigit(), which is true for '²' "
+    "(and other non-decimal digits), then int('²') raises ValueError: the chair typing a "
+    "superscript two gets no answer at all (the update fails) instead of the clear 'as a "
+    "whole number' message; the same isdigit()-then-int() pattern is in bot/pact/guided.py:95 "
+    "(/schedule's venue number), bot/pact/service.py:233 (CSV duration) and "
+    "handlers/slack/pact_views.py:266/313. Use str.isdecimal() (or try/except int())",
+)
+async def test_a_head_count_typed_as_a_superscript_gets_a_clear_message(
+    pact_world: SimWorld,
+) -> None:
+    asha = await pact_world.link("asha@example.org", 501, "Asha")
+    await pact_world.services.pact.schedule(
+        neighbourhood="heath-town", on="2026-11-26", at="18:30", venue="Heath Town Library",
+        format="in_person", chair_email=None, actor="t", allow_past=True,
+    )  # fmt: skip
+    await asha.send_command("/meeting")
+    await asha.wait_for("Heath Town PACT meeting, Thu 26 Nov 2026, 18:30")
+    await asha.press("Record the meeting")
+    await asha.wait_for("How many members of the public came?")
+    n = len(asha.messages)
+    await asha.send_text("²")  # a superscript two, one key away on many phone keyboards
+    await asha.send_text("lots")
+    await asha.wait_for("as a whole number", after=n)
+    await pact_world.settle()
+    answers = [m for m in asha.messages[n:] if "as a whole number" in (m.text or "")]
+    assert len(answers) == 2, "the superscript got no answer"
