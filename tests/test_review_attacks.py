@@ -27,6 +27,7 @@ from bot.cli import main
 from bot.clock import FakeClock
 from bot.common import Sender
 from bot.delivery.seen import SeenRequests
+from bot.summaries.chat import SummaryRefused
 from handlers.slack.listeners.middleware import ReplayGuard
 from sim.world import SimWorld
 from storage.tables import audit_log, outbox
@@ -378,3 +379,27 @@ async def test_a_head_count_typed_as_a_superscript_gets_a_clear_message(
     await pact_world.settle()
     answers = [m for m in asha.messages[n:] if "as a whole number" in (m.text or "")]
     assert len(answers) == 2, "the superscript got no answer"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bot/summaries/service.py summary_for audits a refused request with the words typed "
+    "after /summary as the audit row's subject (text[:100]); bot/pact/service.py insight_for "
+    "does the same for every /pact view. Whatever a person types there (a name, what "
+    "happened) is kept for ever in the append-only audit log, which erasure cannot touch; "
+    "DATA_PROTECTION.md: the audit log holds ids, never names or report text",
+)
+async def test_words_typed_after_summary_never_reach_the_audit_log(
+    db_url: str, clock: FakeClock
+) -> None:
+    async with services_for(db_url, clock) as s:
+        await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
+        chats = await link_all(s, base_user_id=BASE_CHAT)
+        # Yusuf (a community leader, not allowed summaries) types a name after /summary.
+        with pytest.raises(SummaryRefused):
+            await s.summaries.ask("telegram", str(chats["yusuf@example.org"]), ASHA)
+
+        await s.privacy.erase(ASHA_EMAIL, actor="cli")
+
+        left = await _scan(s.db, [ASHA])
+        assert left == [], sorted(set(left))
