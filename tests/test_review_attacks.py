@@ -38,6 +38,7 @@ from tests.conftest import make_config
 from tests.helpers import PEOPLE_CSV, FakeMessenger, dispatcher_for, link_all, services_for
 from tests.test_pact import PACT, TEAMS
 from tests.test_privacy import ASHA, ASHA_EMAIL, BASE_CHAT, LEAFLETS, _report, _scan
+from tests.test_security import Env, RecordingUser, env, slack, tracebacks  # noqa: F401
 
 NEW_CHAT = 876_540_000  # Asha's new phone: distinctive, so a substring scan cannot hit by chance
 
@@ -488,3 +489,25 @@ async def test_erasure_reaches_a_meeting_venue_that_names_the_person(
         listing = await public.listing("heath-town")
         assert listing is not None
         assert left == [] and all(ASHA not in m.venue for m in listing.meetings), left
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="handlers/slack/app.py signed(): for a body that is not UTF-8 it checks the stamp "
+    "with str.isdigit() and then int(stamp); a stamp of '²' passes isdigit() and int() raises "
+    "ValueError, so an UNSIGNED request from anyone gets a 500 with a traceback instead of "
+    "401 (README: malformed requests refused, 400/401). Use isdecimal()/isascii() or "
+    "try/except",
+)
+async def test_an_unsigned_slack_request_with_an_odd_timestamp_gets_401_not_a_500(
+    env: Env, tracebacks: Any
+) -> None:
+    anyone = RecordingUser(env.slack, "U0JANE", env.url)
+    body = b"payload=\xff\xfe"  # not UTF-8: the byte-level check runs
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": "²",
+        "X-Slack-Signature": "v0=" + "0" * 64,
+    }
+    status, _ = await anyone.raw(body, headers)
+    assert (status, [r.getMessage() for r in tracebacks.records]) == (401, [])
