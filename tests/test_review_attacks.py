@@ -35,10 +35,17 @@ from handlers.slack.listeners.middleware import ReplayGuard
 from sim.world import SimWorld
 from storage.tables import audit_log, outbox
 from tests.conftest import make_config
-from tests.helpers import PEOPLE_CSV, FakeMessenger, dispatcher_for, link_all, services_for
+from tests.helpers import (
+    PEOPLE_CSV,
+    FakeMessenger,
+    dispatcher_for,
+    link_all,
+    services_for,
+    team_slack,
+)
 from tests.test_pact import PACT, TEAMS
 from tests.test_privacy import ASHA, ASHA_EMAIL, BASE_CHAT, LEAFLETS, _report, _scan
-from tests.test_security import Env, RecordingUser, env, slack, tracebacks  # noqa: F401
+from tests.test_security import Env, RecordingUser, start_env
 
 NEW_CHAT = 876_540_000  # Asha's new phone: distinctive, so a substring scan cannot hit by chance
 
@@ -500,8 +507,37 @@ async def test_erasure_reaches_a_meeting_venue_that_names_the_person(
     "try/except",
 )
 async def test_an_unsigned_slack_request_with_an_odd_timestamp_gets_401_not_a_500(
-    env: Env, tracebacks: Any
+    db_url: str, fake_telegram: Any, clock: FakeClock
 ) -> None:
+    async with team_slack(("C0SWP", "swp", ["U0SAM"])) as fake_slack:
+        env = await start_env(db_url, fake_telegram, fake_slack, clock)
+        try:
+            status, tracebacks = await _odd_stamp(env)
+        finally:
+            await env.w.stop()
+    assert (status, tracebacks) == (401, [])
+
+
+async def _odd_stamp(env: Env) -> tuple[int, list[str]]:
+    """An unsigned request with a non-UTF-8 body and the stamp '²': the status, and any log
+    record at ERROR or with a traceback meanwhile."""
+    seen: list[logging.LogRecord] = []
+
+    class Errors(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.ERROR or record.exc_info:
+                seen.append(record)
+
+    handler = Errors(logging.DEBUG)
+    logging.getLogger().addHandler(handler)
+    try:
+        status = await _send_odd_stamp(env)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    return status, [r.getMessage() for r in seen]
+
+
+async def _send_odd_stamp(env: Env) -> int:
     anyone = RecordingUser(env.slack, "U0JANE", env.url)
     body = b"payload=\xff\xfe"  # not UTF-8: the byte-level check runs
     headers = {
@@ -510,4 +546,4 @@ async def test_an_unsigned_slack_request_with_an_odd_timestamp_gets_401_not_a_50
         "X-Slack-Signature": "v0=" + "0" * 64,
     }
     status, _ = await anyone.raw(body, headers)
-    assert (status, [r.getMessage() for r in tracebacks.records]) == (401, [])
+    return status
