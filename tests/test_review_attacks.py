@@ -579,3 +579,23 @@ async def _send_odd_stamp(env: Env) -> int:
     }
     status, _ = await anyone.raw(body, headers)
     return status
+
+
+@pytest.mark.parametrize("typed", ["9999", "9999-Q4", "0001-01"])
+@pytest.mark.xfail(
+    strict=True,
+    reason="bot/summaries/service.py summary_for turns only parse_filters' ValueError into "
+    "SummaryRefused; a period that parses but whose comparison periods do not exist (year "
+    "10000, year 0) raises ValueError / PactError from build(), which the chat handlers "
+    "(handlers/telegram on_summary, Slack Tensions.asked) do not catch: no answer, and on "
+    "Telegram a failed update retried (8 times in polling, holding everyone's updates)",
+)
+async def test_a_summary_for_an_impossible_period_gets_a_clear_refusal(
+    db_url: str, clock: FakeClock, typed: str
+) -> None:
+    async with services_for(db_url, clock) as s:
+        csv = PEOPLE_CSV.replace("Jane Smith,officer", "Jane Smith,admin")
+        await s.people.import_csv(csv, source="p.csv", actor="t")
+        chats = await link_all(s, base_user_id=BASE_CHAT)
+        with pytest.raises(SummaryRefused):
+            await s.summaries.ask("telegram", str(chats["jane@example.org"]), typed)
