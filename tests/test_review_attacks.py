@@ -30,6 +30,7 @@ from bot.clock import FakeClock
 from bot.common import Sender
 from bot.config import ConfigError, config_from_mapping
 from bot.delivery.seen import SeenRequests
+from bot.domain import Action, ActionState
 from bot.pact.public import PublicPactService
 from bot.summaries.chat import SummaryRefused
 from handlers.slack.listeners.middleware import ReplayGuard
@@ -599,3 +600,45 @@ async def test_a_summary_for_an_impossible_period_gets_a_clear_refusal(
         chats = await link_all(s, base_user_id=BASE_CHAT)
         with pytest.raises(SummaryRefused):
             await s.summaries.ask("telegram", str(chats["jane@example.org"]), typed)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bot/actions/checks.py _ask_reporter never checks person.active: a reporter marked "
+    "inactive (left the partnership) still gets the four-weekly 'is this still a problem?' "
+    "with buttons, which then refuse them as a stranger; set_active's docstring: an inactive "
+    "person gets no forms, reminders, invitations or summaries and is answered as a stranger",
+)
+async def test_a_reporter_who_has_left_is_not_asked_whether_it_is_still_a_problem(
+    db_url: str, clock: FakeClock
+) -> None:
+    messenger = FakeMessenger()
+    async with services_for(db_url, clock, teams=TEAMS, pact=PACT) as s:
+        await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
+        chats = await link_all(s, base_user_id=BASE_CHAT)
+        outbox_ = dispatcher_for(s, messenger)
+        await s.campaigns.open_monthly("2026-12", actor="t", force=True)
+        await outbox_.drain()
+        await _report(s, messenger, outbox_, chats[ASHA_EMAIL])
+        async with s.db.uow() as uow:
+            asha = await uow.people.by_email(ASHA_EMAIL)
+            assert asha is not None and asha.id is not None
+            report = (await uow.reports.for_person(asha.id))[0]
+            assert report.id is not None
+            action = Action(report.id, "cohesion", created_at=clock.now())
+            action.state, action.acknowledged_at = ActionState.ACKNOWLEDGED, clock.now()
+            await uow.actions.add(action)  # the team acknowledged it and is working on it
+            await uow.commit()
+        assert await s.people.set_active(ASHA_EMAIL, False, actor="cli") is not None
+
+        clock.advance(timedelta(weeks=4, days=1))
+        await s.actions.tick()
+
+        async with s.db.engine.connect() as conn:
+            payloads = (
+                await conn.execute(
+                    select(outbox.c.payload).where(outbox.c.recipient == str(chats[ASHA_EMAIL]))
+                )
+            ).all()
+        asked = [p for (p,) in payloads if "still a problem" in json.dumps(p)]
+        assert asked == []
