@@ -583,14 +583,6 @@ async def _send_odd_stamp(env: Env) -> int:
 
 
 @pytest.mark.parametrize("typed", ["9999", "9999-Q4", "0001-01"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/summaries/service.py summary_for turns only parse_filters' ValueError into "
-    "SummaryRefused; a period that parses but whose comparison periods do not exist (year "
-    "10000, year 0) raises ValueError / PactError from build(), which the chat handlers "
-    "(handlers/telegram on_summary, Slack Tensions.asked) do not catch: no answer, and on "
-    "Telegram a failed update retried (8 times in polling, holding everyone's updates)",
-)
 async def test_a_summary_for_an_impossible_period_gets_a_clear_refusal(
     db_url: str, clock: FakeClock, typed: str
 ) -> None:
@@ -602,13 +594,6 @@ async def test_a_summary_for_an_impossible_period_gets_a_clear_refusal(
             await s.summaries.ask("telegram", str(chats["jane@example.org"]), typed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/actions/checks.py _ask_reporter never checks person.active: a reporter marked "
-    "inactive (left the partnership) still gets the four-weekly 'is this still a problem?' "
-    "with buttons, which then refuse them as a stranger; set_active's docstring: an inactive "
-    "person gets no forms, reminders, invitations or summaries and is answered as a stranger",
-)
 async def test_a_reporter_who_has_left_is_not_asked_whether_it_is_still_a_problem(
     db_url: str, clock: FakeClock
 ) -> None:

@@ -15,7 +15,7 @@ from bot.cli import main
 from bot.clock import FakeClock
 from bot.domain import Report
 from bot.summaries.hatecrime import FigureImportError, HateCrimeService
-from bot.summaries.periods import shift
+from bot.summaries.periods import parse_period, shift
 from tests.helpers import PEOPLE_CSV, services_for
 from tests.test_actions import ROUTING, TEAMS
 
@@ -716,3 +716,19 @@ def test_charts_people_can_read() -> None:
         cell = image.cmap(image.norm(image.get_array()[i, j]))
         a, b = sorted((lum(cell), lum(text.get_color())))
         assert (b + 0.05) / (a + 0.05) >= 4.5, (text.get_text(), cell)  # WCAG AA
+
+
+@pytest.mark.parametrize(
+    "typed", ["²²²²", "２０２６", "2026-Q5", "2026-13", "1999", "2100-01", "0001-01"]
+)
+def test_a_period_is_ascii_digits_in_the_years_a_summary_can_cover(typed: str) -> None:
+    """A typed period is refused with a message naming it, never a crash: ``str.isdigit`` is
+    true for '²' and other digits ``int`` takes or refuses; years outside 2000–2099 are slips."""
+    with pytest.raises(ValueError, match="period"):
+        parse_period(typed)
+
+
+def test_the_three_forms_of_a_period_parse() -> None:
+    assert parse_period("2026").label == "2026"
+    assert parse_period("2026-q4").label == "2026-Q4"
+    assert list(parse_period(" 2026-12 ").months) == ["2026-12"]

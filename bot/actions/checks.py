@@ -40,7 +40,8 @@ class ReporterChecks:
         assert action.id is not None
         report = await uow.reports.get(action.report_id)
         person = await uow.people.get(report.person_id) if report and report.person_id else None
-        address = self.messages.address(person) if person is not None else None
+        # Someone who has left is not asked: its buttons would answer them as a stranger.
+        address = self.messages.address(person) if person is not None and person.active else None
         if report is None or address is None:
             return False
         team = self.teams[action.team_key]

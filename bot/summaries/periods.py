@@ -3,8 +3,14 @@ month arithmetic."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
+
+#: The years a summary can be asked for: its comparisons reach a year back, and a year outside
+#: these is a typing slip (``9999``), not a period the partnership has figures for.
+FIRST_YEAR, LAST_YEAR = 2000, 2099
+_PERIOD = re.compile(r"(?P<year>[0-9]{4})(?:-Q(?P<quarter>[1-4])|-(?P<month>[0-9]{2}))?", re.ASCII)
 
 
 def shift(month: str, months: int) -> str:
@@ -54,10 +60,18 @@ def period_of(first_month: str, length: int) -> Period:
 def parse_period(text: str) -> Period:
     """``YYYY-MM``, ``YYYY-Qn`` or ``YYYY``; ValueError naming the value otherwise."""
     value = text.strip().upper()
-    if len(value) == 4 and value.isdigit():
-        return period_of(f"{value}-01", 12)
-    if len(value) == 7 and value[4:6] == "-Q" and value[:4].isdigit() and value[6] in "1234":
-        return period_of(f"{value[:4]}-{3 * int(value[6]) - 2:02d}", 3)
+    found = _PERIOD.fullmatch(value)
+    if found is None:
+        raise ValueError(
+            f"period {text!r} is not of the form YYYY-MM, YYYY-Qn (a quarter) or YYYY (a year)"
+        )
+    year = found["year"]
+    if not FIRST_YEAR <= int(year) <= LAST_YEAR:
+        raise ValueError(f"period {text!r}: the year must be from {FIRST_YEAR} to {LAST_YEAR}")
+    if found["quarter"]:
+        return period_of(f"{year}-{3 * int(found['quarter']) - 2:02d}", 3)
+    if found["month"] is None:
+        return period_of(f"{year}-01", 12)
     try:
         validate_month(value)
     except ValueError:
