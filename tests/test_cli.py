@@ -259,3 +259,36 @@ def test_a_conflicting_import_names_rows_only_even_at_the_most_verbose(
         ]
     )
     assert "line 3: slack_user_id is already someone else's" in output
+
+
+def test_a_subject_access_export_is_private_from_its_first_byte(
+    tmp_path: Path, db_url: str
+) -> None:
+    """``people export --out``: the file is the owner's alone (0600, also when it existed
+    with a wider mode); a symlink or a FIFO at the path is refused, naming it, without
+    following or blocking."""
+    import os
+    import stat
+
+    config = _config(tmp_path, db_url)
+    people = tmp_path / "people.csv"
+    people.write_text("name,role,wards,email\nAsha Patel,councillor,Heath Town,asha@x.org\n")
+    runner = CliRunner()
+    base = ["--config", str(config)]
+    assert runner.invoke(main, [*base, "people", "import", str(people)]).exit_code == 0
+    out = tmp_path / "asha.json"
+    out.write_text("old")
+    out.chmod(0o644)
+    done = runner.invoke(main, [*base, "people", "export", "asha@x.org", "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert "asha@x.org" in out.read_text()
+    elsewhere = tmp_path / "elsewhere.json"
+    link = tmp_path / "link.json"
+    link.symlink_to(elsewhere)
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    for path in (link, fifo):
+        refused = runner.invoke(main, [*base, "people", "export", "asha@x.org", "--out", str(path)])
+        assert refused.exit_code == 2 and str(path) in refused.output, refused.output
+    assert not elsewhere.exists()

@@ -28,6 +28,24 @@ def fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write personal data to ``path``, readable by its owner only from the first byte: created
+    (or truncated) with mode 0600, never through a symlink, and only a regular file (a FIFO or a
+    device is refused without blocking). Fails the command, naming the path, otherwise."""
+    import stat
+
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror} (not a regular file, or a symlink?)")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            fail(f"cannot write {path}: not a regular file")
+        os.fchmod(fd, 0o600)  # a file that existed keeps its old mode otherwise
+        handle.write(text)
+
+
 def with_services(
     config: Config, work: Callable[[Any], Awaitable[T]], *, migrate: bool = True
 ) -> T:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from bot.cli.base import ADMIN, fail, main, with_services
+from bot.cli.base import ADMIN, fail, main, with_services, write_private
 from bot.cli.people import people
 from bot.config import Config
 
@@ -64,8 +64,7 @@ def people_export(config: Config, email: str, out: Path | None) -> None:
     if out is None:
         click.echo(text)
         return
-    out.write_text(text + "\n", encoding="utf-8")
-    out.chmod(0o600)
+    write_private(out, text + "\n")
     click.echo(f"written to {out}", err=True)
 
 
