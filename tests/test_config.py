@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from bot.cli import main
 from bot.config import Config, ConfigError, config_from_mapping, load_config
+from tests.conftest import make_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -251,3 +252,13 @@ def test_check_config_command(tmp_path: Path) -> None:
     failed = runner.invoke(main, ["--config", str(bad), "check-config"])
     assert failed.exit_code == 2
     assert "schedule.open_day" in failed.output
+
+
+@pytest.mark.parametrize("value", [1, 2])
+def test_small_number_suppression_cannot_be_turned_down_below_three(
+    db_url: str, value: int
+) -> None:
+    """GSS guidance withholds counts below 3: a lower ``suppress_below`` would publish ones
+    and twos, so it is refused at load, naming the key."""
+    with pytest.raises(ConfigError, match="summaries.suppress_below"):
+        make_config(db_url, summaries={"suppress_below": value})

@@ -400,7 +400,13 @@ class SummaryConfig(_Section):
         description="Slack channels that get the quarter's summary once the return of its "
         "last month closes (for boards that meet quarterly)",
     )
-    suppress_below: int = Field(default=3, ge=1, le=10)
+    suppress_below: int = Field(
+        default=3,
+        ge=3,
+        le=10,
+        description="counts below it are withheld (GSS guidance: below 3 at least; a lower "
+        "value would publish ones and twos, so it is refused)",
+    )
     false_discovery_rate: float = Field(
         default=0.05,
         gt=0,
