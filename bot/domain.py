@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from bot.states import _DELIVERY_MOVES
 from bot.states import ANSWERED as ANSWERED
@@ -136,6 +136,32 @@ class Person:
             return self.channel
         linked = [a for a in self.addresses if a.linked_at is not None and a.chat is not None]
         return min(linked, key=lambda a: a.id or 0).platform if linked else None
+
+
+class Someone(Protocol):
+    """What the chat's handlers need of a person: who (``id``), what they may do (``role``) and
+    how the partnership names them in its configuration (``email``, e.g. a PACT chair's).
+    Both a :class:`Person` and the turn's :class:`Speaker` are one."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Speaker:
+    """The active person who wrote, as a turn in chat needs them (read-only): a few columns
+    read in one statement, not the whole :class:`Person` with their addresses. ``chat``: where
+    their replies go on the platform they wrote on (None: nowhere, or no address there)."""
+
+    id: int
+    role: str
+    email: str
+    chat: str | None = None
+    blocked_at: datetime | None = None
 
 
 @dataclass(eq=False)

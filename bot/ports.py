@@ -28,6 +28,7 @@ from bot.domain import (
     PactRecording,
     Person,
     Report,
+    Speaker,
 )
 from bot.messages import OutgoingMessage
 
@@ -136,6 +137,11 @@ class PeopleRepo(Protocol):
 
     async def by_chat(self, platform: str, chat: str) -> Person | None:
         """The person whose replies go to ``chat`` on ``platform``."""
+        ...
+
+    async def speaker(self, platform: str, address: str) -> Speaker | None:
+        """The *active* person with this address on ``platform``, as a turn needs them (one
+        statement, no :class:`Person` loaded); None for anyone else."""
         ...
 
     async def all(self) -> Sequence[Person]: ...
@@ -338,6 +344,14 @@ class InboundRepo(Protocol):
     """Platform updates already handled (so a redelivered update does nothing twice)."""
 
     async def seen(self, platform: str, update_id: int, at: datetime) -> bool: ...
+    async def first_from(
+        self, platform: str, address: str, update_id: int, at: datetime
+    ) -> Speaker | None:
+        """Record the update only if the *active* person with this address on ``platform``
+        sent it and it is new, and return them (one statement for both). None when nothing was
+        recorded: a stranger or someone who has left (nothing about them is stored), or an
+        update already handled (:meth:`PeopleRepo.speaker` tells which)."""
+        ...
 
 
 class SeenRequestRepo(Protocol):

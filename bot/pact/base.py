@@ -15,6 +15,7 @@ from bot.domain import (
     PactMeeting,
     Person,
     Role,
+    Speaker,
 )
 from bot.messages import OutgoingMessage
 from bot.ports import UnitOfWork, UnitOfWorkFactory
@@ -100,7 +101,7 @@ class Turn(Protocol):
     """One inbound chat event being handled (see ``ConversationService``)."""
 
     uow: UnitOfWork
-    person: Person
+    person: Speaker
     now: datetime
     toast: str | None
 

@@ -19,6 +19,7 @@ from bot.domain import (
     Person,
     PriorityStatus,
     Role,
+    Someone,
 )
 from bot.messages import MessageBuilder, bold
 from bot.pact.announce import announce_change, announce_record
@@ -202,7 +203,7 @@ class PactRecords(PactUpdates):
 
     # ----------------------------------------------------------------- recording
 
-    async def context(self, uow: UnitOfWork, person: Person, meeting_id: int) -> RecordContext:
+    async def context(self, uow: UnitOfWork, person: Someone, meeting_id: int) -> RecordContext:
         """Check that ``person`` may record the meeting now; PactError says why not."""
         m = await uow.pact.get_meeting(meeting_id)
         if m is None:
@@ -238,7 +239,7 @@ class PactRecords(PactUpdates):
     async def apply_record(
         self,
         uow: UnitOfWork,
-        person: Person,
+        person: Someone,
         context: RecordContext,
         record: MeetingRecord,
         *,
@@ -313,7 +314,7 @@ class PactRecords(PactUpdates):
         )
         return {}
 
-    async def mark_cancelled(self, uow: UnitOfWork, person: Person, meeting_id: int) -> str:
+    async def mark_cancelled(self, uow: UnitOfWork, person: Someone, meeting_id: int) -> str:
         """The chair says the meeting did not take place."""
         m = await uow.pact.get_meeting(meeting_id)
         if m is None or m.chair_id != person.id:
@@ -338,7 +339,7 @@ class PactRecords(PactUpdates):
             "Its priorities stay open for the next meeting."
         )
 
-    async def to_record(self, uow: UnitOfWork, person: Person) -> list[PactMeeting]:
+    async def to_record(self, uow: UnitOfWork, person: Someone) -> list[PactMeeting]:
         """The person's meetings that have started and are not recorded (latest first)."""
         assert person.id is not None
         now = self.clock.now()
@@ -352,7 +353,7 @@ class PactRecords(PactUpdates):
             reverse=True,
         )
 
-    async def upcoming(self, uow: UnitOfWork, person: Person) -> list[PactMeeting]:
+    async def upcoming(self, uow: UnitOfWork, person: Someone) -> list[PactMeeting]:
         """The person's meetings still to come."""
         assert person.id is not None
         now = self.clock.now()

@@ -29,8 +29,8 @@ from bot.domain import (
     MeetingStatus,
     OutboxMessage,
     PactMeeting,
-    Person,
     Role,
+    Someone,
 )
 from bot.messages import MessageBuilder, OutgoingMessage, bold
 from bot.pact.announce import announce_change, on_public_sent
@@ -318,7 +318,7 @@ class PactService(PactPrompts, PactRecords):
             raise PactError(f"meeting {meeting_id} has already started")
         return m
 
-    async def schedule_in_chat(self, uow: UnitOfWork, person: Person, text: str) -> str:
+    async def schedule_in_chat(self, uow: UnitOfWork, person: Someone, text: str) -> str:
         """``/schedule [neighbourhood] YYYY-MM-DD HH:MM FORMAT VENUE...`` from a chair: the
         answer to show (a PactError's message when refused)."""
         words = text.split()
@@ -350,7 +350,7 @@ class PactService(PactPrompts, PactRecords):
             f"{self.config.pact.reminder_days_before} days before."
         )
 
-    async def chaired_for_scheduling(self, uow: UnitOfWork, person: Person, named: str) -> str:
+    async def chaired_for_scheduling(self, uow: UnitOfWork, person: Someone, named: str) -> str:
         """The neighbourhood a chair schedules for: the one ``named`` (which they must chair,
         unless an admin), else the one they chair; PactError says why not."""
         hoods = await self._chaired(uow, person)
@@ -367,11 +367,11 @@ class PactService(PactPrompts, PactRecords):
             "You chair several neighbourhoods: start with one of " + ", ".join(sorted(hoods)) + "."
         )
 
-    async def chairs(self, uow: UnitOfWork, person: Person) -> bool:
+    async def chairs(self, uow: UnitOfWork, person: Someone) -> bool:
         """Whether this person chairs any neighbourhood's PACT meetings."""
         return bool(await self._chaired(uow, person))
 
-    async def _chaired(self, uow: UnitOfWork, person: Person) -> list[str]:
+    async def _chaired(self, uow: UnitOfWork, person: Someone) -> list[str]:
         """Neighbourhoods this person chairs (configured, or chaired a meeting there)."""
         keys = {
             h.key

@@ -5,14 +5,18 @@ data (``"telegram"``, ``"slack"``) and the platform's own id of that user, as te
 branches on the platform: :func:`identify` looks the pair up among people's addresses
 (``PeopleRepo.by_address``) and either returns the active person or raises :class:`NotInvited`,
 whose text is the one refusal every platform shows. Nothing about a stranger is stored.
+
+A turn in chat starts with :func:`arrival`: the same check, read as a light
+:class:`~bot.domain.Speaker` and combined with the update's de-duplication key in one statement.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from bot.config import PartnershipConfig
-from bot.domain import Person, Who
+from bot.domain import Person, Speaker, Who
 from bot.messages import MessageBuilder, OutgoingMessage
 from bot.ports import UnitOfWork
 
@@ -60,3 +64,28 @@ async def identify(uow: UnitOfWork, who: Who, partnership: PartnershipConfig) ->
         log.info("refused an unknown %s user", who.platform)
         raise NotInvited(partnership)
     return person
+
+
+async def arrival(
+    uow: UnitOfWork,
+    who: Who,
+    update_id: int | None,
+    at: datetime,
+    partnership: PartnershipConfig,
+) -> Speaker | None:
+    """The start of a turn: the active person behind ``who`` as a :class:`Speaker`, with the
+    update ``update_id`` recorded as handled at ``at`` (its key written in the caller's unit of
+    work); None when the update was handled already (a redelivery). Raises
+    :class:`NotInvited` for anyone else, and then nothing is stored, not even the update id.
+
+    The common case is one statement (the key's insert returns the speaker); a second one
+    (the speaker alone) tells a stranger from a redelivery, or serves an update without an id."""
+    if update_id is not None:
+        speaker = await uow.inbound.first_from(who.platform, who.address, update_id, at)
+        if speaker is not None:
+            return speaker
+    speaker = await uow.people.speaker(who.platform, who.address)
+    if speaker is None:
+        log.info("refused an unknown %s user", who.platform)  # the platform only, never the id
+        raise NotInvited(partnership)
+    return speaker if update_id is None else None

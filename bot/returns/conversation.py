@@ -23,12 +23,12 @@ from bot.clock import Clock
 from bot.common import Outcome, Sender, Waker, audit
 from bot.config import Config
 from bot.delivery.direct import DirectReplies
-from bot.domain import ANSWERED, Campaign, DeliveryState, Person
+from bot.domain import ANSWERED, Campaign, DeliveryState, Person, Someone
 from bot.forms.versions import FormService
 from bot.messages import MessageBuilder
 from bot.pact.chat import PactChat
 from bot.pact.service import PactService
-from bot.people.identity import NotInvited, find, identify, refusal
+from bot.people.identity import NotInvited, arrival, find, refusal
 from bot.people.service import PeopleService
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 from bot.returns.answers import Answers
@@ -186,23 +186,19 @@ class ConversationService:
 
     async def _run(self, sender: Sender, handler: Any, refuse: bool = True) -> Outcome:
         async with self.uow_factory() as uow:
+            now = self.clock.now()
             try:
-                person = await identify(uow, sender.who, self.config.partnership)
+                person = await arrival(
+                    uow, sender.who, sender.update_id, now, self.config.partnership
+                )
             except NotInvited as refused:
                 # Nothing about an unknown user is stored: not even the update id.
                 return Outcome(toast=refused.short, direct=refusal(self.config.partnership))
-            now = self.clock.now()
-            if sender.update_id is not None and await uow.inbound.seen(
-                sender.platform, sender.update_id, now
-            ):
+            if person is None:
                 log.info("ignored redelivered update %s", sender.update_id)
                 return Outcome()
-            address = person.address_on(sender.platform)
-            if address is None or address.chat != str(sender.chat_id):
-                # They wrote to us again: they are reachable (again) in this chat.
-                await self._move_chat(uow, person, sender)
-            if person.blocked_at is not None:
-                person.blocked_at = None
+            if person.chat != str(sender.chat_id) or person.blocked_at is not None:
+                await self._reachable(uow, sender)  # rare: the turns that change the person
             step = ChatTurn(
                 uow,
                 person,
@@ -220,6 +216,18 @@ class ConversationService:
         self.direct.send(step.claimed)
         return Outcome(toast=step.toast)
 
+    @classmethod
+    async def _reachable(cls, uow: UnitOfWork, sender: Sender) -> None:
+        """They wrote to us again: they are reachable (again) in this chat, and have not
+        blocked the bot. The whole :class:`Person` is loaded for this alone."""
+        person = await uow.people.by_address(sender.platform, str(sender.user_id))
+        assert person is not None  # the speaker, read in this transaction
+        address = person.address_on(sender.platform)
+        if address is None or address.chat != str(sender.chat_id):
+            await cls._move_chat(uow, person, sender)
+        if person.blocked_at is not None:
+            person.blocked_at = None
+
     @staticmethod
     async def _move_chat(uow: UnitOfWork, person: Person, sender: Sender) -> None:
         """The person's replies go to the chat they wrote from (taken from whoever had it)."""
@@ -234,7 +242,7 @@ class ConversationService:
 
     # ----------------------------------------------------------------- commands
 
-    async def _commands(self, uow: UnitOfWork, person: Person) -> list[tuple[str, str]]:
+    async def _commands(self, uow: UnitOfWork, person: Someone) -> list[tuple[str, str]]:
         chair = await self.pact.chairs(uow, person)
         return texts.commands_for(person.role, chair=chair)
 

@@ -19,7 +19,7 @@ from bot.actions.service import ActionService
 from bot.buttons import BadPayload, ButtonAction, Kind
 from bot.common import Sender, audit, enqueue
 from bot.config import Config
-from bot.domain import Conversation, OutboxMessage, OutboxStatus, Person
+from bot.domain import Conversation, OutboxMessage, OutboxStatus, Speaker
 from bot.forms import FormDefinition, Question
 from bot.forms.versions import FormService
 from bot.messages import OutgoingMessage
@@ -48,7 +48,7 @@ class ChatTurn:
     def __init__(
         self,
         uow: UnitOfWork,
-        person: Person,
+        person: Speaker,
         sender: Sender,
         now: datetime,
         lease_until: datetime | None = None,

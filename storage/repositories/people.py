@@ -11,7 +11,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from bot.domain import Invite, Person
+from bot.domain import Invite, Person, Speaker
 from bot.ports import AlreadyExists, PersonDetails
 from storage import tables
 from storage.repositories.base import _Repo
@@ -42,6 +42,11 @@ class SqlPeopleRepo(_Repo):
             .where(a.platform == platform, a.chat == chat)
         )
         return (await self.session.scalars(stmt)).first()
+
+    async def speaker(self, platform: str, address: str) -> Speaker | None:
+        params = {"platform": platform, "address": address}
+        row = (await self.session.execute(_speaker(), params)).first()
+        return None if row is None else Speaker(*row)
 
     async def all(self) -> Sequence[Person]:
         stmt = select(Person).order_by(tables.people.c.name, tables.people.c.id)
@@ -207,3 +212,25 @@ def _by_address() -> Any:
         .where(a.platform == bindparam("platform"), a.address == bindparam("address"))
         .options(joinedload(Person.addresses))  # type: ignore[arg-type]
     )
+
+
+def speaker_match() -> tuple[Any, ...]:
+    """The join of an address and its person, and the conditions that make them the turn's
+    speaker: the address (``:platform``, ``:address``) of an active person."""
+    a, p = tables.addresses.c, tables.people.c
+    joined = tables.addresses.join(tables.people, p.id == a.person_id)
+    platform = bindparam("platform", type_=a.platform.type)
+    address = bindparam("address", type_=a.address.type)
+    return joined, (a.platform == platform, a.address == address, p.active.is_(True))
+
+
+def speaker_columns() -> tuple[Any, ...]:
+    """A :class:`~bot.domain.Speaker`'s columns, in its fields' order."""
+    a, p = tables.addresses.c, tables.people.c
+    return p.id, p.role, p.email, a.chat, p.blocked_at
+
+
+@functools.cache  # built once: every turn without an update id asks it
+def _speaker() -> Any:
+    joined, match = speaker_match()
+    return select(*speaker_columns()).select_from(joined).where(*match)
