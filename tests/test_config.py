@@ -260,5 +260,5 @@ def test_small_number_suppression_cannot_be_turned_down_below_three(
 ) -> None:
     """GSS guidance withholds counts below 3: a lower ``suppress_below`` would publish ones
     and twos, so it is refused at load, naming the key."""
-    with pytest.raises(ConfigError, match="summaries.suppress_below"):
+    with pytest.raises(ConfigError, match=r"summaries\.suppress_below"):
         make_config(db_url, summaries={"suppress_below": value})
