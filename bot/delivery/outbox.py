@@ -38,7 +38,7 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from bot.clock import Clock, SystemClock
 from bot.common import audit
@@ -82,6 +82,9 @@ class OutboxDispatcher:
         self.uow_factory = uow_factory
         self.shared_rates = shared_rates
         self.messengers = dict(messengers)
+        # Whether a messenger takes the row's key (KeyedMessenger), by its type: an isinstance
+        # check against a runtime protocol walks its members, on every send otherwise.
+        self._keyed: dict[type, bool] = {}
         # Rate limits and retry delays are about real time, whatever the business clock says.
         self.clock = clock or SystemClock()
         # News is held in business time: "within a minute" of the events it tells of.
@@ -316,7 +319,7 @@ class OutboxDispatcher:
             except Exception as exc:
                 log.exception("outbox row %s: its message could not be built", row.id)
                 failed = SendResult(ok=False, error=f"{type(exc).__name__}: {exc}"[:300])
-                await asyncio.gather(*(self._record(r, failed) for r in (row, *companions)))
+                await self._record_all(row, companions, failed)
                 return
         if messenger is None or limiter is None or message is None:
             result = SendResult(ok=False, permanent=True, error=f"no messenger for {row.channel}")
@@ -328,11 +331,11 @@ class OutboxDispatcher:
                 # Nothing was sent, so it does not use up one of the row's attempts (a long
                 # outage must not turn a form into 'failed' and its person 'unreachable').
                 unsent = SendResult(ok=False, error="rate limiter unavailable", not_sent=True)
-                await asyncio.gather(*(self._record(r, unsent) for r in (row, *companions)))
+                await self._record_all(row, companions, unsent)
                 return
             await limiter.arrivals.admit(row.recipient)
             try:
-                if isinstance(messenger, KeyedMessenger):
+                if self._takes_key(messenger):
                     result = await messenger.send_keyed(
                         row.idempotency_key, row.recipient, message, row.edit_ref, row.thread_ref
                     )
@@ -348,6 +351,25 @@ class OutboxDispatcher:
             if result.retry_after is not None:
                 limiter.pause(result.retry_after)
                 self.stats.throttled += 1
+        await self._record_all(row, companions, result)
+
+    def _takes_key(self, messenger: Messenger) -> TypeGuard[KeyedMessenger]:
+        """Whether ``messenger`` is a :class:`~bot.ports.KeyedMessenger` (told each row's key)."""
+        kind = type(messenger)
+        keyed = self._keyed.get(kind)
+        if keyed is None:
+            keyed = self._keyed[kind] = isinstance(messenger, KeyedMessenger)
+        return keyed
+
+    async def _record_all(
+        self, row: OutboxMessage, companions: Sequence[OutboxMessage], result: SendResult
+    ) -> None:
+        """Record one send's result for the row and each companion it carried; returns once
+        all are committed. A row alone (nearly every send) is awaited in this task, with no
+        task of its own to gather."""
+        if not companions:
+            await self._record(row, result)
+            return
         await asyncio.gather(*(self._record(r, result) for r in (row, *companions)))
 
     async def _record(self, row: OutboxMessage, result: SendResult) -> None:

@@ -167,33 +167,11 @@ class ResultRecorder:
         # fast path's replies are most results); the others as below.
         plain = [(row_id, result.message_ref) for row_id, result, _, is_plain in batch if is_plain]
         batch = [item for item in batch if not item[3]]
+        settled: list[tuple[OutboxMessage, SendResult]] = []
         async with self.uow_factory() as uow:
             await uow.outbox.mark_sent(plain, now)
-            rows = await uow.outbox.states([row_id for row_id, _, _, _ in batch])
-            changes: list[OutboxChange] = []
-            sent: list[DeliverySent] = []
-            settled: list[tuple[OutboxMessage, SendResult]] = []
-            for row_id, result, _, _ in batch:
-                row = rows.get(row_id)
-                if row is None:
-                    continue
-                values = self._decide(row, result, now)
-                if values is None:
-                    continue
-                for key, value in values.items():
-                    setattr(row, key, value)
-                changes.append(OutboxChange(row_id, values))
-                settled.append((row, result))
-                if result.ok and row.delivery_id is not None:
-                    sent.append(
-                        DeliverySent(
-                            row.delivery_id, result.message_ref, reminder=row.purpose == "reminder"
-                        )
-                    )
-            await uow.outbox.settle(changes)
-            await uow.deliveries.sent_many(sent, now)
-            for row, result in settled:
-                await self._after(uow, row, result, now)
+            if batch:  # (the fast path's batches are often sent replies only)
+                await self._settle(uow, batch, settled, now)
             await uow.commit()
         # Counted once committed (a batch tried again is not counted twice).
         self.stats.sent += len(plain)
@@ -204,6 +182,41 @@ class ResultRecorder:
                 self.stats.failed += 1
             elif not result.not_sent:
                 self.stats.retried += 1
+
+    async def _settle(
+        self,
+        uow: UnitOfWork,
+        batch: list[_Waiting],
+        settled: list[tuple[OutboxMessage, SendResult]],
+        now: datetime,
+    ) -> None:
+        """The results that are not plain: read the rows' state, write each row's new values
+        and the deliveries' in bulk, then what a failure changes and the hooks (``settled``:
+        the rows written, with their results)."""
+        rows = await uow.outbox.states([row_id for row_id, _, _, _ in batch])
+        changes: list[OutboxChange] = []
+        sent: list[DeliverySent] = []
+        for row_id, result, _, _ in batch:
+            row = rows.get(row_id)
+            if row is None:
+                continue
+            values = self._decide(row, result, now)
+            if values is None:
+                continue
+            for key, value in values.items():
+                setattr(row, key, value)
+            changes.append(OutboxChange(row_id, values))
+            settled.append((row, result))
+            if result.ok and row.delivery_id is not None:
+                sent.append(
+                    DeliverySent(
+                        row.delivery_id, result.message_ref, reminder=row.purpose == "reminder"
+                    )
+                )
+        await uow.outbox.settle(changes)
+        await uow.deliveries.sent_many(sent, now)
+        for row, result in settled:
+            await self._after(uow, row, result, now)
 
     def _decide(
         self, row: OutboxMessage, result: SendResult, now: datetime

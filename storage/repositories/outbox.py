@@ -318,7 +318,8 @@ class SqlOutboxRepo(_Repo):
         self, message: OutboxMessage, lease_until: datetime, mine: Sequence[int] = ()
     ) -> OutboxMessage | None:
         """Queue a reply already claimed (``sending`` until ``lease_until``) by the caller, who
-        sends it right after the commit; None (and nothing queued) if its idempotency key
+        sends it right after the commit, and return ``message`` as the queued row (its id,
+        status, attempts and lease set); None (and nothing queued) if its idempotency key
         exists. It is queued ``pending`` instead, for the dispatcher, when an earlier message
         to the same chat is still waiting or being sent (other than ``mine``, the ones this
         caller queued just before it): a reply never overtakes one. One Core statement: no
@@ -342,25 +343,16 @@ class SqlOutboxRepo(_Repo):
         row = (await self.session.execute(statement, params)).first()
         if row is None:
             return None
+        claimed = row.status == OutboxStatus.SENDING.value
         self.queued_pending += row.status == OutboxStatus.PENDING.value
-        return OutboxMessage(
-            channel=message.channel,
-            recipient=message.recipient,
-            payload=message.payload,
-            idempotency_key=message.idempotency_key,
-            created_at=message.created_at,
-            next_attempt_at=None,
-            purpose=message.purpose,
-            priority=message.priority,
-            edit_ref=message.edit_ref,
-            delivery_id=message.delivery_id,
-            action_id=message.action_id,
-            thread_ref=message.thread_ref,
-            status=row.status,
-            attempts=1 if row.status == OutboxStatus.SENDING.value else 0,
-            claimed_until=lease_until if row.status == OutboxStatus.SENDING.value else None,
-            id=row.id,
-        )
+        # ``message`` itself becomes the queued row (a new mapped object per reply cost more
+        # than the fields set here: it is never added to the session).
+        message.id = row.id
+        message.status = row.status
+        message.attempts = 1 if claimed else 0
+        message.claimed_until = lease_until if claimed else None
+        message.next_attempt_at = None
+        return message
 
 
 @functools.cache  # built once: it runs for every batch of sent replies
