@@ -137,6 +137,10 @@ class SqlPrivacyRepo:
     async def set_fields(self, kind: str, row_id: int, values: dict[str, Any]) -> None:
         """Overwrite some fields of one row."""
         table = KINDS[kind].table
+        if table is tables.conversations:
+            # Every write of a conversation moves seq: a turn that read it before this
+            # redaction cannot then save its old draft over it (repositories/conversations.py).
+            values = {**values, "seq": table.c.seq + 1}
         await self.session.execute(update(table).where(table.c.id == row_id).values(**values))
 
     async def inactive_people(self, before: datetime) -> list[int]:

@@ -231,3 +231,31 @@ async def test_a_unit_of_work_hands_out_one_object_per_conversation_and_reads_it
     async with w.s.db.uow() as uow:
         kept = await uow.conversations.active_for(1)
         assert kept is not None and kept.status == "active"  # rolled back: nothing saved
+
+
+async def test_a_turn_that_read_a_conversation_before_retention_redacted_it_saves_nothing(
+    world: World,
+) -> None:
+    """Retention's redaction moves seq too: a turn that read the draft before it cannot save
+    the free text back."""
+    w = world
+    await _start_the_return(w)
+    db = w.s.db
+    async with db.uow() as uow:
+        conv = await uow.conversations.active_for(1)
+        assert conv is not None and conv.id is not None
+        conv.draft = {"ward": "Heath Town", "what": "Leaflets on Oak Street"}
+        await uow.commit()
+    async with db.uow() as turn:
+        mine = await turn.conversations.active_for(1)
+        assert mine is not None and mine.id is not None
+        async with db.uow() as retention:
+            redacted = {"draft": {"ward": "Heath Town"}, "tensions": [], "history": []}
+            await retention.privacy.set_fields("conversations", mine.id, redacted)
+            await retention.commit()
+        mine.draft = {**mine.draft, "category": "Religion or faith"}
+        with pytest.raises(ConversationChanged):
+            await turn.commit()
+    async with db.uow() as uow:
+        kept = await uow.conversations.active_for(1)
+        assert kept is not None and kept.draft == {"ward": "Heath Town"}
