@@ -108,6 +108,12 @@ class Stale(Exception):
     """The record was changed by someone else since it was read."""
 
 
+class ConversationChanged(Stale):
+    """Two turns read the same conversation and the other one saved it first. Raised when the
+    unit of work commits: the turn is rolled back and fails, so the platform delivers the update
+    again and it is answered from the conversation as the other turn left it."""
+
+
 @dataclass(frozen=True)
 class PersonDetails:
     """What a people import sets for one person, keyed by email (``id`` None: someone new).
@@ -232,11 +238,12 @@ class DeliveryRepo(Protocol):
 
 
 class ConversationRepo(Protocol):
-    """Conversations in progress."""
+    """Conversations in progress, handed out as plain objects. Change them freely: the unit of
+    work saves every one it handed out when it commits, and raises
+    :class:`ConversationChanged` if another turn saved the same one since it was read."""
 
     async def get(self, conversation_id: int) -> Conversation | None: ...
     async def active_for(self, person_id: int) -> Conversation | None: ...
-    async def active_for_campaign(self, campaign_id: int) -> Sequence[Conversation]: ...
     async def add(self, conversation: Conversation) -> None: ...
 
 

@@ -131,7 +131,9 @@ class SqlUnitOfWork:
         self.seen = r.SqlSeenRequestRepo(session)
         self.state = r.SqlStateRepo(session)
         self.pact = r.SqlPactRepo(session)
-        self.privacy = SqlPrivacyRepo(session)
+        # Erasure and subject access read conversations through the same repository, so they
+        # are the same plain objects and saved with the rest at commit.
+        self.privacy = SqlPrivacyRepo(session, self.conversations)
         return self
 
     async def __aexit__(
@@ -162,13 +164,16 @@ class SqlUnitOfWork:
             raise TransientStoreError(f"{type(exc).__name__}: {exc}"[:300]) from exc
 
     async def commit(self) -> None:
-        """Make the transaction's changes durable."""
+        """Save the conversations handed out (one compare-and-set each: ``ConversationChanged``
+        when another turn saved one first), then make the transaction's changes durable."""
         assert self._session is not None
+        await self.conversations.save()
         await self._session.commit()
 
     async def rollback(self) -> None:
         """Discard the transaction's changes."""
         assert self._session is not None
+        self.conversations.forget()
         await self._session.rollback()
 
 

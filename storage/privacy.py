@@ -27,6 +27,7 @@ from bot.domain import (
     Report,
 )
 from storage import tables
+from storage.repositories.conversations import SqlConversationRepo
 
 _TERMINAL = [OutboxStatus.SENT.value, OutboxStatus.FAILED.value, OutboxStatus.UNCERTAIN.value]
 
@@ -102,8 +103,9 @@ PURGED_TABLES = (
 class SqlPrivacyRepo:
     """Retention, erasure and subject-access queries."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, conversations: SqlConversationRepo) -> None:
         self.session = session
+        self._conversations = conversations
 
     async def text_rows(
         self,
@@ -135,6 +137,10 @@ class SqlPrivacyRepo:
     async def set_fields(self, kind: str, row_id: int, values: dict[str, Any]) -> None:
         """Overwrite some fields of one row."""
         table = KINDS[kind].table
+        if table is tables.conversations:
+            # Every write of a conversation moves seq: a turn that read it before this
+            # redaction cannot then save its old draft over it (repositories/conversations.py).
+            values = {**values, "seq": table.c.seq + 1}
         await self.session.execute(update(table).where(table.c.id == row_id).values(**values))
 
     async def inactive_people(self, before: datetime) -> list[int]:
@@ -157,9 +163,8 @@ class SqlPrivacyRepo:
         return (await self.session.scalars(stmt)).all()
 
     async def conversations_of(self, person_id: int) -> Sequence[Conversation]:
-        c = tables.conversations.c
-        stmt = select(Conversation).where(c.person_id == person_id).order_by(c.id)
-        return (await self.session.scalars(stmt)).all()
+        # Plain objects held by the unit of work's conversation repository: saved at commit.
+        return await self._conversations.of_person(person_id)
 
     async def recordings_of(self, person_id: int) -> Sequence[PactRecording]:
         c = tables.pact_recordings.c

@@ -1,46 +1,15 @@
-"""Reports, the conversations that collect them, and their reference counters."""
+"""Reports and their reference counters (the conversations that collect them: .conversations)."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bot.domain import Conversation, Report
+from bot.domain import Report
 from storage import tables
 from storage.repositories.base import _Repo
-
-
-class SqlConversationRepo(_Repo):
-    """Conversations."""
-
-    async def get(self, conversation_id: int) -> Conversation | None:
-        return await self.session.get(Conversation, conversation_id)
-
-    async def active_for(self, person_id: int) -> Conversation | None:
-        return (await self.session.scalars(_active_for(), {"person_id": person_id})).first()
-
-    async def active_for_campaign(self, campaign_id: int) -> Sequence[Conversation]:
-        c = tables.conversations.c
-        stmt = select(Conversation).where(c.campaign_id == campaign_id, c.status == "active")
-        return (await self.session.scalars(stmt)).all()
-
-    async def add(self, conversation: Conversation) -> None:
-        self.session.add(conversation)
-        await self.session.flush()
-
-
-@functools.cache  # built once: most updates ask it
-def _active_for() -> Any:
-    c = tables.conversations.c
-    return (
-        select(Conversation)
-        .where(c.person_id == bindparam("person_id"), c.status == "active")
-        .order_by(c.id.desc())
-    )
 
 
 class SqlReportRepo(_Repo):
