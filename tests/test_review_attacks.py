@@ -291,14 +291,6 @@ async def test_a_form_whose_send_timed_out_after_telegram_took_it_is_not_sent_tw
         await gateway.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/common.py alert_admins writes the alert's text, which names the person "
-    "('Cllr Asha Patel (councillor, Heath Town) has blocked the bot'), into audit_log.details; "
-    "the audit log is append-only, so `people erase` can never remove it, while "
-    "DATA_PROTECTION.md says the audit log holds pseudonymous ids only and erasure leaves "
-    "nothing naming the person",
-)
 async def test_an_admin_alert_about_someone_leaves_no_name_in_the_audit_log_after_erasure(
     db_url: str, clock: FakeClock
 ) -> None:
