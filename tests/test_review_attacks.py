@@ -384,14 +384,6 @@ async def test_a_head_count_typed_as_a_superscript_gets_a_clear_message(
     assert len(answers) == 2, "the superscript got no answer"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/summaries/service.py summary_for audits a refused request with the words typed "
-    "after /summary as the audit row's subject (text[:100]); bot/pact/service.py insight_for "
-    "does the same for every /pact view. Whatever a person types there (a name, what "
-    "happened) is kept for ever in the append-only audit log, which erasure cannot touch; "
-    "DATA_PROTECTION.md: the audit log holds ids, never names or report text",
-)
 async def test_words_typed_after_summary_never_reach_the_audit_log(
     db_url: str, clock: FakeClock
 ) -> None:
