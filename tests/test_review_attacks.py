@@ -114,12 +114,6 @@ def _imported(tmp_path: Path, db_url: str) -> list[str]:
     return base
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`tensionbot people list --format csv` exports every person's name and email but "
-    "writes no audit row (bot/cli/people.py people_list); DATA_PROTECTION.md: every export "
-    "writes an audit_log row",
-)
 def test_exporting_the_people_list_is_audited(tmp_path: Path, db_url: str) -> None:
     base = _imported(tmp_path, db_url)
     before = _audit_actions(db_url)
@@ -129,12 +123,6 @@ def test_exporting_the_people_list_is_audited(tmp_path: Path, db_url: str) -> No
     assert len(_audit_actions(db_url)) > len(before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`tensionbot campaign web-link EMAIL` prints a link that lets its holder answer (and "
-    "report) as that person, yet writes no audit row (bot/cli/campaigns.py campaign_web_link), "
-    "while the equivalent `invites` is audited as invites.issue / invites.relink",
-)
 def test_issuing_a_personal_web_link_is_audited(tmp_path: Path, db_url: str) -> None:
     base = _imported(tmp_path, db_url)
     runner = CliRunner(env={"TENSIONBOT_WEB_SECRET": "s" * 40})
