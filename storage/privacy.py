@@ -67,6 +67,8 @@ def _kinds() -> dict[str, _Kind]:
             func.coalesce(p.closed_at, p.report_back_at, p.created_at),
             ("title", "report_back", "outcome"),
         ),
+        # Erasure only (a venue is not kept for a time: it is where a meeting was held).
+        "pact_meetings": _Kind(t.pact_meetings, t.pact_meetings.c.created_at, ("venue",)),
         "conversations": _Kind(
             t.conversations,
             t.conversations.c.updated_at,

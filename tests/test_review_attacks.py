@@ -439,14 +439,6 @@ def test_an_email_sender_name_with_a_line_break_is_refused_at_load_naming_the_ke
         config_from_mapping(data, source="<test>", env={"TENSIONBOT_TELEGRAM_TOKEN": "1:x"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="erasure redacts free text naming the person in reports, updates, messages, "
-    "priorities and drafts (bot/people/personal_data.py redaction, storage/privacy.py KINDS), "
-    "but not pact_meetings.venue, which chairs type freely and which is published on the "
-    "public page, its .ics feed and the public channels: a venue naming the erased person "
-    "stays, in the database and in public",
-)
 async def test_erasure_reaches_a_meeting_venue_that_names_the_person(
     db_url: str, clock: FakeClock
 ) -> None:

@@ -114,7 +114,7 @@ async def erase(uow: UnitOfWork, who: str, *, actor: str, now: datetime) -> Eras
             if len(rows) < BATCH:
                 break
             after = rows[-1][0]
-    for kind in ("reports", "pact_priorities", "conversations", "pact_recordings"):
+    for kind in ("reports", "pact_priorities", "pact_meetings", "conversations", "pact_recordings"):
         after = 0
         while True:
             rows = await uow.privacy.text_rows(kind, after_id=after, limit=BATCH)

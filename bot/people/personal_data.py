@@ -98,6 +98,8 @@ async def redaction(
         return {"payload": redacted} if payload != redacted and hit(payload) else {}
     if kind == "pact_priorities":
         return {**text("report_back"), **text("outcome")} | (text("title") if only else {})
+    if kind == "pact_meetings":  # a venue typed freely, e.g. "<name>'s ward surgery"
+        return text("venue") if only else {}
     if kind in ("conversations", "pact_recordings"):
         changes: dict[str, Any] = {}
         if values["draft"] and hit(values["draft"]):
