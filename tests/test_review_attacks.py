@@ -50,13 +50,6 @@ from tests.test_security import Env, RecordingUser, start_env
 NEW_CHAT = 876_540_000  # Asha's new phone: distinctive, so a substring scan cannot hit by chance
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="erasure deletes only messages addressed to the person's CURRENT addresses "
-    "(bot/people/personal_data.py addresses_of); after `invites --relink` the outbox rows to "
-    "the old Telegram chat (its id, the review screen with the report text, the 'account "
-    "moved' notice) survive `people erase`",
-)
 async def test_erasure_after_a_relink_leaves_nothing_sent_to_the_old_chat(
     db_url: str, clock: FakeClock
 ) -> None:
