@@ -126,12 +126,14 @@ async def alert_admins(
     uow: UnitOfWork, now: datetime, text: str, *, key: str, platforms: frozenset[str]
 ) -> None:
     """Tell every active admin, on the platform they use, and record it in the audit log.
-    ``text`` may name a person (admins need to know whom to contact): it goes to the audit log
-    and the admins, never to the application log (which gets the key only)."""
-    await audit(uow, now, "system", "admin.alert", key, text=text)
+    ``text`` may name a person (admins need to know whom to contact): it goes to the admins
+    only. The audit log (append-only, beyond erasure) and the application log get the ``key``
+    (ids: ``person:12:blocked:...``, a report reference) and a count, never the text."""
     log.warning("admin alert %s queued", key)
+    told = 0
     for person in await uow.people.active_with_role(Role.ADMIN.value):
         if (address := person.reach(platforms)) is not None:
+            told += 1
             channel, recipient = address
             await enqueue(
                 uow,
@@ -142,6 +144,7 @@ async def alert_admins(
                 now=now,
                 purpose="notice",
             )
+    await audit(uow, now, "system", "admin.alert", key, admins=told)
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")

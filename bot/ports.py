@@ -96,6 +96,19 @@ class OutboxChange:
 
 
 @dataclass(frozen=True)
+class FormerChat:
+    """A chat a person was reached at until a re-link moved their account (``until``, the
+    move), from ``since`` (their link there; None: not known). Erasure and subject access reach
+    the messages sent there in that time, and no later ones (the chat may be someone else's
+    since)."""
+
+    channel: str
+    recipient: str
+    since: datetime | None
+    until: datetime
+
+
+@dataclass(frozen=True)
 class DeliverySent:
     """A form (or a reminder: ``reminder``) went out for this delivery."""
 
@@ -427,7 +440,8 @@ class PactRepo(Protocol):
 class PrivacyRepo(Protocol):
     """Retention, erasure and subject access: free-text rows by kind, and everything about one
     person. Kinds: reports, action_events, actions, outbox (sent/failed/uncertain only),
-    outbox_all, pact_priorities, conversations, pact_recordings."""
+    outbox_all, pact_priorities, pact_meetings (venues; erasure only), conversations,
+    pact_recordings."""
 
     async def text_rows(
         self,
@@ -446,11 +460,15 @@ class PrivacyRepo(Protocol):
     async def invites_of(self, person_id: int) -> Sequence[Invite]: ...
     async def meetings_attended(self, person_id: int) -> Sequence[PactMeeting]: ...
     async def messages_to(
-        self, addresses: Sequence[tuple[str, str]]
+        self, addresses: Sequence[tuple[str, str]], former: Sequence[FormerChat] = ()
     ) -> Sequence[OutboxMessage]: ...
+    async def messages_keyed(self, keys: Sequence[str]) -> Sequence[OutboxMessage]: ...
     async def audit_about(self, refs: Sequence[str]) -> Sequence[AuditEntry]: ...
     async def remove_links(
-        self, person_id: int, addresses: Sequence[tuple[str, str]]
+        self,
+        person_id: int,
+        addresses: Sequence[tuple[str, str]],
+        former: Sequence[FormerChat] = (),
     ) -> dict[str, int]: ...
     async def replace_actor(self, old: Sequence[str], new: str) -> int: ...
 

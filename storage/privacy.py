@@ -26,6 +26,7 @@ from bot.domain import (
     PactRecording,
     Report,
 )
+from bot.ports import FormerChat
 from storage import tables
 from storage.repositories.conversations import SqlConversationRepo
 
@@ -68,6 +69,8 @@ def _kinds() -> dict[str, _Kind]:
             func.coalesce(p.closed_at, p.report_back_at, p.created_at),
             ("title", "report_back", "outcome"),
         ),
+        # Erasure only (a venue is not kept for a time: it is where a meeting was held).
+        "pact_meetings": _Kind(t.pact_meetings, t.pact_meetings.c.created_at, ("venue",)),
         "conversations": _Kind(
             t.conversations,
             t.conversations.c.updated_at,
@@ -186,15 +189,43 @@ class SqlPrivacyRepo:
         )
         return (await self.session.scalars(stmt)).all()
 
-    def _addressed(self, addresses: Sequence[tuple[str, str]]) -> ColumnElement[bool]:
+    def _addressed(
+        self, addresses: Sequence[tuple[str, str]], former: Sequence[FormerChat] = ()
+    ) -> ColumnElement[bool]:
         c = tables.outbox.c
-        return or_(*(and_(c.channel == ch, c.recipient == to) for ch, to in addresses))
+        terms = [and_(c.channel == ch, c.recipient == to) for ch, to in addresses]
+        for f in former:  # a former chat: only what was queued there while it was theirs
+            since = () if f.since is None else (c.created_at >= f.since,)
+            terms.append(
+                and_(
+                    c.channel == f.channel,
+                    c.recipient == f.recipient,
+                    c.created_at <= f.until,
+                    *since,
+                )
+            )
+        return or_(*terms)
 
-    async def messages_to(self, addresses: Sequence[tuple[str, str]]) -> Sequence[OutboxMessage]:
-        """Outbound messages to any of these (channel, recipient) addresses."""
-        if not addresses:
+    async def messages_to(
+        self, addresses: Sequence[tuple[str, str]], former: Sequence[FormerChat] = ()
+    ) -> Sequence[OutboxMessage]:
+        """Outbound messages to any of these (channel, recipient) addresses, and to these
+        former chats while they were the person's."""
+        if not addresses and not former:
             return []
-        stmt = select(OutboxMessage).where(self._addressed(addresses)).order_by(tables.outbox.c.id)
+        stmt = (
+            select(OutboxMessage)
+            .where(self._addressed(addresses, former))
+            .order_by(tables.outbox.c.id)
+        )
+        return (await self.session.scalars(stmt)).all()
+
+    async def messages_keyed(self, keys: Sequence[str]) -> Sequence[OutboxMessage]:
+        """Outbound messages with these idempotency keys."""
+        if not keys:
+            return []
+        c = tables.outbox.c
+        stmt = select(OutboxMessage).where(c.idempotency_key.in_(list(keys))).order_by(c.id)
         return (await self.session.scalars(stmt)).all()
 
     async def audit_about(self, refs: Sequence[str]) -> Sequence[AuditEntry]:
@@ -210,9 +241,13 @@ class SqlPrivacyRepo:
         return (await self.session.scalars(stmt)).all()
 
     async def remove_links(
-        self, person_id: int, addresses: Sequence[tuple[str, str]]
+        self,
+        person_id: int,
+        addresses: Sequence[tuple[str, str]],
+        former: Sequence[FormerChat] = (),
     ) -> dict[str, int]:
-        """Delete the person's invitations, PACT attendance and messages addressed to them."""
+        """Delete the person's invitations, PACT attendance and messages addressed to them
+        (to ``former`` chats: while those were theirs)."""
         counts: dict[str, int] = {}
         i, a, o = tables.invites, tables.pact_attendance, tables.outbox
         for name, stmt in (
@@ -221,8 +256,8 @@ class SqlPrivacyRepo:
         ):
             counts[name] = (await self.session.execute(stmt)).rowcount  # type: ignore[attr-defined]
         counts["outbox"] = 0
-        if addresses:
-            result = await self.session.execute(delete(o).where(self._addressed(addresses)))
+        if addresses or former:
+            result = await self.session.execute(delete(o).where(self._addressed(addresses, former)))
             counts["outbox"] = result.rowcount  # type: ignore[attr-defined]
         return counts
 

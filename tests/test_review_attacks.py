@@ -52,13 +52,6 @@ from tests.test_security import Env, RecordingUser, start_env
 NEW_CHAT = 876_540_000  # Asha's new phone: distinctive, so a substring scan cannot hit by chance
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="erasure deletes only messages addressed to the person's CURRENT addresses "
-    "(bot/people/personal_data.py addresses_of); after `invites --relink` the outbox rows to "
-    "the old Telegram chat (its id, the review screen with the report text, the 'account "
-    "moved' notice) survive `people erase`",
-)
 async def test_erasure_after_a_relink_leaves_nothing_sent_to_the_old_chat(
     db_url: str, clock: FakeClock
 ) -> None:
@@ -147,12 +140,6 @@ def _imported(tmp_path: Path, db_url: str) -> list[str]:
     return base
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`tensionbot people list --format csv` exports every person's name and email but "
-    "writes no audit row (bot/cli/people.py people_list); DATA_PROTECTION.md: every export "
-    "writes an audit_log row",
-)
 def test_exporting_the_people_list_is_audited(tmp_path: Path, db_url: str) -> None:
     base = _imported(tmp_path, db_url)
     before = _audit_actions(db_url)
@@ -162,12 +149,6 @@ def test_exporting_the_people_list_is_audited(tmp_path: Path, db_url: str) -> No
     assert len(_audit_actions(db_url)) > len(before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`tensionbot campaign web-link EMAIL` prints a link that lets its holder answer (and "
-    "report) as that person, yet writes no audit row (bot/cli/campaigns.py campaign_web_link), "
-    "while the equivalent `invites` is audited as invites.issue / invites.relink",
-)
 def test_issuing_a_personal_web_link_is_audited(tmp_path: Path, db_url: str) -> None:
     base = _imported(tmp_path, db_url)
     runner = CliRunner(env={"TENSIONBOT_WEB_SECRET": "s" * 40})
@@ -324,14 +305,6 @@ async def test_a_form_whose_send_timed_out_after_telegram_took_it_is_not_sent_tw
         await gateway.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/common.py alert_admins writes the alert's text, which names the person "
-    "('Cllr Asha Patel (councillor, Heath Town) has blocked the bot'), into audit_log.details; "
-    "the audit log is append-only, so `people erase` can never remove it, while "
-    "DATA_PROTECTION.md says the audit log holds pseudonymous ids only and erasure leaves "
-    "nothing naming the person",
-)
 async def test_an_admin_alert_about_someone_leaves_no_name_in_the_audit_log_after_erasure(
     db_url: str, clock: FakeClock
 ) -> None:
@@ -425,14 +398,6 @@ async def test_a_head_count_typed_as_a_superscript_gets_a_clear_message(
     assert len(answers) == 2, "the superscript got no answer"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/summaries/service.py summary_for audits a refused request with the words typed "
-    "after /summary as the audit row's subject (text[:100]); bot/pact/service.py insight_for "
-    "does the same for every /pact view. Whatever a person types there (a name, what "
-    "happened) is kept for ever in the append-only audit log, which erasure cannot touch; "
-    "DATA_PROTECTION.md: the audit log holds ids, never names or report text",
-)
 async def test_words_typed_after_summary_never_reach_the_audit_log(
     db_url: str, clock: FakeClock
 ) -> None:
@@ -500,14 +465,6 @@ def test_an_email_sender_name_with_a_line_break_is_refused_at_load_naming_the_ke
         config_from_mapping(data, source="<test>", env={"TENSIONBOT_TELEGRAM_TOKEN": "1:x"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="erasure redacts free text naming the person in reports, updates, messages, "
-    "priorities and drafts (bot/people/personal_data.py redaction, storage/privacy.py KINDS), "
-    "but not pact_meetings.venue, which chairs type freely and which is published on the "
-    "public page, its .ics feed and the public channels: a venue naming the erased person "
-    "stays, in the database and in public",
-)
 async def test_erasure_reaches_a_meeting_venue_that_names_the_person(
     db_url: str, clock: FakeClock
 ) -> None:

@@ -77,7 +77,7 @@ class WebWorld:
     async def link(self, email: str) -> str:
         """The person's personal link to the open return."""
         assert self.services.web is not None
-        return await self.services.web.link_for(email, self.campaign_key)
+        return await self.services.web.link_for(email, self.campaign_key, actor="t")
 
     async def delivery(self, email: str) -> str:
         """The status of the person's delivery of the return."""

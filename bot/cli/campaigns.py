@@ -109,7 +109,7 @@ def campaign_web_link(config: Config, email: str, period: str | None, key: str |
 
     async def work(s: Any) -> str:
         camp = await s.campaigns.resolve(period, key)
-        return str(await s.web.link_for(email, camp.key))
+        return str(await s.web.link_for(email, camp.key, actor=ADMIN))
 
     try:
         click.echo(with_services(config, work))

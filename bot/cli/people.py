@@ -59,7 +59,7 @@ def people_list(config: Config, fmt: str) -> None:
             "telegram": "blocked" if p.blocked_at else ("linked" if p.linked else "not linked"),
             "active": p.active,
         }
-        for p in with_services(config, lambda s: s.people.everyone())
+        for p in with_services(config, lambda s: s.people.export_list(actor=ADMIN))
     ]
     emit(rows, fmt)
 

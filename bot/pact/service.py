@@ -448,7 +448,13 @@ class PactService(PactPrompts, PactRecords):
                 await audit(uow, now, who, "pact.insight.refused")
                 await uow.commit()
                 raise PactError("PACT insight is for the Prevent and Cohesion Officer and admins.")
-            await audit(uow, now, who, "pact.insight.view", text.strip()[:100])
+            # The filter as a neighbourhood key, never the words typed (they could name
+            # someone, and the audit log is append-only, beyond erasure).
+            try:
+                hood = self.neighbourhood(text).key if text.strip() else ""
+            except PactError:
+                hood = "unknown"
+            await audit(uow, now, who, "pact.insight.view", hood)
             await uow.commit()
         until = f"{now.astimezone(self.tz):%Y-%m}"
         year, month = (int(x) for x in until.split("-"))

@@ -12,7 +12,14 @@ from datetime import datetime
 
 from bot.common import audit
 from bot.domain import Person
-from bot.people.personal_data import BATCH, addresses_of, find_person, identifiers, redaction
+from bot.people.personal_data import (
+    BATCH,
+    addresses_of,
+    find_person,
+    former_chats,
+    identifiers,
+    redaction,
+)
 from bot.ports import UnitOfWork
 
 ERASED_DOMAIN = "erased.invalid"
@@ -61,7 +68,9 @@ async def plan_for(uow: UnitOfWork, person: Person) -> ErasurePlan:
         invites=len(await uow.privacy.invites_of(person.id)),
         pact_meetings_chaired=len(await uow.pact.for_chair(person.id)),
         pact_meetings_attended=len(await uow.privacy.meetings_attended(person.id)),
-        messages=len(await uow.privacy.messages_to(addresses_of(person))),
+        messages=len(
+            await uow.privacy.messages_to(addresses_of(person), await former_chats(uow, person))
+        ),
         deliveries=len(await uow.deliveries.for_person(person.id)),
     )
 
@@ -73,7 +82,8 @@ async def erase(uow: UnitOfWork, who: str, *, actor: str, now: datetime) -> Eras
     plan = await plan_for(uow, person)
     pid = plan.person_id
     ref = f"person:{pid}"
-    idents = identifiers(person)
+    former = await former_chats(uow, person)  # before remove_links deletes what records them
+    idents = identifiers(person, former)
     addresses = addresses_of(person)
     forms: dict[int, set[str]] = {}
     # Their reports: every free-text answer; their actions' updates and notes.
@@ -94,7 +104,7 @@ async def erase(uow: UnitOfWork, who: str, *, actor: str, now: datetime) -> Eras
         rec.draft = {}
         if rec.status == "active":
             rec.status, rec.updated_at = "cancelled", now
-    removed = await uow.privacy.remove_links(pid, addresses)
+    removed = await uow.privacy.remove_links(pid, addresses, former)
     # Platform ids recorded as actors become the anonymous person reference.
     await uow.privacy.replace_actor([*(a.address for a in person.addresses), person.email], ref)
     # Free text anywhere that is about them or names them.
@@ -114,7 +124,7 @@ async def erase(uow: UnitOfWork, who: str, *, actor: str, now: datetime) -> Eras
             if len(rows) < BATCH:
                 break
             after = rows[-1][0]
-    for kind in ("reports", "pact_priorities", "conversations", "pact_recordings"):
+    for kind in ("reports", "pact_priorities", "pact_meetings", "conversations", "pact_recordings"):
         after = 0
         while True:
             rows = await uow.privacy.text_rows(kind, after_id=after, limit=BATCH)

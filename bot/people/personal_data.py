@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.domain import Person
 from bot.messages import OutgoingMessage, Span
-from bot.ports import UnitOfWork
+from bot.ports import FormerChat, UnitOfWork
 
 REDACTED = "[redacted]"
 #: Answers that are aggregate fields (also columns of ``reports``), kept by retention and erasure.
@@ -52,10 +52,33 @@ def addresses_of(person: Person) -> list[tuple[str, str]]:
     return out
 
 
-def identifiers(person: Person) -> list[str]:
-    """What may name the person in free text (name, email, platform ids; 3 characters or more)."""
+async def former_chats(uow: UnitOfWork, person: Person) -> list[FormerChat]:
+    """The chats the person was reached at before a re-link (``invites --relink``) moved their
+    account. Each move queued the "account moved" notice to the old chat, keyed by the
+    invitation used (bot/people/service.py, ``relink:<invite id>``): that row is the record of
+    the old chat and of when it stopped being theirs; their link there (the audit log's
+    ``<platform>.link`` before the move) is when it started."""
+    assert person.id is not None
+    ref = f"person:{person.id}"
+    invites = await uow.privacy.invites_of(person.id)
+    notices = await uow.privacy.messages_keyed([f"relink:{i.id}" for i in invites])
+    if not notices:
+        return []
+    links = [e for e in await uow.privacy.audit_about([ref]) if e.subject == ref]
+    out: list[FormerChat] = []
+    for notice in notices:
+        until = notice.created_at
+        linked = [e.at for e in links if e.action == f"{notice.channel}.link" and e.at < until]
+        out.append(FormerChat(notice.channel, notice.recipient, max(linked, default=None), until))
+    return out
+
+
+def identifiers(person: Person, former: Sequence[FormerChat] = ()) -> list[str]:
+    """What may name the person in free text (name, email, platform ids, ``former`` chats; 3
+    characters or more)."""
     values = [person.name, person.email]
     values += [v for a in person.addresses for v in (a.address, a.chat) if v]
+    values += [f.recipient for f in former]
     return [v for v in values if v and len(v) >= 3]
 
 
@@ -98,6 +121,8 @@ async def redaction(
         return {"payload": redacted} if payload != redacted and hit(payload) else {}
     if kind == "pact_priorities":
         return {**text("report_back"), **text("outcome")} | (text("title") if only else {})
+    if kind == "pact_meetings":  # a venue typed freely, e.g. "<name>'s ward surgery"
+        return text("venue") if only else {}
     if kind in ("conversations", "pact_recordings"):
         changes: dict[str, Any] = {}
         if values["draft"] and hit(values["draft"]):

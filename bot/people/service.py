@@ -123,6 +123,15 @@ class PeopleService:
         async with self.uow_factory() as uow:
             return await uow.people.all()
 
+    async def export_list(self, *, actor: str) -> Sequence[Person]:
+        """Everyone, by name, to leave the system (``people list``): audited as
+        ``people.list`` with the count, as every export is."""
+        async with self.uow_factory() as uow:
+            people = await uow.people.all()
+            await audit(uow, self.clock.now(), actor, "people.list", "", people=len(people))
+            await uow.commit()
+        return people
+
     # ----------------------------------------------------------------- invitations
 
     async def issue_invites(self, *, actor: str, email: str | None = None) -> list[InviteLink]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.common import audit
 from bot.messages import OutgoingMessage
-from bot.people.personal_data import REDACTED, addresses_of, find_person
+from bot.people.personal_data import REDACTED, addresses_of, find_person, former_chats
 from bot.ports import UnitOfWork
 
 
@@ -164,7 +164,9 @@ async def export(
                 "status": m.status,
                 "text": _message_text(m.payload),
             }
-            for m in await uow.privacy.messages_to(addresses_of(person))
+            for m in await uow.privacy.messages_to(
+                addresses_of(person), await former_chats(uow, person)
+            )
         ],
         "audit": [
             {

@@ -26,7 +26,7 @@ from itsdangerous import BadData, Signer, URLSafeSerializer
 
 from bot.actions.service import ActionService
 from bot.clock import Clock
-from bot.common import Waker, local_time
+from bot.common import Waker, audit, local_time
 from bot.config import Config
 from bot.delivery.seen import SeenRequests, request_key
 from bot.domain import Campaign, DeliveryState, Person
@@ -271,13 +271,24 @@ class WebReturnService:
         """The person's personal link to ``campaign``'s form, valid until the return closes."""
         return WebLinks(self.config, self.signer).link(person_id, campaign)
 
-    async def link_for(self, email: str, campaign_key: str) -> str:
-        """The personal link of the person with ``email`` to the return with ``campaign_key``."""
+    async def link_for(self, email: str, campaign_key: str, *, actor: str) -> str:
+        """The personal link of the person with ``email`` to the return with ``campaign_key``.
+        Whoever holds it answers as that person, so issuing it is audited (``web.link``, the
+        person's id), as an invitation is."""
         async with self.uow_factory() as uow:
             person = await uow.people.by_email(email)
             campaign = await uow.campaigns.by_key(campaign_key)
-        if person is None or person.id is None or campaign is None:
-            raise LookupError("no such person or return")
+            if person is None or person.id is None or campaign is None:
+                raise LookupError("no such person or return")
+            await audit(
+                uow,
+                self.clock.now(),
+                actor,
+                "web.link",
+                f"person:{person.id}",
+                campaign=campaign.key,
+            )
+            await uow.commit()
         return self.link(person.id, campaign)
 
     async def open_link(self, token: str, current: WebSession | None) -> WebSession:

@@ -309,7 +309,9 @@ async def summary_for(
     if person_role not in SUMMARY_ROLES:
         log.warning("refused a summary request from %s (role %s)", who, person_role)
         async with uow_factory() as uow:
-            await audit(uow, now, who, "summary.refused", text[:100])
+            # Never the words typed after the command: they could name someone, and the audit
+            # log is append-only, beyond erasure. Only whether there were any.
+            await audit(uow, now, who, "summary.refused", filtered=bool(text.strip()))
             await uow.commit()
         raise SummaryRefused("Summaries are for the Prevent and Cohesion Officer and admins.")
     default = shift(f"{now.astimezone(service.config.partnership.tz):%Y-%m}", 0)
