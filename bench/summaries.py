@@ -243,10 +243,16 @@ async def run(
 
         summary = await build(MONTH)  # warm-up (and the figures to check against)
         agree = summary == await build(MONTH, loop)  # every figure, pockets and PACT included
-        month_sql = [await _timed(build(MONTH)) for _ in range(repeats)]
-        month_py = [await _timed(build(MONTH, loop)) for _ in range(max(3, repeats - 2))]
-        reads_sql = [await _timed(figure_reads(service, MONTH)) for _ in range(repeats)]
-        reads_py = [await _timed(figure_reads(loop, MONTH)) for _ in range(max(3, repeats - 2))]
+        # Taken in turns, SQL then loop, so that both see the same load on a shared machine.
+        month_sql: list[float] = []
+        month_py: list[float] = []
+        reads_sql: list[float] = []
+        reads_py: list[float] = []
+        for _ in range(repeats):
+            month_sql.append(await _timed(build(MONTH)))
+            month_py.append(await _timed(build(MONTH, loop)))
+            reads_sql.append(await _timed(figure_reads(service, MONTH)))
+            reads_py.append(await _timed(figure_reads(loop, MONTH)))
         await build(QUARTER)  # warm-up, as for the month
         await build(YEAR)
         quarter_sql = [await _timed(build(QUARTER)) for _ in range(repeats)]
