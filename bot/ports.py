@@ -427,8 +427,12 @@ class PactRepo(Protocol):
         self, since: datetime, until: datetime, neighbourhood: str | None = None
     ) -> list[tuple[Any, ...]]: ...
     async def attendance_by(
-        self, group: str, since: datetime, until: datetime, neighbourhood: str | None = None
-    ) -> list[tuple[str, int, float, int, int, float | None, int, int]]: ...
+        self,
+        groups: Sequence[str],
+        since: datetime,
+        until: datetime,
+        neighbourhood: str | None = None,
+    ) -> dict[str, list[tuple[str, int, float, int, int, int, int]]]: ...
     async def meeting_counts(
         self, since: datetime, until: datetime, neighbourhood: str | None = None
     ) -> dict[str, int]: ...

@@ -333,6 +333,105 @@ def test_pact_commands_and_exports(tmp_path: Path, db_url: str) -> None:
     assert (out / "pact_attendance.png").read_bytes().startswith(b"\x89PNG")
 
 
+async def test_the_insight_figures_are_those_of_its_meetings_and_priorities_counted_by_hand(
+    services: Services,
+) -> None:
+    """A seeded season: meetings in and out of the window, some not recorded, priorities set,
+    carried and closed. Every figure of the insight (attendance by each grouping, meetings by
+    status, the priority counts) equals a count of the plan in Python: the figures read in
+    one statement per kind are those the per-group queries gave."""
+    import random
+
+    rng = random.Random(17)
+    planned = []
+    for i in range(30):
+        day = datetime(2026, 8, 1) + timedelta(days=rng.randrange(0, 120))
+        planned.append(
+            (
+                rng.choice(["heath-town", "penn"]),
+                f"{day:%Y-%m-%d}",
+                rng.choice(["10:00", "14:00", "18:30", "19:00"]),
+                rng.choice(["Library", "Church Hall", "Community Centre"]) + f" {i % 2}",
+                rng.choice(["in_person", "online", "street_briefing"]),
+            )
+        )
+    planned.sort(key=lambda p: (p[1], p[2]))
+    start, end = _local("2026-09-01", "00:00"), _local("2026-12-01", "00:00")
+    recorded: list[tuple[Any, ...]] = []  # (meeting, public, new, present)
+    statuses: dict[str, int] = {}
+    # priority id -> [created, closed_at or None, last reviewed meeting's start or None]
+    priorities: dict[int, list[Any]] = {}
+    for hood, on, hm, venue, fmt in planned:
+        meeting = await services.pact.schedule(
+            neighbourhood=hood, on=on, at=hm, venue=venue, format=fmt,
+            chair_email=None, actor="t", allow_past=True,
+        )  # fmt: skip
+        assert meeting.id is not None
+        if rng.random() < 0.2:  # never recorded: counted by status, not in the attendance
+            if start <= meeting.starts_at < end:
+                statuses[meeting.status] = statuses.get(meeting.status, 0) + 1
+            continue
+        async with services.db.uow() as uow:
+            chair = await uow.people.get(meeting.chair_id)
+            assert chair is not None
+            context = await services.pact.context(uow, chair, meeting.id)
+            present = [pid for pid, _ in context.partners if rng.random() < 0.5]
+            reviews = []
+            for p in context.priorities:
+                assert p.id is not None
+                decision = rng.choice(["closed", "carried"])
+                reviews.append((p.id, decision, "done" if decision == "closed" else "ongoing"))
+                priorities[p.id][2] = meeting.starts_at
+                if decision == "closed":
+                    priorities[p.id][1] = meeting.starts_at
+            new = [
+                (f"Priority {k}", rng.choice(["npt", "cohesion"])) for k in range(rng.randrange(3))
+            ]
+            public = rng.randrange(0, 60)
+            record = MeetingRecord(public, rng.randrange(0, public + 1), present, reviews, new)
+            assert await services.pact.apply_record(uow, chair, context, record) == {}
+            await uow.commit()
+            for p in await uow.pact.open_priorities(hood):
+                assert p.id is not None
+                priorities.setdefault(p.id, [p.created_at, None, None])
+        if start <= meeting.starts_at < end:
+            recorded.append((meeting, record.public, record.new, len(present)))
+            statuses["recorded"] = statuses.get("recorded", 0) + 1
+
+    insight = await services.pact.insight("2026-09", "2026-11")
+    assert [m.id for m in insight.meetings] == [m.id for m, *_ in recorded]
+    rows = {m.id: m for m in insight.meetings}
+    for group in ("slot", "weekday", "venue", "format", "neighbourhood"):
+        expected: dict[str, list[int]] = {}
+        for meeting, public, new, present in recorded:
+            key = str(getattr(rows[meeting.id], group))
+            n, pub, nw, pres, inv = expected.get(key, [0, 0, 0, 0, 0])
+            invited = rows[meeting.id].partners_invited
+            expected[key] = [n + 1, pub + public, nw + new, pres + present, inv + invited]
+        got = insight.by[group]
+        assert [r.key for r in got] == sorted(expected), group
+        for r in got:
+            n, pub, nw, pres, inv = expected[r.key]
+            assert (r.meetings, r.public, r.new, r.partners_present, r.partners_invited) == (
+                n, pub, nw, pres, inv
+            ), (group, r.key)  # fmt: skip
+            assert r.mean == pytest.approx(pub / n, rel=1e-12)
+    assert len(insight.by["weekday"]) > 2 and len(insight.by["venue"]) > 4
+    assert insight.counts == statuses
+
+    def inside(at: datetime | None) -> bool:
+        return at is not None and start <= at < end
+
+    assert insight.priorities == {
+        "set": sum(1 for c, _, _ in priorities.values() if inside(c)),
+        "resolved": sum(1 for c, x, _ in priorities.values() if inside(c) and x is not None),
+        "closed": sum(1 for _, x, _ in priorities.values() if inside(x)),
+        "carried": sum(1 for _, x, r in priorities.values() if x is None and inside(r)),
+        "open": sum(1 for _, x, _ in priorities.values() if x is None),
+    }
+    assert min(insight.priorities.values()) > 0
+
+
 async def test_an_empty_period_says_so(services: Services) -> None:
     insight = await services.pact.insight("2026-01", "2026-03")
     assert insight.empty and findings(insight) == ["No PACT meeting was recorded in this period."]

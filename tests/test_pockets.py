@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 
+from bot.summaries import stats as stats_module
 from bot.summaries.stats import (
     Series,
     benjamini_hochberg,
@@ -18,6 +19,7 @@ from bot.summaries.stats import (
 
 Q = 0.05
 WARDS = 20
+BASELINE = 12
 
 
 def _binomial_tail(y: int, n: int, p: float) -> float:
@@ -196,3 +198,39 @@ def test_scipy_is_loaded_only_when_a_summary_is_made() -> None:
         "assert 'scipy' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_p_values_computed_together_are_those_of_one_test_at_a_time() -> None:
+    # A seeded world: tension and police families, Poisson and overdispersed, with missing
+    # months and quiet units, for a month (spikes and sustained rises), a quarter and a year.
+    # The vectorised p-values (one SciPy call per distribution) must be exactly those of
+    # p_value(), the one-call-per-test computation they replace.
+    rng = random.Random(20261130)
+    for window in (1, 3, 12):
+        series = []
+        for source, by, erratic in (
+            ("tension reports", "ward", False),
+            ("tension reports", "category", True),
+            ("hate crimes", "strand", True),
+        ):
+            for unit in range(WARDS):
+                mean = rng.choice((0.2, 1.5, 4.0, 12.0))
+                counts: list[int | None] = []
+                length = BASELINE + max(window, 3)
+                for month in range(length):
+                    if month >= length - window:  # the months under review: rises or not
+                        counts.append(_poisson(rng, mean * rng.choice((1.0, 3.0))))
+                    elif erratic:
+                        counts.append(_poisson(rng, mean * rng.choice((0.2, 3.0))))
+                    else:  # steadier than Poisson: this family's phi is 1 (binomial tests)
+                        counts.append(int(mean) + rng.choice((0, 1)))
+                    if rng.random() < 0.08 and month < BASELINE:
+                        counts[-1] = None
+                series.append(Series(source, by, f"{by} {unit}", counts))
+        found = stats_module.tests(series, window)
+        assert {t.dispersion > 1.0 for t in found} == {True, False}  # both distributions
+        assert len(found) > WARDS * 2
+        for t in found:
+            span = window if t.kind == "spike" else 3
+            old = p_value(t.observed, t.baseline_total, t.months, span, t.dispersion)
+            assert t.p_value == old, (t.series.name, t.kind)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from bot.common import audit, clean_text, local_time
@@ -409,11 +409,14 @@ class PactService(PactPrompts, PactRecords):
             result.meetings = [
                 MeetingRow(*row) for row in await uow.pact.meeting_rows(start, end, hood)
             ]
+            grouped = await uow.pact.attendance_by(GROUPS, start, end, hood)
             for group in GROUPS:
-                rows = [GroupRow(*r) for r in await uow.pact.attendance_by(group, start, end, hood)]
                 # 'vs usual' leave-one-out, total over total (bot/pact/rules.py), from the meetings.
                 relative = relative_attendance(result.meetings, group)
-                result.by[group] = [replace(r, relative=relative.get(r.key)) for r in rows]
+                result.by[group] = [
+                    GroupRow(key, n, mean, new, public, relative.get(key), present, invited)
+                    for key, n, mean, new, public, present, invited in grouped[group]
+                ]
             result.counts = await uow.pact.meeting_counts(start, end, hood)
             result.priorities = await uow.pact.priority_counts(start, end, hood)
         if change_date is not None:

@@ -4,7 +4,6 @@ and every unit of the partnership tested for pockets of concern. Pure functions:
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -129,14 +128,8 @@ def pockets_of_concern(
     is tested as a whole against the 12 months before it."""
     months = [*history, *period]
     first = min((p for p, _, _ in cube), default=period[0])
-    tension: Counter[tuple[str, str, str]] = Counter()
-    for (p, w, c), n in cube.items():
-        tension[("ward", w, p)] += n
-        tension[("category", c, p)] += n
-    police: Counter[tuple[str, str, str]] = Counter()
-    for (p, w, s), n in by_strand.items():
-        police[("ward", w, p)] += n
-        police[("strand", s, p)] += n
+    tension = _margins(cube, "category")
+    police = _margins(by_strand, "strand")
     wards = list(config.partnership.wards)
     series: list[Series] = []
     for source, table, observed in (
@@ -154,3 +147,16 @@ def pockets_of_concern(
         if (ward is None or (p.by == "ward" and p.ward == ward))
         and (category is None or (p.by == "category" and p.ward == category))
     ]
+
+
+def _margins(counts: dict[tuple[str, str, str], int], by: str) -> dict[tuple[str, str, str], int]:
+    """(month, ward, ``by``) counts summed by ward and by ``by``: (kind, unit, month) -> n.
+    A plain dict and ``get`` (a Counter's missing-key path costs more, thousands of times)."""
+    out: dict[tuple[str, str, str], int] = {}
+    get = out.get
+    for (p, w, other), n in counts.items():
+        key = ("ward", w, p)
+        out[key] = get(key, 0) + n
+        key = (by, other, p)
+        out[key] = get(key, 0) + n
+    return out

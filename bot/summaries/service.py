@@ -126,15 +126,20 @@ class SummaryService:
                 await f.tension_levels(sorted(set(wanted)), ward, category)
             ).items():
                 levels[(bucket[m], lv, basis)] += n
-            chosen: dict[tuple[str, str, str], int] = {
-                key: n
-                for key, n in cube.items()
-                if (ward is None or key[1] == ward) and (category is None or key[2] == category)
-            }
             by_group: dict[str, Counter[tuple[str, str]]] = {g: Counter() for g in GROUPS}
-            for (period_, ward_, category_), n in chosen.items():
-                by_group["ward"][(period_, ward_)] += n
-                by_group["category"][(period_, category_)] += n
+            tensions = Counter[tuple[str, str]]()
+            by_month = Counter[tuple[str, str]]()
+            matrix: dict[tuple[str, str], int] = {}
+            # One pass over the cube for every figure regrouped from it.
+            for (period_, ward_, category_), n in cube.items():
+                tensions[(ward_, period_)] += n
+                if ward is None or ward_ == ward:
+                    by_month[(period_, category_)] += n  # the trend is the chosen ward's
+                    if category is None or category_ == category:
+                        by_group["ward"][(period_, ward_)] += n
+                        by_group["category"][(period_, category_)] += n
+                        if period_ == month:
+                            matrix[(ward_, category_)] = n
             for (period_, lv, basis), n in levels.items():
                 by_group["level"][(period_, lv)] += n
                 by_group["basis"][(period_, basis)] += n
@@ -166,12 +171,6 @@ class SummaryService:
                         by, [(k, now_.get(k, 0), prev_.get(k, 0), year_.get(k, 0)) for k in keys]
                     )
                 )
-            tensions = Counter[tuple[str, str]]()
-            by_month = Counter[tuple[str, str]]()
-            for (period_, ward_, category_), n in cube.items():
-                tensions[(ward_, period_)] += n
-                if ward is None or ward_ == ward:  # the trend is the chosen ward's
-                    by_month[(period_, category_)] += n
             # The police figures once, by strand; the ward totals are their sums. A month with
             # no rows was not imported: missing, never 0.
             by_strand = await f.hate_crime_by_strand(all_months)
@@ -269,13 +268,7 @@ class SummaryService:
                     summary.trend[category_] = [
                         by_month.get((m, category_), 0) for m in summary.months
                     ]
-            summary.matrix = {
-                (w, c): n
-                for (p, w, c), n in cube.items()
-                if p == month
-                and (ward is None or w == ward)
-                and (category is None or c == category)
-            }
+            summary.matrix = matrix
             summary.tension_by_ward = {w: tensions.get((w, month), 0) for w in wards}
             await audit(
                 uow,

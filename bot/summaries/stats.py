@@ -119,14 +119,49 @@ def p_value(observed: int, baseline_total: int, months: int, window: int, phi: f
     return float(stats.betabinom.sf(observed - 1, total, window * a, months * a))
 
 
+def p_values(
+    observed: Sequence[int],
+    baseline_totals: Sequence[int],
+    months: Sequence[int],
+    windows: Sequence[int],
+    phis: Sequence[float],
+) -> list[float]:
+    """:func:`p_value` for many tests at once: one SciPy call for the binomial tests and one
+    for the beta-binomial ones over arrays, instead of one call per test (SciPy's argument
+    checking, not the arithmetic, is most of a call's cost). Element by element the same
+    formula and the same SciPy functions, so each result is the one :func:`p_value` gives."""
+    import numpy as np
+    from scipy import stats  # loaded only when a summary is made
+
+    y = np.asarray(observed, dtype=np.int64)
+    base = np.asarray(baseline_totals, dtype=np.int64)
+    n = np.asarray(months, dtype=np.int64)
+    w = np.asarray(windows, dtype=np.int64)
+    phi = np.asarray(phis, dtype=np.float64)
+    out = np.ones(len(y), dtype=np.float64)  # nothing observed: p = 1
+    total = y + base
+    binomial = (y > 0) & (phi <= 1.0)
+    if binomial.any():
+        t, k, m = total[binomial], w[binomial], n[binomial]
+        out[binomial] = stats.binom.sf(y[binomial] - 1, t, k / (k + m))
+    beta = (y > 0) & (phi > 1.0)
+    if beta.any():
+        t, k, m = total[beta], w[beta], n[beta]
+        a = t / (m + k) / (phi[beta] - 1.0)
+        out[beta] = stats.betabinom.sf(y[beta] - 1, t, k * a, m * a)
+    return [float(x) for x in out]
+
+
 def tests(series: Sequence[Series], window: int = 1) -> list[Test]:
     """Every test of a period: a spike test per unit of the last ``window`` months together
     (1: a month; 3: a quarter; 12: a year) and, for a month, a sustained-rise test (when the
-    months under review are all observed and there is enough history)."""
+    months under review are all observed and there is enough history). The p-values are
+    computed together at the end (:func:`p_values`)."""
     families: dict[tuple[str, str], list[Series]] = {}
     for s in series:
         families.setdefault((s.source, s.by), []).append(s)
-    out: list[Test] = []
+    # (series, kind, observed, baseline total, baseline months, span, phi, above)
+    pending: list[tuple[Series, str, int, int, int, int, float, bool]] = []
     for family in families.values():
         k = dispersion(family, window)
         for s in family:
@@ -141,9 +176,20 @@ def tests(series: Sequence[Series], window: int = 1) -> list[Test]:
                 mean = sum(base) / len(base)
                 above = all(c is not None and c > mean for c in recent)
                 y = sum(c for c in recent if c is not None)
-                p = p_value(y, sum(base), len(base), span, k)
-                out.append(Test(s, kind, y, sum(base), len(base), p, k, above))
-    return out
+                pending.append((s, kind, y, sum(base), len(base), span, k, above))
+    if not pending:
+        return []
+    ps = p_values(
+        [t[2] for t in pending],
+        [t[3] for t in pending],
+        [t[4] for t in pending],
+        [t[5] for t in pending],
+        [t[6] for t in pending],
+    )
+    return [
+        Test(s, kind, y, total, months, p, k, above)
+        for (s, kind, y, total, months, _, k, above), p in zip(pending, ps, strict=True)
+    ]
 
 
 def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import String, and_, cast, delete, func, literal_column, or_, select, union_all
 from sqlalchemy.orm import aliased
 
 from bot.domain import (
@@ -23,7 +23,7 @@ from storage.repositories.base import _Repo
 
 class SqlPactRepo(_Repo):
     """PACT meetings, attendance, priorities, chairs' recordings, and the attendance analysis
-    (GROUP BY with a window function for each neighbourhood's usual attendance)."""
+    (one GROUP BY per grouping, in one statement)."""
 
     async def add_meeting(self, meeting: PactMeeting) -> None:
         self.session.add(meeting)
@@ -157,57 +157,55 @@ class SqlPactRepo(_Repo):
         return [tuple(row) for row in (await self.session.execute(stmt)).all()]
 
     async def attendance_by(
-        self, group: str, since: datetime, until: datetime, neighbourhood: str | None = None
-    ) -> list[tuple[str, int, float, int, int, float | None, int, int]]:
-        """Recorded meetings grouped by ``group``: (key, meetings, mean public attendance, new
-        attendees, public attendees, mean attendance relative to the neighbourhood's own mean,
-        partners present, partners invited)."""
-        if group not in {"slot", "weekday", "venue", "format", "neighbourhood"}:
-            raise ValueError(f"cannot group meetings by {group!r}")
+        self,
+        groups: Sequence[str],
+        since: datetime,
+        until: datetime,
+        neighbourhood: str | None = None,
+    ) -> dict[str, list[tuple[str, int, float, int, int, int, int]]]:
+        """Recorded meetings grouped by each of ``groups`` (one statement: a GROUP BY per group
+        joined by UNION ALL): group -> [(key, meetings, mean public attendance, new attendees,
+        public attendees, partners present, partners invited)], in key order."""
+        allowed = {"slot", "weekday", "venue", "format", "neighbourhood"}
+        if not set(groups) <= allowed:
+            raise ValueError(f"cannot group meetings by {sorted(set(groups) - allowed)}")
         m, a = tables.pact_meetings, tables.pact_attendance
         present = (
             select(func.count()).where(a.c.meeting_id == m.c.id).correlate(m).scalar_subquery()
         )
-        usual = func.avg(m.c.public_attendees * 1.0).over(partition_by=m.c.neighbourhood)
         inner = (
             select(
-                m.c[group].label("k"),
+                *(m.c[g] for g in groups),
                 m.c.public_attendees.label("pub"),
                 m.c.new_attendees.label("new"),
-                (m.c.public_attendees * 1.0 / func.nullif(usual, 0)).label("rel"),
                 present.label("present"),
                 m.c.partners_invited.label("invited"),
             )
             .where(self._recorded(since, until, neighbourhood))
-            .subquery()
+            .cte("recorded")
         )
-        stmt = (
+        parts = [
             select(
-                inner.c.k,
+                literal_column(str(i)).label("g"),
+                # One column for every group's key (the weekday is a number): as text.
+                cast(inner.c[g], String).label("k"),
                 func.count(),
                 func.avg(inner.c.pub * 1.0),
                 func.sum(inner.c.new),
                 func.sum(inner.c.pub),
-                func.avg(inner.c.rel),
                 func.sum(inner.c.present),
                 func.sum(inner.c.invited),
-            )
-            .group_by(inner.c.k)
-            .order_by(inner.c.k)
-        )
-        return [
-            (
-                str(k),
-                int(n),
-                float(mean or 0),
-                int(new or 0),
-                int(pub or 0),
-                float(rel) if rel is not None else None,
-                int(pres or 0),
-                int(inv or 0),
-            )
-            for k, n, mean, new, pub, rel, pres, inv in (await self.session.execute(stmt)).all()
+            ).group_by(inner.c[g])
+            for i, g in enumerate(groups)
         ]
+        stmt = union_all(*parts).order_by("g", "k")
+        out: dict[str, list[tuple[str, int, float, int, int, int, int]]] = {g: [] for g in groups}
+        for i, k, n, mean, new, pub, pres, inv in (await self.session.execute(stmt)).all():
+            out[groups[i]].append(
+                (str(k), int(n), float(mean or 0), int(new or 0), int(pub or 0), int(pres or 0),
+                 int(inv or 0))
+            )  # fmt: skip
+        return out
 
     async def meeting_counts(
         self, since: datetime, until: datetime, neighbourhood: str | None = None
@@ -263,13 +261,12 @@ class SqlPactRepo(_Repo):
         )
         # Of those set in the window, how many are resolved (closed) now: the resolution rate.
         resolved = set_.where(p.c.status == PriorityStatus.CLOSED.value)
-        out = {}
-        for name, stmt in (
-            ("set", set_),
-            ("resolved", resolved),
-            ("closed", closed),
-            ("carried", carried),
-            ("open", open_),
-        ):
-            out[name] = int((await self.session.execute(stmt)).scalar_one())
-        return out
+        names = ("set", "resolved", "closed", "carried", "open")
+        stmt = select(
+            *(
+                q.scalar_subquery().label(name)
+                for name, q in zip(names, (set_, resolved, closed, carried, open_), strict=True)
+            )
+        )
+        row = (await self.session.execute(stmt)).one()  # one trip for the five counts
+        return {name: int(n) for name, n in zip(names, row, strict=True)}
