@@ -78,13 +78,6 @@ async def test_erasure_after_a_relink_leaves_nothing_sent_to_the_old_chat(
         assert left == [], sorted(set(left))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the subject-access export lists only messages to the person's CURRENT addresses "
-    "(bot/people/subject_access.py messages_to(addresses_of(person))): after `invites "
-    "--relink` everything sent to their old chat (the form, the review screen with their "
-    "report text, the 'account moved' notice) is held but left out of `people export`",
-)
 async def test_subject_access_after_a_relink_includes_what_was_sent_to_the_old_chat(
     db_url: str, clock: FakeClock
 ) -> None:
