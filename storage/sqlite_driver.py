@@ -104,6 +104,22 @@ class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = _OneTripCursor
 
+    def _idle(self) -> bool:
+        """No transaction open on the connection (sqlite3's own flag, read without a trip:
+        SQLAlchemy uses the connection from one task at a time, so no statement is running)."""
+        raw = self._connection._connection
+        return raw is not None and not raw.in_transaction
+
+    def rollback(self) -> None:
+        # The pool rolls back every connection it gets back, also after a commit: with no
+        # transaction open that is a trip to the thread for sqlite3 to do nothing.
+        if not self._idle():
+            super().rollback()
+
+    def commit(self) -> None:
+        if not self._idle():  # a unit of work that only read has nothing to commit
+            super().commit()
+
 
 class _OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:

@@ -59,6 +59,29 @@ async def test_a_statement_is_one_trip_to_the_database_thread(engine: AsyncEngin
         assert count[0] == 1
 
 
+async def test_a_write_committed_then_returned_to_the_pool_is_two_trips(
+    engine: AsyncEngine,
+) -> None:
+    """The statement and its commit; the pool's rollback of a connection that has no open
+    transaction (after a commit, or after only reading) costs no trip, and a transaction left
+    open is still rolled back when the connection goes back to the pool."""
+    with trips() as count:
+        async with engine.begin() as conn:
+            await conn.execute(insert(_t), {"v": "a"})
+    assert count[0] == 2  # INSERT, COMMIT: no ROLLBACK trip on the way back to the pool
+    with trips() as count:
+        async with engine.connect() as conn:
+            await conn.execute(select(_t.c.v))
+    assert count[0] == 1  # a read and nothing to end
+    async with engine.connect() as conn:
+        await conn.execute(insert(_t), {"v": "left open"})
+        # Closed without commit: the pool's rollback must still reach SQLite.
+    async with engine.connect() as conn:
+        assert await conn.scalar(select(_t.c.v).where(_t.c.v == "left open")) is None
+        await conn.execute(insert(_t), {"v": "b"})  # and the write lock was released
+        await conn.commit()
+
+
 async def test_results_row_counts_ids_and_errors_are_the_drivers(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         first = await conn.execute(insert(_t), {"v": "a"})
