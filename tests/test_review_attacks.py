@@ -362,15 +362,6 @@ async def pact_world(db_url: str, fake_telegram: Any, clock: FakeClock) -> Async
     await w.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/pact/records.py parse_count checks str.isdigit(), which is true for '²' "
-    "(and other non-decimal digits), then int('²') raises ValueError: the chair typing a "
-    "superscript two gets no answer at all (the update fails) instead of the clear 'as a "
-    "whole number' message; the same isdigit()-then-int() pattern is in bot/pact/guided.py:95 "
-    "(/schedule's venue number), bot/pact/service.py:233 (CSV duration) and "
-    "handlers/slack/pact_views.py:266/313. Use str.isdecimal() (or try/except int())",
-)
 async def test_a_head_count_typed_as_a_superscript_gets_a_clear_message(
     pact_world: SimWorld,
 ) -> None:
@@ -498,14 +489,6 @@ async def test_erasure_reaches_a_meeting_venue_that_names_the_person(
         assert left == [] and all(ASHA not in m.venue for m in listing.meetings), left
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handlers/slack/app.py signed(): for a body that is not UTF-8 it checks the stamp "
-    "with str.isdigit() and then int(stamp); a stamp of '²' passes isdigit() and int() raises "
-    "ValueError, so an UNSIGNED request from anyone gets a 500 with a traceback instead of "
-    "401 (README: malformed requests refused, 400/401). Use isdecimal()/isascii() or "
-    "try/except",
-)
 async def test_an_unsigned_slack_request_with_an_odd_timestamp_gets_401_not_a_500(
     db_url: str, fake_telegram: Any, clock: FakeClock
 ) -> None:

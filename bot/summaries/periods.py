@@ -54,9 +54,15 @@ def period_of(first_month: str, length: int) -> Period:
 def parse_period(text: str) -> Period:
     """``YYYY-MM``, ``YYYY-Qn`` or ``YYYY``; ValueError naming the value otherwise."""
     value = text.strip().upper()
-    if len(value) == 4 and value.isdigit():
+    if len(value) == 4 and value.isascii() and value.isdigit():
         return period_of(f"{value}-01", 12)
-    if len(value) == 7 and value[4:6] == "-Q" and value[:4].isdigit() and value[6] in "1234":
+    if (
+        len(value) == 7
+        and value[4:6] == "-Q"
+        and value[:4].isascii()
+        and value[:4].isdigit()
+        and value[6] in "1234"
+    ):
         return period_of(f"{value[:4]}-{3 * int(value[6]) - 2:02d}", 3)
     try:
         validate_month(value)
