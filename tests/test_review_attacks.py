@@ -440,13 +440,6 @@ async def test_a_stranger_tapping_a_forged_button_leaves_no_trace_of_their_id(
     assert logged == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/config/email.py takes any from_name; one with a line break passes check-config "
-    "and then every email fails at send time (handlers/email/render.py build: EmailMessage "
-    "refuses a header with a linefeed, a ValueError the messenger does not catch), each form "
-    "retried 8 times and failed; a bad value must be refused at load, naming email.from_name",
-)
 def test_an_email_sender_name_with_a_line_break_is_refused_at_load_naming_the_key() -> None:
     data = {
         "partnership": {"wards": ["Park", "Penn"]},
