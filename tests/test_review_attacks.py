@@ -411,15 +411,6 @@ OUR_LOGGERS = {"bot", "handlers", "scheduler", "storage"}
 STRANGER = 918_273_645  # a Telegram user nobody invited: distinctive, for the log search
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/returns/conversation.py button() logs 'refused a malformed button payload from "
-    "telegram user <id>' BEFORE the identity step, so a stranger's Telegram user id is "
-    "written to the log (stored wherever the logs go); README: unknown users are refused and "
-    "nothing about them is stored, and bot/people/identity.py logs 'the platform name only: "
-    "never the id, which identifies a stranger'. The same for a Slack user who is not in a "
-    "team: bot/actions/service.py _load_for logs 'refused officer <Slack id>'",
-)
 async def test_a_stranger_tapping_a_forged_button_leaves_no_trace_of_their_id(
     db_url: str, fake_telegram: Any, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
