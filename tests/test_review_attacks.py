@@ -315,14 +315,6 @@ async def test_an_admin_alert_about_someone_leaves_no_name_in_the_audit_log_afte
         assert left == [], sorted(set(left))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/pact/prompts.py takes the chair with uow.people.get(m.chair_id) and never "
-    "checks person.active (invited() does, for the others), so a chair marked inactive (left "
-    "the partnership) still gets the meeting's invitation with its .ics, the briefing, the "
-    "'record it' prompt and the chase; set_active's docstring and DATA_PROTECTION.md: an "
-    "inactive person gets no invitations",
-)
 async def test_a_chair_who_has_left_gets_no_pact_messages(db_url: str, clock: FakeClock) -> None:
     async with services_for(db_url, clock) as s:
         await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
