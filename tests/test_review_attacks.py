@@ -157,14 +157,6 @@ class _WallClock(SlackClock):
         return self.at.timestamp()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a signed Slack request is remembered for 5 minutes from when WE saw it "
-    "(bot/delivery/seen.py REPLAY_WINDOW, handlers/slack/listeners/middleware.py), but Bolt "
-    "accepts a timestamp up to 5 minutes in the FUTURE too (slack_sdk: abs(now - ts) > 300): "
-    "with Slack's clock ahead of ours by d, the same bytes are accepted again for d seconds "
-    "after the key is purged. The key must live until ts + 5 min (+ skew), not now + 5 min",
-)
 async def test_a_signed_slack_request_cannot_be_replayed_while_its_signature_is_valid(
     db_url: str, clock: FakeClock
 ) -> None:
