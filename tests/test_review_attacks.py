@@ -251,15 +251,6 @@ class _GatewayAfterDelivery:
         return web.Response(body=payload, status=status, content_type="application/json")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a form whose send ended in a timeout / 504 (the platform may well have delivered "
-    "it) is retried like a 5xx (bot/delivery/recording.py: every non-permanent failure is "
-    "re-queued; handlers/telegram/messenger.py: TimedOut/NetworkError -> plain retry), so the "
-    "person gets the form twice; a crash at the same point makes it `uncertain` instead. The "
-    "fake's timeout injection (sim/fake_telegram/server.py inject(0)) never carries the call "
-    "out, so the fault suite cannot see this",
-)
 async def test_a_form_whose_send_timed_out_after_telegram_took_it_is_not_sent_twice(
     db_url: str, fake_telegram: Any, clock: FakeClock
 ) -> None:
