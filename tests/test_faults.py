@@ -328,7 +328,7 @@ async def test_platform_faults(
                 "telegram_calls": len(fake_telegram.calls) - calls_before,
                 "slack_calls": len(slack.calls),
                 "slack_429_violations": s_violations,
-                "uncertain": w.runtime.dispatcher.stats.recovered_uncertain,
+                "uncertain": w.runtime.dispatcher.stats.uncertain,
                 "followed_up": sum(follow_ups.values()),
                 "carried_out_unanswered": sum(forms.values())
                 - sum(form_sends(fake_telegram, FORM_MARKER).values()),

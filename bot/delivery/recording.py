@@ -60,6 +60,7 @@ class DispatchStats:
     failed: int = 0
     retried: int = 0
     throttled: int = 0  # 429s received
+    uncertain: int = 0  # sends with no answer from the platform, not re-sent (at most once)
     recovered_uncertain: int = 0
     recovered_resent: int = 0
 
@@ -206,7 +207,7 @@ class ResultRecorder:
             elif row.status == OutboxStatus.FAILED.value:
                 self.stats.failed += 1
             elif row.status == OutboxStatus.UNCERTAIN.value:
-                self.stats.recovered_uncertain += 1
+                self.stats.uncertain += 1
             elif not result.not_sent:
                 self.stats.retried += 1
 
