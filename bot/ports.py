@@ -560,6 +560,10 @@ class SendResult:
     blocked: bool = False  # the person blocked the bot
     error: str | None = None
     not_sent: bool = False  # nothing left this process (no slot): try again, not an attempt
+    # The request reached the platform but no answer came (a timeout, a 504): it may have
+    # been carried out. Sent again only if a duplicate is harmless (a reply, news); otherwise
+    # the row becomes ``uncertain``, as when the process dies mid-send.
+    uncertain: bool = False
     # What an admin can do about a refusal, in the platform's own words (only its messenger
     # knows them: "add the bot as an administrator", "/invite the bot"); None if nothing.
     hint: str | None = None

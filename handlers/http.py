@@ -61,6 +61,11 @@ class _RuntimeCollector(Collector):
             ("messages_failed", stats.failed, "Messages that failed for good in this process."),
             ("messages_retried", stats.retried, "Sends to be retried (5xx, timeouts, 429)."),
             ("messages_throttled", stats.throttled, "429 Too Many Requests received."),
+            (
+                "messages_uncertain",
+                stats.uncertain,
+                "Sends with no answer (a timeout, a 504), not re-sent: at most once.",
+            ),
         ):
             yield CounterMetricFamily(f"tensionbot_{name}", text, value=value)
         recovered = CounterMetricFamily(

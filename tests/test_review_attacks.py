@@ -164,14 +164,6 @@ class _WallClock(SlackClock):
         return self.at.timestamp()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a signed Slack request is remembered for 5 minutes from when WE saw it "
-    "(bot/delivery/seen.py REPLAY_WINDOW, handlers/slack/listeners/middleware.py), but Bolt "
-    "accepts a timestamp up to 5 minutes in the FUTURE too (slack_sdk: abs(now - ts) > 300): "
-    "with Slack's clock ahead of ours by d, the same bytes are accepted again for d seconds "
-    "after the key is purged. The key must live until ts + 5 min (+ skew), not now + 5 min",
-)
 async def test_a_signed_slack_request_cannot_be_replayed_while_its_signature_is_valid(
     db_url: str, clock: FakeClock
 ) -> None:
@@ -266,15 +258,6 @@ class _GatewayAfterDelivery:
         return web.Response(body=payload, status=status, content_type="application/json")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a form whose send ended in a timeout / 504 (the platform may well have delivered "
-    "it) is retried like a 5xx (bot/delivery/recording.py: every non-permanent failure is "
-    "re-queued; handlers/telegram/messenger.py: TimedOut/NetworkError -> plain retry), so the "
-    "person gets the form twice; a crash at the same point makes it `uncertain` instead. The "
-    "fake's timeout injection (sim/fake_telegram/server.py inject(0)) never carries the call "
-    "out, so the fault suite cannot see this",
-)
 async def test_a_form_whose_send_timed_out_after_telegram_took_it_is_not_sent_twice(
     db_url: str, fake_telegram: Any, clock: FakeClock
 ) -> None:
@@ -314,14 +297,6 @@ async def test_an_admin_alert_about_someone_leaves_no_name_in_the_audit_log_afte
         assert left == [], sorted(set(left))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/pact/prompts.py takes the chair with uow.people.get(m.chair_id) and never "
-    "checks person.active (invited() does, for the others), so a chair marked inactive (left "
-    "the partnership) still gets the meeting's invitation with its .ics, the briefing, the "
-    "'record it' prompt and the chase; set_active's docstring and DATA_PROTECTION.md: an "
-    "inactive person gets no invitations",
-)
 async def test_a_chair_who_has_left_gets_no_pact_messages(db_url: str, clock: FakeClock) -> None:
     async with services_for(db_url, clock) as s:
         await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
@@ -361,15 +336,6 @@ async def pact_world(db_url: str, fake_telegram: Any, clock: FakeClock) -> Async
     await w.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/pact/records.py parse_count checks str.isdigit(), which is true for '²' "
-    "(and other non-decimal digits), then int('²') raises ValueError: the chair typing a "
-    "superscript two gets no answer at all (the update fails) instead of the clear 'as a "
-    "whole number' message; the same isdigit()-then-int() pattern is in bot/pact/guided.py:95 "
-    "(/schedule's venue number), bot/pact/service.py:233 (CSV duration) and "
-    "handlers/slack/pact_views.py:266/313. Use str.isdecimal() (or try/except int())",
-)
 async def test_a_head_count_typed_as_a_superscript_gets_a_clear_message(
     pact_world: SimWorld,
 ) -> None:
@@ -411,15 +377,6 @@ OUR_LOGGERS = {"bot", "handlers", "scheduler", "storage"}
 STRANGER = 918_273_645  # a Telegram user nobody invited: distinctive, for the log search
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/returns/conversation.py button() logs 'refused a malformed button payload from "
-    "telegram user <id>' BEFORE the identity step, so a stranger's Telegram user id is "
-    "written to the log (stored wherever the logs go); README: unknown users are refused and "
-    "nothing about them is stored, and bot/people/identity.py logs 'the platform name only: "
-    "never the id, which identifies a stranger'. The same for a Slack user who is not in a "
-    "team: bot/actions/service.py _load_for logs 'refused officer <Slack id>'",
-)
 async def test_a_stranger_tapping_a_forged_button_leaves_no_trace_of_their_id(
     db_url: str, fake_telegram: Any, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -440,13 +397,6 @@ async def test_a_stranger_tapping_a_forged_button_leaves_no_trace_of_their_id(
     assert logged == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/config/email.py takes any from_name; one with a line break passes check-config "
-    "and then every email fails at send time (handlers/email/render.py build: EmailMessage "
-    "refuses a header with a linefeed, a ValueError the messenger does not catch), each form "
-    "retried 8 times and failed; a bad value must be refused at load, naming email.from_name",
-)
 def test_an_email_sender_name_with_a_line_break_is_refused_at_load_naming_the_key() -> None:
     data = {
         "partnership": {"wards": ["Park", "Penn"]},
@@ -481,14 +431,6 @@ async def test_erasure_reaches_a_meeting_venue_that_names_the_person(
         assert left == [] and all(ASHA not in m.venue for m in listing.meetings), left
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handlers/slack/app.py signed(): for a body that is not UTF-8 it checks the stamp "
-    "with str.isdigit() and then int(stamp); a stamp of '²' passes isdigit() and int() raises "
-    "ValueError, so an UNSIGNED request from anyone gets a 500 with a traceback instead of "
-    "401 (README: malformed requests refused, 400/401). Use isdecimal()/isascii() or "
-    "try/except",
-)
 async def test_an_unsigned_slack_request_with_an_odd_timestamp_gets_401_not_a_500(
     db_url: str, fake_telegram: Any, clock: FakeClock
 ) -> None:

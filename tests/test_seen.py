@@ -7,7 +7,14 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from bot.clock import FakeClock
-from bot.delivery.seen import PURGE_EVERY, REPLAY_WINDOW, SeenRequests, request_key
+from bot.delivery.seen import (
+    CLOCK_SKEW,
+    PURGE_EVERY,
+    REPLAY_WINDOW,
+    SeenRequests,
+    request_key,
+    signed_lifetime,
+)
 from tests.helpers import services_for
 
 
@@ -47,3 +54,17 @@ async def test_a_key_is_new_once_across_processes_and_again_after_it_expires(
         async with one.db.uow() as uow:
             assert await uow.seen.purge(t.wall) == 0  # nothing expired is left
         assert await first.first_time(key)
+
+
+def test_a_signed_request_is_remembered_until_its_stamp_expires_whatever_the_stamp() -> None:
+    now = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    at = int(now.timestamp())
+    window = REPLAY_WINDOW + CLOCK_SKEW
+    assert signed_lifetime(str(at), now) == window
+    assert signed_lifetime(str(at + 240), now) == window + timedelta(seconds=240)  # Slack ahead
+    assert signed_lifetime(str(at - 240), now) == window - timedelta(seconds=240)  # behind
+    # Outside the window (refused by the signature check anyway) or unreadable: bounded.
+    assert signed_lifetime(str(at + 10**9), now) == window + REPLAY_WINDOW
+    assert signed_lifetime(str(at - 10**9), now) == window - REPLAY_WINDOW
+    for odd in ("", "²", "-5", "1e9", "9" * 40):
+        assert window - REPLAY_WINDOW <= signed_lifetime(odd, now) <= window + REPLAY_WINDOW

@@ -259,3 +259,36 @@ async def test_webhook_update_that_failed_is_answered_5xx_and_processed_once_whe
             assert await uow.inbound.seen("telegram", update_id, clock.now())  # now it is
     finally:
         await world.stop()
+
+
+async def test_a_send_telegram_took_but_answered_504_is_repeated_for_a_reply_never_a_form(
+    world: SimWorld, clock: FakeClock
+) -> None:
+    """Telegram's front end answers 504 after its back end carried the call out: the bot cannot
+    know. A reply is sent again (at least once: a repeated answer is harmless, a missing one
+    leaves someone stuck); a form is not (at most once: it becomes uncertain)."""
+    from datetime import timedelta
+
+    fake = world.fake
+    asha = await world.link("asha@example.org", 501, "Asha")
+    yusuf = await world.link("yusuf@example.org", 502, "Yusuf")
+    fake.inject(504, method="sendMessage", chat_id=asha.chat_id, carried_out=True)
+    n = len(asha.messages)
+    await asha.send_command("/help")
+    await asha.wait_for("/report", after=n)  # in the chat, though the bot was told 504
+    fake.inject(504, method="sendMessage", chat_id=yusuf.chat_id, carried_out=True)
+    await world.services.campaigns.open_monthly("2026-12", actor="t", force=True)
+    await world.settle()
+    for _ in range(6):  # every retry the backoff would allow, and more (not the follow-up)
+        clock.advance(timedelta(minutes=10))
+        world.services.wake()
+        await world.settle()
+    helps = [m for m in asha.messages[n:] if "/report" in (m.text or "")]
+    assert len(helps) == 2, "the reply Telegram took but answered 504 was not sent again"
+    forms = [m for m in yusuf.messages if "return for December" in (m.text or "")]
+    assert len(forms) == 1, f"the form reached Yusuf {len(forms)} times"
+    campaign = await world.services.campaigns.resolve("2026-12")
+    assert campaign.id is not None
+    status = await world.services.campaigns.status(campaign.id, actor="t")
+    detail = {p.name: p.detail for p in status.people}["Imam Yusuf Khan"]
+    assert detail.startswith("delivery uncertain (no answer from the platform)"), detail

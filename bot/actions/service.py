@@ -368,7 +368,8 @@ class ActionService:
             raise ActionError("That action no longer exists.")
         team = self.teams.get(action.team_key)
         if team is None or not await self._may_act(uow, officer, team):
-            log.warning("refused officer %s on action %s", officer.address, action_id)
+            # Not the officer's platform id: they may be no one we know.
+            log.warning("refused an officer outside the owning team on action %s", action_id)
             raise ActionError(
                 f"Only members of {team.name if team else 'the owning team'} can do that."
             )

@@ -3,6 +3,7 @@ the strict section model."""
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Annotated
 
@@ -34,6 +35,18 @@ def _http_url(value: str) -> str:
 
 #: An http(s) base URL, stored without a trailing slash.
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+def _one_line(value: str) -> str:
+    # Bound for a mail header or an SMTP command: a line break there would end the header
+    # (or inject another), and the email library refuses it only at send time, per message.
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
+        raise ValueError("must be one line, without line breaks or control characters")
+    return value
+
+
+#: Text that goes into a mail header or a protocol line: one line, no control characters.
+OneLine = Annotated[str, AfterValidator(_one_line)]
 
 
 class ConfigError(Exception):

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from bot.config.base import _Section
+from bot.config.base import OneLine, _Section
 
 ENV_SMTP_PASSWORD = "TENSIONBOT_SMTP_PASSWORD"  # noqa: S105 - the variable's name, not a secret
 
@@ -19,14 +19,14 @@ ENV_SMTP_PASSWORD = "TENSIONBOT_SMTP_PASSWORD"  # noqa: S105 - the variable's na
 class EmailConfig(_Section):
     """The SMTP server the bot sends through, and how fast."""
 
-    host: str | None = None  # unset: no email
+    host: OneLine | None = None  # unset: no email
     port: int = Field(default=587, ge=1, le=65535)
     # "starttls" (port 587), "tls" (implicit TLS, port 465); "none" only for a server on
     # 127.0.0.1 (tests, the demo): the password is never sent without TLS.
     security: Literal["starttls", "tls", "none"] = "starttls"
-    username: str | None = None  # log in with this and TENSIONBOT_SMTP_PASSWORD
-    from_address: str = Field(default="tensions@example.gov.uk", pattern=r"^[^@\s]+@[^@\s]+$")
-    from_name: str = "Community tension return"
+    username: OneLine | None = None  # log in with this and TENSIONBOT_SMTP_PASSWORD
+    from_address: OneLine = Field(default="tensions@example.gov.uk", pattern=r"^[^@\s]+@[^@\s]+$")
+    from_name: OneLine = "Community tension return"  # the From header's display name
     timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     global_rate: float = Field(default=2.0, gt=0, description="messages per second overall")
     per_recipient_rate: float = Field(default=0.2, gt=0, description="per person per second")

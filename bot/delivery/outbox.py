@@ -15,7 +15,8 @@ decides per purpose: conversational replies are re-sent (a repeated question is 
 missing one leaves someone stuck), while forms and reminders become ``uncertain`` and are *not*
 re-sent at once, so nobody gets the form twice; ``outbox.uncertain_followup_hours`` later the
 campaign tick sends an uncertain form once more, worded so that a duplicate is harmless
-(``CampaignService``), unless the person has answered. A result that cannot be recorded because
+(``CampaignService``), unless the person has answered. A send that got no answer from the
+platform (``SendResult.uncertain``: a timeout, a 504) is settled the same way by the recorder. A result that cannot be recorded because
 the database refuses for a while (by exception type: :class:`~bot.ports.TransientStoreError`)
 is retried until it is recorded or the dispatcher stops (:mod:`bot.delivery.recording`).
 
@@ -43,14 +44,18 @@ from typing import Any, TypeGuard
 from bot.clock import Clock, SystemClock
 from bot.common import audit
 from bot.delivery.limits import ChannelLimiter, RateLimits
-from bot.delivery.recording import DispatchStats, ResultHook, ResultRecorder, transient
+from bot.delivery.recording import (
+    AT_LEAST_ONCE,
+    DispatchStats,
+    ResultHook,
+    ResultRecorder,
+    transient,
+)
 from bot.domain import NEWS, DeliveryState, OutboxMessage, OutboxStatus
 from bot.messages import OutgoingMessage, combined
 from bot.ports import KeyedMessenger, Messenger, RateBuckets, SendResult, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
-
-AT_LEAST_ONCE = frozenset({"reply", NEWS})
 
 
 def first_done(tasks: set[asyncio.Task[None]]) -> asyncio.Future[Any]:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from bot.clock import Clock
 from bot.common import audit
-from bot.domain import DeliveryState, OutboxMessage, OutboxStatus
+from bot.domain import NEWS, DeliveryState, OutboxMessage, OutboxStatus
 from bot.ports import (
     DeliverySent,
     OutboxChange,
@@ -36,6 +36,9 @@ was sent, failed for good, or will be retried), except a conversational reply th
 (:func:`_plain`: recorded by one UPDATE with the others, no row read). The row is detached and
 has no payload."""
 MAX_ATTEMPTS = 8
+#: Purposes sent at least once: a duplicate is harmless, a missing one leaves someone stuck. The
+#: others (forms, reminders, notices) are sent at most once: an uncertain send is not repeated.
+AT_LEAST_ONCE = frozenset({"reply", NEWS})
 
 _Waiting = tuple[int, SendResult, "asyncio.Future[None]", bool]
 """A result waiting to be recorded: row id, result, its caller's future, and whether it is
@@ -57,6 +60,7 @@ class DispatchStats:
     failed: int = 0
     retried: int = 0
     throttled: int = 0  # 429s received
+    uncertain: int = 0  # sends with no answer from the platform, not re-sent (at most once)
     recovered_uncertain: int = 0
     recovered_resent: int = 0
 
@@ -180,6 +184,8 @@ class ResultRecorder:
                 self.stats.sent += 1
             elif row.status == OutboxStatus.FAILED.value:
                 self.stats.failed += 1
+            elif row.status == OutboxStatus.UNCERTAIN.value:
+                self.stats.uncertain += 1
             elif not result.not_sent:
                 self.stats.retried += 1
 
@@ -246,6 +252,14 @@ class ResultRecorder:
                 "next_attempt_at": now + timedelta(seconds=random.uniform(1.0, 3.0)),  # noqa: S311
                 "last_error": (result.error or "not sent")[:500],
             }
+        if result.uncertain and row.purpose not in AT_LEAST_ONCE:
+            # The platform may have it: not sent again (at most once), followed up as a send
+            # cut short by a crash is (the campaign's uncertain follow-up).
+            return {
+                "status": OutboxStatus.UNCERTAIN.value,
+                "claimed_until": None,
+                "last_error": (result.error or "no answer")[:500],
+            }
         if result.permanent or row.attempts >= MAX_ATTEMPTS:
             return {
                 "status": OutboxStatus.FAILED.value,
@@ -269,6 +283,15 @@ class ResultRecorder:
         hooks. Deliveries are changed by conditional UPDATEs, never from a value read earlier:
         a person may answer (nil, responded) between the send and this record."""
         delivery = row.delivery_id
+        if row.status == OutboxStatus.UNCERTAIN.value:
+            log.warning("outbox row %s uncertain, not re-sent: %s", row.id, row.last_error)
+            if delivery is not None:
+                await uow.deliveries.set_status(
+                    delivery,
+                    DeliveryState.UNCERTAIN,
+                    only_from=[DeliveryState.QUEUED],
+                    detail="no answer from the platform",
+                )
         if row.status == OutboxStatus.FAILED.value:
             log.warning("outbox row %s failed: %s", row.id, row.last_error)
             if result.blocked:

@@ -19,7 +19,8 @@ from datetime import UTC, datetime, timedelta
 
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 
-REPLAY_WINDOW = timedelta(minutes=5)  # Slack refuses a timestamp older than this
+REPLAY_WINDOW = timedelta(minutes=5)  # Slack refuses a timestamp older (or newer) than this
+CLOCK_SKEW = timedelta(minutes=1)  # between the clocks of the processes sharing the database
 PURGE_EVERY = 60.0  # seconds between purges of expired keys, per process
 
 
@@ -27,6 +28,19 @@ def request_key(kind: str, *parts: str) -> str:
     """A fixed-size key for ``parts`` (e.g. a signature; a view id and hash) of ``kind``."""
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
     return f"{kind}:{digest}"
+
+
+def signed_lifetime(stamp: str, now: datetime) -> timedelta:
+    """How long to remember a request signed at ``stamp`` (Unix seconds, as sent): for as long
+    as its signature is accepted. Slack's check is ``abs(now - stamp) <= 5 min``, so a stamp
+    ahead of our clock stays valid until ``stamp + 5 min``, later than ``now + 5 min``; the key
+    lives until then, plus :data:`CLOCK_SKEW`. A stamp unreadable or outside the window (the
+    signature check refuses it anyway) is taken as the nearest edge of the window."""
+    at = now
+    if stamp.isascii() and stamp.isdigit() and len(stamp) < 16:
+        at = datetime.fromtimestamp(int(stamp), UTC)
+    at = min(max(at, now - REPLAY_WINDOW), now + REPLAY_WINDOW)
+    return at + REPLAY_WINDOW + CLOCK_SKEW - now
 
 
 def wall_clock() -> datetime:

@@ -73,13 +73,19 @@ class PactBase:
                 out.append(person)
         return sorted(out, key=lambda p: p.name)
 
+    async def chair(self, uow: UnitOfWork, m: PactMeeting) -> Person | None:
+        """The meeting's chair, or None when there is none or they have left (inactive): a
+        person who has left gets no PACT messages, as they get no invitations."""
+        chair = await uow.people.get(m.chair_id)
+        return chair if chair is not None and chair.active else None
+
     # ----------------------------------------------------------------- sending
 
     async def _send(
         self, uow: UnitOfWork, person: Person, message: OutgoingMessage, key: str, now: datetime
     ) -> bool:
         address = address_of(person, self.config.platforms)
-        if address is None:
+        if address is None or not person.active:  # left: no PACT messages
             return False
         channel, recipient = address
         return await enqueue(

@@ -74,7 +74,9 @@ class PactChat:
     async def schedule_command(self, turn: Turn, args: str) -> None:
         """``/schedule [neighbourhood] YYYY-MM-DD HH:MM FORMAT VENUE``; ``/schedule`` alone (or
         with just a neighbourhood) asks for each in turn."""
-        if len(args.split()) <= 1 and not args.strip()[:1].isdigit():
+        if len(args.split()) <= 1 and not (
+            args.strip()[:1].isascii() and args.strip()[:1].isdigit()
+        ):
             await self.guided.start(turn, args.strip())
             return
         try:

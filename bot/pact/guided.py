@@ -92,7 +92,11 @@ class GuidedSchedule:
             await turn.reply(b.build())
             return True
         venues = draft.get("venues", [])
-        venue = venues[int(text) - 1] if text.isdigit() and 1 <= int(text) <= len(venues) else text
+        venue = (
+            venues[int(text) - 1]
+            if text.isascii() and text.isdigit() and 1 <= int(text) <= len(venues)
+            else text
+        )
         await self._save(turn, None)
         line = f"{draft['hood']} {draft['date']} {draft['time']} in_person {venue}"
         try:

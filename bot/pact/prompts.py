@@ -101,7 +101,7 @@ class PactPrompts(PactUpdates):
         hood = self.hoods.get(m.neighbourhood)
         if hood is None:
             return
-        chair = await uow.people.get(m.chair_id)
+        chair = await self.chair(uow, m)
         people = await self.invited(uow, hood, m.chair_id)
         if chair is not None:
             people = [chair, *people]
@@ -186,7 +186,7 @@ class PactPrompts(PactUpdates):
         return b.build()
 
     async def _brief(self, uow: UnitOfWork, m: PactMeeting, now: datetime) -> None:
-        chair = await uow.people.get(m.chair_id)
+        chair = await self.chair(uow, m)
         if chair is not None:
             await self._send(uow, chair, await self.briefing(uow, m), f"pact-brief:{m.id}", now)
 
@@ -201,7 +201,7 @@ class PactPrompts(PactUpdates):
         ]
 
     async def _prompt(self, uow: UnitOfWork, m: PactMeeting, now: datetime, *, chase: bool) -> None:
-        chair = await uow.people.get(m.chair_id)
+        chair = await self.chair(uow, m)
         if chair is None:
             return
         head = (

@@ -58,9 +58,9 @@ class RecordContext:
 def parse_count(raw: str, what: str, limit: int) -> int:
     """A head count typed by a person: a whole number from 0 to ``limit``."""
     text = raw.strip().replace(",", "")
-    if text.startswith("-") and text[1:].isdigit():
+    if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
         raise PactError(f"The number of {what} cannot be negative.")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # not "²": int() refuses it
         raise PactError(f"Please give the number of {what} as a whole number, e.g. 14.")
     value = int(text)
     if value > limit:
@@ -100,14 +100,14 @@ def record_from_fields(
             errors[name] = str(exc)
     partners: list[int] = []
     for raw in fields.get("partners") or []:
-        if raw.isdigit():
+        if raw.isascii() and raw.isdigit():
             partners.append(int(raw))
         else:
             errors["partners"] = "Please choose the partners from the list."
     reviews: list[tuple[int, str, str]] = []
     for name in fields:
         digits = name.removeprefix("review_")
-        if name.startswith("review_") and digits.isdigit() and one(name):
+        if name.startswith("review_") and digits.isascii() and digits.isdigit() and one(name):
             reviews.append((int(digits), one(name), one(f"reviewnote_{digits}").strip()))
     new_priorities: list[tuple[str, str]] = []
     slots: list[int] = []
@@ -144,7 +144,7 @@ def errors_by_field(
         if field == "review":
             name = f"review_{arg}"
         elif field == "priority":
-            n = int(arg) if arg.isdigit() else 0
+            n = int(arg) if arg.isascii() and arg.isdigit() else 0
             slot = slots[n - 1] if 1 <= n <= len(slots) else MAX_NEW_PRIORITIES
             name = f"priority_{slot}"
         else:

@@ -230,7 +230,7 @@ class PactService(PactPrompts, PactRecords):
                         format=row["format"] or "",
                         chair_email=row["chair_email"] or None,
                         actor=actor,
-                        duration_minutes=int(raw) if raw.isdigit() else None,
+                        duration_minutes=int(raw) if raw.isascii() and raw.isdigit() else None,
                         allow_past=True,
                         update=True,
                     )
@@ -322,7 +322,11 @@ class PactService(PactPrompts, PactRecords):
         """``/schedule [neighbourhood] YYYY-MM-DD HH:MM FORMAT VENUE...`` from a chair: the
         answer to show (a PactError's message when refused)."""
         words = text.split()
-        named = words.pop(0) if words and not words[0][:1].isdigit() else ""
+        named = (
+            words.pop(0)
+            if words and not (words[0][:1].isascii() and words[0][:1].isdigit())
+            else ""
+        )
         hood = self.neighbourhood(await self.chaired_for_scheduling(uow, person, named))
         if len(words) < 4:
             raise PactError(

@@ -34,7 +34,7 @@ REDACTED_MESSAGE: dict[str, Any] = OutgoingMessage(lines=[[Span(text=REDACTED)]]
 async def find_person(uow: UnitOfWork, who: str) -> Person:
     """The person a request names: an email or ``person:<id>``."""
     person: Person | None
-    if who.startswith("person:") and who[7:].isdigit():
+    if who.startswith("person:") and who[7:].isascii() and who[7:].isdigit():
         person = await uow.people.get(int(who[7:]))
     else:
         person = await uow.people.by_email(who.strip())

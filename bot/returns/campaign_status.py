@@ -121,7 +121,7 @@ def _outcome(d: Delivery, closed: bool) -> tuple[str, str]:
     if d.status == DeliveryState.QUEUED:
         return ("no_reply" if closed else "queued"), "form not yet sent"
     detail = (
-        "delivery uncertain (process stopped mid-send)"
+        f"delivery uncertain ({d.detail or 'process stopped mid-send'})"
         if d.status == DeliveryState.UNCERTAIN
         else ""
     )

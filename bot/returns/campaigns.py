@@ -458,7 +458,8 @@ class CampaignService:
         return count
 
     async def _follow_up_uncertain(self, uow: UnitOfWork, campaign: Campaign, now: datetime) -> int:
-        """Forms whose delivery is uncertain (the process stopped mid-send) are not re-sent at
+        """Forms whose delivery is uncertain (the process stopped mid-send, or the platform
+        did not answer the send) are not re-sent at
         once (at most once); ``outbox.uncertain_followup_hours`` after they were queued they
         are sent once more, worded so a duplicate is harmless. Once only (``followed_up_at``),
         and never to someone who has answered (their delivery is no longer uncertain)."""

@@ -170,11 +170,8 @@ class ConversationService:
         try:
             action = ButtonAction.decode(data)
         except BadPayload:
-            log.warning(
-                "refused a malformed button payload from %s user %s",
-                sender.platform,
-                sender.user_id,
-            )
+            # The platform only: the sender may be a stranger, whose id identifies them.
+            log.warning("refused a malformed button payload on %s", sender.platform)
             return Outcome(toast="That button is not valid any more.")
 
         async def handle(step: ChatTurn) -> None:

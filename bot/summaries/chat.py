@@ -37,9 +37,19 @@ def parse_filters(
     month = default_month
     words = rest.split(" ") if rest else []
     for word in list(words):
-        monthly = len(word) == 7 and word[4] == "-" and word.replace("-", "").isdigit()
-        quarterly = len(word) == 7 and word[4:6].upper() == "-Q" and word[:4].isdigit()
-        yearly = len(word) == 4 and word.isdigit()
+        monthly = (
+            len(word) == 7
+            and word[4] == "-"
+            and word.replace("-", "").isascii()
+            and word.replace("-", "").isdigit()
+        )
+        quarterly = (
+            len(word) == 7
+            and word[4:6].upper() == "-Q"
+            and word[:4].isascii()
+            and word[:4].isdigit()
+        )
+        yearly = len(word) == 4 and word.isascii() and word.isdigit()
         if monthly or quarterly or yearly:
             month = parse_period(word).label
             words.remove(word)

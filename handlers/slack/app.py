@@ -94,7 +94,7 @@ def events_handler(
                 lower.get("x-slack-request-timestamp", ""),
                 lower.get("x-slack-signature", ""),
             )
-            if not stamp.isdigit() or abs(time.time() - int(stamp)) > 300:
+            if not (stamp.isascii() and stamp.isdigit()) or abs(time.time() - int(stamp)) > 300:
                 return False
             digest = hmac.new(
                 signing_secret.encode(), b"v0:" + stamp.encode() + b":" + raw, hashlib.sha256

@@ -151,4 +151,8 @@ def read_start(view: Mapping[str, Any], config: Config) -> CrisisRequest:
 
 def read_stop(view: Mapping[str, Any]) -> set[int]:
     """The cadence ids ticked in a submitted stop modal."""
-    return {int(v) for v in _chosen(_element(view, "cadences")) if v.isdigit() and len(v) < 10}
+    return {
+        int(v)
+        for v in _chosen(_element(view, "cadences"))
+        if v.isascii() and v.isdigit() and len(v) < 10
+    }

@@ -13,6 +13,7 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.messages import OutgoingMessage
 from bot.ports import SendResult
 from handlers.telegram.render import render_keyboard, render_text
+from handlers.telegram.request import MaybeSent
 
 log = logging.getLogger(__name__)
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
@@ -102,7 +103,10 @@ class TelegramMessenger:
             return SendResult(
                 ok=False, permanent=True, error=f"400 {exc.message}", hint=_channel_hint(recipient)
             )
-        except (TimedOut, NetworkError) as exc:
+        except MaybeSent as exc:
+            # Telegram may have it: at most once for a form (see SendResult.uncertain).
+            return SendResult(ok=False, uncertain=True, error=f"no answer: {exc.message}")
+        except (TimedOut, NetworkError) as exc:  # not connected; 500, 502, 503: not taken
             return SendResult(ok=False, error=f"{type(exc).__name__}: {exc.message}")
         except TelegramError as exc:
             return SendResult(ok=False, error=f"{type(exc).__name__}: {exc.message}")

@@ -5,6 +5,11 @@ The bot already runs aiohttp (the webhook server, Slack), and an aiohttp client 
 third of the CPU per message (bench/RESULTS.md: 0.6 ms against 1.9 ms), which is what bounds a
 fan-out on a small machine. Only the transport changes: PTB still builds every request and
 turns every answer (429s included) into its own results and exceptions.
+
+Except for what a failure says about whether Telegram saw the request, which only the transport
+knows: :class:`NotSent` (no connection was made: safe to send again) and :class:`MaybeSent` (it
+went out and no answer came: a timeout, a lost connection, a 504 Gateway Timeout, after which
+Telegram may well have carried it out). Other answers, 5xx included, go to PTB as before.
 """
 
 from __future__ import annotations
@@ -14,6 +19,14 @@ from telegram._utils.defaultvalue import DefaultValue  # PTB's own sentinel type
 from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+
+class NotSent(NetworkError):
+    """No connection to Telegram was made: it never saw the request."""
+
+
+class MaybeSent(TimedOut):
+    """The request went out and no answer came in time: Telegram may have carried it out."""
 
 
 class AiohttpRequest(BaseRequest):
@@ -99,8 +112,12 @@ class AiohttpRequest(BaseRequest):
             async with self._session.request(
                 method, url, data=data, timeout=timeout, proxy=self._proxy
             ) as response:
+                if response.status == 504:  # Telegram's front end gave up waiting for its back end
+                    raise MaybeSent("504 Gateway Timeout")
                 return response.status, await response.read()
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise NotSent(f"aiohttp.{type(exc).__name__}: {exc}") from exc
         except TimeoutError as exc:
-            raise TimedOut from exc
+            raise MaybeSent("Timed out") from exc
         except aiohttp.ClientError as exc:
-            raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
+            raise MaybeSent(f"aiohttp.{type(exc).__name__}: {exc}") from exc

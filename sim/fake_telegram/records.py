@@ -73,6 +73,7 @@ class _Injection:
     retry_after: int
     description: str | None
     hang: float = 30.0
+    carried_out: bool = False  # the call takes effect, then the error is answered
 
 
 @dataclass

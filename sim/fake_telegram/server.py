@@ -104,12 +104,22 @@ class FakeTelegram(_Methods):
         retry_after: int = 1,
         description: str | None = None,
         hang: float = 30.0,
+        carried_out: bool = False,
     ) -> None:
-        """Make the next ``times`` matching calls fail (status 0: hang for ``hang`` seconds
-        without doing anything, then answer 504: a timeout for a client that waits less)."""
+        """Make the next ``times`` matching calls fail (status 0: hang for ``hang`` seconds,
+        then answer 504: a timeout for a client that waits less). Not carried out, unless
+        ``carried_out`` (status 0 or 5xx only): then the call takes effect (the message is in
+        the chat) and the error is answered after it, as Telegram's front end does when its
+        back end answers too late."""
+        if carried_out and not (status == 0 or status >= 500):
+            raise ValueError("only a timeout or a 5xx can come after the call was carried out")
         self._injections.append(
-            _Injection(status, method, chat_id, times, retry_after, description, hang)
+            _Injection(status, method, chat_id, times, retry_after, description, hang, carried_out)
         )
+
+    def clear_injections(self) -> None:
+        """Forget every injected fault not used yet (the platform is well again)."""
+        self._injections.clear()
 
     def hold_sends(self, after: int, *, containing: str = "") -> None:
         """Let ``after`` more ``sendMessage`` calls whose text contains ``containing`` through,
@@ -157,7 +167,7 @@ class FakeTelegram(_Methods):
         if request.match_info["token"] != self.token:
             return self._error(call, _ApiError(401, "Unauthorized"))
         try:
-            await self._apply_injection(method, chat_id)
+            after = await self._apply_injection(method, chat_id)
             if method in SENDING_METHODS:
                 self._enforce_rate(chat_id)
             if method == "sendMessage" and not await self._hold(request, params):
@@ -166,6 +176,8 @@ class FakeTelegram(_Methods):
             if handler is None:
                 raise _ApiError(404, "Not Found")
             result = await handler(params)
+            if after is not None:  # carried out; the answer is the fault
+                raise await self._fault_after_hang(after)
         except _ApiError as exc:
             return self._error(call, exc)
         return web.json_response({"ok": True, "result": result})
@@ -204,7 +216,8 @@ class FakeTelegram(_Methods):
             call.retry_after = exc.retry_after
         return web.json_response(body, status=exc.status)
 
-    async def _apply_injection(self, method: str, chat_id: int | None) -> None:
+    async def _apply_injection(self, method: str, chat_id: int | None) -> _Injection | None:
+        """Raise the first matching fault; one to be carried out first is returned instead."""
         for inj in self._injections:
             if inj.times <= 0:
                 continue
@@ -213,22 +226,34 @@ class FakeTelegram(_Methods):
             if inj.chat_id is not None and inj.chat_id != chat_id:
                 continue
             inj.times -= 1
-            if inj.status == 0:
-                await asyncio.sleep(inj.hang)
-                raise _ApiError(504, "Gateway Timeout")
-            if inj.status == 429:
-                raise _ApiError(
-                    429,
-                    inj.description or f"Too Many Requests: retry after {inj.retry_after}",
-                    inj.retry_after,
-                )
-            default = {
-                403: "Forbidden: bot was blocked by the user",
-                400: "Bad Request",
-                500: "Internal Server Error",
-                502: "Bad Gateway",
-            }
-            raise _ApiError(inj.status, inj.description or default.get(inj.status, "Error"))
+            if inj.carried_out:
+                return inj
+            raise await self._fault_after_hang(inj)
+        return None
+
+    async def _fault_after_hang(self, inj: _Injection) -> _ApiError:
+        if inj.status == 0:
+            await asyncio.sleep(inj.hang)
+        return self._fault(inj)
+
+    @staticmethod
+    def _fault(inj: _Injection) -> _ApiError:
+        if inj.status == 0:
+            return _ApiError(504, "Gateway Timeout")
+        if inj.status == 429:
+            return _ApiError(
+                429,
+                inj.description or f"Too Many Requests: retry after {inj.retry_after}",
+                inj.retry_after,
+            )
+        default = {
+            403: "Forbidden: bot was blocked by the user",
+            400: "Bad Request",
+            500: "Internal Server Error",
+            502: "Bad Gateway",
+            504: "Gateway Timeout",
+        }
+        return _ApiError(inj.status, inj.description or default.get(inj.status, "Error"))
 
     def _enforce_rate(self, chat_id: int | None) -> None:
         now = time.monotonic()

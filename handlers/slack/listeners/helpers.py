@@ -41,7 +41,7 @@ def modal_payload(view: dict[str, Any], kind: Kind) -> ButtonAction | None:
 def modal_id(view: dict[str, Any]) -> int | None:
     """The record id a modal carries in its private_metadata (PACT modals), if well formed."""
     meta = str(view.get("private_metadata", ""))
-    return int(meta) if meta.isdigit() and len(meta) < 16 else None
+    return int(meta) if meta.isascii() and meta.isdigit() and len(meta) < 16 else None
 
 
 def clicker(body: dict[str, Any]) -> str:

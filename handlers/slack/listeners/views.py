@@ -98,7 +98,7 @@ class ReportModal:
         """Make the report, or show the form's errors."""
         view = body["view"]
         meta = str(view.get("private_metadata", "0"))
-        campaign_id = int(meta) if meta.isdigit() else 0
+        campaign_id = int(meta) if meta.isascii() and meta.isdigit() else 0
         # The same view (id and hash) submitted again makes no second report.
         once = (str(view.get("id", "")), str(view.get("hash", "")))
         try:
