@@ -52,23 +52,32 @@ from tests.test_security import Env, RecordingUser, start_env
 NEW_CHAT = 876_540_000  # Asha's new phone: distinctive, so a substring scan cannot hit by chance
 
 
+async def _asha_reported(s: Any, messenger: FakeMessenger) -> tuple[dict[str, int], Any]:
+    """Everyone linked, December's return sent, Asha's report made: (chats, outbox)."""
+    await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
+    chats = await link_all(s, base_user_id=BASE_CHAT)
+    outbox_ = dispatcher_for(s, messenger)
+    await s.campaigns.open_monthly("2026-12", actor="t", force=True)
+    await outbox_.drain()
+    await _report(s, messenger, outbox_, chats[ASHA_EMAIL])
+    return chats, outbox_
+
+
+async def _asha_relinks(s: Any, outbox_: Any) -> None:
+    """Asha has a new phone: the admin re-links her, and she opens the link there."""
+    (link,) = (await s.people.invite(actor="t", email=ASHA_EMAIL, relink=True)).links
+    token = link.url.split("start=", 1)[1]
+    await s.people.link(Sender("telegram", NEW_CHAT, NEW_CHAT, None), token)
+    await outbox_.drain()
+
+
 async def test_erasure_after_a_relink_leaves_nothing_sent_to_the_old_chat(
     db_url: str, clock: FakeClock
 ) -> None:
-    messenger = FakeMessenger()
     async with services_for(db_url, clock) as s:
-        await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
-        chats = await link_all(s, base_user_id=BASE_CHAT)
-        outbox = dispatcher_for(s, messenger)
-        await s.campaigns.open_monthly("2026-12", actor="t", force=True)
-        await outbox.drain()
+        chats, outbox_ = await _asha_reported(s, FakeMessenger())
         old_chat = str(chats[ASHA_EMAIL])
-        await _report(s, messenger, outbox, chats[ASHA_EMAIL])
-        # Asha has a new phone: the admin re-links her, she opens the link there.
-        (link,) = (await s.people.invite(actor="t", email=ASHA_EMAIL, relink=True)).links
-        token = link.url.split("start=", 1)[1]
-        await s.people.link(Sender("telegram", NEW_CHAT, NEW_CHAT, None), token)
-        await outbox.drain()
+        await _asha_relinks(s, outbox_)
         before = await _scan(s.db, [old_chat, LEAFLETS])
         assert any(f.startswith("outbox.recipient") for f in before)  # the scan can see it
 
@@ -81,20 +90,10 @@ async def test_erasure_after_a_relink_leaves_nothing_sent_to_the_old_chat(
 async def test_subject_access_after_a_relink_includes_what_was_sent_to_the_old_chat(
     db_url: str, clock: FakeClock
 ) -> None:
-    messenger = FakeMessenger()
     async with services_for(db_url, clock) as s:
-        await s.people.import_csv(PEOPLE_CSV, source="p.csv", actor="t")
-        chats = await link_all(s, base_user_id=BASE_CHAT)
-        outbox_ = dispatcher_for(s, messenger)
-        await s.campaigns.open_monthly("2026-12", actor="t", force=True)
-        await outbox_.drain()
-        await _report(s, messenger, outbox_, chats[ASHA_EMAIL])
-        before = await s.privacy.export(ASHA_EMAIL, actor="cli")
-        held_before = len(before["messages_to_them"])
-        (link,) = (await s.people.invite(actor="t", email=ASHA_EMAIL, relink=True)).links
-        token = link.url.split("start=", 1)[1]
-        await s.people.link(Sender("telegram", NEW_CHAT, NEW_CHAT, None), token)
-        await outbox_.drain()
+        _, outbox_ = await _asha_reported(s, FakeMessenger())
+        held_before = len((await s.privacy.export(ASHA_EMAIL, actor="cli"))["messages_to_them"])
+        await _asha_relinks(s, outbox_)
 
         after = await s.privacy.export(ASHA_EMAIL, actor="cli")
 
