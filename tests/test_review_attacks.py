@@ -349,11 +349,12 @@ async def test_a_head_count_typed_as_a_superscript_gets_a_clear_message(
     await asha.wait_for("How many members of the public came?")
     n = len(asha.messages)
     await asha.send_text("²")  # a superscript two, one key away on many phone keyboards
-    await asha.send_text("lots")
+    # Answered, not a crash (before the fix the update failed and nothing came back). Each
+    # answer is waited for before the next text: two in flight may be answered in any order.
     await asha.wait_for("as a whole number", after=n)
-    await pact_world.settle()
-    answers = [m for m in asha.messages[n:] if "as a whole number" in (m.text or "")]
-    assert len(answers) == 2, "the superscript got no answer"
+    n = len(asha.messages)
+    await asha.send_text("lots")  # and the question still stands
+    await asha.wait_for("as a whole number", after=n)
 
 
 async def test_words_typed_after_summary_never_reach_the_audit_log(
