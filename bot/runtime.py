@@ -182,6 +182,8 @@ class Runtime:
         services.conversation.direct.attach(self.dispatcher)  # replies sent straight after commit
         self.run_scheduler = run_scheduler
         self.stop_event = asyncio.Event()
+        # Set once requests can arrive: the HTTP server listens (and Socket Mode is connected).
+        self.serving = asyncio.Event()
         self.lock: LeaderLock = lock or leader_lock(services.db.engine)
         self.is_leader = False
         self.address = http_address(self.config)
@@ -292,6 +294,7 @@ class Runtime:
             if self.address is not None:
                 server = HttpServer(self.http_app(), *self.address, shutdown=grace)
                 await server.start()
+            self.serving.set()
             leading = asyncio.create_task(self._lead(), name="leadership")
             log.info("tensionbot is running (%s mode)", self.config.telegram.mode)
             await self.stop_event.wait()

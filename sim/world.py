@@ -57,6 +57,14 @@ class SimWorld:
         runtime = Runtime(services, telegram_token(config), run_scheduler=False, lease=lease)
         world = cls(services, runtime, fake, clock)
         world._task = asyncio.create_task(runtime.run(), name="tensionbot")
+        # Return once the bot takes requests (its HTTP server listens): a test's first Slack
+        # request must not race the server's start. A start that fails raises here.
+        serving = asyncio.ensure_future(runtime.serving.wait())
+        await asyncio.wait({world._task, serving}, return_when=asyncio.FIRST_COMPLETED)
+        if not serving.done():
+            serving.cancel()
+            world._task.result()  # the start-up error (or the bot stopped before serving)
+            raise RuntimeError("the bot stopped before it served")
         return world
 
     async def stop(self) -> None:
